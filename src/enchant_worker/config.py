@@ -1,0 +1,64 @@
+"""One typed settings object, read from ENCHANT_* environment variables, that refuses unsafe values."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ENCHANT_", extra="ignore")
+
+    # Where things live. Unset database_url means: the embedded Postgres under home/pgdata.
+    database_url: str | None = None
+    home: Path = Path(".enchant")
+    storage_dir: Path | None = None  # default: home/storage
+    models_dir: Path = REPO_ROOT / "models"
+    configs_dir: Path = REPO_ROOT / "configs"
+    migrations_dir: Path = REPO_ROOT / "migrations"
+    redis_url: str | None = None
+
+    # Queue timing.
+    lease_seconds: float = Field(60.0, ge=1.0, le=3600.0)
+    heartbeat_seconds: float = Field(5.0, gt=0.0)
+    poll_interval_s: float = Field(2.0, gt=0.0, le=60.0)
+    reap_interval_s: float = Field(10.0, gt=0.0)
+    retry_base_s: float = Field(2.0, ge=0.0)
+    retry_max_s: float = Field(600.0, ge=0.0)
+    shutdown_grace_s: float = Field(30.0, ge=0.0)
+    db_retry_max_s: float = Field(30.0, gt=0.0)
+
+    # Generation and training.
+    device: Literal["auto", "cuda", "cpu"] = "auto"
+    compile: bool = False
+    preempt_after_s: float = Field(120.0, ge=0.0)
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        if self.heartbeat_seconds >= self.lease_seconds:
+            raise ValueError(
+                f"ENCHANT_HEARTBEAT_SECONDS ({self.heartbeat_seconds}) must be below "
+                f"ENCHANT_LEASE_SECONDS ({self.lease_seconds}), or leases expire between heartbeats"
+            )
+        if self.retry_max_s < self.retry_base_s:
+            raise ValueError("ENCHANT_RETRY_MAX_S must be at least ENCHANT_RETRY_BASE_S")
+        return self
+
+    @property
+    def storage(self) -> Path:
+        return self.storage_dir or self.home / "storage"
+
+    @property
+    def pgdata(self) -> Path:
+        return self.home / "pgdata"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,1 @@
+"""Connections (psycopg 3), the migration runner and the embedded Postgres."""

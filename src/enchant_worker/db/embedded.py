@@ -1,0 +1,68 @@
+"""A private Postgres under ENCHANT_HOME, from the binaries the `pgserver` package ships.
+
+It listens on a Unix socket only and keeps running after the command that started it, so every later
+command (and every process of a single box) shares it; `enchant-worker db stop` stops it.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def _server(pgdata: Path):
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
+    import pgserver
+
+    pgdata.mkdir(parents=True, exist_ok=True)
+    return pgserver.get_server(pgdata.resolve(), cleanup_mode=None)
+
+
+def start(pgdata: Path) -> str:
+    """Starts the embedded server if it is not running (initialising pgdata the first time); returns its URL."""
+    server = _server(pgdata)
+    url = server.get_uri()
+    _ensure_database(url)
+    return url.rsplit("/", 1)[0] + "/enchant" + "?" + url.split("?", 1)[1]
+
+
+def _ensure_database(admin_url: str) -> None:
+    import psycopg
+
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = 'enchant'").fetchone() is None:
+            conn.execute("CREATE DATABASE enchant")
+
+
+def status(pgdata: Path) -> dict:
+    """What is known of the embedded server without starting it."""
+    pid_file = pgdata / "postmaster.pid"
+    if not (pgdata / "PG_VERSION").exists():
+        return {"initialised": False, "running": False, "pgdata": str(pgdata)}
+    running = False
+    pid = None
+    if pid_file.exists():
+        pid = int(pid_file.read_text().splitlines()[0])
+        try:
+            import os
+
+            os.kill(pid, 0)
+            running = True
+        except OSError:
+            running = False
+    return {"initialised": True, "running": running, "pid": pid if running else None, "pgdata": str(pgdata)}
+
+
+def stop(pgdata: Path) -> bool:
+    """Stops the embedded server; False when it was not running."""
+    if not status(pgdata)["running"]:
+        return False
+    from pgserver._commands import pg_ctl
+
+    server = _server(pgdata)
+    pg_ctl(["-w", "stop"], pgdata=server.pgdata, user=server.system_user)
+    return True

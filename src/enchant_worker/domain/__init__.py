@@ -1,0 +1,1 @@
+"""Plain data: jobs and the specs of each job type. No I/O here."""
