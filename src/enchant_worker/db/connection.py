@@ -67,9 +67,13 @@ class Database:
         self.url = url
         self.retry_for_s = retry_for_s
 
+    def open(self, *, autocommit: bool = True) -> psycopg.Connection:
+        """A new connection the caller closes."""
+        return connect(self.url, autocommit=autocommit, retry_for_s=self.retry_for_s)
+
     @contextmanager
     def connection(self, *, autocommit: bool = True) -> Iterator[psycopg.Connection]:
-        conn = connect(self.url, autocommit=autocommit, retry_for_s=self.retry_for_s)
+        conn = self.open(autocommit=autocommit)
         try:
             yield conn
         finally:

@@ -23,7 +23,10 @@ class JobContext:
     log: logging.Logger
     connect: Callable[[], Any]  # a context manager giving a psycopg connection (pooled)
     settings: Any
+    spec: Any = None  # the metadata as validated by the handler's `validate`
     cancel_event: threading.Event = field(default_factory=threading.Event)
+    cancel_reason: str | None = None  # 'cancel_requested', 'lease_lost' or 'shutdown'
+    on_progress: Callable[[], None] = lambda: None
     preempt_check: Callable[[], bool] = lambda: False
     _progress: dict[str, Any] = field(default_factory=dict)
     _progress_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -36,11 +39,17 @@ class JobContext:
         """Record progress (0-100) and optional details (step, loss, eta_s...) shown on the job."""
         with self._progress_lock:
             self._progress = {"percent": max(0, min(100, int(percent))), "info": info or None}
+        self.on_progress()
 
     def take_progress(self) -> dict[str, Any] | None:
         with self._progress_lock:
             value, self._progress = self._progress, {}
         return value or None
+
+    def cancel(self, reason: str) -> None:
+        if not self.cancel_event.is_set():
+            self.cancel_reason = reason
+            self.cancel_event.set()
 
     def is_cancelled(self) -> bool:
         """True once the job was cancelled, its lease was lost, or the worker is shutting down."""

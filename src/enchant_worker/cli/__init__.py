@@ -1,0 +1,55 @@
+"""`enchant-worker`: one sub-command module per group; each adds its parsers in `register()`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from pydantic import ValidationError
+
+from enchant_worker.errors import EnchantError
+
+LOG_LEVELS = ["DEBUG", "INFO", "WARNING", "ERROR"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    from enchant_worker.cli import db, jobs, worker
+
+    parser = argparse.ArgumentParser(
+        prog="enchant-worker",
+        description="Enchant Worker: the job server and GPU backend of Novel Enchant. "
+        "Reads ENCHANT_DATABASE_URL; when unset, uses (and starts) the embedded Postgres under ENCHANT_HOME.",
+    )
+    parser.add_argument("--log-level", default="INFO", choices=LOG_LEVELS)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module in (db, jobs, worker):
+        module.register(commands)
+    _accept_everywhere(commands, "--log-level", default=argparse.SUPPRESS, choices=LOG_LEVELS)
+    return parser
+
+
+def _accept_everywhere(commands, *flags, **options) -> None:
+    """Lets a global option also follow the sub-command (`enchant-worker worker --log-level DEBUG`)."""
+    for sub in commands.choices.values():
+        sub.add_argument(*flags, **options)
+        for action in sub._subparsers._group_actions if sub._subparsers else ():
+            _accept_everywhere(action, *flags, **options)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
+    try:
+        return args.func(args) or 0
+    except ValidationError as exc:  # settings from the environment
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors())
+        print(f"error: invalid configuration: {problems}", file=sys.stderr)
+        return 2
+    except EnchantError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

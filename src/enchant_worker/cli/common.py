@@ -1,0 +1,33 @@
+"""What every command needs: settings, a migrated database, JSON printing."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict, is_dataclass
+from typing import Any
+
+from enchant_worker.config import Settings, get_settings
+from enchant_worker.db.connection import Database, database_url
+from enchant_worker.db.migrate import migrate
+
+
+def open_database(*, retry_for_s: float = 0.0, auto_migrate: bool = True) -> tuple[Settings, Database]:
+    """The configured database, migrated to the current schema (migrating is idempotent and locked)."""
+    settings = get_settings()
+    db = Database(database_url(settings), retry_for_s=retry_for_s)
+    if auto_migrate:
+        with db.connection() as conn:
+            migrate(conn, settings.migrations_dir)
+    return settings, db
+
+
+def print_json(value: Any) -> None:
+    json.dump(value, sys.stdout, indent=2, default=_default)
+    sys.stdout.write("\n")
+
+
+def _default(value: Any) -> Any:
+    if is_dataclass(value):
+        return asdict(value)
+    return str(value)

@@ -1,0 +1,11 @@
+"""Job handlers: the glue between a queued job and the code that does the work."""
+
+from __future__ import annotations
+
+from enchant_worker.worker.registry import Handler
+
+
+def builtin_handlers() -> list[Handler]:
+    from enchant_worker.handlers import noop
+
+    return [noop.HANDLER]

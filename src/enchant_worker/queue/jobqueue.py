@@ -1,0 +1,219 @@
+"""JobQueue: every read and write of processing_jobs and workers, over one psycopg connection.
+
+A JobQueue is not thread-safe: each thread of a worker has its own (and its own connection).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from enchant_worker.domain.jobs import Job, NewJob
+from enchant_worker.errors import InvalidJob, JobNotFound
+from enchant_worker.queue.backoff import retry_delay_s
+from enchant_worker.sql import q
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A job's id with the token that proves this worker holds it."""
+
+    job_id: uuid.UUID
+    token: uuid.UUID
+
+
+def _check(job: NewJob) -> None:
+    if not job.job_type or not isinstance(job.job_type, str):
+        raise InvalidJob("job_type: a non-empty job type name is required")
+    if not isinstance(job.metadata, dict):
+        raise InvalidJob("metadata: must be a JSON object")
+    if not 0 <= job.priority <= 32767:
+        raise InvalidJob(f"priority: must be between 0 (most urgent) and 32767, got {job.priority}")
+    if job.max_attempts < 1:
+        raise InvalidJob(f"max_attempts: must be at least 1, got {job.max_attempts}")
+
+
+class JobQueue:
+    def __init__(self, conn: psycopg.Connection, *, lease_s: float = 60.0,
+                 retry_base_s: float = 2.0, retry_max_s: float = 600.0):
+        self.conn = conn
+        self.lease_s = lease_s
+        self.retry_base_s = retry_base_s
+        self.retry_max_s = retry_max_s
+
+    # -- enqueue ---------------------------------------------------------------------------------
+
+    def enqueue(self, job: NewJob) -> uuid.UUID:
+        return self.enqueue_many([job])[0]
+
+    def enqueue_many(self, jobs: Sequence[NewJob]) -> list[uuid.UUID]:
+        """Inserts jobs in one statement; returns their ids in order. The same idempotency key twice,
+        in this batch or from before, yields the one existing job's id."""
+        for job in jobs:
+            _check(job)
+        unique: dict[str, NewJob] = {}
+        batch: list[NewJob] = []
+        for job in jobs:
+            if job.idempotency_key is None:
+                batch.append(job)
+            elif job.idempotency_key not in unique:
+                unique[job.idempotency_key] = job
+                batch.append(job)
+        rows = self.conn.execute(q("enqueue_jobs"), {
+            "job_type": [j.job_type for j in batch],
+            "metadata": [Jsonb(j.metadata) for j in batch],
+            "priority": [j.priority for j in batch],
+            "max_attempts": [j.max_attempts for j in batch],
+            "entity_type": [j.entity_type for j in batch],
+            "entity_id": [j.entity_id for j in batch],
+            "user_id": [j.user_id for j in batch],
+            "idempotency_key": [j.idempotency_key for j in batch],
+            "run_after": [j.run_after for j in batch],
+        }).fetchall()
+        # INSERT ... SELECT returns rows in input order; keyed jobs are matched by key to be safe.
+        by_key = {r["idempotency_key"]: r["id"] for r in rows if r["idempotency_key"] is not None}
+        unkeyed = iter(r["id"] for r in rows if r["idempotency_key"] is None)
+        return [by_key[j.idempotency_key] if j.idempotency_key is not None else next(unkeyed) for j in jobs]
+
+    # -- the lease and its writes ----------------------------------------------------------------
+
+    def lease(self, worker_id: str, job_types: Iterable[str], limit: int = 1) -> list[Job]:
+        rows = self.conn.execute(q("lease_jobs"), {
+            "worker": worker_id, "types": list(job_types), "limit": limit, "lease_s": self.lease_s,
+        }).fetchall()
+        jobs = [Job.from_row(r) for r in rows]
+        jobs.sort(key=lambda j: (j.priority, j.created_at))
+        return jobs
+
+    def extend(self, leases: Sequence[Lease], progress: dict[uuid.UUID, dict[str, Any]] | None = None,
+               ) -> dict[uuid.UUID, bool]:
+        """Renews the leases; returns {job id: cancel requested} for the jobs still held."""
+        if not leases:
+            return {}
+        progress = progress or {}
+        rows = self.conn.execute(q("extend_leases"), {
+            "lease_s": self.lease_s,
+            "ids": [le.job_id for le in leases],
+            "tokens": [le.token for le in leases],
+            "percents": [progress.get(le.job_id, {}).get("percent") for le in leases],
+            "infos": [_jsonb(progress.get(le.job_id, {}).get("info")) for le in leases],
+        }).fetchall()
+        return {r["id"]: r["cancel_requested"] for r in rows}
+
+    def complete(self, lease: Lease, result: dict[str, Any] | None = None) -> bool:
+        return bool(self.complete_many([(lease, result)]))
+
+    def complete_many(self, done: Sequence[tuple[Lease, dict[str, Any] | None]]) -> set[uuid.UUID]:
+        """Completes jobs in one statement; returns the ids completed (those whose lease still held)."""
+        if not done:
+            return set()
+        rows = self.conn.execute(q("complete_jobs"), {
+            "ids": [le.job_id for le, _ in done],
+            "tokens": [le.token for le, _ in done],
+            "results": [_jsonb(r) for _, r in done],
+        }).fetchall()
+        return {r["id"] for r in rows}
+
+    def fail(self, lease: Lease, error: str, *, attempt: int, retry: bool = True,
+             result: dict[str, Any] | None = None) -> str | None:
+        """Records a handler error. Returns the new status ('pending' when it will be retried,
+        'failed' otherwise), or None when the lease was lost and nothing was written."""
+        delay = retry_delay_s(attempt, self.retry_base_s, self.retry_max_s)
+        row = self.conn.execute(q("fail_job"), {
+            "id": lease.job_id, "token": lease.token, "error": error[:4000], "retry": retry,
+            "delay_s": delay, "result": _jsonb(result),
+        }).fetchone()
+        return row["status"] if row else None
+
+    def finish_cancelled(self, lease: Lease, result: dict[str, Any] | None = None) -> bool:
+        row = self.conn.execute(q("finish_cancelled"), {
+            "id": lease.job_id, "token": lease.token, "result": _jsonb(result),
+        }).fetchone()
+        return row is not None
+
+    def release(self, leases: Sequence[Lease], results: dict[uuid.UUID, dict] | None = None) -> set[uuid.UUID]:
+        """Hands jobs back to pending without spending an attempt."""
+        if not leases:
+            return set()
+        results = results or {}
+        rows = self.conn.execute(q("release_jobs"), {
+            "ids": [le.job_id for le in leases], "tokens": [le.token for le in leases],
+            "results": [_jsonb(results.get(le.job_id)) for le in leases],
+        }).fetchall()
+        return {r["id"] for r in rows}
+
+    def reap(self) -> list[dict[str, Any]]:
+        """Takes back jobs whose lease expired; returns [{id, status}] of those reaped."""
+        return self.conn.execute(q("reap_expired")).fetchall()
+
+    # -- administration --------------------------------------------------------------------------
+
+    def get(self, job_id: uuid.UUID | str) -> Job:
+        row = self.conn.execute(q("get_job"), {"id": _uuid(job_id)}).fetchone()
+        if row is None:
+            raise JobNotFound(f"no job with id {job_id}")
+        return Job.from_row(row)
+
+    def list(self, *, status: str | None = None, job_type: str | None = None, limit: int = 50) -> list[Job]:
+        rows = self.conn.execute(q("list_jobs"), {"status": status, "job_type": job_type, "limit": limit})
+        return [Job.from_row(r) for r in rows]
+
+    def cancel(self, job_id: uuid.UUID | str) -> str:
+        """Returns 'cancelled' (was pending) or 'processing' (its worker was asked to stop)."""
+        row = self.conn.execute(q("cancel_job"), {"id": _uuid(job_id)}).fetchone()
+        if row is None:
+            job = self.get(job_id)
+            raise InvalidJob(f"job {job_id} is already {job.status}; only pending or running jobs can be cancelled")
+        return row["status"]
+
+    def retry(self, job_id: uuid.UUID | str) -> None:
+        if self.conn.execute(q("retry_job"), {"id": _uuid(job_id)}).fetchone() is None:
+            job = self.get(job_id)
+            raise InvalidJob(f"job {job_id} is {job.status}; only failed or cancelled jobs can be retried")
+
+    def set_priority(self, job_id: uuid.UUID | str, priority: int) -> None:
+        if not 0 <= priority <= 32767:
+            raise InvalidJob(f"priority: must be between 0 and 32767, got {priority}")
+        if self.conn.execute(q("set_priority"), {"id": _uuid(job_id), "priority": priority}).fetchone() is None:
+            job = self.get(job_id)
+            raise InvalidJob(f"job {job_id} is already {job.status}; its priority can no longer change")
+
+    def urgent_work_waiting(self, job_types: Sequence[str], than_priority: int, wait_s: float) -> bool:
+        row = self.conn.execute(q("urgent_work_waiting"), {
+            "types": list(job_types), "priority": than_priority, "wait_s": wait_s,
+        }).fetchone()
+        return bool(row["waiting"])
+
+    # -- workers ---------------------------------------------------------------------------------
+
+    def register_worker(self, worker_id: str, *, host: str, pid: int, job_types: Sequence[str],
+                        device: dict[str, Any], concurrency: int) -> None:
+        self.conn.execute(q("register_worker"), {
+            "id": worker_id, "host": host, "pid": pid, "job_types": list(job_types),
+            "device": Jsonb(device), "concurrency": concurrency,
+        })
+
+    def worker_heartbeat(self, worker_id: str, job_ids: Sequence[uuid.UUID], *, status: str = "running",
+                         completed: int = 0, failed: int = 0) -> None:
+        self.conn.execute(q("worker_heartbeat"), {
+            "id": worker_id, "job_ids": list(job_ids), "status": status,
+            "completed": completed, "failed": failed,
+        })
+
+
+def _jsonb(value: Any) -> Jsonb | None:
+    return None if value is None else Jsonb(value)
+
+
+def _uuid(value: uuid.UUID | str) -> uuid.UUID:
+    if isinstance(value, uuid.UUID):
+        return value
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        raise JobNotFound(f"{value!r} is not a job id (a UUID such as 3f2b1c4e-...)") from None

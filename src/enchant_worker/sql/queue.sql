@@ -1,0 +1,161 @@
+-- enqueue_jobs --
+-- Insert a batch of jobs. A job whose idempotency key exists already is not inserted again: the
+-- no-op DO UPDATE makes RETURNING give the existing row's id, so the caller gets the same job back.
+INSERT INTO processing_jobs
+    (job_type, metadata, priority, max_attempts, entity_type, entity_id, user_id, idempotency_key, run_after)
+SELECT t.job_type, t.metadata, t.priority, t.max_attempts, t.entity_type, t.entity_id, t.user_id,
+       t.idempotency_key, COALESCE(t.run_after, NOW())
+FROM unnest(%(job_type)s::text[], %(metadata)s::jsonb[], %(priority)s::smallint[], %(max_attempts)s::int[],
+            %(entity_type)s::text[], %(entity_id)s::uuid[], %(user_id)s::uuid[], %(idempotency_key)s::text[],
+            %(run_after)s::timestamptz[])
+     AS t(job_type, metadata, priority, max_attempts, entity_type, entity_id, user_id, idempotency_key, run_after)
+ON CONFLICT (idempotency_key) DO UPDATE SET idempotency_key = EXCLUDED.idempotency_key
+RETURNING id, idempotency_key
+
+-- lease_jobs --
+-- Lease up to `limit` runnable jobs of the given types for one worker, in one statement.
+WITH next AS (
+    -- Runnable: pending and not deferred. Most urgent first (lower priority value), then oldest: the
+    -- order of the queue index. SKIP LOCKED gives concurrent workers disjoint rows without waiting.
+    SELECT id FROM processing_jobs
+    WHERE status = 'pending' AND run_after <= NOW() AND job_type = ANY(%(types)s)
+    ORDER BY priority, created_at
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+-- A fresh token per lease: every later write of this job must present it, so a worker whose lease
+-- expired and was taken over can no longer touch the job.
+UPDATE processing_jobs j
+SET status = 'processing', leased_by = %(worker)s, lease_token = gen_random_uuid(),
+    lease_expires_at = NOW() + make_interval(secs => %(lease_s)s), heartbeat_at = NOW(),
+    attempts = j.attempts + 1, started_at = NOW(), progress_percent = 0
+FROM next
+WHERE j.id = next.id
+RETURNING j.*
+
+-- extend_leases --
+-- Heartbeat: renew the leases this worker still holds and store the latest progress. Returns the jobs
+-- still held, with their cancel flag; a job missing from the answer has lost its lease.
+UPDATE processing_jobs j
+SET lease_expires_at = NOW() + make_interval(secs => %(lease_s)s), heartbeat_at = NOW(),
+    progress_percent = COALESCE(p.percent, j.progress_percent), progress = COALESCE(p.info, j.progress)
+FROM unnest(%(ids)s::uuid[], %(tokens)s::uuid[], %(percents)s::smallint[], %(infos)s::jsonb[])
+     AS p(id, token, percent, info)
+WHERE j.id = p.id AND j.lease_token = p.token AND j.status = 'processing'
+RETURNING j.id, j.cancel_requested
+
+-- complete_jobs --
+-- Mark leased jobs completed with their results, in one statement. Rows whose token no longer matches
+-- (the lease was lost) are left alone and missing from the answer.
+UPDATE processing_jobs j
+SET status = 'completed', result = d.result, completed_at = NOW(), progress_percent = 100,
+    lease_expires_at = NULL, error_message = NULL
+FROM unnest(%(ids)s::uuid[], %(tokens)s::uuid[], %(results)s::jsonb[]) AS d(id, token, result)
+WHERE j.id = d.id AND j.lease_token = d.token AND j.status = 'processing'
+RETURNING j.id
+
+-- fail_job --
+-- A handler raised. Retry later (pending with run_after pushed back) while attempts remain and the
+-- error is transient; otherwise the job has failed for good.
+UPDATE processing_jobs
+SET status = CASE WHEN %(retry)s AND attempts < max_attempts THEN 'pending' ELSE 'failed' END,
+    run_after = CASE WHEN %(retry)s AND attempts < max_attempts
+                     THEN NOW() + make_interval(secs => %(delay_s)s) ELSE run_after END,
+    completed_at = CASE WHEN %(retry)s AND attempts < max_attempts THEN NULL ELSE NOW() END,
+    errors = errors + 1, error_message = %(error)s, result = COALESCE(%(result)s, result),
+    lease_expires_at = NULL, lease_token = NULL
+WHERE id = %(id)s AND lease_token = %(token)s AND status = 'processing'
+RETURNING id, status, run_after
+
+-- finish_cancelled --
+-- The handler stopped because the job was cancelled.
+UPDATE processing_jobs
+SET status = 'cancelled', completed_at = NOW(), lease_expires_at = NULL, lease_token = NULL,
+    result = COALESCE(%(result)s, result)
+WHERE id = %(id)s AND lease_token = %(token)s AND status = 'processing'
+RETURNING id
+
+-- release_jobs --
+-- Hand leased jobs back to the queue without spending an attempt (shutdown, preemption, prefetched
+-- jobs never started). The status change wakes other workers through the trigger.
+UPDATE processing_jobs j
+SET status = 'pending', attempts = GREATEST(j.attempts - 1, 0), leased_by = NULL, lease_token = NULL,
+    lease_expires_at = NULL, run_after = NOW(), result = COALESCE(r.result, j.result)
+FROM unnest(%(ids)s::uuid[], %(tokens)s::uuid[], %(results)s::jsonb[]) AS r(id, token, result)
+WHERE j.id = r.id AND j.lease_token = r.token AND j.status = 'processing'
+RETURNING j.id
+
+-- reap_expired --
+-- Jobs whose lease expired: their worker died or hung. They go back to pending, or fail when their
+-- attempts are spent (a job that kills every worker must not loop forever). Counted as crashes.
+UPDATE processing_jobs j
+SET status = CASE WHEN j.cancel_requested THEN 'cancelled'
+                  WHEN j.attempts >= j.max_attempts THEN 'failed' ELSE 'pending' END,
+    completed_at = CASE WHEN j.cancel_requested OR j.attempts >= j.max_attempts THEN NOW() END,
+    error_message = format('lease expired: worker %%s stopped heartbeating (attempt %%s of %%s)',
+                           j.leased_by, j.attempts, j.max_attempts),
+    crashes = j.crashes + 1, lease_token = NULL, lease_expires_at = NULL, run_after = NOW()
+FROM (SELECT id FROM processing_jobs
+      WHERE status = 'processing' AND lease_expires_at < NOW()
+      FOR UPDATE SKIP LOCKED) AS expired
+WHERE j.id = expired.id
+RETURNING j.id, j.status
+
+-- cancel_job --
+-- Cancel: a pending job is cancelled at once; a running one is asked to stop (its worker sees the flag
+-- through NOTIFY or the next heartbeat). In SET, `status` is the old value.
+UPDATE processing_jobs
+SET status = CASE WHEN status = 'pending' THEN 'cancelled' ELSE status END,
+    completed_at = CASE WHEN status = 'pending' THEN NOW() ELSE completed_at END,
+    cancel_requested = TRUE
+WHERE id = %(id)s AND status IN ('pending', 'processing')
+RETURNING id, status
+
+-- retry_job --
+-- Run a failed or cancelled job again, with a fresh budget of attempts.
+UPDATE processing_jobs
+SET status = 'pending', attempts = 0, run_after = NOW(), cancel_requested = FALSE, completed_at = NULL,
+    lease_token = NULL, leased_by = NULL, progress_percent = 0
+WHERE id = %(id)s AND status IN ('failed', 'cancelled')
+RETURNING id, status
+
+-- set_priority --
+-- Change the priority of a job that has not finished.
+UPDATE processing_jobs SET priority = %(priority)s
+WHERE id = %(id)s AND status IN ('pending', 'processing')
+RETURNING id, priority
+
+-- get_job --
+-- One job by id.
+SELECT * FROM processing_jobs WHERE id = %(id)s
+
+-- list_jobs --
+-- Recent jobs, newest first, optionally filtered by status and type.
+SELECT * FROM processing_jobs
+WHERE (%(status)s::text IS NULL OR status = %(status)s) AND (%(job_type)s::text IS NULL OR job_type = %(job_type)s)
+ORDER BY created_at DESC, id DESC
+LIMIT %(limit)s
+
+-- urgent_work_waiting --
+-- Preemption test for long jobs: has work of the given types and strictly better priority waited longer
+-- than `wait_s`?
+SELECT EXISTS (
+    SELECT 1 FROM processing_jobs
+    WHERE status = 'pending' AND run_after <= NOW() AND job_type = ANY(%(types)s)
+      AND priority < %(priority)s AND created_at < NOW() - make_interval(secs => %(wait_s)s)
+) AS waiting
+
+-- register_worker --
+-- A worker announces itself (or comes back under the same id).
+INSERT INTO workers (id, host, pid, job_types, device, concurrency)
+VALUES (%(id)s, %(host)s, %(pid)s, %(job_types)s, %(device)s, %(concurrency)s)
+ON CONFLICT (id) DO UPDATE SET host = EXCLUDED.host, pid = EXCLUDED.pid, job_types = EXCLUDED.job_types,
+    device = EXCLUDED.device, concurrency = EXCLUDED.concurrency, status = 'running',
+    started_at = NOW(), heartbeat_at = NOW()
+
+-- worker_heartbeat --
+-- The worker is alive; these are the jobs it runs; counters since the last beat.
+UPDATE workers
+SET heartbeat_at = NOW(), current_job_ids = %(job_ids)s::uuid[], status = %(status)s,
+    jobs_completed = jobs_completed + %(completed)s, jobs_failed = jobs_failed + %(failed)s
+WHERE id = %(id)s

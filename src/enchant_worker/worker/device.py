@@ -1,0 +1,19 @@
+"""What accelerator this worker has, for the workers table. torch is imported only by GPU workers."""
+
+from __future__ import annotations
+
+import platform
+
+
+def describe(needs_gpu: bool) -> dict:
+    if needs_gpu:
+        try:
+            import torch
+
+            if torch.cuda.is_available():
+                props = torch.cuda.get_device_properties(0)
+                return {"kind": "cuda", "name": props.name, "memory_total_mb": props.total_memory // 2**20,
+                        "count": torch.cuda.device_count()}
+        except ImportError:
+            pass
+    return {"kind": "cpu", "name": platform.processor() or platform.machine()}

@@ -1,0 +1,86 @@
+"""The heartbeat: a thread with its own connection that renews the leases of the jobs a worker holds,
+stores their progress, notices cancellation and lost leases, and reaps expired leases now and then.
+It never waits on the jobs' work, so a job busy on the GPU keeps its lease."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+import psycopg
+
+from enchant_worker.db.connection import Database
+from enchant_worker.queue import JobQueue, Lease
+from enchant_worker.worker.context import JobContext
+
+log = logging.getLogger(__name__)
+
+MIN_INTERVAL_S = 0.5  # progress may wake the heartbeat early, but not more often than this
+
+
+class Heartbeat:
+    def __init__(self, db: Database, settings, worker_id: str,
+                 held: Callable[[], dict[Lease, JobContext]],
+                 counters: Callable[[], tuple[int, int]], status: Callable[[], str]):
+        self.db = db
+        self.settings = settings
+        self.worker_id = worker_id
+        self.held = held
+        self.counters = counters
+        self.status = status
+        self.wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self.wake.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        last_reap = 0.0
+        queue: JobQueue | None = None
+        while not self._stop.is_set():
+            started = time.monotonic()
+            try:
+                if queue is None:
+                    queue = self._open()
+                self.beat(queue)
+                if started - last_reap >= self.settings.reap_interval_s:
+                    last_reap = started
+                    for row in queue.reap():
+                        log.warning("reaped job %s whose lease expired: now %s", row["id"], row["status"])
+            except psycopg.Error as exc:
+                log.warning("heartbeat failed (%s); will retry", str(exc).strip())
+                if queue is not None:
+                    queue.conn.close()
+                queue = None
+            self.wake.wait(self.settings.heartbeat_seconds)
+            self.wake.clear()
+            time.sleep(max(0.0, MIN_INTERVAL_S - (time.monotonic() - started)))
+        if queue is not None:
+            queue.conn.close()
+
+    def _open(self) -> JobQueue:
+        return JobQueue(self.db.open(), lease_s=self.settings.lease_seconds)
+
+    def beat(self, queue: JobQueue) -> None:
+        held = self.held()
+        progress = {lease.job_id: p for lease, ctx in held.items() if (p := ctx.take_progress())}
+        alive = queue.extend(list(held), progress)
+        for lease, ctx in held.items():
+            if lease.job_id not in alive:
+                if not ctx.is_cancelled():
+                    log.warning("lost the lease of job %s; stopping it", lease.job_id)
+                ctx.cancel("lease_lost")
+            elif alive[lease.job_id]:
+                ctx.cancel("cancel_requested")
+        completed, failed = self.counters()
+        queue.worker_heartbeat(self.worker_id, [le.job_id for le in held], status=self.status(),
+                               completed=completed, failed=failed)

@@ -1,0 +1,70 @@
+"""LISTEN for new work and for cancellations on a connection of its own, so an idle worker starts a
+job inserted by plain SQL within milliseconds. Polling in the worker loop is the fallback when the
+listener is down."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Collection
+
+import psycopg
+
+from enchant_worker.db.connection import Database
+
+log = logging.getLogger(__name__)
+
+JOBS_CHANNEL = "enchant_jobs"
+CANCEL_CHANNEL = "enchant_cancel"
+
+
+class Listener:
+    def __init__(self, db: Database, job_types: Collection[str], on_work: Callable[[], None],
+                 on_cancel: Callable[[uuid.UUID], None]):
+        self.db = db
+        self.job_types = set(job_types)
+        self.on_work = on_work
+        self.on_cancel = on_cancel
+        self.ready = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="listener", daemon=True)
+
+    def __enter__(self) -> Listener:
+        self._thread.start()
+        self.ready.wait(timeout=10)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        delay = 0.5
+        while not self._stop.is_set():
+            try:
+                with self.db.connection() as conn:
+                    conn.execute(f"LISTEN {JOBS_CHANNEL}")
+                    conn.execute(f"LISTEN {CANCEL_CHANNEL}")
+                    self.ready.set()
+                    delay = 0.5
+                    self.on_work()  # anything inserted while we were not listening
+                    while not self._stop.is_set():
+                        for note in conn.notifies(timeout=0.5):
+                            self._dispatch(note.channel, note.payload)
+            except psycopg.Error as exc:
+                self.ready.clear()
+                log.warning("listener lost its connection (%s); polling until it is back", str(exc).strip())
+                time.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    def _dispatch(self, channel: str, payload: str) -> None:
+        if channel == JOBS_CHANNEL:
+            if payload in self.job_types:
+                self.on_work()
+        elif channel == CANCEL_CHANNEL:
+            try:
+                self.on_cancel(uuid.UUID(payload))
+            except ValueError:
+                pass

@@ -1,0 +1,102 @@
+"""Handlers by job type: the built-in ones, those of installed plugins (entry point group
+`enchant_worker.handlers`), and those of a module named with `--handlers`."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from typing import Any
+
+from enchant_worker.errors import ConfigurationError
+from enchant_worker.worker.context import JobContext
+
+log = logging.getLogger(__name__)
+
+ENTRY_POINT_GROUP = "enchant_worker.handlers"
+
+
+@dataclass(frozen=True)
+class Handler:
+    """How to run one job type.
+
+    validate: turns metadata into a spec or raises InvalidJob naming the field (the job then fails at
+      once, without retries).
+    batch_size: how many jobs of this type one lease may take per slot. Only for short jobs: a worker
+      prefetches only when every type it serves allows it; GPU jobs are leased one at a time.
+    gpu: the handler needs the accelerator (the worker reports its device).
+    """
+
+    job_type: str
+    run: Callable[[JobContext], dict[str, Any] | None]
+    validate: Callable[[dict[str, Any]], Any] | None = None
+    batch_size: int = 1
+    gpu: bool = False
+    description: str = ""
+
+
+class Registry:
+    def __init__(self, handlers: Iterable[Handler] = ()):
+        self._handlers: dict[str, Handler] = {}
+        for handler in handlers:
+            self.register(handler)
+
+    def register(self, handler: Handler) -> None:
+        if not isinstance(handler, Handler):
+            raise ConfigurationError(f"{handler!r} is not a Handler")
+        self._handlers[handler.job_type] = handler
+
+    def get(self, job_type: str) -> Handler | None:
+        return self._handlers.get(job_type)
+
+    def __contains__(self, job_type: str) -> bool:
+        return job_type in self._handlers
+
+    @property
+    def job_types(self) -> list[str]:
+        return sorted(self._handlers)
+
+    def select(self, job_types: Iterable[str] | None) -> list[Handler]:
+        """The handlers a worker serves; unknown names are refused with the known ones listed."""
+        if not job_types:
+            return [self._handlers[t] for t in self.job_types]
+        wanted = list(job_types)
+        unknown = [t for t in wanted if t not in self._handlers]
+        if unknown:
+            raise ConfigurationError(
+                f"no handler for job type(s) {', '.join(unknown)}; known: {', '.join(self.job_types)}"
+            )
+        return [self._handlers[t] for t in wanted]
+
+    def load_module(self, name: str) -> None:
+        """Imports a module and registers every Handler it exposes in a HANDLERS list (or registers
+        itself on import through `register`)."""
+        try:
+            module = importlib.import_module(name)
+        except ImportError as exc:
+            raise ConfigurationError(f"cannot import handlers module {name!r}: {exc}") from exc
+        for handler in getattr(module, "HANDLERS", []):
+            self.register(handler)
+
+    def load_entry_points(self) -> None:
+        for ep in entry_points(group=ENTRY_POINT_GROUP):
+            try:
+                loaded = ep.load()
+            except Exception as exc:  # a broken plugin must not stop the worker
+                log.error("handler plugin %s could not be loaded: %s", ep.name, exc)
+                continue
+            for handler in loaded if isinstance(loaded, list | tuple) else [loaded]:
+                self.register(handler)
+
+
+def default_registry(*, plugins: bool = True, module: str | None = None) -> Registry:
+    from enchant_worker.handlers import builtin_handlers
+
+    registry = Registry(builtin_handlers())
+    if plugins:
+        registry.load_entry_points()
+    if module:
+        registry.load_module(module)
+    return registry

@@ -1,0 +1,333 @@
+"""The worker loop: lease → run the handler in a slot → heartbeat meanwhile → finish.
+
+One thread leases; `concurrency` slot threads run jobs; a heartbeat thread renews leases; a listener
+thread wakes the loop on NOTIFY. A worker leases one job per free slot, and prefetches a few more per
+slot only while its jobs finish in milliseconds (short jobs pay one round trip per batch, and long jobs
+are never held back from other workers). Completions of short jobs are written in batches.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue as stdqueue
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+from enchant_worker.db.connection import Database
+from enchant_worker.domain.jobs import Job
+from enchant_worker.errors import DatabaseUnavailable, InvalidJob, JobCancelled, Preempted
+from enchant_worker.queue import JobQueue, Lease
+from enchant_worker.worker import device
+from enchant_worker.worker.context import JobContext
+from enchant_worker.worker.heartbeat import Heartbeat
+from enchant_worker.worker.listener import Listener
+from enchant_worker.worker.registry import Handler, Registry
+
+log = logging.getLogger(__name__)
+
+FAST_JOB_S = 0.02  # below this mean run time, a worker prefetches up to a handler's batch_size
+ACK_FLUSH_S = 0.05  # completions of short jobs wait at most this long to be written together
+CANCEL_WAIT_S = 5.0  # after the grace period, how long handlers get to honour the shutdown cancel
+PREEMPT_CHECK_S = 2.0  # a long job asks at every step whether to yield; the database, this often
+
+
+@dataclass
+class Outcome:
+    kind: str  # completed | failed | cancelled | release | lost
+    result: dict[str, Any] | None = None
+    error: str | None = None
+    retry: bool = True
+
+
+class Worker:
+    def __init__(self, db: Database, settings, registry: Registry, *, job_types: Iterable[str] | None = None,
+                 concurrency: int = 1, burst: bool = False, worker_id: str | None = None):
+        if concurrency < 1:
+            raise InvalidJob(f"concurrency: must be at least 1, got {concurrency}")
+        self.db = db
+        self.settings = settings
+        self.handlers: dict[str, Handler] = {h.job_type: h for h in registry.select(job_types)}
+        self.concurrency = concurrency
+        self.burst = burst
+        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self._held: dict[Lease, JobContext] = {}
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._grace_deadline: float | None = None
+        self._busy = 0
+        self._chunks: stdqueue.Queue[list[tuple[Lease, Job]] | None] = stdqueue.Queue()
+        self._local = threading.local()
+        self._mean_job_s = 1.0  # assume slow until shown otherwise
+        self._counts = [0, 0]  # completed, failed since the last heartbeat
+
+    # -- public ----------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Runs until stop() (or, with burst, until nothing is runnable)."""
+        self._with_db(lambda q: q.register_worker(
+            self.worker_id, host=socket.gethostname(), pid=os.getpid(), job_types=list(self.handlers),
+            device=device.describe(any(h.gpu for h in self.handlers.values())), concurrency=self.concurrency))
+        log.info("worker %s serving %s with %d slot(s)", self.worker_id, ", ".join(self.handlers), self.concurrency)
+        slots = [threading.Thread(target=self._slot, name=f"slot-{i}", daemon=True) for i in range(self.concurrency)]
+        for slot in slots:
+            slot.start()
+        listener = Listener(self.db, self.handlers, on_work=self._wake.set, on_cancel=self._cancel_requested)
+        heartbeat = Heartbeat(self.db, self.settings, self.worker_id, held=self._snapshot,
+                              counters=self._take_counts, status=self._status)
+        with listener, heartbeat:
+            self._loop()
+            self._shut_down()
+            for _ in slots:
+                self._chunks.put(None)
+        self._with_db(lambda q: q.worker_heartbeat(self.worker_id, [], status="stopped",
+                                                   completed=self._counts[0], failed=self._counts[1]))
+        log.info("worker %s stopped", self.worker_id)
+
+    def stop(self, *, now: bool = False) -> None:
+        """Stop leasing; running jobs get the grace period (none with now=True), then are handed back."""
+        grace = 0.0 if now else self.settings.shutdown_grace_s
+        deadline = time.monotonic() + grace
+        self._grace_deadline = min(self._grace_deadline or deadline, deadline)
+        self._stopping.set()
+        self._wake.set()
+
+    # -- leasing ---------------------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        while not self._stopping.is_set():
+            free = self.concurrency - self._busy
+            if free <= 0:
+                self._wake.wait(self.settings.poll_interval_s)
+                self._wake.clear()
+                continue
+            self._wake.clear()
+            jobs = self._with_db(lambda q, n=free * self._prefetch(): q.lease(self.worker_id, self.handlers, n))
+            if not jobs:
+                if self.burst and self._busy == 0:
+                    return
+                self._wake.wait(self.settings.poll_interval_s)
+                continue
+            self._dispatch(jobs, free)
+
+    def _prefetch(self) -> int:
+        if self._mean_job_s >= FAST_JOB_S:
+            return 1
+        return min(h.batch_size for h in self.handlers.values())
+
+    def _dispatch(self, jobs: list[Job], free: int) -> None:
+        pairs = []
+        with self._lock:
+            for job in jobs:
+                lease = Lease(job.id, job.lease_token)
+                self._held[lease] = self._context(job)
+                pairs.append((lease, job))
+        slots = min(free, len(pairs))
+        size = -(-len(pairs) // slots)
+        for i in range(slots):
+            with self._lock:
+                self._busy += 1
+            self._chunks.put(pairs[i * size:(i + 1) * size])
+
+    def _context(self, job: Job) -> JobContext:
+        handler = self.handlers[job.job_type]
+        ctx = JobContext(job=job, log=logging.getLogger(f"enchant_worker.job.{job.job_type}"),
+                         connect=self.db.connection, settings=self.settings)
+        if handler.gpu:
+            ctx.preempt_check = _every(PREEMPT_CHECK_S, lambda: self._urgent_work_waiting(job))
+        return ctx
+
+    # -- running ---------------------------------------------------------------------------------
+
+    def _slot(self) -> None:
+        while (chunk := self._chunks.get()) is not None:
+            try:
+                self._run_chunk(chunk)
+            except Exception:  # never lose a slot; the leases expire and are reaped
+                log.exception("slot failed")
+            finally:
+                with self._lock:
+                    self._busy -= 1
+                self._wake.set()
+
+    def _run_chunk(self, chunk: list[tuple[Lease, Job]]) -> None:
+        done: list[tuple[Lease, dict[str, Any] | None]] = []
+        first_done = 0.0
+        for i, (lease, job) in enumerate(chunk):
+            if self._stopping.is_set():
+                self._finish_release([le for le, _ in chunk[i:]])
+                break
+            ctx = self._held[lease]
+            started = time.monotonic()
+            outcome = self._execute(job, ctx)
+            elapsed = time.monotonic() - started
+            self._mean_job_s = 0.8 * self._mean_job_s + 0.2 * elapsed
+            if outcome.kind == "completed":
+                if not done:
+                    first_done = time.monotonic()
+                done.append((lease, outcome.result))
+                if time.monotonic() - first_done >= ACK_FLUSH_S:
+                    self._finish_completed(done)
+                    done = []
+            else:
+                self._finish_other(lease, job, ctx, outcome)
+        self._finish_completed(done)
+
+    def _execute(self, job: Job, ctx: JobContext) -> Outcome:
+        handler = self.handlers[job.job_type]
+        try:
+            if ctx.is_cancelled():
+                raise JobCancelled()
+            ctx.spec = handler.validate(job.metadata) if handler.validate else job.metadata
+            result = handler.run(ctx) or {}
+            json.dumps(result)  # a result that cannot be stored is the handler's error, not ours
+            return Outcome("completed", result)
+        except InvalidJob as exc:
+            return Outcome("failed", error=f"invalid input: {exc}", retry=False)
+        except Preempted as exc:
+            return Outcome("release", result={"preempted": str(exc)})
+        except JobCancelled:
+            reason = ctx.cancel_reason
+            return Outcome({"shutdown": "release", "lease_lost": "lost"}.get(reason, "cancelled"))
+        except Exception as exc:
+            ctx.log.exception("job %s failed", job.id)
+            return Outcome("failed", error=f"{type(exc).__name__}: {exc}", retry=True)
+
+    # -- finishing -------------------------------------------------------------------------------
+
+    def _finish_completed(self, done: list[tuple[Lease, dict[str, Any] | None]]) -> None:
+        if not done:
+            return
+        written = self._with_db(lambda q: q.complete_many(done))
+        for lease, _ in done:
+            if lease.job_id not in written:
+                log.warning("job %s finished but its lease was lost; the result was not recorded", lease.job_id)
+        self._forget([le for le, _ in done], completed=len(written))
+
+    def _finish_other(self, lease: Lease, job: Job, ctx: JobContext, outcome: Outcome) -> None:
+        if outcome.kind == "failed":
+            status = self._with_db(lambda q: q.fail(lease, outcome.error, attempt=job.attempts, retry=outcome.retry))
+            log.warning("job %s (%s) failed: %s%s", job.id, job.job_type, outcome.error,
+                        "; will retry" if status == "pending" else "")
+            self._forget([lease], failed=1)
+        elif outcome.kind == "cancelled":
+            self._with_db(lambda q: q.finish_cancelled(lease))
+            self._forget([lease])
+        elif outcome.kind == "release":
+            self._with_db(lambda q: q.release([lease], {lease.job_id: outcome.result} if outcome.result else None))
+            self._forget([lease])
+        else:  # lost: another worker owns the job now; write nothing
+            log.warning("job %s stopped after losing its lease", job.id)
+            self._forget([lease])
+
+    def _finish_release(self, leases: list[Lease]) -> None:
+        self._with_db(lambda q: q.release(leases))
+        self._forget(leases)
+
+    def _forget(self, leases: list[Lease], *, completed: int = 0, failed: int = 0) -> None:
+        with self._lock:
+            for lease in leases:
+                self._held.pop(lease, None)
+            self._counts[0] += completed
+            self._counts[1] += failed
+
+    # -- shutdown --------------------------------------------------------------------------------
+
+    def _shut_down(self) -> None:
+        """Waits for running jobs until the grace deadline, then asks them to stop and hands back
+        whatever is still held, without spending an attempt."""
+        deadline = self._grace_deadline or time.monotonic()
+        while self._busy and time.monotonic() < deadline:
+            self._wake.wait(min(0.2, max(0.0, deadline - time.monotonic())))
+            self._wake.clear()
+            deadline = self._grace_deadline or deadline
+        if not self._busy:
+            return
+        log.warning("grace period over; handing back %d running job(s)", len(self._held))
+        for ctx in self._snapshot().values():
+            ctx.cancel("shutdown")
+        until = time.monotonic() + CANCEL_WAIT_S
+        while self._busy and time.monotonic() < until:
+            time.sleep(0.05)
+        left = list(self._snapshot())
+        if left:
+            self._finish_release(left)
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    def _snapshot(self) -> dict[Lease, JobContext]:
+        with self._lock:
+            return dict(self._held)
+
+    def _take_counts(self) -> tuple[int, int]:
+        with self._lock:
+            counts, self._counts = tuple(self._counts), [0, 0]
+        return counts
+
+    def _status(self) -> str:
+        return "stopping" if self._stopping.is_set() else "running"
+
+    def _cancel_requested(self, job_id: uuid.UUID) -> None:
+        for lease, ctx in self._snapshot().items():
+            if lease.job_id == job_id:
+                ctx.cancel("cancel_requested")
+
+    def _urgent_work_waiting(self, job: Job) -> bool:
+        """Preemption: is generation work of better priority waiting too long for this worker?"""
+        others = [t for t in self.handlers if t != job.job_type]
+        if not others:
+            return False
+        return self._with_db(lambda q: q.urgent_work_waiting(others, job.priority, self.settings.preempt_after_s))
+
+    def _queue(self) -> JobQueue:
+        """This thread's queue client (each thread has its own connection)."""
+        q = getattr(self._local, "queue", None)
+        if q is None or q.conn.closed:
+            q = JobQueue(self.db.open(), lease_s=self.settings.lease_seconds,
+                         retry_base_s=self.settings.retry_base_s, retry_max_s=self.settings.retry_max_s)
+            self._local.queue = q
+        return q
+
+    def _with_db(self, action: Callable[[JobQueue], Any]) -> Any:
+        """Runs a queue write, reconnecting while the database is away (until stop-now)."""
+        while True:
+            try:
+                result = action(self._queue())
+                self._local.delay = 0.5
+                return result
+            except (psycopg.OperationalError, DatabaseUnavailable) as exc:
+                self._db_trouble(exc)
+                if self._stopping.is_set() and self._grace_deadline and time.monotonic() > self._grace_deadline + 30:
+                    raise
+
+    def _db_trouble(self, exc: Exception) -> None:
+        q = getattr(self._local, "queue", None)
+        if q is not None:
+            q.conn.close()
+            self._local.queue = None
+        delay = getattr(self._local, "delay", 0.5)
+        log.warning("database trouble (%s); retrying in %.1fs", str(exc).strip(), delay)
+        time.sleep(delay)
+        self._local.delay = min(delay * 2, 10.0)
+
+
+def _every(interval_s: float, check: Callable[[], bool]) -> Callable[[], bool]:
+    """`check`, asked at most once per interval; between asks the last answer stands."""
+    state = {"at": -interval_s, "answer": False}
+
+    def ask() -> bool:
+        now = time.monotonic()
+        if now - state["at"] >= interval_s:
+            state["at"], state["answer"] = now, check()
+        return state["answer"]
+
+    return ask

@@ -1,0 +1,103 @@
+"""Test databases: a real Postgres (ENCHANT_DATABASE_URL, else the embedded one), a migrated template
+database made once per run, and a fresh clone of it per test (CREATE DATABASE ... TEMPLATE)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from enchant_worker.config import Settings
+from enchant_worker.db.connection import Database, connect
+from enchant_worker.db.migrate import migrate
+
+REPO = Path(__file__).resolve().parents[1]
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def _with_dbname(url: str, dbname: str) -> str:
+    return psycopg.conninfo.make_conninfo(url, dbname=dbname)
+
+
+@pytest.fixture(scope="session")
+def server_url(tmp_path_factory) -> str:
+    """A URL of the test server (any database on it)."""
+    url = os.environ.get("ENCHANT_DATABASE_URL")
+    if url:
+        return url
+    from enchant_worker.db import embedded
+
+    home = Path(os.environ.get("ENCHANT_TEST_HOME", REPO / ".enchant-test"))
+    return embedded.start(home / "pgdata")
+
+
+@pytest.fixture(scope="session")
+def admin_url(server_url) -> str:
+    return _with_dbname(server_url, "postgres")
+
+
+@pytest.fixture(scope="session")
+def template_db(admin_url) -> Iterator[str]:
+    name = f"enchant_tpl_{os.getpid()}"
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        admin.execute(f'CREATE DATABASE "{name}"')
+    with connect(_with_dbname(admin_url, name)) as conn:
+        migrate(conn, REPO / "migrations")
+    yield name
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _fresh_database(admin_url: str, template: str | None) -> Iterator[str]:
+    name = f"enchant_t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
+    try:
+        yield _with_dbname(admin_url, name)
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def db_url(admin_url, template_db) -> Iterator[str]:
+    """A migrated database of this test's own."""
+    yield from _fresh_database(admin_url, template_db)
+
+
+@pytest.fixture
+def empty_db_url(admin_url) -> Iterator[str]:
+    """An empty database (for migration tests)."""
+    yield from _fresh_database(admin_url, None)
+
+
+@pytest.fixture
+def settings(db_url, tmp_path) -> Settings:
+    return Settings(database_url=db_url, home=tmp_path / "home", lease_seconds=5, heartbeat_seconds=0.5,
+                    poll_interval_s=0.5, reap_interval_s=0.5, retry_base_s=0.2, retry_max_s=2,
+                    shutdown_grace_s=2)
+
+
+@pytest.fixture
+def db(db_url) -> Database:
+    return Database(db_url)
+
+
+@pytest.fixture
+def conn(db) -> Iterator[psycopg.Connection]:
+    with db.connection() as c:
+        yield c
+
+
+@pytest.fixture
+def cli_env(db_url, tmp_path) -> dict[str, str]:
+    """Environment for running the CLI as a subprocess against this test's database."""
+    env = dict(os.environ)
+    env.update(ENCHANT_DATABASE_URL=db_url, ENCHANT_HOME=str(tmp_path / "home"),
+               PYTHONPATH=os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]))
+    return env
