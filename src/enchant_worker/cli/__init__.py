@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
+import pkgutil
 import sys
 
 from pydantic import ValidationError
@@ -14,8 +16,6 @@ LOG_LEVELS = ["DEBUG", "INFO", "WARNING", "ERROR"]
 
 
 def _parser() -> argparse.ArgumentParser:
-    from enchant_worker.cli import db, jobs, worker
-
     parser = argparse.ArgumentParser(
         prog="enchant-worker",
         description="Enchant Worker: the job server and GPU backend of Novel Enchant. "
@@ -23,10 +23,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--log-level", default="INFO", choices=LOG_LEVELS)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (db, jobs, worker):
+    for module in _command_modules():
         module.register(commands)
     _accept_everywhere(commands, "--log-level", default=argparse.SUPPRESS, choices=LOG_LEVELS)
     return parser
+
+
+def _command_modules():
+    """Every module of this package with a `register(commands)` function, by name."""
+    package = importlib.import_module(__name__)
+    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: i.name):
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        if hasattr(module, "register"):
+            yield module
 
 
 def _accept_everywhere(commands, *flags, **options) -> None:
