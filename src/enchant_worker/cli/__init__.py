@@ -33,6 +33,8 @@ def _command_modules():
     """Every module of this package with a `register(commands)` function, by name."""
     package = importlib.import_module(__name__)
     for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: i.name):
+        if info.name.startswith("_"):
+            continue
         module = importlib.import_module(f"{__name__}.{info.name}")
         if hasattr(module, "register"):
             yield module

@@ -25,9 +25,8 @@ def _server(pgdata: Path):
 def start(pgdata: Path) -> str:
     """Starts the embedded server if it is not running (initialising pgdata the first time); returns its URL."""
     server = _server(pgdata)
-    url = server.get_uri()
-    _ensure_database(url)
-    return url.rsplit("/", 1)[0] + "/enchant" + "?" + url.split("?", 1)[1]
+    _ensure_database(server.get_uri())
+    return server.get_uri(database="enchant")
 
 
 def _ensure_database(admin_url: str) -> None:

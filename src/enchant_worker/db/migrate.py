@@ -78,9 +78,9 @@ def check(conn: psycopg.Connection, directory: Path) -> list[Migration]:
 
 def migrate(conn: psycopg.Connection, directory: Path) -> list[str]:
     """Applies what is pending; returns the versions applied. `conn` must be in autocommit mode."""
-    conn.execute(q("create_schema_migrations"))
     conn.execute(q("lock_migrations"))
     try:
+        conn.execute(q("create_schema_migrations"))
         pending = check(conn, directory)
         for migration in pending:
             log.info("applying migration %s", migration.path.name)

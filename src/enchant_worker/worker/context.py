@@ -25,7 +25,9 @@ class JobContext:
     settings: Any
     spec: Any = None  # the metadata as validated by the handler's `validate`
     cancel_event: threading.Event = field(default_factory=threading.Event)
-    cancel_reason: str | None = None  # 'cancel_requested', 'lease_lost' or 'shutdown'
+    cancel_reason: str | None = None  # 'cancel_requested', 'lease_lost', 'timeout' or 'shutdown'
+    deadline: float | None = None  # time.monotonic() past which the job has timed out
+    timeout_s: float | None = None
     on_progress: Callable[[], None] = lambda: None
     preempt_check: Callable[[], bool] = lambda: False
     _progress: dict[str, Any] = field(default_factory=dict)

@@ -72,6 +72,16 @@ class Heartbeat:
 
     def beat(self, queue: JobQueue) -> None:
         held = self.held()
+        now = time.monotonic()
+        for lease, ctx in list(held.items()):
+            if ctx.deadline is not None and now > ctx.deadline and ctx.cancel_reason != "timeout":
+                # A hung handler: fail the job (retried elsewhere with a new token, so whatever the
+                # handler writes if it ever returns is refused) and stop renewing its lease.
+                ctx.cancel("timeout")
+                queue.fail(lease, f"timed out: ran past its {ctx.timeout_s:g} s limit", attempt=ctx.job.attempts)
+                log.error("job %s timed out; its slot stays busy until the handler returns", lease.job_id)
+            if ctx.cancel_reason == "timeout":
+                del held[lease]
         progress = {lease.job_id: p for lease, ctx in held.items() if (p := ctx.take_progress())}
         alive = queue.extend(list(held), progress)
         for lease, ctx in held.items():

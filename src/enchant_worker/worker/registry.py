@@ -27,6 +27,8 @@ class Handler:
     batch_size: how many jobs of this type one lease may take per slot. Only for short jobs: a worker
       prefetches only when every type it serves allows it; GPU jobs are leased one at a time.
     gpu: the handler needs the accelerator (the worker reports its device).
+    timeout_s: a job running longer has hung: it is failed (and retried) by the heartbeat, which is
+      the only way to take back a job from a handler that never returns while its worker lives.
     """
 
     job_type: str
@@ -34,6 +36,7 @@ class Handler:
     validate: Callable[[dict[str, Any]], Any] | None = None
     batch_size: int = 1
     gpu: bool = False
+    timeout_s: float | None = None
     description: str = ""
 
 

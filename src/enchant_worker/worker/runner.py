@@ -16,7 +16,8 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -141,7 +142,7 @@ class Worker:
     def _context(self, job: Job) -> JobContext:
         handler = self.handlers[job.job_type]
         ctx = JobContext(job=job, log=logging.getLogger(f"enchant_worker.job.{job.job_type}"),
-                         connect=self.db.connection, settings=self.settings)
+                         connect=self._handler_connection, settings=self.settings)
         if handler.gpu:
             ctx.preempt_check = _every(PREEMPT_CHECK_S, lambda: self._urgent_work_waiting(job))
         return ctx
@@ -187,9 +188,13 @@ class Worker:
         try:
             if ctx.is_cancelled():
                 raise JobCancelled()
+            if handler.timeout_s:
+                ctx.timeout_s, ctx.deadline = handler.timeout_s, time.monotonic() + handler.timeout_s
             ctx.spec = handler.validate(job.metadata) if handler.validate else job.metadata
             result = handler.run(ctx) or {}
             json.dumps(result)  # a result that cannot be stored is the handler's error, not ours
+            if ctx.cancel_reason in ("lease_lost", "timeout"):
+                return Outcome("lost")
             return Outcome("completed", result)
         except InvalidJob as exc:
             return Outcome("failed", error=f"invalid input: {exc}", retry=False)
@@ -197,7 +202,7 @@ class Worker:
             return Outcome("release", result={"preempted": str(exc)})
         except JobCancelled:
             reason = ctx.cancel_reason
-            return Outcome({"shutdown": "release", "lease_lost": "lost"}.get(reason, "cancelled"))
+            return Outcome({"shutdown": "release", "lease_lost": "lost", "timeout": "lost"}.get(reason, "cancelled"))
         except Exception as exc:
             ctx.log.exception("job %s failed", job.id)
             return Outcome("failed", error=f"{type(exc).__name__}: {exc}", retry=True)
@@ -287,6 +292,19 @@ class Worker:
         if not others:
             return False
         return self._with_db(lambda q: q.urgent_work_waiting(others, job.priority, self.settings.preempt_after_s))
+
+    @contextmanager
+    def _handler_connection(self) -> Iterator[psycopg.Connection]:
+        """The slot thread's own connection for handlers (apart from the queue's, so a handler that
+        breaks its connection cannot break the job's bookkeeping)."""
+        conn = getattr(self._local, "handler_conn", None)
+        if conn is None or conn.closed or conn.broken:
+            conn = self._local.handler_conn = self.db.open()
+        try:
+            yield conn
+        finally:
+            if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                conn.close()  # left mid-transaction: start clean next time
 
     def _queue(self) -> JobQueue:
         """This thread's queue client (each thread has its own connection)."""

@@ -1,0 +1,213 @@
+"""The generation routine: one batched call for `count` images, with progress, cancellation within a
+step, out-of-memory fallback and a guard against broken images.
+
+    outcome = generate(resident, params, on_progress=..., is_cancelled=...)
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+from enchant_worker.generation.adapters import ActivationReport
+from enchant_worker.generation.device import free_memory
+from enchant_worker.generation.errors import (
+    BrokenImage,
+    GenerationCancelled,
+    InvalidGeneration,
+    OutOfMemory,
+)
+from enchant_worker.generation.params import GenerationParams
+from enchant_worker.generation.pipelines import ResidentPipeline
+from enchant_worker.generation.samplers import make_scheduler
+
+log = logging.getLogger(__name__)
+
+ProgressFn = Callable[[int, int], None]  # (steps done, steps in all)
+CancelledFn = Callable[[], bool]
+
+BLACK_MAX_VALUE = 2 / 255  # an image whose brightest pixel is below this is black: broken
+
+
+@dataclass
+class GenerationOutcome:
+    images: list  # PIL images, in seed order
+    seeds: tuple[int, ...]
+    timings_s: dict[str, float]
+    adapters: ActivationReport
+    warnings: list[str] = field(default_factory=list)
+    batch_size: int = 1  # the batch size that fitted in memory
+
+
+def generate(
+    resident: ResidentPipeline,
+    params: GenerationParams,
+    on_progress: ProgressFn | None = None,
+    is_cancelled: CancelledFn | None = None,
+) -> GenerationOutcome:
+    """Generate one image per seed of `params`; raises GenerationCancelled, OutOfMemory, BrokenImage."""
+    pipe, settings = resident.pipe, params.settings
+    is_cancelled = is_cancelled or (lambda: False)
+    timings: dict[str, float] = {}
+
+    # 1. Check inputs the parameters alone could not (they depend on the model)
+    warnings = _check_against_model(pipe, params)
+    if is_cancelled():
+        raise GenerationCancelled()
+
+    # 2. Activate the job's LoRA set (loads only what is not resident)
+    adapters = resident.adapters.activate(params.loras)
+    timings["adapters_s"] = adapters.load_s + adapters.switch_s
+
+    # 3. Pick the sampler, with the model's noise schedule
+    pipe.scheduler = make_scheduler(_base_scheduler_config(resident), settings.sampler)
+
+    # 4. Denoise in batches, halving the batch when memory runs out
+    started = time.perf_counter()
+    latents, batch_size = _denoise_all(pipe, params, on_progress, is_cancelled)
+    timings["denoise_s"] = time.perf_counter() - started
+
+    # 5. Refuse NaN latents before spending a decode on them
+    if params.nan_guard:
+        _guard_latents(latents, settings.seeds)
+
+    # 6. Decode with the VAE
+    started = time.perf_counter()
+    pixels = _decode(pipe, latents)
+    timings["decode_s"] = time.perf_counter() - started
+
+    # 7. Refuse broken images; convert the rest
+    if params.nan_guard:
+        _guard_images(pixels, settings.seeds)
+    images = pipe.image_processor.pt_to_numpy(pixels.cpu())
+    return GenerationOutcome(
+        pipe.image_processor.numpy_to_pil(images), settings.seeds, timings, adapters, warnings, batch_size
+    )
+
+
+def _base_scheduler_config(resident: ResidentPipeline) -> dict:
+    # Remember the model's own scheduler config once: later jobs replace pipe.scheduler.
+    if not hasattr(resident, "base_scheduler_config"):
+        resident.base_scheduler_config = dict(resident.pipe.scheduler.config)  # type: ignore[attr-defined]
+    return resident.base_scheduler_config  # type: ignore[attr-defined]
+
+
+def _check_against_model(pipe, params: GenerationParams) -> list[str]:
+    warnings = []
+    factor = pipe.vae_scale_factor
+    for name, value in (("width", params.settings.width), ("height", params.settings.height)):
+        if value % factor:
+            raise InvalidGeneration(f"{name}: must be a multiple of {factor} for this model, not {value}")
+    for name, text in (("prompt", params.prompt), ("negative_prompt", params.negative_prompt)):
+        warning = truncation_warning(pipe.tokenizer, name, text)
+        if warning:
+            warnings.append(warning)
+    return warnings
+
+
+def truncation_warning(tokenizer, field_name: str, text: str) -> str | None:
+    """A warning when `text` is longer than the text encoder takes (it is then truncated)."""
+    if not text:
+        return None
+    limit = tokenizer.model_max_length - 2  # less the start and end tokens
+    ids = tokenizer(text, truncation=False, add_special_tokens=False).input_ids
+    if len(ids) <= limit:
+        return None
+    dropped = tokenizer.decode(ids[limit:]).strip()
+    return f"{field_name}: {len(ids)} tokens, the text encoder takes {limit}; truncated, dropping '{dropped}'"
+
+
+def _denoise_all(pipe, params: GenerationParams, on_progress, is_cancelled) -> tuple[torch.Tensor, int]:
+    seeds = params.settings.seeds
+    batch_size = len(seeds)
+    while True:
+        try:
+            chunks = [seeds[i : i + batch_size] for i in range(0, len(seeds), batch_size)]
+            done = [
+                _denoise(pipe, params, chunk, index, len(chunks), on_progress, is_cancelled)
+                for index, chunk in enumerate(chunks)
+            ]
+            return torch.cat(done), batch_size
+        except torch.OutOfMemoryError:
+            free_memory()
+            if batch_size == 1:
+                s = params.settings
+                raise OutOfMemory(
+                    f"out of GPU memory at batch size 1, {s.width}x{s.height}; lower the size"
+                ) from None
+            batch_size = max(1, batch_size // 2)
+            log.warning("out of GPU memory; retrying with batch size %d", batch_size)
+        except GenerationCancelled:
+            free_memory()
+            raise
+
+
+def _denoise(
+    pipe, params: GenerationParams, seeds: Sequence[int], chunk: int, chunks: int, on_progress, is_cancelled
+) -> torch.Tensor:
+    """Latents for `seeds` in one call; the step callback reports progress and raises on cancel."""
+    s = params.settings
+    total = s.steps * chunks
+
+    def on_step_end(_pipe, step: int, _timestep, callback_kwargs: dict) -> dict:
+        if on_progress is not None:
+            on_progress(chunk * s.steps + step + 1, total)
+        if is_cancelled():
+            raise GenerationCancelled()  # leaves the denoising loop: no more steps, no decode
+        return callback_kwargs
+
+    # One CPU generator per image: the seed alone fixes the starting noise, on every device.
+    generators = [torch.Generator("cpu").manual_seed(seed) for seed in seeds]
+    with torch.inference_mode():
+        result = pipe(
+            prompt=[params.prompt] * len(seeds),
+            negative_prompt=[params.negative_prompt] * len(seeds) if params.negative_prompt else None,
+            width=s.width,
+            height=s.height,
+            num_inference_steps=s.steps,
+            guidance_scale=s.cfg_scale,
+            generator=generators,
+            output_type="latent",
+            callback_on_step_end=on_step_end,
+        )
+    return result.images
+
+
+def _decode(pipe, latents: torch.Tensor) -> torch.Tensor:
+    """Pixels in [0, 1], (N, 3, H, W); one image at a time if the batch does not fit in memory."""
+    vae = pipe.vae
+    upcast = vae.dtype == torch.float16 and getattr(vae.config, "force_upcast", False)
+    if upcast:  # SDXL's VAE overflows in fp16
+        vae.to(torch.float32)
+    latents = latents.to(vae.dtype) / vae.config.scaling_factor
+    try:
+        with torch.inference_mode():
+            try:
+                decoded = vae.decode(latents, return_dict=False)[0]
+            except torch.OutOfMemoryError:
+                free_memory()
+                decoded = torch.cat([vae.decode(x[None], return_dict=False)[0] for x in latents])
+    finally:
+        if upcast:
+            vae.to(torch.float16)
+    return (decoded.float() / 2 + 0.5).clamp(0, 1)
+
+
+def _guard_latents(latents: torch.Tensor, seeds: Sequence[int]) -> None:
+    finite = torch.isfinite(latents.flatten(1)).all(dim=1)
+    bad = [seed for seed, ok in zip(seeds, finite.tolist(), strict=True) if not ok]
+    if bad:
+        raise BrokenImage(f"the latents of seeds {bad} hold NaN or infinity; try dtype bfloat16 or float32")
+
+
+def _guard_images(pixels: torch.Tensor, seeds: Sequence[int]) -> None:
+    flat = pixels.flatten(1)
+    for seed, image in zip(seeds, flat, strict=True):
+        if not torch.isfinite(image).all():
+            raise BrokenImage(f"the image of seed {seed} holds NaN; it was not kept")
+        if image.max().item() < BLACK_MAX_VALUE:
+            raise BrokenImage(f"the image of seed {seed} is black; it was not kept")

@@ -1,0 +1,116 @@
+"""The built-in provider: Stable Diffusion on this machine with diffusers, LoRAs through peft."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from enchant_worker.generation.adapters import LoraRequest
+from enchant_worker.generation.device import DevicePolicy, resolve_device
+from enchant_worker.generation.errors import InvalidGeneration
+from enchant_worker.generation.generate import generate
+from enchant_worker.generation.model_registry import ModelRegistry
+from enchant_worker.generation.params import GenerationParams, validate_settings
+from enchant_worker.generation.pipelines import PipelineCache
+from enchant_worker.providers.base import (
+    CAP_LORA,
+    CAP_NEGATIVE_PROMPT,
+    CAP_SEED,
+    CAP_TEXT_TO_IMAGE,
+    CancelledFn,
+    GenerationRequest,
+    GenerationResult,
+    ModelInfo,
+    ProgressFn,
+    ValidationResult,
+)
+
+DEFAULT_MODELS_DIR = Path("models")
+DEFAULT_MODELS_CONFIG = Path("configs/models.toml")
+
+
+class LocalDiffusersProvider:
+    name = "local"
+    capabilities = frozenset({CAP_TEXT_TO_IMAGE, CAP_LORA, CAP_NEGATIVE_PROMPT, CAP_SEED})
+    cost_per_image = 0.0
+
+    def __init__(
+        self,
+        models_dir: Path | str = DEFAULT_MODELS_DIR,
+        models_config: Path | str | None = DEFAULT_MODELS_CONFIG,
+        lora_roots: Sequence[Path | str] = (),
+        device: str = "auto",
+        dtype: str = "auto",
+        compile: bool = False,
+        max_adapters: int = 8,
+        max_adapter_bytes: int = 2 * 1024**3,
+        policy: DevicePolicy | None = None,
+    ):
+        self.registry = ModelRegistry.load(Path(models_dir), Path(models_config) if models_config else None)
+        self.policy = policy or resolve_device(device, dtype, compile)
+        roots = [Path(models_dir), *map(Path, lora_roots)]
+        self.pipelines = PipelineCache(
+            self.policy, roots, max_adapters=max_adapters, max_adapter_bytes=max_adapter_bytes
+        )
+
+    @property
+    def models(self) -> list[str]:
+        return self.registry.names()
+
+    @property
+    def default_parameters(self) -> dict[str, Any]:
+        return dict(self.registry.get(None).defaults)
+
+    def is_available(self) -> bool:
+        return True
+
+    def get_model_info(self, model_name: str) -> ModelInfo:
+        spec = self.registry.get(model_name)
+        return ModelInfo(spec.name, spec.family, spec.description, dict(spec.defaults), spec.info())
+
+    def validate_parameters(self, params: Mapping[str, Any], model: str | None = None) -> ValidationResult:
+        try:
+            validate_settings(params, self.registry.get(model).defaults)
+        except InvalidGeneration as exc:
+            return ValidationResult(False, (str(exc),))
+        return ValidationResult(True)
+
+    def generate(
+        self,
+        request: GenerationRequest,
+        on_progress: ProgressFn | None = None,
+        is_cancelled: CancelledFn | None = None,
+    ) -> GenerationResult:
+        # 1. Resolve the model and validate the parameters over its defaults
+        spec = self.registry.get(request.model)
+        settings = validate_settings(request.parameters, spec.defaults)
+        loras = tuple(LoraRequest(x.name, Path(x.path), x.strength) for x in request.loras)
+        params = GenerationParams(request.prompt, request.negative_prompt, settings, loras)
+        # 2. Get the resident pipeline (loads it the first time)
+        resident, load_s = self.pipelines.get(spec)
+        # 3. Generate
+        outcome = generate(resident, params, on_progress=on_progress, is_cancelled=is_cancelled)
+        used = {
+            "width": settings.width,
+            "height": settings.height,
+            "steps": settings.steps,
+            "cfg_scale": settings.cfg_scale,
+            "sampler": settings.sampler,
+        }
+        return GenerationResult(
+            images=outcome.images,
+            seeds=list(outcome.seeds),
+            model=spec.name,
+            parameters=used,
+            timings_s={"model_load_s": load_s, **outcome.timings_s},
+            warnings=outcome.warnings,
+            details={
+                "family": spec.family,
+                "device": self.policy.describe(),
+                "batch_size": outcome.batch_size,
+                "loras": outcome.adapters.active,
+                "lora_hashes": outcome.adapters.hashes,
+                "model_hash": None,
+            },
+        )

@@ -1,0 +1,252 @@
+-- api_key_create --
+-- A new API key: only its hash is stored.
+INSERT INTO api_keys (name, prefix, key_hash, role, user_id)
+VALUES (%(name)s, %(prefix)s, %(key_hash)s, %(role)s, %(user_id)s)
+RETURNING id, name, prefix, role, user_id, created_at, last_used_at, revoked_at
+
+-- api_key_list --
+-- Every key, newest first, without hashes.
+SELECT id, name, prefix, role, user_id, created_at, last_used_at, revoked_at
+FROM api_keys ORDER BY created_at DESC, id
+
+-- api_key_revoke --
+-- Revoke a key by id or by its shown prefix; a revoked key stays listed.
+UPDATE api_keys SET revoked_at = NOW()
+WHERE (id::TEXT = %(ref)s OR prefix = %(ref)s) AND revoked_at IS NULL
+RETURNING id, name, prefix, role
+
+-- api_key_authenticate --
+-- The live key with this hash. last_used_at is refreshed at most once a minute, so a busy client
+-- does not write on every request.
+WITH k AS (
+    SELECT id, name, role, user_id FROM api_keys WHERE key_hash = %(key_hash)s AND revoked_at IS NULL
+), touched AS (
+    UPDATE api_keys SET last_used_at = NOW()
+    WHERE id = (SELECT id FROM k) AND (last_used_at IS NULL OR last_used_at < NOW() - INTERVAL '1 minute')
+)
+SELECT * FROM k
+
+-- api_secret --
+-- A named secret of the API (e.g. the key that signs pagination cursors).
+SELECT secret FROM api_secrets WHERE name = %(name)s
+
+-- api_user_ensure --
+-- The user with this email, created when missing (for `keys create --email`).
+INSERT INTO users (email, display_name) VALUES (%(email)s, %(email)s)
+ON CONFLICT (email) DO UPDATE SET email = EXCLUDED.email
+RETURNING id
+
+-- api_user_exists --
+-- Whether a user id exists.
+SELECT EXISTS (SELECT 1 FROM users WHERE id = %(id)s) AS found
+
+-- api_story_access --
+-- A story's owner and this user's accepted collaboration on it (NULL columns when none); no row when
+-- the story does not exist.
+SELECT s.id, s.user_id AS owner_id, c.role AS collaborator_role, c.permissions
+FROM stories s
+LEFT JOIN story_collaborators c ON c.story_id = s.id AND c.user_id = %(user_id)s AND c.status = 'accepted'
+WHERE s.id = %(story_id)s
+ORDER BY c.invited_at DESC NULLS LAST
+LIMIT 1
+
+-- api_entity_story --
+-- The story an entity belongs to, and whether the entity exists at all.
+SELECT entity_story_id(%(entity_type)s, %(entity_id)s) AS story_id
+
+-- api_story_collaborators --
+-- The collaborators of a story.
+SELECT id, story_id, user_id, role, permissions, invited_by, invited_at, accepted_at, status
+FROM story_collaborators WHERE story_id = %(story_id)s ORDER BY invited_at, id
+
+-- api_job_get --
+-- One job with the story it belongs to (for collaborator rights).
+SELECT j.*, entity_story_id(j.entity_type, j.entity_id) AS story_id
+FROM processing_jobs j WHERE j.id = %(id)s
+
+-- api_job_list --
+-- One page of jobs, newest first, filtered, limited to what the viewer may read.
+SELECT j.*, entity_story_id(j.entity_type, j.entity_id) AS story_id
+FROM processing_jobs j
+WHERE (%(status)s::TEXT IS NULL OR j.status = %(status)s)
+  AND (%(job_type)s::TEXT IS NULL OR j.job_type = %(job_type)s)
+  AND (%(user_id)s::UUID IS NULL OR j.user_id = %(user_id)s)
+  AND (%(entity_type)s::TEXT IS NULL OR j.entity_type = %(entity_type)s)
+  AND (%(entity_id)s::UUID IS NULL OR j.entity_id = %(entity_id)s)
+  -- A user key sees its user's jobs and the jobs of the stories that user may read (owned, or an
+  -- accepted collaboration in any role: every role reads). An admin key passes viewer = NULL.
+  AND (%(viewer)s::UUID IS NULL OR j.user_id = %(viewer)s
+       OR entity_story_id(j.entity_type, j.entity_id) IN (
+           SELECT id FROM stories WHERE user_id = %(viewer)s
+           UNION
+           SELECT story_id FROM story_collaborators WHERE user_id = %(viewer)s AND status = 'accepted'))
+  -- Keyset pagination: strictly after the last row of the previous page, in (created_at, id) order.
+  AND (%(after_created)s::TIMESTAMPTZ IS NULL
+       OR (j.created_at, j.id) < (%(after_created)s::TIMESTAMPTZ, %(after_id)s::UUID))
+ORDER BY j.created_at DESC, j.id DESC
+LIMIT %(limit)s
+
+-- api_queue_counts --
+-- How many jobs are in each status, per job type.
+SELECT job_type, status, count(*)::INT AS n FROM processing_jobs GROUP BY job_type, status ORDER BY job_type, status
+
+-- api_queue_oldest_pending --
+-- Age of the oldest runnable pending job, per job type.
+SELECT job_type, EXTRACT(EPOCH FROM NOW() - min(created_at))::FLOAT8 AS age_s
+FROM processing_jobs WHERE status = 'pending' AND run_after <= NOW()
+GROUP BY job_type ORDER BY job_type
+
+-- api_queue_throughput --
+-- Jobs finished per minute over the last `minutes` minutes, oldest minute first (empty minutes as 0).
+SELECT m.minute,
+       count(j.id) FILTER (WHERE j.status = 'completed')::INT AS completed,
+       count(j.id) FILTER (WHERE j.status = 'failed')::INT AS failed
+FROM generate_series(date_trunc('minute', NOW()) - make_interval(mins => %(minutes)s - 1),
+                     date_trunc('minute', NOW()), INTERVAL '1 minute') AS m(minute)
+LEFT JOIN processing_jobs j
+       ON j.completed_at >= m.minute AND j.completed_at < m.minute + INTERVAL '1 minute'
+      AND j.status IN ('completed', 'failed')
+GROUP BY m.minute ORDER BY m.minute
+
+-- api_queue_run_times --
+-- Median and 95th percentile run time (lease to completion of the last attempt) per job type, over
+-- the jobs completed in the last `minutes` minutes.
+SELECT job_type, count(*)::INT AS n,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM completed_at - started_at)) AS p50_s,
+       percentile_cont(0.95) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM completed_at - started_at)) AS p95_s
+FROM processing_jobs
+WHERE status = 'completed' AND started_at IS NOT NULL AND completed_at > NOW() - make_interval(mins => %(minutes)s)
+GROUP BY job_type ORDER BY job_type
+
+-- api_recent_failures --
+-- The latest failed jobs with their messages.
+SELECT id, job_type, error_message, attempts, max_attempts, errors, crashes, completed_at, user_id
+FROM processing_jobs WHERE status = 'failed'
+ORDER BY completed_at DESC NULLS LAST, id DESC LIMIT %(limit)s
+
+-- api_workers --
+-- Workers with the jobs they run now (progress, how long ago each was leased) and heartbeat age.
+SELECT w.*, EXTRACT(EPOCH FROM NOW() - w.heartbeat_at)::FLOAT8 AS heartbeat_age_s,
+       COALESCE((
+           SELECT json_agg(json_build_object(
+                      'id', j.id, 'job_type', j.job_type, 'progress_percent', j.progress_percent,
+                      'progress', j.progress,
+                      'lease_age_s', EXTRACT(EPOCH FROM NOW() - j.started_at)::FLOAT8,
+                      'lease_expires_in_s', EXTRACT(EPOCH FROM j.lease_expires_at - NOW())::FLOAT8)
+                  ORDER BY j.started_at)
+           FROM processing_jobs j WHERE j.id = ANY(w.current_job_ids) AND j.status = 'processing'
+       ), '[]'::JSON) AS current_jobs
+FROM workers w
+WHERE %(include_stopped)s OR w.status <> 'stopped'
+ORDER BY w.id
+
+-- api_job_totals --
+-- Finished jobs, errors and crashes per job type, since the table began (Prometheus counters).
+SELECT job_type,
+       count(*) FILTER (WHERE status = 'completed')::INT AS completed,
+       count(*) FILTER (WHERE status = 'failed')::INT AS failed,
+       count(*) FILTER (WHERE status = 'cancelled')::INT AS cancelled,
+       COALESCE(sum(errors), 0)::INT AS errors,
+       COALESCE(sum(crashes), 0)::INT AS crashes
+FROM processing_jobs GROUP BY job_type ORDER BY job_type
+
+-- api_job_duration_histogram --
+-- Cumulative histogram of the run times of completed jobs per job type: for each upper bound, how many
+-- took at most that long; with their count and sum (a Prometheus histogram).
+WITH d AS (
+    SELECT job_type, EXTRACT(EPOCH FROM completed_at - started_at)::FLOAT8 AS s
+    FROM processing_jobs WHERE status = 'completed' AND started_at IS NOT NULL
+), per_bound AS (
+    SELECT d.job_type, u.i, (count(*) FILTER (WHERE d.s <= u.le))::INT AS n
+    FROM d CROSS JOIN unnest(%(bounds)s::FLOAT8[]) WITH ORDINALITY AS u(le, i)
+    GROUP BY d.job_type, u.i
+)
+SELECT t.job_type, t.n, t.total_s,
+       (SELECT array_agg(b.n ORDER BY b.i) FROM per_bound b WHERE b.job_type = t.job_type) AS buckets
+FROM (SELECT job_type, count(*)::INT AS n, COALESCE(sum(s), 0)::FLOAT8 AS total_s FROM d GROUP BY job_type) AS t
+ORDER BY t.job_type
+
+-- api_lora_create --
+-- A LoRA that is about to be trained.
+INSERT INTO lora_models (user_id, name, description, model_file_url, trigger_words, training_images_count, status)
+VALUES (%(user_id)s, %(name)s, %(description)s, %(model_file_url)s, %(trigger_words)s, %(training_images_count)s,
+        'training')
+RETURNING *
+
+-- api_lora_get --
+-- One LoRA.
+SELECT * FROM lora_models WHERE id = %(id)s
+
+-- api_lora_list --
+-- LoRAs the viewer may see (their own and the public ones; all for an admin), newest first.
+SELECT * FROM lora_models
+WHERE (%(viewer)s::UUID IS NULL OR user_id = %(viewer)s OR is_public)
+  AND (%(status)s::TEXT IS NULL OR status = %(status)s)
+  AND (NOT %(public_only)s OR is_public)
+  AND (NOT %(mine_only)s OR user_id = %(me)s)
+ORDER BY created_at DESC, id DESC
+LIMIT %(limit)s
+
+-- api_lora_set_public --
+-- Publish or unpublish a LoRA.
+UPDATE lora_models SET is_public = %(is_public)s WHERE id = %(id)s RETURNING *
+
+-- api_lora_count_download --
+-- Count one download.
+UPDATE lora_models SET download_count = COALESCE(download_count, 0) + 1 WHERE id = %(id)s RETURNING *
+
+-- api_preset_create --
+-- A new generation preset.
+INSERT INTO generation_presets (user_id, name, description, provider, model_name, parameters, style_modifiers, is_public)
+VALUES (%(user_id)s, %(name)s, %(description)s, %(provider)s, %(model_name)s, %(parameters)s, %(style_modifiers)s,
+        %(is_public)s)
+RETURNING *
+
+-- api_preset_get --
+-- One preset.
+SELECT * FROM generation_presets WHERE id = %(id)s
+
+-- api_preset_list --
+-- Presets the viewer may see (their own and the public ones; all for an admin), newest first.
+SELECT * FROM generation_presets
+WHERE (%(viewer)s::UUID IS NULL OR user_id = %(viewer)s OR is_public)
+ORDER BY created_at DESC, id DESC
+LIMIT %(limit)s
+
+-- api_preset_update --
+-- Change the given fields of a preset (a NULL parameter leaves its column alone; `set_description`
+-- distinguishes clearing the description from not touching it).
+UPDATE generation_presets SET
+    name = COALESCE(%(name)s, name),
+    description = CASE WHEN %(set_description)s THEN %(description)s ELSE description END,
+    provider = COALESCE(%(provider)s, provider),
+    model_name = COALESCE(%(model_name)s, model_name),
+    parameters = COALESCE(%(parameters)s, parameters),
+    style_modifiers = COALESCE(%(style_modifiers)s, style_modifiers),
+    is_public = COALESCE(%(is_public)s, is_public)
+WHERE id = %(id)s
+RETURNING *
+
+-- api_preset_delete --
+-- Delete a preset.
+DELETE FROM generation_presets WHERE id = %(id)s RETURNING id
+
+-- api_image_get --
+-- One image's metadata with the story it belongs to (through its scene).
+SELECT i.*, entity_story_id('scene', i.scene_id) AS story_id FROM images i WHERE i.id = %(id)s
+ORDER BY i.created_at DESC LIMIT 1
+
+-- api_image_list --
+-- The latest images the viewer may see (their own and those of stories they may read).
+SELECT i.*, entity_story_id('scene', i.scene_id) AS story_id FROM images i
+WHERE (%(viewer)s::UUID IS NULL OR i.user_id = %(viewer)s
+       OR entity_story_id('scene', i.scene_id) IN (
+           SELECT id FROM stories WHERE user_id = %(viewer)s
+           UNION
+           SELECT story_id FROM story_collaborators WHERE user_id = %(viewer)s AND status = 'accepted'))
+ORDER BY i.created_at DESC, i.id DESC
+LIMIT %(limit)s
+
+-- api_ping --
+-- The database answers.
+SELECT 1 AS ok

@@ -1,0 +1,158 @@
+"""The LoRA training request: the seed's `LoRATrainingRequest` plus the knobs a trainer needs.
+
+Accepts the seed's shape (`training_parameters: {learning_rate, batch_size, epochs, resolution}`, also
+spelled `parameters` as `initiateLoRATraining` writes it into the job's metadata) and a flat one.
+`parse_training_request()` turns any validation failure into `InvalidJob` naming the field, the
+allowed range and the value received.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import uuid
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from enchant_worker.errors import InvalidJob
+
+MIN_TRAINING_IMAGES = 5
+MAX_TRAINING_IMAGES = 50
+MAX_TRIGGER_WORDS = 10
+
+MixedPrecision = Literal["auto", "no", "fp16", "bf16"]
+LRScheduler = Literal["constant", "constant_with_warmup", "linear", "cosine"]
+
+
+class LoRATrainingSpec(BaseModel):
+    """What to train. Ranges are checked here; images are checked by `dataset.prepare_dataset`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # The seed's request.
+    user_id: uuid.UUID | None = None
+    name: str = Field(min_length=1, max_length=100)
+    description: str = Field(default="", max_length=2000)
+    training_images: list[str] = Field(min_length=1, max_length=1000)
+    base_model: str = Field(min_length=1, max_length=500)
+    trigger_words: list[str] = Field(default_factory=list, max_length=MAX_TRIGGER_WORDS)
+    learning_rate: float = Field(default=1e-4, ge=1e-6, le=1e-2)
+    batch_size: int = Field(default=1, ge=1, le=16)
+    epochs: int = Field(default=10, ge=1, le=1000)
+    resolution: int = Field(default=512, ge=16, le=2048, multiple_of=8)
+    # Added by the issue.
+    rank: int = Field(default=16, ge=1, le=256)
+    alpha: float | None = Field(default=None, gt=0, le=1024)  # None: alpha = rank (scale 1)
+    max_train_steps: int | None = Field(default=None, ge=1, le=100_000)  # overrides epochs
+    seed: int = Field(default=0, ge=0, le=2**32 - 1)
+    mixed_precision: MixedPrecision = "auto"
+    gradient_checkpointing: bool = False
+    train_text_encoder: bool = False
+    captions: dict[str, str] = Field(default_factory=dict)  # image file name → caption (wins over .txt)
+    # Training recipe.
+    lr_scheduler: LRScheduler = "constant"
+    lr_warmup_steps: int = Field(default=0, ge=0, le=10_000)
+    snr_gamma: float | None = Field(default=None, gt=0, le=20)  # min-SNR weighting (5.0 is usual)
+    noise_offset: float = Field(default=0.0, ge=0, le=1)
+    max_grad_norm: float = Field(default=1.0, gt=0, le=100)
+    checkpoint_every: int = Field(default=100, ge=1, le=100_000)  # steps
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flatten_seed_parameters(cls, data: Any) -> Any:
+        """Lift the seed's nested `training_parameters` (or `parameters`) to the top level."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        for key in ("training_parameters", "parameters"):
+            nested = data.pop(key, None)
+            if isinstance(nested, dict):
+                for name, value in nested.items():
+                    data.setdefault(name, value)
+            elif nested is not None:
+                raise ValueError(f"{key} must be an object")
+        return data
+
+    @field_validator("trigger_words")
+    @classmethod
+    def _check_trigger_words(cls, words: list[str]) -> list[str]:
+        cleaned = [w.strip() for w in words]
+        for word in cleaned:
+            if not word or len(word) > 50 or "," in word:
+                raise ValueError(f"each trigger word must be 1 to 50 characters without commas, got {word!r}")
+        return cleaned
+
+    @property
+    def lora_alpha(self) -> float:
+        return float(self.alpha if self.alpha is not None else self.rank)
+
+    @property
+    def file_stem(self) -> str:
+        """`name` as a safe file name: `Ink & Wash` → `ink-wash`."""
+        stem = re.sub(r"[^a-z0-9]+", "-", self.name.lower()).strip("-")
+        return stem or "lora"
+
+    def fingerprint(self) -> str:
+        """A hash of everything that shapes the trained weights; a checkpoint resumes only the same one."""
+        shaping = self.model_dump(
+            mode="json",
+            exclude={"user_id", "name", "description", "checkpoint_every", "training_images", "captions"},
+        )
+        return hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _describe_range(spec_field: Any) -> str:
+    """'between 1e-06 and 0.01', 'a length between 1 and 100', ... from a pydantic field's constraints."""
+    c: dict[str, Any] = {}
+    for meta in spec_field.metadata:
+        for key in ("ge", "gt", "le", "lt", "multiple_of", "min_length", "max_length"):
+            if getattr(meta, key, None) is not None:
+                c[key] = getattr(meta, key)
+    if "min_length" in c or "max_length" in c:
+        return f"a list or text of length {c.get('min_length', 0)} to {c['max_length']}"
+    low = f"above {c['gt']}" if "gt" in c else (f"at least {c['ge']}" if "ge" in c else None)
+    high = f"below {c['lt']}" if "lt" in c else (f"at most {c['le']}" if "le" in c else None)
+    if "ge" in c and "le" in c:
+        parts = [f"between {c['ge']} and {c['le']}"]
+    else:
+        parts = [p for p in (low, high) if p]
+    if "multiple_of" in c:
+        parts.append(f"a multiple of {c['multiple_of']}")
+    return ", ".join(parts)
+
+
+_RANGE_ERRORS = {
+    "greater_than", "greater_than_equal", "less_than", "less_than_equal", "multiple_of",
+    "too_short", "too_long", "string_too_short", "string_too_long",
+}
+
+
+def _explain(error: dict[str, Any]) -> str:
+    loc = [str(p) for p in error["loc"]]
+    name = loc[0] if loc else "request"
+    where = ".".join(loc)
+    got = error.get("input")
+    field = LoRATrainingSpec.model_fields.get(name)
+    if error["type"] == "extra_forbidden":
+        return f"{where}: unknown field; allowed fields are {', '.join(sorted(LoRATrainingSpec.model_fields))}"
+    if error["type"] == "missing":
+        return f"{where}: required"
+    if error["type"] == "literal_error" and field is not None:
+        return f"{where}: {error['msg'].replace('Input should be', 'must be')}, got {got!r}"
+    allowed = _describe_range(field) if field is not None and error["type"] in _RANGE_ERRORS else ""
+    if allowed:
+        return f"{where}: must be {allowed}, got {got!r}"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    allowed = _describe_range(field) if field is not None and len(loc) == 1 else ""
+    return f"{where}: {message} (got {got!r}{'; allowed: ' + allowed if allowed else ''})"
+
+
+def parse_training_request(data: dict[str, Any]) -> LoRATrainingSpec:
+    """Validate a request (a job's metadata or the CLI's options); raise `InvalidJob` naming each bad field."""
+    try:
+        return LoRATrainingSpec.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(_explain(e) for e in exc.errors())
+        raise InvalidJob(f"Invalid LoRA training request: {problems}") from None

@@ -1,0 +1,150 @@
+"""The worker loop in-process against a real Postgres."""
+
+import threading
+import time
+
+import pytest
+
+from enchant_worker.domain.jobs import JobStatus, NewJob
+from enchant_worker.queue import JobQueue
+from enchant_worker.worker.registry import default_registry
+from enchant_worker.worker.runner import Worker
+
+
+def wait_for(predicate, timeout=10.0, every=0.02):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := predicate():
+            return value
+        time.sleep(every)
+    raise AssertionError("condition not met in time")
+
+
+@pytest.fixture
+def start_worker(db, settings):
+    started = []
+
+    def start(*, types=None, concurrency=1, burst=False, **overrides):
+        s = settings.model_copy(update=overrides)
+        registry = default_registry(plugins=False, module="tests.support.counting_handlers")
+        worker = Worker(db, s, registry, job_types=types, concurrency=concurrency, burst=burst)
+        thread = threading.Thread(target=worker.run, daemon=True)
+        thread.start()
+        started.append((worker, thread))
+        return worker, thread
+
+    yield start
+    for worker, thread in started:
+        worker.stop(now=True)
+        thread.join(timeout=15)
+
+
+@pytest.fixture
+def queue(conn):
+    return JobQueue(conn)
+
+
+def status_of(queue, job_id):
+    return queue.get(job_id).status
+
+
+def test_plain_sql_insert_wakes_an_idle_worker_through_notify(start_worker, conn, queue):
+    # Polling every 60 s: only NOTIFY can start the job within a second.
+    worker, _ = start_worker(types=["noop"], poll_interval_s=60)
+    wait_for(lambda: conn.execute("SELECT 1 FROM workers WHERE id = %s", (worker.worker_id,)).fetchone())
+    time.sleep(0.3)  # let the loop settle into its 60 s wait
+    t0 = time.monotonic()
+    job_id = conn.execute(
+        "INSERT INTO processing_jobs (job_type, metadata) VALUES ('noop', '{}') RETURNING id").fetchone()["id"]
+    wait_for(lambda: status_of(queue, job_id) == JobStatus.COMPLETED, timeout=5)
+    assert time.monotonic() - t0 < 1.0
+
+
+def test_handler_errors_are_retried_then_failed_and_the_worker_goes_on(start_worker, queue):
+    bad = queue.enqueue(NewJob("noop", {"fail": "disk on fire"}, max_attempts=2))
+    good = queue.enqueue(NewJob("noop"))
+    invalid = queue.enqueue(NewJob("noop", {"seconds": "soon"}))
+    start_worker(types=["noop"])
+    wait_for(lambda: status_of(queue, bad) == JobStatus.FAILED)
+    job = queue.get(bad)
+    assert job.attempts == 2 and job.errors == 2 and job.error_message == "RuntimeError: disk on fire"
+    assert status_of(queue, good) == JobStatus.COMPLETED
+    wait_for(lambda: status_of(queue, invalid) == JobStatus.FAILED)
+    failed = queue.get(invalid)
+    assert failed.attempts == 1 and "invalid input: seconds: must be a number" in failed.error_message
+
+
+def test_a_job_type_nobody_handles_stays_pending_and_visible(start_worker, queue):
+    orphan = queue.enqueue(NewJob("paint_mural"))
+    done = queue.enqueue(NewJob("noop"))
+    start_worker(types=["noop"])
+    wait_for(lambda: status_of(queue, done) == JobStatus.COMPLETED)
+    assert status_of(queue, orphan) == JobStatus.PENDING
+    assert queue.list(status="pending")[0].id == orphan
+
+
+def test_cancel_a_running_job_stops_it_within_a_moment(start_worker, queue):
+    job_id = queue.enqueue(NewJob("noop", {"seconds": 60}))
+    start_worker(types=["noop"], heartbeat_seconds=4)
+    wait_for(lambda: status_of(queue, job_id) == JobStatus.PROCESSING)
+    t0 = time.monotonic()
+    assert queue.cancel(job_id) == "processing"
+    wait_for(lambda: status_of(queue, job_id) == JobStatus.CANCELLED, timeout=5)
+    assert time.monotonic() - t0 < 1.5  # NOTIFY, not the 4 s heartbeat
+
+
+def test_progress_is_visible_while_running(start_worker, queue):
+    job_id = queue.enqueue(NewJob("noop", {"seconds": 3}))
+    start_worker(types=["noop"])
+    pct = wait_for(lambda: (p := queue.get(job_id).progress_percent) and 0 < p < 100 and p)
+    assert 0 < pct < 100
+
+
+def test_a_hung_handler_is_failed_and_its_late_write_refused(start_worker, queue, conn):
+    job_id = queue.enqueue(NewJob("hang", {"seconds": 2.5}, max_attempts=1))
+    start_worker(types=["hang"], concurrency=2)
+    wait_for(lambda: status_of(queue, job_id) == JobStatus.FAILED, timeout=5)
+    assert "timed out" in queue.get(job_id).error_message
+    time.sleep(2.0)  # the handler returns now and tries to complete: refused by the token check
+    assert status_of(queue, job_id) == JobStatus.FAILED
+
+
+def test_shutdown_hands_back_a_running_job_without_spending_an_attempt(start_worker, queue):
+    job_id = queue.enqueue(NewJob("slow_count", {"seconds": 30}, max_attempts=1))
+    worker, thread = start_worker(types=["slow_count"], shutdown_grace_s=0.5)
+    wait_for(lambda: status_of(queue, job_id) == JobStatus.PROCESSING)
+    worker.stop()
+    thread.join(timeout=15)
+    assert not thread.is_alive()
+    job = queue.get(job_id)
+    assert job.status == JobStatus.PENDING and job.attempts == 0 and job.lease_token is None
+
+
+def test_shutdown_lets_a_short_job_finish(start_worker, queue):
+    job_id = queue.enqueue(NewJob("noop", {"seconds": 0.5}))
+    worker, thread = start_worker(types=["noop"], shutdown_grace_s=5)
+    wait_for(lambda: status_of(queue, job_id) == JobStatus.PROCESSING)
+    worker.stop()
+    thread.join(timeout=15)
+    assert status_of(queue, job_id) == JobStatus.COMPLETED
+
+
+def test_burst_drains_and_exits_with_prefetch(start_worker, queue, conn):
+    ids = queue.enqueue_many([NewJob("count") for _ in range(300)])
+    _, thread = start_worker(types=["count"], burst=True, concurrency=2)
+    thread.join(timeout=60)
+    assert not thread.is_alive()
+    assert {j.status for j in queue.list(limit=1000)} == {JobStatus.COMPLETED}
+    runs = conn.execute("SELECT job_id, COUNT(*) AS n FROM executions GROUP BY job_id").fetchall()
+    assert len(runs) == len(ids) and all(r["n"] == 1 for r in runs)
+
+
+def test_worker_row_shows_device_current_job_and_stop(start_worker, queue, conn):
+    job_id = queue.enqueue(NewJob("noop", {"seconds": 2}))
+    worker, thread = start_worker(types=["noop"])
+    row = wait_for(lambda: conn.execute(
+        "SELECT * FROM workers WHERE id = %s AND %s = ANY(current_job_ids)", (worker.worker_id, job_id)).fetchone())
+    assert row["device"]["kind"] == "cpu" and row["job_types"] == ["noop"] and row["pid"] > 0
+    worker.stop(now=True)
+    thread.join(timeout=15)
+    assert conn.execute("SELECT status FROM workers WHERE id = %s", (worker.worker_id,)).fetchone()["status"] == "stopped"
