@@ -60,7 +60,9 @@ def resolve_base_model(name: str, models_dir: Path, known: Mapping[str, Path] | 
         if (folder / "model_index.json").is_file():
             _check_layout(name, folder)
             return folder
-    available = sorted(set(known or ()) | {p.name for p in Path(models_dir).glob("*/model_index.json") for p in [p.parent]})
+    available = sorted(
+        set(known or ()) | {p.name for p in Path(models_dir).glob("*/model_index.json") for p in [p.parent]}
+    )
     raise InvalidJob(
         f"base_model: unknown base model {name!r}; available: {', '.join(available) or 'none'}. "
         f"Place a diffusers-format Stable Diffusion folder under {models_dir} or give its path."
@@ -76,7 +78,9 @@ def _check_layout(name: str, folder: Path) -> None:
         )
     missing = [part for part in REQUIRED_PARTS if not (folder / part).is_dir()]
     if missing:
-        raise InvalidJob(f"base_model: {folder} lacks {', '.join(missing)}; it is not a complete diffusers folder")
+        raise InvalidJob(
+            f"base_model: {folder} lacks {', '.join(missing)}; it is not a complete diffusers folder"
+        )
 
 
 def load_base_model(folder: Path, name: str | None = None) -> BaseModel:

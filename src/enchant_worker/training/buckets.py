@@ -37,7 +37,9 @@ def bucket_for(width: int, height: int, buckets: Sequence[tuple[int, int]], step
     return bw, bh
 
 
-def epoch_batches(buckets_of: Sequence[tuple[int, int]], batch_size: int, seed: int, epoch: int) -> list[list[int]]:
+def epoch_batches(
+    buckets_of: Sequence[tuple[int, int]], batch_size: int, seed: int, epoch: int
+) -> list[list[int]]:
     """The batches (lists of image indices) of one epoch: shuffled within buckets, then batch order shuffled.
 
     Depends only on its arguments, so an epoch's order is the same after a resume. The number of

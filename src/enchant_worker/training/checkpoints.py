@@ -55,8 +55,10 @@ def save_checkpoint(root: Path, checkpoint: Checkpoint) -> Path:
     final = _folder_for(root, checkpoint.step)
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=root))
     try:
-        save_file({k: v.detach().float().cpu().contiguous() for k, v in checkpoint.weights.items()},
-                  str(tmp / "lora.safetensors"))
+        save_file(
+            {k: v.detach().float().cpu().contiguous() for k, v in checkpoint.weights.items()},
+            str(tmp / "lora.safetensors"),
+        )
         torch.save(checkpoint.state, tmp / "state.pt")
         (tmp / MARKER).write_text(json.dumps({"step": checkpoint.step, **checkpoint.info}), encoding="utf-8")
         _fsync_folder(tmp)
@@ -66,7 +68,11 @@ def save_checkpoint(root: Path, checkpoint: Checkpoint) -> Path:
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         previous = list_checkpoints(root)
-        kept = f"the checkpoint at step {_step_of(previous[-1])} is intact" if previous else "no earlier checkpoint exists"
+        kept = (
+            f"the checkpoint at step {_step_of(previous[-1])} is intact"
+            if previous
+            else "no earlier checkpoint exists"
+        )
         reason = "the disk is full" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else str(exc)
         raise CheckpointWriteFailed(
             f"Could not write the training checkpoint at step {checkpoint.step} in {root}: {reason}; "

@@ -56,7 +56,11 @@ class PreparedDataset:
     def flagged(self) -> list[dict[str, object]]:
         """Images accepted with a warning, for the job's result."""
         return [
-            {"image": im.source, "size": [im.width, im.height], "warning": f"smaller than {self.resolution}px"}
+            {
+                "image": im.source,
+                "size": [im.width, im.height],
+                "warning": f"smaller than {self.resolution}px",
+            }
             for im in self.images
             if im.small
         ]
@@ -78,7 +82,8 @@ def collect_image_files(entries: Sequence[str]) -> list[Path]:
         path = Path(entry).expanduser()
         if path.is_dir():
             files += sorted(
-                p for p in path.iterdir()
+                p
+                for p in path.iterdir()
                 if p.is_file() and not p.name.startswith(".") and p.suffix.lower() != CAPTION_SUFFIX
             )
         elif path.is_file():
@@ -109,7 +114,9 @@ def check_image(path: Path, max_pixels: int = MAX_IMAGE_PIXELS) -> tuple[str, in
                 orientation = im.getexif().get(EXIF_ORIENTATION_TAG, 1)
                 im.load()  # decodes every pixel: catches truncated data
     except UnidentifiedImageError:
-        raise ValueError("is not an image (PNG, JPEG, WebP or BMP expected); remove it from the folder") from None
+        raise ValueError(
+            "is not an image (PNG, JPEG, WebP or BMP expected); remove it from the folder"
+        ) from None
     except Image.DecompressionBombError:
         raise ValueError("is a possible decompression bomb (too many pixels); downscale it first") from None
     except (OSError, SyntaxError) as exc:
@@ -177,7 +184,8 @@ def prepare_dataset(
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}-", dir=dest.parent))
     try:
         images = [
-            _copy_one(i, path, fmt, width, height, spec, tmp) for i, (path, fmt, width, height) in enumerate(checked)
+            _copy_one(i, path, fmt, width, height, spec, tmp)
+            for i, (path, fmt, width, height) in enumerate(checked)
         ]
         dataset = PreparedDataset(folder=dest, images=tuple(images), resolution=spec.resolution)
         _write_manifest(tmp, dataset)
@@ -220,6 +228,8 @@ def load_dataset(folder: Path) -> PreparedDataset:
     try:
         manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise InvalidJob(f"training data folder {folder} has no {MANIFEST}; prepare the dataset again") from None
+        raise InvalidJob(
+            f"training data folder {folder} has no {MANIFEST}; prepare the dataset again"
+        ) from None
     images = tuple(TrainingImage(**item) for item in manifest["images"])
     return PreparedDataset(folder=folder, images=images, resolution=int(manifest["resolution"]))

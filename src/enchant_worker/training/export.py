@@ -89,8 +89,12 @@ def export_lora(
     diffusers_path = output_dir / f"{stem}.safetensors"
     diffusers_hash = _write_atomic(
         diffusers_sd,
-        {"format": "pt", "lora_format": "diffusers", **common,
-         "lora_adapter_metadata": json.dumps(adapter_meta, indent=2, sort_keys=True)},
+        {
+            "format": "pt",
+            "lora_format": "diffusers",
+            **common,
+            "lora_adapter_metadata": json.dumps(adapter_meta, indent=2, sort_keys=True),
+        },
         diffusers_path,
     )
 
@@ -100,8 +104,9 @@ def export_lora(
     for component, sd in loras.items():
         kohya_sd.update(to_kohya(component, sd, alpha))
     kohya_path = output_dir / f"{stem}.kohya.safetensors"
-    kohya_hash = _write_atomic(kohya_sd, {"format": "pt", "lora_format": "kohya", **common, **_kohya_facts(stem, facts)},
-                               kohya_path)
+    kohya_hash = _write_atomic(
+        kohya_sd, {"format": "pt", "lora_format": "kohya", **common, **_kohya_facts(stem, facts)}, kohya_path
+    )
     return {
         "diffusers_path": str(diffusers_path),
         "kohya_path": str(kohya_path),

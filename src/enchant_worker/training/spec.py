@@ -124,8 +124,15 @@ def _describe_range(spec_field: Any) -> str:
 
 
 _RANGE_ERRORS = {
-    "greater_than", "greater_than_equal", "less_than", "less_than_equal", "multiple_of",
-    "too_short", "too_long", "string_too_short", "string_too_long",
+    "greater_than",
+    "greater_than_equal",
+    "less_than",
+    "less_than_equal",
+    "multiple_of",
+    "too_short",
+    "too_long",
+    "string_too_short",
+    "string_too_long",
 }
 
 
@@ -136,7 +143,9 @@ def _explain(error: dict[str, Any]) -> str:
     got = error.get("input")
     field = LoRATrainingSpec.model_fields.get(name)
     if error["type"] == "extra_forbidden":
-        return f"{where}: unknown field; allowed fields are {', '.join(sorted(LoRATrainingSpec.model_fields))}"
+        return (
+            f"{where}: unknown field; allowed fields are {', '.join(sorted(LoRATrainingSpec.model_fields))}"
+        )
     if error["type"] == "missing":
         return f"{where}: required"
     if error["type"] == "literal_error" and field is not None:

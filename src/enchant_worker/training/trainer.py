@@ -52,7 +52,9 @@ def _never() -> bool:
 class TrainingHooks:
     """How the caller watches and steers a run. All are called between optimizer steps."""
 
-    on_progress: Callable[[int, int, float, float, float], None] | None = None  # step, total, loss, s/step, eta s
+    on_progress: Callable[[int, int, float, float, float], None] | None = (
+        None  # step, total, loss, s/step, eta s
+    )
     should_stop: Callable[[], bool] = _never  # cancellation: checkpoint, then JobCancelled
     should_yield: Callable[[], bool] = _never  # preemption: checkpoint, then Preempted
 
@@ -144,7 +146,9 @@ def train_lora(
 
         # 5. Latents' distributions and text embeddings, computed once (or read back from disk)
         t_cache = time.perf_counter()
-        cache = build_cache(base, dataset, buckets_of, spec, accelerator.device, weight_dtype, work_dir / CACHE_DIR)
+        cache = build_cache(
+            base, dataset, buckets_of, spec, accelerator.device, weight_dtype, work_dir / CACHE_DIR
+        )
         cache_s = time.perf_counter() - t_cache
 
         # 6. Optimizer and LR schedule, prepared by accelerate (autocast, grad scaling)
@@ -154,11 +158,24 @@ def train_lora(
 
         generator = torch.Generator(device=accelerator.device).manual_seed(spec.seed)
         run = _Run(
-            spec=spec, accelerator=accelerator, weight_dtype=weight_dtype, base=base, trainable=trainable,
-            optimizer=optimizer, lr_scheduler=lr_scheduler, generator=generator, cache=cache,
-            buckets_of=buckets_of, steps_per_epoch=steps_per_epoch, total_steps=total_steps,
+            spec=spec,
+            accelerator=accelerator,
+            weight_dtype=weight_dtype,
+            base=base,
+            trainable=trainable,
+            optimizer=optimizer,
+            lr_scheduler=lr_scheduler,
+            generator=generator,
+            cache=cache,
+            buckets_of=buckets_of,
+            steps_per_epoch=steps_per_epoch,
+            total_steps=total_steps,
             checkpoint_root=work_dir / CHECKPOINT_DIR,
-            info={"fingerprint": spec.fingerprint(), "dataset": dataset.content_hash, "total_steps": total_steps},
+            info={
+                "fingerprint": spec.fingerprint(),
+                "dataset": dataset.content_hash,
+                "total_steps": total_steps,
+            },
         )
 
         # 7. Resume from the last good checkpoint
@@ -172,14 +189,22 @@ def train_lora(
         # 9. Export both formats with the training facts in their headers
         files = export(run, dataset, output_dir)
         timings = {
-            "total_s": time.perf_counter() - started, "cache_s": cache_s, "loop_s": loop_s,
+            "total_s": time.perf_counter() - started,
+            "cache_s": cache_s,
+            "loop_s": loop_s,
             "steps_run": run.step - resumed_from,
         }
         return TrainingResult(
-            lora_path=Path(files["diffusers_path"]), kohya_path=Path(files["kohya_path"]), steps=run.step,
-            resumed_from_step=resumed_from, final_loss=float(run.loss_ema or 0.0),
-            image_count=len(dataset.images), flagged_images=dataset.flagged,
-            content_hash=files["diffusers_hash"], metadata=files["facts"], timings=timings,
+            lora_path=Path(files["diffusers_path"]),
+            kohya_path=Path(files["kohya_path"]),
+            steps=run.step,
+            resumed_from_step=resumed_from,
+            final_loss=float(run.loss_ema or 0.0),
+            image_count=len(dataset.images),
+            flagged_images=dataset.flagged,
+            content_hash=files["diffusers_hash"],
+            metadata=files["facts"],
+            timings=timings,
         )
     finally:
         release_memory()
@@ -194,7 +219,9 @@ def resolve_mixed_precision(requested: str, device: torch.device) -> str:
     if requested == "auto":
         return ("bf16" if torch.cuda.is_bf16_supported() else "fp16") if cuda else "no"
     if requested == "fp16" and not cuda:
-        raise InvalidJob("mixed_precision: 'fp16' needs a CUDA GPU; use 'auto', 'no' or 'bf16' on this worker")
+        raise InvalidJob(
+            "mixed_precision: 'fp16' needs a CUDA GPU; use 'auto', 'no' or 'bf16' on this worker"
+        )
     if requested == "bf16" and cuda and not torch.cuda.is_bf16_supported():
         raise InvalidJob("mixed_precision: this GPU has no bf16 support; use 'auto', 'fp16' or 'no'")
     return requested
@@ -204,7 +231,11 @@ def make_accelerator(mixed_precision: str, device: str | torch.device | None):
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState
 
-    target = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    target = (
+        torch.device(device)
+        if device is not None
+        else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    )
     precision = resolve_mixed_precision(mixed_precision, target)
     # One job at a time per process: a new job may need another precision than the last one.
     AcceleratorState._reset_state(True)
@@ -216,14 +247,20 @@ def make_accelerator(mixed_precision: str, device: str | torch.device | None):
 # 2. ------------------------------------------------------------------------------------------------
 
 
-def freeze_base(base: BaseModel, device: torch.device, weight_dtype: torch.dtype, spec: LoRATrainingSpec) -> None:
+def freeze_base(
+    base: BaseModel, device: torch.device, weight_dtype: torch.dtype, spec: LoRATrainingSpec
+) -> None:
     """No gradients for the base weights; UNet and text encoder in the compute dtype on the device.
 
     The VAE stays in fp32: it only encodes the training images once, for the cache.
     """
     for module in (base.unet, base.vae, base.text_encoder):
         module.requires_grad_(False)
-    for module, dtype in ((base.unet, weight_dtype), (base.text_encoder, weight_dtype), (base.vae, torch.float32)):
+    for module, dtype in (
+        (base.unet, weight_dtype),
+        (base.text_encoder, weight_dtype),
+        (base.vae, torch.float32),
+    ):
         module.to(device) if module.dtype == dtype else module.to(device, dtype=dtype)
     base.unet.train()
     if spec.gradient_checkpointing:
@@ -305,11 +342,17 @@ def load_pixels(path: Path, bucket: tuple[int, int]) -> torch.Tensor:
 
 def tokenize(tokenizer: Any, captions: list[str]) -> torch.Tensor:
     return tokenizer(
-        captions, padding="max_length", max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt"
+        captions,
+        padding="max_length",
+        max_length=tokenizer.model_max_length,
+        truncation=True,
+        return_tensors="pt",
     ).input_ids
 
 
-def _cache_key(base: BaseModel, dataset: PreparedDataset, buckets_of: list, dtype: torch.dtype, te: bool) -> str:
+def _cache_key(
+    base: BaseModel, dataset: PreparedDataset, buckets_of: list, dtype: torch.dtype, te: bool
+) -> str:
     parts = [base.name, dataset.content_hash, repr(buckets_of), str(dtype), str(te)]
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:24]
 
@@ -334,7 +377,11 @@ def build_cache(
     if path.is_file():
         cache = torch.load(path, map_location="cpu", weights_only=True)
     else:
-        cache = {"mean": [], "std": [], "input_ids": tokenize(base.tokenizer, [im.caption for im in dataset.images])}
+        cache = {
+            "mean": [],
+            "std": [],
+            "input_ids": tokenize(base.tokenizer, [im.caption for im in dataset.images]),
+        }
         for image, bucket in zip(dataset.images, buckets_of, strict=True):
             pixels = load_pixels(dataset.path(image), bucket).unsqueeze(0).to(device)
             dist = base.vae.encode(pixels).latent_dist
@@ -364,11 +411,15 @@ def build_cache(
 # 6. ------------------------------------------------------------------------------------------------
 
 
-def make_optimizer(trainable: dict[str, torch.nn.Parameter], spec: LoRATrainingSpec, total_steps: int, device):
+def make_optimizer(
+    trainable: dict[str, torch.nn.Parameter], spec: LoRATrainingSpec, total_steps: int, device
+):
     from diffusers.optimization import get_scheduler
 
     optimizer = torch.optim.AdamW(
-        list(trainable.values()), lr=spec.learning_rate, weight_decay=ADAM_WEIGHT_DECAY,
+        list(trainable.values()),
+        lr=spec.learning_rate,
+        weight_decay=ADAM_WEIGHT_DECAY,
         fused=device.type == "cuda",
     )
     lr_scheduler = get_scheduler(
@@ -385,7 +436,10 @@ def resume(run: _Run) -> int:
     saved = ckpt.load_latest_checkpoint(run.checkpoint_root)
     if saved is None:
         return 0
-    if saved.info.get("fingerprint") != run.info["fingerprint"] or saved.info.get("dataset") != run.info["dataset"]:
+    if (
+        saved.info.get("fingerprint") != run.info["fingerprint"]
+        or saved.info.get("dataset") != run.info["dataset"]
+    ):
         raise CheckpointMismatch(
             f"The checkpoint in {run.checkpoint_root} was made for other training settings or images; "
             "delete that folder to start over, or resubmit the original request"
@@ -430,9 +484,15 @@ def run_loop(run: _Run, hooks: TrainingHooks) -> None:
     while run.step < run.total_steps:
         loss = training_step(run, next_batch(run))
         run.step += 1
-        run.loss_ema = loss if run.loss_ema is None else LOSS_EMA_BETA * run.loss_ema + (1 - LOSS_EMA_BETA) * loss
+        run.loss_ema = (
+            loss if run.loss_ema is None else LOSS_EMA_BETA * run.loss_ema + (1 - LOSS_EMA_BETA) * loss
+        )
         now = time.perf_counter()
-        s_per_step = now - last if s_per_step == 0.0 else SPEED_EMA_BETA * s_per_step + (1 - SPEED_EMA_BETA) * (now - last)
+        s_per_step = (
+            now - last
+            if s_per_step == 0.0
+            else SPEED_EMA_BETA * s_per_step + (1 - SPEED_EMA_BETA) * (now - last)
+        )
         last = now
         if hooks.on_progress is not None:
             eta = s_per_step * (run.total_steps - run.step)
@@ -441,7 +501,9 @@ def run_loop(run: _Run, hooks: TrainingHooks) -> None:
             save(run)
         if run.step < run.total_steps and hooks.should_stop():
             save(run)
-            raise JobCancelled(f"Training cancelled at step {run.step}/{run.total_steps}; a checkpoint was kept")
+            raise JobCancelled(
+                f"Training cancelled at step {run.step}/{run.total_steps}; a checkpoint was kept"
+            )
         if run.step < run.total_steps and hooks.should_yield():
             save(run)
             raise Preempted(f"Training paused at step {run.step}/{run.total_steps} for more urgent work")
@@ -483,7 +545,9 @@ def training_step(run: _Run, batch: list[int]) -> float:
         0, scheduler.config.num_train_timesteps, (latents.shape[0],), generator=g, device=latents.device
     )
     noisy = scheduler.add_noise(latents, noise, timesteps)
-    target = noise if run.base.prediction_type == "epsilon" else scheduler.get_velocity(latents, noise, timesteps)
+    target = (
+        noise if run.base.prediction_type == "epsilon" else scheduler.get_velocity(latents, noise, timesteps)
+    )
     with run.accelerator.autocast():
         prediction = run.base.unet(noisy, timesteps, embeds, return_dict=False)[0]
     loss = diffusion_loss(prediction, target, timesteps, scheduler, spec.snr_gamma, run.base.prediction_type)

@@ -42,7 +42,7 @@ def _write_images(folder: Path, sizes=IMAGE_SIZES) -> Path:
     return folder
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def write_images():
     return _write_images
 
@@ -52,7 +52,7 @@ def images(tmp_path) -> Path:
     return _write_images(tmp_path / "upload")
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def make_spec():
     return _make_spec
 

@@ -43,7 +43,9 @@ def test_prepare_copies_images_with_captions_and_flags_small_ones(images, tmp_pa
     assert captions[2] == "inkwash, sumi, from the request"
     assert captions[3] == "inkwash, sumi"
     assert [im.small for im in ds.images] == [False, False, False, False, True]
-    assert ds.flagged == [{"image": str(images / "img4.png"), "size": [48, 48], "warning": "smaller than 64px"}]
+    assert ds.flagged == [
+        {"image": str(images / "img4.png"), "size": [48, 48], "warning": "smaller than 64px"}
+    ]
     assert (tmp_path / "data" / "0000.txt").read_text() == captions[0]
     assert load_dataset(tmp_path / "data") == ds
 

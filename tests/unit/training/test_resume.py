@@ -108,7 +108,11 @@ def test_disk_full_during_a_checkpoint_keeps_the_previous_one(job, monkeypatch):
     with pytest.raises(CheckpointWriteFailed) as info:
         run()
     message = str(info.value)
-    assert "step 4" in message and "the disk is full" in message and "the checkpoint at step 2 is intact" in message
+    assert (
+        "step 4" in message
+        and "the disk is full" in message
+        and "the checkpoint at step 2 is intact" in message
+    )
     assert _steps(tmp / "work") == [2]
     assert not list((tmp / "work/checkpoints").glob(".tmp-*"))
 

@@ -8,8 +8,12 @@ BASE = dict(name="Ink Wash", training_images=["imgs"], base_model="tiny-sd")
 
 def test_seed_shaped_request_is_accepted():
     spec = parse_training_request(
-        {**BASE, "user_id": "6d1f7a52-4c1e-4d8e-9f7e-2a7d6f0c9b11", "description": "brush strokes",
-         "training_parameters": {"learning_rate": 2e-4, "batch_size": 2, "epochs": 3, "resolution": 512}}
+        {
+            **BASE,
+            "user_id": "6d1f7a52-4c1e-4d8e-9f7e-2a7d6f0c9b11",
+            "description": "brush strokes",
+            "training_parameters": {"learning_rate": 2e-4, "batch_size": 2, "epochs": 3, "resolution": 512},
+        }
     )
     assert (spec.learning_rate, spec.batch_size, spec.epochs, spec.resolution) == (2e-4, 2, 3, 512)
     assert spec.lora_alpha == spec.rank == 16
@@ -35,7 +39,11 @@ def test_metadata_shape_of_initiate_lora_training_is_accepted():
         ("mixed_precision", "fp8", "mixed_precision: must be 'auto', 'no', 'fp16' or 'bf16', got 'fp8'"),
         ("noise_offset", 2, "noise_offset: must be between 0 and 1, got 2"),
         ("snr_gamma", 0, "snr_gamma: must be above 0, at most 20, got 0"),
-        ("trigger_words", ["a,b"], "trigger_words: each trigger word must be 1 to 50 characters without commas"),
+        (
+            "trigger_words",
+            ["a,b"],
+            "trigger_words: each trigger word must be 1 to 50 characters without commas",
+        ),
         ("learning_rate", "fast", "learning_rate: Input should be a valid number"),
         ("bogus", 1, "bogus: unknown field"),
     ],
@@ -56,5 +64,8 @@ def test_all_problems_are_reported_at_once():
 
 def test_fingerprint_ignores_names_but_not_hyperparameters():
     a = parse_training_request(BASE)
-    assert a.fingerprint() == parse_training_request({**BASE, "name": "Other", "checkpoint_every": 5}).fingerprint()
+    assert (
+        a.fingerprint()
+        == parse_training_request({**BASE, "name": "Other", "checkpoint_every": 5}).fingerprint()
+    )
     assert a.fingerprint() != parse_training_request({**BASE, "rank": 8}).fingerprint()

@@ -15,11 +15,9 @@ KOHYA_KEY = r"^lora_unet_(down|mid|up)_blocks?_\w+_attn[12]_to_(q|k|v|out_0)\.(l
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory, tiny_model):
-    from tests.unit.training.conftest import _make_spec, _write_images
-
+def trained(tmp_path_factory, tiny_model, make_spec, write_images):
     tmp = tmp_path_factory.mktemp("trained")
-    spec = _make_spec(_write_images(tmp / "upload"), learning_rate=1e-2, max_train_steps=4)
+    spec = make_spec(write_images(tmp / "upload"), learning_rate=1e-2, max_train_steps=4)
     dataset = prepare_dataset(spec, tmp / "data")
     return spec, train_lora(spec, dataset, tiny_model, tmp / "work", tmp / "out")
 
@@ -35,8 +33,14 @@ def _peft_loads_text_encoder_adapters() -> bool:
 def _image(pipe, lora=None):
     if lora is not None:
         pipe.load_lora_weights(str(lora.parent), weight_name=lora.name)
-    out = pipe("inkwash, a castle", num_inference_steps=2, height=64, width=64, output_type="np",
-               generator=torch.Generator().manual_seed(0))
+    out = pipe(
+        "inkwash, a castle",
+        num_inference_steps=2,
+        height=64,
+        width=64,
+        output_type="np",
+        generator=torch.Generator().manual_seed(0),
+    )
     return out.images[0]
 
 
@@ -86,14 +90,22 @@ def test_headers_carry_the_training_facts_and_a_checkable_hash(trained):
     assert result.content_hash == data_hash(result.lora_path)
     with safe_open(str(result.kohya_path), "pt") as f:
         meta = f.metadata()
-    assert (meta["ss_network_dim"], meta["ss_network_alpha"], meta["modelspec.trigger_phrase"]) == ("4", "8.0", "inkwash")
+    assert (meta["ss_network_dim"], meta["ss_network_alpha"], meta["modelspec.trigger_phrase"]) == (
+        "4",
+        "8.0",
+        "inkwash",
+    )
     assert result.lora_path.name == "ink-wash.safetensors"
     assert result.flagged_images and result.image_count == 5
 
 
-def test_text_encoder_lora_is_exported_with_lora_te_keys(tmp_path, tiny_model, images, make_spec, pipeline_factory):
+def test_text_encoder_lora_is_exported_with_lora_te_keys(
+    tmp_path, tiny_model, images, make_spec, pipeline_factory
+):
     spec = make_spec(images, train_text_encoder=True, max_train_steps=2, learning_rate=1e-2)
-    result = train_lora(spec, prepare_dataset(spec, tmp_path / "data"), tiny_model, tmp_path / "work", tmp_path / "out")
+    result = train_lora(
+        spec, prepare_dataset(spec, tmp_path / "data"), tiny_model, tmp_path / "work", tmp_path / "out"
+    )
     with safe_open(str(result.kohya_path), "pt") as f:
         te_keys = [k for k in f.keys() if k.startswith("lora_te_")]
     assert "lora_te_text_model_encoder_layers_0_self_attn_q_proj.lora_down.weight" in te_keys
