@@ -124,7 +124,7 @@ def _kohya_facts(stem: str, facts: Mapping[str, Any]) -> dict[str, str]:
         "ss_network_dim": str(facts["rank"]),
         "ss_network_alpha": str(float(facts["alpha"])),
         "ss_output_name": stem,
-        "ss_base_model_version": "sd_v1",
+        "ss_base_model_version": "sd_v2" if facts.get("enchant.family") == "sd2" else "sd_v1",
         "ss_sd_model_name": str(facts["base_model"]),
         "ss_resolution": f"({resolution}, {resolution})",
         "ss_num_train_images": str(facts["image_count"]),

@@ -613,7 +613,9 @@ def export(run: _Run, dataset: PreparedDataset, output_dir: Path) -> dict[str, A
         "prediction_type": run.base.prediction_type,
         "dataset_hash": dataset.content_hash,
     }
-    files = export_lora(output_dir, spec.file_stem, loras, configs, facts)
+    # the family the generation side checks a LoRA against (SD 2.x has 1024-wide text embeddings)
+    family = "sd2" if run.base.unet.config.cross_attention_dim == 1024 else "sd15"
+    files = export_lora(output_dir, spec.file_stem, loras, configs, {**facts, "enchant.family": family})
     return {**files, "facts": facts}
 
 
