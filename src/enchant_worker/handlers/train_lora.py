@@ -74,7 +74,13 @@ def run(ctx: JobContext) -> dict[str, Any]:
         result = train_lora(spec, dataset, base, root / "work", out_dir, hooks, device=device)
     except Preempted:
         raise  # back to pending; the row stays `training`
-    except (InvalidJob, JobCancelled):
+    except JobCancelled:
+        # a worker shutting down or a lost lease also stops the run (after a checkpoint): the job goes
+        # back to the queue and resumes; only a real cancellation ends the LoRA
+        if getattr(ctx, "cancel_reason", None) not in ("shutdown", "lease_lost", "timeout"):
+            _mark_failed(ctx, lora_id)
+        raise
+    except InvalidJob:
         _mark_failed(ctx, lora_id)
         raise
     except Exception:
