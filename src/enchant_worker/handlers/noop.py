@@ -33,4 +33,4 @@ def run(ctx: JobContext) -> dict[str, Any]:
 
 
 # Short jobs: a worker serving only noop leases many at once.
-HANDLER = Handler("noop", run, validate=validate, batch_size=64, description="sleep metadata.seconds")
+HANDLER = Handler("noop", run, validate=validate, batch_size=100, description="sleep metadata.seconds")

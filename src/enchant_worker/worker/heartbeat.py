@@ -84,7 +84,10 @@ class Heartbeat:
                 del held[lease]
         progress = {lease.job_id: p for lease, ctx in held.items() if (p := ctx.take_progress())}
         alive = queue.extend(list(held), progress)
+        still_held = self.held()  # a job finished while we renewed is gone, not lost
         for lease, ctx in held.items():
+            if lease not in still_held:
+                continue
             if lease.job_id not in alive:
                 if not ctx.is_cancelled():
                     log.warning("lost the lease of job %s; stopping it", lease.job_id)

@@ -125,13 +125,15 @@ class Worker:
             return 1
         return min(h.batch_size for h in self.handlers.values())
 
-    def _dispatch(self, jobs: list[Job], free: int) -> None:
-        pairs = []
+    def _hold(self, jobs: list[Job]) -> list[tuple[Lease, Job]]:
+        pairs = [(Lease(job.id, job.lease_token), job) for job in jobs]
         with self._lock:
-            for job in jobs:
-                lease = Lease(job.id, job.lease_token)
+            for lease, job in pairs:
                 self._held[lease] = self._context(job)
-                pairs.append((lease, job))
+        return pairs
+
+    def _dispatch(self, jobs: list[Job], free: int) -> None:
+        pairs = self._hold(jobs)
         slots = min(free, len(pairs))
         size = -(-len(pairs) // slots)
         for i in range(slots):
@@ -161,27 +163,39 @@ class Worker:
                 self._wake.set()
 
     def _run_chunk(self, chunk: list[tuple[Lease, Job]]) -> None:
-        done: list[tuple[Lease, dict[str, Any] | None]] = []
-        first_done = 0.0
-        for i, (lease, job) in enumerate(chunk):
-            if self._stopping.is_set():
-                self._finish_release([le for le, _ in chunk[i:]])
-                break
-            ctx = self._held[lease]
-            started = time.monotonic()
-            outcome = self._execute(job, ctx)
-            elapsed = time.monotonic() - started
-            self._mean_job_s = 0.8 * self._mean_job_s + 0.2 * elapsed
-            if outcome.kind == "completed":
-                if not done:
-                    first_done = time.monotonic()
-                done.append((lease, outcome.result))
-                if time.monotonic() - first_done >= ACK_FLUSH_S:
-                    self._finish_completed(done)
-                    done = []
-            else:
-                self._finish_other(lease, job, ctx, outcome)
-        self._finish_completed(done)
+        """Runs a slot's jobs one after another. While jobs are short, the slot refills itself: the
+        completions of a batch and the lease of the next go in one transaction."""
+        while chunk:
+            done: list[tuple[Lease, dict[str, Any] | None]] = []
+            first_done = 0.0
+            for i, (lease, job) in enumerate(chunk):
+                if self._stopping.is_set():
+                    self._finish_release([le for le, _ in chunk[i:]])
+                    break
+                ctx = self._held[lease]
+                started = time.monotonic()
+                outcome = self._execute(job, ctx)
+                self._mean_job_s = 0.8 * self._mean_job_s + 0.2 * (time.monotonic() - started)
+                if outcome.kind == "completed":
+                    if not done:
+                        first_done = time.monotonic()
+                    done.append((lease, outcome.result))
+                    if time.monotonic() - first_done >= ACK_FLUSH_S:
+                        self._finish_completed(done)
+                        done = []
+                else:
+                    self._finish_other(lease, job, ctx, outcome)
+            chunk = self._finish_and_refill(done)
+
+    def _finish_and_refill(self, done: list[tuple[Lease, dict[str, Any] | None]]) -> list[tuple[Lease, Job]]:
+        prefetch = self._prefetch()
+        if not done or prefetch == 1 or self._stopping.is_set():
+            self._finish_completed(done)
+            return []
+        written, jobs = self._with_db(lambda q: q.complete_and_lease(done, self.worker_id, self.handlers, prefetch))
+        self._report_unwritten(done, written)
+        self._forget([le for le, _ in done], completed=len(written))
+        return self._hold(jobs)
 
     def _execute(self, job: Job, ctx: JobContext) -> Outcome:
         handler = self.handlers[job.job_type]
@@ -213,10 +227,14 @@ class Worker:
         if not done:
             return
         written = self._with_db(lambda q: q.complete_many(done))
+        self._report_unwritten(done, written)
+        self._forget([le for le, _ in done], completed=len(written))
+
+    @staticmethod
+    def _report_unwritten(done: list[tuple[Lease, Any]], written: set[uuid.UUID]) -> None:
         for lease, _ in done:
             if lease.job_id not in written:
                 log.warning("job %s finished but its lease was lost; the result was not recorded", lease.job_id)
-        self._forget([le for le, _ in done], completed=len(written))
 
     def _finish_other(self, lease: Lease, job: Job, ctx: JobContext, outcome: Outcome) -> None:
         if outcome.kind == "failed":

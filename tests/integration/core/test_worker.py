@@ -121,9 +121,9 @@ def test_shutdown_hands_back_a_running_job_without_spending_an_attempt(start_wor
 
 
 def test_shutdown_lets_a_short_job_finish(start_worker, queue):
-    job_id = queue.enqueue(NewJob("noop", {"seconds": 0.5}))
+    job_id = queue.enqueue(NewJob("noop", {"seconds": 1.5}))
     worker, thread = start_worker(types=["noop"], shutdown_grace_s=5)
-    wait_for(lambda: status_of(queue, job_id) == JobStatus.PROCESSING)
+    wait_for(lambda: queue.get(job_id).progress_percent > 0)  # started, not only leased
     worker.stop()
     thread.join(timeout=15)
     assert status_of(queue, job_id) == JobStatus.COMPLETED
