@@ -36,7 +36,12 @@ class Settings(BaseSettings):
 
     # Generation and training.
     device: Literal["auto", "cuda", "cpu"] = "auto"
+    dtype: Literal["auto", "float16", "bfloat16", "float32"] = "auto"
     compile: bool = False
+    models_config: Path = REPO_ROOT / "configs" / "models.toml"
+    lora_dirs: list[Path] = []  # LoRA files load only from models_dir, the storage folder and these
+    lora_cache_max_count: int = Field(8, ge=1, le=256)
+    lora_cache_max_bytes: int = Field(2 * 1024**3, ge=1024**2)
     preempt_after_s: float = Field(120.0, ge=0.0)
 
     @model_validator(mode="after")
