@@ -1,7 +1,6 @@
 """The CLI as a user runs it: worker processes, signals, crashes, bad input."""
 
 import json
-import os
 import signal
 import subprocess
 import sys

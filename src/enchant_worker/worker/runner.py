@@ -112,7 +112,8 @@ class Worker:
                 self._wake.clear()
                 continue
             self._wake.clear()
-            jobs = self._with_db(lambda q, n=free * self._prefetch(): q.lease(self.worker_id, self.handlers, n))
+            limit = free * self._prefetch()
+            jobs = self._with_db(lambda q: q.lease(self.worker_id, self.handlers, limit))  # noqa: B023 (called at once)
             if not jobs:
                 if self.burst and self._busy == 0:
                     return
