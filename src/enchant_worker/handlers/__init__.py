@@ -6,6 +6,6 @@ from enchant_worker.worker.registry import Handler
 
 
 def builtin_handlers() -> list[Handler]:
-    from enchant_worker.handlers import noop
+    from enchant_worker.handlers import data_migration, noop
 
-    return [noop.HANDLER]
+    return [noop.HANDLER, data_migration.HANDLER]

@@ -1,0 +1,60 @@
+"""Helpers of the operations tests: operations settings with short intervals, CLI subprocesses."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from enchant_worker.operations_config import OperationsSettings
+
+CLI = [sys.executable, "-m", "enchant_worker.cli"]
+
+
+@pytest.fixture
+def ops() -> OperationsSettings:
+    return OperationsSettings(leader_check_s=0.2, partitions_ahead=3, data_migration_batch_size=500,
+                              cache_retry_redis_s=0.5)
+
+
+@pytest.fixture
+def ops_env(cli_env) -> dict[str, str]:
+    env = dict(cli_env)
+    env.update(ENCHANT_LEADER_CHECK_S="0.2", ENCHANT_LEASE_SECONDS="2", ENCHANT_HEARTBEAT_SECONDS="0.3",
+               ENCHANT_POLL_INTERVAL_S="0.2", ENCHANT_SHUTDOWN_GRACE_S="1",
+               ENCHANT_DATA_MIGRATION_MODULES="tests.integration.operations.sample_migrations")
+    return env
+
+
+def cli(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run([*CLI, *args], env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def spawn(*args: str, env: dict[str, str], log: Path) -> subprocess.Popen:
+    """A CLI process writing its output to `log` (a file, so a full pipe never blocks it)."""
+    handle = log.open("w")
+    return subprocess.Popen([*CLI, *args], env=env, stdout=handle, stderr=subprocess.STDOUT)
+
+
+def wait_for(check: Callable[[], object], timeout_s: float, what: str, interval_s: float = 0.05):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(interval_s)
+    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+
+
+def stop(proc: subprocess.Popen, timeout_s: float = 15) -> int:
+    if proc.poll() is None:
+        proc.terminate()
+    try:
+        return proc.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait(5)
