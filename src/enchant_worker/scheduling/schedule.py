@@ -26,7 +26,7 @@ import math
 import re
 import tomllib
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -246,10 +246,3 @@ def _key_pattern(key: str) -> str:
     escaped = re.escape(key)
     return rf"(?:{escaped}|\"{escaped}\"|'{escaped}')"
 
-
-def describe(timing: Timing) -> str:
-    return str(timing)
-
-
-def seconds_until(moment: datetime, now: datetime) -> float:
-    return max(0.0, (moment - now) / timedelta(seconds=1))
