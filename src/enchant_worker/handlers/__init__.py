@@ -6,6 +6,6 @@ from enchant_worker.worker.registry import Handler
 
 
 def builtin_handlers() -> list[Handler]:
-    from enchant_worker.handlers import data_migration, noop
+    from enchant_worker.handlers import data_migration, noop, train_lora
 
-    return [noop.HANDLER, data_migration.HANDLER]
+    return [noop.HANDLER, data_migration.HANDLER, train_lora.HANDLER]

@@ -1,0 +1,1 @@
+"""The worker runtime: the lease loop, slots, heartbeat, NOTIFY listener, handler registry."""
