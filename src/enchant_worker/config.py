@@ -43,6 +43,10 @@ class Settings(BaseSettings):
     lora_cache_max_count: int = Field(8, ge=1, le=256)
     lora_cache_max_bytes: int = Field(2 * 1024**3, ge=1024**2)
     preempt_after_s: float = Field(120.0, ge=0.0)
+    min_training_images: int = Field(5, ge=1)
+    max_training_images: int = Field(50, ge=1, le=10_000)
+    max_training_image_pixels: int = Field(40_000_000, ge=1)  # larger is treated as a decompression bomb
+    lora_checkpoint_every_steps: int = Field(100, ge=1)
 
     @model_validator(mode="after")
     def _check(self) -> Settings:
@@ -51,6 +55,8 @@ class Settings(BaseSettings):
                 f"ENCHANT_HEARTBEAT_SECONDS ({self.heartbeat_seconds}) must be below "
                 f"ENCHANT_LEASE_SECONDS ({self.lease_seconds}), or leases expire between heartbeats"
             )
+        if self.max_training_images < self.min_training_images:
+            raise ValueError("ENCHANT_MAX_TRAINING_IMAGES must be at least ENCHANT_MIN_TRAINING_IMAGES")
         if self.retry_max_s < self.retry_base_s:
             raise ValueError("ENCHANT_RETRY_MAX_S must be at least ENCHANT_RETRY_BASE_S")
         return self
