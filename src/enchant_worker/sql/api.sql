@@ -168,8 +168,9 @@ ORDER BY t.job_type
 
 -- api_lora_create --
 -- A LoRA that is about to be trained.
-INSERT INTO lora_models (user_id, name, description, model_file_url, trigger_words, training_images_count, status)
-VALUES (%(user_id)s, %(name)s, %(description)s, %(model_file_url)s, %(trigger_words)s, %(training_images_count)s,
+INSERT INTO lora_models (id, user_id, name, description, model_file_url, trigger_words, training_images_count,
+                         status)
+VALUES (%(id)s, %(user_id)s, %(name)s, %(description)s, %(model_file_url)s, %(trigger_words)s, %(training_images_count)s,
         'training')
 RETURNING *
 

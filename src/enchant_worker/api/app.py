@@ -1,0 +1,131 @@
+"""The control plane's FastAPI app: versioned routes (/v1, /v2), health, metrics and the dashboard.
+
+Nothing here imports torch or the ML layers: the API process starts in about a second.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from enchant_worker import __version__
+from enchant_worker.api import errors
+from enchant_worker.api.deps import ApiState, JobTypes, Limits, PrincipalDep
+from enchant_worker.api.metrics import make_registry
+from enchant_worker.api.routes import catalog, dashboard, images, jobs, loras, presets, queue, stories, system
+from enchant_worker.api.uploads import BodyLimit
+from enchant_worker.api.versions import API_VERSIONS, VersionInfo, Versions
+from enchant_worker.config import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+# Each versioned router with the feature it belongs to.
+FEATURE_ROUTERS = [jobs, queue, presets, images, catalog, loras, stories]
+
+
+class NoJobTypes:
+    """Used when the app is built without the worker's handler registry: no job type can be created."""
+
+    job_types: list[str] = []
+
+    def get(self, job_type: str) -> Any:
+        return None
+
+
+def create_app(settings: Settings | None = None, *, database_url: str | None = None,
+               job_types: JobTypes | None = None, versions: Mapping[str, VersionInfo] | None = None,
+               limits: Limits | None = None) -> FastAPI:
+    """The app. `job_types` is the worker's handler registry (`worker.registry.default_registry()`),
+    passed in so that job creation validates each type's metadata with its handler's `validate`.
+    Building the app opens no connection: the pool opens on the first request."""
+    settings = settings or get_settings()
+    if database_url is None:
+        from enchant_worker.db.connection import database_url as configured_url
+
+        database_url = configured_url(settings)
+    state = ApiState(settings=settings, database_url=database_url, job_types=job_types or NoJobTypes(),
+                     versions=Versions(versions or API_VERSIONS), limits=limits or Limits())
+    state.metrics = make_registry(state.store)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        state.close()
+
+    app = FastAPI(title="Enchant Worker control API", version=__version__, lifespan=lifespan,
+                  description="Submit and watch jobs, manage LoRA styles and presets, see queues and GPUs. "
+                  "Send an API key as `Authorization: Bearer <key>` or `X-API-Key`. Versions: "
+                  + ", ".join(f"/{v}" for v in state.versions.names) + " (see GET /versions).")
+    app.state.api = state
+    app.state.versions = state.versions
+    errors.install(app)
+    app.include_router(system.router)
+    app.include_router(dashboard.router)
+    for version in state.versions.names:
+        for module in FEATURE_ROUTERS:
+            if state.versions.supports(version, module.FEATURE):
+                app.include_router(module.router, prefix=f"/{version}")
+            else:
+                app.include_router(_missing_feature(module.router, module.FEATURE, version, state.versions),
+                                   prefix=f"/{version}")
+    app.add_middleware(BodyLimit, max_bytes=state.limits.upload_total_bytes, path_suffixes=("/loras",))
+    app.add_middleware(VersionHeaders, versions=state.versions)
+    return app
+
+
+def _missing_feature(router: APIRouter, feature: str, version: str, versions: Versions) -> APIRouter:
+    """The routes of a feature this version lacks: each answers 404 naming the versions that have it."""
+    gate = APIRouter()
+    for route in router.routes:
+        message = versions.feature_missing_message(version, feature, f"/{version}{route.path}")
+        gate.add_api_route(route.path, _not_in_version(message), methods=sorted(route.methods),
+                           include_in_schema=False)
+    return gate
+
+
+def _not_in_version(message: str):
+    def endpoint(principal: PrincipalDep) -> None:
+        raise errors.NotFound(message)
+
+    return endpoint
+
+
+class VersionHeaders:
+    """Marks the request with its API version; a deprecated version gets Deprecation and Sunset
+    headers, and one past its sunset date answers 410."""
+
+    def __init__(self, app: ASGIApp, *, versions: Versions):
+        self.app = app
+        self.versions = versions
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        version = scope["path"].strip("/").split("/", 1)[0]
+        if version not in self.versions.table:
+            await self.app(scope, receive, send)
+            return
+        scope["api_version"] = version
+        extra = [(k.lower().encode(), v.encode()) for k, v in self.versions.headers(version).items()]
+        if self.versions.past_sunset(version):
+            supported = [v for v in self.versions.names if not self.versions.past_sunset(v)]
+            body = json.dumps({"detail": f"API {version} was retired on {self.versions.table[version].sunset_date}; "
+                                         f"use {', '.join('/' + v for v in supported) or 'a newer version'}"}).encode()
+            await send({"type": "http.response.start", "status": 410,
+                        "headers": [(b"content-type", b"application/json"), *extra]})
+            await send({"type": "http.response.body", "body": body})
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start" and extra:
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)

@@ -1,0 +1,157 @@
+"""Typed dependencies of the routes: the connection, the store, the queue, the caller."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Protocol
+
+import psycopg
+from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from enchant_worker.api.auth import Principal, hash_key
+from enchant_worker.api.errors import Forbidden, ServiceUnavailable, Unauthorized
+from enchant_worker.api.store import Store
+from enchant_worker.api.versions import Versions
+from enchant_worker.config import Settings
+from enchant_worker.queue import JobQueue
+
+POOL_MAX_CONNECTIONS = 10
+POOL_WAIT_S = 10.0
+KEY_COOKIE = "enchant_key"  # set by /dashboard; accepted for GET requests only
+
+
+class JobTypes(Protocol):
+    """What the API needs of the worker's handler registry: the job types and their validators."""
+
+    @property
+    def job_types(self) -> list[str]: ...
+
+    def get(self, job_type: str) -> Any: ...
+
+
+@dataclass(frozen=True)
+class Limits:
+    upload_file_bytes: int = 20 * 2**20
+    upload_total_bytes: int = 200 * 2**20
+    min_training_images: int = 5  # as the trainer requires (training.spec)
+    max_training_images: int = 50
+
+
+@dataclass
+class ApiState:
+    settings: Settings
+    database_url: str
+    job_types: JobTypes
+    versions: Versions
+    limits: Limits
+    metrics: Any = None  # the Prometheus registry (api.metrics)
+    _pool: ConnectionPool | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _secrets: dict[str, bytes] = field(default_factory=dict)
+
+    @property
+    def pool(self) -> ConnectionPool:
+        """Opened on first use, so building the app touches no database."""
+        with self._lock:
+            if self._pool is None:
+                self._pool = ConnectionPool(self.database_url, min_size=1, max_size=POOL_MAX_CONNECTIONS,
+                                            kwargs={"autocommit": True, "row_factory": dict_row},
+                                            timeout=POOL_WAIT_S, open=True, name="enchant-api")
+            return self._pool
+
+    def close(self) -> None:
+        with self._lock:
+            if self._pool is not None:
+                self._pool.close()
+                self._pool = None
+
+    @contextmanager
+    def store(self) -> Iterator[Store]:
+        with self.pool.connection() as conn:
+            yield Store(conn)
+
+    def secret(self, store: Store, name: str) -> bytes:
+        if name not in self._secrets:
+            value = store.secret(name)
+            if value is None:
+                raise ServiceUnavailable(f"the API secret {name!r} is missing; run the migrations")
+            self._secrets[name] = value
+        return self._secrets[name]
+
+
+def get_state(request: Request) -> ApiState:
+    return request.app.state.api
+
+
+StateDep = Annotated[ApiState, Depends(get_state)]
+
+
+def get_settings(state: StateDep) -> Settings:
+    return state.settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def get_conn(state: StateDep) -> Iterator[psycopg.Connection]:
+    try:
+        with state.pool.connection() as conn:
+            yield conn
+    except PoolTimeout as exc:
+        raise ServiceUnavailable(f"no database connection available: {exc}") from exc
+
+
+SessionDep = Annotated[psycopg.Connection, Depends(get_conn)]
+
+
+def get_store(conn: SessionDep) -> Store:
+    return Store(conn)
+
+
+StoreDep = Annotated[Store, Depends(get_store)]
+
+
+def get_queue(conn: SessionDep, settings: SettingsDep) -> JobQueue:
+    return JobQueue(conn, lease_s=settings.lease_seconds, retry_base_s=settings.retry_base_s,
+                    retry_max_s=settings.retry_max_s)
+
+
+QueueDep = Annotated[JobQueue, Depends(get_queue)]
+
+_bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <API key>")
+_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="the API key")
+
+
+def get_principal(
+    request: Request,
+    store: StoreDep,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    header_key: Annotated[str | None, Depends(_header)],
+) -> Principal:
+    key = (bearer.credentials if bearer else None) or header_key
+    if not key and request.method in ("GET", "HEAD"):
+        key = request.cookies.get(KEY_COOKIE)
+    if not key:
+        raise Unauthorized()
+    row = store.authenticate(hash_key(key))
+    if row is None:
+        raise Unauthorized("unknown or revoked API key; create one with `enchant-worker keys create`")
+    return Principal(key_id=row["id"], name=row["name"], role=row["role"], user_id=row["user_id"])
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+def require_admin(principal: PrincipalDep) -> Principal:
+    if not principal.is_admin:
+        raise Forbidden("this route needs an admin key")
+    return principal
+
+
+AdminDep = Annotated[Principal, Depends(require_admin)]

@@ -1,0 +1,132 @@
+"""LoRA styles: list (own and public), get, train from uploaded images, download, publish."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, File, Form, Query, UploadFile, status
+from fastapi.responses import FileResponse
+
+from enchant_worker.api.auth import Principal, found
+from enchant_worker.api.deps import PrincipalDep, QueueDep, SettingsDep, StateDep, StoreDep
+from enchant_worker.api.errors import COMMON, Conflict, Forbidden, Unprocessable, responses
+from enchant_worker.api.files import stored_file
+from enchant_worker.api.models_config import default_model
+from enchant_worker.api.schemas import LoraPublic, LoraTrainingStarted
+from enchant_worker.api.store import Row, Store
+from enchant_worker.api.uploads import check_images, save_images
+from enchant_worker.api.versions import LORA_TRAINING
+from enchant_worker.domain.jobs import NewJob
+
+router = APIRouter(prefix="/loras", tags=["loras"], responses=COMMON)
+FEATURE = LORA_TRAINING
+TRAIN_JOB_TYPE = "train_lora"
+MAX_TRIGGER_WORDS = 10
+
+
+def _lora(store: Store, principal: Principal, lora_id: uuid.UUID, *, write: bool) -> Row:
+    row = found(store.lora(lora_id), f"LoRA with id {lora_id}")
+    if principal.owns(row["user_id"]) or (not write and row["is_public"]):
+        return row
+    raise Forbidden(f"this key may not {'change' if write else 'read'} LoRA {lora_id} (another user's, not public)")
+
+
+def _trigger_words(text: str) -> list[str]:
+    words = [w.strip() for w in text.split(",") if w.strip()]
+    if len(words) > MAX_TRIGGER_WORDS or any(len(w) > 50 or "\x00" in w for w in words):
+        raise Unprocessable(("body", "trigger_words"), f"trigger_words: up to {MAX_TRIGGER_WORDS} comma-separated "
+                            "words of 1 to 50 characters each")
+    return words
+
+
+@router.get("", response_model=list[LoraPublic])
+def list_loras(store: StoreDep, principal: PrincipalDep,
+               scope: Annotated[Literal["visible", "mine", "public"], Query()] = "visible",
+               status_: Annotated[Literal["training", "ready", "failed"] | None, Query(alias="status")] = None,
+               limit: Annotated[int, Query(ge=1, le=200)] = 100) -> list[Row]:
+    """LoRAs this key may use: its own and the public ones (every LoRA for an admin)."""
+    return store.loras(viewer=None if principal.is_admin else principal.user_id, me=principal.user_id,
+                       limit=limit, status=status_, public_only=scope == "public", mine_only=scope == "mine")
+
+
+@router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=LoraTrainingStarted,
+             responses=responses(413, 415))
+def train_lora(
+    state: StateDep, store: StoreDep, queue: QueueDep, settings: SettingsDep, principal: PrincipalDep,
+    images: Annotated[list[UploadFile], File(description="5 to 50 training images (PNG, JPEG, WebP, BMP)")],
+    name: Annotated[str, Form(min_length=1, max_length=100, pattern=r"^[^\x00]+$")],
+    description: Annotated[str, Form(max_length=2000, pattern=r"^[^\x00]*$")] = "",
+    base_model: Annotated[str | None, Form(min_length=1, max_length=200, pattern=r"^[^\x00]+$")] = None,
+    trigger_words: Annotated[str, Form(max_length=1000, description="comma-separated")] = "",
+    learning_rate: Annotated[float, Form(ge=1e-6, le=1e-2)] = 1e-4,
+    batch_size: Annotated[int, Form(ge=1, le=16)] = 1,
+    epochs: Annotated[int, Form(ge=1, le=1000)] = 10,
+    resolution: Annotated[int, Form(ge=16, le=2048, multiple_of=8)] = 512,
+    rank: Annotated[int, Form(ge=1, le=256)] = 16,
+) -> LoraTrainingStarted:
+    """Start training a LoRA style from uploaded images: the images are checked (413 above the size
+    limit, 415 when a file is not an image) and stored, a `lora_models` row is created with status
+    `training`, and a `train_lora` job is queued. Poll the job, then the LoRA."""
+    words = _trigger_words(trigger_words)
+    limits = state.limits
+    checked = check_images(images, max_file_bytes=limits.upload_file_bytes,
+                           min_count=limits.min_training_images, max_count=limits.max_training_images)
+    lora_id = uuid.uuid4()
+    folder = settings.storage / "training" / str(lora_id)
+    model = base_model or default_model(settings)
+    try:
+        save_images(checked, folder / "images")
+        with store.conn.transaction():
+            lora = store.create_lora(id=lora_id, user_id=principal.user_id, name=name, description=description,
+                                     model_file_url=f"loras/{lora_id}.safetensors", trigger_words=words,
+                                     training_images_count=len(checked))
+            job_id = queue.enqueue(NewJob(TRAIN_JOB_TYPE, {
+                "lora_model_id": str(lora_id),
+                "user_id": str(principal.user_id) if principal.user_id else None,
+                "name": name, "description": description, "base_model": model,
+                "training_images": [str(folder / "images")], "trigger_words": words,
+                "learning_rate": learning_rate, "batch_size": batch_size, "epochs": epochs,
+                "resolution": resolution, "rank": rank,
+            }, entity_type="lora_model", entity_id=lora_id, user_id=principal.user_id))
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return LoraTrainingStarted(lora=LoraPublic.model_validate(lora), job_id=job_id)
+
+
+@router.get("/{lora_id}", response_model=LoraPublic)
+def get_lora(lora_id: uuid.UUID, store: StoreDep, principal: PrincipalDep) -> Row:
+    return _lora(store, principal, lora_id, write=False)
+
+
+@router.get("/{lora_id}/download", response_class=FileResponse, responses={
+    **responses(409), 200: {"content": {"application/octet-stream": {}}, "description": "the .safetensors file"}})
+def download_lora(lora_id: uuid.UUID, store: StoreDep, settings: SettingsDep, principal: PrincipalDep
+                  ) -> FileResponse:
+    """The trained `.safetensors` file; each download is counted in `download_count`."""
+    row = _lora(store, principal, lora_id, write=False)
+    if row["status"] != "ready":
+        raise Conflict(f"LoRA {lora_id} is {row['status']}; only a ready LoRA can be downloaded")
+    path = stored_file(settings, row["model_file_url"], f"LoRA {lora_id}")
+    store.count_download(lora_id)
+    return FileResponse(path, media_type="application/octet-stream", filename=path.name)
+
+
+def _set_public(store: Store, principal: Principal, lora_id: uuid.UUID, public: bool) -> Row:
+    row = _lora(store, principal, lora_id, write=True)
+    if public and row["status"] != "ready":
+        raise Conflict(f"LoRA {lora_id} is {row['status']}; only a ready LoRA can be published")
+    return found(store.set_lora_public(lora_id, public), f"LoRA with id {lora_id}")
+
+
+@router.post("/{lora_id}/publish", response_model=LoraPublic, responses=responses(409))
+def publish_lora(lora_id: uuid.UUID, store: StoreDep, principal: PrincipalDep) -> Row:
+    """Make a ready LoRA public: every key can then list, read and download it."""
+    return _set_public(store, principal, lora_id, True)
+
+
+@router.post("/{lora_id}/unpublish", response_model=LoraPublic)
+def unpublish_lora(lora_id: uuid.UUID, store: StoreDep, principal: PrincipalDep) -> Row:
+    return _set_public(store, principal, lora_id, False)

@@ -1,0 +1,51 @@
+"""Health, readiness, versions and Prometheus metrics (outside the versioned routes)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from enchant_worker.api.deps import AdminDep, PrincipalDep, StateDep
+from enchant_worker.api.errors import responses
+from enchant_worker.api.schemas import Health, VersionPublic
+from enchant_worker.db.migrate import check
+from enchant_worker.errors import EnchantError
+
+router = APIRouter()
+
+
+@router.get("/healthz", response_model=Health, tags=["health"])
+def healthz() -> Health:
+    """The process is up (no key needed, touches nothing)."""
+    return Health(status="ok")
+
+
+@router.get("/readyz", response_model=Health, tags=["health"], responses={503: {"model": Health}})
+def readyz(state: StateDep) -> Response:
+    """Ready to serve: the database answers and every migration is applied (no key needed)."""
+    try:
+        with state.pool.connection(timeout=5.0) as conn:
+            pending = check(conn, state.settings.migrations_dir)
+    except Exception as exc:  # any failure to reach or read the database means: not ready
+        message = str(exc).strip() if isinstance(exc, EnchantError) else f"database unreachable: {type(exc).__name__}"
+        return JSONResponse(Health(status="unavailable", detail=message).model_dump(), status_code=503)
+    if pending:
+        names = [m.version for m in pending]
+        return JSONResponse(Health(status="unavailable", detail="migrations not applied: run `enchant-worker migrate`",
+                                   pending_migrations=names).model_dump(), status_code=503)
+    return JSONResponse(Health(status="ready").model_dump())
+
+
+@router.get("/versions", response_model=list[VersionPublic], tags=["versions"], responses=responses(401))
+def versions(state: StateDep, principal: PrincipalDep) -> list[dict]:
+    """The API versions with their features, deprecation and sunset date."""
+    return state.versions.describe()
+
+
+@router.get("/metrics", response_class=Response, tags=["metrics"], responses={
+    **responses(401, 403), 200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text format"}})
+def metrics(state: StateDep, admin: AdminDep) -> Response:
+    """Prometheus metrics: queue depth by status and type, job duration histograms, failures, worker
+    heartbeats, GPU memory. Admin keys only (configure Prometheus with `authorization: credentials`)."""
+    return Response(generate_latest(state.metrics), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,280 @@
+"""Request and response bodies: separate Create / Update / Public schemas per resource."""
+
+from __future__ import annotations
+
+import math
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from enchant_worker.domain.jobs import JobStatus
+
+MAX_JSON_DEPTH = 32
+
+
+def _no_nul(text: str) -> str:
+    if "\x00" in text:
+        raise ValueError("must not contain NUL characters")
+    return text
+
+
+def _storable_json(value: Any, depth: int = 0) -> Any:
+    """Postgres jsonb refuses NUL characters and numbers it cannot represent; say so up front."""
+    if depth > MAX_JSON_DEPTH:
+        raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels")
+    if isinstance(value, str):
+        _no_nul(value)
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("numbers must be finite")
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _no_nul(k)
+            _storable_json(v, depth + 1)
+    elif isinstance(value, list):
+        for v in value:
+            _storable_json(v, depth + 1)
+    return value
+
+
+Text = Annotated[str, AfterValidator(_no_nul)]
+Name = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_no_nul)]
+JsonObject = Annotated[dict[str, Any], AfterValidator(_storable_json)]
+Priority = Annotated[int, Field(ge=0, le=32767, description="0 is most urgent; default 5")]
+EntityType = Literal["story", "chapter", "scene", "character", "location", "lora_model", "user"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# -- jobs ------------------------------------------------------------------------------------------
+
+class JobCreate(Strict):
+    job_type: Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[a-z][a-z0-9_]*$")]
+    metadata: JsonObject = Field(default_factory=dict, description="the job's input, validated per job type")
+    priority: Priority = 5
+    max_attempts: Annotated[int, Field(ge=1, le=100)] = 3
+    entity_type: EntityType | None = None
+    entity_id: uuid.UUID | None = None
+    idempotency_key: Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_no_nul)] | None = None
+
+
+class JobUpdate(Strict):
+    priority: Priority
+
+
+class JobPublic(BaseModel):
+    id: uuid.UUID
+    job_type: str
+    status: JobStatus
+    metadata: dict[str, Any]
+    priority: int
+    attempts: int
+    max_attempts: int
+    errors: int
+    crashes: int
+    entity_type: str | None
+    entity_id: uuid.UUID | None
+    story_id: uuid.UUID | None = None
+    user_id: uuid.UUID | None
+    progress_percent: int
+    progress: dict[str, Any] | None
+    cancel_requested: bool
+    leased_by: str | None
+    result: dict[str, Any] | None
+    error_message: str | None
+    idempotency_key: str | None
+    run_after: datetime
+    created_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+    heartbeat_at: datetime | None
+
+
+class JobPage(BaseModel):
+    items: list[JobPublic]
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page; null on the last page")
+
+
+class JobAction(BaseModel):
+    id: uuid.UUID
+    status: JobStatus
+    message: str
+
+
+# -- queue and workers -----------------------------------------------------------------------------
+
+class TypeCounts(BaseModel):
+    job_type: str
+    counts: dict[str, int] = Field(description="jobs per status")
+    oldest_pending_age_s: float | None
+    p50_run_s: float | None
+    p95_run_s: float | None
+    completed_in_window: int
+
+
+class ThroughputPoint(BaseModel):
+    minute: datetime
+    completed: int
+    failed: int
+
+
+class QueueStats(BaseModel):
+    window_minutes: int
+    totals: dict[str, int] = Field(description="jobs per status, all types")
+    oldest_pending_age_s: float | None
+    by_type: list[TypeCounts]
+    throughput: list[ThroughputPoint]
+
+
+class WorkerJob(BaseModel):
+    id: uuid.UUID
+    job_type: str
+    progress_percent: int
+    progress: dict[str, Any] | None = None
+    lease_age_s: float | None
+    lease_expires_in_s: float | None
+
+
+class WorkerPublic(BaseModel):
+    id: str
+    host: str
+    pid: int
+    status: str
+    job_types: list[str]
+    device: dict[str, Any]
+    gpu_memory_total_mb: float | None
+    gpu_memory_used_mb: float | None
+    concurrency: int
+    current_jobs: list[WorkerJob]
+    started_at: datetime
+    heartbeat_at: datetime
+    heartbeat_age_s: float
+    jobs_completed: int
+    jobs_failed: int
+
+
+# -- LoRAs -----------------------------------------------------------------------------------------
+
+class LoraPublic(BaseModel):
+    id: uuid.UUID
+    user_id: uuid.UUID | None
+    name: str
+    description: str | None
+    model_file_url: str
+    trigger_words: list[str] | None
+    strength_range: dict[str, Any] | None
+    training_images_count: int | None
+    status: str | None
+    is_public: bool | None
+    download_count: int | None
+    created_at: datetime | None
+
+
+class LoraTrainingStarted(BaseModel):
+    lora: LoraPublic
+    job_id: uuid.UUID
+
+
+# -- presets ---------------------------------------------------------------------------------------
+
+class PresetCreate(Strict):
+    name: Name
+    description: Annotated[str, Field(max_length=2000), AfterValidator(_no_nul)] | None = None
+    provider: Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_no_nul)] = "local"
+    model_name: Name
+    parameters: JsonObject = Field(default_factory=dict, description="generation parameters (steps, cfg_scale...)")
+    style_modifiers: list[Annotated[str, Field(max_length=200), AfterValidator(_no_nul)]] = Field(
+        default_factory=list, max_length=50)
+    is_public: bool = False
+
+
+class PresetUpdate(Strict):
+    name: Name | None = None
+    description: Annotated[str, Field(max_length=2000), AfterValidator(_no_nul)] | None = None
+    provider: Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_no_nul)] | None = None
+    model_name: Name | None = None
+    parameters: JsonObject | None = None
+    style_modifiers: list[Annotated[str, Field(max_length=200), AfterValidator(_no_nul)]] | None = Field(
+        default=None, max_length=50)
+    is_public: bool | None = None
+
+
+class PresetPublic(BaseModel):
+    id: uuid.UUID
+    user_id: uuid.UUID | None
+    name: str
+    description: str | None
+    provider: str
+    model_name: str
+    parameters: dict[str, Any]
+    style_modifiers: list[str] | None
+    is_public: bool | None
+    usage_count: int | None
+    created_at: datetime | None
+
+
+# -- images, models, providers, stories ------------------------------------------------------------
+
+class ImagePublic(BaseModel):
+    id: uuid.UUID
+    scene_id: uuid.UUID | None
+    story_id: uuid.UUID | None
+    user_id: uuid.UUID | None
+    job_id: uuid.UUID | None
+    provider: str
+    model_name: str | None
+    prompt: str | None
+    negative_prompt: str | None
+    seed: int | None
+    parameters: dict[str, Any]
+    width: int | None
+    height: int | None
+    content_hash: str | None
+    timings: dict[str, Any]
+    created_at: datetime
+    file_url: str
+
+
+class ModelPublic(BaseModel):
+    name: str
+    family: str | None
+    description: str | None
+    default: bool
+    available: bool = Field(description="weights on disk (or built locally on first use)")
+    defaults: dict[str, Any]
+    loaded_on: list[str] = Field(description="workers that report this model loaded")
+
+
+class ProviderPublic(BaseModel):
+    name: str
+    load_error: str | None
+    served_by: list[str] = Field(description="live workers serving generate_image")
+
+
+class CollaboratorPublic(BaseModel):
+    id: uuid.UUID
+    story_id: uuid.UUID
+    user_id: uuid.UUID | None
+    role: str | None
+    permissions: dict[str, Any] | None
+    invited_by: uuid.UUID | None
+    invited_at: datetime | None
+    accepted_at: datetime | None
+    status: str | None
+
+
+class VersionPublic(BaseModel):
+    version: str
+    deprecated: bool
+    sunset_date: str | None
+    supported_features: list[str]
+    valid: bool
+
+
+class Health(BaseModel):
+    status: str
+    detail: str | None = None
+    pending_migrations: list[str] = Field(default_factory=list)

@@ -1,0 +1,147 @@
+"""Store: every query the API runs, over one connection (the writes of jobs go through JobQueue)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from enchant_worker.sql import q
+
+Row = dict[str, Any]
+
+
+class Store:
+    def __init__(self, conn: psycopg.Connection):
+        self.conn = conn
+
+    def _one(self, query: str, /, **params: Any) -> Row | None:
+        return self.conn.execute(q(query), params).fetchone()
+
+    def _all(self, query: str, /, **params: Any) -> list[Row]:
+        return self.conn.execute(q(query), params).fetchall()
+
+    # -- keys and users --------------------------------------------------------------------------
+
+    def create_key(self, *, name: str, prefix: str, key_hash: str, role: str, user_id: uuid.UUID | None) -> Row:
+        return self._one("api_key_create", name=name, prefix=prefix, key_hash=key_hash, role=role, user_id=user_id)
+
+    def list_keys(self) -> list[Row]:
+        return self._all("api_key_list")
+
+    def revoke_key(self, ref: str) -> Row | None:
+        return self._one("api_key_revoke", ref=ref)
+
+    def authenticate(self, key_hash: str) -> Row | None:
+        return self._one("api_key_authenticate", key_hash=key_hash)
+
+    def secret(self, name: str) -> bytes | None:
+        row = self._one("api_secret", name=name)
+        return bytes(row["secret"]) if row else None
+
+    def ensure_user(self, email: str) -> uuid.UUID:
+        return self._one("api_user_ensure", email=email)["id"]
+
+    def user_exists(self, user_id: uuid.UUID) -> bool:
+        return self._one("api_user_exists", id=user_id)["found"]
+
+    # -- stories and rights ----------------------------------------------------------------------
+
+    def story_access(self, story_id: uuid.UUID, user_id: uuid.UUID | None) -> Row | None:
+        return self._one("api_story_access", story_id=story_id, user_id=user_id)
+
+    def entity_story(self, entity_type: str, entity_id: uuid.UUID) -> uuid.UUID | None:
+        return self._one("api_entity_story", entity_type=entity_type, entity_id=entity_id)["story_id"]
+
+    def collaborators(self, story_id: uuid.UUID) -> list[Row]:
+        return self._all("api_story_collaborators", story_id=story_id)
+
+    # -- jobs (reads) and queue statistics -------------------------------------------------------
+
+    def job(self, job_id: uuid.UUID) -> Row | None:
+        return self._one("api_job_get", id=job_id)
+
+    def jobs(self, *, viewer: uuid.UUID | None, limit: int, status: str | None = None,
+             job_type: str | None = None, user_id: uuid.UUID | None = None, entity_type: str | None = None,
+             entity_id: uuid.UUID | None = None, after: tuple[datetime, uuid.UUID] | None = None) -> list[Row]:
+        return self._all("api_job_list", viewer=viewer, limit=limit, status=status, job_type=job_type,
+                         user_id=user_id, entity_type=entity_type, entity_id=entity_id,
+                         after_created=after[0] if after else None, after_id=after[1] if after else None)
+
+    def queue_counts(self) -> list[Row]:
+        return self._all("api_queue_counts")
+
+    def oldest_pending(self) -> list[Row]:
+        return self._all("api_queue_oldest_pending")
+
+    def throughput(self, minutes: int) -> list[Row]:
+        return self._all("api_queue_throughput", minutes=minutes)
+
+    def run_times(self, minutes: int) -> list[Row]:
+        return self._all("api_queue_run_times", minutes=minutes)
+
+    def recent_failures(self, limit: int) -> list[Row]:
+        return self._all("api_recent_failures", limit=limit)
+
+    def job_totals(self) -> list[Row]:
+        return self._all("api_job_totals")
+
+    def duration_histogram(self, bounds: list[float]) -> list[Row]:
+        return self._all("api_job_duration_histogram", bounds=bounds)
+
+    def workers(self, include_stopped: bool = False) -> list[Row]:
+        return self._all("api_workers", include_stopped=include_stopped)
+
+    # -- LoRAs -----------------------------------------------------------------------------------
+
+    def create_lora(self, **values: Any) -> Row:
+        return self._one("api_lora_create", **values)
+
+    def lora(self, lora_id: uuid.UUID) -> Row | None:
+        return self._one("api_lora_get", id=lora_id)
+
+    def loras(self, *, viewer: uuid.UUID | None, me: uuid.UUID | None, limit: int, status: str | None,
+              public_only: bool, mine_only: bool) -> list[Row]:
+        return self._all("api_lora_list", viewer=viewer, me=me, limit=limit, status=status,
+                         public_only=public_only, mine_only=mine_only)
+
+    def set_lora_public(self, lora_id: uuid.UUID, is_public: bool) -> Row | None:
+        return self._one("api_lora_set_public", id=lora_id, is_public=is_public)
+
+    def count_download(self, lora_id: uuid.UUID) -> Row | None:
+        return self._one("api_lora_count_download", id=lora_id)
+
+    # -- presets ---------------------------------------------------------------------------------
+
+    def create_preset(self, *, parameters: dict[str, Any], **values: Any) -> Row:
+        return self._one("api_preset_create", parameters=Jsonb(parameters), **values)
+
+    def preset(self, preset_id: uuid.UUID) -> Row | None:
+        return self._one("api_preset_get", id=preset_id)
+
+    def presets(self, *, viewer: uuid.UUID | None, limit: int) -> list[Row]:
+        return self._all("api_preset_list", viewer=viewer, limit=limit)
+
+    def update_preset(self, preset_id: uuid.UUID, changes: dict[str, Any]) -> Row | None:
+        params = {k: changes.get(k) for k in ("name", "provider", "model_name", "style_modifiers", "is_public")}
+        params["parameters"] = Jsonb(changes["parameters"]) if changes.get("parameters") is not None else None
+        params["set_description"] = "description" in changes
+        params["description"] = changes.get("description")
+        return self._one("api_preset_update", id=preset_id, **params)
+
+    def delete_preset(self, preset_id: uuid.UUID) -> bool:
+        return self._one("api_preset_delete", id=preset_id) is not None
+
+    # -- images ----------------------------------------------------------------------------------
+
+    def image(self, image_id: uuid.UUID) -> Row | None:
+        return self._one("api_image_get", id=image_id)
+
+    def images(self, *, viewer: uuid.UUID | None, limit: int) -> list[Row]:
+        return self._all("api_image_list", viewer=viewer, limit=limit)
+
+    def ping(self) -> None:
+        self._one("api_ping")

@@ -1,0 +1,105 @@
+"""`api` (the control plane over HTTP) and `keys create|list|revoke` (its API keys)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import uuid
+
+from enchant_worker.cli.common import open_database, print_json
+from enchant_worker.errors import ConfigurationError
+
+
+def register(commands) -> None:
+    p = commands.add_parser("api", help="serve the control API and dashboard",
+                            description="Serve the versioned control API (/v1, /v2), /metrics and /dashboard "
+                            "with uvicorn. Create a key first with `enchant-worker keys create`.")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument("--handlers", metavar="MODULE",
+                   help="also accept the job types of the Handlers in MODULE's HANDLERS list")
+    p.set_defaults(func=cmd_api)
+
+    keys = commands.add_parser("keys", help="create, list and revoke API keys",
+                               description="API keys: stored only as hashes; a key is shown once, at creation.")
+    sub = keys.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
+    p = sub.add_parser("create", help="create a key and print it (shown only this once)")
+    p.add_argument("--name", required=True, help="what the key is for, e.g. 'web app' or 'alice laptop'")
+    p.add_argument("--role", choices=["admin", "user"], default="user",
+                   help="admin: everything; user: one user's jobs, LoRAs, presets and shared stories")
+    who = p.add_mutually_exclusive_group()
+    who.add_argument("--user-id", type=_uuid_arg, help="the user a user key acts for (must exist)")
+    who.add_argument("--email", help="the user a user key acts for, by email (created when missing)")
+    p.set_defaults(func=cmd_keys_create)
+    p = sub.add_parser("list", help="list keys (never the keys themselves)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=cmd_keys_list)
+    p = sub.add_parser("revoke", help="revoke a key by id or by the prefix shown in the list")
+    p.add_argument("ref", metavar="ID_OR_PREFIX")
+    p.set_defaults(func=cmd_keys_revoke)
+
+
+def _uuid_arg(value: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a UUID") from None
+
+
+def cmd_api(args) -> int:
+    import uvicorn
+
+    from enchant_worker.api import create_app
+    from enchant_worker.worker.registry import default_registry
+
+    settings, db = open_database()
+    app = create_app(settings, database_url=db.url, job_types=default_registry(module=args.handlers))
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level.lower(), access_log=False)
+    return 0
+
+
+def _store():
+    from enchant_worker.api.store import Store
+
+    _, db = open_database()
+    return Store(db.open())
+
+
+def cmd_keys_create(args) -> int:
+    from enchant_worker.api.auth import create_key
+
+    store = _store()
+    user_id = args.user_id
+    if args.role == "user" and user_id is None and not args.email:
+        raise ConfigurationError("a user key acts for one user: give --user-id or --email")
+    if args.email:
+        user_id = store.ensure_user(args.email)
+    elif user_id is not None and not store.user_exists(user_id):
+        raise ConfigurationError(f"no user with id {user_id}; use --email to create one")
+    key, row = create_key(store, name=args.name, role=args.role, user_id=user_id)
+    print(key)
+    print(f"created {row['role']} key {row['prefix']}… ({row['name']}, id {row['id']}"
+          + (f", user {user_id}" if user_id else "") + "). It is shown only this once: store it now.",
+          file=sys.stderr)
+    return 0
+
+
+def cmd_keys_list(args) -> int:
+    rows = _store().list_keys()
+    if args.json:
+        print_json(rows)
+        return 0
+    print(f"{'prefix':12} {'role':6} {'state':8} {'last used':19}  {'user':36}  name")
+    for r in rows:
+        state = "revoked" if r["revoked_at"] else "active"
+        used = f"{r['last_used_at']:%Y-%m-%d %H:%M:%S}" if r["last_used_at"] else "never"
+        print(f"{r['prefix']:12} {r['role']:6} {state:8} {used:19}  {str(r['user_id'] or '-'):36}  {r['name']}")
+    return 0
+
+
+def cmd_keys_revoke(args) -> int:
+    row = _store().revoke_key(args.ref)
+    if row is None:
+        raise ConfigurationError(f"no active key with id or prefix {args.ref!r}; see `enchant-worker keys list`")
+    print(f"revoked {row['role']} key {row['prefix']}… ({row['name']})")
+    return 0

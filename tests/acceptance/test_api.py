@@ -1,0 +1,174 @@
+"""The control plane as a user runs it: `keys` and `api` as subprocesses, and the dashboard in a real
+headless Chromium (Debian's `chromium` package) driven over the DevTools protocol."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from enchant_worker.domain.jobs import NewJob
+from enchant_worker.queue import JobQueue, Lease
+
+CLI = [sys.executable, "-m", "enchant_worker.cli"]
+API_START_LIMIT_S = 5.0  # "about a second" on a quiet machine; generous for shared CI runners
+
+
+def cli(env, *args, check=True):
+    out = subprocess.run([*CLI, *args], env=env, capture_output=True, text=True, timeout=60)
+    if check and out.returncode != 0:
+        raise AssertionError(f"{args} failed ({out.returncode}): {out.stderr}")
+    return out
+
+
+def wait_for(predicate, timeout=30.0, interval=0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := predicate():
+            return value
+        time.sleep(interval)
+    raise AssertionError("condition not met in time")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_keys_create_list_revoke(cli_env, conn):
+    created = cli(cli_env, "keys", "create", "--name", "web app", "--role", "user", "--email", "ann@example.org")
+    key = created.stdout.strip()
+    assert key.startswith("ew_") and "shown only this once" in created.stderr
+    assert key not in json.dumps([dict(r) for r in conn.execute("SELECT * FROM api_keys")], default=str)
+    listing = cli(cli_env, "keys", "list").stdout
+    assert key[:11] in listing and "active" in listing and key not in listing
+    assert cli(cli_env, "keys", "revoke", key[:11]).stdout.startswith("revoked user key")
+    assert "revoked" in cli(cli_env, "keys", "list").stdout
+    again = cli(cli_env, "keys", "revoke", key[:11], check=False)
+    assert again.returncode == 2 and "no active key" in again.stderr
+    bad = cli(cli_env, "keys", "create", "--name", "x", "--role", "user", check=False)
+    assert bad.returncode == 2 and "--email" in bad.stderr
+
+
+@pytest.fixture
+def api_server(cli_env):
+    """`enchant-worker api` on a free port; yields (base URL, admin key, seconds to start)."""
+    key = cli(cli_env, "keys", "create", "--name", "dashboard", "--role", "admin").stdout.strip()
+    port = free_port()
+    started = time.monotonic()
+    proc = subprocess.Popen([*CLI, "api", "--port", str(port), "--log-level", "WARNING"], env=cli_env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+
+    def up():
+        if proc.poll() is not None:
+            raise AssertionError(f"api exited: {proc.stderr.read()}")
+        try:
+            return httpx.get(f"{base}/healthz", timeout=0.5).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_for(up, timeout=30)
+    yield base, key, time.monotonic() - started
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def test_api_serves_quickly_without_torch(api_server):
+    base, key, start_s = api_server
+    print(f"enchant-worker api answered /healthz {start_s:.2f}s after start")
+    assert start_s < API_START_LIMIT_S, f"the API took {start_s:.2f}s to answer /healthz"
+    r = httpx.post(f"{base}/v1/jobs", json={"job_type": "noop"}, headers={"X-API-Key": key})
+    assert r.status_code == 201
+    assert httpx.get(f"{base}/readyz").json()["status"] == "ready"
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+class DevTools:
+    """A minimal DevTools-protocol client for one page."""
+
+    def __init__(self, ws):
+        self.ws = ws
+        self.next_id = 0
+
+    def call(self, method: str, **params):
+        self.next_id += 1
+        self.ws.send(json.dumps({"id": self.next_id, "method": method, "params": params}))
+        while True:
+            message = json.loads(self.ws.recv(timeout=30))
+            if message.get("id") == self.next_id:
+                if "error" in message:
+                    raise AssertionError(message["error"])
+                return message["result"]
+
+    def evaluate(self, expression: str):
+        return self.call("Runtime.evaluate", expression=expression, returnByValue=True)["result"].get("value")
+
+
+@pytest.fixture
+def chromium(tmp_path):
+    if CHROMIUM is None:
+        pytest.skip("needs Chromium: apt-get install -y chromium")
+    profile = tmp_path / "chromium-profile"
+    proc = subprocess.Popen([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                             "--disable-component-update", "--no-first-run", "--disable-sync",
+                             f"--user-data-dir={profile}", "--remote-debugging-port=0", "about:blank"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    port_file = Path(profile) / "DevToolsActivePort"
+    wait_for(lambda: port_file.exists() and port_file.read_text().strip(), timeout=30)
+    port = int(port_file.read_text().split()[0])
+    yield f"http://127.0.0.1:{port}"
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def test_dashboard_shows_live_numbers(api_server, chromium, conn):
+    from websockets.sync.client import connect
+
+    pages = httpx.get(f"{chromium}/json/list").json()
+    with connect([p for p in pages if p["type"] == "page"][0]["webSocketDebuggerUrl"], max_size=2**24) as ws:
+        _watch_dashboard(DevTools(ws), *api_server[:2], conn)
+
+
+def _watch_dashboard(page: DevTools, base: str, key: str, conn) -> None:
+    page.call("Page.enable")
+    page.call("Page.navigate", url=f"{base}/dashboard?key={key}&refresh=1")
+
+    def text(element_id):
+        return page.evaluate(f"(document.getElementById({element_id!r}) || {{}}).textContent || null")
+
+    # Signed in through the key (now a cookie): the server-rendered page shows the empty queue.
+    wait_for(lambda: text("total-pending") == "0", timeout=30, interval=0.2)
+    assert page.evaluate("location.search") == "?refresh=1"  # the key left the address bar
+    assert text("worker-count") == "0"
+    # Jobs enqueued (as the web app would, straight into Postgres) show up without a reload.
+    page.evaluate("window.__same_page = 1")
+    queue = JobQueue(conn)
+    queue.enqueue_many([NewJob("noop") for _ in range(3)])
+    wait_for(lambda: text("total-pending") == "3", timeout=30, interval=0.2)
+    assert page.evaluate("window.__same_page") == 1
+    # A worker picks one up and another fails: processing, failures and workers change live too.
+    queue.register_worker("gpu-0", host="box", pid=1, job_types=["noop"],
+                          device={"kind": "cuda", "name": "H100", "memory_total_mb": 80000}, concurrency=1)
+    running, failing = queue.lease("gpu-0", ["noop"], limit=2)
+    queue.fail(Lease(failing.id, failing.lease_token), "CUDA out of memory at step 3", attempt=1, retry=False)
+    queue.extend([Lease(running.id, running.lease_token)], {running.id: {"percent": 55}})
+    queue.worker_heartbeat("gpu-0", [running.id])
+    wait_for(lambda: text("total-processing") == "1" and text("total-failed") == "1", timeout=30, interval=0.2)
+    assert text("total-pending") == "1" and text("worker-count") == "1"
+    body = page.evaluate("document.body.innerText")
+    assert "CUDA out of memory at step 3" in body and "55%" in body and "gpu-0" in body
+    assert page.evaluate("window.__same_page") == 1  # all of it without reloading the page

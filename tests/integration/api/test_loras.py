@@ -1,0 +1,112 @@
+"""LoRAs: training upload (validated, stored, queued), list, get, download counted, publish."""
+
+from __future__ import annotations
+
+import uuid
+
+from enchant_worker.queue import JobQueue
+
+
+def _form(**extra):
+    return {"name": "Ink wash", "trigger_words": "inkwash, brush", "epochs": "2", "resolution": "64", **extra}
+
+
+def _files(png, n=5, **overrides):
+    files = [("images", (f"im{i}.png", png((32 + i, 32)), "image/png")) for i in range(n)]
+    for index, value in overrides.items():
+        files[int(index)] = ("images", value)
+    return files
+
+
+def test_upload_starts_training(client, alice, png, settings, conn):
+    r = client.post("/v2/loras", data=_form(), files=_files(png), headers=alice.headers)
+    assert r.status_code == 202, r.text
+    body = r.json()
+    lora = body["lora"]
+    assert lora["status"] == "training" and lora["training_images_count"] == 5
+    assert lora["trigger_words"] == ["inkwash", "brush"] and lora["user_id"] == str(alice.user_id)
+    job = JobQueue(conn).get(body["job_id"])
+    assert job.job_type == "train_lora" and job.metadata["lora_model_id"] == lora["id"]
+    assert job.metadata["epochs"] == 2 and job.metadata["resolution"] == 64 and job.metadata["base_model"] == "tiny-sd"
+    [folder] = job.metadata["training_images"]
+    stored = sorted(p.name for p in (settings.storage / "training" / lora["id"] / "images").iterdir())
+    assert len(stored) == 5 and str(settings.storage) in folder
+    assert client.get(f"/v2/loras/{lora['id']}", headers=alice.headers).json()["id"] == lora["id"]
+    assert client.get(f"/v2/jobs/{body['job_id']}", headers=alice.headers).status_code == 200
+
+
+def test_not_an_image_is_415_naming_the_file(client, alice, png, settings):
+    files = _files(png, **{"2": ("notes.png", b"this is text, not pixels", "image/png")})
+    r = client.post("/v2/loras", data=_form(), files=files, headers=alice.headers)
+    assert r.status_code == 415 and "images[2] (notes.png)" in r.json()["detail"]
+    assert not (settings.storage / "training").exists() or not any((settings.storage / "training").iterdir())
+
+
+def test_gif_is_refused(client, alice, png):
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (32, 32)).save(out, format="GIF")
+    r = client.post("/v2/loras", data=_form(), files=_files(png, **{"0": ("a.gif", out.getvalue(), "image/gif")}),
+                    headers=alice.headers)
+    assert r.status_code == 415 and "GIF" in r.json()["detail"]
+
+
+def test_oversized_file_is_413(client, alice, png, limits):
+    big = png((600, 600))  # PNG of noise-free pixels is small: pad it past the per-file limit
+    big += b"\0" * (limits.upload_file_bytes + 1 - len(big))
+    r = client.post("/v2/loras", data=_form(), files=_files(png, **{"1": ("big.png", big, "image/png")}),
+                    headers=alice.headers)
+    assert r.status_code == 413 and "images[1]" in r.json()["detail"]
+
+
+def test_oversized_request_is_413_before_parsing(client, alice, png, limits):
+    files = [("images", (f"{i}.png", b"x" * (limits.upload_total_bytes // 4), "image/png")) for i in range(5)]
+    r = client.post("/v2/loras", data=_form(), files=files, headers=alice.headers)
+    assert r.status_code == 413 and "limit" in r.json()["detail"]
+
+
+def test_bad_fields_are_422_naming_them(client, alice, png):
+    cases = [({"name": ""}, "name"), ({"epochs": "0"}, "epochs"), ({"resolution": "63"}, "resolution"),
+             ({"learning_rate": "1"}, "learning_rate"), ({"trigger_words": ",".join(["w"] * 11)}, "trigger_words")]
+    for extra, field in cases:
+        r = client.post("/v2/loras", data=_form(**extra), files=_files(png), headers=alice.headers)
+        assert r.status_code == 422 and field in r.json()["detail"][0]["loc"], (extra, r.text)
+    r = client.post("/v2/loras", data=_form(), files=_files(png, n=2), headers=alice.headers)
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "images"]
+    r = client.post("/v2/loras", data=_form(), headers=alice.headers)
+    assert r.status_code == 422 and "images" in r.json()["detail"][0]["loc"]
+    r = client.post("/v2/loras", data=_form(), files=_files(png, **{"0": ("tiny.png", png((8, 8)), "image/png")}),
+                    headers=alice.headers)
+    assert r.status_code == 422 and "at least 16" in r.json()["detail"][0]["msg"]
+
+
+def test_download_publish_and_visibility(client, alice, bob, store, settings):
+    (settings.storage / "loras").mkdir(parents=True)
+    (settings.storage / "loras" / "ink.safetensors").write_bytes(b"lora-weights")
+    lora = store.conn.execute("INSERT INTO lora_models (user_id, name, model_file_url, status) VALUES "
+                              "(%s, 'ink', 'loras/ink.safetensors', 'ready') RETURNING id", [alice.user_id]).fetchone()["id"]
+    training = store.conn.execute("INSERT INTO lora_models (user_id, name, model_file_url) VALUES "
+                                  "(%s, 'wip', 'loras/wip.safetensors') RETURNING id", [alice.user_id]).fetchone()["id"]
+    assert client.get(f"/v2/loras/{lora}", headers=bob.headers).status_code == 403
+    assert client.get(f"/v2/loras/{lora}/download", headers=bob.headers).status_code == 403
+    r = client.get(f"/v2/loras/{lora}/download", headers=alice.headers)
+    assert r.status_code == 200 and r.content == b"lora-weights"
+    assert client.get(f"/v2/loras/{training}/download", headers=alice.headers).status_code == 409
+    assert client.post(f"/v2/loras/{training}/publish", headers=alice.headers).status_code == 409
+    assert client.post(f"/v2/loras/{lora}/publish", headers=bob.headers).status_code == 403
+    r = client.post(f"/v2/loras/{lora}/publish", headers=alice.headers)
+    assert r.status_code == 200 and r.json()["is_public"] is True
+    # Public: bob lists, reads and downloads it (counted), but may not unpublish it.
+    assert [x["id"] for x in client.get("/v2/loras", params={"scope": "public"}, headers=bob.headers).json()] == [str(lora)]
+    assert client.get(f"/v2/loras/{lora}/download", headers=bob.headers).status_code == 200
+    assert client.get(f"/v2/loras/{lora}", headers=bob.headers).json()["download_count"] == 2
+    assert client.post(f"/v2/loras/{lora}/unpublish", headers=bob.headers).status_code == 403
+    assert client.get("/v2/loras", params={"scope": "mine"}, headers=bob.headers).json() == []
+    assert client.post(f"/v2/loras/{lora}/unpublish", headers=alice.headers).json()["is_public"] is False
+    assert client.get(f"/v2/loras/{uuid.uuid4()}", headers=alice.headers).status_code == 404
+    # A ready LoRA whose file is gone: 404 naming it, not a 500.
+    (settings.storage / "loras" / "ink.safetensors").unlink()
+    assert client.get(f"/v2/loras/{lora}/download", headers=alice.headers).status_code == 404
