@@ -24,6 +24,10 @@ class Settings(BaseSettings):
     migrations_dir: Path = REPO_ROOT / "migrations"
     redis_url: str | None = None
 
+    # Control API.
+    upload_max_file_bytes: int = Field(20 * 2**20, ge=1024)
+    upload_max_request_bytes: int = Field(200 * 2**20, ge=1024)
+
     # Queue timing.
     lease_seconds: float = Field(60.0, ge=1.0, le=3600.0)
     heartbeat_seconds: float = Field(5.0, gt=0.0)
@@ -48,6 +52,29 @@ class Settings(BaseSettings):
     max_training_image_pixels: int = Field(40_000_000, ge=1)  # larger is treated as a decompression bomb
     lora_checkpoint_every_steps: int = Field(100, ge=1)
 
+    # Scheduler. Unset schedule_file means configs_dir/schedule.toml (defaults apply when it is missing).
+    schedule_file: Path | None = None
+    leader_check_s: float = Field(1.0, gt=0.0, le=30.0)  # followers try the lock / the leader checks it
+    schedule_timezone: str = "UTC"  # cron expressions are read in this zone
+    recurring_grace_s: float = Field(60.0, ge=0.0)  # a new leader still enqueues a tick missed this recently
+
+    # Maintenance.
+    partitions_ahead: int = Field(3, ge=0, le=120)  # images partitions: this month and the next N
+    job_retention_days: float = Field(30.0, gt=0.0)  # finished jobs older than this move to the history
+    archive_batch_size: int = Field(5000, ge=1)
+    maintenance_runs_keep_days: float = Field(7.0, gt=0.0)
+    metrics_days_back: int = Field(1, ge=0, le=366)  # record_metrics covers today and this many days before
+
+    # Data migrations.
+    data_migration_batch_size: int = Field(500, ge=1, le=100_000)
+    data_migration_modules: str = ""  # comma-separated modules whose DATA_MIGRATIONS list is registered
+
+    # Caches (seconds).
+    cache_user_preferences_ttl_s: float = Field(300.0, gt=0.0)
+    cache_story_metadata_ttl_s: float = Field(3600.0, gt=0.0)
+    cache_community_content_ttl_s: float = Field(86400.0, gt=0.0)
+    cache_retry_redis_s: float = Field(30.0, gt=0.0)  # after a Redis failure, the in-process cache this long
+
     @model_validator(mode="after")
     def _check(self) -> Settings:
         if self.heartbeat_seconds >= self.lease_seconds:
@@ -68,6 +95,10 @@ class Settings(BaseSettings):
     @property
     def pgdata(self) -> Path:
         return self.home / "pgdata"
+
+    @property
+    def schedule_path(self) -> Path:
+        return self.schedule_file or self.configs_dir / "schedule.toml"
 
 
 @lru_cache(maxsize=1)

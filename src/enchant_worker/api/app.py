@@ -50,7 +50,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
 
         database_url = configured_url(settings)
     state = ApiState(settings=settings, database_url=database_url, job_types=job_types or NoJobTypes(),
-                     versions=Versions(versions or API_VERSIONS), limits=limits or Limits())
+                     versions=Versions(versions or API_VERSIONS), limits=limits or Limits.from_settings(settings))
     state.metrics = make_registry(state.store)
 
     @asynccontextmanager

@@ -39,8 +39,13 @@ class JobTypes(Protocol):
 class Limits:
     upload_file_bytes: int = 20 * 2**20
     upload_total_bytes: int = 200 * 2**20
-    min_training_images: int = 5  # as the trainer requires (training.spec)
+    min_training_images: int = 5
     max_training_images: int = 50
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Limits:
+        return cls(settings.upload_max_file_bytes, settings.upload_max_request_bytes,
+                   settings.min_training_images, settings.max_training_images)
 
 
 @dataclass

@@ -12,10 +12,11 @@ from enchant_worker.db.connection import Database, database_url
 from enchant_worker.db.migrate import migrate
 
 
-def open_database(*, retry_for_s: float = 0.0, auto_migrate: bool = True) -> tuple[Settings, Database]:
-    """The configured database, migrated to the current schema (migrating is idempotent and locked)."""
+def open_database(*, wait: bool = False, auto_migrate: bool = True) -> tuple[Settings, Database]:
+    """The configured database, migrated to the current schema (migrating is idempotent and locked).
+    With wait (long-running processes), connecting retries with backoff for ENCHANT_DB_RETRY_MAX_S."""
     settings = get_settings()
-    db = Database(database_url(settings), retry_for_s=retry_for_s)
+    db = Database(database_url(settings), retry_for_s=settings.db_retry_max_s if wait else 0.0)
     if auto_migrate:
         with db.connection() as conn:
             migrate(conn, settings.migrations_dir)

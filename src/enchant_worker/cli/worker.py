@@ -26,7 +26,7 @@ def register(commands) -> None:
 
 
 def cmd_worker(args) -> int:
-    settings, db = open_database(retry_for_s=settings_retry())
+    settings, db = open_database(wait=True)
     registry = default_registry(module=args.handlers)
     types = [t.strip() for t in args.types.split(",") if t.strip()] if args.types else None
     worker = Worker(db, settings, registry, job_types=types, concurrency=args.concurrency, burst=args.burst)
@@ -43,8 +43,3 @@ def cmd_worker(args) -> int:
     worker.run()
     return 0
 
-
-def settings_retry() -> float:
-    from enchant_worker.config import get_settings
-
-    return get_settings().db_retry_max_s

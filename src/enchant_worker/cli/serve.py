@@ -1,0 +1,52 @@
+"""`serve`: the single-box mode — API, worker and scheduler in one process."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from enchant_worker.cli.common import open_database
+from enchant_worker.worker.registry import default_registry
+from enchant_worker.worker.runner import Worker
+
+log = logging.getLogger(__name__)
+
+
+def register(commands) -> None:
+    p = commands.add_parser(
+        "serve", help="API + worker + scheduler in one process (one box)",
+        description="Run the control API, a worker and the maintenance scheduler in one process: the "
+        "single-box mode. Ctrl-C or SIGTERM stops the API, lets the running job finish within "
+        "ENCHANT_SHUTDOWN_GRACE_S (else hands it back), then stops the scheduler.")
+    p.add_argument("--host", default="127.0.0.1", help="API address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="API port (default 8000)")
+    p.add_argument("--types", help="comma-separated job types the worker serves (default: all)")
+    p.add_argument("--concurrency", type=int, default=1, help="jobs run at once (default 1)")
+    p.add_argument("--handlers", metavar="MODULE", help="also register the Handlers in MODULE's HANDLERS list")
+    p.set_defaults(func=cmd_serve)
+
+
+def cmd_serve(args) -> int:
+    import uvicorn
+
+    from enchant_worker.api import create_app
+    from enchant_worker.scheduling import start_scheduler
+
+    settings, db = open_database(wait=True)
+    registry = default_registry(module=args.handlers)
+    types = [t.strip() for t in args.types.split(",") if t.strip()] if args.types else None
+    worker = Worker(db, settings, registry, job_types=types, concurrency=args.concurrency)
+    worker_thread = threading.Thread(target=worker.run, name="worker", daemon=True)
+    scheduler = start_scheduler(db, settings)
+    worker_thread.start()
+    try:
+        app = create_app(settings, database_url=db.url, job_types=registry)
+        # uvicorn owns SIGINT/SIGTERM here and returns when one arrives.
+        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level.lower(), access_log=False)
+    finally:
+        log.info("stopping the worker and the scheduler")
+        worker.stop()
+        worker_thread.join(timeout=settings.shutdown_grace_s + 15)
+        scheduler.stop()
+    return 0
+
