@@ -29,6 +29,14 @@ def register(commands) -> None:
 def cmd_serve(args) -> int:
     import uvicorn
 
+    class _Server(uvicorn.Server):
+        """uvicorn re-raises the stop signal once it has shut down, which would kill the process before
+        the worker hands back its job; serve finishes its own shutdown instead."""
+
+        def handle_exit(self, sig, frame) -> None:
+            super().handle_exit(sig, frame)
+            self._captured_signals.clear()
+
     from enchant_worker.api import create_app
     from enchant_worker.scheduling import start_scheduler
 
@@ -41,8 +49,9 @@ def cmd_serve(args) -> int:
     worker_thread.start()
     try:
         app = create_app(settings, database_url=db.url, job_types=registry)
-        # uvicorn owns SIGINT/SIGTERM here and returns when one arrives.
-        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level.lower(), access_log=False)
+        config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level.lower(),
+                                access_log=False)
+        _Server(config).run()  # owns SIGINT/SIGTERM; returns once the API has stopped
     finally:
         log.info("stopping the worker and the scheduler")
         worker.stop()
