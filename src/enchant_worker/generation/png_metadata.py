@@ -98,6 +98,15 @@ def png_info(parameters: ImageParameters, spec: Mapping[str, Any]) -> PngInfo:
     return info
 
 
+def png_bytes(image: Image.Image, parameters: ImageParameters, spec: Mapping[str, Any]) -> bytes:
+    """The PNG file of `image` with both chunks, in memory (to hash it before choosing its path)."""
+    import io
+
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", pnginfo=png_info(parameters, spec))
+    return buffer.getvalue()
+
+
 def save_png(image: Image.Image, path: Path, parameters: ImageParameters, spec: Mapping[str, Any]) -> Path:
     """Write `image` to `path` with both chunks; written to a temporary name first, then renamed."""
     path = Path(path)

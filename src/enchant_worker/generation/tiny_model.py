@@ -163,13 +163,31 @@ def build_tiny_pipeline(seed: int = TINY_SEED, tokenizer_dir: Path | None = None
 
 
 def save_tiny_model(folder: Path = TINY_MODEL_DIR, seed: int = TINY_SEED) -> Path:
-    """Build the tiny pipeline and save it as a diffusers folder (safetensors weights)."""
+    """Build the tiny pipeline and save it as a diffusers folder (safetensors weights).
+
+    Built in a temporary sibling folder and renamed into place, so that a process loading the model
+    (or a second builder) never sees a half-written folder.
+    """
+    import shutil
+    import tempfile
+
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / TINY_MARKER).unlink(missing_ok=True)
-    pipe = build_tiny_pipeline(seed)
-    pipe.save_pretrained(str(folder), safe_serialization=True)
-    (folder / TINY_MARKER).write_text(json.dumps({"seed": seed, "family": "sd15"}), encoding="utf-8")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        pipe = build_tiny_pipeline(seed)
+        pipe.save_pretrained(str(staging), safe_serialization=True)
+        (staging / TINY_MARKER).write_text(json.dumps({"seed": seed, "family": "sd15"}), encoding="utf-8")
+        if folder.exists():
+            (folder / TINY_MARKER).unlink(missing_ok=True)  # readers see "not ready" from here on
+            shutil.rmtree(folder, ignore_errors=True)
+        try:
+            staging.rename(folder)
+        except OSError:
+            if not tiny_model_ready(folder):  # another builder won the race with a complete folder: fine
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return folder
 
 

@@ -1,0 +1,99 @@
+-- generation_scene --
+-- A scene with what its prompt needs: its chapter's number, its story, its location, the owner's tier.
+SELECT s.id, s.title, s.content, s.summary, s.emotional_tone,
+       ch.chapter_number,
+       st.id AS story_id, st.user_id AS story_user_id, st.style_preference,
+       l.id AS location_id, l.name AS location_name, l.description AS location_description,
+       u.subscription_tier
+FROM scenes s
+JOIN chapters ch ON ch.id = s.chapter_id
+JOIN stories st ON st.id = ch.story_id
+LEFT JOIN locations l ON l.id = s.location_id
+LEFT JOIN users u ON u.id = st.user_id
+WHERE s.id = %(scene_id)s
+
+-- generation_scene_characters --
+-- The characters present in a scene, by name, each with its look in the job's branch and its emotion here.
+SELECT c.id, c.name, c.appearance_description,
+       b.id AS state_id, b.branch_id AS state_branch_id, b.chapter_number AS state_chapter_number,
+       b.appearance_description AS state_appearance, b.emotional_state AS state_emotional_state,
+       e.id AS emotion_id, e.primary_emotion, e.emotion_intensity, e.secondary_emotions,
+       e.facial_expression_notes, e.body_language_notes
+FROM scene_characters sc
+JOIN characters c ON c.id = sc.character_id
+-- 1. The branch overrides the look: the latest state at or before the scene's chapter (none without
+--    a branch: NULL matches no row).
+LEFT JOIN LATERAL (
+    SELECT * FROM branch_character_states bcs
+    WHERE bcs.branch_id = %(branch_id)s::uuid
+      AND bcs.character_id = c.id
+      AND bcs.chapter_number <= %(chapter_number)s
+    ORDER BY bcs.chapter_number DESC, bcs.created_at DESC, bcs.id
+    LIMIT 1
+) b ON TRUE
+-- 2. The character's emotion in this scene (the latest row when there are several).
+LEFT JOIN LATERAL (
+    SELECT * FROM character_emotions ce
+    WHERE ce.character_id = c.id AND ce.scene_id = sc.scene_id
+    ORDER BY ce.created_at DESC, ce.id
+    LIMIT 1
+) e ON TRUE
+WHERE sc.scene_id = %(scene_id)s
+ORDER BY c.name, c.id
+
+-- generation_story_loras --
+-- A story's LoRA styles with their LoRA rows (any status: the caller skips unready ones with a warning).
+SELECT sls.id, sls.strength, sls.apply_to_scenes,
+       lm.id AS lora_id, lm.name, lm.model_file_url, lm.trigger_words, lm.strength_range, lm.status
+FROM story_lora_settings sls
+JOIN lora_models lm ON lm.id = sls.lora_model_id
+WHERE sls.story_id = %(story_id)s
+ORDER BY sls.created_at, sls.id
+
+-- generation_lora --
+-- A LoRA by id, or by name among those the user may use (theirs, public or unowned; theirs first, ready first, newest first).
+SELECT id, name, model_file_url, trigger_words, strength_range, status
+FROM lora_models
+WHERE (id = %(id)s::uuid OR (%(id)s::uuid IS NULL AND name = %(name)s))
+  AND (user_id IS NULL OR is_public OR %(user_id)s::uuid IS NULL OR user_id = %(user_id)s::uuid)
+ORDER BY (user_id IS NOT DISTINCT FROM %(user_id)s::uuid) DESC, (status = 'ready') DESC, created_at DESC
+LIMIT 1
+
+-- generation_preset --
+-- A preset by id, or by name among those the user may use (theirs, public or unowned; theirs first, newest first).
+SELECT id, name, provider, model_name, parameters, style_modifiers
+FROM generation_presets
+WHERE (id = %(id)s::uuid OR (%(id)s::uuid IS NULL AND name = %(name)s))
+  AND (user_id IS NULL OR is_public OR %(user_id)s::uuid IS NULL OR user_id = %(user_id)s::uuid)
+ORDER BY (user_id IS NOT DISTINCT FROM %(user_id)s::uuid) DESC, created_at DESC
+LIMIT 1
+
+-- generation_preset_used --
+-- Count one more use of a preset.
+UPDATE generation_presets SET usage_count = usage_count + 1 WHERE id = %(id)s
+
+-- generation_branch --
+-- A story branch (the job's branch must belong to the scene's story).
+SELECT id, parent_story_id, branch_name, branch_point_chapter FROM story_branches WHERE id = %(id)s
+
+-- generation_user --
+-- The user a job runs for: tier and preferences, for provider selection.
+SELECT id, subscription_tier, preferences FROM users WHERE id = %(id)s
+
+-- insert_generated_image --
+-- One generated image. A retried job that stores the same file again gets the existing row back.
+WITH existing AS (
+    -- created_at bounds the search to the partitions written since the job was enqueued
+    SELECT id FROM images
+    WHERE job_id = %(job_id)s AND content_hash = %(content_hash)s AND created_at >= %(job_created_at)s
+    LIMIT 1
+), inserted AS (
+    INSERT INTO images (scene_id, user_id, job_id, provider, model_name, prompt, negative_prompt, seed,
+                        parameters, file_path, content_hash, width, height, timings)
+    SELECT %(scene_id)s, %(user_id)s, %(job_id)s, %(provider)s, %(model_name)s, %(prompt)s,
+           %(negative_prompt)s, %(seed)s, %(parameters)s, %(file_path)s, %(content_hash)s, %(width)s,
+           %(height)s, %(timings)s
+    WHERE NOT EXISTS (SELECT 1 FROM existing)
+    RETURNING id
+)
+SELECT id FROM inserted UNION ALL SELECT id FROM existing
