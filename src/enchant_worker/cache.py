@@ -25,7 +25,10 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from enchant_worker.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -144,14 +147,11 @@ class Cache:
         self.community_content = CacheNamespace(self, "community_content", ttls["community_content"])
 
     @classmethod
-    def from_settings(cls, settings, ops=None) -> Cache:
-        from enchant_worker.operations_config import OperationsSettings
-
-        ops = ops or OperationsSettings()
-        return cls(settings.redis_url, retry_redis_s=ops.cache_retry_redis_s, ttls={
-            "user_preferences": ops.cache_user_preferences_ttl_s,
-            "story_metadata": ops.cache_story_metadata_ttl_s,
-            "community_content": ops.cache_community_content_ttl_s,
+    def from_settings(cls, settings: Settings) -> Cache:
+        return cls(settings.redis_url, retry_redis_s=settings.cache_retry_redis_s, ttls={
+            "user_preferences": settings.cache_user_preferences_ttl_s,
+            "story_metadata": settings.cache_story_metadata_ttl_s,
+            "community_content": settings.cache_community_content_ttl_s,
         })
 
     @property

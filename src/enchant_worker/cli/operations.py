@@ -8,8 +8,7 @@ import threading
 from pathlib import Path
 
 from enchant_worker.cli.common import open_database, print_json
-from enchant_worker.config import get_settings
-from enchant_worker.operations_config import OperationsSettings
+from enchant_worker.config import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
@@ -47,11 +46,11 @@ def register(commands) -> None:
     a.set_defaults(func=cmd_dm_status)
 
 
-def _ops(args) -> OperationsSettings:
-    ops = OperationsSettings()
+def _with_schedule(settings: Settings, args) -> Settings:
+    """The settings, with --schedule FILE in place of ENCHANT_SCHEDULE_FILE when given."""
     if getattr(args, "schedule", None):
-        ops = ops.model_copy(update={"schedule_file": args.schedule})
-    return ops
+        return settings.model_copy(update={"schedule_file": args.schedule})
+    return settings
 
 
 # -- scheduler ----------------------------------------------------------------------------------
@@ -60,10 +59,10 @@ def _ops(args) -> OperationsSettings:
 def cmd_scheduler(args) -> int:
     from enchant_worker.scheduling.service import SchedulerService, load_config
 
-    settings, ops = get_settings(), _ops(args)
-    config = load_config(settings, ops)  # refuse a bad schedule before touching the database
-    settings, db = open_database(retry_for_s=settings.db_retry_max_s)
-    service = SchedulerService(db, settings, ops, config=config)
+    settings = _with_schedule(get_settings(), args)
+    config = load_config(settings)  # refuse a bad schedule before touching the database
+    _, db = open_database(wait=True)
+    service = SchedulerService(db, settings, config=config)
     stop = threading.Event()
 
     def on_signal(signum, frame):
@@ -84,9 +83,8 @@ def cmd_maintenance_list(args) -> int:
     from enchant_worker.scheduling.leader import current_leader
     from enchant_worker.scheduling.service import load_config
 
-    settings, ops = get_settings(), _ops(args)
-    config = load_config(settings, ops)
-    settings, db = open_database()
+    config = load_config(_with_schedule(get_settings(), args))
+    _, db = open_database()
     runs = tasks.last_runs(db)
     with db.connection() as conn:
         leader = current_leader(conn)
@@ -114,7 +112,7 @@ def cmd_maintenance_run(args) -> int:
 
     tasks.get_task(args.task)  # an unknown name is refused before connecting
     settings, db = open_database()
-    print_json({"task": args.task, "result": tasks.run_now(args.task, db, settings, OperationsSettings())})
+    print_json({"task": args.task, "result": tasks.run_now(args.task, db, settings)})
     return 0
 
 
@@ -140,7 +138,7 @@ def cmd_dm_run(args) -> int:
     settings, db = open_database()
     with db.connection() as conn:
         if args.inline:
-            print_json(run_data_migration(conn, migration, batch_size=OperationsSettings().data_migration_batch_size))
+            print_json(run_data_migration(conn, migration, batch_size=settings.data_migration_batch_size))
         else:
             job_id, what = enqueue_data_migration(conn, migration)
             print(f"{job_id} {what}")

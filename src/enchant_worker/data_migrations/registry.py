@@ -91,14 +91,14 @@ class DataMigrationRegistry:
 
 def default_data_migrations(modules: str | Iterable[str] | None = None, *, plugins: bool = True) -> DataMigrationRegistry:
     """Built-in migrations, plugins, and `modules` (default: ENCHANT_DATA_MIGRATION_MODULES)."""
+    from enchant_worker.config import get_settings
     from enchant_worker.data_migrations.builtin import BUILTIN
-    from enchant_worker.operations_config import OperationsSettings
 
     registry = DataMigrationRegistry(BUILTIN)
     if plugins:
         registry.load_entry_points()
     if modules is None:
-        modules = OperationsSettings().data_migration_modules
+        modules = get_settings().data_migration_modules
     if isinstance(modules, str):
         modules = [m.strip() for m in modules.split(",") if m.strip()]
     for module in modules:

@@ -6,7 +6,6 @@ from typing import Any
 
 from enchant_worker.data_migrations import DataMigration, default_data_migrations, run_data_migration
 from enchant_worker.errors import ConfigurationError, InvalidJob
-from enchant_worker.operations_config import OperationsSettings
 from enchant_worker.worker.context import JobContext
 from enchant_worker.worker.registry import Handler
 
@@ -22,9 +21,8 @@ def validate(metadata: dict[str, Any]) -> DataMigration:
 
 
 def run(ctx: JobContext) -> dict[str, Any]:
-    batch_size = OperationsSettings().data_migration_batch_size
     with ctx.connect() as conn:
-        return run_data_migration(conn, ctx.spec, batch_size=batch_size, progress=ctx.progress,
+        return run_data_migration(conn, ctx.spec, batch_size=ctx.settings.data_migration_batch_size, progress=ctx.progress,
                                   cancelled=ctx.is_cancelled)
 
 

@@ -26,7 +26,6 @@ from apscheduler.triggers.base import BaseTrigger
 
 from enchant_worker.config import Settings
 from enchant_worker.db.connection import Database
-from enchant_worker.operations_config import OperationsSettings
 from enchant_worker.scheduling import tasks
 from enchant_worker.scheduling.leader import LeaderElection
 from enchant_worker.scheduling.schedule import RecurringJob, ScheduleConfig, Timing, load_schedule
@@ -49,26 +48,25 @@ class TickTrigger(BaseTrigger):
         return str(self.timing)
 
 
-def load_config(settings: Settings, ops: OperationsSettings) -> ScheduleConfig:
+def load_config(settings: Settings) -> ScheduleConfig:
     """The schedule (defaults + the file), refused with the line named if anything in it is wrong."""
-    return load_schedule(ops.schedule_path(settings.configs_dir), tasks.default_timings(settings),
-                         timezone=ops.schedule_timezone)
+    return load_schedule(settings.schedule_path, tasks.default_timings(settings),
+                         timezone=settings.schedule_timezone)
 
 
 class SchedulerService:
-    def __init__(self, db: Database, settings: Settings, ops: OperationsSettings | None = None, *,
+    def __init__(self, db: Database, settings: Settings, *,
                  config: ScheduleConfig | None = None, identity: str | None = None):
         self.db = db
         self.settings = settings
-        self.ops = ops or OperationsSettings()
-        self.config = config or load_config(settings, self.ops)
+        self.config = config or load_config(settings)
         self.identity = identity or f"enchant-scheduler:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._aps = BackgroundScheduler(
             timezone=UTC, executors={"default": ThreadPoolExecutor(TASK_THREADS)},
             # A late tick runs once (coalesce), however late; one run of a task at a time.
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
         )
-        self.election = LeaderElection(db.url, self.identity, check_s=self.ops.leader_check_s,
+        self.election = LeaderElection(db.url, self.identity, check_s=settings.leader_check_s,
                                        on_elected=self._on_elected, on_deposed=self._on_deposed)
         self._started = False
 
@@ -114,7 +112,7 @@ class SchedulerService:
                               name=name, replace_existing=True, next_run_time=now)
         for job in self.config.jobs:
             missed = (now - job.timing.latest(now)).total_seconds()
-            first = now if missed <= self.ops.recurring_grace_s else job.timing.next_after(now)
+            first = now if missed <= self.settings.recurring_grace_s else job.timing.next_after(now)
             self._aps.add_job(self._fire_job, TickTrigger(job.timing), args=[job], id=f"job:{job.name}",
                               name=job.name, replace_existing=True, next_run_time=first)
 
@@ -129,7 +127,7 @@ class SchedulerService:
     def _fire_task(self, name: str, timing: Timing) -> None:
         tick = timing.latest(datetime.now(UTC))
         task = tasks.TASKS[name]
-        ctx = tasks.TaskContext(self.db, self.settings, self.ops, tick)
+        ctx = tasks.TaskContext(self.db, self.settings, tick)
         self._fire(name, tick, lambda: task.run(ctx))
 
     def _fire_job(self, job: RecurringJob) -> None:
@@ -148,6 +146,6 @@ class SchedulerService:
             log.info("ran %s tick %s by %s: %s", task, tick.isoformat(), self.identity, result)
 
 
-def start_scheduler(db: Database, settings: Settings, ops: OperationsSettings | None = None) -> SchedulerService:
+def start_scheduler(db: Database, settings: Settings) -> SchedulerService:
     """Starts a scheduler in background threads (for `serve`); call `.stop()` on shutdown."""
-    return SchedulerService(db, settings, ops).start()
+    return SchedulerService(db, settings).start()

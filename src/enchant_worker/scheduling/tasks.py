@@ -21,7 +21,6 @@ from enchant_worker.config import Settings
 from enchant_worker.db.connection import Database
 from enchant_worker.domain.jobs import NewJob
 from enchant_worker.errors import ConfigurationError
-from enchant_worker.operations_config import OperationsSettings
 from enchant_worker.queue import JobQueue
 from enchant_worker.queue.archive import archive_finished_jobs
 from enchant_worker.scheduling.schedule import Every, RecurringJob, Timing, parse_every
@@ -34,7 +33,6 @@ log = logging.getLogger(__name__)
 class TaskContext:
     db: Database
     settings: Settings
-    ops: OperationsSettings
     tick: datetime
 
 
@@ -60,7 +58,7 @@ def reap_leases(ctx: TaskContext) -> dict[str, Any]:
 
 def create_partitions(ctx: TaskContext) -> dict[str, Any]:
     with ctx.db.connection() as conn:
-        rows = conn.execute(q("create_images_partitions"), {"ahead": ctx.ops.partitions_ahead}).fetchall()
+        rows = conn.execute(q("create_images_partitions"), {"ahead": ctx.settings.partitions_ahead}).fetchall()
     return {"partitions": [r["partition"] for r in rows]}
 
 
@@ -73,16 +71,16 @@ def refresh_statistics(ctx: TaskContext) -> dict[str, Any]:
 
 
 def archive_jobs(ctx: TaskContext) -> dict[str, Any]:
-    older_than_s = ctx.ops.job_retention_days * 86400
+    older_than_s = ctx.settings.job_retention_days * 86400
     with ctx.db.connection() as conn:
-        moved = archive_finished_jobs(conn, older_than_s=older_than_s, batch_size=ctx.ops.archive_batch_size)
-        pruned = conn.execute(q("prune_runs"), {"keep_s": ctx.ops.maintenance_runs_keep_days * 86400}).rowcount
+        moved = archive_finished_jobs(conn, older_than_s=older_than_s, batch_size=ctx.settings.archive_batch_size)
+        pruned = conn.execute(q("prune_runs"), {"keep_s": ctx.settings.maintenance_runs_keep_days * 86400}).rowcount
     return {"archived": moved, "runs_pruned": pruned}
 
 
 def record_metrics(ctx: TaskContext) -> dict[str, Any]:
     today = ctx.tick.astimezone(UTC).date()
-    first = today - timedelta(days=ctx.ops.metrics_days_back)
+    first = today - timedelta(days=ctx.settings.metrics_days_back)
     with ctx.db.connection() as conn:
         rows = record_story_metrics(conn, first, today)
     return {"from": first.isoformat(), "to": today.isoformat(), "stories": rows}
@@ -165,11 +163,11 @@ def _finish(db: Database, task: str, tick: datetime, status: str, result: dict |
                                        "error": error[:4000] if error else None})
 
 
-def run_now(name: str, db: Database, settings: Settings, ops: OperationsSettings) -> dict[str, Any]:
+def run_now(name: str, db: Database, settings: Settings) -> dict[str, Any]:
     """`enchant-worker maintenance run TASK`: runs a task at once, recorded like a scheduled run."""
     task = get_task(name)
     now = datetime.now(UTC)
-    ctx = TaskContext(db, settings, ops, now)
+    ctx = TaskContext(db, settings, now)
     result = run_claimed(db, name, now, lambda: task.run(ctx), ran_by=runner_identity("cli"))
     return result or {}
 

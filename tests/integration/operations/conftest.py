@@ -1,4 +1,4 @@
-"""Helpers of the operations tests: operations settings with short intervals, CLI subprocesses."""
+"""Helpers of the operations tests: settings with short intervals, CLI subprocesses."""
 
 from __future__ import annotations
 
@@ -10,15 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from enchant_worker.operations_config import OperationsSettings
+from enchant_worker.config import Settings
 
 CLI = [sys.executable, "-m", "enchant_worker.cli"]
 
 
 @pytest.fixture
-def ops() -> OperationsSettings:
-    return OperationsSettings(leader_check_s=0.2, partitions_ahead=3, data_migration_batch_size=500,
-                              cache_retry_redis_s=0.5)
+def settings(settings: Settings) -> Settings:
+    """The test settings of tests/conftest.py, with the scheduler and caches quick to react."""
+    return settings.model_copy(update={"leader_check_s": 0.2, "partitions_ahead": 3, "data_migration_batch_size": 500,
+                                       "cache_retry_redis_s": 0.5})
 
 
 @pytest.fixture

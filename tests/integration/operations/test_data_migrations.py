@@ -27,7 +27,7 @@ def _migrated_counts(conn) -> dict[int, int]:
 
 
 def test_worker_killed_mid_way_resumes_to_100_percent_with_every_row_migrated_once(
-        tmp_path, ops_env, db, settings, ops, conn):
+        tmp_path, ops_env, db, settings, conn):
     sample_migrations.setup(conn, ROWS)
     env = {**ops_env, "DM_BATCH_SLEEP_S": "0.1", "ENCHANT_DATA_MIGRATION_BATCH_SIZE": "500"}
     queued = cli("data-migrations", "run", "double_values", env=env)
@@ -49,7 +49,7 @@ def test_worker_killed_mid_way_resumes_to_100_percent_with_every_row_migrated_on
     assert stopped["checkpoint"] == {"after_id": stopped["rows_done"]}
 
     # The lease expires; the reaper puts the job back; another worker resumes it.
-    wait_for(lambda: reap_leases(TaskContext(db, settings, ops, None))["reaped"], 15, "the lease to expire and be reaped")
+    wait_for(lambda: reap_leases(TaskContext(db, settings, None))["reaped"], 15, "the lease to expire and be reaped")
     worker = spawn("worker", "--types", "data_migration", env=env, log=tmp_path / "w2.log")
     try:
         wait_for(lambda: conn.execute("SELECT status FROM processing_jobs WHERE id = %s", (job_id,)).fetchone()["status"]

@@ -49,29 +49,29 @@ def _image(conn, scene, *, at: datetime | None = None, timings: dict | None = No
         (scene, json.dumps(timings or {}), rating, at or datetime.now(UTC))).fetchone()["partition"]
 
 
-def test_partitions_are_created_ahead_and_next_month_lands_in_its_own(db, settings, ops, conn):
-    result = tasks.run_now("create_partitions", db, settings, ops)
-    expected = [_partition_name(_month(i)) for i in range(ops.partitions_ahead + 1)]
+def test_partitions_are_created_ahead_and_next_month_lands_in_its_own(db, settings, conn):
+    result = tasks.run_now("create_partitions", db, settings)
+    expected = [_partition_name(_month(i)) for i in range(settings.partitions_ahead + 1)]
     assert result["partitions"] == expected
     assert set(expected) <= _partitions(conn)
     st = _story(conn)
     assert _image(conn, st["scene"], at=_month(1) + timedelta(days=3, hours=5)) == _partition_name(_month(1))
     assert _image(conn, st["scene"], at=_month(3)) == _partition_name(_month(3))
     # Idempotent: a second run changes nothing.
-    assert tasks.run_now("create_partitions", db, settings, ops)["partitions"] == expected
+    assert tasks.run_now("create_partitions", db, settings)["partitions"] == expected
 
 
-def test_rows_caught_by_the_default_partition_move_into_the_new_one(db, settings, ops, conn):
+def test_rows_caught_by_the_default_partition_move_into_the_new_one(db, settings, conn):
     st = _story(conn)
     far = _month(6) + timedelta(days=10)
     assert _image(conn, st["scene"], at=far) == "images_default"
-    tasks.run_now("create_partitions", db, settings, ops.model_copy(update={"partitions_ahead": 6}))
+    tasks.run_now("create_partitions", db, settings.model_copy(update={"partitions_ahead": 6}))
     rows = conn.execute("SELECT tableoid::regclass::text AS p FROM images WHERE created_at = %s", (far,)).fetchall()
     assert [r["p"] for r in rows] == [_partition_name(far)]
     assert conn.execute("SELECT count(*) AS n FROM images_default").fetchone()["n"] == 0
 
 
-def test_statistics_refresh_concurrently_while_readers_read(db, settings, ops, conn):
+def test_statistics_refresh_concurrently_while_readers_read(db, settings, conn):
     st = _story(conn, "Refreshed")
     for rating in (4, 5):
         _image(conn, st["scene"], rating=rating)
@@ -98,7 +98,7 @@ def test_statistics_refresh_concurrently_while_readers_read(db, settings, ops, c
         t.start()
     try:
         started = time.monotonic()
-        done = threading.Thread(target=tasks.run_now, args=("refresh_statistics", db, settings, ops))
+        done = threading.Thread(target=tasks.run_now, args=("refresh_statistics", db, settings))
         done.start()
         done.join(15)
         assert not done.is_alive(), "the refresh waited for the reader"
@@ -126,21 +126,21 @@ def _job(conn, status: str, completed_ago_days: float | None, job_type="noop") -
         (job_type, status, completed)).fetchone()["id"]
 
 
-def test_finished_jobs_past_retention_move_to_history(db, settings, ops, conn):
+def test_finished_jobs_past_retention_move_to_history(db, settings, conn):
     old = [_job(conn, s, 40) for s in ("completed", "failed", "cancelled")]
     recent = _job(conn, "completed", 1)
     pending = _job(conn, "pending", None)
-    result = tasks.run_now("archive_jobs", db, settings, ops.model_copy(update={"archive_batch_size": 2}))
+    result = tasks.run_now("archive_jobs", db, settings.model_copy(update={"archive_batch_size": 2}))
     assert result["archived"] == 3
     active = {r["id"] for r in conn.execute("SELECT id FROM processing_jobs")}
     assert active == {recent, pending}
     history = conn.execute("SELECT id, status, result, archived_at FROM processing_jobs_history").fetchall()
     assert {r["id"] for r in history} == set(old)
     assert all(r["result"] == {"ok": 1} and r["archived_at"] for r in history)
-    assert tasks.run_now("archive_jobs", db, settings, ops)["archived"] == 0
+    assert tasks.run_now("archive_jobs", db, settings)["archived"] == 0
 
 
-def test_story_metrics_per_story_per_day(db, settings, ops, conn):
+def test_story_metrics_per_story_per_day(db, settings, conn):
     st, other = _story(conn, "Measured"), _story(conn, "Quiet")
     _image(conn, st["scene"], timings={"gpu_s": 2.0})
     _image(conn, st["scene"], timings={"denoise_s": 3.0, "decode_s": 1.0, "model_load_s": 50})
@@ -150,7 +150,7 @@ def test_story_metrics_per_story_per_day(db, settings, ops, conn):
     conn.execute("INSERT INTO processing_jobs (job_type, status, metadata, completed_at) "
                  "VALUES ('generate_image', 'failed', %s, NOW())", (json.dumps({"scene_id": str(st["scene"])}),))
     for _ in range(2):  # recorded twice: upserted, not duplicated
-        tasks.run_now("record_metrics", db, settings, ops)
+        tasks.run_now("record_metrics", db, settings)
     rows = conn.execute("SELECT story_id, metric_type, metric_value, metadata, recorded_at FROM story_metrics "
                         "ORDER BY recorded_at, metric_type").fetchall()
     assert {r["story_id"] for r in rows} == {st["story"]}
@@ -162,12 +162,12 @@ def test_story_metrics_per_story_per_day(db, settings, ops, conn):
     assert len(rows) == 8 and other["story"] not in {r["story_id"] for r in rows}
 
 
-def test_expired_leases_are_reaped(db, settings, ops, conn):
+def test_expired_leases_are_reaped(db, settings, conn):
     job = conn.execute(
         "INSERT INTO processing_jobs (job_type, status, attempts, leased_by, lease_token, lease_expires_at) "
         "VALUES ('noop', 'processing', 1, 'gone', gen_random_uuid(), NOW() - INTERVAL '1 minute') RETURNING id"
     ).fetchone()["id"]
-    assert tasks.run_now("reap_leases", db, settings, ops) == {"reaped": 1, "failed": 0}
+    assert tasks.run_now("reap_leases", db, settings) == {"reaped": 1, "failed": 0}
     assert conn.execute("SELECT status FROM processing_jobs WHERE id = %s", (job,)).fetchone()["status"] == "pending"
 
 

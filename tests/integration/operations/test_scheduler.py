@@ -49,10 +49,10 @@ def test_one_leader_in_process_and_takeover_when_its_session_dies(db, conn):
     assert events[0] == "a+" and set(events[1:3]) == {"a-", "b+"} and events.count("b-") == 1
 
 
-def test_service_runs_ticks_only_as_leader_and_each_tick_once(db, settings, ops, conn):
+def test_service_runs_ticks_only_as_leader_and_each_tick_once(db, settings, conn):
     config = ScheduleConfig({"reap_leases": parse_every("0.3s")}, [], None)
-    first = SchedulerService(db, settings, ops, config=config, identity="enchant-scheduler:test:first")
-    second = SchedulerService(db, settings, ops, config=config, identity="enchant-scheduler:test:second")
+    first = SchedulerService(db, settings, config=config, identity="enchant-scheduler:test:first")
+    second = SchedulerService(db, settings, config=config, identity="enchant-scheduler:test:second")
     first.start()
     wait_for(lambda: first.is_leader, 5, "the first scheduler to lead")
     second.start()
@@ -142,10 +142,10 @@ job_type = "noop"
     assert ticks[-1] <= datetime.now(UTC)
 
 
-def test_start_in_thread_and_stop_for_serve(db, settings, ops, conn):
+def test_start_in_thread_and_stop_for_serve(db, settings, conn):
     """What `serve` uses: start() returns at once; stop() returns promptly and frees the lock."""
     config = ScheduleConfig({name: parse_every("1h") for name in TASKS}, [], None)
-    service = SchedulerService(db, settings, ops, config=config, identity="enchant-scheduler:test:serve")
+    service = SchedulerService(db, settings, config=config, identity="enchant-scheduler:test:serve")
     started = time.monotonic()
     service.start()
     assert time.monotonic() - started < 1
