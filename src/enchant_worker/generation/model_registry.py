@@ -17,6 +17,7 @@ TINY_NAME = "tiny-sd"
 # Native size of each family, for defaults when a model sets none.
 NATIVE_SIZE_PX = {"sd15": 512, "sdxl": 1024}
 GENERIC_DEFAULTS: dict[str, Any] = {"steps": 25, "cfg_scale": 7.0, "sampler": "Euler"}
+TINY_RESOLUTION_PX = 64  # the tiny model's native size (here, not in tiny_model: that imports torch)
 
 
 @dataclass(frozen=True)
@@ -47,8 +48,6 @@ class ModelSpec:
 
 
 def _tiny_spec(models_dir: Path) -> ModelSpec:
-    from enchant_worker.generation.tiny_model import TINY_RESOLUTION_PX
-
     return ModelSpec(
         name=TINY_NAME,
         path=models_dir / "tiny-sd",
@@ -133,8 +132,13 @@ def _resolve(models_dir: Path, value: str) -> Path:
 def load_pipeline(spec: ModelSpec, dtype):
     """Load the pipeline of `spec` from local files only (CPU; the caller moves it to its device)."""
     from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
 
     from enchant_worker.generation.tiny_model import ensure_tiny_model
+
+    diffusers_logging.disable_progress_bar()  # worker logs, not terminal bars
+    transformers_logging.disable_progress_bar()
 
     if spec.builtin == "tiny":
         ensure_tiny_model(spec.path)

@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from enchant_worker.generation.model_registry import TINY_RESOLUTION_PX  # native size: 32x32 latents
 from enchant_worker.generation.tokenizer_files import (
     vocab_size,
     write_tokenizer_files,
@@ -19,7 +20,6 @@ from enchant_worker.generation.tokenizer_files import (
 TINY_MODEL_DIR = Path("models/tiny-sd")
 TINY_SEED = 0
 TINY_MARKER = "enchant_tiny_model.json"  # written last: a folder without it is an interrupted build
-TINY_RESOLUTION_PX = 64  # native size: 32x32 latents with the 2-level VAE below
 
 # Configs of the tiny pipeline (after diffusers' get_dummy_components, sized for seconds on a CPU).
 TINY_UNET = dict(

@@ -1,0 +1,214 @@
+"""`models build-tiny`, `models list`, `generate`: base models and scene illustration from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from enchant_worker.cli.common import print_json
+from enchant_worker.errors import InvalidJob
+
+POLL_INTERVAL_S = 0.25
+NO_WORKER_HINT_AFTER_S = 5.0
+BAR_WIDTH = 30
+
+
+def register(commands) -> None:
+    p = commands.add_parser("models", help="base models: list them, build the tiny one",
+                            description="The base models of configs/models.toml (ENCHANT_MODELS_CONFIG).")
+    actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    b = actions.add_parser("build-tiny", help="build the tiny random SD 1.5-shaped model (no download)",
+                           description="Build the tiny randomly initialised SD 1.5-shaped pipeline (UNet, VAE, "
+                           "CLIP text encoder, locally written tokenizer files, scheduler). Generation builds "
+                           "it by itself when it is missing.")
+    b.add_argument("--path", type=Path, help="where to write it (default: ENCHANT_MODELS_DIR/tiny-sd)")
+    b.set_defaults(func=cmd_build_tiny)
+    ls = actions.add_parser("list", help="list the configured base models",
+                            description="List the configured base models.")
+    ls.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    ls.set_defaults(func=cmd_models_list)
+
+    g = commands.add_parser(
+        "generate", help="illustrate a scene or a prompt (enqueues a generate_image job)",
+        description="Enqueue a generate_image job. With --wait (the default in a terminal) show its progress "
+        "and print the image paths once a worker has run it; otherwise print the job id.")
+    what = g.add_mutually_exclusive_group(required=True)
+    what.add_argument("--scene", metavar="ID", type=_uuid_arg, help="the scene to illustrate (prompt built from it)")
+    what.add_argument("--prompt", metavar="TEXT", help="a prompt of your own")
+    g.add_argument("--lora", metavar="NAME:STRENGTH", action="append", default=[],
+                   help="a LoRA by name (a lora_models row, or NAME.safetensors in a LoRA folder); repeatable")
+    g.add_argument("--seed", type=int, help="seed of the first image; image i uses seed+i (default: from the job id)")
+    g.add_argument("--steps", type=int, help="denoising steps (default: the model's)")
+    g.add_argument("--count", type=int, help="images in the job (default 1)")
+    g.add_argument("--size", metavar="WxH", help="image size, e.g. 512x512 (default: the model's)")
+    g.add_argument("--cfg", type=float, help="classifier-free guidance scale")
+    g.add_argument("--sampler", help="sampler, e.g. 'Euler', 'DPM++ 2M Karras'")
+    g.add_argument("--model", help="base model name (see `models list`)")
+    g.add_argument("--preset", help="generation preset, by name or id")
+    g.add_argument("--branch", metavar="ID", type=_uuid_arg, help="story branch whose character looks apply")
+    g.add_argument("--negative-prompt", metavar="TEXT", help="replaces the preset's or the default one")
+    g.add_argument("--priority", type=int, default=5, help="0 is most urgent (default 5)")
+    g.add_argument("--wait", action=argparse.BooleanOptionalAction, default=None,
+                   help="wait for the images (default: when run in a terminal)")
+    g.add_argument("--timeout", type=float, metavar="S", help="stop waiting after S seconds")
+    g.set_defaults(func=cmd_generate)
+
+
+def _uuid_arg(value: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an id (a UUID)") from None
+
+
+# -- models ---------------------------------------------------------------------------------------
+
+
+def cmd_build_tiny(args) -> int:
+    from enchant_worker.config import get_settings
+    from enchant_worker.generation.tiny_model import save_tiny_model
+
+    path = args.path or Path(get_settings().models_dir) / "tiny-sd"
+    started = time.perf_counter()
+    save_tiny_model(path)
+    print(path.resolve())
+    print(f"built the tiny model in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    return 0
+
+
+def cmd_models_list(args) -> int:
+    from enchant_worker.config import get_settings
+    from enchant_worker.generation.model_registry import ModelRegistry
+
+    settings = get_settings()
+    registry = ModelRegistry.load(Path(settings.models_dir), Path(settings.models_config))
+    models = [{**registry.get(name).info(), "default": name == registry.default} for name in registry.names()]
+    if args.json:
+        print_json(models)
+        return 0
+    print(f"{'name':16} {'family':6} {'format':11} {'available':9}  path")
+    for m in models:
+        available = "yes" if m["available"] else "no"
+        if m["builtin"] == "tiny" and not Path(m["path"]).exists():
+            available = "on use"  # built when first used
+        print(f"{m['name'][:16] + ('*' if m['default'] else ''):16} {m['family']:6} {m['format']:11} "
+              f"{available:9}  {m['path']}")
+    print("* the default model", file=sys.stderr)
+    return 0
+
+
+# -- generate -------------------------------------------------------------------------------------
+
+
+def _metadata(args) -> dict:
+    metadata = {
+        "scene_id": str(args.scene) if args.scene else None,
+        "prompt": args.prompt,
+        "loras": list(args.lora) or None,
+        "seed": args.seed,
+        "steps": args.steps,
+        "count": args.count,
+        "size": args.size,
+        "cfg": args.cfg,
+        "sampler": args.sampler,
+        "model": args.model,
+        "preset": args.preset,
+        "branch_id": str(args.branch) if args.branch else None,
+        "negative_prompt": args.negative_prompt,
+    }
+    return {k: v for k, v in metadata.items() if v is not None}
+
+
+def cmd_generate(args) -> int:
+    from enchant_worker.cli.common import open_database
+    from enchant_worker.domain.jobs import NewJob
+    from enchant_worker.handlers.generate_image import JOB_TYPE
+    from enchant_worker.handlers.generate_image import validate as validate_generation
+    from enchant_worker.queue import JobQueue
+    from enchant_worker.sql import q
+
+    # 1. Check the input here, so that a mistake is told at once rather than by a failed job
+    metadata = _metadata(args)
+    validate_generation(metadata)
+    settings, db = open_database()
+    queue = JobQueue(db.open())
+    if args.scene and queue.conn.execute(q("generation_scene"), {"scene_id": args.scene}).fetchone() is None:
+        raise InvalidJob(f"--scene: no scene has id {args.scene}")
+    if args.model:
+        _check_model(settings, args.model)
+
+    # 2. Enqueue
+    job = NewJob(JOB_TYPE, metadata, priority=args.priority,
+                 entity_type="scene" if args.scene else None, entity_id=args.scene)
+    job_id = queue.enqueue(job)
+    wait = sys.stdout.isatty() if args.wait is None else args.wait
+    if not wait:
+        print(job_id)
+        print(f"queued {JOB_TYPE} job {job_id}; a worker runs it (`enchant-worker worker`), "
+              f"`enchant-worker job {job_id}` shows it", file=sys.stderr)
+        return 0
+
+    # 3. Wait, showing progress, and print the image paths
+    print(f"queued {JOB_TYPE} job {job_id}", file=sys.stderr)
+    try:
+        done = _wait(queue, job_id, args.timeout)
+    except KeyboardInterrupt:
+        print(f"\nstopped waiting; the job goes on (`enchant-worker cancel {job_id}` stops it)", file=sys.stderr)
+        return 130
+    if done is None:
+        print(f"error: job {job_id} is still running after {args.timeout:g} s; "
+              f"`enchant-worker job {job_id}` shows it later", file=sys.stderr)
+        return 1
+    if done.status != "completed":
+        print(f"error: job {job_id} {done.status}" + (f": {done.error_message}" if done.error_message else ""),
+              file=sys.stderr)
+        return 1
+    for warning in done.result.get("warnings") or []:
+        print(f"warning: {warning}", file=sys.stderr)
+    for image in done.result.get("images") or []:
+        print((Path(settings.storage) / image["path"]).resolve())
+    return 0
+
+
+def _check_model(settings, name: str) -> None:
+    from enchant_worker.generation.model_registry import ModelRegistry
+
+    ModelRegistry.load(Path(settings.models_dir), Path(settings.models_config)).get(name)  # ModelNotFound
+
+
+def _wait(queue, job_id, timeout_s: float | None):
+    """The finished job, or None when `timeout_s` passed first; draws a progress bar on stderr."""
+    started = time.monotonic()
+    hinted = False
+    interactive = sys.stderr.isatty()
+    last_line = ""
+    while True:
+        job = queue.get(job_id)
+        if job.status in ("completed", "failed", "cancelled"):
+            if interactive and last_line:
+                sys.stderr.write("\r" + _bar(100 if job.status == "completed" else job.progress_percent) + "\n")
+            return job
+        waited = time.monotonic() - started
+        if job.status == "pending" and waited > NO_WORKER_HINT_AFTER_S and not hinted:
+            print("waiting for a worker: start one with `enchant-worker worker` (or `worker --burst`)",
+                  file=sys.stderr)
+            hinted = True
+        if job.status == "processing":
+            line = _bar(job.progress_percent)
+            if interactive:
+                sys.stderr.write("\r" + line)
+                sys.stderr.flush()
+            elif line != last_line and job.progress_percent in (0, 25, 50, 75):
+                print(line, file=sys.stderr)
+            last_line = line
+        if timeout_s is not None and waited > timeout_s:
+            return None
+        time.sleep(POLL_INTERVAL_S)
+
+
+def _bar(percent: int) -> str:
+    filled = BAR_WIDTH * max(0, min(100, percent)) // 100
+    return f"[{'#' * filled}{' ' * (BAR_WIDTH - filled)}] {percent:3d}%"
