@@ -6,13 +6,17 @@ seen by all), in-process otherwise. When Redis cannot be reached the cache warns
 in-process store, trying Redis again every ENCHANT_CACHE_RETRY_REDIS_S; keys invalidated meanwhile are
 deleted from Redis when it is back. A cache never fails a request.
 
-Invalidate on every write (`CachedReads` does it for the writes it offers). A read that raced with a write
-does not put the old value back: each key has a version, bumped by every invalidation, and a value
-loaded under an older version is not stored. Values are JSON (UUIDs and times come back as strings).
+Invalidate on every write, after its commit (`CachedReads` does it for the writes it offers). A read that
+raced with a write does not put the old value back: each key has a version, bumped by every invalidation,
+and a value loaded under an older version is not stored. Values are JSON (UUIDs and times come back as
+strings). Every process shares one key per story or user (in Redis), so every caller caches the same
+shape: load with `load_story_metadata` / `load_user_preferences`.
 
-    cache = Cache.from_settings(settings)
-    prefs = cache.user_preferences.get_or_load(user_id, lambda: load_from_db(user_id))
-    cache.user_preferences.invalidate(user_id)        # after writing them
+    cache = shared_cache(settings)                    # one per process: `serve`'s API and worker share it
+    story = cache.story_metadata(story_id, lambda: load_story_metadata(conn, story_id))
+    prefs = cache.user_preferences(user_id, lambda: load_user_preferences(conn, user_id))
+    cache.invalidate_story(story_id)                  # after a write to the story's row has committed
+    cache.invalidate_user_preferences(user_id)        # after a write to users.preferences has committed
 """
 
 from __future__ import annotations
@@ -154,6 +158,14 @@ class Cache:
             "community_content": settings.cache_community_content_ttl_s,
         })
 
+    def invalidate_story(self, story_id: Any) -> None:
+        """Call after a write to the story's row (title, description, genre, style_preference) commits."""
+        self.story_metadata.invalidate(str(story_id))
+
+    def invalidate_user_preferences(self, user_id: Any) -> None:
+        """Call after a write to the user's preferences commits."""
+        self.user_preferences.invalidate(str(user_id))
+
     @property
     def backend(self) -> str:
         return "redis" if self.redis is not None and time.monotonic() >= self._redis_down_until else "memory"
@@ -216,7 +228,8 @@ class CacheNamespace:
         return default if text is None else json.loads(text)
 
     def get_or_load(self, key: Any, load: Callable[[], Any]) -> Any:
-        """The cached value, or `load()` stored for the TTL (None is returned, not stored)."""
+        """The cached value, or `load()` stored for the TTL (None is returned, not stored).
+        Also spelled `namespace(key, load)`, e.g. `cache.story_metadata(story_id, load)`."""
         k = self._key(key)
         text = self.cache._call("get", k)
         if text is not None:
@@ -229,6 +242,8 @@ class CacheNamespace:
         self.cache._call("set_if_version", k, text, self.ttl_s, version)
         return json.loads(text)
 
+    __call__ = get_or_load
+
     def set(self, key: Any, value: Any) -> None:
         k = self._key(key)
         self.cache._call("set_if_version", k, json.dumps(value, default=str), self.ttl_s,
@@ -238,12 +253,44 @@ class CacheNamespace:
         self.cache._call("invalidate", self._key(key), ttl_s=self.ttl_s)
 
 
+_shared: dict[tuple, Cache] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_cache(settings: Settings) -> Cache:
+    """This process's Cache for these settings, made on first use. One per process, so that the API, the
+    worker and the scheduler of `serve` see each other's invalidations even without Redis, and a job's
+    reads find what the previous job loaded."""
+    key = (settings.redis_url, settings.cache_retry_redis_s, settings.cache_user_preferences_ttl_s,
+           settings.cache_story_metadata_ttl_s, settings.cache_community_content_ttl_s)
+    with _shared_lock:
+        if key not in _shared:
+            _shared[key] = Cache.from_settings(settings)
+        return _shared[key]
+
+
+def load_story_metadata(conn, story_id: Any) -> dict[str, Any] | None:
+    """The cached shape of a story (get_story_metadata): id, user_id, title, description, genre,
+    style_preference, created_at, updated_at; None when there is no such story."""
+    from enchant_worker.sql import q
+
+    return conn.execute(q("get_story_metadata"), {"id": story_id}).fetchone()
+
+
+def load_user_preferences(conn, user_id: Any) -> dict[str, Any] | None:
+    """The cached shape of a user's preferences: users.preferences; None when there is no such user."""
+    from enchant_worker.sql import q
+
+    row = conn.execute(q("get_user_preferences"), {"id": user_id}).fetchone()
+    return None if row is None else row["preferences"]
+
+
 class CachedReads:
     """User preferences and story metadata read through the cache, and the writes that invalidate them.
 
     `connect` is a context manager factory giving a psycopg connection (Database.connection, or a pool's).
-    Code that writes users.preferences or stories elsewhere calls `cache.user_preferences.invalidate(id)` /
-    `cache.story_metadata.invalidate(id)` after its commit.
+    Code that writes users.preferences or stories elsewhere calls `cache.invalidate_user_preferences(id)` /
+    `cache.invalidate_story(id)` after its commit.
     """
 
     def __init__(self, cache: Cache, connect: Callable[[], AbstractContextManager]):
@@ -258,10 +305,10 @@ class CachedReads:
 
     def user_preferences(self, user_id: Any) -> dict[str, Any] | None:
         def load():
-            row = self._one("get_user_preferences", {"id": user_id})
-            return None if row is None else row["preferences"]
+            with self.connect() as conn:
+                return load_user_preferences(conn, user_id)
 
-        return self.cache.user_preferences.get_or_load(str(user_id), load)
+        return self.cache.user_preferences(str(user_id), load)
 
     def set_user_preferences(self, user_id: Any, preferences: dict[str, Any]) -> bool:
         from psycopg.types.json import Jsonb
@@ -269,11 +316,14 @@ class CachedReads:
         try:
             return self._one("set_user_preferences", {"id": user_id, "preferences": Jsonb(preferences)}) is not None
         finally:
-            self.cache.user_preferences.invalidate(str(user_id))
+            self.cache.invalidate_user_preferences(user_id)
 
     def story_metadata(self, story_id: Any) -> dict[str, Any] | None:
-        return self.cache.story_metadata.get_or_load(
-            str(story_id), lambda: self._one("get_story_metadata", {"id": story_id}))
+        def load():
+            with self.connect() as conn:
+                return load_story_metadata(conn, story_id)
+
+        return self.cache.story_metadata(str(story_id), load)
 
     def update_story_metadata(self, story_id: Any, *, title: str | None = None, description: str | None = None,
                               genre: str | None = None, style_preference: str | None = None) -> bool:
@@ -282,5 +332,5 @@ class CachedReads:
                 "id": story_id, "title": title, "description": description, "genre": genre,
                 "style_preference": style_preference}) is not None
         finally:
-            self.cache.story_metadata.invalidate(str(story_id))
+            self.cache.invalidate_story(story_id)
 

@@ -8,7 +8,14 @@ import uuid
 
 import pytest
 
-from enchant_worker.cache import Cache, CachedReads, RedisStore
+from enchant_worker.cache import (
+    Cache,
+    CachedReads,
+    RedisStore,
+    load_story_metadata,
+    load_user_preferences,
+    shared_cache,
+)
 from enchant_worker.config import Settings
 from enchant_worker.content_address import address_hash, content_address, immutable_headers
 
@@ -158,6 +165,32 @@ def test_cached_reads_are_invalidated_by_writes(cache, db, conn):
     meta = reads.story_metadata(story)
     assert meta["genre"] == "horror" and meta["title"] == "Tale" and meta["id"] == str(story)
     assert reads.user_preferences(uuid.uuid4()) is None
+
+
+def test_the_short_api_for_the_api_and_the_prompt_builder(cache, conn):
+    user = conn.execute("INSERT INTO users (email, preferences) VALUES ('q@x', '{\"style_preference\": \"ink\"}') "
+                        "RETURNING id").fetchone()["id"]
+    story = conn.execute("INSERT INTO stories (user_id, title, style_preference) VALUES (%s, 'Tale', 'anime') "
+                         "RETURNING id", (user,)).fetchone()["id"]
+    assert cache.story_metadata(story, lambda: load_story_metadata(conn, story))["style_preference"] == "anime"
+    assert cache.user_preferences(user, lambda: load_user_preferences(conn, user)) == {"style_preference": "ink"}
+    conn.execute("UPDATE stories SET style_preference = 'oil' WHERE id = %s", (story,))
+    conn.execute("UPDATE users SET preferences = '{}' WHERE id = %s", (user,))
+    assert cache.story_metadata(story, lambda: load_story_metadata(conn, story))["style_preference"] == "anime"
+    cache.invalidate_story(story)
+    cache.invalidate_user_preferences(user)
+    assert cache.story_metadata(story, lambda: load_story_metadata(conn, story))["style_preference"] == "oil"
+    assert cache.user_preferences(user, lambda: load_user_preferences(conn, user)) == {}
+    # CachedReads uses the same keys and shape: it finds the value cached above without connecting.
+    no_db = CachedReads(cache, lambda: pytest.fail("CachedReads connected instead of reading the cache"))
+    assert no_db.story_metadata(story)["style_preference"] == "oil"
+    assert no_db.user_preferences(user) == {}
+
+
+def test_one_shared_cache_per_process_and_configuration():
+    settings = Settings(redis_url=None)
+    assert shared_cache(settings) is shared_cache(settings.model_copy())
+    assert shared_cache(settings) is not shared_cache(settings.model_copy(update={"cache_story_metadata_ttl_s": 5}))
 
 
 def test_content_addressed_paths_and_immutable_headers():
