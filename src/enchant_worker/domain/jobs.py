@@ -52,6 +52,7 @@ class Job:
     lease_token: uuid.UUID | None = None
     leased_by: str | None = None
     progress_percent: int = 0
+    progress: dict[str, Any] | None = None  # the details a running handler reported (step, loss, eta_s...)
     cancel_requested: bool = False
     result: dict[str, Any] | None = None
     error_message: str | None = None

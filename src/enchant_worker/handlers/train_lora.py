@@ -1,28 +1,148 @@
 """`train_lora`: train a LoRA style for a `lora_models` row (entity `lora_model`), resumably.
 
 Metadata is the seed's LoRATrainingRequest (see `training.spec`) plus `lora_model_id`. Files live under
-storage: `training/<id>/images` (copied and validated by the API or here), `training/<id>/work`
-(checkpoints, latent cache: a re-leased job resumes from them), `loras/<id>/<name>.safetensors` and
-`<name>.kohya.safetensors`. Cancellation and preemption checkpoint first (see `training.trainer`).
+storage: `training/<id>/images` (uploads kept by the API), `training/<id>/dataset` (the validated copy
+with captions and manifest, written by `initiate_lora_training` or on the job's first run),
+`training/<id>/work` (checkpoints, latent cache: a re-leased job resumes from them), and
+`loras/<id>/<name>.safetensors`, `<name>.kohya.safetensors`, `<name>.preview.png`. Cancellation and
+preemption checkpoint first (see `training.trainer`).
+
+Limits (image count and size) and the default checkpoint cadence come from `Settings`, one source for
+the CLI, the API and the worker.
 """
 
 from __future__ import annotations
 
+import logging
+import shutil
 import uuid
 from pathlib import Path
 from typing import Any
 
+import psycopg
+from psycopg.types.json import Jsonb
+
+from enchant_worker.domain.training import TRAIN_LORA_JOB_TYPE, train_lora_job
 from enchant_worker.errors import InvalidJob, JobCancelled, Preempted
+from enchant_worker.queue import JobQueue
 from enchant_worker.sql import q
 from enchant_worker.training.spec import LoRATrainingSpec, parse_training_request
 from enchant_worker.worker.context import JobContext
 from enchant_worker.worker.registry import Handler
 
+log = logging.getLogger(__name__)
+
 JOB_KEYS = ("lora_model_id",)  # metadata keys that are about the job, not the training
+DATASET_DIR = "dataset"
+WORK_DIR = "work"
+# The request fields every train_lora job's metadata carries (the API writes the same set).
+REQUEST_KEYS = {
+    "user_id", "name", "description", "base_model", "training_images", "trigger_words",
+    "learning_rate", "batch_size", "epochs", "resolution", "rank",
+}  # fmt: skip
 
 
 def validate(metadata: dict[str, Any]) -> LoRATrainingSpec:
+    """The job's training request; `InvalidJob` naming each bad field."""
+    if not isinstance(metadata, dict):
+        raise InvalidJob("metadata: must be a JSON object")
     return parse_training_request({k: v for k, v in metadata.items() if k not in JOB_KEYS})
+
+
+# -- shared with initiating ----------------------------------------------------------------------
+
+
+def training_root(settings, lora_id: uuid.UUID) -> Path:
+    return Path(settings.storage) / "training" / str(lora_id)
+
+
+def lora_dir(settings, lora_id: uuid.UUID) -> Path:
+    return Path(settings.storage) / "loras" / str(lora_id)
+
+
+def dataset_limits(settings) -> dict[str, int]:
+    """`prepare_dataset`'s limits from the settings."""
+    return {
+        "min_images": settings.min_training_images,
+        "max_images": settings.max_training_images,
+        "max_pixels": settings.max_training_image_pixels,
+    }
+
+
+def with_settings_defaults(spec: LoRATrainingSpec, settings) -> LoRATrainingSpec:
+    """The request, with the settings' checkpoint cadence where the request names none."""
+    if "checkpoint_every" in spec.model_fields_set:
+        return spec
+    return spec.model_copy(update={"checkpoint_every": settings.lora_checkpoint_every_steps})
+
+
+def base_model_folder(name: str, settings, *, build: bool = True) -> Path:
+    """The diffusers folder of base model `name`: one from configs/models.toml, a folder under the
+    models folder, or a path. The built-in tiny model is built on first use (unless `build` is False)."""
+    from enchant_worker.generation.model_registry import ModelRegistry
+    from enchant_worker.training.base_model import resolve_base_model
+
+    registry = ModelRegistry.load(settings.models_dir, settings.models_config)
+    entry = registry.models.get(name)
+    if entry is not None and entry.single_file:
+        raise InvalidJob(
+            f"base_model: {name!r} is a single-file checkpoint ({entry.path.name}); LoRA training needs "
+            "a diffusers folder of the model"
+        )
+    if entry is not None and entry.builtin == "tiny":
+        if not build:
+            return entry.path
+        from enchant_worker.generation.tiny_model import ensure_tiny_model
+
+        ensure_tiny_model(entry.path)
+    known = {n: s.path for n, s in registry.models.items() if not s.single_file}
+    return resolve_base_model(name, settings.models_dir, known)
+
+
+def initiate_lora_training(
+    conn: psycopg.Connection, settings, request: dict[str, Any]
+) -> tuple[uuid.UUID, uuid.UUID]:
+    """The seed's `initiateLoRATraining`: validate the request and its images, copy the images into
+    storage, create the `lora_models` row (status training) and enqueue its `train_lora` job.
+
+    Returns (lora_model_id, job_id). Raises `InvalidJob` naming the field; nothing is written then.
+    """
+    # 1. Every field and the base model, before anything is written
+    spec = parse_training_request(request)
+    base_model_folder(spec.base_model, settings, build=False)
+
+    # 2. The images: checked (all problems at once) and copied with their captions
+    from enchant_worker.training.dataset import prepare_dataset
+
+    lora_id = uuid.uuid4()
+    root = training_root(settings, lora_id)
+    dataset = prepare_dataset(spec, root / DATASET_DIR, **dataset_limits(settings))
+
+    # 3. The row and the job in one transaction; the job reads the copied dataset
+    metadata = spec.model_dump(
+        mode="json", include=REQUEST_KEYS | spec.model_fields_set, exclude={"captions"}
+    )
+    metadata["training_images"] = [str(dataset.folder)]
+    stem_file = f"loras/{lora_id}/{spec.file_stem}.safetensors"
+    try:
+        with conn.transaction():
+            conn.execute(q("lora_training_create"), {
+                "id": lora_id, "user_id": spec.user_id, "name": spec.name, "description": spec.description,
+                "model_file_url": stem_file, "trigger_words": list(spec.trigger_words),
+                "training_images_count": len(dataset.images),
+            })  # fmt: skip
+            job_id = JobQueue(conn).enqueue(train_lora_job(lora_id, metadata, user_id=spec.user_id))
+            conn.execute(q("lora_training_job"), {"id": lora_id, "job_id": job_id})
+    except psycopg.errors.ForeignKeyViolation:
+        shutil.rmtree(root, ignore_errors=True)
+        raise InvalidJob(f"user_id: no user has the id {spec.user_id}") from None
+    except BaseException:
+        shutil.rmtree(root, ignore_errors=True)
+        raise
+    return lora_id, job_id
+
+
+# -- the handler ---------------------------------------------------------------------------------
 
 
 def _lora_id(ctx: JobContext) -> uuid.UUID:
@@ -33,21 +153,20 @@ def _lora_id(ctx: JobContext) -> uuid.UUID:
         raise InvalidJob(f"lora_model_id: must be the id of a lora_models row, got {raw!r}") from None
 
 
-def _mark_failed(ctx: JobContext, lora_id: uuid.UUID) -> None:
+def _mark_failed(ctx: JobContext, lora_id: uuid.UUID, reason: str) -> None:
     with ctx.connect() as conn, conn.transaction():
-        conn.execute(q("lora_training_failed"), {"id": lora_id})
+        conn.execute(
+            q("lora_training_failed"), {"id": lora_id, "error_message": reason, "job_id": ctx.job.id}
+        )
 
 
 def run(ctx: JobContext) -> dict[str, Any]:
-    from enchant_worker.training.base_model import resolve_base_model
     from enchant_worker.training.dataset import MANIFEST, load_dataset, prepare_dataset
     from enchant_worker.training.trainer import TrainingHooks, train_lora
 
-    spec: LoRATrainingSpec = ctx.spec
     settings = ctx.settings
     lora_id = _lora_id(ctx)
-    root = Path(settings.storage) / "training" / str(lora_id)
-    out_dir = Path(settings.storage) / "loras" / str(lora_id)
+    root = training_root(settings, lora_id)
 
     def on_progress(step: int, total: int, loss: float, s_per_step: float, eta_s: float) -> None:
         ctx.progress(
@@ -60,49 +179,85 @@ def run(ctx: JobContext) -> dict[str, Any]:
         )
 
     try:
-        # 1. The images: validated and copied once, reused when the job resumes
-        data_dir = root / "dataset"
+        # 1. The request (validated here, not by the worker, so that a bad one also fails the LoRA row)
+        spec = with_settings_defaults(validate(ctx.metadata), settings)
+        # 2. The images: validated and copied once, reused when the job resumes
+        data_dir = root / DATASET_DIR
         dataset = (
-            load_dataset(data_dir) if (data_dir / MANIFEST).is_file() else prepare_dataset(spec, data_dir)
+            load_dataset(data_dir)
+            if (data_dir / MANIFEST).is_file()
+            else prepare_dataset(spec, data_dir, **dataset_limits(settings))
         )
-        # 2. Train (or resume) and export
-        base = resolve_base_model(spec.base_model, settings.models_dir)
+        # 3. Train (or resume) and export
+        base = base_model_folder(spec.base_model, settings)
         device = None if settings.device == "auto" else settings.device
         hooks = TrainingHooks(
             on_progress=on_progress, should_stop=ctx.is_cancelled, should_yield=ctx.should_yield
         )
-        result = train_lora(spec, dataset, base, root / "work", out_dir, hooks, device=device)
+        result = train_lora(
+            spec, dataset, base, root / WORK_DIR, lora_dir(settings, lora_id), hooks, device=device
+        )
     except Preempted:
         raise  # back to pending; the row stays `training`
     except JobCancelled:
         # a worker shutting down or a lost lease also stops the run (after a checkpoint): the job goes
         # back to the queue and resumes; only a real cancellation ends the LoRA
-        if getattr(ctx, "cancel_reason", None) not in ("shutdown", "lease_lost", "timeout"):
-            _mark_failed(ctx, lora_id)
+        if ctx.cancel_reason not in ("shutdown", "lease_lost", "timeout"):
+            _mark_failed(ctx, lora_id, "training was cancelled")
         raise
-    except InvalidJob:
-        _mark_failed(ctx, lora_id)
+    except InvalidJob as exc:
+        _mark_failed(ctx, lora_id, str(exc))
         raise
-    except Exception:
+    except Exception as exc:
         if ctx.job.attempts >= ctx.job.max_attempts:  # no retry left
-            _mark_failed(ctx, lora_id)
+            _mark_failed(ctx, lora_id, f"{type(exc).__name__}: {exc}")
         raise
 
-    # 3. The row becomes ready, pointing at the diffusers file (relative to storage)
-    relative = result.lora_path.relative_to(Path(settings.storage))
+    # 4. A preview with the trigger words, through the generation path (a failure does not fail the LoRA)
+    preview = _preview(ctx, spec, base, result.lora_path)
+
+    # 5. The row becomes ready, pointing at the diffusers file (relative to storage); the preview is linked
+    storage = Path(settings.storage)
+    relative = result.lora_path.relative_to(storage)
+    out: dict[str, Any] = {
+        **result.as_job_result(),
+        "lora_model_id": str(lora_id),
+        "model_file_url": str(relative),
+    }
     with ctx.connect() as conn, conn.transaction():
-        conn.execute(
-            q("lora_training_ready"),
-            {
-                "id": lora_id,
-                "model_file_url": str(relative),
-                "training_images_count": result.image_count,
-                "trigger_words": list(spec.trigger_words),
-            },
-        )
-    return {**result.as_job_result(), "lora_model_id": str(lora_id), "model_file_url": str(relative)}
+        conn.execute(q("lora_training_ready"), {
+            "id": lora_id, "model_file_url": str(relative), "training_images_count": result.image_count,
+            "trigger_words": list(spec.trigger_words), "job_id": ctx.job.id,
+        })  # fmt: skip
+        if isinstance(preview, dict):
+            out["preview_error"] = preview["error"]
+        else:
+            out["preview_image"] = str(preview.path.relative_to(storage))
+            out["preview_image_id"] = str(_insert_preview(conn, ctx, lora_id, preview, storage))
+    return out
 
 
-HANDLER = Handler(
-    "train_lora", run, validate=validate, gpu=True, description="train a LoRA style (resumable)"
-)
+def _preview(ctx: JobContext, spec: LoRATrainingSpec, base: Path, lora_file: Path):
+    """The Preview, or {"error": why} when it could not be made (the LoRA is ready either way)."""
+    from enchant_worker.handlers.lora_preview import make_preview
+
+    try:
+        return make_preview(ctx.settings, spec, base, lora_file, is_cancelled=ctx.is_cancelled)
+    except Exception as exc:
+        ctx.log.warning("LoRA %s: no preview image: %s", spec.name, exc)
+        return {"error": f"{type(exc).__name__}: {exc}"}
+
+
+def _insert_preview(conn, ctx: JobContext, lora_id: uuid.UUID, preview, storage: Path) -> uuid.UUID:
+    row = conn.execute(q("lora_preview_image"), {
+        "user_id": ctx.job.user_id, "job_id": ctx.job.id, "job_created_at": ctx.job.created_at,
+        "model_name": preview.model, "prompt": preview.prompt, "seed": preview.seed,
+        "parameters": Jsonb({**preview.parameters, "lora_model_id": str(lora_id)}),
+        "file_path": str(preview.path.relative_to(storage)), "content_hash": preview.content_hash,
+        "width": preview.width, "height": preview.height, "timings": Jsonb(preview.timings_s),
+    }).fetchone()  # fmt: skip
+    return row["id"]
+
+
+# No `validate=` here: `run` validates, so that an invalid request also marks its lora_models row failed.
+HANDLER = Handler(TRAIN_LORA_JOB_TYPE, run, gpu=True, description="train a LoRA style (resumable)")

@@ -1,0 +1,154 @@
+"""`train`: start training a LoRA style from a folder of images and watch it until it is ready."""
+
+from __future__ import annotations
+
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from enchant_worker.cli.common import open_database, print_json
+from enchant_worker.domain.jobs import FINISHED, JobStatus
+from enchant_worker.queue import JobQueue
+from enchant_worker.sql import q
+
+WATCH_INTERVAL_S = 0.5
+BAR_WIDTH = 30
+
+
+def register(commands) -> None:
+    p = commands.add_parser(
+        "train", help="train a LoRA style from a folder of images",
+        description="Validate the images, copy them into storage, create the LoRA (status training) and queue "
+        "its train_lora job, then show its progress until the LoRA is ready. A worker must be running "
+        "(`enchant-worker worker`). Ctrl-C stops watching; the training goes on. Captions come from "
+        "IMAGE.txt files beside the images.")  # fmt: skip
+    p.add_argument("--name", required=True, help="the LoRA's name")
+    p.add_argument("--images", required=True, metavar="DIR", help="folder of 5 to 50 training images")
+    p.add_argument(
+        "--trigger",
+        action="append",
+        default=[],
+        metavar="WORD",
+        help="trigger word put in front of every caption (repeat for several)",
+    )
+    p.add_argument("--steps", type=int, help="training steps (default: --epochs passes over the images)")
+    p.add_argument("--epochs", type=int, help="passes over the images when --steps is not given (default 10)")
+    p.add_argument("--rank", type=int, help="LoRA rank (default 16)")
+    p.add_argument("--alpha", type=float, help="LoRA alpha (default: the rank)")
+    p.add_argument("--learning-rate", type=float, help="default 1e-4")
+    p.add_argument("--batch-size", type=int, help="default 1")
+    p.add_argument("--resolution", type=int, help="training size in pixels (default: the base model's size)")
+    p.add_argument("--seed", type=int, help="default 0")
+    p.add_argument(
+        "--base-model",
+        help="a model of configs/models.toml, a folder under the models folder, "
+        "or a diffusers folder's path (default: the configured default model)",
+    )
+    p.add_argument("--description", default="")
+    p.add_argument("--no-wait", action="store_true", help="print the LoRA and job ids and return at once")
+    p.set_defaults(func=cmd_train)  # fmt: skip
+
+
+def _request(args, settings) -> dict[str, Any]:
+    """The training request from the options; unset options keep the request's defaults."""
+    from enchant_worker.generation.model_registry import ModelRegistry
+
+    registry = ModelRegistry.load(settings.models_dir, settings.models_config)
+    base_model = args.base_model or registry.default
+    request: dict[str, Any] = {
+        "name": args.name,
+        "description": args.description,
+        "training_images": [str(Path(args.images).expanduser().resolve())],
+        "trigger_words": args.trigger,
+        "base_model": base_model,
+    }
+    configured = registry.models.get(base_model)
+    resolution = args.resolution or (configured.defaults.get("width") if configured else None)
+    options = {
+        "max_train_steps": args.steps, "epochs": args.epochs, "rank": args.rank, "alpha": args.alpha,
+        "learning_rate": args.learning_rate, "batch_size": args.batch_size, "resolution": resolution,
+        "seed": args.seed,
+    }  # fmt: skip
+    request.update({k: v for k, v in options.items() if v is not None})
+    return request
+
+
+def cmd_train(args) -> int:
+    from enchant_worker.errors import InvalidJob
+    from enchant_worker.handlers.train_lora import initiate_lora_training
+
+    if not Path(args.images).expanduser().is_dir():
+        raise InvalidJob(f"--images: {args.images} is not a folder")
+    settings, db = open_database()
+    with db.connection() as conn:
+        lora_id, job_id = initiate_lora_training(conn, settings, _request(args, settings))
+    if args.no_wait:
+        print_json({"lora_model_id": lora_id, "job_id": job_id})
+        return 0
+    print(f"LoRA {lora_id} queued for training as job {job_id}", file=sys.stderr)
+    with db.connection() as conn:
+        return watch(conn, lora_id, job_id)
+
+
+def watch(conn, lora_id: uuid.UUID, job_id: uuid.UUID, interval_s: float = WATCH_INTERVAL_S) -> int:
+    """Show the job's progress until it finishes; 0 when the LoRA is ready, 1 when it failed."""
+    queue = JobQueue(conn)
+    tty = sys.stderr.isatty()
+    last = ""
+    try:
+        while True:
+            job = queue.get(job_id)
+            line = progress_line(job.status, job.progress_percent, job.progress)
+            if line != last:
+                sys.stderr.write(("\r\x1b[2K" + line) if tty else line + "\n")
+                sys.stderr.flush()
+                last = line
+            if job.status in FINISHED:
+                break
+            time.sleep(interval_s)
+    except KeyboardInterrupt:
+        print(
+            f"\nstopped watching; the training goes on (job {job_id}, `enchant-worker job {job_id}`)",
+            file=sys.stderr,
+        )
+        return 130
+    if tty:
+        sys.stderr.write("\n")
+    lora = conn.execute(q("lora_training_get"), {"id": lora_id}).fetchone()
+    if job.status == JobStatus.COMPLETED and lora and lora["status"] == "ready":
+        result = job.result or {}
+        print_json(
+            {
+                "lora_model_id": lora_id,
+                "job_id": job_id,
+                "status": "ready",
+                "model_file_url": lora["model_file_url"],
+                "kohya_file": result.get("kohya_file"),
+                "preview_image": result.get("preview_image"),
+                "steps": result.get("steps"),
+                "final_loss": result.get("final_loss"),
+                "flagged_images": result.get("flagged_images"),
+            }
+        )
+        return 0
+    reason = (lora or {}).get("error_message") or job.error_message or job.status
+    print(f"error: training of LoRA {lora_id} did not finish: {reason}", file=sys.stderr)
+    return 1
+
+
+def progress_line(status: str, percent: int, info: dict[str, Any] | None) -> str:
+    """`[#########.....]  12/40 steps  loss 0.1234  1.20 s/step  ETA 0:34`, or the job's state."""
+    if status == JobStatus.PENDING:
+        done = (info or {}).get("step")
+        return f"waiting for a worker{f' (paused at step {done})' if done else ''}..."
+    if status != JobStatus.PROCESSING or not info or "step" not in info:
+        return f"{status}..." if status not in FINISHED else f"{status}"
+    filled = round(BAR_WIDTH * percent / 100)
+    bar = "#" * filled + "." * (BAR_WIDTH - filled)
+    eta = int(info.get("eta_s") or 0)
+    return (
+        f"[{bar}] {info['step']:>5}/{info['total']} steps  loss {info.get('loss', 0):.4f}  "
+        f"{info.get('s_per_step', 0):.2f} s/step  ETA {eta // 60}:{eta % 60:02d}"
+    )
