@@ -111,3 +111,23 @@ def test_bad_input_is_refused_before_enqueueing_with_a_clear_message(env, conn, 
     assert out.returncode == 2
     assert message in out.stderr and "Traceback" not in out.stderr
     assert conn.execute("SELECT COUNT(*) AS n FROM processing_jobs").fetchone()["n"] == 0
+
+
+def test_sample_story_is_illustrated_in_its_lora_style_by_a_burst_worker(env, conn):
+    queued = cli(env, "sample-story", "--steps", "2", "--no-wait")
+    assert queued.returncode == 0, queued.stderr
+    job_ids = [uuid.UUID(line) for line in queued.stdout.split()]
+    assert len(job_ids) == 2
+    worker = cli(env, "worker", "--burst", "--types", "generate_image")
+    assert worker.returncode == 0, worker.stderr
+    storage = Path(env["ENCHANT_HOME"]) / "storage"
+    for job_id in job_ids:
+        job = conn.execute("SELECT status, result, error_message FROM processing_jobs WHERE id = %s",
+                           (job_id,)).fetchone()
+        assert job["status"] == "completed", job["error_message"]
+        prompt = job["result"]["prompt"]["prompt"]
+        assert prompt.startswith("inkwash style, Mara") and "the lighthouse" in prompt
+        assert [lo["name"] for lo in job["result"]["loras"]] == ["inkwash"]
+        assert all((storage / image["path"]).is_file() for image in job["result"]["images"])
+    first = conn.execute("SELECT result FROM processing_jobs WHERE id = %s", (job_ids[0],)).fetchone()["result"]
+    assert "determined expression, intense, dramatic facial expression, hints of fear" in first["prompt"]["prompt"]

@@ -56,6 +56,18 @@ def register(commands) -> None:
     g.add_argument("--timeout", type=float, metavar="S", help="stop waiting after S seconds")
     g.set_defaults(func=cmd_generate)
 
+    s = commands.add_parser(
+        "sample-story", help="add a small sample story and illustrate its scenes",
+        description="Add a sample story (two scenes, characters with emotions, a location and, on the tiny "
+        "model, a LoRA style) and enqueue a generate_image job per scene. With --wait (the default in a "
+        "terminal) wait for the images and print their paths.")
+    s.add_argument("--steps", type=int, help="denoising steps (default: the model's)")
+    s.add_argument("--no-enqueue", dest="enqueue", action="store_false", help="only add the story")
+    s.add_argument("--wait", action=argparse.BooleanOptionalAction, default=None,
+                   help="wait for the images (default: when run in a terminal)")
+    s.add_argument("--timeout", type=float, metavar="S", help="stop waiting after S seconds")
+    s.set_defaults(func=cmd_sample_story)
+
 
 def _uuid_arg(value: str) -> uuid.UUID:
     try:
@@ -212,3 +224,71 @@ def _wait(queue, job_id, timeout_s: float | None):
 def _bar(percent: int) -> str:
     filled = BAR_WIDTH * max(0, min(100, percent)) // 100
     return f"[{'#' * filled}{' ' * (BAR_WIDTH - filled)}] {percent:3d}%"
+
+
+# -- sample story ---------------------------------------------------------------------------------
+
+SAMPLE_LORA = Path("loras/sample/inkwash.safetensors")  # relative to storage
+
+
+def cmd_sample_story(args) -> int:
+    from enchant_worker.cli.common import open_database
+    from enchant_worker.domain.jobs import NewJob
+    from enchant_worker.handlers.generate_image import JOB_TYPE
+    from enchant_worker.queue import JobQueue
+    from enchant_worker.sql import q
+
+    settings, db = open_database()
+    if args.steps is not None:
+        from enchant_worker.handlers.generate_image import validate as validate_generation
+
+        validate_generation({"prompt": "x", "steps": args.steps})
+    # 1. The LoRA style: a random one, only for the tiny model (a LoRA must match its base model)
+    lora_file = _sample_lora(settings)
+    # 2. The rows, in one statement
+    queue = JobQueue(db.open())
+    with queue.conn.transaction():
+        row = queue.conn.execute(q("insert_sample_story"), {"lora_file": lora_file}).fetchone()
+    print(f"story {row['story_id']}: scenes {', '.join(map(str, row['scene_ids']))}"
+          + ("" if lora_file else " (no LoRA style: the default model is not the tiny one)"), file=sys.stderr)
+    if not args.enqueue:
+        for scene_id in row["scene_ids"]:
+            print(scene_id)
+        return 0
+    # 3. One job per scene
+    metadata = {"steps": args.steps} if args.steps is not None else {}
+    jobs = [queue.enqueue(NewJob(JOB_TYPE, {"scene_id": str(scene_id), **metadata}, entity_type="scene",
+                                 entity_id=scene_id, user_id=row["user_id"]))
+            for scene_id in row["scene_ids"]]
+    wait = sys.stdout.isatty() if args.wait is None else args.wait
+    if not wait:
+        for job_id in jobs:
+            print(job_id)
+        print("queued one generate_image job per scene; run `enchant-worker worker --burst`", file=sys.stderr)
+        return 0
+    status = 0
+    for job_id in jobs:
+        done = _wait(queue, job_id, args.timeout)
+        if done is None or done.status != "completed":
+            why = "still running" if done is None else f"{done.status}: {done.error_message or ''}"
+            print(f"error: job {job_id} {why}", file=sys.stderr)
+            status = 1
+            continue
+        for image in done.result.get("images") or []:
+            print((Path(settings.storage) / image["path"]).resolve())
+    return status
+
+
+def _sample_lora(settings) -> str | None:
+    from enchant_worker.generation.model_registry import ModelRegistry
+
+    registry = ModelRegistry.load(Path(settings.models_dir), Path(settings.models_config))
+    model = registry.get(None)
+    if model.builtin != "tiny":
+        return None
+    path = Path(settings.storage) / SAMPLE_LORA
+    if not path.is_file():
+        from enchant_worker.generation.tiny_model import build_tiny_pipeline, save_random_lora
+
+        save_random_lora(build_tiny_pipeline(), path, seed=1)
+    return str(SAMPLE_LORA)

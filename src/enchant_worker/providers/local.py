@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,8 @@ class LocalDiffusersProvider:
         self.pipelines = PipelineCache(
             self.policy, roots, max_adapters=max_adapters, max_adapter_bytes=max_adapter_bytes
         )
+        # One job at a time on the resident pipeline: its scheduler and active adapters are per job.
+        self._run_lock = threading.Lock()
 
     @property
     def models(self) -> list[str]:
@@ -87,10 +90,11 @@ class LocalDiffusersProvider:
         settings = validate_settings(request.parameters, spec.defaults)
         loras = tuple(LoraRequest(x.name, Path(x.path), x.strength) for x in request.loras)
         params = GenerationParams(request.prompt, request.negative_prompt, settings, loras)
-        # 2. Get the resident pipeline (loads it the first time)
-        resident, load_s = self.pipelines.get(spec)
-        # 3. Generate
-        outcome = generate(resident, params, on_progress=on_progress, is_cancelled=is_cancelled)
+        with self._run_lock:
+            # 2. Get the resident pipeline (loads it the first time)
+            resident, load_s = self.pipelines.get(spec)
+            # 3. Generate
+            outcome = generate(resident, params, on_progress=on_progress, is_cancelled=is_cancelled)
         used = {
             "width": settings.width,
             "height": settings.height,

@@ -97,3 +97,56 @@ WITH existing AS (
     RETURNING id
 )
 SELECT id FROM inserted UNION ALL SELECT id FROM existing
+
+-- insert_sample_story --
+-- The sample story of the demo: two scenes in chapter 1, two characters with emotions, a location, a LoRA style.
+WITH owner AS (
+    INSERT INTO users (email, display_name) VALUES (NULL, 'Sample author') RETURNING id
+), story AS (
+    INSERT INTO stories (user_id, title, genre, style_preference)
+    SELECT id, 'The Lighthouse Keeper', 'fantasy', 'artistic' FROM owner RETURNING id, user_id
+), chapter AS (
+    INSERT INTO chapters (story_id, chapter_number, title) SELECT id, 1, 'The storm' FROM story RETURNING id, story_id
+), place AS (
+    INSERT INTO locations (story_id, name, description)
+    SELECT id, 'the lighthouse', 'a stone tower on a black cliff above the sea' FROM story RETURNING id
+), scene AS (
+    INSERT INTO scenes (chapter_id, scene_number, title, summary, emotional_tone, location_id)
+    SELECT chapter.id, s.n, s.title, s.summary, s.tone, place.id
+    FROM chapter, place,
+         (VALUES (1, 'The lamp fails', 'Mara climbs the lighthouse stairs as the great lamp flickers out', 'tense'),
+                 (2, 'The rescue', 'Mara and Tobin pull a sailor from the waves at dawn', 'hopeful')) AS s(n, title, summary, tone)
+    RETURNING id, scene_number
+), person AS (
+    INSERT INTO characters (story_id, name, appearance_description)
+    SELECT story.id, p.name, p.look FROM story,
+           (VALUES ('Mara', 'old woman with a grey braid and an oilskin coat'),
+                   ('Tobin', 'red-haired boy with a lantern')) AS p(name, look)
+    RETURNING id, name
+), present AS (
+    INSERT INTO scene_characters (scene_id, character_id)
+    SELECT scene.id, person.id FROM scene, person WHERE scene.scene_number = 2 OR person.name = 'Mara'
+    RETURNING scene_id
+), feeling AS (
+    INSERT INTO character_emotions (character_id, scene_id, primary_emotion, emotion_intensity,
+                                    secondary_emotions, facial_expression_notes)
+    SELECT person.id, scene.id, e.emotion, e.intensity, e.secondary::jsonb, e.face
+    FROM scene, person,
+         (VALUES (1, 'Mara', 'determined', 0.9, '{"fear": 0.4}', 'jaw set against the wind'),
+                 (2, 'Mara', 'relieved', 0.6, '{"exhaustion": 0.5}', NULL),
+                 (2, 'Tobin', 'joyful', 0.2, NULL, NULL)) AS e(n, who, emotion, intensity, secondary, face)
+    WHERE scene.scene_number = e.n AND person.name = e.who
+    RETURNING id
+), style AS (
+    INSERT INTO lora_models (user_id, name, model_file_url, trigger_words, status, is_public)
+    SELECT user_id, 'inkwash', %(lora_file)s, ARRAY['inkwash style'], 'ready', TRUE
+    FROM story WHERE %(lora_file)s::text IS NOT NULL
+    RETURNING id
+), story_style AS (
+    INSERT INTO story_lora_settings (story_id, lora_model_id, strength)
+    SELECT story.id, style.id, 0.8 FROM story, style RETURNING id
+)
+SELECT story.id AS story_id, story.user_id,
+       (SELECT array_agg(id ORDER BY scene_number) FROM scene) AS scene_ids,
+       (SELECT count(*) FROM present) + (SELECT count(*) FROM feeling) + (SELECT count(*) FROM story_style) AS links
+FROM story
