@@ -1,0 +1,460 @@
+"""Queue benchmark: this project vs procrastinate vs pgqueuer, no-op jobs, one fresh database each.
+
+    .venv/bin/python scripts/bench_queue.py             # --jobs 20000 per drain, about 4 minutes
+    .venv/bin/python scripts/bench_queue.py --quick     # smoke check, under a minute
+
+Each system gets its own fresh database `bench_<system>` on the same server (created, then dropped).
+Each phase runs for all systems in turn, so drift in the load of a shared machine hits them alike.
+
+enqueue  jobs/s over the two fills below, in batches of --batch, through each library's batch API
+         (ours JobQueue.enqueue_many; procrastinate Task.batch_defer_async; pgqueuer Queries.enqueue
+         with lists).
+drain    fill the queue with --jobs jobs, then time from spawning 1 (then 4) worker processes until
+         all have exited. "net" subtracts the same spawn on an empty queue (start + exit overhead,
+         the faster of two tries).
+         Workers and their settings: ours `python -m enchant_worker.cli worker --types noop --burst`
+         (concurrency 1; the noop handler's batch_size sets how many it prefetches); procrastinate
+         App.run_worker(wait=False), concurrency 1 (its default: one job per fetch), async task;
+         pgqueuer QueueManager.run(mode=drain, batch_size=10) (its default), durable (logged) tables,
+         async entrypoint. Every job is checked to have completed. Caveat: on an empty queue our
+         burst worker takes ~1 s to exit (heartbeat minimum interval, listener poll), after a longer
+         run less, so subtracting its empty-queue spawn flatters our "net" a little; "raw" does not.
+latency  one idle worker process per system; --latency-jobs jobs each, enqueued one at a time, the
+         systems taking turns 20 ms apart. From time.time() just before the enqueue call (one
+         autocommit INSERT: it commits) to time.time() as the handler starts
+         (bench_handlers.record_start, the same code for all three).
+cost     during the 4-process drain: transactions per job in the bench database
+         (pg_stat_database.xact_commit, read-only ones included: procrastinate's pool checks count)
+         and WAL syncs and bytes per job (pg_stat_wal: server-wide, so anything else running on
+         the server counts too). WAL syncs are what a durable commit waits for.
+context  the median time of one durable commit (a one-row INSERT) just before each system's run:
+         fsync time drives every figure here, and it varies when the machine is shared.
+
+The peers are dev-only dependencies (`pip install -e '.[dev]'`); a missing one is skipped with a note.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPTS = Path(__file__).resolve().parent
+SYSTEMS = ("ours", "procrastinate", "pgqueuer")
+PROCESS_TIMEOUT_S = 600
+
+
+# -- the three systems: schema, batch enqueue, single enqueue, worker command, completion count -------
+
+
+class Ours:
+    name = "ours"
+
+    async def setup(self, conninfo: str) -> None:
+        from enchant_worker.db.connection import connect
+        from enchant_worker.db.migrate import migrate
+        from enchant_worker.queue import JobQueue
+
+        self.conn = connect(conninfo)
+        migrate(self.conn, REPO / "migrations")
+        self.queue = JobQueue(self.conn)
+
+    async def enqueue_batch(self, n: int) -> None:
+        from enchant_worker.domain.jobs import NewJob
+
+        self.queue.enqueue_many([NewJob("noop") for _ in range(n)])
+
+    async def enqueue_one(self, seq: int) -> None:
+        from enchant_worker.domain.jobs import NewJob
+
+        self.queue.enqueue(NewJob("bench_latency", {"seq": seq}))
+
+    def worker_command(self, conninfo: str, drain: bool) -> tuple[list[str], dict[str, str]]:
+        cmd = [sys.executable, "-m", "enchant_worker.cli", "--log-level", "WARNING", "worker"]
+        cmd += (
+            ["--types", "noop", "--burst"]
+            if drain
+            else ["--types", "bench_latency", "--handlers", "bench_handlers"]
+        )
+        return cmd, {"ENCHANT_DATABASE_URL": conninfo, "PYTHONPATH": str(SCRIPTS)}
+
+    completion_sql = """SELECT count(*) FILTER (WHERE status = 'completed'), count(*) FILTER (WHERE status <> 'completed')
+                        FROM processing_jobs WHERE job_type = 'noop'"""
+
+    async def close(self) -> None:
+        self.conn.close()
+
+
+class Procrastinate:
+    name = "procrastinate"
+
+    async def setup(self, conninfo: str) -> None:
+        self.app = procrastinate_app(conninfo)
+        await self.app.open_async()
+        await self.app.schema_manager.apply_schema_async()
+        self.task = self.app.tasks["noop"]
+
+    async def enqueue_batch(self, n: int) -> None:
+        await self.task.batch_defer_async(*({} for _ in range(n)))
+
+    async def enqueue_one(self, seq: int) -> None:
+        await self.task.defer_async(seq=seq)
+
+    def worker_command(self, conninfo: str, drain: bool) -> tuple[list[str], dict[str, str]]:
+        return peer_worker_command(self.name, conninfo, drain)
+
+    completion_sql = """SELECT count(*) FILTER (WHERE status = 'succeeded'), count(*) FILTER (WHERE status <> 'succeeded')
+                        FROM procrastinate_jobs WHERE task_name = 'noop'"""
+
+    async def close(self) -> None:
+        await self.app.close_async()
+
+
+class PgQueuer:
+    name = "pgqueuer"
+
+    async def setup(self, conninfo: str) -> None:
+        import asyncpg
+        from pgqueuer.db import AsyncpgDriver
+        from pgqueuer.queries import Queries
+
+        self.conn = await asyncpg.connect(**asyncpg_params(conninfo))
+        self.queries = Queries(AsyncpgDriver(self.conn))
+        await self.queries.install()
+
+    async def enqueue_batch(self, n: int) -> None:
+        await self.queries.enqueue(["noop"] * n, [None] * n, [0] * n)
+
+    async def enqueue_one(self, seq: int) -> None:
+        await self.queries.enqueue("noop", str(seq).encode())
+
+    def worker_command(self, conninfo: str, drain: bool) -> tuple[list[str], dict[str, str]]:
+        return peer_worker_command(self.name, conninfo, drain)
+
+    # Done jobs leave the queue table for the log.
+    completion_sql = """SELECT (SELECT count(*) FROM pgqueuer_log WHERE status = 'successful'),
+                               (SELECT count(*) FROM pgqueuer)"""
+
+    async def close(self) -> None:
+        await self.conn.close()
+
+
+def procrastinate_app(conninfo: str):
+    import procrastinate
+    from bench_handlers import record_start
+
+    # Its warning about an App defined in __main__ is moot here: the task is found by its explicit name.
+    logging.getLogger("procrastinate").setLevel(logging.ERROR)
+    app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=conninfo))
+
+    @app.task(name="noop")
+    async def noop(seq: int | None = None) -> None:
+        if seq is not None:
+            record_start(seq)
+
+    return app
+
+
+def asyncpg_params(conninfo: str) -> dict:
+    params = conninfo_to_dict(conninfo)
+    params["database"] = params.pop("dbname", None)
+    return {k: v for k, v in params.items() if k in ("host", "port", "user", "password", "database")}
+
+
+def peer_worker_command(system: str, conninfo: str, drain: bool) -> tuple[list[str], dict[str, str]]:
+    return [sys.executable, __file__, "peer-worker", system, conninfo, "drain" if drain else "listen"], {}
+
+
+def peer_worker(system: str, conninfo: str, mode: str) -> None:
+    """A peer's worker process (this script re-run): drains and exits, or listens until SIGTERM."""
+    drain = mode == "drain"
+    if system == "procrastinate":
+        procrastinate_app(conninfo).run_worker(wait=not drain, concurrency=1)
+        return
+
+    import asyncpg
+    from bench_handlers import record_start
+    from pgqueuer.db import AsyncpgDriver
+    from pgqueuer.qm import QueueManager
+    from pgqueuer.queries import Queries
+    from pgqueuer.types import QueueExecutionMode
+
+    async def main() -> None:
+        conn = await asyncpg.connect(**asyncpg_params(conninfo))
+        qm = QueueManager(Queries(AsyncpgDriver(conn)))
+
+        @qm.entrypoint("noop")
+        async def noop(job) -> None:
+            if job.payload is not None:
+                record_start(job.payload.decode())
+
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, qm.shutdown.set)
+        await qm.run(batch_size=10, mode=QueueExecutionMode.drain if drain else QueueExecutionMode.continuous)
+        await conn.close()
+
+    asyncio.run(main())
+
+
+# -- measuring ---------------------------------------------------------------------------------------
+
+
+def spawn(system, conninfo: str, processes: int, *, drain: bool, extra_env: dict | None = None) -> list:
+    cmd, env = system.worker_command(conninfo, drain)
+    env = {**os.environ, **env, **(extra_env or {})}
+    return [
+        subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for _ in range(processes)
+    ]
+
+
+def wait_all(procs: list, what: str) -> None:
+    for p in procs:
+        try:
+            out, _ = p.communicate(timeout=PROCESS_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            out, _ = p.communicate()
+            raise SystemExit(
+                f"{what}: a worker ran past {PROCESS_TIMEOUT_S} s; its output:\n{out[-3000:]}"
+            ) from None
+        if p.returncode != 0:
+            raise SystemExit(f"{what}: a worker exited with {p.returncode}; its output:\n{out[-3000:]}")
+
+
+def timed_drain(system, conninfo: str, processes: int) -> float:
+    started = time.perf_counter()
+    wait_all(spawn(system, conninfo, processes, drain=True), f"{system.name} drain x{processes}")
+    return time.perf_counter() - started
+
+
+def server_stats(admin: psycopg.Connection, dbname: str) -> tuple[int, int, int]:
+    time.sleep(0.5)  # backends that just exited flush their counters as they go
+    return admin.execute(
+        """SELECT (SELECT xact_commit FROM pg_stat_database WHERE datname = %s), wal_sync, wal_bytes::bigint
+           FROM pg_stat_wal""",
+        (dbname,),
+    ).fetchone()
+
+
+def completion(conninfo: str, sql: str) -> tuple[int, int]:
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        return conn.execute(sql).fetchone()
+
+
+def commit_latency_ms(conninfo: str) -> float:
+    """Median time of a one-row INSERT in autocommit: what one durable commit (a WAL fsync) costs now."""
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS bench_commit_probe (x int)")
+        times = []
+        for _ in range(30):
+            started = time.perf_counter()
+            conn.execute("INSERT INTO bench_commit_probe VALUES (1)")
+            times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times)
+
+
+async def fill(system, jobs: int, batch: int) -> float:
+    started = time.perf_counter()
+    for i in range(0, jobs, batch):
+        await system.enqueue_batch(min(batch, jobs - i))
+    return time.perf_counter() - started
+
+
+async def drain(system, admin: psycopg.Connection, n: int, overhead: float, args, r: dict) -> None:
+    """Fill the queue, then time n worker processes draining it; check that every job completed."""
+    r.setdefault("commit_ms", []).append(commit_latency_ms(system.conninfo))
+    r["enqueue_s"] = r.get("enqueue_s", 0.0) + await fill(system, args.jobs, args.batch)
+    r["enqueued"] = r.get("enqueued", 0) + args.jobs
+    before = server_stats(admin, system.dbname)
+    raw = timed_drain(system, system.conninfo, n)
+    after = server_stats(admin, system.dbname)
+    done, left = completion(system.conninfo, system.completion_sql)
+    if done != r["enqueued"] or left:
+        raise SystemExit(f"{system.name} drain x{n}: {done} of {r['enqueued']} jobs completed, {left} not")
+    if raw > overhead:  # else the drain was too short to tell (raise --jobs)
+        r[f"drain{n}_net"] = args.jobs / (raw - overhead)
+    r[f"drain{n}_raw"] = args.jobs / raw
+    r[f"overhead{n}"] = overhead
+    if n == 4:
+        r["commits"], r["wal_syncs"], r["wal_kb"] = (
+            (a - b) / args.jobs for a, b in zip(after, before, strict=True)
+        )
+        r["wal_kb"] /= 1024
+    print(f"  {system.name}: drain x{n} {raw:.2f} s raw, {overhead:.2f} s start+exit", file=sys.stderr)
+
+
+async def latency(systems: list, jobs: int, spacing_s: float, results: dict) -> None:
+    """p50/p95 from just before each enqueue to its handler's start, one idle worker process per system.
+    The systems take turns, one job at a time, so a change in the machine's load hits all alike."""
+    with tempfile.TemporaryDirectory() as tmp:
+        files = {s.name: Path(tmp) / s.name for s in systems}
+        procs = {}
+        try:
+            for s in systems:
+                files[s.name].touch()
+                procs[s.name] = spawn(
+                    s, s.conninfo, 1, drain=False, extra_env={"BENCH_LATENCY_FILE": str(files[s.name])}
+                )
+                await s.enqueue_one(-1)  # warm-up: the worker is up and idle once this one has run
+            for s in systems:
+                await wait_for_lines(files[s.name], 1, 60, procs[s.name])
+            sent = {s.name: {} for s in systems}
+            for seq in range(jobs):
+                for s in systems:
+                    await asyncio.sleep(spacing_s)
+                    sent[s.name][seq] = time.time()
+                    await s.enqueue_one(seq)
+            for s in systems:
+                await wait_for_lines(files[s.name], jobs + 1, 30, procs[s.name])
+        finally:
+            for name, ps in procs.items():
+                for p in ps:
+                    p.send_signal(signal.SIGTERM)
+                wait_all(ps, f"{name} latency worker")
+        for s in systems:
+            lines = files[s.name].read_text().splitlines()
+            starts = {int(seq): float(t) for seq, t in (line.split() for line in lines)}
+            if len(lines) != jobs + 1 or set(sent[s.name]) - set(starts):
+                raise SystemExit(f"{s.name} latency: a job never started, or one started twice")
+            qs = statistics.quantiles(
+                [starts[i] - t for i, t in sent[s.name].items()], n=100, method="inclusive"
+            )
+            results[s.name]["p50"], results[s.name]["p95"] = qs[49] * 1000, qs[94] * 1000
+
+
+async def wait_for_lines(path: Path, count: int, timeout_s: float, procs: list) -> None:
+    deadline = time.monotonic() + timeout_s
+    while path.read_text().count("\n") < count:
+        if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
+            raise SystemExit(
+                f"latency: {count} job(s) did not all start within {timeout_s:g} s "
+                f"(worker exit codes {[p.poll() for p in procs]})"
+            )
+        await asyncio.sleep(0.005)
+
+
+async def bench(systems: list, admin: psycopg.Connection, admin_url: str, args) -> dict[str, dict]:
+    """Each phase runs for every system in turn (not system after system), so that drift in the load
+    of a shared machine does not favour one of them."""
+    results: dict[str, dict] = {s.name: {} for s in systems}
+    opened = []
+    try:
+        for s in systems:
+            s.dbname = f"bench_{s.name}"
+            admin.execute(f"DROP DATABASE IF EXISTS {s.dbname} WITH (FORCE)")
+            admin.execute(f"CREATE DATABASE {s.dbname}")
+            s.conninfo = make_conninfo(admin_url, dbname=s.dbname)
+            await s.setup(s.conninfo)
+            opened.append(s)
+        overhead = {
+            (s.name, n): min(timed_drain(s, s.conninfo, n) for _ in range(2)) for n in (1, 4) for s in systems
+        }
+        for n in (1, 4):
+            for s in systems:
+                await drain(s, admin, n, overhead[s.name, n], args, results[s.name])
+        print("  latency...", file=sys.stderr)
+        await latency(systems, args.latency_jobs, 0.02, results)
+        for r in results.values():
+            r["enqueue"] = r.pop("enqueued") / r.pop("enqueue_s")
+        return results
+    finally:
+        for s in opened:
+            await s.close()
+        for s in systems:
+            admin.execute(f"DROP DATABASE IF EXISTS bench_{s.name} WITH (FORCE)")
+
+
+# -- the table ---------------------------------------------------------------------------------------
+
+# key, label, format, higher is better (None: context, no ratio)
+ROWS = [
+    ("commit_ms", "(context) one commit, ms, before x1/x4", "{0[0]:.2f}/{0[1]:.2f}", None),
+    ("enqueue", "batch enqueue, jobs/s", "{:,.0f}", True),
+    ("drain1_net", "drain 1 process, jobs/s net", "{:,.0f}", True),
+    ("drain1_raw", "drain 1 process, jobs/s raw", "{:,.0f}", True),
+    ("overhead1", "  start+exit 1 process, s", "{:.2f}", False),
+    ("drain4_net", "drain 4 processes, jobs/s net", "{:,.0f}", True),
+    ("drain4_raw", "drain 4 processes, jobs/s raw", "{:,.0f}", True),
+    ("overhead4", "  start+exit 4 processes, s", "{:.2f}", False),
+    ("p50", "enqueue-to-start p50, ms", "{:.2f}", False),
+    ("p95", "enqueue-to-start p95, ms", "{:.2f}", False),
+    ("commits", "drain x4: transactions/job", "{:.3f}", False),
+    ("wal_syncs", "drain x4: WAL syncs/job (server)", "{:.3f}", False),
+    ("wal_kb", "drain x4: WAL kB/job (server)", "{:.2f}", False),
+]
+
+
+def print_table(results: dict[str, dict[str, float]], args) -> None:
+    cols = ["ours", "procrastinate", "pgqueuer", "ours/procr.", "ours/pgq."]
+    print(
+        f"\n{args.jobs:,} no-op jobs per drain, enqueue batches of {args.batch:,}, "
+        f"{args.latency_jobs} latency jobs per system (the systems taking turns 20 ms apart)"
+    )
+    print("Ratio columns: >1 means ours is better (throughput ours/peer; times and per-job costs peer/ours).")
+    print(f"{'metric':40}" + "".join(f"{c:>15}" for c in cols))
+    for key, label, fmt, higher in ROWS:
+        values = [results.get(s, {}).get(key) for s in SYSTEMS]
+        cells = [fmt.format(v) if v is not None else "n/a" for v in values]
+        ours = values[0]
+        for peer in values[1:]:
+            if higher is None or ours is None or peer is None or min(ours, peer) <= 0:
+                cells.append("n/a")
+            else:
+                cells.append(f"{(ours / peer if higher else peer / ours):.2f}")
+        print(f"{label:40}" + "".join(f"{c:>15}" for c in cells))
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "peer-worker":
+        peer_worker(*sys.argv[2:5])
+        return
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("ENCHANT_DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/postgres",
+        help="admin connection; databases bench_<system> are created and dropped on its server",
+    )
+    parser.add_argument(
+        "--jobs", type=int, default=None, help="jobs per drain (default 20000; 1000 with --quick)"
+    )
+    parser.add_argument("--batch", type=int, default=1000, help="jobs per enqueue batch (default 1000)")
+    parser.add_argument("--latency-jobs", type=int, default=None, help="default 200 (30 with --quick)")
+    parser.add_argument("--quick", action="store_true", help="small counts: a smoke check in under a minute")
+    args = parser.parse_args()
+    args.jobs = args.jobs or (1000 if args.quick else 20000)
+    args.latency_jobs = args.latency_jobs or (30 if args.quick else 200)
+    if args.quick:
+        args.batch = min(args.batch, 250)
+
+    systems = [Ours()]
+    for cls, modules in ((Procrastinate, ["procrastinate"]), (PgQueuer, ["pgqueuer", "asyncpg"])):
+        try:
+            for module in modules:
+                __import__(module)
+            systems.append(cls())
+        except ImportError as exc:
+            print(
+                f"skipping {cls.name}: {exc.name} is not installed (a dev-only dependency: "
+                f"pip install -e '.[dev]')",
+                file=sys.stderr,
+            )
+
+    with psycopg.connect(args.database_url, autocommit=True) as admin:
+        results = asyncio.run(bench(systems, admin, args.database_url, args))
+    print_table(results, args)
+
+
+if __name__ == "__main__":
+    main()
