@@ -76,14 +76,18 @@ def _request(args, settings) -> dict[str, Any]:
 
 
 def cmd_train(args) -> int:
+    from enchant_worker.config import get_settings
     from enchant_worker.errors import InvalidJob
     from enchant_worker.handlers.train_lora import initiate_lora_training
+    from enchant_worker.training.spec import parse_training_request
 
     if not Path(args.images).expanduser().is_dir():
         raise InvalidJob(f"--images: {args.images} is not a folder")
+    request = _request(args, get_settings())
+    parse_training_request(request)  # the options first: a mistake is reported even without a database
     settings, db = open_database()
     with db.connection() as conn:
-        lora_id, job_id = initiate_lora_training(conn, settings, _request(args, settings))
+        lora_id, job_id = initiate_lora_training(conn, settings, request)
     if args.no_wait:
         print_json({"lora_model_id": lora_id, "job_id": job_id})
         return 0
