@@ -27,6 +27,7 @@ def test_upload_starts_training(client, alice, png, settings, conn):
     assert lora["trigger_words"] == ["inkwash", "brush"] and lora["user_id"] == str(alice.user_id)
     job = JobQueue(conn).get(body["job_id"])
     assert job.job_type == "train_lora" and job.metadata["lora_model_id"] == lora["id"]
+    assert job.priority > 5  # below generation's default, so waiting illustrations preempt it
     assert job.metadata["epochs"] == 2 and job.metadata["resolution"] == 64 and job.metadata["base_model"] == "tiny-sd"
     [folder] = job.metadata["training_images"]
     stored = sorted(p.name for p in (settings.storage / "training" / lora["id"] / "images").iterdir())

@@ -18,11 +18,10 @@ from enchant_worker.api.schemas import LoraPublic, LoraTrainingStarted
 from enchant_worker.api.store import Row, Store
 from enchant_worker.api.uploads import check_images, save_images
 from enchant_worker.api.versions import LORA_TRAINING
-from enchant_worker.domain.jobs import NewJob
+from enchant_worker.domain.training import train_lora_job
 
 router = APIRouter(prefix="/loras", tags=["loras"], responses=COMMON)
 FEATURE = LORA_TRAINING
-TRAIN_JOB_TYPE = "train_lora"
 MAX_TRIGGER_WORDS = 10
 
 
@@ -82,14 +81,13 @@ def train_lora(
             lora = store.create_lora(id=lora_id, user_id=principal.user_id, name=name, description=description,
                                      model_file_url=f"loras/{lora_id}.safetensors", trigger_words=words,
                                      training_images_count=len(checked))
-            job_id = queue.enqueue(NewJob(TRAIN_JOB_TYPE, {
-                "lora_model_id": str(lora_id),
+            job_id = queue.enqueue(train_lora_job(lora_id, {
                 "user_id": str(principal.user_id) if principal.user_id else None,
                 "name": name, "description": description, "base_model": model,
                 "training_images": [str(folder / "images")], "trigger_words": words,
                 "learning_rate": learning_rate, "batch_size": batch_size, "epochs": epochs,
                 "resolution": resolution, "rank": rank,
-            }, entity_type="lora_model", entity_id=lora_id, user_id=principal.user_id))
+            }, user_id=principal.user_id))
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
