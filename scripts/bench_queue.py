@@ -285,6 +285,7 @@ async def drain(system, admin: psycopg.Connection, n: int, overhead: float, args
         raise SystemExit(f"{system.name} drain x{n}: {done} of {r['enqueued']} jobs completed, {left} not")
     if raw > overhead:  # else the drain was too short to tell (raise --jobs)
         r[f"drain{n}_net"] = args.jobs / (raw - overhead)
+        r[f"drain{n}_net_shaky"] = overhead > raw / 2
     r[f"drain{n}_raw"] = args.jobs / raw
     r[f"overhead{n}"] = overhead
     if n == 4:
@@ -407,6 +408,9 @@ def print_table(results: dict[str, dict[str, float]], args) -> None:
     for key, label, fmt, higher in ROWS:
         values = [results.get(s, {}).get(key) for s in SYSTEMS]
         cells = [fmt.format(v) if v is not None else "n/a" for v in values]
+        for i, system in enumerate(SYSTEMS):
+            if results.get(system, {}).get(f"{key}_shaky"):
+                cells[i] += "*"
         ours = values[0]
         for peer in values[1:]:
             if higher is None or ours is None or peer is None or min(ours, peer) <= 0:
@@ -414,6 +418,8 @@ def print_table(results: dict[str, dict[str, float]], args) -> None:
             else:
                 cells.append(f"{(ours / peer if higher else peer / ours):.2f}")
         print(f"{label:40}" + "".join(f"{c:>15}" for c in cells))
+    if any(r.get(f"drain{n}_net_shaky") for r in results.values() for n in (1, 4)):
+        print("* start+exit took over half of the raw time: that net figure is unreliable (raise --jobs).")
 
 
 def main() -> None:
