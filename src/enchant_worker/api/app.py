@@ -18,15 +18,27 @@ from enchant_worker import __version__
 from enchant_worker.api import errors
 from enchant_worker.api.deps import ApiState, JobTypes, Limits, PrincipalDep
 from enchant_worker.api.metrics import make_registry
-from enchant_worker.api.routes import catalog, dashboard, images, jobs, loras, presets, queue, stories, system
+from enchant_worker.api.routes import (
+    catalog,
+    dashboard,
+    images,
+    jobs,
+    loras,
+    presets,
+    queue,
+    stories,
+    system,
+    users,
+)
 from enchant_worker.api.uploads import BodyLimit
 from enchant_worker.api.versions import API_VERSIONS, VersionInfo, Versions
+from enchant_worker.cache import Cache
 from enchant_worker.config import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
 # Each versioned router with the feature it belongs to.
-FEATURE_ROUTERS = [jobs, queue, presets, images, catalog, loras, stories]
+FEATURE_ROUTERS = [jobs, queue, presets, images, catalog, loras, stories, users]
 
 
 class NoJobTypes:
@@ -40,9 +52,10 @@ class NoJobTypes:
 
 def create_app(settings: Settings | None = None, *, database_url: str | None = None,
                job_types: JobTypes | None = None, versions: Mapping[str, VersionInfo] | None = None,
-               limits: Limits | None = None) -> FastAPI:
+               limits: Limits | None = None, cache: Cache | None = None) -> FastAPI:
     """The app. `job_types` is the worker's handler registry (`worker.registry.default_registry()`),
     passed in so that job creation validates each type's metadata with its handler's `validate`.
+    `cache` defaults to the process's `shared_cache(settings)` (Redis when ENCHANT_REDIS_URL is set).
     Building the app opens no connection: the pool opens on the first request."""
     settings = settings or get_settings()
     if database_url is None:
@@ -50,7 +63,8 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
 
         database_url = configured_url(settings)
     state = ApiState(settings=settings, database_url=database_url, job_types=job_types or NoJobTypes(),
-                     versions=Versions(versions or API_VERSIONS), limits=limits or Limits.from_settings(settings))
+                     versions=Versions(versions or API_VERSIONS), limits=limits or Limits.from_settings(settings),
+                     cache=cache)
     state.metrics = make_registry(state.store)
 
     @asynccontextmanager

@@ -1,4 +1,4 @@
-"""Typed dependencies of the routes: the connection, the store, the queue, the caller."""
+"""Typed dependencies of the routes: the connection, the store, the queue, the cache, the caller."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from enchant_worker.api.auth import Principal, hash_key
 from enchant_worker.api.errors import Forbidden, ServiceUnavailable, Unauthorized
 from enchant_worker.api.store import Store
 from enchant_worker.api.versions import Versions
+from enchant_worker.cache import Cache, shared_cache
 from enchant_worker.config import Settings
 from enchant_worker.queue import JobQueue
 
@@ -56,6 +57,7 @@ class ApiState:
     versions: Versions
     limits: Limits
     metrics: Any = None  # the Prometheus registry (api.metrics)
+    cache: Cache | None = None  # None: this process's shared_cache(settings), made on first use
     _pool: ConnectionPool | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _secrets: dict[str, bytes] = field(default_factory=dict)
@@ -69,6 +71,13 @@ class ApiState:
                                             kwargs={"autocommit": True, "row_factory": dict_row},
                                             timeout=POOL_WAIT_S, open=True, name="enchant-api")
             return self._pool
+
+    def get_cache(self) -> Cache:
+        """The TTL caches (story metadata, user preferences). By default the process's shared one, so
+        that `serve`'s worker sees the API's invalidations even without Redis."""
+        if self.cache is None:
+            self.cache = shared_cache(self.settings)
+        return self.cache
 
     def close(self) -> None:
         with self._lock:
@@ -128,6 +137,13 @@ def get_queue(conn: SessionDep, settings: SettingsDep) -> JobQueue:
 
 
 QueueDep = Annotated[JobQueue, Depends(get_queue)]
+
+
+def get_cache(state: StateDep) -> Cache:
+    return state.get_cache()
+
+
+CacheDep = Annotated[Cache, Depends(get_cache)]
 
 _bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <API key>")
 _header = APIKeyHeader(name="X-API-Key", auto_error=False, description="the API key")

@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from enchant_worker.domain.jobs import JobStatus
 
@@ -20,7 +20,7 @@ def _no_nul(text: str) -> str:
     return text
 
 
-def _storable_json(value: Any, depth: int = 0) -> Any:
+def storable_json(value: Any, depth: int = 0) -> Any:
     """Postgres jsonb refuses NUL characters and numbers it cannot represent; say so up front."""
     if depth > MAX_JSON_DEPTH:
         raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels")
@@ -31,16 +31,16 @@ def _storable_json(value: Any, depth: int = 0) -> Any:
     elif isinstance(value, dict):
         for k, v in value.items():
             _no_nul(k)
-            _storable_json(v, depth + 1)
+            storable_json(v, depth + 1)
     elif isinstance(value, list):
         for v in value:
-            _storable_json(v, depth + 1)
+            storable_json(v, depth + 1)
     return value
 
 
 Text = Annotated[str, AfterValidator(_no_nul)]
 Name = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_no_nul)]
-JsonObject = Annotated[dict[str, Any], AfterValidator(_storable_json)]
+JsonObject = Annotated[dict[str, Any], AfterValidator(storable_json)]
 Priority = Annotated[int, Field(ge=0, le=32767, description="0 is most urgent; default 5")]
 EntityType = Literal["story", "chapter", "scene", "character", "location", "lora_model", "user"]
 
@@ -252,6 +252,56 @@ class ProviderPublic(BaseModel):
     name: str
     load_error: str | None
     served_by: list[str] = Field(description="live workers serving generate_image")
+
+
+# -- stories and preferences -----------------------------------------------------------------------
+
+StoryText = Annotated[str, Field(max_length=10_000), AfterValidator(_no_nul)]
+Label = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_no_nul)]
+MAX_PREFERENCES_BYTES = 16 * 1024
+MAX_PREFERENCE_KEYS = 100
+
+
+class StoryUpdate(Strict):
+    """The story's descriptive fields to change; a field left out is unchanged, `null` clears it (except
+    the title). The change is recorded in the story's edit history, with `comment`."""
+
+    title: Annotated[str, Field(min_length=1, max_length=500), AfterValidator(_no_nul)] | None = None
+    description: StoryText | None = None
+    genre: Label | None = None
+    style_preference: Label | None = Field(None, description="e.g. 'artistic'; guides provider choice")
+    comment: Annotated[str, Field(max_length=2000), AfterValidator(_no_nul)] | None = Field(
+        None, description="why: stored with the edit history entry, not on the story")
+
+    @field_validator("title")
+    @classmethod
+    def _title_not_null(cls, value: str | None) -> str:
+        if value is None:
+            raise ValueError("a story needs a title (it cannot be null)")
+        return value
+
+
+class StoryPublic(BaseModel):
+    """A story's metadata, as the prompt builder reads it (cached up to an hour; a change made through
+    the API shows at once)."""
+
+    id: uuid.UUID
+    user_id: uuid.UUID | None
+    title: str
+    description: str | None
+    genre: str | None
+    style_preference: str | None
+    created_at: datetime | None
+    updated_at: datetime | None
+
+
+class PreferencesUpdate(BaseModel):
+    """The caller's preferences: a JSON object of at most 16 KiB and 100 keys, replacing the stored one.
+    Keys other than those below are kept as given (the web app's settings)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    style_preference: Label | None = Field(None, description="e.g. 'artistic'; guides provider choice")
 
 
 class CollaboratorPublic(BaseModel):

@@ -9,6 +9,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
+from enchant_worker.cache import load_story_metadata, load_user_preferences
 from enchant_worker.sql import q
 
 Row = dict[str, Any]
@@ -58,6 +59,39 @@ class Store:
 
     def collaborators(self, story_id: uuid.UUID) -> list[Row]:
         return self._all("api_story_collaborators", story_id=story_id)
+
+    def story_metadata(self, story_id: uuid.UUID) -> Row | None:
+        """The story in the shape every process caches (read it through `cache.story_metadata`)."""
+        return load_story_metadata(self.conn, story_id)
+
+    def update_story(self, story_id: uuid.UUID, changes: dict[str, Any], *, user_id: uuid.UUID | None,
+                     comment: str | None = None) -> Row | None:
+        """Changes the given fields and records what changed in edit_history, in one transaction.
+        Returns the story's metadata (None when there is no such story). Invalidate the cache after."""
+        with self.conn.transaction():
+            old = self._one("api_story_lock", id=story_id)
+            if old is None:
+                return None
+            diff = {k: {"old": old[k], "new": v} for k, v in changes.items() if old[k] != v}
+            if not diff:
+                return self.story_metadata(story_id)
+            params: dict[str, Any] = {"id": story_id}
+            for name in ("title", "description", "genre", "style_preference"):
+                params[f"set_{name}"] = name in diff
+                params[name] = changes.get(name)
+            row = self._one("api_story_update", **params)
+            self._one("api_edit_history_add", entity_type="story", entity_id=story_id, user_id=user_id,
+                      action_type="update", changes=Jsonb(diff), comment=comment)
+            return row
+
+    def user_preferences(self, user_id: uuid.UUID) -> Any:
+        """users.preferences in the cached shape (read it through `cache.user_preferences`)."""
+        return load_user_preferences(self.conn, user_id)
+
+    def set_user_preferences(self, user_id: uuid.UUID, preferences: dict[str, Any]) -> Any:
+        """Replaces them; None when there is no such user. Invalidate the cache after."""
+        row = self._one("api_user_preferences_set", id=user_id, preferences=Jsonb(preferences))
+        return None if row is None else row["preferences"]
 
     # -- jobs (reads) and queue statistics -------------------------------------------------------
 

@@ -29,6 +29,7 @@ from typing import Any
 from psycopg.types.json import Jsonb
 
 from enchant_worker import __version__
+from enchant_worker.cache import shared_cache
 from enchant_worker.errors import ConfigurationError, InvalidJob, JobCancelled
 from enchant_worker.generation.errors import InvalidGeneration
 from enchant_worker.generation.params import (
@@ -49,6 +50,8 @@ from enchant_worker.handlers.scene_context import (
     load_scene,
     lora_folders,
     resolve_loras,
+    user_preferences,
+    user_tier,
 )
 from enchant_worker.sql import q
 from enchant_worker.worker.context import JobContext
@@ -336,7 +339,8 @@ def _read_inputs(conn, spec: GenerateImageSpec, ctx: JobContext) -> Inputs:
             raise InvalidJob("scene_id: give scene_id or prompt (or enqueue the job for a scene entity)")
     if spec.branch_id is not None and scene_id is None:
         raise InvalidJob("branch_id: a branch applies only to a scene (give scene_id)")
-    record = load_scene(conn, scene_id, spec.branch_id) if scene_id is not None else None
+    cache = shared_cache(settings)  # story metadata and user preferences, shared across jobs and with the API
+    record = load_scene(conn, scene_id, spec.branch_id, cache) if scene_id is not None else None
     user_id = job.user_id or (record.owner_id if record else None)
     preset = load_preset(conn, spec.preset, user_id) if spec.preset else None
     loras, warnings = resolve_loras(
@@ -344,10 +348,10 @@ def _read_inputs(conn, spec: GenerateImageSpec, ctx: JobContext) -> Inputs:
     )
     tier, style = (record.owner_tier, record.style_preference) if record else (None, None)
     if job.user_id is not None and (record is None or job.user_id != record.owner_id):
-        user = conn.execute(q("generation_user"), {"id": job.user_id}).fetchone()
-        if user is not None:
-            tier = user["subscription_tier"]
-            style = style or (user["preferences"] or {}).get("style_preference")
+        job_user_tier = user_tier(conn, job.user_id)
+        if job_user_tier is not None:
+            tier = job_user_tier
+            style = style or user_preferences(conn, job.user_id, cache).get("style_preference")
     return Inputs(record, preset, loras, user_id, tier or "free", style, warnings)
 
 

@@ -2,6 +2,8 @@
 preset, and the LoRA files (the job's own and the story's styles) resolved to local paths.
 
 The prompt builder (`generation.prompts`) stays pure: this module turns rows into its dataclasses.
+The story's metadata (owner, style preference) and the user's preferences are read through the TTL
+caches (`enchant_worker.cache`) when a cache is given, so jobs share them with each other and the API.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from enchant_worker.cache import Cache, load_story_metadata, load_user_preferences
 from enchant_worker.errors import InvalidJob
 from enchant_worker.generation.params import STRENGTH_RANGE
 from enchant_worker.generation.prompts import (
@@ -84,11 +87,16 @@ class PresetRecord:
 # -- scene ---------------------------------------------------------------------------------------
 
 
-def load_scene(conn, scene_id: uuid.UUID, branch_id: uuid.UUID | None) -> SceneRecord:
-    """The scene with its characters (branch look, emotion) and location; InvalidJob when unknown."""
+def load_scene(conn, scene_id: uuid.UUID, branch_id: uuid.UUID | None, cache: Cache | None = None) -> SceneRecord:
+    """The scene with its characters (branch look, emotion) and location; InvalidJob when unknown.
+    The story's owner and style preference come from `cache` (read from the database without one)."""
     row = conn.execute(q("generation_scene"), {"scene_id": scene_id}).fetchone()
     if row is None:
         raise InvalidJob(f"scene_id: no scene has id {scene_id}")
+    story = story_metadata(conn, row["story_id"], cache)
+    if story is None:  # deleted since the scene was read
+        raise InvalidJob(f"scene_id: no scene has id {scene_id}")
+    owner_id = _as_uuid(story["user_id"]) if story["user_id"] is not None else None
     if branch_id is not None:
         branch = conn.execute(q("generation_branch"), {"id": branch_id}).fetchone()
         if branch is None:
@@ -116,10 +124,34 @@ def load_scene(conn, scene_id: uuid.UUID, branch_id: uuid.UUID | None) -> SceneR
         str(row["story_id"]),
         row["chapter_number"],
         row["emotional_tone"],
-        row["style_preference"],
-        row["story_user_id"],
-        row["subscription_tier"],
+        story["style_preference"],
+        owner_id,
+        user_tier(conn, owner_id),
     )
+
+
+def story_metadata(conn, story_id: Any, cache: Cache | None) -> Mapping[str, Any] | None:
+    """The story's metadata (get_story_metadata's shape), through the story metadata cache."""
+    if cache is None:
+        return load_story_metadata(conn, story_id)
+    return cache.story_metadata(str(story_id), lambda: load_story_metadata(conn, story_id))
+
+
+def user_preferences(conn, user_id: Any, cache: Cache | None) -> Mapping[str, Any]:
+    """The user's preferences through the user preferences cache ({} for no user or no object)."""
+    if cache is None:
+        preferences = load_user_preferences(conn, user_id)
+    else:
+        preferences = cache.user_preferences(str(user_id), lambda: load_user_preferences(conn, user_id))
+    return preferences if isinstance(preferences, dict) else {}
+
+
+def user_tier(conn, user_id: uuid.UUID | None) -> str | None:
+    """The user's subscription tier (not cached: it is not part of the cached shapes); None for no user."""
+    if user_id is None:
+        return None
+    row = conn.execute(q("generation_user"), {"id": user_id}).fetchone()
+    return None if row is None else row["subscription_tier"]
 
 
 def _character(row: Mapping[str, Any]) -> Character:

@@ -59,6 +59,32 @@ SELECT entity_story_id(%(entity_type)s, %(entity_id)s) AS story_id
 SELECT id, story_id, user_id, role, permissions, invited_by, invited_at, accepted_at, status
 FROM story_collaborators WHERE story_id = %(story_id)s ORDER BY invited_at, id
 
+-- api_story_lock --
+-- A story's descriptive fields, locked until the transaction that changes them commits.
+SELECT id, title, description, genre, style_preference FROM stories WHERE id = %(id)s FOR UPDATE
+
+-- api_story_update --
+-- Change the given descriptive fields of a story (`set_x` says whether x was given, so that a field
+-- can be cleared); returns the story's metadata in the cached shape (get_story_metadata).
+UPDATE stories SET
+    title = CASE WHEN %(set_title)s THEN %(title)s ELSE title END,
+    description = CASE WHEN %(set_description)s THEN %(description)s ELSE description END,
+    genre = CASE WHEN %(set_genre)s THEN %(genre)s ELSE genre END,
+    style_preference = CASE WHEN %(set_style_preference)s THEN %(style_preference)s ELSE style_preference END,
+    updated_at = NOW()
+WHERE id = %(id)s
+RETURNING id, user_id, title, description, genre, style_preference, created_at, updated_at
+
+-- api_edit_history_add --
+-- One entry of the collaborative editing history: who changed which fields of what, from what to what.
+INSERT INTO edit_history (entity_type, entity_id, user_id, action_type, changes, comment)
+VALUES (%(entity_type)s, %(entity_id)s, %(user_id)s, %(action_type)s, %(changes)s, %(comment)s)
+RETURNING id
+
+-- api_user_preferences_set --
+-- Replace a user's preferences; no row when there is no such user.
+UPDATE users SET preferences = %(preferences)s WHERE id = %(id)s RETURNING preferences
+
 -- api_job_get --
 -- One job with the story it belongs to (for collaborator rights).
 SELECT j.*, entity_story_id(j.entity_type, j.entity_id) AS story_id

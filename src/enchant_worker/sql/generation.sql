@@ -1,15 +1,12 @@
 -- generation_scene --
--- A scene with what its prompt needs: its chapter's number, its story, its location, the owner's tier.
+-- A scene with what its prompt needs: its chapter's number, its story's id, its location. (The story's
+-- metadata comes from the story metadata cache: get_story_metadata.)
 SELECT s.id, s.title, s.content, s.summary, s.emotional_tone,
-       ch.chapter_number,
-       st.id AS story_id, st.user_id AS story_user_id, st.style_preference,
-       l.id AS location_id, l.name AS location_name, l.description AS location_description,
-       u.subscription_tier
+       ch.chapter_number, ch.story_id,
+       l.id AS location_id, l.name AS location_name, l.description AS location_description
 FROM scenes s
 JOIN chapters ch ON ch.id = s.chapter_id
-JOIN stories st ON st.id = ch.story_id
 LEFT JOIN locations l ON l.id = s.location_id
-LEFT JOIN users u ON u.id = st.user_id
 WHERE s.id = %(scene_id)s
 
 -- generation_scene_characters --
@@ -77,8 +74,8 @@ UPDATE generation_presets SET usage_count = usage_count + 1 WHERE id = %(id)s
 SELECT id, parent_story_id, branch_name, branch_point_chapter FROM story_branches WHERE id = %(id)s
 
 -- generation_user --
--- The user a job runs for: tier and preferences, for provider selection.
-SELECT id, subscription_tier, preferences FROM users WHERE id = %(id)s
+-- A user's tier, for provider selection (their preferences come from the user preferences cache).
+SELECT id, subscription_tier FROM users WHERE id = %(id)s
 
 -- insert_generated_image --
 -- One generated image. A retried job that stores the same file again gets the existing row back.

@@ -25,12 +25,14 @@ ROUTES = [
     ("GET", "/v2/loras", None), ("GET", "/v2/loras/{lora}", None), ("GET", "/v2/loras/{lora}/download", None),
     ("POST", "/v2/loras/{lora}/publish", None), ("POST", "/v2/loras/{lora}/unpublish", None),
     ("GET", "/v2/stories/{story}/collaborators", None),
+    ("GET", "/v2/stories/{story}", None), ("PATCH", "/v2/stories/{story}", {"genre": "fantasy"}),
+    ("GET", "/v2/users/me/preferences", None), ("PUT", "/v2/users/me/preferences", {"theme": "dark"}),
 ]
 ADMIN_ONLY = {"/metrics", "/dashboard/panels", "/v1/workers"}
 # What a stranger (bob, no rights on alice's things) gets: 403 on alice's resources, 2xx on lists and
 # on his own creations; admin-only routes 403.
 BOB_OK = {"/versions", "/v1/jobs", "/v1/queue/stats", "/v1/models", "/v1/providers", "/v1/presets", "/v1/images",
-          "/v2/loras"}
+          "/v2/loras", "/v2/users/me/preferences"}
 
 
 @pytest.fixture
