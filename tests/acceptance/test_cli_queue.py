@@ -11,6 +11,7 @@ import pytest
 
 from enchant_worker.domain.jobs import JobStatus, NewJob
 from enchant_worker.queue import JobQueue
+from tests.support.counting_handlers import SETUP_SQL
 
 CLI = [sys.executable, "-m", "enchant_worker.cli"]
 
@@ -43,7 +44,7 @@ def queue(conn):
 
 @pytest.mark.slow
 def test_four_worker_processes_run_each_of_2000_jobs_exactly_once(cli_env, queue, conn):
-    conn.execute("CREATE TABLE executions (job_id UUID NOT NULL, pid INTEGER NOT NULL, at TIMESTAMPTZ DEFAULT NOW())")
+    conn.execute(SETUP_SQL)
     ids = queue.enqueue_many([NewJob("count") for _ in range(2000)])
     workers = [spawn_worker(cli_env, "--types", "count", "--burst") for _ in range(4)]
     for w in workers:
@@ -60,6 +61,7 @@ def test_four_worker_processes_run_each_of_2000_jobs_exactly_once(cli_env, queue
 @pytest.mark.slow
 def test_sigkill_mid_job_then_another_worker_completes_it(cli_env, queue, conn):
     env = dict(cli_env, ENCHANT_LEASE_SECONDS="2", ENCHANT_HEARTBEAT_SECONDS="0.5", ENCHANT_REAP_INTERVAL_S="0.5")
+    conn.execute(SETUP_SQL)
     job_id = queue.enqueue(NewJob("slow_count", {"seconds": 30}))
     victim = spawn_worker(env, "--types", "slow_count")
     wait_for(lambda: queue.get(job_id).status == JobStatus.PROCESSING)

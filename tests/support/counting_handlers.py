@@ -7,12 +7,12 @@ import time
 
 from enchant_worker.worker.registry import Handler
 
-SETUP_SQL = "CREATE TABLE IF NOT EXISTS executions (job_id UUID NOT NULL, pid INTEGER NOT NULL, at TIMESTAMPTZ DEFAULT NOW())"
+# Tests create this table before a worker starts (two slots creating it at once would race).
+SETUP_SQL = "CREATE TABLE executions (job_id UUID NOT NULL, pid INTEGER NOT NULL, at TIMESTAMPTZ DEFAULT NOW())"
 
 
 def _record(ctx) -> None:
     with ctx.connect() as conn:
-        conn.execute(SETUP_SQL)
         conn.execute("INSERT INTO executions (job_id, pid) VALUES (%s, %s)", (ctx.job.id, os.getpid()))
 
 

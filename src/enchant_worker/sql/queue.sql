@@ -159,3 +159,9 @@ UPDATE workers
 SET heartbeat_at = NOW(), current_job_ids = %(job_ids)s::uuid[], status = %(status)s,
     jobs_completed = jobs_completed + %(completed)s, jobs_failed = jobs_failed + %(failed)s
 WHERE id = %(id)s
+
+-- worker_session --
+-- A worker's queue connection always walks the queue index in order. Right after a bulk insert, before
+-- autovacuum has analyzed the table, the planner believes few jobs are pending and picks a bitmap scan
+-- that reads and sorts the whole backlog on every lease (measured: 15-25% of drain throughput).
+SET enable_bitmapscan = off

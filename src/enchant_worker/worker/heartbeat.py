@@ -63,7 +63,7 @@ class Heartbeat:
                 queue = None
             self.wake.wait(self.settings.heartbeat_seconds)
             self.wake.clear()
-            time.sleep(max(0.0, MIN_INTERVAL_S - (time.monotonic() - started)))
+            self._stop.wait(max(0.0, MIN_INTERVAL_S - (time.monotonic() - started)))
         if queue is not None:
             queue.conn.close()
 

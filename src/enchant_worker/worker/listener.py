@@ -18,6 +18,7 @@ log = logging.getLogger(__name__)
 
 JOBS_CHANNEL = "enchant_jobs"
 CANCEL_CHANNEL = "enchant_cancel"
+STOP_CHECK_S = 0.1  # how often the listener looks up from the socket to see whether it should stop
 
 
 class Listener:
@@ -51,7 +52,7 @@ class Listener:
                     delay = 0.5
                     self.on_work()  # anything inserted while we were not listening
                     while not self._stop.is_set():
-                        for note in conn.notifies(timeout=0.5):
+                        for note in conn.notifies(timeout=STOP_CHECK_S):
                             self._dispatch(note.channel, note.payload)
             except psycopg.Error as exc:
                 self.ready.clear()

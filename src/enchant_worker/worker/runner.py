@@ -27,6 +27,7 @@ from enchant_worker.db.connection import Database
 from enchant_worker.domain.jobs import Job
 from enchant_worker.errors import DatabaseUnavailable, InvalidJob, JobCancelled, Preempted
 from enchant_worker.queue import JobQueue, Lease
+from enchant_worker.sql import q as q_sql
 from enchant_worker.worker import device
 from enchant_worker.worker.context import JobContext
 from enchant_worker.worker.heartbeat import Heartbeat
@@ -176,7 +177,7 @@ class Worker:
                 ctx = self._held[lease]
                 started = time.monotonic()
                 outcome = self._execute(job, ctx)
-                self._mean_job_s = 0.8 * self._mean_job_s + 0.2 * (time.monotonic() - started)
+                self._mean_job_s = 0.5 * self._mean_job_s + 0.5 * (time.monotonic() - started)
                 if outcome.kind == "completed":
                     if not done:
                         first_done = time.monotonic()
@@ -329,7 +330,9 @@ class Worker:
         """This thread's queue client (each thread has its own connection)."""
         q = getattr(self._local, "queue", None)
         if q is None or q.conn.closed:
-            q = JobQueue(self.db.open(), lease_s=self.settings.lease_seconds,
+            conn = self.db.open()
+            conn.execute(q_sql("worker_session"))
+            q = JobQueue(conn, lease_s=self.settings.lease_seconds,
                          retry_base_s=self.settings.retry_base_s, retry_max_s=self.settings.retry_max_s)
             self._local.queue = q
         return q

@@ -9,6 +9,7 @@ from enchant_worker.domain.jobs import JobStatus, NewJob
 from enchant_worker.queue import JobQueue
 from enchant_worker.worker.registry import default_registry
 from enchant_worker.worker.runner import Worker
+from tests.support.counting_handlers import SETUP_SQL
 
 
 def wait_for(predicate, timeout=10.0, every=0.02):
@@ -21,7 +22,8 @@ def wait_for(predicate, timeout=10.0, every=0.02):
 
 
 @pytest.fixture
-def start_worker(db, settings):
+def start_worker(db, settings, conn):
+    conn.execute(SETUP_SQL)
     started = []
 
     def start(*, types=None, concurrency=1, burst=False, **overrides):
