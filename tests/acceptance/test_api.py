@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ import pytest
 
 from enchant_worker.domain.jobs import NewJob
 from enchant_worker.queue import JobQueue, Lease
+from tests.support.waiting import free_port, wait_for
 
 CLI = [sys.executable, "-m", "enchant_worker.cli"]
 API_START_LIMIT_S = 5.0  # "about a second" on a quiet machine; generous for shared CI runners
@@ -27,20 +27,6 @@ def cli(env, *args, check=True):
         raise AssertionError(f"{args} failed ({out.returncode}): {out.stderr}")
     return out
 
-
-def wait_for(predicate, timeout=30.0, interval=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := predicate():
-            return value
-        time.sleep(interval)
-    raise AssertionError("condition not met in time")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_keys_create_list_revoke(cli_env, conn):
@@ -151,14 +137,14 @@ def _watch_dashboard(page: DevTools, base: str, key: str, conn) -> None:
         return page.evaluate(f"(document.getElementById({element_id!r}) || {{}}).textContent || null")
 
     # Signed in through the key (now a cookie): the server-rendered page shows the empty queue.
-    wait_for(lambda: text("total-pending") == "0", timeout=30, interval=0.2)
+    wait_for(lambda: text("total-pending") == "0", timeout=30, every=0.2)
     assert page.evaluate("location.search") == "?refresh=1"  # the key left the address bar
     assert text("worker-count") == "0"
     # Jobs enqueued (as the web app would, straight into Postgres) show up without a reload.
     page.evaluate("window.__same_page = 1")
     queue = JobQueue(conn)
     queue.enqueue_many([NewJob("noop") for _ in range(3)])
-    wait_for(lambda: text("total-pending") == "3", timeout=30, interval=0.2)
+    wait_for(lambda: text("total-pending") == "3", timeout=30, every=0.2)
     assert page.evaluate("window.__same_page") == 1
     # A worker picks one up and another fails: processing, failures and workers change live too.
     queue.register_worker("gpu-0", host="box", pid=1, job_types=["noop"],
@@ -167,7 +153,7 @@ def _watch_dashboard(page: DevTools, base: str, key: str, conn) -> None:
     queue.fail(Lease(failing.id, failing.lease_token), "CUDA out of memory at step 3", attempt=1, retry=False)
     queue.extend([Lease(running.id, running.lease_token)], {running.id: {"percent": 55}})
     queue.worker_heartbeat("gpu-0", [running.id])
-    wait_for(lambda: text("total-processing") == "1" and text("total-failed") == "1", timeout=30, interval=0.2)
+    wait_for(lambda: text("total-processing") == "1" and text("total-failed") == "1", timeout=30, every=0.2)
     assert text("total-pending") == "1" and text("worker-count") == "1"
     body = page.evaluate("document.body.innerText")
     assert "CUDA out of memory at step 3" in body and "55%" in body and "gpu-0" in body

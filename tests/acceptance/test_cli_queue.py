@@ -12,6 +12,7 @@ import pytest
 from enchant_worker.domain.jobs import JobStatus, NewJob
 from enchant_worker.queue import JobQueue
 from tests.support.counting_handlers import SETUP_SQL
+from tests.support.waiting import wait_for
 
 CLI = [sys.executable, "-m", "enchant_worker.cli"]
 
@@ -27,14 +28,6 @@ def spawn_worker(env, *args):
     return subprocess.Popen([*CLI, "worker", "--handlers", "tests.support.counting_handlers", *args],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
-
-def wait_for(predicate, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := predicate():
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 @pytest.fixture

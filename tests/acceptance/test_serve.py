@@ -1,7 +1,6 @@
 """`serve`: API, worker and scheduler in one process, stopped cleanly by SIGTERM."""
 
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -10,12 +9,7 @@ import httpx
 
 from enchant_worker.domain.jobs import JobStatus, NewJob
 from enchant_worker.queue import JobQueue
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.support.waiting import free_port
 
 
 def test_serve_answers_http_runs_jobs_and_stops_on_sigterm(cli_env, conn):

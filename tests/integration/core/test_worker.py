@@ -10,15 +10,7 @@ from enchant_worker.queue import JobQueue
 from enchant_worker.worker.registry import default_registry
 from enchant_worker.worker.runner import Worker
 from tests.support.counting_handlers import SETUP_SQL
-
-
-def wait_for(predicate, timeout=10.0, every=0.02):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := predicate():
-            return value
-        time.sleep(every)
-    raise AssertionError("condition not met in time")
+from tests.support.waiting import wait_for
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -69,12 +68,3 @@ def run_worker(db, gen_settings):
             raise AssertionError("the worker did not finish in time")
 
     return run
-
-
-def wait_for(predicate, timeout=60.0, every=0.02):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := predicate():
-            return value
-        time.sleep(every)
-    raise AssertionError("condition not met in time")

@@ -13,8 +13,9 @@ from PIL import Image
 from enchant_worker.domain.jobs import JobStatus, NewJob
 from enchant_worker.generation.png_metadata import read_png_metadata
 from enchant_worker.queue import JobQueue
+from tests.support.waiting import wait_for
 
-from .conftest import STEPS, wait_for
+from .conftest import STEPS
 
 EXPECTED_PROMPT = (
     "inkstyle, The queen confronts the traitor in the throne room, "

@@ -10,9 +10,10 @@ import pytest
 from enchant_worker.data_migrations import DataMigrationRegistry, default_data_migrations, run_data_migration
 from enchant_worker.errors import JobCancelled
 from enchant_worker.scheduling.tasks import TaskContext, reap_leases
+from tests.support.waiting import wait_for
 
 from . import sample_migrations
-from .conftest import cli, spawn, stop, wait_for
+from .conftest import cli, spawn, stop
 
 ROWS = 10_000
 

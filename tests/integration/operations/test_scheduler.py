@@ -12,8 +12,9 @@ from enchant_worker.scheduling.leader import LeaderElection, current_leader
 from enchant_worker.scheduling.schedule import ScheduleConfig, parse_every
 from enchant_worker.scheduling.service import SchedulerService
 from enchant_worker.scheduling.tasks import TASKS
+from tests.support.waiting import wait_for
 
-from .conftest import spawn, stop, wait_for
+from .conftest import spawn, stop
 
 RAN = re.compile(r"ran (\S+) tick (\S+) by (\S+):")
 

@@ -12,8 +12,7 @@ from enchant_worker.handlers.train_lora import initiate_lora_training
 from enchant_worker.sql import q
 from enchant_worker.training import trainer
 from enchant_worker.worker import runner
-
-from .conftest import wait_for
+from tests.support.waiting import wait_for
 
 
 def storage_of(settings) -> Path:
