@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
-import uuid
 
-from enchant_worker.cli.common import open_database, print_json
+from enchant_worker.cli.common import open_database, print_json, uuid_arg
 from enchant_worker.errors import ConfigurationError
 
 
@@ -28,7 +26,7 @@ def register(commands) -> None:
     p.add_argument("--role", choices=["admin", "user"], default="user",
                    help="admin: everything; user: one user's jobs, LoRAs, presets and shared stories")
     who = p.add_mutually_exclusive_group()
-    who.add_argument("--user-id", type=_uuid_arg, help="the user a user key acts for (must exist)")
+    who.add_argument("--user-id", type=uuid_arg, help="the user a user key acts for (must exist)")
     who.add_argument("--email", help="the user a user key acts for, by email (created when missing)")
     p.set_defaults(func=cmd_keys_create)
     p = sub.add_parser("list", help="list keys (never the keys themselves)")
@@ -38,12 +36,6 @@ def register(commands) -> None:
     p.add_argument("ref", metavar="ID_OR_PREFIX")
     p.set_defaults(func=cmd_keys_revoke)
 
-
-def _uuid_arg(value: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a UUID") from None
 
 
 def cmd_api(args) -> int:

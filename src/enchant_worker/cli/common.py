@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
+import uuid
 from dataclasses import asdict, is_dataclass
 from typing import Any
 
@@ -21,6 +23,14 @@ def open_database(*, wait: bool = False, auto_migrate: bool = True) -> tuple[Set
         with db.connection() as conn:
             migrate(conn, settings.migrations_dir)
     return settings, db
+
+
+def uuid_arg(value: str) -> uuid.UUID:
+    """argparse type for ids: a clear message instead of a traceback."""
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a UUID") from None
 
 
 def print_json(value: Any) -> None:

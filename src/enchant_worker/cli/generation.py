@@ -5,10 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-import uuid
 from pathlib import Path
 
-from enchant_worker.cli.common import print_json
+from enchant_worker.cli.common import print_json, uuid_arg
 from enchant_worker.errors import InvalidJob
 
 POLL_INTERVAL_S = 0.25
@@ -36,7 +35,7 @@ def register(commands) -> None:
         description="Enqueue a generate_image job. With --wait (the default in a terminal) show its progress "
         "and print the image paths once a worker has run it; otherwise print the job id.")
     what = g.add_mutually_exclusive_group(required=True)
-    what.add_argument("--scene", metavar="ID", type=_uuid_arg, help="the scene to illustrate (prompt built from it)")
+    what.add_argument("--scene", metavar="ID", type=uuid_arg, help="the scene to illustrate (prompt built from it)")
     what.add_argument("--prompt", metavar="TEXT", help="a prompt of your own")
     g.add_argument("--lora", metavar="NAME:STRENGTH", action="append", default=[],
                    help="a LoRA by name (a lora_models row, or NAME.safetensors in a LoRA folder); repeatable")
@@ -48,7 +47,7 @@ def register(commands) -> None:
     g.add_argument("--sampler", help="sampler, e.g. 'Euler', 'DPM++ 2M Karras'")
     g.add_argument("--model", help="base model name (see `models list`)")
     g.add_argument("--preset", help="generation preset, by name or id")
-    g.add_argument("--branch", metavar="ID", type=_uuid_arg, help="story branch whose character looks apply")
+    g.add_argument("--branch", metavar="ID", type=uuid_arg, help="story branch whose character looks apply")
     g.add_argument("--negative-prompt", metavar="TEXT", help="replaces the preset's or the default one")
     g.add_argument("--priority", type=int, default=5, help="0 is most urgent (default 5)")
     g.add_argument("--wait", action=argparse.BooleanOptionalAction, default=None,
@@ -68,12 +67,6 @@ def register(commands) -> None:
     s.add_argument("--timeout", type=float, metavar="S", help="stop waiting after S seconds")
     s.set_defaults(func=cmd_sample_story)
 
-
-def _uuid_arg(value: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not an id (a UUID)") from None
 
 
 # -- models ---------------------------------------------------------------------------------------

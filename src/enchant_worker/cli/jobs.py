@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import argparse
 import json
-import uuid
 
-from enchant_worker.cli.common import open_database, print_json
+from enchant_worker.cli.common import open_database, print_json, uuid_arg
 from enchant_worker.domain.jobs import JobStatus, NewJob
 from enchant_worker.errors import InvalidJob
 from enchant_worker.queue import JobQueue
@@ -20,7 +18,7 @@ def register(commands) -> None:
     p.add_argument("--priority", type=int, default=5, help="0 is most urgent (default 5)")
     p.add_argument("--max-attempts", type=int, default=3, help="tries before the job fails (default 3)")
     p.add_argument("--entity-type", help="what the job is about, e.g. scene")
-    p.add_argument("--entity-id", type=_uuid_arg, help="the id of that entity")
+    p.add_argument("--entity-id", type=uuid_arg, help="the id of that entity")
     p.add_argument("--idempotency-key", help="enqueueing the same key twice gives the same job")
     p.set_defaults(func=cmd_enqueue)
 
@@ -38,12 +36,6 @@ def register(commands) -> None:
         p.add_argument("job_id", metavar="ID")
         p.set_defaults(func=func)
 
-
-def _uuid_arg(value: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a UUID") from None
 
 
 def _queue() -> JobQueue:
