@@ -63,8 +63,8 @@ def generate(
     adapters = resident.adapters.activate(params.loras)
     timings["adapters_s"] = adapters.load_s + adapters.switch_s
 
-    # 3. Pick the sampler, with the model's noise schedule
-    pipe.scheduler = make_scheduler(_base_scheduler_config(resident), settings.sampler)
+    # 3. Pick the sampler, with the model's noise schedule (kept between jobs that use the same one)
+    _use_sampler(resident, settings.sampler)
 
     # 4. Denoise in batches, halving the batch when memory runs out
     started = time.perf_counter()
@@ -87,6 +87,18 @@ def generate(
     return GenerationOutcome(
         pipe.image_processor.numpy_to_pil(images), settings.seeds, timings, adapters, warnings, batch_size
     )
+
+
+def _use_sampler(resident: ResidentPipeline, sampler: str) -> None:
+    """Set the pipeline's scheduler for `sampler`. Building one (from_config, a few ms) is skipped when
+    the previous job left the same sampler in place: set_timesteps() resets a scheduler's state at the
+    start of every call, as diffusers does when a pipeline is called again."""
+    pipe = resident.pipe
+    current = getattr(resident, "sampler_in_use", None)
+    if current is not None and current[0] == sampler and pipe.scheduler is current[1]:
+        return
+    pipe.scheduler = make_scheduler(_base_scheduler_config(resident), sampler)
+    resident.sampler_in_use = (sampler, pipe.scheduler)  # type: ignore[attr-defined]
 
 
 def _base_scheduler_config(resident: ResidentPipeline) -> dict:
