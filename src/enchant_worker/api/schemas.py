@@ -304,6 +304,45 @@ class PreferencesUpdate(BaseModel):
     style_preference: Label | None = Field(None, description="e.g. 'artistic'; guides provider choice")
 
 
+CollaboratorRole = Literal["owner", "editor", "contributor", "viewer"]
+Comment = Annotated[str, Field(max_length=2000), AfterValidator(_no_nul)]
+
+
+class CollaboratorPermissions(Strict):
+    """Rights granted beyond the role's (viewer: read; contributor and editor: read and write; owner:
+    read, write and admin): `true` grants the right, `false` withdraws one granted earlier (a right the
+    role itself gives cannot be withdrawn: choose another role). A key left out is unchanged."""
+
+    read: bool | None = None
+    write: bool | None = None
+    admin: bool | None = None
+
+
+class CollaboratorCreate(Strict):
+    """Invite an existing user, named by `user_id` or by `email` (exactly one of the two), to a story."""
+
+    user_id: uuid.UUID | None = None
+    email: Annotated[str, Field(min_length=1, max_length=320), AfterValidator(_no_nul)] | None = None
+    role: CollaboratorRole = Field("contributor", description="'owner' may be granted only by the story's owner")
+    permissions: CollaboratorPermissions | None = None
+    comment: Comment | None = Field(None, description="stored with the edit history entry")
+
+
+class CollaboratorUpdate(Strict):
+    """Change a collaborator's role or permissions (a field left out is unchanged)."""
+
+    role: CollaboratorRole | None = None
+    permissions: CollaboratorPermissions | None = None
+    comment: Comment | None = Field(None, description="stored with the edit history entry")
+
+    @field_validator("role")
+    @classmethod
+    def _role_not_null(cls, value: str | None) -> str:
+        if value is None:
+            raise ValueError("a collaborator needs a role (it cannot be null)")
+        return value
+
+
 class CollaboratorPublic(BaseModel):
     id: uuid.UUID
     story_id: uuid.UUID

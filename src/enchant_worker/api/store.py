@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any
 
@@ -59,6 +60,47 @@ class Store:
 
     def collaborators(self, story_id: uuid.UUID) -> list[Row]:
         return self._all("api_story_collaborators", story_id=story_id)
+
+    def transaction(self) -> AbstractContextManager[psycopg.Transaction]:
+        """A transaction on this store's connection (`with store.transaction(): ...`)."""
+        return self.conn.transaction()
+
+    def users_by_email(self, email: str) -> list[Row]:
+        """The user with exactly this email first, then those matching it case-insensitively (two at most)."""
+        return self._all("api_user_by_email", email=email)
+
+    def lock_story_owner(self, story_id: uuid.UUID) -> Row | None:
+        """The story's owner (`owner_id`), the story locked until the transaction ends."""
+        return self._one("api_story_lock_owner", id=story_id)
+
+    def collaborator(self, story_id: uuid.UUID, collaborator_id: uuid.UUID, *, lock: bool = False) -> Row | None:
+        """One collaborator of a story; `lock` holds the row until the transaction ends."""
+        return self._one("api_collaborator_lock" if lock else "api_collaborator_get", id=collaborator_id,
+                         story_id=story_id)
+
+    def collaborator_of_user(self, story_id: uuid.UUID, user_id: uuid.UUID) -> Row | None:
+        """The user's collaboration on the story, whatever its status."""
+        return self._one("api_collaborator_of_user", story_id=story_id, user_id=user_id)
+
+    def invite_collaborator(self, *, story_id: uuid.UUID, user_id: uuid.UUID, role: str,
+                            permissions: dict[str, bool], invited_by: uuid.UUID | None) -> Row:
+        return self._one("api_collaborator_invite", story_id=story_id, user_id=user_id, role=role,
+                         permissions=Jsonb(permissions), invited_by=invited_by)
+
+    def set_collaborator_status(self, collaborator_id: uuid.UUID, status: str) -> Row | None:
+        return self._one("api_collaborator_respond", id=collaborator_id, status=status)
+
+    def update_collaborator(self, collaborator_id: uuid.UUID, *, role: str, permissions: dict[str, bool]) -> Row | None:
+        return self._one("api_collaborator_update", id=collaborator_id, role=role, permissions=Jsonb(permissions))
+
+    def delete_collaborator(self, collaborator_id: uuid.UUID) -> bool:
+        return self._one("api_collaborator_delete", id=collaborator_id) is not None
+
+    def add_edit_history(self, *, entity_type: str, entity_id: uuid.UUID, user_id: uuid.UUID | None,
+                         action_type: str, changes: dict[str, Any], comment: str | None = None) -> None:
+        """One edit history entry (`changes` must be JSON: convert datetimes and UUIDs to strings first)."""
+        self._one("api_edit_history_add", entity_type=entity_type, entity_id=entity_id, user_id=user_id,
+                  action_type=action_type, changes=Jsonb(changes), comment=comment)
 
     def story_metadata(self, story_id: uuid.UUID) -> Row | None:
         """The story in the shape every process caches (read it through `cache.story_metadata`)."""

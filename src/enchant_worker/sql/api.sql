@@ -59,6 +59,61 @@ SELECT entity_story_id(%(entity_type)s, %(entity_id)s) AS story_id
 SELECT id, story_id, user_id, role, permissions, invited_by, invited_at, accepted_at, status
 FROM story_collaborators WHERE story_id = %(story_id)s ORDER BY invited_at, id
 
+-- api_user_by_email --
+-- The user with this email: the exact match first, then those matching it case-insensitively (two
+-- rows at most, so that an ambiguous spelling is told apart).
+SELECT id, email FROM users
+WHERE email = %(email)s OR lower(email) = lower(%(email)s)
+ORDER BY email = %(email)s DESC, email
+LIMIT 2
+
+-- api_story_lock_owner --
+-- A story's owner, the story locked until the transaction ends (serialises the invitations to one
+-- story, so that a user is invited at most once; NO KEY, so that rows referring to the story are
+-- not held up); no row when there is no such story.
+SELECT id, user_id AS owner_id FROM stories WHERE id = %(id)s FOR NO KEY UPDATE
+
+-- api_collaborator_of_user --
+-- This user's collaboration on a story, whatever its status (the latest when there are several).
+SELECT id, story_id, user_id, role, permissions, invited_by, invited_at, accepted_at, status
+FROM story_collaborators WHERE story_id = %(story_id)s AND user_id = %(user_id)s
+ORDER BY invited_at DESC NULLS LAST, id
+LIMIT 1
+
+-- api_collaborator_get --
+-- One collaborator of a story (no row when the id is unknown or of another story).
+SELECT id, story_id, user_id, role, permissions, invited_by, invited_at, accepted_at, status
+FROM story_collaborators WHERE id = %(id)s AND story_id = %(story_id)s
+
+-- api_collaborator_lock --
+-- One collaborator of a story, locked until the transaction that changes it ends.
+SELECT id, story_id, user_id, role, permissions, invited_by, invited_at, accepted_at, status
+FROM story_collaborators WHERE id = %(id)s AND story_id = %(story_id)s
+FOR UPDATE
+
+-- api_collaborator_invite --
+-- A new, pending invitation.
+INSERT INTO story_collaborators (story_id, user_id, role, permissions, invited_by, invited_at, status)
+VALUES (%(story_id)s, %(user_id)s, %(role)s, %(permissions)s, %(invited_by)s, NOW(), 'pending')
+RETURNING id, story_id, user_id, role, permissions, invited_by, invited_at, accepted_at, status
+
+-- api_collaborator_respond --
+-- The invitee accepts or declines: the status, and accepted_at (set on acceptance, cleared otherwise).
+UPDATE story_collaborators
+SET status = %(status)s, accepted_at = CASE WHEN %(status)s = 'accepted' THEN NOW() END
+WHERE id = %(id)s
+RETURNING id, story_id, user_id, role, permissions, invited_by, invited_at, accepted_at, status
+
+-- api_collaborator_update --
+-- A collaborator's new role and permissions.
+UPDATE story_collaborators SET role = %(role)s, permissions = %(permissions)s
+WHERE id = %(id)s
+RETURNING id, story_id, user_id, role, permissions, invited_by, invited_at, accepted_at, status
+
+-- api_collaborator_delete --
+-- Remove a collaborator (or an invitation).
+DELETE FROM story_collaborators WHERE id = %(id)s RETURNING id
+
 -- api_story_lock --
 -- A story's descriptive fields, locked until the transaction that changes them commits.
 SELECT id, title, description, genre, style_preference FROM stories WHERE id = %(id)s FOR UPDATE

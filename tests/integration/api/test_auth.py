@@ -10,7 +10,7 @@ from psycopg.types.json import Jsonb
 from enchant_worker.api.auth import hash_key
 
 # (method, path template, body): every route but health. {job}, {preset}, {lora}, {image}, {story}
-# are resources owned by alice.
+# are resources owned by alice (see `owned` for the collaboration ones).
 ROUTES = [
     ("GET", "/versions", None), ("GET", "/metrics", None), ("GET", "/dashboard/panels", None),
     ("POST", "/v1/jobs", {"job_type": "noop"}), ("GET", "/v1/jobs", None), ("GET", "/v1/jobs/{job}", None),
@@ -26,9 +26,17 @@ ROUTES = [
     ("POST", "/v2/loras/{lora}/publish", None), ("POST", "/v2/loras/{lora}/unpublish", None),
     ("GET", "/v2/stories/{story}/collaborators", None),
     ("GET", "/v2/stories/{story}", None), ("PATCH", "/v2/stories/{story}", {"genre": "fantasy"}),
+    ("POST", "/v2/stories/{story}/collaborators", {"email": "dave@example.org", "role": "viewer"}),
+    ("PATCH", "/v2/stories/{story}/collaborators/{collaborator}", {"role": "editor"}),
+    ("DELETE", "/v2/stories/{story}/collaborators/{collaborator}", None),
+    ("POST", "/v2/stories/{their_story}/collaborators/{invitation}/accept", None),
+    ("POST", "/v2/stories/{their_story}/collaborators/{invitation}/decline", None),
     ("GET", "/v2/users/me/preferences", None), ("PUT", "/v2/users/me/preferences", {"theme": "dark"}),
 ]
 ADMIN_ONLY = {"/metrics", "/dashboard/panels", "/v1/workers"}
+# Answered by the invitee only ({invitation} invites alice to carol's story): not even an admin key.
+INVITEE_ONLY = {"/v2/stories/{their_story}/collaborators/{invitation}/accept",
+                "/v2/stories/{their_story}/collaborators/{invitation}/decline"}
 # What a stranger (bob, no rights on alice's things) gets: 403 on alice's resources, 2xx on lists and
 # on his own creations; admin-only routes 403.
 BOB_OK = {"/versions", "/v1/jobs", "/v1/queue/stats", "/v1/models", "/v1/providers", "/v1/presets", "/v1/images",
@@ -36,9 +44,12 @@ BOB_OK = {"/versions", "/v1/jobs", "/v1/queue/stats", "/v1/models", "/v1/provide
 
 
 @pytest.fixture
-def owned(store, alice, png, settings) -> dict[str, str]:
-    """A story, job, preset, ready LoRA and image, all alice's."""
+def owned(store, alice, png, settings, make_user) -> dict[str, str]:
+    """A story, job, preset, ready LoRA and image, all alice's; carol's pending invitation to alice's
+    story ({collaborator}); carol's story ({their_story}) with alice's pending invitation ({invitation})."""
     conn = store.conn
+    carol = make_user("carol@example.org")
+    make_user("dave@example.org")
     story = conn.execute("INSERT INTO stories (user_id, title) VALUES (%s, 'Tale') RETURNING id",
                          [alice.user_id]).fetchone()["id"]
     chapter = conn.execute("INSERT INTO chapters (story_id, chapter_number) VALUES (%s, 1) RETURNING id",
@@ -59,7 +70,16 @@ def owned(store, alice, png, settings) -> dict[str, str]:
     image_path.write_bytes(png())
     image = conn.execute("INSERT INTO images (scene_id, user_id, file_path, prompt) VALUES (%s, %s, %s, 'a castle') "
                          "RETURNING id", [scene, alice.user_id, str(image_path)]).fetchone()["id"]
-    return {"story": str(story), "job": str(job), "preset": str(preset), "lora": str(lora), "image": str(image),
+    collaborator = conn.execute("INSERT INTO story_collaborators (story_id, user_id, role, invited_by) "
+                                "VALUES (%s, %s, 'contributor', %s) RETURNING id",
+                                [story, carol.user_id, alice.user_id]).fetchone()["id"]
+    their_story = conn.execute("INSERT INTO stories (user_id, title) VALUES (%s, 'Theirs') RETURNING id",
+                               [carol.user_id]).fetchone()["id"]
+    invitation = conn.execute("INSERT INTO story_collaborators (story_id, user_id, role, invited_by) "
+                              "VALUES (%s, %s, 'viewer', %s) RETURNING id",
+                              [their_story, alice.user_id, carol.user_id]).fetchone()["id"]
+    return {"collaborator": str(collaborator), "their_story": str(their_story), "invitation": str(invitation),
+            "story": str(story), "job": str(job), "preset": str(preset), "lora": str(lora), "image": str(image),
             "scene": str(scene)}
 
 
@@ -86,9 +106,9 @@ def test_matrix(client, owned, admin, alice, bob, method, template, body):
     # The owner: everything but admin-only routes.
     r = _call(client, method, template, body, alice.headers, owned)
     assert r.status_code == 403 if template in ADMIN_ONLY else _allowed(r), r.text
-    # Admin: everything.
+    # Admin: everything but answering another user's invitation.
     r = _call(client, method, template, body, admin.headers, owned)
-    assert _allowed(r), r.text
+    assert r.status_code == 403 if template in INVITEE_ONLY else _allowed(r), r.text
 
 
 def test_strangers_see_none_of_alices_things_in_lists(client, owned, bob, alice):

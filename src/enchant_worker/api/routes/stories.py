@@ -1,16 +1,24 @@
 """Stories: their metadata (read through the story metadata cache, edited with an edit history entry)
-and who works on them, with which rights."""
+and who works on them, with which rights: invitations, answers, role changes and removals (the rules
+are in `api.collaboration`; each change is recorded in edit_history)."""
 
 from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response, status
 
+from enchant_worker.api import collaboration
 from enchant_worker.api.auth import READ, WRITE, Principal, story_rights
 from enchant_worker.api.deps import CacheDep, PrincipalDep, StoreDep
-from enchant_worker.api.errors import COMMON, Forbidden, NotFound
-from enchant_worker.api.schemas import CollaboratorPublic, StoryPublic, StoryUpdate
+from enchant_worker.api.errors import COMMON, Forbidden, NotFound, responses
+from enchant_worker.api.schemas import (
+    CollaboratorCreate,
+    CollaboratorPublic,
+    CollaboratorUpdate,
+    StoryPublic,
+    StoryUpdate,
+)
 from enchant_worker.api.store import Row, Store
 from enchant_worker.api.versions import COLLABORATION
 
@@ -60,3 +68,50 @@ def list_collaborators(story_id: uuid.UUID, store: StoreDep, principal: Principa
     """The story's collaborators: readable by its owner, its accepted collaborators and admins."""
     _check(store, principal, story_id, READ)
     return store.collaborators(story_id)
+
+
+@router.post("/{story_id}/collaborators", status_code=status.HTTP_201_CREATED, response_model=CollaboratorPublic,
+             responses=responses(409))
+def invite_collaborator(story_id: uuid.UUID, body: CollaboratorCreate, store: StoreDep,
+                        principal: PrincipalDep) -> Row:
+    """Invite an existing user (by `user_id` or `email`) with a role (`owner` only by the story's owner)
+    and optional extra `permissions`. Needs admin rights on the story: its owner, a collaborator with
+    admin rights, an admin key. The invitation is pending until the user accepts it; a user invited
+    already (whatever the answer) is a 409 naming that invitation; an unknown user is a 404."""
+    return collaboration.invite(store, principal, story_id, body)
+
+
+@router.post("/{story_id}/collaborators/{collaborator_id}/accept", response_model=CollaboratorPublic,
+             responses=responses(409))
+def accept_invitation(story_id: uuid.UUID, collaborator_id: uuid.UUID, store: StoreDep,
+                      principal: PrincipalDep) -> Row:
+    """The invited user accepts (only them): the role's rights apply from now on. Accepting again
+    changes nothing; a declined invitation cannot be accepted (409)."""
+    return collaboration.answer(store, principal, story_id, collaborator_id, accept=True)
+
+
+@router.post("/{story_id}/collaborators/{collaborator_id}/decline", response_model=CollaboratorPublic,
+             responses=responses(409))
+def decline_invitation(story_id: uuid.UUID, collaborator_id: uuid.UUID, store: StoreDep,
+                       principal: PrincipalDep) -> Row:
+    """The invited user declines (only them). Declining again changes nothing; an accepted invitation
+    is left with DELETE instead (409)."""
+    return collaboration.answer(store, principal, story_id, collaborator_id, accept=False)
+
+
+@router.patch("/{story_id}/collaborators/{collaborator_id}", response_model=CollaboratorPublic)
+def update_collaborator(story_id: uuid.UUID, collaborator_id: uuid.UUID, body: CollaboratorUpdate,
+                        store: StoreDep, principal: PrincipalDep) -> Row:
+    """Change a collaborator's role or permissions (admin rights on the story; the owner role, given or
+    taken, only by the story's owner). A right granted in `permissions` stays across role changes."""
+    return collaboration.update(store, principal, story_id, collaborator_id, body)
+
+
+@router.delete("/{story_id}/collaborators/{collaborator_id}", status_code=status.HTTP_204_NO_CONTENT,
+               response_class=Response)
+def remove_collaborator(story_id: uuid.UUID, collaborator_id: uuid.UUID, store: StoreDep,
+                        principal: PrincipalDep) -> Response:
+    """Remove a collaborator or an invitation (admin rights on the story; one with the owner role only
+    by the story's owner), or leave: a collaborator may always remove themselves."""
+    collaboration.remove(store, principal, story_id, collaborator_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
