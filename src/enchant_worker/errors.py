@@ -30,16 +30,8 @@ class InvalidJob(EnchantError):
     """The job's input is invalid. Raised by handlers; the job fails at once, without retries."""
 
 
-class TransientError(EnchantError):
-    """A temporary failure; the job is retried with backoff."""
-
-
 class JobCancelled(EnchantError):
     """The job was cancelled."""
-
-
-class LeaseLost(EnchantError):
-    """This worker no longer holds the job's lease; another worker may have it."""
 
 
 class Preempted(EnchantError):

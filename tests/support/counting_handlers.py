@@ -28,8 +28,29 @@ def slow_count(ctx):
     return {"pid": os.getpid()}
 
 
+def hang_once(ctx):
+    """The first attempt hangs for metadata.seconds (past its timeout); later attempts finish at once."""
+    _record(ctx)
+    if ctx.job.attempts == 1:
+        time.sleep(float(ctx.metadata.get("seconds", 1)))
+    return {"attempt": ctx.job.attempts}
+
+
+def odd_values(ctx):
+    """Reports progress details JSON cannot hold, outlives its lease, then returns metadata.result."""
+    import numpy as np
+
+    ctx.progress(50, loss=float("nan"), step=np.int64(3))
+    ctx.progress(60, loss=np.float32(0.25))
+    time.sleep(float(ctx.metadata.get("seconds", 0)))
+    if ctx.metadata.get("error"):
+        raise RuntimeError(ctx.metadata["error"].replace("|", "\x00"))  # "|" stands for a NUL
+    return {"value": float(ctx.metadata["result"])} if "result" in ctx.metadata else {}
+
+
 HANDLERS = [
     Handler("count", count, batch_size=64),
     Handler("slow_count", slow_count),
-    Handler("hang", slow_count, timeout_s=1.0),  # hangs past its limit when seconds > 1
+    Handler("hang", hang_once, timeout_s=1.0),
+    Handler("odd", odd_values),
 ]

@@ -12,6 +12,7 @@ from typing import Any
 from enchant_worker.config import Settings, get_settings
 from enchant_worker.db.connection import Database, database_url
 from enchant_worker.db.migrate import migrate
+from enchant_worker.errors import ConfigurationError
 
 
 def open_database(*, wait: bool = False, auto_migrate: bool = True) -> tuple[Settings, Database]:
@@ -31,6 +32,26 @@ def uuid_arg(value: str) -> uuid.UUID:
         return uuid.UUID(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{value!r} is not a UUID") from None
+
+
+def positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number of at least 1")
+    return number
+
+
+def job_types_arg(value: str | None) -> list[str] | None:
+    """--types a,b → ['a', 'b']; absent → None (every registered type); given but empty is refused."""
+    if value is None:
+        return None
+    types = [t.strip() for t in value.split(",") if t.strip()]
+    if not types:
+        raise ConfigurationError(f"--types {value!r} names no job type; leave it out to serve every type")
+    return types
 
 
 def print_json(value: Any) -> None:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import sys
 
-from enchant_worker.cli.common import open_database, print_json, uuid_arg
+from enchant_worker.cli.common import open_database, positive_int, print_json, uuid_arg
 from enchant_worker.domain.jobs import JobStatus, NewJob
 from enchant_worker.errors import InvalidJob
 from enchant_worker.queue import JobQueue
+from enchant_worker.worker.registry import default_registry
 
 
 def register(commands) -> None:
@@ -25,7 +27,7 @@ def register(commands) -> None:
     p = commands.add_parser("jobs", help="list recent jobs", description="List recent jobs, newest first.")
     p.add_argument("--status", choices=[s.value for s in JobStatus])
     p.add_argument("--type", dest="job_type")
-    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--limit", type=positive_int, default=50, help="how many (default 50)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_jobs)
 
@@ -48,6 +50,12 @@ def cmd_enqueue(args) -> int:
         metadata = json.loads(args.metadata)
     except json.JSONDecodeError as exc:
         raise InvalidJob(f"--metadata is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+    handler = default_registry().get(args.job_type)
+    if handler is None:
+        print(f"note: no handler for {args.job_type!r} is installed here; the job waits for a worker that has one",
+              file=sys.stderr)
+    elif handler.validate and isinstance(metadata, dict):
+        handler.validate(metadata)  # refuse now what the worker would fail at once
     job = NewJob(args.job_type, metadata, priority=args.priority, max_attempts=args.max_attempts,
                  entity_type=args.entity_type, entity_id=args.entity_id, idempotency_key=args.idempotency_key)
     print(_queue().enqueue(job))

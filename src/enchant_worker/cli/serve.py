@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
+import signal
 import threading
 
-from enchant_worker.cli.common import open_database
+from enchant_worker.cli.common import job_types_arg, open_database
 from enchant_worker.worker.registry import default_registry
 from enchant_worker.worker.runner import Worker
 
@@ -42,7 +43,7 @@ def cmd_serve(args) -> int:
 
     settings, db = open_database(wait=True)
     registry = default_registry(module=args.handlers)
-    types = [t.strip() for t in args.types.split(",") if t.strip()] if args.types else None
+    types = job_types_arg(args.types)
     worker = Worker(db, settings, registry, job_types=types, concurrency=args.concurrency)
     worker_thread = threading.Thread(target=worker.run, name="worker", daemon=True)
     scheduler = start_scheduler(db, settings)
@@ -53,7 +54,9 @@ def cmd_serve(args) -> int:
                                 access_log=False)
         _Server(config).run()  # owns SIGINT/SIGTERM; returns once the API has stopped
     finally:
-        log.info("stopping the worker and the scheduler")
+        log.info("stopping the worker and the scheduler (signal again to hand back running jobs now)")
+        for sig in (signal.SIGINT, signal.SIGTERM):  # uvicorn has restored the default handlers
+            signal.signal(sig, lambda signum, frame: worker.stop(now=True))
         worker.stop()
         worker_thread.join(timeout=settings.shutdown_grace_s + 15)
         scheduler.stop()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import signal
 
-from enchant_worker.cli.common import open_database
+from enchant_worker.cli.common import job_types_arg, open_database
 from enchant_worker.worker.registry import default_registry
 from enchant_worker.worker.runner import Worker
 
@@ -28,7 +28,7 @@ def register(commands) -> None:
 def cmd_worker(args) -> int:
     settings, db = open_database(wait=True)
     registry = default_registry(module=args.handlers)
-    types = [t.strip() for t in args.types.split(",") if t.strip()] if args.types else None
+    types = job_types_arg(args.types)
     worker = Worker(db, settings, registry, job_types=types, concurrency=args.concurrency, burst=args.burst)
     signals = {"count": 0}
 

@@ -13,8 +13,12 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 
+# pgserver keeps its socket lock under the user's runtime folder; where none is set it falls back to /tmp
+# and says so on every import.
+warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+
+
 def _server(pgdata: Path):
-    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
     logging.getLogger("pgserver").setLevel(logging.WARNING)
     import pgserver
 
@@ -32,9 +36,11 @@ def start(pgdata: Path) -> str:
 def _ensure_database(admin_url: str) -> None:
     import psycopg
 
+    from enchant_worker.sql import q
+
     with psycopg.connect(admin_url, autocommit=True) as conn:
-        if conn.execute("SELECT 1 FROM pg_database WHERE datname = 'enchant'").fetchone() is None:
-            conn.execute("CREATE DATABASE enchant")
+        if conn.execute(q("embedded_database_exists")).fetchone() is None:
+            conn.execute(q("create_embedded_database"))
 
 
 def status(pgdata: Path) -> dict:

@@ -54,7 +54,7 @@ def discover(directory: Path) -> list[Migration]:
 
 def applied(conn: psycopg.Connection) -> dict[str, str]:
     """version → hash of what is recorded; empty when the table does not exist yet."""
-    if conn.execute("SELECT to_regclass('schema_migrations') AS t").fetchone()["t"] is None:
+    if not conn.execute(q("schema_migrations_exists")).fetchone()["present"]:
         return {}
     return {r["version"]: r["migration_hash"] for r in conn.execute(q("applied_migrations"))}
 

@@ -5,6 +5,7 @@ A JobQueue is not thread-safe: each thread of a worker has its own (and its own 
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -18,6 +19,8 @@ from enchant_worker.errors import InvalidJob, JobNotFound
 from enchant_worker.queue.backoff import retry_delay_s
 from enchant_worker.sql import q
 
+MAX_ATTEMPTS = 1000
+
 
 @dataclass(frozen=True)
 class Lease:
@@ -27,15 +30,23 @@ class Lease:
     token: uuid.UUID
 
 
-def _check(job: NewJob) -> None:
+def _check(job: NewJob) -> str:
+    """Refuses a job that cannot be stored, naming the field; returns its metadata as JSON text."""
     if not job.job_type or not isinstance(job.job_type, str):
         raise InvalidJob("job_type: a non-empty job type name is required")
     if not isinstance(job.metadata, dict):
         raise InvalidJob("metadata: must be a JSON object")
+    try:
+        text = json.dumps(job.metadata, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidJob(f"metadata: cannot be stored as JSON ({exc})") from None
+    if _has_nul(job.metadata):
+        raise InvalidJob("metadata: text may not contain NUL characters (\\u0000); Postgres cannot store them")
     if not 0 <= job.priority <= 32767:
         raise InvalidJob(f"priority: must be between 0 (most urgent) and 32767, got {job.priority}")
-    if job.max_attempts < 1:
-        raise InvalidJob(f"max_attempts: must be at least 1, got {job.max_attempts}")
+    if not 1 <= job.max_attempts <= MAX_ATTEMPTS:
+        raise InvalidJob(f"max_attempts: must be between 1 and {MAX_ATTEMPTS}, got {job.max_attempts}")
+    return text
 
 
 class JobQueue:
@@ -54,31 +65,38 @@ class JobQueue:
     def enqueue_many(self, jobs: Sequence[NewJob]) -> list[uuid.UUID]:
         """Inserts jobs in one statement; returns their ids in order. The same idempotency key twice,
         in this batch or from before, yields the one existing job's id."""
-        for job in jobs:
-            _check(job)
-        unique: dict[str, NewJob] = {}
-        batch: list[NewJob] = []
-        for job in jobs:
-            if job.idempotency_key is None:
-                batch.append(job)
-            elif job.idempotency_key not in unique:
-                unique[job.idempotency_key] = job
-                batch.append(job)
-        rows = self.conn.execute(q("enqueue_jobs"), {
-            "job_type": [j.job_type for j in batch],
-            "metadata": [Jsonb(j.metadata) for j in batch],
-            "priority": [j.priority for j in batch],
-            "max_attempts": [j.max_attempts for j in batch],
-            "entity_type": [j.entity_type for j in batch],
-            "entity_id": [j.entity_id for j in batch],
-            "user_id": [j.user_id for j in batch],
-            "idempotency_key": [j.idempotency_key for j in batch],
-            "run_after": [j.run_after for j in batch],
-        }).fetchall()
-        # INSERT ... SELECT returns rows in input order; keyed jobs are matched by key to be safe.
-        by_key = {r["idempotency_key"]: r["id"] for r in rows if r["idempotency_key"] is not None}
-        unkeyed = iter(r["id"] for r in rows if r["idempotency_key"] is None)
-        return [by_key[j.idempotency_key] if j.idempotency_key is not None else next(unkeyed) for j in jobs]
+        texts = [_check(job) for job in jobs]
+        ids: list[uuid.UUID] = []  # chosen here, so nothing relies on the order of returned rows
+        batch: list[tuple[uuid.UUID, NewJob, str]] = []
+        first_of_key: dict[str, uuid.UUID] = {}
+        for job, text in zip(jobs, texts, strict=True):
+            if job.idempotency_key in first_of_key:
+                ids.append(first_of_key[job.idempotency_key])  # the same key twice in one batch
+                continue
+            job_id = uuid.uuid4()
+            ids.append(job_id)
+            batch.append((job_id, job, text))
+            if job.idempotency_key is not None:
+                first_of_key[job.idempotency_key] = job_id
+        self.conn.execute(q("enqueue_jobs"), {
+            "id": [i for i, _, _ in batch],
+            "job_type": [j.job_type for _, j, _ in batch],
+            "metadata": [t for _, _, t in batch],
+            "priority": [j.priority for _, j, _ in batch],
+            "max_attempts": [j.max_attempts for _, j, _ in batch],
+            "entity_type": [j.entity_type for _, j, _ in batch],
+            "entity_id": [j.entity_id for _, j, _ in batch],
+            "user_id": [j.user_id for _, j, _ in batch],
+            "idempotency_key": [j.idempotency_key for _, j, _ in batch],
+            "run_after": [j.run_after for _, j, _ in batch],
+        })
+        if not first_of_key:
+            return ids
+        # A key enqueued before this batch keeps its job: ours was not inserted.
+        holders = {r["idempotency_key"]: r["id"] for r in
+                   self.conn.execute(q("jobs_by_idempotency_key"), {"keys": list(first_of_key)})}
+        return [holders.get(job.idempotency_key, job_id) if job.idempotency_key else job_id
+                for job_id, job in zip(ids, jobs, strict=True)]
 
     # -- the lease and its writes ----------------------------------------------------------------
 
@@ -212,6 +230,16 @@ class JobQueue:
             "id": worker_id, "job_ids": list(job_ids), "status": status,
             "completed": completed, "failed": failed,
         })
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
 
 
 def _jsonb(value: Any) -> Jsonb | None:

@@ -67,7 +67,7 @@ class LeaderElection:
         try:
             conn = self._connection()
             if self.is_leader:
-                conn.execute("SELECT 1")
+                conn.execute(q("ping"))
             elif conn.execute(q("try_scheduler_lock")).fetchone()[0]:
                 self._leader.set()
                 log.info("scheduler %s is now the leader", self.identity)

@@ -21,3 +21,19 @@ SELECT version, migration_hash FROM schema_migrations ORDER BY version
 -- record_migration --
 -- Record one applied file.
 INSERT INTO schema_migrations (version, migration_hash) VALUES (%(version)s, %(hash)s)
+
+-- schema_migrations_exists --
+-- Has this database been migrated at all?
+SELECT to_regclass('schema_migrations') IS NOT NULL AS present
+
+-- embedded_database_exists --
+-- Does the embedded server have the project's database yet?
+SELECT 1 FROM pg_database WHERE datname = 'enchant'
+
+-- create_embedded_database --
+-- The project's database on the embedded server.
+CREATE DATABASE enchant
+
+-- ping --
+-- Is the connection alive?
+SELECT 1

@@ -1,16 +1,20 @@
 -- enqueue_jobs --
--- Insert a batch of jobs. A job whose idempotency key exists already is not inserted again: the
--- no-op DO UPDATE makes RETURNING give the existing row's id, so the caller gets the same job back.
+-- Insert a batch of jobs with ids chosen by the caller (metadata as JSON text). A job whose idempotency
+-- key exists already is not inserted again (see jobs_by_idempotency_key).
 INSERT INTO processing_jobs
-    (job_type, metadata, priority, max_attempts, entity_type, entity_id, user_id, idempotency_key, run_after)
-SELECT t.job_type, t.metadata, t.priority, t.max_attempts, t.entity_type, t.entity_id, t.user_id,
+    (id, job_type, metadata, priority, max_attempts, entity_type, entity_id, user_id, idempotency_key, run_after)
+SELECT t.id, t.job_type, t.metadata::jsonb, t.priority, t.max_attempts, t.entity_type, t.entity_id, t.user_id,
        t.idempotency_key, COALESCE(t.run_after, NOW())
-FROM unnest(%(job_type)s::text[], %(metadata)s::jsonb[], %(priority)s::smallint[], %(max_attempts)s::int[],
-            %(entity_type)s::text[], %(entity_id)s::uuid[], %(user_id)s::uuid[], %(idempotency_key)s::text[],
-            %(run_after)s::timestamptz[])
-     AS t(job_type, metadata, priority, max_attempts, entity_type, entity_id, user_id, idempotency_key, run_after)
-ON CONFLICT (idempotency_key) DO UPDATE SET idempotency_key = EXCLUDED.idempotency_key
-RETURNING id, idempotency_key
+FROM unnest(%(id)s::uuid[], %(job_type)s::text[], %(metadata)s::text[], %(priority)s::smallint[],
+            %(max_attempts)s::int[], %(entity_type)s::text[], %(entity_id)s::uuid[], %(user_id)s::uuid[],
+            %(idempotency_key)s::text[], %(run_after)s::timestamptz[])
+     AS t(id, job_type, metadata, priority, max_attempts, entity_type, entity_id, user_id, idempotency_key,
+          run_after)
+ON CONFLICT (idempotency_key) DO NOTHING
+
+-- jobs_by_idempotency_key --
+-- The jobs that hold these idempotency keys (after an enqueue: ours, or those enqueued before).
+SELECT id, idempotency_key FROM processing_jobs WHERE idempotency_key = ANY(%(keys)s::text[])
 
 -- lease_jobs --
 -- Lease up to `limit` runnable jobs of the given types for one worker, in one statement.
@@ -56,12 +60,15 @@ RETURNING j.id
 
 -- fail_job --
 -- A handler raised. Retry later (pending with run_after pushed back) while attempts remain and the
--- error is transient; otherwise the job has failed for good.
+-- error is transient; otherwise the job has failed for good. A job whose cancel was requested meanwhile
+-- is cancelled, never retried.
 UPDATE processing_jobs
-SET status = CASE WHEN %(retry)s AND attempts < max_attempts THEN 'pending' ELSE 'failed' END,
-    run_after = CASE WHEN %(retry)s AND attempts < max_attempts
+SET status = CASE WHEN cancel_requested THEN 'cancelled'
+                  WHEN %(retry)s AND attempts < max_attempts THEN 'pending' ELSE 'failed' END,
+    run_after = CASE WHEN %(retry)s AND attempts < max_attempts AND NOT cancel_requested
                      THEN NOW() + make_interval(secs => %(delay_s)s) ELSE run_after END,
-    completed_at = CASE WHEN %(retry)s AND attempts < max_attempts THEN NULL ELSE NOW() END,
+    completed_at = CASE WHEN %(retry)s AND attempts < max_attempts AND NOT cancel_requested
+                        THEN NULL ELSE NOW() END,
     errors = errors + 1, error_message = %(error)s, result = COALESCE(%(result)s, result),
     lease_expires_at = NULL, lease_token = NULL
 WHERE id = %(id)s AND lease_token = %(token)s AND status = 'processing'
@@ -77,9 +84,12 @@ RETURNING id
 
 -- release_jobs --
 -- Hand leased jobs back to the queue without spending an attempt (shutdown, preemption, prefetched
--- jobs never started). The status change wakes other workers through the trigger.
+-- jobs never started); a job whose cancel was requested meanwhile is cancelled instead. The status
+-- change wakes other workers through the trigger.
 UPDATE processing_jobs j
-SET status = 'pending', attempts = GREATEST(j.attempts - 1, 0), leased_by = NULL, lease_token = NULL,
+SET status = CASE WHEN j.cancel_requested THEN 'cancelled' ELSE 'pending' END,
+    completed_at = CASE WHEN j.cancel_requested THEN NOW() END,
+    attempts = GREATEST(j.attempts - 1, 0), leased_by = NULL, lease_token = NULL,
     lease_expires_at = NULL, run_after = NOW(), result = COALESCE(r.result, j.result)
 FROM unnest(%(ids)s::uuid[], %(tokens)s::uuid[], %(results)s::jsonb[]) AS r(id, token, result)
 WHERE j.id = r.id AND j.lease_token = r.token AND j.status = 'processing'
@@ -137,12 +147,14 @@ ORDER BY created_at DESC, id DESC
 LIMIT %(limit)s
 
 -- urgent_work_waiting --
--- Preemption test for long jobs: has work of the given types and strictly better priority waited longer
--- than `wait_s`?
+-- Preemption test for long jobs: has work of the given types and strictly better priority been runnable
+-- for longer than `wait_s` (counted from when it became runnable, so an old retried job does not count
+-- as having waited)?
 SELECT EXISTS (
     SELECT 1 FROM processing_jobs
     WHERE status = 'pending' AND run_after <= NOW() AND job_type = ANY(%(types)s)
-      AND priority < %(priority)s AND created_at < NOW() - make_interval(secs => %(wait_s)s)
+      AND priority < %(priority)s
+      AND GREATEST(created_at, run_after) < NOW() - make_interval(secs => %(wait_s)s)
 ) AS waiting
 
 -- register_worker --
@@ -165,3 +177,7 @@ WHERE id = %(id)s
 -- autovacuum has analyzed the table, the planner believes few jobs are pending and picks a bitmap scan
 -- that reads and sorts the whole backlog on every lease (measured: 15-25% of drain throughput).
 SET enable_bitmapscan = off
+
+-- listen_for_work --
+-- Subscribe to new runnable jobs and to cancellations of running ones (see the triggers).
+LISTEN enchant_jobs; LISTEN enchant_cancel

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from enchant_worker.domain.jobs import Job
+from enchant_worker.errors import JobCancelled
 
 
 @dataclass
@@ -17,17 +20,21 @@ class JobContext:
 
     `progress()` and `is_cancelled()` are cheap: progress is written by the heartbeat thread, and the
     cancel flag is set by the heartbeat or by a NOTIFY, so a handler may call both at every step.
+    A handler that sees the flag stops by raising JobCancelled (`raise_if_cancelled()` does it): the
+    worker then records the cancellation, or hands the job back when the worker is shutting down. A
+    handler that returns normally has completed the job.
     """
 
     job: Job
     log: logging.Logger
-    connect: Callable[[], Any]  # a context manager giving a psycopg connection (pooled)
+    connect: Callable[[], Any]  # a context manager giving the slot's own psycopg connection
     settings: Any
     spec: Any = None  # the metadata as validated by the handler's `validate`
     cancel_event: threading.Event = field(default_factory=threading.Event)
     cancel_reason: str | None = None  # 'cancel_requested', 'lease_lost', 'timeout' or 'shutdown'
     deadline: float | None = None  # time.monotonic() past which the job has timed out
     timeout_s: float | None = None
+    timed_out: bool = False  # set by the heartbeat, which then failed the job for retry elsewhere
     on_progress: Callable[[], None] = lambda: None
     preempt_check: Callable[[], bool] = lambda: False
     _progress: dict[str, Any] = field(default_factory=dict)
@@ -38,9 +45,14 @@ class JobContext:
         return self.job.metadata
 
     def progress(self, percent: float, **info: Any) -> None:
-        """Record progress (0-100) and optional details (step, loss, eta_s...) shown on the job."""
+        """Record progress (0-100) and optional details (step, loss, eta_s...) shown on the job.
+        Details that cannot be stored as JSON (NaN, tensors...) are dropped with a warning: a bad value
+        must never stop the heartbeat that keeps every job's lease."""
+        percent = float(percent)
+        details = _storable(info, self.log) if info else None
         with self._progress_lock:
-            self._progress = {"percent": max(0, min(100, int(percent))), "info": info or None}
+            self._progress = {"percent": max(0, min(100, int(percent))) if math.isfinite(percent) else 0,
+                              "info": details}
         self.on_progress()
 
     def take_progress(self) -> dict[str, Any] | None:
@@ -57,6 +69,25 @@ class JobContext:
         """True once the job was cancelled, its lease was lost, or the worker is shutting down."""
         return self.cancel_event.is_set()
 
+    def raise_if_cancelled(self) -> None:
+        if self.cancel_event.is_set():
+            raise JobCancelled()
+
     def should_yield(self) -> bool:
         """True when more urgent work waits and a long job should checkpoint and hand itself back."""
         return self.preempt_check()
+
+
+def _storable(info: dict[str, Any], log: logging.Logger) -> dict[str, Any] | None:
+    """`info` as plain JSON values (numpy/torch scalars become numbers), or None when it cannot be."""
+    def plain(value: Any) -> Any:
+        item = getattr(value, "item", None)  # numpy and torch scalars
+        if callable(item):
+            return item()
+        raise TypeError(f"{type(value).__name__} is not JSON")
+
+    try:
+        return json.loads(json.dumps(info, default=plain, allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        log.warning("progress details dropped (%s): %r", exc, info)
+        return None

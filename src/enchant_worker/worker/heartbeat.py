@@ -9,8 +9,6 @@ import threading
 import time
 from collections.abc import Callable
 
-import psycopg
-
 from enchant_worker.db.connection import Database
 from enchant_worker.queue import JobQueue, Lease
 from enchant_worker.worker.context import JobContext
@@ -56,8 +54,8 @@ class Heartbeat:
                     last_reap = started
                     for row in queue.reap():
                         log.warning("reaped job %s whose lease expired: now %s", row["id"], row["status"])
-            except psycopg.Error as exc:
-                log.warning("heartbeat failed (%s); will retry", str(exc).strip())
+            except Exception as exc:  # the database away, or anything else: never let this thread die
+                log.warning("heartbeat failed (%s); will retry", str(exc).strip() or type(exc).__name__)
                 if queue is not None:
                     queue.conn.close()
                 queue = None
@@ -74,13 +72,14 @@ class Heartbeat:
         held = self.held()
         now = time.monotonic()
         for lease, ctx in list(held.items()):
-            if ctx.deadline is not None and now > ctx.deadline and ctx.cancel_reason != "timeout":
+            if ctx.deadline is not None and now > ctx.deadline and not ctx.timed_out:
                 # A hung handler: fail the job (retried elsewhere with a new token, so whatever the
                 # handler writes if it ever returns is refused) and stop renewing its lease.
+                ctx.timed_out = True
                 ctx.cancel("timeout")
                 queue.fail(lease, f"timed out: ran past its {ctx.timeout_s:g} s limit", attempt=ctx.job.attempts)
                 log.error("job %s timed out; its slot stays busy until the handler returns", lease.job_id)
-            if ctx.cancel_reason == "timeout":
+            if ctx.timed_out:
                 del held[lease]
         progress = {lease.job_id: p for lease, ctx in held.items() if (p := ctx.take_progress())}
         alive = queue.extend(list(held), progress)

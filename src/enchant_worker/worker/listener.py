@@ -10,13 +10,12 @@ import time
 import uuid
 from collections.abc import Callable, Collection
 
-import psycopg
-
 from enchant_worker.db.connection import Database
+from enchant_worker.sql import q
 
 log = logging.getLogger(__name__)
 
-JOBS_CHANNEL = "enchant_jobs"
+JOBS_CHANNEL = "enchant_jobs"  # the names the triggers of migrations 0001 and 0010 notify
 CANCEL_CHANNEL = "enchant_cancel"
 STOP_CHECK_S = 0.1  # how often the listener looks up from the socket to see whether it should stop
 
@@ -46,17 +45,17 @@ class Listener:
         while not self._stop.is_set():
             try:
                 with self.db.connection() as conn:
-                    conn.execute(f"LISTEN {JOBS_CHANNEL}")
-                    conn.execute(f"LISTEN {CANCEL_CHANNEL}")
+                    conn.execute(q("listen_for_work"))
                     self.ready.set()
                     delay = 0.5
                     self.on_work()  # anything inserted while we were not listening
                     while not self._stop.is_set():
                         for note in conn.notifies(timeout=STOP_CHECK_S):
                             self._dispatch(note.channel, note.payload)
-            except psycopg.Error as exc:
+            except Exception as exc:  # the database away, or anything else: never let this thread die
                 self.ready.clear()
-                log.warning("listener lost its connection (%s); polling until it is back", str(exc).strip())
+                log.warning("listener lost its connection (%s); polling until it is back",
+                            str(exc).strip() or type(exc).__name__)
                 time.sleep(delay)
                 delay = min(delay * 2, 10.0)
 

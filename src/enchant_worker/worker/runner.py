@@ -71,6 +71,7 @@ class Worker:
         self._local = threading.local()
         self._mean_job_s = 1.0  # assume slow until shown otherwise
         self._counts = [0, 0]  # completed, failed since the last heartbeat
+        self._progress_reported: Callable[[], None] = lambda: None
 
     # -- public ----------------------------------------------------------------------------------
 
@@ -86,13 +87,17 @@ class Worker:
         listener = Listener(self.db, self.handlers, on_work=self._wake.set, on_cancel=self._cancel_requested)
         heartbeat = Heartbeat(self.db, self.settings, self.worker_id, held=self._snapshot,
                               counters=self._take_counts, status=self._status)
+        self._progress_reported = heartbeat.wake.set  # progress reaches the job row within a beat
         with listener, heartbeat:
             self._loop()
             self._shut_down()
             for _ in slots:
                 self._chunks.put(None)
-        self._with_db(lambda q: q.worker_heartbeat(self.worker_id, [], status="stopped",
-                                                   completed=self._counts[0], failed=self._counts[1]))
+        try:
+            self._with_db(lambda q: q.worker_heartbeat(self.worker_id, [], status="stopped",
+                                                       completed=self._counts[0], failed=self._counts[1]))
+        except DatabaseUnavailable as exc:
+            log.warning("could not mark the worker stopped: %s", exc)
         log.info("worker %s stopped", self.worker_id)
 
     def stop(self, *, now: bool = False) -> None:
@@ -146,7 +151,8 @@ class Worker:
     def _context(self, job: Job) -> JobContext:
         handler = self.handlers[job.job_type]
         ctx = JobContext(job=job, log=logging.getLogger(f"enchant_worker.job.{job.job_type}"),
-                         connect=self._handler_connection, settings=self.settings)
+                         connect=self._handler_connection, settings=self.settings,
+                         on_progress=self._progress_reported)
         if handler.gpu:
             ctx.preempt_check = _every(PREEMPT_CHECK_S, lambda: self._urgent_work_waiting(job))
         return ctx
@@ -157,8 +163,9 @@ class Worker:
         while (chunk := self._chunks.get()) is not None:
             try:
                 self._run_chunk(chunk)
-            except Exception:  # never lose a slot; the leases expire and are reaped
-                log.exception("slot failed")
+            except Exception:  # never lose a slot, and never keep renewing a job nobody runs
+                log.exception("slot failed; handing back the jobs it held")
+                self._release_quietly([le for le, _ in chunk if le in self._snapshot()])
             finally:
                 with self._lock:
                     self._busy -= 1
@@ -208,8 +215,11 @@ class Worker:
                 ctx.timeout_s, ctx.deadline = handler.timeout_s, time.monotonic() + handler.timeout_s
             ctx.spec = handler.validate(job.metadata) if handler.validate else job.metadata
             result = handler.run(ctx) or {}
-            json.dumps(result)  # a result that cannot be stored is the handler's error, not ours
-            if ctx.cancel_reason in ("lease_lost", "timeout"):
+            try:  # a result that cannot be stored is the handler's error, not ours
+                json.dumps(result, allow_nan=False)
+            except (TypeError, ValueError) as exc:
+                return Outcome("failed", error=f"the handler's result is not storable JSON: {exc}", retry=False)
+            if ctx.timed_out or ctx.cancel_reason == "lease_lost":
                 return Outcome("lost")
             return Outcome("completed", result)
         except InvalidJob as exc:
@@ -217,11 +227,13 @@ class Worker:
         except Preempted as exc:
             return Outcome("release", result={"preempted": str(exc)})
         except JobCancelled:
-            reason = ctx.cancel_reason
-            return Outcome({"shutdown": "release", "lease_lost": "lost", "timeout": "lost"}.get(reason, "cancelled"))
+            if ctx.timed_out:
+                return Outcome("lost")
+            return Outcome({"shutdown": "release", "lease_lost": "lost"}.get(ctx.cancel_reason, "cancelled"))
         except Exception as exc:
             ctx.log.exception("job %s failed", job.id)
-            return Outcome("failed", error=f"{type(exc).__name__}: {exc}", retry=True)
+            # Postgres text cannot hold NUL characters.
+            return Outcome("failed", error=f"{type(exc).__name__}: {exc}".replace("\x00", ""), retry=True)
 
     # -- finishing -------------------------------------------------------------------------------
 
@@ -258,6 +270,16 @@ class Worker:
         self._with_db(lambda q: q.release(leases))
         self._forget(leases)
 
+    def _release_quietly(self, leases: list[Lease]) -> None:
+        """Hands jobs back on a path that must not raise (a failed slot, the end of shutdown)."""
+        if not leases:
+            return
+        try:
+            self._finish_release(leases)
+        except Exception as exc:  # the leases then expire and are reaped
+            log.error("could not hand back %d job(s): %s", len(leases), exc)
+            self._forget(leases)
+
     def _forget(self, leases: list[Lease], *, completed: int = 0, failed: int = 0) -> None:
         with self._lock:
             for lease in leases:
@@ -275,17 +297,14 @@ class Worker:
             self._wake.wait(min(0.2, max(0.0, deadline - time.monotonic())))
             self._wake.clear()
             deadline = self._grace_deadline or deadline
-        if not self._busy:
-            return
-        log.warning("grace period over; handing back %d running job(s)", len(self._held))
-        for ctx in self._snapshot().values():
-            ctx.cancel("shutdown")
-        until = time.monotonic() + CANCEL_WAIT_S
-        while self._busy and time.monotonic() < until:
-            time.sleep(0.05)
-        left = list(self._snapshot())
-        if left:
-            self._finish_release(left)
+        if self._busy:
+            log.warning("grace period over; handing back %d running job(s)", len(self._held))
+            for ctx in self._snapshot().values():
+                ctx.cancel("shutdown")
+            until = time.monotonic() + CANCEL_WAIT_S
+            while self._busy and time.monotonic() < until:
+                time.sleep(0.05)
+        self._release_quietly(list(self._snapshot()))
 
     # -- helpers ---------------------------------------------------------------------------------
 
@@ -338,16 +357,17 @@ class Worker:
         return q
 
     def _with_db(self, action: Callable[[JobQueue], Any]) -> Any:
-        """Runs a queue write, reconnecting while the database is away (until stop-now)."""
+        """Runs a queue statement, reconnecting while the database is away; once the worker is stopping
+        and its grace period is over, it gives up (the leases then expire and are reaped)."""
         while True:
             try:
                 result = action(self._queue())
                 self._local.delay = 0.5
                 return result
             except (psycopg.OperationalError, DatabaseUnavailable) as exc:
+                if self._stopping.is_set() and time.monotonic() > (self._grace_deadline or 0.0):
+                    raise DatabaseUnavailable(f"giving up while stopping: {exc}") from exc
                 self._db_trouble(exc)
-                if self._stopping.is_set() and self._grace_deadline and time.monotonic() > self._grace_deadline + 30:
-                    raise
 
     def _db_trouble(self, exc: Exception) -> None:
         q = getattr(self._local, "queue", None)

@@ -137,7 +137,9 @@ def test_plain_sql_insert_with_only_type_and_metadata(queue, conn):
 
 @pytest.mark.parametrize("job, message", [
     (NewJob("noop", priority=-1), "priority: must be between 0"),
-    (NewJob("noop", max_attempts=0), "max_attempts: must be at least 1"),
+    (NewJob("noop", max_attempts=0), "max_attempts: must be between 1 and 1000"),
+    (NewJob("noop", {"text": "a\x00b"}), "may not contain NUL characters"),
+    (NewJob("noop", {"loss": float("nan")}), "metadata: cannot be stored as JSON"),
     (NewJob("", {}), "job_type: a non-empty job type name is required"),
     (NewJob("noop", ["not", "an", "object"]), "metadata: must be a JSON object"),  # type: ignore[arg-type]
 ])

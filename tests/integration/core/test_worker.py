@@ -95,12 +95,47 @@ def test_progress_is_visible_while_running(start_worker, queue):
 
 
 def test_a_hung_handler_is_failed_and_its_late_write_refused(start_worker, queue, conn):
-    job_id = queue.enqueue(NewJob("hang", {"seconds": 2.5}, max_attempts=1))
-    start_worker(types=["hang"], concurrency=2)
-    wait_for(lambda: status_of(queue, job_id) == JobStatus.FAILED, timeout=5)
-    assert "timed out" in queue.get(job_id).error_message
-    time.sleep(2.0)  # the handler returns now and tries to complete: refused by the token check
-    assert status_of(queue, job_id) == JobStatus.FAILED
+    job_id = queue.enqueue(NewJob("hang", {"seconds": 3}, max_attempts=2))
+    start_worker(types=["hang"], concurrency=2, retry_base_s=0, retry_max_s=0)
+    # the first attempt hangs; the heartbeat fails it; the second slot runs it again under a new token
+    wait_for(lambda: (j := queue.get(job_id)).status == JobStatus.COMPLETED and j.result == {"attempt": 2}, 10)
+    assert queue.get(job_id).errors == 1  # the timeout, recorded as an error of attempt 1
+    time.sleep(3.0)  # the hung attempt returns now and tries to complete with its stale token: refused
+    job = queue.get(job_id)
+    assert job.result == {"attempt": 2} and job.attempts == 2
+
+
+def test_odd_progress_values_never_stop_the_heartbeat(start_worker, queue):
+    # NaN and numpy scalars in progress details; the job outlives its 2 s lease only if beats go on
+    job_id = queue.enqueue(NewJob("odd", {"seconds": 3.5, "result": 1}))
+    start_worker(types=["odd"], lease_seconds=2, heartbeat_seconds=0.3)
+    wait_for(lambda: queue.get(job_id).status == JobStatus.COMPLETED, 15)
+    job = queue.get(job_id)
+    assert job.attempts == 1 and job.crashes == 0 and job.progress == {"loss": 0.25}
+
+
+def test_a_result_json_cannot_hold_fails_clearly_instead_of_sticking(start_worker, queue):
+    job_id = queue.enqueue(NewJob("odd", {"result": "nan"}))
+    start_worker(types=["odd"])
+    wait_for(lambda: queue.get(job_id).status == JobStatus.FAILED, 10)
+    assert "result is not storable JSON" in queue.get(job_id).error_message
+
+
+def test_an_error_message_with_a_nul_character_is_stored(start_worker, queue):
+    job_id = queue.enqueue(NewJob("odd", {"error": "bad|byte"}, max_attempts=1))
+    start_worker(types=["odd"])
+    wait_for(lambda: queue.get(job_id).status == JobStatus.FAILED, 10)
+    assert queue.get(job_id).error_message == "RuntimeError: badbyte"
+
+
+def test_a_cancel_survives_a_hand_back(queue):
+    job_id = queue.enqueue(NewJob("noop"))
+    job = queue.lease("w", ["noop"])[0]
+    queue.cancel(job_id)  # leased but not started: only the flag is set
+    from enchant_worker.queue import Lease
+
+    queue.release([Lease(job.id, job.lease_token)])
+    assert queue.get(job_id).status == JobStatus.CANCELLED
 
 
 def test_shutdown_hands_back_a_running_job_without_spending_an_attempt(start_worker, queue):
