@@ -209,11 +209,13 @@ class JobQueue:
             job = self.get(job_id)
             raise InvalidJob(f"job {job_id} is already {job.status}; its priority can no longer change")
 
-    def urgent_work_waiting(self, job_types: Sequence[str], than_priority: int, wait_s: float) -> bool:
-        row = self.conn.execute(q("urgent_work_waiting"), {
-            "types": list(job_types), "priority": than_priority, "wait_s": wait_s,
+    def should_yield(self, job: Job, urgent_types: Sequence[str], wait_s: float, alive_s: float) -> bool:
+        """Should this long job hand its worker to urgent work of `urgent_types` (see should_yield.sql)?"""
+        row = self.conn.execute(q("should_yield"), {
+            "types": list(urgent_types), "priority": job.priority, "wait_s": wait_s, "alive_s": alive_s,
+            "job_type": job.job_type, "id": job.id, "started_at": job.started_at,
         }).fetchone()
-        return bool(row["waiting"])
+        return bool(row["yield"])
 
     # -- workers ---------------------------------------------------------------------------------
 

@@ -146,16 +146,31 @@ WHERE (%(status)s::text IS NULL OR status = %(status)s) AND (%(job_type)s::text 
 ORDER BY created_at DESC, id DESC
 LIMIT %(limit)s
 
--- urgent_work_waiting --
--- Preemption test for long jobs: has work of the given types and strictly better priority been runnable
--- for longer than `wait_s` (counted from when it became runnable, so an old retried job does not count
--- as having waited)?
-SELECT EXISTS (
-    SELECT 1 FROM processing_jobs
+-- should_yield --
+-- Preemption test for a long job: should it hand its worker to more urgent work? Only as many long jobs
+-- yield as there are urgent jobs that no idle worker will take, so one waiting illustration does not
+-- stop every training run in the fleet.
+WITH waiting AS (
+    -- Urgent: of the given types, strictly better priority, runnable for longer than wait_s (counted
+    -- from when it became runnable, so an old retried job does not count as having waited).
+    SELECT COUNT(*) AS n FROM processing_jobs
     WHERE status = 'pending' AND run_after <= NOW() AND job_type = ANY(%(types)s)
       AND priority < %(priority)s
       AND GREATEST(created_at, run_after) < NOW() - make_interval(secs => %(wait_s)s)
-) AS waiting
+), idle AS (
+    -- Live workers with nothing to do that serve one of those types: they will take the work anyway.
+    SELECT COUNT(*) AS n FROM workers
+    WHERE status = 'running' AND cardinality(current_job_ids) = 0 AND job_types && %(types)s::text[]
+      AND heartbeat_at > NOW() - make_interval(secs => %(alive_s)s)
+), ahead AS (
+    -- Long jobs of this type that yield before this one: worse priority first, then the latest started.
+    SELECT COUNT(*) AS n FROM processing_jobs
+    WHERE status = 'processing' AND job_type = %(job_type)s AND id <> %(id)s
+      AND (priority > %(priority)s
+           OR (priority = %(priority)s AND started_at > %(started_at)s)
+           OR (priority = %(priority)s AND started_at = %(started_at)s AND id > %(id)s))
+)
+SELECT ahead.n < waiting.n - idle.n AS yield FROM waiting, idle, ahead
 
 -- register_worker --
 -- A worker announces itself (or comes back under the same id).

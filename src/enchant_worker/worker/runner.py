@@ -154,7 +154,7 @@ class Worker:
                          connect=self._handler_connection, settings=self.settings,
                          on_progress=self._progress_reported)
         if handler.gpu:
-            ctx.preempt_check = _every(PREEMPT_CHECK_S, lambda: self._urgent_work_waiting(job))
+            ctx.preempt_check = _every(PREEMPT_CHECK_S, lambda: self._should_yield(job))
         return ctx
 
     # -- running ---------------------------------------------------------------------------------
@@ -325,12 +325,14 @@ class Worker:
             if lease.job_id == job_id:
                 ctx.cancel("cancel_requested")
 
-    def _urgent_work_waiting(self, job: Job) -> bool:
-        """Preemption: is generation work of better priority waiting too long for this worker?"""
+    def _should_yield(self, job: Job) -> bool:
+        """Preemption: is more urgent work of the other types this worker serves waiting too long?"""
         others = [t for t in self.handlers if t != job.job_type]
         if not others:
             return False
-        return self._with_db(lambda q: q.urgent_work_waiting(others, job.priority, self.settings.preempt_after_s))
+        # a worker whose heartbeat is older than a lease is not counted as idle
+        return self._with_db(lambda q: q.should_yield(job, others, self.settings.preempt_after_s,
+                                                      self.settings.lease_seconds))
 
     @contextmanager
     def _handler_connection(self) -> Iterator[psycopg.Connection]:

@@ -161,3 +161,34 @@ def test_unknown_ids(queue):
         queue.get("nope")
     with pytest.raises(JobNotFound, match="no job with id"):
         queue.get(uuid.uuid4())
+
+
+def _register(queue, worker_id, types, busy=False):
+    queue.register_worker(worker_id, host="h", pid=1, job_types=types, device={"kind": "cpu"}, concurrency=1)
+    if busy:
+        queue.worker_heartbeat(worker_id, [uuid.uuid4()])
+
+
+def test_only_as_many_long_jobs_yield_as_urgent_jobs_wait(queue, conn):
+    queue.enqueue_many([NewJob("train", priority=8), NewJob("train", priority=8)])
+    first = queue.lease("w1", ["train"])[0]
+    time.sleep(0.01)
+    second = queue.lease("w2", ["train"])[0]
+    _register(queue, "w1", ["train", "paint"], busy=True)
+    _register(queue, "w2", ["train", "paint"], busy=True)
+
+    def yields():
+        return [queue.should_yield(j, ["paint"], wait_s=0, alive_s=60) for j in (first, second)]
+
+    assert yields() == [False, False]  # nothing waits
+    queue.enqueue(NewJob("paint", priority=5))
+    time.sleep(0.01)
+    assert yields() == [False, True]  # one waits: only the latest started training yields
+    queue.enqueue(NewJob("paint", priority=9))
+    assert yields() == [False, True]  # worse priority than training: does not count
+    queue.enqueue(NewJob("paint", priority=1))
+    time.sleep(0.01)
+    assert yields() == [True, True]  # two wait: both yield
+    _register(queue, "w3", ["paint"])  # an idle worker will take one of them
+    assert yields() == [False, True]
+    assert queue.should_yield(first, ["paint"], wait_s=3600, alive_s=60) is False  # not waited long enough
