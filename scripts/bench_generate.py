@@ -211,26 +211,31 @@ def job_metadata(bench: Bench, seed: int) -> dict:
     }
 
 
+def run_bare(bench: Bench, seeds: list[int]) -> list:
+    """One call of the bare pipeline: one image per seed, PIL images out."""
+    a = bench.args
+    generators = [torch.Generator("cpu").manual_seed(s) for s in seeds]
+    with torch.inference_mode():
+        out = bench.pipe(
+            prompt=[bench.prompt] * len(seeds),
+            negative_prompt=[bench.negative_prompt] * len(seeds),
+            width=a.size,
+            height=a.size,
+            num_inference_steps=a.steps,
+            guidance_scale=CFG,
+            generator=generators,
+            output_type="pil",
+        )
+    sync()
+    return out.images
+
+
 def bare_round(bench: Bench) -> tuple[float, list]:
     """N calls of the bare pipeline, `count` images each, the jobs' seeds; PIL images out."""
-    a, pipe = bench.args, bench.pipe
     images = []
     started = time.perf_counter()
-    for job in range(a.jobs):
-        generators = [torch.Generator("cpu").manual_seed(s) for s in seeds_of(a, job)]
-        with torch.inference_mode():
-            out = pipe(
-                prompt=[bench.prompt] * a.count,
-                negative_prompt=[bench.negative_prompt] * a.count,
-                width=a.size,
-                height=a.size,
-                num_inference_steps=a.steps,
-                guidance_scale=CFG,
-                generator=generators,
-                output_type="pil",
-            )
-        sync()
-        images.extend(out.images)
+    for job in range(bench.args.jobs):
+        images.extend(run_bare(bench, seeds_of(bench.args, job)))
     return time.perf_counter() - started, images
 
 
@@ -325,7 +330,7 @@ def bench_end_to_end(bench: Bench) -> dict:
     # pipeline runs once; neither model load nor first-call set-up is timed.
     warm = worker_round(bench, [SEED0 + 10_000])
     bench.pipe = resident_pipe(bench)
-    bare_warm_s = in_thread(lambda: timed(lambda: bare_round_one(bench)))
+    bare_warm_s = in_thread(lambda: timed(lambda: run_bare(bench, [SEED0 + 20_000 + i for i in range(bench.args.count)])))
 
     seeds = [seeds_of(a, j)[0] for j in range(a.jobs)]
     bare_s, ours_s, ours_wall_s, breakdowns, check = [], [], [], [], None
@@ -379,23 +384,6 @@ def bench_end_to_end(bench: Bench) -> dict:
         "ours_ms_per_image": per_image_ms,
         "same_images": check,
     }
-
-
-def bare_round_one(bench: Bench) -> None:
-    a = bench.args
-    generators = [torch.Generator("cpu").manual_seed(SEED0 + 20_000 + i) for i in range(a.count)]
-    with torch.inference_mode():
-        bench.pipe(
-            prompt=[bench.prompt] * a.count,
-            negative_prompt=[bench.negative_prompt] * a.count,
-            width=a.size,
-            height=a.size,
-            num_inference_steps=a.steps,
-            guidance_scale=CFG,
-            generator=generators,
-            output_type="pil",
-        )
-    sync()
 
 
 def local_provider(bench: Bench):
