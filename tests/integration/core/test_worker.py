@@ -1,36 +1,23 @@
 """The worker loop in-process against a real Postgres."""
 
-import threading
 import time
 
 import pytest
 
 from enchant_worker.domain.jobs import JobStatus, NewJob
 from enchant_worker.queue import JobQueue
-from enchant_worker.worker.registry import default_registry
-from enchant_worker.worker.runner import Worker
 from tests.support.counting_handlers import SETUP_SQL
 from tests.support.waiting import wait_for
+from tests.support.workers import WorkerThreads
 
 
 @pytest.fixture
 def start_worker(db, settings, conn):
+    """Starts workers serving the counting test handlers; all are stopped at teardown."""
     conn.execute(SETUP_SQL)
-    started = []
-
-    def start(*, types=None, concurrency=1, burst=False, **overrides):
-        s = settings.model_copy(update=overrides)
-        registry = default_registry(plugins=False, module="tests.support.counting_handlers")
-        worker = Worker(db, s, registry, job_types=types, concurrency=concurrency, burst=burst)
-        thread = threading.Thread(target=worker.run, daemon=True)
-        thread.start()
-        started.append((worker, thread))
-        return worker, thread
-
-    yield start
-    for worker, thread in started:
-        worker.stop(now=True)
-        thread.join(timeout=15)
+    workers = WorkerThreads(db, settings)
+    yield lambda **kw: workers.start(module="tests.support.counting_handlers", **kw)
+    workers.stop_all()
 
 
 @pytest.fixture

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
-import threading
 from pathlib import Path
 
 import pytest
+
+from tests.support.workers import WorkerThreads
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -53,18 +54,13 @@ def gen_settings(settings, models_dir):
 @pytest.fixture
 def run_worker(db, gen_settings):
     """Run a burst worker serving generate_image until nothing is runnable."""
-    from enchant_worker.worker.registry import default_registry
-    from enchant_worker.worker.runner import Worker
 
     def run(timeout: float = 120.0, **overrides) -> None:
-        s = gen_settings.model_copy(update=overrides)
-        worker = Worker(db, s, default_registry(plugins=False), job_types=["generate_image"], burst=True)
-        thread = threading.Thread(target=worker.run, daemon=True)
-        thread.start()
+        workers = WorkerThreads(db, gen_settings)
+        _, thread = workers.start(types=["generate_image"], burst=True, **overrides)
         thread.join(timeout)
         if thread.is_alive():
-            worker.stop(now=True)
-            thread.join(15)
+            workers.stop_all(15)
             raise AssertionError("the worker did not finish in time")
 
     return run

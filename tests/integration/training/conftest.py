@@ -8,7 +8,6 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-import threading  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
@@ -17,8 +16,7 @@ from PIL import Image  # noqa: E402
 
 from enchant_worker.generation.tiny_model import save_tiny_model  # noqa: E402
 from enchant_worker.queue import JobQueue  # noqa: E402
-from enchant_worker.worker.registry import default_registry  # noqa: E402
-from enchant_worker.worker.runner import Worker  # noqa: E402
+from tests.support.workers import WorkerThreads  # noqa: E402
 
 IMAGE_SIZES = [(64, 64), (80, 64), (64, 96), (72, 72), (48, 48)]  # the last is below 64px: flagged
 
@@ -89,21 +87,9 @@ def queue(conn) -> JobQueue:
 @pytest.fixture
 def start_worker(db, train_settings):
     """Start a Worker in a thread (stopped at once at teardown); returns (worker, thread)."""
-    started = []
-
-    def start(*, types=("train_lora",), burst=False, module=None, **overrides):
-        s = train_settings.model_copy(update=overrides)
-        registry = default_registry(plugins=False, module=module)
-        worker = Worker(db, s, registry, job_types=list(types), burst=burst)
-        thread = threading.Thread(target=worker.run, daemon=True)
-        thread.start()
-        started.append((worker, thread))
-        return worker, thread
-
-    yield start
-    for worker, thread in started:
-        worker.stop(now=True)
-        thread.join(timeout=30)
+    workers = WorkerThreads(db, train_settings)
+    yield lambda *, types=("train_lora",), **kw: workers.start(types=types, **kw)
+    workers.stop_all()
     from enchant_worker.handlers.generate_image import forget_providers
 
     forget_providers()
