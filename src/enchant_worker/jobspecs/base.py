@@ -1,0 +1,125 @@
+"""Job specs: each job type's metadata as a pydantic model, torch-free, shared by the API, the CLI and
+the worker.
+
+A field that names a row or a file says so with `Ref`:
+
+    class ExtractScenesSpec(JobSpec):
+        chapter_id: Annotated[uuid.UUID, Ref("chapter", WRITE)]
+
+`references(spec)` lists every such value with its field path, so one authorization step
+(`enchant_worker.access`) can check the job's user against each of them, at enqueue and again when the
+worker runs the job. `parse(spec_class, metadata)` turns any validation failure into `InvalidJob` naming
+the field, the allowed values and what was received.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, ClassVar, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from enchant_worker.errors import InvalidJob
+
+READ, WRITE = "read", "write"
+
+# What a reference may point at; `access` knows how to check each kind.
+REFERENCE_KINDS = frozenset({
+    "story", "chapter", "scene", "character", "location", "branch",  # rights through the story
+    "image",  # the image's owner, or rights on its scene's story
+    "preset",  # generation preset by id or name: the owner's, or a public one
+    "lora",  # LoRA by id or name, to apply: the owner's, or a public one
+    "lora_training",  # the LoRA being (re)trained: its owner only
+    "upload",  # a file the caller uploaded (upload id or storage-relative path under their uploads)
+    "training_source",  # an upload, or for admins and the CLI a folder under ENCHANT_TRAINING_DIRS
+    "model",  # a model named in configs/models.toml
+})
+
+
+@dataclass(frozen=True)
+class Ref:
+    """Marks a field (in `Annotated[...]`) as naming a row or file of `kind`, needing `right` on it."""
+
+    kind: str
+    right: str = READ
+
+    def __post_init__(self) -> None:
+        if self.kind not in REFERENCE_KINDS:
+            raise ValueError(f"unknown reference kind {self.kind!r}; known: {', '.join(sorted(REFERENCE_KINDS))}")
+        if self.right not in (READ, WRITE):
+            raise ValueError(f"right must be {READ!r} or {WRITE!r}")
+
+
+@dataclass(frozen=True)
+class Reference:
+    """One referenced value found in a spec."""
+
+    field: str  # dotted path as the caller wrote it: 'loras[1].lora_model_id'
+    kind: str
+    right: str
+    value: Any
+
+
+class JobSpec(BaseModel):
+    """Base of every job type's spec: unknown fields are refused, values are frozen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # Set by subclasses that take the job's entity as a reference (`entity_type` → kind).
+    entity_kinds: ClassVar[dict[str, str]] = {}
+
+
+def references(spec: BaseModel, prefix: str = "") -> Iterator[Reference]:
+    """Every `Ref`-marked value in `spec`, nested models and lists included (None values skipped)."""
+    for name, info in type(spec).model_fields.items():
+        value = getattr(spec, name)
+        path = f"{prefix}{info.alias or name}"
+        marks = [m for m in info.metadata if isinstance(m, Ref)]
+        for mark in marks:
+            for item, item_path in _flatten(value, path):
+                if item is not None:
+                    yield Reference(item_path, mark.kind, mark.right, item)
+        if not marks:
+            for item, item_path in _flatten(value, path):
+                if isinstance(item, BaseModel):
+                    yield from references(item, item_path + ".")
+
+
+def _flatten(value: Any, path: str) -> Iterator[tuple[Any, str]]:
+    if isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            yield item, f"{path}[{i}]"
+    else:
+        yield value, path
+
+
+S = TypeVar("S", bound=BaseModel)
+
+
+def parse(spec_class: type[S], metadata: Any) -> S:
+    """`metadata` as a `spec_class`; `InvalidJob` naming each bad field otherwise."""
+    if not isinstance(metadata, dict):
+        raise InvalidJob("metadata: must be a JSON object")
+    try:
+        return spec_class.model_validate(metadata)
+    except ValidationError as exc:
+        raise InvalidJob("; ".join(explain(spec_class, e) for e in exc.errors())) from None
+
+
+def explain(spec_class: type[BaseModel], error: Any) -> str:
+    """One pydantic error as 'field: what is wrong (got X)'."""
+    where = ".".join(str(p) for p in error["loc"]) or "metadata"
+    got = error.get("input")
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return f"{where}: unknown field; allowed fields are {', '.join(sorted(spec_class.model_fields))}"
+    if kind == "missing":
+        return f"{where}: required"
+    message = str(error["msg"]).removeprefix("Value error, ").replace("Input should be", "must be")
+    return f"{where}: {message} (got {_short(got)})"
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
