@@ -24,6 +24,10 @@ class Settings(BaseSettings):
     migrations_dir: Path = REPO_ROOT / "migrations"
     redis_url: str | None = None
 
+    # Tenancy: subscription tiers (caps, quotas) and the folders admins may train from.
+    tiers_file: Path | None = None  # default: configs_dir/tiers.toml
+    training_dirs: list[Path] = []  # admin keys and the CLI may name training-image folders under these
+
     # Control API.
     upload_max_file_bytes: int = Field(20 * 2**20, ge=1024)
     upload_max_request_bytes: int = Field(200 * 2**20, ge=1024)
@@ -95,6 +99,10 @@ class Settings(BaseSettings):
     @property
     def pgdata(self) -> Path:
         return self.home / "pgdata"
+
+    @property
+    def tiers_path(self) -> Path:
+        return self.tiers_file or self.configs_dir / "tiers.toml"
 
     @property
     def schedule_path(self) -> Path:

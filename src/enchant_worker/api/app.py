@@ -28,6 +28,7 @@ from enchant_worker.api.routes import (
     queue,
     stories,
     system,
+    uploads,
     users,
 )
 from enchant_worker.api.uploads import BodyLimit
@@ -38,7 +39,7 @@ from enchant_worker.config import Settings, get_settings
 log = logging.getLogger(__name__)
 
 # Each versioned router with the feature it belongs to.
-FEATURE_ROUTERS = [jobs, queue, presets, images, catalog, loras, stories, users]
+FEATURE_ROUTERS = [jobs, queue, presets, images, catalog, loras, uploads, stories, users]
 
 
 class NoJobTypes:
@@ -88,7 +89,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
             else:
                 app.include_router(_missing_feature(module.router, module.FEATURE, version, state.versions),
                                    prefix=f"/{version}")
-    app.add_middleware(BodyLimit, max_bytes=state.limits.upload_total_bytes, path_suffixes=("/loras",))
+    app.add_middleware(BodyLimit, max_bytes=state.limits.upload_total_bytes, path_suffixes=("/loras", "/uploads"))
     app.add_middleware(VersionHeaders, versions=state.versions)
     return app
 

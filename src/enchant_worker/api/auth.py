@@ -3,11 +3,11 @@
 A key is `ew_` followed by 43 random URL-safe characters; only its SHA-256 is stored (a key has 256
 bits of entropy, so a fast hash is enough: nobody can guess it from the hash). Roles:
 
-- `admin`: everything.
-- `user`: acts for one user: their own jobs, LoRAs, presets and images, and the stories where that user
-  is the owner or an accepted collaborator. A collaborator's role gives rights (viewer: read;
-  contributor and editor: read and write; owner: read, write and admin) and the `permissions` JSON
-  grants more: `{"write": true}` lets a viewer write.
+- `admin`: everything, including rows with no owner.
+- `user`: acts for one user: their own jobs, LoRAs, presets, images and uploads, public LoRAs and
+  presets, and the stories where that user is the owner or an accepted collaborator (rights per role:
+  `intake.rights`). What a user's jobs may name and ask for is checked by `intake` (one place for the
+  API, the CLI and the worker).
 """
 
 from __future__ import annotations
@@ -16,21 +16,20 @@ import hashlib
 import secrets
 import uuid
 from dataclasses import dataclass
-from typing import Any
 
 from enchant_worker.api.errors import Forbidden, NotFound
 from enchant_worker.api.store import Row, Store
+from enchant_worker.intake import rights
+from enchant_worker.intake.actor import ADMIN as ADMIN_ROLE
+from enchant_worker.intake.actor import USER as USER_ROLE
+from enchant_worker.intake.actor import Actor
+from enchant_worker.intake.rights import ADMIN, COLLABORATOR_RIGHTS, READ, WRITE
+
+__all__ = ["ADMIN", "COLLABORATOR_RIGHTS", "READ", "WRITE", "Principal", "check_access", "found", "story_rights"]
 
 KEY_PREFIX = "ew_"
 SHOWN_PREFIX_CHARS = 11  # "ew_" and 8 characters: enough to recognise a key in a listing
 ROLES = ("admin", "user")
-READ, WRITE, ADMIN = "read", "write", "admin"
-COLLABORATOR_RIGHTS = {
-    "viewer": frozenset({READ}),
-    "contributor": frozenset({READ, WRITE}),
-    "editor": frozenset({READ, WRITE}),
-    "owner": frozenset({READ, WRITE, ADMIN}),
-}
 
 
 def new_key() -> str:
@@ -66,28 +65,17 @@ class Principal:
     def is_admin(self) -> bool:
         return self.role == "admin"
 
+    @property
+    def actor(self) -> Actor:
+        return Actor(self.user_id, ADMIN_ROLE if self.is_admin else USER_ROLE)
+
     def owns(self, owner_id: uuid.UUID | None) -> bool:
         return self.is_admin or (owner_id is not None and owner_id == self.user_id)
 
 
 def story_rights(store: Store, principal: Principal, story_id: uuid.UUID | None) -> frozenset[str]:
     """The rights the caller has on a story (none when the story does not exist)."""
-    if story_id is None:
-        return frozenset()
-    if principal.is_admin:
-        return frozenset({READ, WRITE, ADMIN})
-    row = store.story_access(story_id, principal.user_id)
-    if row is None:
-        return frozenset()
-    if row["owner_id"] is not None and row["owner_id"] == principal.user_id:
-        return frozenset({READ, WRITE, ADMIN})
-    if row["collaborator_role"] is None:
-        return frozenset()
-    rights = set(COLLABORATOR_RIGHTS.get(row["collaborator_role"], ()))
-    permissions: Any = row["permissions"] or {}
-    if isinstance(permissions, dict):
-        rights |= {r for r in (READ, WRITE, ADMIN) if permissions.get(r) is True}
-    return frozenset(rights)
+    return rights.story_rights(store.conn, principal.actor, story_id)
 
 
 def check_access(store: Store, principal: Principal, row: Row, right: str, what: str) -> None:

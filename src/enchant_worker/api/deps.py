@@ -20,6 +20,7 @@ from enchant_worker.api.store import Store
 from enchant_worker.api.versions import Versions
 from enchant_worker.cache import Cache, shared_cache
 from enchant_worker.config import Settings
+from enchant_worker.jobspecs import job_types
 from enchant_worker.queue import JobQueue
 
 POOL_MAX_CONNECTIONS = 10
@@ -71,6 +72,11 @@ class ApiState:
                                             kwargs={"autocommit": True, "row_factory": dict_row},
                                             timeout=POOL_WAIT_S, open=True, name="enchant-api")
             return self._pool
+
+    def plugin_validators(self) -> dict[str, Any]:
+        """Job types that plugins add (admin-only), with their handlers' validators."""
+        known = job_types()
+        return {t: getattr(self.job_types.get(t), "validate", None) for t in self.job_types.job_types if t not in known}
 
     def get_cache(self) -> Cache:
         """The TTL caches (story metadata, user preferences). By default the process's shared one, so

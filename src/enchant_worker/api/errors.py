@@ -16,7 +16,14 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from enchant_worker.errors import DatabaseUnavailable, InvalidJob, JobNotFound
+from enchant_worker.errors import (
+    AccessDenied,
+    DatabaseUnavailable,
+    IdempotencyConflict,
+    InvalidJob,
+    JobNotFound,
+    QuotaExceeded,
+)
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +116,7 @@ def responses(*codes: int) -> dict[int | str, dict]:
     text = {400: "Bad request (e.g. a tampered cursor)", 401: "No or unknown API key",
             403: "Outside this key's rights", 404: "Unknown id, version or feature", 409: "Wrong state",
             410: "Version past its sunset", 413: "Upload too large", 415: "Upload is not an image",
-            503: "Database unavailable"}
+            429: "A quota of the caller's tier is used up (see Retry-After)", 503: "Database unavailable"}
     return {code: {"model": Problem, "description": text[code]} for code in codes}
 
 
@@ -122,8 +129,15 @@ def invalid_job_error(exc: InvalidJob, prefix: tuple[str, ...] = ("body", "metad
     """InvalidJob messages start with the field ('seconds: must be ...'): keep it as the location."""
     message = str(exc)
     match = _FIELD.match(message)
-    loc = prefix + tuple(match.group(1).split(".")) if match else prefix
-    return Unprocessable(loc, message, "invalid_job")
+    field = match.group(1).split(".") if match else []
+    if field and field[0] in REQUEST_FIELDS:  # about the request, not its metadata
+        return Unprocessable(("body", *field), message, "invalid_job")
+    return Unprocessable(prefix + tuple(field), message, "invalid_job")
+
+
+# Fields of a job request outside its metadata (a message naming one of them locates it in the body).
+REQUEST_FIELDS = frozenset({"job_type", "priority", "max_attempts", "entity_type", "entity_id", "idempotency_key",
+                            "metadata", "quota"})
 
 
 def install(app: FastAPI) -> None:
@@ -143,6 +157,19 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(InvalidJob)
     def _invalid_job(request: Request, exc: InvalidJob) -> JSONResponse:
         return _api_error(request, invalid_job_error(exc))
+
+    @app.exception_handler(AccessDenied)
+    def _access_denied(request: Request, exc: AccessDenied) -> JSONResponse:
+        return JSONResponse({"detail": str(exc), "field": exc.field}, status_code=403)
+
+    @app.exception_handler(IdempotencyConflict)
+    def _idempotency(request: Request, exc: IdempotencyConflict) -> JSONResponse:
+        return JSONResponse({"detail": str(exc), "job_id": str(exc.job_id)}, status_code=409)
+
+    @app.exception_handler(QuotaExceeded)
+    def _quota(request: Request, exc: QuotaExceeded) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=429,
+                            headers={"Retry-After": str(exc.retry_after_s)})
 
     @app.exception_handler(DatabaseUnavailable)
     def _db_down(request: Request, exc: DatabaseUnavailable) -> JSONResponse:

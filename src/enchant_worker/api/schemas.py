@@ -42,7 +42,7 @@ Text = Annotated[str, AfterValidator(_no_nul)]
 Name = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_no_nul)]
 JsonObject = Annotated[dict[str, Any], AfterValidator(storable_json)]
 Priority = Annotated[int, Field(ge=0, le=32767, description="0 is most urgent; default 5")]
-EntityType = Literal["story", "chapter", "scene", "character", "location", "lora_model", "user"]
+EntityType = Literal["story", "chapter", "scene", "character", "location", "branch", "image", "lora_model", "user"]
 
 
 class Strict(BaseModel):
@@ -54,8 +54,10 @@ class Strict(BaseModel):
 class JobCreate(Strict):
     job_type: Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[a-z][a-z0-9_]*$")]
     metadata: JsonObject = Field(default_factory=dict, description="the job's input, validated per job type")
-    priority: Priority = 5
-    max_attempts: Annotated[int, Field(ge=1, le=100)] = 3
+    priority: Priority | None = Field(default=None, description="0 is most urgent; default: the job type's "
+                                      "(5; train_lora 8), never more urgent than the caller's tier allows")
+    max_attempts: Annotated[int, Field(ge=1, le=1000)] | None = Field(
+        default=None, description="tries before the job fails; default: the job type's (3), capped by the tier")
     entity_type: EntityType | None = None
     entity_id: uuid.UUID | None = None
     idempotency_key: Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_no_nul)] | None = None
@@ -171,6 +173,15 @@ class LoraPublic(BaseModel):
     is_public: bool | None
     download_count: int | None
     created_at: datetime | None
+
+
+class UploadPublic(BaseModel):
+    id: uuid.UUID
+    purpose: str
+    folder: str = Field(description="relative to storage; a job may also name the upload by this path")
+    file_count: int
+    total_bytes: int
+    created_at: datetime
 
 
 class LoraTrainingStarted(BaseModel):

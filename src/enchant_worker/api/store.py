@@ -53,10 +53,7 @@ class Store:
     # -- stories and rights ----------------------------------------------------------------------
 
     def story_access(self, story_id: uuid.UUID, user_id: uuid.UUID | None) -> Row | None:
-        return self._one("api_story_access", story_id=story_id, user_id=user_id)
-
-    def entity_story(self, entity_type: str, entity_id: uuid.UUID) -> uuid.UUID | None:
-        return self._one("api_entity_story", entity_type=entity_type, entity_id=entity_id)["story_id"]
+        return self._one("intake_story_access", story_id=story_id, user_id=user_id)
 
     def collaborators(self, story_id: uuid.UUID) -> list[Row]:
         return self._all("api_story_collaborators", story_id=story_id)
@@ -175,6 +172,9 @@ class Store:
 
     def create_lora(self, **values: Any) -> Row:
         return self._one("api_lora_create", **values)
+
+    def upload(self, upload_id: uuid.UUID) -> Row | None:
+        return self._one("api_upload_get", id=upload_id)
 
     def lora(self, lora_id: uuid.UUID) -> Row | None:
         return self._one("api_lora_get", id=lora_id)

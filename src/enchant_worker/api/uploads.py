@@ -1,9 +1,12 @@
-"""Uploaded training images: size limits (413) and a check that each file is an image (415)."""
+"""Uploaded training images: size limits (413), a check that each file is an image (415), and the
+upload they become (a folder of the caller's under storage, an `uploads` row)."""
 
 from __future__ import annotations
 
 import json
 import re
+import shutil
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -122,3 +125,22 @@ class BodyLimit:
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                                 (b"connection", b"close")]})
         await send({"type": "http.response.body", "body": body})
+
+
+def store_upload(store, state, actor, files: list[UploadFile]) -> tuple[uuid.UUID, dict]:
+    """Checks the images (413, 415), writes them into a new upload of `actor`'s and records it; returns
+    the upload's id and row. Nothing is left behind when a step fails."""
+    from enchant_worker.intake.training import record_upload, upload_folder
+
+    limits = state.limits
+    checked = check_images(files, max_file_bytes=limits.upload_file_bytes,
+                           min_count=limits.min_training_images, max_count=limits.max_training_images)
+    upload_id = uuid.uuid4()
+    folder, relative = upload_folder(state.settings, actor, upload_id)
+    try:
+        paths = save_images(checked, folder)
+        row = record_upload(store.conn, actor, upload_id, relative, paths)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return upload_id, row

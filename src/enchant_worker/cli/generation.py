@@ -86,7 +86,7 @@ def cmd_build_tiny(args) -> int:
 
 def cmd_models_list(args) -> int:
     from enchant_worker.config import get_settings
-    from enchant_worker.generation.model_registry import ModelRegistry
+    from enchant_worker.model_catalog import ModelRegistry
 
     settings = get_settings()
     registry = ModelRegistry.load(Path(settings.models_dir), Path(settings.models_config))
@@ -179,7 +179,7 @@ def cmd_generate(args) -> int:
 
 
 def _check_model(settings, name: str) -> None:
-    from enchant_worker.generation.model_registry import ModelRegistry
+    from enchant_worker.model_catalog import ModelRegistry
 
     ModelRegistry.load(Path(settings.models_dir), Path(settings.models_config)).get(name)  # ModelNotFound
 
@@ -273,7 +273,7 @@ def cmd_sample_story(args) -> int:
 
 
 def _sample_lora(settings) -> str | None:
-    from enchant_worker.generation.model_registry import ModelRegistry
+    from enchant_worker.model_catalog import ModelRegistry
 
     registry = ModelRegistry.load(Path(settings.models_dir), Path(settings.models_config))
     model = registry.get(None)

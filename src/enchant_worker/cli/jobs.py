@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import sys
 
 from enchant_worker.cli.common import open_database, positive_int, print_json, uuid_arg
-from enchant_worker.domain.jobs import JobStatus, NewJob
+from enchant_worker.domain.jobs import JobStatus
 from enchant_worker.errors import InvalidJob
+from enchant_worker.jobspecs import job_types
 from enchant_worker.queue import JobQueue
 from enchant_worker.worker.registry import default_registry
 
@@ -17,8 +17,10 @@ def register(commands) -> None:
                             description="Add a job to the queue and print its id.")
     p.add_argument("job_type", metavar="TYPE", help="job type, e.g. noop or generate_image")
     p.add_argument("--metadata", default="{}", help="the job's input as a JSON object (default {})")
-    p.add_argument("--priority", type=int, default=5, help="0 is most urgent (default 5)")
-    p.add_argument("--max-attempts", type=int, default=3, help="tries before the job fails (default 3)")
+    p.add_argument("--priority", type=int, help="0 is most urgent (default: the job type's, 5 for most)")
+    p.add_argument("--max-attempts", type=int, help="tries before the job fails (default: the job type's, 3)")
+    p.add_argument("--user", type=uuid_arg, metavar="USER_ID",
+                   help="enqueue for this user: checked with their rights, role and tier, as the API would")
     p.add_argument("--entity-type", help="what the job is about, e.g. scene")
     p.add_argument("--entity-id", type=uuid_arg, help="the id of that entity")
     p.add_argument("--idempotency-key", help="enqueueing the same key twice gives the same job")
@@ -46,19 +48,22 @@ def _queue() -> JobQueue:
 
 
 def cmd_enqueue(args) -> int:
+    from enchant_worker.intake import SYSTEM_ACTOR, Actor, JobRequest, submit
+    from enchant_worker.intake.submit import actor_for_user
+
     try:
         metadata = json.loads(args.metadata)
     except json.JSONDecodeError as exc:
         raise InvalidJob(f"--metadata is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
-    handler = default_registry().get(args.job_type)
-    if handler is None:
-        print(f"note: no handler for {args.job_type!r} is installed here; the job waits for a worker that has one",
-              file=sys.stderr)
-    elif handler.validate and isinstance(metadata, dict):
-        handler.validate(metadata)  # refuse now what the worker would fail at once
-    job = NewJob(args.job_type, metadata, priority=args.priority, max_attempts=args.max_attempts,
-                 entity_type=args.entity_type, entity_id=args.entity_id, idempotency_key=args.idempotency_key)
-    print(_queue().enqueue(job))
+    registry = default_registry()
+    plugins = {t: registry.get(t).validate for t in registry.job_types if t not in job_types()}
+    settings, db = open_database()
+    request = JobRequest(args.job_type, metadata, priority=args.priority, max_attempts=args.max_attempts,
+                         entity_type=args.entity_type, entity_id=args.entity_id,
+                         idempotency_key=args.idempotency_key)
+    with db.connection() as conn:
+        actor: Actor = actor_for_user(conn, args.user) if args.user else SYSTEM_ACTOR
+        print(submit(conn, actor, request, settings, plugins))
     return 0
 
 

@@ -8,7 +8,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from enchant_worker.cli.common import open_database, print_json
+from enchant_worker.cli.common import open_database, print_json, uuid_arg
 from enchant_worker.domain.jobs import FINISHED, JobStatus
 from enchant_worker.queue import JobQueue
 from enchant_worker.sql import q
@@ -46,6 +46,8 @@ def register(commands) -> None:
         help="a model of configs/models.toml, a folder under the models folder, "
         "or a diffusers folder's path (default: the configured default model)",
     )
+    p.add_argument("--user", type=uuid_arg, metavar="USER_ID",
+                   help="train for this user (their LoRA, checked with their rights and tier)")
     p.add_argument("--description", default="")
     p.add_argument("--no-wait", action="store_true", help="print the LoRA and job ids and return at once")
     p.set_defaults(func=cmd_train)  # fmt: skip
@@ -53,14 +55,14 @@ def register(commands) -> None:
 
 def _request(args, settings) -> dict[str, Any]:
     """The training request from the options; unset options keep the request's defaults."""
-    from enchant_worker.generation.model_registry import ModelRegistry
+    from enchant_worker.model_catalog import ModelRegistry
 
     registry = ModelRegistry.load(settings.models_dir, settings.models_config)
     base_model = args.base_model or registry.default
     request: dict[str, Any] = {
         "name": args.name,
         "description": args.description,
-        "training_images": [str(Path(args.images).expanduser().resolve())],
+        "training_images": [],  # the upload made from --images (the worker reads storage only)
         "trigger_words": args.trigger,
         "base_model": base_model,
     }
@@ -76,18 +78,30 @@ def _request(args, settings) -> dict[str, Any]:
 
 
 def cmd_train(args) -> int:
+    import tempfile
+
     from enchant_worker.config import get_settings
     from enchant_worker.errors import InvalidJob
-    from enchant_worker.handlers.train_lora import initiate_lora_training
-    from enchant_worker.training.spec import parse_training_request
+    from enchant_worker.handlers.train_lora import dataset_limits
+    from enchant_worker.intake import SYSTEM_ACTOR
+    from enchant_worker.intake.submit import actor_for_user
+    from enchant_worker.intake.training import initiate_lora_training, upload_from_folder
+    from enchant_worker.jobspecs.train_lora import parse_training_request
+    from enchant_worker.training.dataset import prepare_dataset
 
-    if not Path(args.images).expanduser().is_dir():
+    images = Path(args.images).expanduser()
+    if not images.is_dir():
         raise InvalidJob(f"--images: {args.images} is not a folder")
     request = _request(args, get_settings())
-    parse_training_request(request)  # the options first: a mistake is reported even without a database
+    # The options and the images first: a mistake is reported before anything is written.
+    spec = parse_training_request({**request, "training_images": [str(images)]})
+    with tempfile.TemporaryDirectory() as scratch:
+        prepare_dataset(spec, Path(scratch) / "dataset", **dataset_limits(get_settings()))
     settings, db = open_database()
-    with db.connection() as conn:
-        lora_id, job_id = initiate_lora_training(conn, settings, request)
+    with db.connection() as conn, conn.transaction():
+        actor = actor_for_user(conn, args.user) if args.user else SYSTEM_ACTOR
+        request["training_images"] = [str(upload_from_folder(conn, actor, settings, images))]
+        lora_id, job_id = initiate_lora_training(conn, actor, settings, request)
     if args.no_wait:
         print_json({"lora_model_id": lora_id, "job_id": job_id})
         return 0

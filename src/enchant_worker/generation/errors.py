@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-from enchant_worker.errors import ConfigurationError, EnchantError, InvalidJob, JobCancelled
+from enchant_worker.errors import ConfigurationError, EnchantError, InvalidJob, JobCancelled, ModelNotFound
 
 
 class InvalidGeneration(InvalidJob):
     """The generation request is invalid."""
-
-
-class ModelNotFound(InvalidGeneration):
-    """No base model has that name; see configs/models.toml."""
 
 
 class LoraRefused(InvalidGeneration):

@@ -1,132 +1,13 @@
-"""Named base models from `configs/models.toml`: where their weights are, their family, their defaults.
-
-The tiny model is the default when no file or no default is configured, and is built when missing.
-"""
+"""Loading a configured base model's pipeline from local files (the catalogue is `model_catalog`)."""
 
 from __future__ import annotations
 
-import tomllib
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from enchant_worker.generation.errors import ConfigurationError, ModelNotFound
+from enchant_worker.errors import ConfigurationError, ModelNotFound
+from enchant_worker.model_catalog import ModelSpec
 
-FAMILIES = ("sd15", "sdxl")
-TINY_NAME = "tiny-sd"
-# Native size of each family, for defaults when a model sets none.
-NATIVE_SIZE_PX = {"sd15": 512, "sdxl": 1024}
-GENERIC_DEFAULTS: dict[str, Any] = {"steps": 25, "cfg_scale": 7.0, "sampler": "Euler"}
-TINY_RESOLUTION_PX = 64  # the tiny model's native size (here, not in tiny_model: that imports torch)
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    name: str
-    path: Path
-    family: str
-    config: Path | None = None
-    builtin: str | None = None
-    description: str = ""
-    defaults: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def single_file(self) -> bool:
-        return self.path.suffix == ".safetensors"
-
-    def info(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "family": self.family,
-            "path": str(self.path),
-            "format": "single_file" if self.single_file else "diffusers",
-            "builtin": self.builtin,
-            "description": self.description,
-            "defaults": dict(self.defaults),
-            "available": self.builtin is not None or self.path.exists(),
-        }
-
-
-def _tiny_spec(models_dir: Path) -> ModelSpec:
-    return ModelSpec(
-        name=TINY_NAME,
-        path=models_dir / "tiny-sd",
-        family="sd15",
-        builtin="tiny",
-        description="Tiny randomly initialised SD 1.5-shaped model",
-        defaults={**GENERIC_DEFAULTS, "steps": 20, "width": TINY_RESOLUTION_PX, "height": TINY_RESOLUTION_PX},
-    )
-
-
-class ModelRegistry:
-    """The configured base models. Read once; `get()` refuses unknown names with the known ones."""
-
-    def __init__(self, models: dict[str, ModelSpec], default: str):
-        if default not in models:
-            raise ConfigurationError(
-                f"default model {default!r} is not defined; defined: {', '.join(models)}"
-            )
-        self.models = models
-        self.default = default
-
-    @classmethod
-    def load(cls, models_dir: Path, config_file: Path | None = None) -> ModelRegistry:
-        """Read `config_file` (skipped when None or missing); the tiny model is always defined."""
-        models_dir = Path(models_dir)
-        models = {TINY_NAME: _tiny_spec(models_dir)}
-        default = TINY_NAME
-        if config_file is not None and Path(config_file).is_file():
-            with open(config_file, "rb") as f:
-                try:
-                    data = tomllib.load(f)
-                except tomllib.TOMLDecodeError as exc:
-                    raise ConfigurationError(f"{config_file}: {exc}") from exc
-            for name, entry in (data.get("models") or {}).items():
-                models[name] = _parse_entry(name, entry, models_dir, config_file)
-            default = data.get("default", TINY_NAME)
-        return cls(models, default)
-
-    def get(self, name: str | None) -> ModelSpec:
-        name = name or self.default
-        try:
-            return self.models[name]
-        except KeyError:
-            raise ModelNotFound(
-                f"model: unknown model {name!r}; known models: {', '.join(self.models)}"
-            ) from None
-
-    def names(self) -> list[str]:
-        return list(self.models)
-
-
-def _parse_entry(name: str, entry: dict[str, Any], models_dir: Path, source: Path) -> ModelSpec:
-    where = f"{source} [models.{name}]"
-    if "path" not in entry:
-        raise ConfigurationError(f"{where}: 'path' is required")
-    family = entry.get("family", "sd15")
-    if family not in FAMILIES:
-        raise ConfigurationError(f"{where}: family must be one of {', '.join(FAMILIES)}, not {family!r}")
-    path = _resolve(models_dir, entry["path"])
-    config = _resolve(models_dir, entry["config"]) if entry.get("config") else None
-    builtin = entry.get("builtin")
-    if builtin not in (None, "tiny"):
-        raise ConfigurationError(f"{where}: builtin must be 'tiny' when set, not {builtin!r}")
-    if path.suffix not in ("", ".safetensors"):
-        raise ConfigurationError(
-            f"{where}: path must be a diffusers folder or a .safetensors file (never pickle)"
-        )
-    if path.suffix == ".safetensors" and config is None:
-        raise ConfigurationError(
-            f"{where}: a single-file checkpoint needs 'config', a local diffusers folder with its configs"
-        )
-    native = NATIVE_SIZE_PX[family]
-    defaults = {**GENERIC_DEFAULTS, "width": native, "height": native, **(entry.get("defaults") or {})}
-    return ModelSpec(name, path, family, config, builtin, entry.get("description", ""), defaults)
-
-
-def _resolve(models_dir: Path, value: str) -> Path:
-    path = Path(value).expanduser()
-    return path if path.is_absolute() else models_dir / path
+__all__ = ["ModelSpec", "load_pipeline"]
 
 
 def load_pipeline(spec: ModelSpec, dtype):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from enchant_worker.jobspecs.generate_image import SAMPLER_NAMES
+
 # name → (scheduler class name, extra config)
 SAMPLERS: dict[str, tuple[str, dict[str, Any]]] = {
     "Euler": ("EulerDiscreteScheduler", {}),
@@ -15,6 +17,9 @@ SAMPLERS: dict[str, tuple[str, dict[str, Any]]] = {
     "DPM++ 2M Karras": ("DPMSolverMultistepScheduler", {"use_karras_sigmas": True}),
     "UniPC": ("UniPCMultistepScheduler", {}),
 }
+
+
+assert tuple(SAMPLERS) == SAMPLER_NAMES, "jobspecs.generate_image.SAMPLER_NAMES and SAMPLERS must agree"
 
 
 def make_scheduler(base_config: dict[str, Any], sampler: str):

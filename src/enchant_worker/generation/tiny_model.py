@@ -11,11 +11,11 @@ from typing import Any
 
 import torch
 
-from enchant_worker.generation.model_registry import TINY_RESOLUTION_PX  # native size: 32x32 latents
 from enchant_worker.generation.tokenizer_files import (
     vocab_size,
     write_tokenizer_files,
 )
+from enchant_worker.model_catalog import TINY_RESOLUTION_PX  # native size: 32x32 latents
 
 TINY_MODEL_DIR = Path("models/tiny-sd")
 TINY_SEED = 0

@@ -1,13 +1,7 @@
 """`generate_image`: illustrate a scene (or a raw prompt) with Stable Diffusion and the story's LoRA styles.
 
-Metadata (all optional but one of scene_id / prompt, or a job whose entity is the scene):
-
-    scene_id, prompt, negative_prompt, preset (id or name), provider, model,
-    loras [{name | lora_model_id, strength}] or ["NAME:STRENGTH"], story_styles (default true),
-    seed | seeds, steps, cfg, sampler, size 'WxH' | width + height, count, branch_id
-
-Each image gets its own seed (seed, seed+1, ...; derived from the job id when unset, so that a retried
-job draws the same images). PNGs go to storage under content-addressed paths with AUTOMATIC1111's
+The metadata is `jobspecs.generate_image.GenerateImageSpec`. Each image gets its own seed (seed,
+seed+1, ...; derived from the job id when unset, so that a retried job draws the same images). PNGs go to storage under content-addressed paths with AUTOMATIC1111's
 `parameters` chunk; one `images` row per image. The base pipeline and the LoRA adapters stay resident
 in this process between jobs (`providers_for`).
 
@@ -21,7 +15,7 @@ import threading
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -31,21 +25,12 @@ from psycopg.types.json import Jsonb
 from enchant_worker import __version__
 from enchant_worker.cache import shared_cache
 from enchant_worker.errors import ConfigurationError, InvalidJob, JobCancelled
-from enchant_worker.generation.errors import InvalidGeneration
-from enchant_worker.generation.params import (
-    COUNT_RANGE,
-    MAX_LORAS,
-    SEED_RANGE,
-    check_int,
-    check_prompt,
-    validate_settings,
-)
+from enchant_worker.generation.params import validate_settings
 from enchant_worker.handlers.scene_context import (
     JobLora,
     PresetRecord,
     ResolvedLora,
     SceneRecord,
-    check_strength,
     load_preset,
     load_scene,
     lora_folders,
@@ -53,153 +38,32 @@ from enchant_worker.handlers.scene_context import (
     user_preferences,
     user_tier,
 )
+from enchant_worker.jobspecs import parse
+from enchant_worker.jobspecs.generate_image import (
+    COUNT_RANGE,
+    SEED_RANGE,
+    SETTING_KEYS,
+    GenerateImageSpec,
+    check_int,
+)
 from enchant_worker.sql import q
 from enchant_worker.worker.context import JobContext
 from enchant_worker.worker.registry import Handler
 
 JOB_TYPE = "generate_image"
-SETTING_KEYS = ("seed", "seeds", "steps", "cfg", "cfg_scale", "sampler", "size", "width", "height", "count")
-OTHER_KEYS = ("scene_id", "prompt", "negative_prompt", "preset", "provider", "model", "loras",
-              "story_styles", "branch_id")
 # Aliases a preset's `parameters` may use (the web app writes diffusers' names).
 PRESET_ALIASES = {"guidance_scale": "cfg_scale", "cfg": "cfg_scale", "num_inference_steps": "steps"}
 DONE_BEFORE_SAVING_PCT = 99  # 100 once the files and rows are written
 
 
-@dataclass(frozen=True)
-class GenerateImageSpec:
-    scene_id: uuid.UUID | None = None
-    prompt: str | None = None
-    negative_prompt: str | None = None
-    preset: str | None = None
-    provider: str | None = None
-    model: str | None = None
-    loras: tuple[JobLora, ...] = ()
-    story_styles: bool = True
-    branch_id: uuid.UUID | None = None
-    settings: Mapping[str, Any] = field(default_factory=dict)  # checked; merged over the preset's in run
-
-
-# -- 1. validation (no database, no torch) -----------------------------------------------------
-
-
 def validate(metadata: dict[str, Any]) -> GenerateImageSpec:
     """The job's input as a spec; InvalidJob naming the field and its allowed values otherwise."""
-    if not isinstance(metadata, Mapping):
-        raise InvalidJob("metadata: must be a JSON object")
-    unknown = sorted(set(metadata) - set(SETTING_KEYS) - set(OTHER_KEYS))
-    if unknown:
-        raise InvalidJob(f"{unknown[0]}: unknown field; known fields: {', '.join(OTHER_KEYS + SETTING_KEYS)}")
-    prompt = metadata.get("prompt")
-    scene_id = _uuid_field(metadata, "scene_id")
-    if scene_id is not None and prompt is not None:
-        raise InvalidJob("prompt: give either scene_id or prompt, not both")
-    return GenerateImageSpec(
-        scene_id=scene_id,
-        prompt=check_prompt("prompt", prompt) if prompt is not None else None,
-        negative_prompt=check_prompt("negative_prompt", metadata.get("negative_prompt"), required=False)
-        if metadata.get("negative_prompt") is not None
-        else None,
-        preset=_name_field(metadata, "preset"),
-        provider=_name_field(metadata, "provider"),
-        model=_name_field(metadata, "model"),
-        loras=_job_loras(metadata.get("loras")),
-        story_styles=_bool_field(metadata, "story_styles", True),
-        branch_id=_uuid_field(metadata, "branch_id"),
-        settings=_job_settings(metadata),
-    )
+    return parse(GenerateImageSpec, metadata)
 
 
-def _job_settings(metadata: Mapping[str, Any]) -> dict[str, Any]:
-    values = {k: metadata[k] for k in SETTING_KEYS if metadata.get(k) is not None}
-    if "cfg" in values:
-        if "cfg_scale" in values:
-            raise InvalidJob("cfg: give cfg or cfg_scale, not both")
-        values["cfg_scale"] = values.pop("cfg")
-        _checked("cfg", lambda: validate_settings({"cfg_scale": values["cfg_scale"]}))
-    if "size" in values and ("width" in values or "height" in values):
-        raise InvalidJob("size: give size or width and height, not both")
-    if values.get("seed") == -1:  # AUTOMATIC1111's "random": here, drawn from the job id
-        del values["seed"]
-    if "seed" in values and "seeds" in values:
-        raise InvalidJob("seed: give seed (and count) or seeds, not both")
-    validate_settings(values)  # ranges only; the model's and the preset's defaults come in at run time
-    return values
-
-
-def _checked(field_name: str, check) -> Any:
-    try:
-        return check()
-    except InvalidGeneration as exc:
-        message = str(exc)
-        raise InvalidGeneration(field_name + message[message.index(":"):]) from None
-
-
-def _job_loras(value: Any) -> tuple[JobLora, ...]:
-    if value is None:
-        return ()
-    if not isinstance(value, list | tuple):
-        raise InvalidJob("loras: must be a list of {name or lora_model_id, strength} or 'NAME:STRENGTH'")
-    if len(value) > MAX_LORAS:
-        raise InvalidJob(f"loras: at most {MAX_LORAS} LoRAs per job, not {len(value)}")
-    loras = []
-    for i, item in enumerate(value):
-        where = f"loras[{i}]"
-        if isinstance(item, str):
-            name, sep, raw = item.rpartition(":")
-            if not sep:
-                name, raw = item, None
-            try:
-                strength = None if raw is None else float(raw)
-            except ValueError:
-                raise InvalidJob(f"{where}.strength: must be a number, not {raw!r}") from None
-            item = {"name": name, "strength": strength}
-        if not isinstance(item, Mapping):
-            raise InvalidJob(f"{where}: must be {{name or lora_model_id, strength}} or 'NAME:STRENGTH'")
-        extra = sorted(set(item) - {"name", "lora_model_id", "id", "strength"})
-        if extra:
-            raise InvalidJob(f"{where}.{extra[0]}: unknown field; known: name, lora_model_id, strength")
-        lora_id = _uuid_field(item, "lora_model_id", where) or _uuid_field(item, "id", where)
-        name = item.get("name")
-        if lora_id is None and (not isinstance(name, str) or not name.strip()):
-            raise InvalidJob(f"{where}: needs a name or a lora_model_id")
-        strength = item.get("strength")
-        loras.append(
-            JobLora(
-                index=i,
-                name=name.strip() if isinstance(name, str) else None,
-                lora_model_id=lora_id,
-                strength=None if strength is None else check_strength(f"{where}.strength", strength),
-            )
-        )
-    return tuple(loras)
-
-
-def _uuid_field(values: Mapping[str, Any], key: str, where: str | None = None) -> uuid.UUID | None:
-    value = values.get(key)
-    if value is None:
-        return None
-    try:
-        return uuid.UUID(str(value))
-    except ValueError:
-        name = f"{where}.{key}" if where else key
-        raise InvalidJob(f"{name}: must be a UUID, not {value!r}") from None
-
-
-def _name_field(values: Mapping[str, Any], key: str) -> str | None:
-    value = values.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, str) or not value.strip() or len(value) > 200:
-        raise InvalidJob(f"{key}: must be a non-empty name of at most 200 characters, not {value!r}")
-    return value.strip()
-
-
-def _bool_field(values: Mapping[str, Any], key: str, default: bool) -> bool:
-    value = values.get(key, default)
-    if not isinstance(value, bool):
-        raise InvalidJob(f"{key}: must be true or false, not {value!r}")
-    return value
+def _job_loras(spec: GenerateImageSpec) -> tuple[JobLora, ...]:
+    return tuple(JobLora(index=i, name=lo.name, lora_model_id=lo.lora_model_id, strength=lo.strength)
+                 for i, lo in enumerate(spec.loras))
 
 
 # -- 2. resident providers (one set per process and configuration) -----------------------------
@@ -344,7 +208,7 @@ def _read_inputs(conn, spec: GenerateImageSpec, ctx: JobContext) -> Inputs:
     user_id = job.user_id or (record.owner_id if record else None)
     preset = load_preset(conn, spec.preset, user_id) if spec.preset else None
     loras, warnings = resolve_loras(
-        conn, spec.loras, record, user_id, Path(settings.storage), lora_folders(settings), spec.story_styles
+        conn, _job_loras(spec), record, user_id, Path(settings.storage), lora_folders(settings), spec.story_styles
     )
     tier, style = (record.owner_tier, record.style_preference) if record else (None, None)
     if job.user_id is not None and (record is None or job.user_id != record.owner_id):
@@ -391,7 +255,7 @@ def _parameters(spec: GenerateImageSpec, preset: PresetRecord | None, job_id: uu
                 values[key] = value
         try:
             validate_settings(values)
-        except InvalidGeneration as exc:
+        except InvalidJob as exc:
             raise InvalidJob(f"preset {preset.preset.name!r}: parameters.{exc}") from None
     job_values = dict(spec.settings)
     if {"width", "height"} & job_values.keys() or "size" in job_values:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from enchant_worker.training.spec import LoRATrainingSpec
+from enchant_worker.jobspecs.train_lora import LoRATrainingSpec
 
 PREVIEW_STRENGTH = 1.0
 PREVIEW_SUFFIX = ".preview.png"
@@ -41,7 +41,7 @@ def local_provider(settings):
 
 def _model_spec(provider, spec: LoRATrainingSpec, base_folder: Path):
     """The generation side's spec of the base model: the configured one, else the folder trained on."""
-    from enchant_worker.generation.model_registry import GENERIC_DEFAULTS, ModelSpec
+    from enchant_worker.model_catalog import GENERIC_DEFAULTS, ModelSpec
 
     if spec.base_model in provider.registry.models:
         return provider.registry.get(spec.base_model)

@@ -17,7 +17,6 @@ from typing import Any
 
 from enchant_worker.cache import Cache, load_story_metadata, load_user_preferences
 from enchant_worker.errors import InvalidJob
-from enchant_worker.generation.params import STRENGTH_RANGE
 from enchant_worker.generation.prompts import (
     BranchCharacterState,
     Character,
@@ -334,13 +333,3 @@ def _as_uuid(value: Any) -> uuid.UUID | None:
 def lora_folders(settings) -> list[Path]:
     """Where LoRAs named by file are looked for, in order."""
     return [Path(settings.models_dir) / "loras", Path(settings.storage) / "loras", *map(Path, settings.lora_dirs)]
-
-
-def check_strength(field_name: str, value: Any) -> float:
-    """A job LoRA strength: a number within the generic range (a LoRA row may narrow it)."""
-    lo, hi = STRENGTH_RANGE
-    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
-        raise InvalidJob(f"{field_name}: must be a number from {lo:g} to {hi:g}, not {value!r}")
-    if not lo <= value <= hi:
-        raise InvalidJob(f"{field_name}: must be from {lo:g} to {hi:g}, not {value:g}")
-    return float(value)

@@ -1,8 +1,9 @@
 """`train_lora`: train a LoRA style for a `lora_models` row (entity `lora_model`), resumably.
 
-Metadata is the seed's LoRATrainingRequest (see `training.spec`) plus `lora_model_id`. Files live under
-storage: `training/<id>/images` (uploads kept by the API), `training/<id>/dataset` (the validated copy
-with captions and manifest, written by `initiate_lora_training` or on the job's first run),
+Metadata is the seed's LoRATrainingRequest (`jobspecs.train_lora`) plus `lora_model_id`; jobs are
+started by `intake.training.initiate_lora_training`. Training images come from the user's uploads
+(`uploads/<user>/<upload id>/`). Files live under storage: `training/<id>/dataset` (the validated copy
+with captions and manifest, written on the job's first run),
 `training/<id>/work` (checkpoints, latent cache: a re-leased job resumes from them), and
 `loras/<id>/<name>.safetensors`, `<name>.kohya.safetensors`, `<name>.preview.png`. Cancellation and
 preemption checkpoint first (see `training.trainer`).
@@ -14,39 +15,43 @@ the CLI, the API and the worker.
 from __future__ import annotations
 
 import logging
-import shutil
 import uuid
 from pathlib import Path
 from typing import Any
 
-import psycopg
 from psycopg.types.json import Jsonb
 
-from enchant_worker.domain.training import TRAIN_LORA_JOB_TYPE, train_lora_job
 from enchant_worker.errors import InvalidJob, JobCancelled, Preempted
-from enchant_worker.queue import JobQueue
+from enchant_worker.intake.training import TRAIN_LORA as TRAIN_LORA_JOB_TYPE
+from enchant_worker.jobspecs.train_lora import LoRATrainingSpec, parse_training_request
 from enchant_worker.sql import q
-from enchant_worker.training.spec import LoRATrainingSpec, parse_training_request
 from enchant_worker.worker.context import JobContext
 from enchant_worker.worker.registry import Handler
 
 log = logging.getLogger(__name__)
 
-JOB_KEYS = ("lora_model_id",)  # metadata keys that are about the job, not the training
 DATASET_DIR = "dataset"
 WORK_DIR = "work"
-# The request fields every train_lora job's metadata carries (the API writes the same set).
-REQUEST_KEYS = {
-    "user_id", "name", "description", "base_model", "training_images", "trigger_words",
-    "learning_rate", "batch_size", "epochs", "resolution", "rank",
-}  # fmt: skip
 
 
 def validate(metadata: dict[str, Any]) -> LoRATrainingSpec:
     """The job's training request; `InvalidJob` naming each bad field."""
     if not isinstance(metadata, dict):
         raise InvalidJob("metadata: must be a JSON object")
-    return parse_training_request({k: v for k, v in metadata.items() if k not in JOB_KEYS})
+    return parse_training_request(metadata)
+
+
+def training_folders(ctx: JobContext, spec: LoRATrainingSpec) -> LoRATrainingSpec:
+    """The request with `training_images` resolved to the folders they name, checked for the job's user
+    (uploads of theirs; ENCHANT_TRAINING_DIRS folders for admins and the CLI)."""
+    from enchant_worker.intake.references import training_source_folder
+    from enchant_worker.intake.submit import actor_for_job
+
+    with ctx.connect() as conn:
+        actor = actor_for_job(conn, ctx.job)
+        folders = [training_source_folder(conn, actor, f"training_images[{i}]", value, ctx.settings)
+                   for i, value in enumerate(spec.training_images)]
+    return spec.model_copy(update={"training_images": [str(f) for f in folders]})
 
 
 # -- shared with initiating ----------------------------------------------------------------------
@@ -79,7 +84,7 @@ def with_settings_defaults(spec: LoRATrainingSpec, settings) -> LoRATrainingSpec
 def base_model_folder(name: str, settings, *, build: bool = True) -> Path:
     """The diffusers folder of base model `name`: one from configs/models.toml, a folder under the
     models folder, or a path. The built-in tiny model is built on first use (unless `build` is False)."""
-    from enchant_worker.generation.model_registry import ModelRegistry
+    from enchant_worker.model_catalog import ModelRegistry
     from enchant_worker.training.base_model import resolve_base_model
 
     registry = ModelRegistry.load(settings.models_dir, settings.models_config)
@@ -97,49 +102,6 @@ def base_model_folder(name: str, settings, *, build: bool = True) -> Path:
         ensure_tiny_model(entry.path)
     known = {n: s.path for n, s in registry.models.items() if not s.single_file}
     return resolve_base_model(name, settings.models_dir, known)
-
-
-def initiate_lora_training(
-    conn: psycopg.Connection, settings, request: dict[str, Any]
-) -> tuple[uuid.UUID, uuid.UUID]:
-    """The seed's `initiateLoRATraining`: validate the request and its images, copy the images into
-    storage, create the `lora_models` row (status training) and enqueue its `train_lora` job.
-
-    Returns (lora_model_id, job_id). Raises `InvalidJob` naming the field; nothing is written then.
-    """
-    # 1. Every field and the base model, before anything is written
-    spec = parse_training_request(request)
-    base_model_folder(spec.base_model, settings, build=False)
-
-    # 2. The images: checked (all problems at once) and copied with their captions
-    from enchant_worker.training.dataset import prepare_dataset
-
-    lora_id = uuid.uuid4()
-    root = training_root(settings, lora_id)
-    dataset = prepare_dataset(spec, root / DATASET_DIR, **dataset_limits(settings))
-
-    # 3. The row and the job in one transaction; the job reads the copied dataset
-    metadata = spec.model_dump(
-        mode="json", include=REQUEST_KEYS | spec.model_fields_set, exclude={"captions"}
-    )
-    metadata["training_images"] = [str(dataset.folder)]
-    stem_file = f"loras/{lora_id}/{spec.file_stem}.safetensors"
-    try:
-        with conn.transaction():
-            conn.execute(q("lora_training_create"), {
-                "id": lora_id, "user_id": spec.user_id, "name": spec.name, "description": spec.description,
-                "model_file_url": stem_file, "trigger_words": list(spec.trigger_words),
-                "training_images_count": len(dataset.images),
-            })  # fmt: skip
-            job_id = JobQueue(conn).enqueue(train_lora_job(lora_id, metadata, user_id=spec.user_id))
-            conn.execute(q("lora_training_job"), {"id": lora_id, "job_id": job_id})
-    except psycopg.errors.ForeignKeyViolation:
-        shutil.rmtree(root, ignore_errors=True)
-        raise InvalidJob(f"user_id: no user has the id {spec.user_id}") from None
-    except BaseException:
-        shutil.rmtree(root, ignore_errors=True)
-        raise
-    return lora_id, job_id
 
 
 # -- the handler ---------------------------------------------------------------------------------
@@ -186,7 +148,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
         dataset = (
             load_dataset(data_dir)
             if (data_dir / MANIFEST).is_file()
-            else prepare_dataset(spec, data_dir, **dataset_limits(settings))
+            else prepare_dataset(training_folders(ctx, spec), data_dir, **dataset_limits(settings))
         )
         # 3. Train (or resume) and export
         base = base_model_folder(spec.base_model, settings)
@@ -219,8 +181,10 @@ def run(ctx: JobContext) -> dict[str, Any]:
     # 5. The row becomes ready, pointing at the diffusers file (relative to storage); the preview is linked
     storage = Path(settings.storage)
     relative = result.lora_path.relative_to(storage)
-    out: dict[str, Any] = {
+    out: dict[str, Any] = {  # paths relative to storage: results are shown to users
         **result.as_job_result(),
+        "lora_file": str(relative),
+        "kohya_file": str(result.kohya_path.relative_to(storage)),
         "lora_model_id": str(lora_id),
         "model_file_url": str(relative),
     }

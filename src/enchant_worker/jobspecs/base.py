@@ -7,16 +7,17 @@ A field that names a row or a file says so with `Ref`:
         chapter_id: Annotated[uuid.UUID, Ref("chapter", WRITE)]
 
 `references(spec)` lists every such value with its field path, so one authorization step
-(`enchant_worker.access`) can check the job's user against each of them, at enqueue and again when the
+(`enchant_worker.intake`) can check the job's user against each of them, at enqueue and again when the
 worker runs the job. `parse(spec_class, metadata)` turns any validation failure into `InvalidJob` naming
 the field, the allowed values and what was received.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, ClassVar, TypeVar
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -24,9 +25,10 @@ from enchant_worker.errors import InvalidJob
 
 READ, WRITE = "read", "write"
 
-# What a reference may point at; `access` knows how to check each kind.
-REFERENCE_KINDS = frozenset({
-    "story", "chapter", "scene", "character", "location", "branch",  # rights through the story
+# Rows that belong to a story: rights on them are rights on their story.
+STORY_KINDS = frozenset({"story", "chapter", "scene", "character", "location", "branch"})
+# What a reference may point at; `enchant_worker.intake.references` knows how to check each kind.
+REFERENCE_KINDS = STORY_KINDS | frozenset({
     "image",  # the image's owner, or rights on its scene's story
     "preset",  # generation preset by id or name: the owner's, or a public one
     "lora",  # LoRA by id or name, to apply: the owner's, or a public one
@@ -34,6 +36,8 @@ REFERENCE_KINDS = frozenset({
     "upload",  # a file the caller uploaded (upload id or storage-relative path under their uploads)
     "training_source",  # an upload, or for admins and the CLI a folder under ENCHANT_TRAINING_DIRS
     "model",  # a model named in configs/models.toml
+    "base_model",  # a model to train on: configured, or a folder under ENCHANT_MODELS_DIR (admins: a path)
+    "user",  # a user id: the caller's own (admins: any)
 })
 
 
@@ -66,8 +70,13 @@ class JobSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    # Set by subclasses that take the job's entity as a reference (`entity_type` → kind).
-    entity_kinds: ClassVar[dict[str, str]] = {}
+    def usage(self) -> dict[str, int]:
+        """What this job counts against its user's daily quotas (`images`, `trainings`)."""
+        return {}
+
+    def entity(self) -> tuple[str, uuid.UUID] | None:
+        """The row the job is about (`entity_type`, `entity_id`), when its metadata names one."""
+        return None
 
 
 def references(spec: BaseModel, prefix: str = "") -> Iterator[Reference]:
@@ -109,7 +118,7 @@ def parse(spec_class: type[S], metadata: Any) -> S:
 
 def explain(spec_class: type[BaseModel], error: Any) -> str:
     """One pydantic error as 'field: what is wrong (got X)'."""
-    where = ".".join(str(p) for p in error["loc"]) or "metadata"
+    where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error["loc"]).lstrip(".") or "metadata"
     got = error.get("input")
     kind = error["type"]
     if kind == "extra_forbidden":
@@ -117,6 +126,8 @@ def explain(spec_class: type[BaseModel], error: Any) -> str:
     if kind == "missing":
         return f"{where}: required"
     message = str(error["msg"]).removeprefix("Value error, ").replace("Input should be", "must be")
+    if kind == "value_error":  # our own validators' messages say what they got
+        return f"{where}: {message}"
     return f"{where}: {message} (got {_short(got)})"
 
 

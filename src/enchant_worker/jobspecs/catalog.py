@@ -6,6 +6,7 @@ A job type a plugin adds without a spec here takes any JSON object and is admin-
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 
 from enchant_worker.jobspecs.base import JobSpec
 
@@ -16,12 +17,19 @@ class JobType:
     spec: type[JobSpec]
     user_allowed: bool  # False: admin keys and the CLI only
     description: str = ""
+    priority: int = 5  # when the caller sets none (lower runs first)
+    max_attempts: int = 3
 
 
+@cache
 def job_types() -> dict[str, JobType]:
-    from enchant_worker.jobspecs import maintenance
+    from enchant_worker.jobspecs import generate_image, maintenance, train_lora
 
     types = [
+        JobType("generate_image", generate_image.GenerateImageSpec, True,
+                "illustrate a scene or a prompt with Stable Diffusion and LoRA styles"),
+        # Worse than generate_image's 5: a waiting illustration preempts training.
+        JobType("train_lora", train_lora.LoRATrainingSpec, True, "train a LoRA style", priority=8),
         JobType("noop", maintenance.NoopSpec, False, "sleep metadata.seconds (tests, demos, benchmarks)"),
         JobType("data_migration", maintenance.DataMigrationSpec, False, "run a named data migration"),
     ]

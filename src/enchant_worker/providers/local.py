@@ -11,9 +11,9 @@ from enchant_worker.generation.adapters import LoraRequest
 from enchant_worker.generation.device import DevicePolicy, resolve_device
 from enchant_worker.generation.errors import InvalidGeneration
 from enchant_worker.generation.generate import generate
-from enchant_worker.generation.model_registry import ModelRegistry
 from enchant_worker.generation.params import GenerationParams, validate_settings
 from enchant_worker.generation.pipelines import PipelineCache
+from enchant_worker.model_catalog import ModelRegistry
 from enchant_worker.providers.base import (
     CAP_LORA,
     CAP_NEGATIVE_PROMPT,

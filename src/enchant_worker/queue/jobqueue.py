@@ -15,11 +15,12 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from enchant_worker.domain.jobs import Job, NewJob
-from enchant_worker.errors import InvalidJob, JobNotFound
+from enchant_worker.errors import IdempotencyConflict, InvalidJob, JobNotFound
 from enchant_worker.queue.backoff import retry_delay_s
 from enchant_worker.sql import q
 
 MAX_ATTEMPTS = 1000
+MAX_IDEMPOTENCY_KEY_CHARS = 200  # the table's check constraint says the same
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,10 @@ def _check(job: NewJob) -> str:
         raise InvalidJob(f"priority: must be between 0 (most urgent) and 32767, got {job.priority}")
     if not 1 <= job.max_attempts <= MAX_ATTEMPTS:
         raise InvalidJob(f"max_attempts: must be between 1 and {MAX_ATTEMPTS}, got {job.max_attempts}")
+    key = job.idempotency_key
+    if key is not None and not (isinstance(key, str) and 0 < len(key) <= MAX_IDEMPOTENCY_KEY_CHARS):
+        raise InvalidJob(f"idempotency_key: must be 1 to {MAX_IDEMPOTENCY_KEY_CHARS} characters, "
+                         f"got {len(key) if isinstance(key, str) else type(key).__name__}")
     return text
 
 
@@ -63,21 +68,23 @@ class JobQueue:
         return self.enqueue_many([job])[0]
 
     def enqueue_many(self, jobs: Sequence[NewJob]) -> list[uuid.UUID]:
-        """Inserts jobs in one statement; returns their ids in order. The same idempotency key twice,
-        in this batch or from before, yields the one existing job's id."""
+        """Inserts jobs in one statement; returns their ids in order. An idempotency key belongs to the
+        job's user: the same (user, key) twice, in this batch or from before, yields the one existing
+        job's id, and `IdempotencyConflict` when that job has another type or metadata."""
         texts = [_check(job) for job in jobs]
         ids: list[uuid.UUID] = []  # chosen here, so nothing relies on the order of returned rows
         batch: list[tuple[uuid.UUID, NewJob, str]] = []
-        first_of_key: dict[str, uuid.UUID] = {}
+        first_of_key: dict[tuple[uuid.UUID | None, str], uuid.UUID] = {}
         for job, text in zip(jobs, texts, strict=True):
-            if job.idempotency_key in first_of_key:
-                ids.append(first_of_key[job.idempotency_key])  # the same key twice in one batch
+            key = (job.user_id, job.idempotency_key) if job.idempotency_key is not None else None
+            if key in first_of_key:
+                ids.append(first_of_key[key])  # the same key twice in one batch
                 continue
             job_id = uuid.uuid4()
             ids.append(job_id)
             batch.append((job_id, job, text))
-            if job.idempotency_key is not None:
-                first_of_key[job.idempotency_key] = job_id
+            if key is not None:
+                first_of_key[key] = job_id
         self.conn.execute(q("enqueue_jobs"), {
             "id": [i for i, _, _ in batch],
             "job_type": [j.job_type for _, j, _ in batch],
@@ -93,10 +100,19 @@ class JobQueue:
         if not first_of_key:
             return ids
         # A key enqueued before this batch keeps its job: ours was not inserted.
-        holders = {r["idempotency_key"]: r["id"] for r in
-                   self.conn.execute(q("jobs_by_idempotency_key"), {"keys": list(first_of_key)})}
-        return [holders.get(job.idempotency_key, job_id) if job.idempotency_key else job_id
-                for job_id, job in zip(ids, jobs, strict=True)]
+        holders = {(r["user_id"], r["idempotency_key"]): r for r in self.conn.execute(
+            q("jobs_by_idempotency_key"),
+            {"users": [u for u, _ in first_of_key], "keys": [k for _, k in first_of_key]})}
+        out = []
+        for job_id, job, text in zip(ids, jobs, texts, strict=True):
+            holder = holders.get((job.user_id, job.idempotency_key)) if job.idempotency_key else None
+            if holder is None:
+                out.append(job_id)
+                continue
+            if holder["job_type"] != job.job_type or holder["metadata"] != json.loads(text):
+                raise IdempotencyConflict(job.idempotency_key, holder["id"])
+            out.append(holder["id"])
+        return out
 
     # -- the lease and its writes ----------------------------------------------------------------
 

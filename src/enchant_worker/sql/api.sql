@@ -40,7 +40,6 @@ RETURNING id
 -- Whether a user id exists.
 SELECT EXISTS (SELECT 1 FROM users WHERE id = %(id)s) AS found
 
--- api_story_access --
 -- A story's owner and this user's accepted collaboration on it (NULL columns when none); no row when
 -- the story does not exist.
 SELECT s.id, s.user_id AS owner_id, c.role AS collaborator_role, c.permissions
@@ -50,7 +49,6 @@ WHERE s.id = %(story_id)s
 ORDER BY c.invited_at DESC NULLS LAST
 LIMIT 1
 
--- api_entity_story --
 -- The story an entity belongs to, and whether the entity exists at all.
 SELECT entity_story_id(%(entity_type)s, %(entity_id)s) AS story_id
 
@@ -332,3 +330,7 @@ LIMIT %(limit)s
 -- api_ping --
 -- The database answers.
 SELECT 1 AS ok
+
+-- api_upload_get --
+-- One upload.
+SELECT id, user_id, purpose, folder, file_count, total_bytes, created_at FROM uploads WHERE id = %(id)s

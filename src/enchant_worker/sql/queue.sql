@@ -1,6 +1,6 @@
 -- enqueue_jobs --
 -- Insert a batch of jobs with ids chosen by the caller (metadata as JSON text). A job whose idempotency
--- key exists already is not inserted again (see jobs_by_idempotency_key).
+-- key its user has used already is not inserted again (see jobs_by_idempotency_key).
 INSERT INTO processing_jobs
     (id, job_type, metadata, priority, max_attempts, entity_type, entity_id, user_id, idempotency_key, run_after)
 SELECT t.id, t.job_type, t.metadata::jsonb, t.priority, t.max_attempts, t.entity_type, t.entity_id, t.user_id,
@@ -10,11 +10,15 @@ FROM unnest(%(id)s::uuid[], %(job_type)s::text[], %(metadata)s::text[], %(priori
             %(idempotency_key)s::text[], %(run_after)s::timestamptz[])
      AS t(id, job_type, metadata, priority, max_attempts, entity_type, entity_id, user_id, idempotency_key,
           run_after)
-ON CONFLICT (idempotency_key) DO NOTHING
+ON CONFLICT (user_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
 
 -- jobs_by_idempotency_key --
--- The jobs that hold these idempotency keys (after an enqueue: ours, or those enqueued before).
-SELECT id, idempotency_key FROM processing_jobs WHERE idempotency_key = ANY(%(keys)s::text[])
+-- The jobs that hold these (user, idempotency key) pairs (after an enqueue: ours, or those enqueued
+-- before), with what they are, so that a key reused for another job is told apart.
+SELECT j.id, j.user_id, j.idempotency_key, j.job_type, j.metadata
+FROM processing_jobs j
+JOIN unnest(%(users)s::uuid[], %(keys)s::text[]) AS k(user_id, key)
+  ON j.user_id IS NOT DISTINCT FROM k.user_id AND j.idempotency_key = k.key
 
 -- lease_jobs --
 -- Lease up to `limit` runnable jobs of the given types for one worker, in one statement.

@@ -8,10 +8,10 @@ Typical use (what the `train_lora` handler does):
     result = train_lora(spec, dataset, base, work_dir, output_dir, TrainingHooks(...))
 """
 
+from enchant_worker.jobspecs.train_lora import LoRATrainingSpec, parse_training_request
 from enchant_worker.training.base_model import BaseModel, load_base_model, resolve_base_model
 from enchant_worker.training.dataset import PreparedDataset, load_dataset, prepare_dataset
 from enchant_worker.training.errors import CheckpointMismatch, CheckpointWriteFailed, TrainingDiverged
-from enchant_worker.training.spec import LoRATrainingSpec, parse_training_request
 
 __all__ = [
     "BaseModel",

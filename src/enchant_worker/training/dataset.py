@@ -21,7 +21,7 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 
 from enchant_worker.errors import InvalidJob
-from enchant_worker.training.spec import MAX_TRAINING_IMAGES, MIN_TRAINING_IMAGES, LoRATrainingSpec
+from enchant_worker.jobspecs.train_lora import MAX_TRAINING_IMAGES, MIN_TRAINING_IMAGES, LoRATrainingSpec
 
 IMAGE_FORMATS = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp", "BMP": ".bmp"}
 CAPTION_SUFFIX = ".txt"

@@ -26,13 +26,13 @@ import torch
 import torch.nn.functional as F
 
 from enchant_worker.errors import InvalidJob, JobCancelled, Preempted
+from enchant_worker.jobspecs.train_lora import LoRATrainingSpec
 from enchant_worker.training import checkpoints as ckpt
 from enchant_worker.training.base_model import BaseModel, load_base_model
 from enchant_worker.training.buckets import bucket_for, epoch_batches, make_buckets
 from enchant_worker.training.dataset import PreparedDataset
 from enchant_worker.training.errors import CheckpointMismatch, TrainingDiverged
 from enchant_worker.training.export import export_lora
-from enchant_worker.training.spec import LoRATrainingSpec
 
 UNET_TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]
 TEXT_ENCODER_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj"]

@@ -26,6 +26,7 @@ import psycopg
 from enchant_worker.db.connection import Database
 from enchant_worker.domain.jobs import Job
 from enchant_worker.errors import DatabaseUnavailable, InvalidJob, JobCancelled, Preempted
+from enchant_worker.intake import recheck_job
 from enchant_worker.queue import JobQueue, Lease
 from enchant_worker.sql import q as q_sql
 from enchant_worker.worker import device
@@ -214,6 +215,11 @@ class Worker:
             if handler.timeout_s:
                 ctx.timeout_s, ctx.deadline = handler.timeout_s, time.monotonic() + handler.timeout_s
             ctx.spec = handler.validate(job.metadata) if handler.validate else job.metadata
+            # The enqueue checks again, for the job's user: the row may come from plain SQL, or a right
+            # may have been lost since (AccessDenied is an InvalidJob: the job fails, never retried).
+            limits = recheck_job(ctx.connect, job, self.settings)
+            if limits.max_run_s and (ctx.timeout_s is None or limits.max_run_s < ctx.timeout_s):
+                ctx.timeout_s, ctx.deadline = limits.max_run_s, time.monotonic() + limits.max_run_s
             result = handler.run(ctx) or {}
             try:  # a result that cannot be stored is the handler's error, not ours
                 json.dumps(result, allow_nan=False)

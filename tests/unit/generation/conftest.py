@@ -25,7 +25,7 @@ def models_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def registry(models_dir):
-    from enchant_worker.generation.model_registry import ModelRegistry
+    from enchant_worker.model_catalog import ModelRegistry
 
     return ModelRegistry.load(models_dir, None)
 

@@ -4,7 +4,7 @@ import pytest
 
 from enchant_worker.generation.device import resolve_device
 from enchant_worker.generation.errors import ConfigurationError, ModelNotFound
-from enchant_worker.generation.model_registry import ModelRegistry
+from enchant_worker.model_catalog import ModelRegistry
 
 REPO = Path(__file__).resolve().parents[3]
 

@@ -14,7 +14,7 @@ import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from enchant_worker.generation.tiny_model import save_tiny_model  # noqa: E402
-from enchant_worker.training.spec import LoRATrainingSpec  # noqa: E402
+from enchant_worker.jobspecs.train_lora import LoRATrainingSpec  # noqa: E402
 
 IMAGE_SIZES = [(64, 64), (80, 64), (64, 96), (72, 72), (48, 48)]  # the last is below a 64px resolution
 

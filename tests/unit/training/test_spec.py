@@ -1,7 +1,7 @@
 import pytest
 
 from enchant_worker.errors import InvalidJob
-from enchant_worker.training.spec import parse_training_request
+from enchant_worker.jobspecs.train_lora import parse_training_request
 
 BASE = dict(name="Ink Wash", training_images=["imgs"], base_model="tiny-sd")
 

@@ -6,9 +6,9 @@ from fastapi import APIRouter
 
 from enchant_worker.api.deps import PrincipalDep, SettingsDep, StoreDep
 from enchant_worker.api.errors import COMMON
-from enchant_worker.api.models_config import model_available, read_models
 from enchant_worker.api.schemas import ModelPublic, ProviderPublic
 from enchant_worker.api.versions import BASIC_GENERATION
+from enchant_worker.model_catalog import ModelRegistry
 
 router = APIRouter(tags=["models"], responses=COMMON)
 FEATURE = BASIC_GENERATION
@@ -24,15 +24,14 @@ def _loaded(device: object) -> list[str]:
 def list_models(settings: SettingsDep, store: StoreDep, principal: PrincipalDep) -> list[ModelPublic]:
     """Base models from configs/models.toml; `loaded_on` lists the live workers that report the model
     loaded (in `device.loaded_models`)."""
-    config = read_models(settings)
+    registry = ModelRegistry.from_settings(settings)  # the worker's own catalogue (ENCHANT_MODELS_CONFIG)
     workers = store.workers()
     models = []
-    for name, spec in sorted(config.get("models", {}).items()):
-        spec = spec if isinstance(spec, dict) else {}
+    for name, spec in sorted(registry.models.items()):
+        info = spec.info()
         models.append(ModelPublic(
-            name=name, family=spec.get("family"), description=spec.get("description"),
-            default=name == config.get("default"), available=model_available(settings, spec),
-            defaults=spec.get("defaults") if isinstance(spec.get("defaults"), dict) else {},
+            name=name, family=spec.family, description=spec.description or None,
+            default=name == registry.default, available=info["available"], defaults=dict(spec.defaults),
             loaded_on=[w["id"] for w in workers if name in _loaded(w["device"])]))
     return models
 

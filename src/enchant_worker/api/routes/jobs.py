@@ -1,4 +1,4 @@
-"""Jobs: create any registered job type (validated by its handler), read, list, cancel, retry, reprioritise."""
+"""Jobs: create any job type (through `intake`: spec, rights, tier), read, list, cancel, retry, reprioritise."""
 
 from __future__ import annotations
 
@@ -8,22 +8,16 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, status
 
 from enchant_worker.api import pagination
-from enchant_worker.api.auth import READ, WRITE, Principal, check_access, found, story_rights
+from enchant_worker.api.auth import READ, WRITE, Principal, check_access, found
 from enchant_worker.api.deps import PrincipalDep, QueueDep, StateDep, StoreDep
-from enchant_worker.api.errors import (
-    COMMON,
-    Conflict,
-    Forbidden,
-    NotFound,
-    Unprocessable,
-    invalid_job_error,
-    responses,
-)
+from enchant_worker.api.errors import COMMON, Conflict, Forbidden, NotFound, Unprocessable, responses
 from enchant_worker.api.schemas import JobAction, JobCreate, JobPage, JobPublic, JobUpdate
 from enchant_worker.api.store import Row, Store
 from enchant_worker.api.versions import BASIC_GENERATION, JOB_TYPE_FEATURES
-from enchant_worker.domain.jobs import JobStatus, NewJob
+from enchant_worker.domain.jobs import JobStatus
 from enchant_worker.errors import InvalidJob
+from enchant_worker.intake import JobRequest, submit
+from enchant_worker.intake.training import LORA_ENTITY, TRAIN_LORA, initiate_lora_training
 
 router = APIRouter(prefix="/jobs", tags=["jobs"], responses=COMMON)
 FEATURE = BASIC_GENERATION
@@ -35,39 +29,31 @@ def _job(store: Store, principal: Principal, job_id: uuid.UUID, right: str) -> R
     return row
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=JobPublic, responses=responses(409))
-def create_job(body: JobCreate, request: Request, state: StateDep, store: StoreDep, queue: QueueDep,
-               principal: PrincipalDep) -> Row:
-    """Enqueue a job of any registered type. Its metadata is validated by the type's handler (422 naming
-    the field). With an idempotency key, the same request twice gives the same job."""
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=JobPublic, responses=responses(409, 429))
+def create_job(body: JobCreate, request: Request, state: StateDep, store: StoreDep, principal: PrincipalDep) -> Row:
+    """Enqueue a job. Its metadata is validated by the type's spec (422 naming the field); every row and
+    file it names is checked against the caller's rights (403 naming the field; 422 when missing); the
+    caller's role and tier set which types, priorities and attempts are allowed, and its daily quotas
+    (429 with Retry-After). With an idempotency key, the same request twice gives the same job (another
+    job under a used key is a 409 naming it). A `train_lora` job without `lora_model_id` or entity
+    creates its LoRA (the seed's `initiateLoRATraining`)."""
     version = request.scope["api_version"]
     feature = JOB_TYPE_FEATURES.get(body.job_type, BASIC_GENERATION)
     if not state.versions.supports(version, feature):
         raise NotFound(state.versions.feature_missing_message(version, feature, f"job type {body.job_type}"))
-    handler = state.job_types.get(body.job_type)
-    if handler is None:
-        raise Unprocessable(("body", "job_type"), f"job_type: unknown job type {body.job_type!r}; "
-                            f"known: {', '.join(state.job_types.job_types)}")
-    if handler.validate is not None:
-        try:
-            handler.validate(body.metadata)
-        except InvalidJob as exc:
-            raise invalid_job_error(exc) from None
-    if (body.entity_type is None) != (body.entity_id is None):
-        raise Unprocessable(("body", "entity_id" if body.entity_id is None else "entity_type"),
-                            "entity_type and entity_id go together: give both or neither")
-    if body.entity_type is not None and not principal.is_admin:
-        story = store.entity_story(body.entity_type, body.entity_id)
-        if story is not None and WRITE not in story_rights(store, principal, story):
-            raise Forbidden(f"this key may not add jobs to {body.entity_type} {body.entity_id}")
-    job_id = queue.enqueue(NewJob(body.job_type, body.metadata, priority=body.priority,
-                                  max_attempts=body.max_attempts, entity_type=body.entity_type,
-                                  entity_id=body.entity_id, user_id=principal.user_id,
-                                  idempotency_key=body.idempotency_key))
-    row = found(store.job(job_id), f"job with id {job_id}")
-    if row["user_id"] != principal.user_id and not principal.is_admin:  # the key belongs to someone else
-        check_access(store, principal, row, READ, "this job")
-    return row
+    actor = principal.actor
+    if body.job_type == TRAIN_LORA:
+        if body.entity_type not in (None, LORA_ENTITY):
+            raise Unprocessable(("body", "entity_type"), f"entity_type: a train_lora job is about a {LORA_ENTITY}")
+        _, job_id = initiate_lora_training(store.conn, actor, state.settings, body.metadata,
+                                           entity_id=body.entity_id, idempotency_key=body.idempotency_key,
+                                           priority=body.priority)
+    else:
+        job_id = submit(store.conn, actor, JobRequest(
+            body.job_type, body.metadata, priority=body.priority, max_attempts=body.max_attempts,
+            entity_type=body.entity_type, entity_id=body.entity_id, idempotency_key=body.idempotency_key),
+            state.settings, state.plugin_validators())
+    return found(store.job(job_id), f"job with id {job_id}")
 
 
 @router.get("", response_model=JobPage, responses=responses(400))

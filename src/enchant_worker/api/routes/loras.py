@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import uuid
 from typing import Annotated, Literal
 
@@ -10,15 +9,14 @@ from fastapi import APIRouter, File, Form, Query, UploadFile, status
 from fastapi.responses import FileResponse
 
 from enchant_worker.api.auth import Principal, found
-from enchant_worker.api.deps import PrincipalDep, QueueDep, SettingsDep, StateDep, StoreDep
+from enchant_worker.api.deps import PrincipalDep, SettingsDep, StateDep, StoreDep
 from enchant_worker.api.errors import COMMON, Conflict, Forbidden, Unprocessable, responses
 from enchant_worker.api.files import stored_file
-from enchant_worker.api.models_config import default_model
 from enchant_worker.api.schemas import LoraPublic, LoraTrainingStarted
 from enchant_worker.api.store import Row, Store
-from enchant_worker.api.uploads import check_images, save_images
+from enchant_worker.api.uploads import store_upload
 from enchant_worker.api.versions import LORA_TRAINING
-from enchant_worker.domain.training import train_lora_job
+from enchant_worker.intake.training import initiate_lora_training
 
 router = APIRouter(prefix="/loras", tags=["loras"], responses=COMMON)
 FEATURE = LORA_TRAINING
@@ -51,9 +49,9 @@ def list_loras(store: StoreDep, principal: PrincipalDep,
 
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=LoraTrainingStarted,
-             responses=responses(413, 415))
+             responses=responses(413, 415, 429))
 def train_lora(
-    state: StateDep, store: StoreDep, queue: QueueDep, settings: SettingsDep, principal: PrincipalDep,
+    state: StateDep, store: StoreDep, settings: SettingsDep, principal: PrincipalDep,
     images: Annotated[list[UploadFile], File(description="5 to 50 training images (PNG, JPEG, WebP, BMP)")],
     name: Annotated[str, Form(min_length=1, max_length=100, pattern=r"^[^\x00]+$")],
     description: Annotated[str, Form(max_length=2000, pattern=r"^[^\x00]*$")] = "",
@@ -66,32 +64,19 @@ def train_lora(
     rank: Annotated[int, Form(ge=1, le=256)] = 16,
 ) -> LoraTrainingStarted:
     """Start training a LoRA style from uploaded images: the images are checked (413 above the size
-    limit, 415 when a file is not an image) and stored, a `lora_models` row is created with status
-    `training`, and a `train_lora` job is queued. Poll the job, then the LoRA."""
+    limit, 415 when a file is not an image) and kept as an upload of the caller's, a `lora_models` row
+    is created with status `training`, and a `train_lora` job is queued (the same path as
+    `POST /v2/jobs` and the CLI's `train`). Poll the job, then the LoRA."""
     words = _trigger_words(trigger_words)
-    limits = state.limits
-    checked = check_images(images, max_file_bytes=limits.upload_file_bytes,
-                           min_count=limits.min_training_images, max_count=limits.max_training_images)
-    lora_id = uuid.uuid4()
-    folder = settings.storage / "training" / str(lora_id)
-    model = base_model or default_model(settings)
-    try:
-        save_images(checked, folder / "images")
-        with store.conn.transaction():
-            lora = store.create_lora(id=lora_id, user_id=principal.user_id, name=name, description=description,
-                                     model_file_url=f"loras/{lora_id}.safetensors", trigger_words=words,
-                                     training_images_count=len(checked))
-            job_id = queue.enqueue(train_lora_job(lora_id, {
-                "user_id": str(principal.user_id) if principal.user_id else None,
-                "name": name, "description": description, "base_model": model,
-                "training_images": [str(folder / "images")], "trigger_words": words,
-                "learning_rate": learning_rate, "batch_size": batch_size, "epochs": epochs,
-                "resolution": resolution, "rank": rank,
-            }, user_id=principal.user_id))
-    except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)
-        raise
-    return LoraTrainingStarted(lora=LoraPublic.model_validate(lora), job_id=job_id)
+    actor = principal.actor
+    upload_id, _ = store_upload(store, state, actor, images)
+    request = {"name": name, "description": description, "training_images": [str(upload_id)],
+               "trigger_words": words, "learning_rate": learning_rate, "batch_size": batch_size,
+               "epochs": epochs, "resolution": resolution, "rank": rank,
+               **({"base_model": base_model} if base_model else {})}
+    lora_id, job_id = initiate_lora_training(store.conn, actor, settings, request)
+    return LoraTrainingStarted(lora=LoraPublic.model_validate(found(store.lora(lora_id), f"LoRA {lora_id}")),
+                               job_id=job_id)
 
 
 @router.get("/{lora_id}", response_model=LoraPublic)

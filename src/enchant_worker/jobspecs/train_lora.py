@@ -12,11 +12,12 @@ import hashlib
 import json
 import re
 import uuid
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from enchant_worker.errors import InvalidJob
+from enchant_worker.jobspecs.base import WRITE, JobSpec, Ref
 
 MIN_TRAINING_IMAGES = 5
 MAX_TRAINING_IMAGES = 50
@@ -26,17 +27,19 @@ MixedPrecision = Literal["auto", "no", "fp16", "bf16"]
 LRScheduler = Literal["constant", "constant_with_warmup", "linear", "cosine"]
 
 
-class LoRATrainingSpec(BaseModel):
+class LoRATrainingSpec(JobSpec):
     """What to train. Ranges are checked here; images are checked by `dataset.prepare_dataset`."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+    # The LoRA row this job trains (set by `initiate_lora_training`; its owner alone may train it).
+    lora_model_id: Annotated[uuid.UUID | None, Ref("lora_training", WRITE)] = None
     # The seed's request.
-    user_id: uuid.UUID | None = None
+    user_id: Annotated[uuid.UUID | None, Ref("user")] = None
     name: str = Field(min_length=1, max_length=100)
     description: str = Field(default="", max_length=2000)
-    training_images: list[str] = Field(min_length=1, max_length=1000)
-    base_model: str = Field(min_length=1, max_length=500)
+    # Upload ids (or storage paths under the user's uploads); admins and the CLI: ENCHANT_TRAINING_DIRS folders.
+    training_images: Annotated[list[Annotated[str, Field(min_length=1, max_length=1000)]],
+                               Ref("training_source")] = Field(min_length=1, max_length=1000)
+    base_model: Annotated[str, Ref("base_model")] = Field(min_length=1, max_length=500)
     trigger_words: list[str] = Field(default_factory=list, max_length=MAX_TRIGGER_WORDS)
     learning_rate: float = Field(default=1e-4, ge=1e-6, le=1e-2)
     batch_size: int = Field(default=1, ge=1, le=16)
@@ -94,11 +97,18 @@ class LoRATrainingSpec(BaseModel):
         stem = re.sub(r"[^a-z0-9]+", "-", self.name.lower()).strip("-")
         return stem or "lora"
 
+    def usage(self) -> dict[str, int]:
+        return {"trainings": 1}
+
+    def entity(self) -> tuple[str, uuid.UUID] | None:
+        return ("lora_model", self.lora_model_id) if self.lora_model_id is not None else None
+
     def fingerprint(self) -> str:
         """A hash of everything that shapes the trained weights; a checkpoint resumes only the same one."""
         shaping = self.model_dump(
             mode="json",
-            exclude={"user_id", "name", "description", "checkpoint_every", "training_images", "captions"},
+            exclude={"lora_model_id", "user_id", "name", "description", "checkpoint_every", "training_images",
+                     "captions"},
         )
         return hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()[:16]
 
