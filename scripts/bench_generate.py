@@ -127,11 +127,23 @@ def timed(fn) -> float:
     return time.perf_counter() - started
 
 
+def reset_peak() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+
+
+def peak_mib() -> int | None:
+    return round(torch.cuda.max_memory_allocated() / 2**20) if torch.cuda.is_available() else None
+
+
 def bench_throughput(resident, args, batch: int) -> dict:
     pipe = resident.pipe
+    reset_peak()  # per batch size: the resident weights plus this batch's activations
+    warmup_s = []  # the first calls at a new batch size compile the UNet (--compile)
     for _ in range(args.warmup):
-        bare_call(pipe, args, batch, 0)
-        our_call(resident, args, batch, 0)
+        warmup_s.append(timed(lambda: bare_call(pipe, args, batch, 0)))
+        warmup_s.append(timed(lambda: our_call(resident, args, batch, 0)))
     bare, ours = [], []
     for i in range(args.repeats):  # interleaved
         bare.append(timed(lambda i=i: bare_call(pipe, args, batch, i)))
@@ -146,9 +158,12 @@ def bench_throughput(resident, args, batch: int) -> dict:
         "bare_images_s": round(batch / b, 3),
         "ours_images_s": round(batch / o, 3),
         "throughput_ratio": round(b / o, 3),
+        "repeats": args.repeats,
+        "warmup_s": [round(x, 2) for x in warmup_s],
     }
     if torch.cuda.is_available():
-        result["peak_gpu_mib"] = round(torch.cuda.max_memory_allocated() / 2**20)
+        result["peak_gpu_mib"] = peak_mib()
+    print(json.dumps(result), flush=True)  # as it comes: a step cut short by its timeout keeps these
     return result
 
 
@@ -449,6 +464,7 @@ def bench_lora(resident, args, folder: Path) -> dict:
     set_a = [LoraRequest("s0", files[0], 0.8), LoraRequest("s1", files[1], 0.6)]
     set_b = [LoraRequest("s2", files[2], 0.7), LoraRequest("s3", files[3], 0.5)]
     cache = resident.adapters
+    reset_peak()
     loads = [cache.activate(set_a).load_s, cache.activate(set_b).load_s]
     switches = []
     for _ in range(args.repeats * 2):
@@ -463,6 +479,7 @@ def bench_lora(resident, args, folder: Path) -> dict:
         "load_two_s": round(load, 4),
         "switch_s": round(switch, 5),
         "switch_over_load": round(switch / load, 4),
+        "peak_gpu_mib": peak_mib(),
     }
 
 
@@ -489,16 +506,25 @@ def main() -> None:
     parser.add_argument("--rank", type=int, default=16)
     parser.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"])
     parser.add_argument("--compile", action="store_true", help="torch.compile the UNet (GPU)")
+    parser.add_argument(
+        "--compile-mode", default=None,
+        help="with --compile: a torch.compile mode for the UNet instead of the worker's own "
+        "(apply_policy's max-autotune-no-cudagraphs), e.g. 'default', which compiles in a fraction of "
+        "the time; the bare side and ours still call the same compiled UNet (--batch)",
+    )
     parser.add_argument("--threads", type=int, default=None,
                         help="torch intra-op threads, both sides (default: torch's, one per core). On a small "
                         "shared CPU, 1 keeps OpenMP's spinning team from stalling on other work: far steadier")
     parser.add_argument("--database-url", default=None, help="any database on the server to use")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
+    if args.compile_mode and not (args.compile and args.batch):
+        parser.error("--compile-mode goes with --compile and --batch")
     logging.basicConfig(level=logging.WARNING)
     if args.threads:
         torch.set_num_threads(args.threads)
-    policy = resolve_device(args.device, compile=args.compile)
+    # With --compile-mode the policy compiles nothing; run_in_process compiles the UNet in that mode.
+    policy = resolve_device(args.device, compile=args.compile and not args.compile_mode)
     on_gpu = policy.is_cuda
     args.size = args.size or (64 if not args.sd15 else 512 if on_gpu else 128)
     args.steps = args.steps or (25 if on_gpu else 10)
@@ -515,6 +541,12 @@ def main() -> None:
         args.json.write_text(json.dumps(summary, indent=2, default=str))
 
 
+def write_json(args, summary: dict) -> None:
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(summary, indent=2, default=str))
+
+
 def run_in_process(args, policy) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -526,15 +558,27 @@ def run_in_process(args, policy) -> dict:
         build_s = time.perf_counter() - started
         cache = PipelineCache(policy, [folder])
         resident = cache.adopt(ModelSpec("sd15-random" if args.sd15 else "tiny-sd", folder, "sd15"), pipe)
+        compile_mode = None
+        if args.compile:
+            compile_mode = args.compile_mode or "max-autotune-no-cudagraphs (apply_policy)"
+            if args.compile_mode:
+                resident.pipe.unet.compile(mode=args.compile_mode)
         summary = {
             "model": "sd15 architecture, random weights" if args.sd15 else "tiny-sd",
-            "device": policy.describe(),
+            "device": {**policy.describe(), "compile": bool(args.compile)},
+            "compile_mode": compile_mode,
+            "torch": torch.__version__,
+            "cuda": torch.version.cuda,
             "size": args.size,
             "steps": args.steps,
             "build_s": round(build_s, 2),
-            "generation": [bench_throughput(resident, args, b) for b in args.batch],
-            "lora": bench_lora(resident, args, folder),
+            "generation": [],
         }
+        for b in args.batch:  # the JSON is rewritten after each part: a step cut short keeps the rest
+            summary["generation"].append(bench_throughput(resident, args, b))
+            write_json(args, summary)
+        summary["lora"] = bench_lora(resident, args, folder)
+        write_json(args, summary)
     print(json.dumps(summary, indent=2))
     for row in summary["generation"]:
         print(

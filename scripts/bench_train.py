@@ -30,7 +30,6 @@ import torch  # noqa: E402
 from enchant_worker.generation.tiny_model import build_sd15_random, build_tiny_pipeline  # noqa: E402
 from enchant_worker.training.base_model import BaseModel  # noqa: E402
 from enchant_worker.training.dataset import prepare_dataset  # noqa: E402
-from enchant_worker.training.spec import LoRATrainingSpec  # noqa: E402
 from enchant_worker.training.trainer import (  # noqa: E402
     UNET_TARGETS,
     TrainingHooks,
@@ -38,6 +37,11 @@ from enchant_worker.training.trainer import (  # noqa: E402
     tokenize,
     train_lora,
 )
+
+try:  # the spec's home since the torch-free job specs; enchant_worker.training.spec before them
+    from enchant_worker.jobspecs.train_lora import LoRATrainingSpec
+except ModuleNotFoundError:
+    from enchant_worker.training.spec import LoRATrainingSpec
 
 IMAGE_COUNT = 8
 
@@ -83,7 +87,11 @@ def write_images(folder: Path, resolution: int) -> Path:
 
 def _reset_peak(device: str) -> None:
     if device.startswith("cuda"):
+        import gc
+
+        gc.collect()  # the other loop's models, if a reference cycle still holds them
         torch.cuda.synchronize()
+        torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
 
 
