@@ -129,10 +129,15 @@ def invalid_job_error(exc: InvalidJob, prefix: tuple[str, ...] = ("body", "metad
     """InvalidJob messages start with the field ('seconds: must be ...'): keep it as the location."""
     message = str(exc)
     match = _FIELD.match(message)
-    field = match.group(1).split(".") if match else []
+    field = _path(match.group(1)) if match else []
     if field and field[0] in REQUEST_FIELDS:  # about the request, not its metadata
         return Unprocessable(("body", *field), message, "invalid_job")
     return Unprocessable(prefix + tuple(field), message, "invalid_job")
+
+
+def _path(text: str) -> list[str | int]:
+    """'loras[0].name' → ['loras', 0, 'name'], as FastAPI locates errors."""
+    return [int(p) if p.isdigit() else p for p in re.findall(r"[^.\[\]]+", text)]
 
 
 # Fields of a job request outside its metadata (a message naming one of them locates it in the body).

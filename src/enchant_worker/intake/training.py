@@ -54,7 +54,8 @@ def upload_from_folder(conn, actor: Actor, settings: Any, source: Path) -> uuid.
 
 def initiate_lora_training(conn, actor: Actor, settings: Any, request: dict[str, Any], *,
                            entity_id: uuid.UUID | None = None, idempotency_key: str | None = None,
-                           priority: int | None = None) -> tuple[uuid.UUID, uuid.UUID]:
+                           priority: int | None = None, image_count: int | None = None,
+                           ) -> tuple[uuid.UUID, uuid.UUID]:
     """Validate a training request, create its `lora_models` row (status training) unless it names the
     caller's existing LoRA (`lora_model_id`, or the job's entity as the seed writes it), and enqueue its
     `train_lora` job — in one transaction. Returns (lora_model_id, job_id); `InvalidJob` naming the field."""
@@ -77,7 +78,7 @@ def initiate_lora_training(conn, actor: Actor, settings: Any, request: dict[str,
             conn.execute(q("lora_training_create"), {
                 "id": lora_id, "user_id": actor.user_id, "name": spec.name, "description": spec.description,
                 "model_file_url": f"loras/{lora_id}/{spec.file_stem}.safetensors",
-                "trigger_words": list(spec.trigger_words), "training_images_count": None,
+                "trigger_words": list(spec.trigger_words), "training_images_count": image_count,
             })  # fmt: skip
         else:
             lora_id = _uuid(named)

@@ -40,18 +40,6 @@ RETURNING id
 -- Whether a user id exists.
 SELECT EXISTS (SELECT 1 FROM users WHERE id = %(id)s) AS found
 
--- A story's owner and this user's accepted collaboration on it (NULL columns when none); no row when
--- the story does not exist.
-SELECT s.id, s.user_id AS owner_id, c.role AS collaborator_role, c.permissions
-FROM stories s
-LEFT JOIN story_collaborators c ON c.story_id = s.id AND c.user_id = %(user_id)s AND c.status = 'accepted'
-WHERE s.id = %(story_id)s
-ORDER BY c.invited_at DESC NULLS LAST
-LIMIT 1
-
--- The story an entity belongs to, and whether the entity exists at all.
-SELECT entity_story_id(%(entity_type)s, %(entity_id)s) AS story_id
-
 -- api_story_collaborators --
 -- The collaborators of a story.
 SELECT id, story_id, user_id, role, permissions, invited_by, invited_at, accepted_at, status

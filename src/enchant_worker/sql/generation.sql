@@ -48,20 +48,22 @@ WHERE sls.story_id = %(story_id)s
 ORDER BY sls.created_at, sls.id
 
 -- generation_lora --
--- A LoRA by id, or by name among those the user may use (theirs, public or unowned; theirs first, ready first, newest first).
+-- A LoRA by id or name among those the job's user may use (theirs or public; a job with no user: any),
+-- as intake checked them: theirs first, ready first, newest first.
 SELECT id, name, model_file_url, trigger_words, strength_range, status
 FROM lora_models
 WHERE (id = %(id)s::uuid OR (%(id)s::uuid IS NULL AND name = %(name)s))
-  AND (user_id IS NULL OR is_public OR %(user_id)s::uuid IS NULL OR user_id = %(user_id)s::uuid)
+  AND (is_public OR %(user_id)s::uuid IS NULL OR user_id = %(user_id)s::uuid)
 ORDER BY (user_id IS NOT DISTINCT FROM %(user_id)s::uuid) DESC, (status = 'ready') DESC, created_at DESC
 LIMIT 1
 
 -- generation_preset --
--- A preset by id, or by name among those the user may use (theirs, public or unowned; theirs first, newest first).
+-- A preset by id or name among those the job's user may use (theirs or public; a job with no user: any),
+-- as intake checked them: theirs first, newest first.
 SELECT id, name, provider, model_name, parameters, style_modifiers
 FROM generation_presets
 WHERE (id = %(id)s::uuid OR (%(id)s::uuid IS NULL AND name = %(name)s))
-  AND (user_id IS NULL OR is_public OR %(user_id)s::uuid IS NULL OR user_id = %(user_id)s::uuid)
+  AND (is_public OR %(user_id)s::uuid IS NULL OR user_id = %(user_id)s::uuid)
 ORDER BY (user_id IS NOT DISTINCT FROM %(user_id)s::uuid) DESC, created_at DESC
 LIMIT 1
 

@@ -13,7 +13,7 @@ from enchant_worker.api.auth import hash_key
 # are resources owned by alice (see `owned` for the collaboration ones).
 ROUTES = [
     ("GET", "/versions", None), ("GET", "/metrics", None), ("GET", "/dashboard/panels", None),
-    ("POST", "/v1/jobs", {"job_type": "noop"}), ("GET", "/v1/jobs", None), ("GET", "/v1/jobs/{job}", None),
+    ("POST", "/v1/jobs", {"job_type": "generate_image", "metadata": {"prompt": "a castle"}}), ("GET", "/v1/jobs", None), ("GET", "/v1/jobs/{job}", None),
     ("POST", "/v1/jobs/{job}/cancel", None), ("POST", "/v1/jobs/{job}/retry", None),
     ("PATCH", "/v1/jobs/{job}", {"priority": 3}),
     ("GET", "/v1/queue/stats", None), ("GET", "/v1/workers", None),
@@ -149,7 +149,7 @@ def test_collaborator_rights(client, store, owned, alice, make_user):
     _collaborate(store, owned["story"], contributor.user_id, "contributor")
     _collaborate(store, owned["story"], pending.user_id, "editor", status="pending")
     _collaborate(store, owned["story"], granted.user_id, "viewer", permissions={"read": True, "write": True})
-    body = {"job_type": "noop", "entity_type": "scene", "entity_id": owned["scene"]}
+    body = {"job_type": "generate_image", "metadata": {"scene_id": owned["scene"]}}
     story_job = client.post("/v1/jobs", json=body, headers=alice.headers).json()["id"]
     # Viewers read the story's jobs and images but may not add or change jobs.
     assert client.get(f"/v1/jobs/{story_job}", headers=viewer.headers).status_code == 200

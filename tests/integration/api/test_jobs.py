@@ -19,7 +19,7 @@ def test_create_get_and_list(client, admin):
 
 
 def test_idempotency_key_gives_the_same_job(client, alice):
-    body = {"job_type": "noop", "idempotency_key": "scene-42"}
+    body = {"job_type": "generate_image", "metadata": {"prompt": "a castle"}, "idempotency_key": "scene-42"}
     first = client.post("/v1/jobs", json=body, headers=alice.headers).json()
     second = client.post("/v1/jobs", json=body, headers=alice.headers).json()
     assert first["id"] == second["id"] and first["user_id"] == str(alice.user_id)

@@ -1,7 +1,7 @@
 import pytest
 
-from enchant_worker.generation.errors import InvalidGeneration
-from enchant_worker.generation.params import LoraSpec, parse_lora_specs, parse_size, validate_settings
+from enchant_worker.errors import InvalidJob
+from enchant_worker.generation.params import parse_size, validate_settings
 
 
 def test_defaults_apply_and_seeds_follow_the_first():
@@ -55,32 +55,6 @@ def test_size_text_and_list():
     ],
 )
 def test_bad_settings_name_the_field_and_the_range(values, message):
-    with pytest.raises(InvalidGeneration) as error:
+    with pytest.raises(InvalidJob) as error:
         validate_settings(values)
-    assert message in str(error.value)
-
-
-def test_lora_specs():
-    assert parse_lora_specs([{"name": "ink", "strength": 0.8}, "water:0.5", "plain"]) == (
-        LoraSpec("ink", 0.8),
-        LoraSpec("water", 0.5),
-        LoraSpec("plain", 1.0),
-    )
-
-
-@pytest.mark.parametrize(
-    ("value", "message"),
-    [
-        ("ink", "loras: must be a list"),
-        (["ink:2.5"], "loras[0].strength: must be from 0.0 to 2.0, not 2.5"),
-        (["ink:-0.1"], "loras[0].strength: must be from 0.0 to 2.0"),
-        (["ink:strong"], "loras[0].strength: must be a number"),
-        ([{"strength": 1}], "loras[0]: must be {name, strength}"),
-        ([":0.5"], "loras[0].name: must not be empty"),
-        (["a"] * 6, "loras: at most 5 LoRAs per image, not 6"),
-    ],
-)
-def test_bad_lora_specs(value, message):
-    with pytest.raises(InvalidGeneration) as error:
-        parse_lora_specs(value)
     assert message in str(error.value)

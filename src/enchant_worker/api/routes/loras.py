@@ -69,12 +69,12 @@ def train_lora(
     `POST /v2/jobs` and the CLI's `train`). Poll the job, then the LoRA."""
     words = _trigger_words(trigger_words)
     actor = principal.actor
-    upload_id, _ = store_upload(store, state, actor, images)
+    upload_id, upload = store_upload(store, state, actor, images)
     request = {"name": name, "description": description, "training_images": [str(upload_id)],
                "trigger_words": words, "learning_rate": learning_rate, "batch_size": batch_size,
                "epochs": epochs, "resolution": resolution, "rank": rank,
                **({"base_model": base_model} if base_model else {})}
-    lora_id, job_id = initiate_lora_training(store.conn, actor, settings, request)
+    lora_id, job_id = initiate_lora_training(store.conn, actor, settings, request, image_count=upload["file_count"])
     return LoraTrainingStarted(lora=LoraPublic.model_validate(found(store.lora(lora_id), f"LoRA {lora_id}")),
                                job_id=job_id)
 
