@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
+from fastapi_offline import FastAPIOffline
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from enchant_worker import __version__
@@ -30,12 +31,14 @@ from enchant_worker.api.routes import (
     system,
     users,
 )
-from enchant_worker.api.uploads import BodyLimit
+from enchant_worker.api.uploads import BodyLimit, is_other_body, is_upload
 from enchant_worker.api.versions import API_VERSIONS, VersionInfo, Versions
 from enchant_worker.cache import Cache
 from enchant_worker.config import Settings, get_settings
 
 log = logging.getLogger(__name__)
+
+DOCS_STATIC_URL = "/docs-static"  # Swagger UI and ReDoc files (from the fastapi-offline package)
 
 # Each versioned router with the feature it belongs to.
 FEATURE_ROUTERS = [jobs, queue, presets, images, catalog, loras, stories, users]
@@ -72,10 +75,13 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         yield
         state.close()
 
-    app = FastAPI(title="Enchant Worker control API", version=__version__, lifespan=lifespan,
-                  description="Submit and watch jobs, manage LoRA styles and presets, see queues and GPUs. "
-                  "Send an API key as `Authorization: Bearer <key>` or `X-API-Key`. Versions: "
-                  + ", ".join(f"/{v}" for v in state.versions.names) + " (see GET /versions).")
+    # FastAPIOffline: /docs and /redoc load Swagger UI and ReDoc from this server (DOCS_STATIC_URL), not
+    # from a CDN, so they render on a box without internet. No validator badge: it would call out.
+    app = FastAPIOffline(title="Enchant Worker control API", version=__version__, lifespan=lifespan,
+                         static_url=DOCS_STATIC_URL, swagger_ui_parameters={"validatorUrl": None},
+                         description="Submit and watch jobs, manage LoRA styles and presets, see queues and "
+                         "GPUs. Send an API key as `Authorization: Bearer <key>` or `X-API-Key`. Versions: "
+                         + ", ".join(f"/{v}" for v in state.versions.names) + " (see GET /versions).")
     app.state.api = state
     app.state.versions = state.versions
     errors.install(app)
@@ -88,7 +94,10 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
             else:
                 app.include_router(_missing_feature(module.router, module.FEATURE, version, state.versions),
                                    prefix=f"/{version}")
-    app.add_middleware(BodyLimit, max_bytes=state.limits.upload_total_bytes, path_suffixes=("/loras",))
+    app.add_middleware(BodyLimit, max_bytes=state.limits.upload_total_bytes, applies=is_upload,
+                       what="the upload", setting="ENCHANT_UPLOAD_MAX_REQUEST_BYTES")
+    app.add_middleware(BodyLimit, max_bytes=state.limits.json_body_bytes, applies=is_other_body,
+                       what="the request body", setting="ENCHANT_REQUEST_MAX_JSON_BYTES")
     app.add_middleware(VersionHeaders, versions=state.versions)
     return app
 

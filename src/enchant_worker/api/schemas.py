@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+import re
 import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -10,13 +12,19 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from enchant_worker.domain.jobs import JobStatus
+from enchant_worker.errors import InvalidJob
+from enchant_worker.jobspecs.limits import MAX_JSON_DEPTH, check_json_limits
 
-MAX_JSON_DEPTH = 32
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _no_nul(text: str) -> str:
+    """Text Postgres can store: no NUL characters, no lone surrogates (from JSON such as "\\udce9")."""
     if "\x00" in text:
         raise ValueError("must not contain NUL characters")
+    if bad := _LONE_SURROGATE.search(text):
+        raise ValueError(f"contains a lone surrogate ({json.dumps(bad.group())[1:-1]}) at character "
+                         f"{bad.start()}, which is not valid Unicode; send UTF-8 text")
     return text
 
 
@@ -38,6 +46,20 @@ def storable_json(value: Any, depth: int = 0) -> Any:
     return value
 
 
+def bounded_json(field: str):
+    """A validator for caller-supplied JSON: `check_json_limits` (depth, string lengths, storable text;
+    its message names the path, e.g. `metadata.a.b`), then finite numbers."""
+
+    def check(value: Any) -> Any:
+        try:
+            check_json_limits(value, field=field)
+        except InvalidJob as exc:
+            raise ValueError(str(exc)) from None
+        return storable_json(value)
+
+    return check
+
+
 Text = Annotated[str, AfterValidator(_no_nul)]
 Name = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_no_nul)]
 JsonObject = Annotated[dict[str, Any], AfterValidator(storable_json)]
@@ -53,7 +75,8 @@ class Strict(BaseModel):
 
 class JobCreate(Strict):
     job_type: Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[a-z][a-z0-9_]*$")]
-    metadata: JsonObject = Field(default_factory=dict, description="the job's input, validated per job type")
+    metadata: Annotated[dict[str, Any], AfterValidator(bounded_json("metadata"))] = Field(
+        default_factory=dict, description="the job's input, validated per job type")
     priority: Priority = 5
     max_attempts: Annotated[int, Field(ge=1, le=100)] = 3
     entity_type: EntityType | None = None

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import sys
 
-from enchant_worker.cli.common import open_database, positive_int, print_json, uuid_arg
+from enchant_worker.cli.common import (
+    check_idempotency_key,
+    open_database,
+    parse_metadata,
+    positive_int,
+    print_json,
+    uuid_arg,
+)
 from enchant_worker.domain.jobs import JobStatus, NewJob
-from enchant_worker.errors import InvalidJob
 from enchant_worker.queue import JobQueue
 from enchant_worker.worker.registry import default_registry
 
@@ -21,7 +26,7 @@ def register(commands) -> None:
     p.add_argument("--max-attempts", type=int, default=3, help="tries before the job fails (default 3)")
     p.add_argument("--entity-type", help="what the job is about, e.g. scene")
     p.add_argument("--entity-id", type=uuid_arg, help="the id of that entity")
-    p.add_argument("--idempotency-key", help="enqueueing the same key twice gives the same job")
+    p.add_argument("--idempotency-key", help="enqueueing the same key twice gives the same job (at most 200 characters)")
     p.set_defaults(func=cmd_enqueue)
 
     p = commands.add_parser("jobs", help="list recent jobs", description="List recent jobs, newest first.")
@@ -46,10 +51,8 @@ def _queue() -> JobQueue:
 
 
 def cmd_enqueue(args) -> int:
-    try:
-        metadata = json.loads(args.metadata)
-    except json.JSONDecodeError as exc:
-        raise InvalidJob(f"--metadata is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+    metadata = parse_metadata(args.metadata)
+    check_idempotency_key(args.idempotency_key)
     handler = default_registry().get(args.job_type)
     if handler is None:
         print(f"note: no handler for {args.job_type!r} is installed here; the job waits for a worker that has one",
