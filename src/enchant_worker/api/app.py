@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from enchant_worker import __version__
 from enchant_worker.api import errors
 from enchant_worker.api.deps import ApiState, JobTypes, Limits, PrincipalDep
+from enchant_worker.api.docs import DOCS_STATIC_URL, SWAGGER_UI_PARAMETERS, DocsPolicy
 from enchant_worker.api.metrics import make_registry
 from enchant_worker.api.routes import (
     catalog,
@@ -37,8 +38,6 @@ from enchant_worker.cache import Cache
 from enchant_worker.config import Settings, get_settings
 
 log = logging.getLogger(__name__)
-
-DOCS_STATIC_URL = "/docs-static"  # Swagger UI and ReDoc files (from the fastapi-offline package)
 
 # Each versioned router with the feature it belongs to.
 FEATURE_ROUTERS = [jobs, queue, presets, images, catalog, loras, stories, users]
@@ -75,10 +74,9 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         yield
         state.close()
 
-    # FastAPIOffline: /docs and /redoc load Swagger UI and ReDoc from this server (DOCS_STATIC_URL), not
-    # from a CDN, so they render on a box without internet. No validator badge: it would call out.
+    # /docs and /redoc load Swagger UI and ReDoc from this server, not a CDN (see api.docs).
     app = FastAPIOffline(title="Enchant Worker control API", version=__version__, lifespan=lifespan,
-                         static_url=DOCS_STATIC_URL, swagger_ui_parameters={"validatorUrl": None},
+                         static_url=DOCS_STATIC_URL, swagger_ui_parameters=SWAGGER_UI_PARAMETERS,
                          description="Submit and watch jobs, manage LoRA styles and presets, see queues and "
                          "GPUs. Send an API key as `Authorization: Bearer <key>` or `X-API-Key`. Versions: "
                          + ", ".join(f"/{v}" for v in state.versions.names) + " (see GET /versions).")
@@ -99,6 +97,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     app.add_middleware(BodyLimit, max_bytes=state.limits.json_body_bytes, applies=is_other_body,
                        what="the request body", setting="ENCHANT_REQUEST_MAX_JSON_BYTES")
     app.add_middleware(VersionHeaders, versions=state.versions)
+    app.add_middleware(DocsPolicy)
     return app
 
 
