@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import math
-import re
 import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -13,32 +11,34 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 
 from enchant_worker.domain.jobs import JobStatus
 from enchant_worker.errors import InvalidJob
-from enchant_worker.jobspecs.limits import MAX_JSON_DEPTH, check_json_limits
-
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+from enchant_worker.jobspecs.limits import LONE_SURROGATE, MAX_JSON_DEPTH, check_json_limits
 
 
 def _no_nul(text: str) -> str:
-    """Text Postgres can store: no NUL characters, no lone surrogates (from JSON such as "\\udce9")."""
     if "\x00" in text:
         raise ValueError("must not contain NUL characters")
-    if bad := _LONE_SURROGATE.search(text):
-        raise ValueError(f"contains a lone surrogate ({json.dumps(bad.group())[1:-1]}) at character "
-                         f"{bad.start()}, which is not valid Unicode; send UTF-8 text")
+    return text
+
+
+def _storable_text(text: str) -> str:
+    _no_nul(text)
+    if LONE_SURROGATE.search(text):  # JSON text such as "\\udce9": valid JSON, but not Unicode
+        raise ValueError("text must be valid Unicode (it holds a lone surrogate)")
     return text
 
 
 def storable_json(value: Any, depth: int = 0) -> Any:
-    """Postgres jsonb refuses NUL characters and numbers it cannot represent; say so up front."""
+    """Postgres jsonb refuses NUL characters, lone surrogates and numbers it cannot represent; say so up
+    front."""
     if depth > MAX_JSON_DEPTH:
         raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels")
     if isinstance(value, str):
-        _no_nul(value)
+        _storable_text(value)
     elif isinstance(value, float) and not math.isfinite(value):
         raise ValueError("numbers must be finite")
     elif isinstance(value, dict):
         for k, v in value.items():
-            _no_nul(k)
+            _storable_text(k)
             storable_json(v, depth + 1)
     elif isinstance(value, list):
         for v in value:

@@ -19,7 +19,7 @@ MAX_JSON_KEY_CHARS = 256  # one object key
 MAX_IDEMPOTENCY_KEY_CHARS = 200  # as the API's JobCreate.idempotency_key
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_SURROGATE = re.compile("[\ud800-\udfff]")
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 _KEY_SHOWN_CHARS = 40  # a long key is cut to this in the path of a message
 
 
@@ -60,7 +60,7 @@ def _check(value: Any, path: str, depth: int) -> None:
 def _check_storable(text: str, field: str) -> None:
     if "\x00" in text:
         raise InvalidJob(f"{field}: text may not contain NUL characters (\\u0000); Postgres cannot store them")
-    bad = _SURROGATE.search(text)
+    bad = LONE_SURROGATE.search(text)
     if bad:
         raise InvalidJob(f"{field}: text contains a lone surrogate ({json.dumps(bad.group())[1:-1]}) at character "
                          f"{bad.start()}, which is not valid Unicode; send UTF-8 text")
