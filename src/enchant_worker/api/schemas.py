@@ -11,7 +11,12 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 
 from enchant_worker.domain.jobs import JobStatus
 from enchant_worker.errors import InvalidJob
-from enchant_worker.jobspecs.limits import LONE_SURROGATE, MAX_JSON_DEPTH, check_json_limits
+from enchant_worker.jobspecs.limits import (
+    LONE_SURROGATE,
+    MAX_IDEMPOTENCY_KEY_CHARS,
+    MAX_JSON_DEPTH,
+    check_json_limits,
+)
 
 
 def _no_nul(text: str) -> str:
@@ -81,7 +86,8 @@ class JobCreate(Strict):
     max_attempts: Annotated[int, Field(ge=1, le=100)] = 3
     entity_type: EntityType | None = None
     entity_id: uuid.UUID | None = None
-    idempotency_key: Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_no_nul)] | None = None
+    idempotency_key: Annotated[str, Field(min_length=1, max_length=MAX_IDEMPOTENCY_KEY_CHARS),
+                               AfterValidator(_no_nul)] | None = None
 
 
 class JobUpdate(Strict):
