@@ -31,6 +31,7 @@ class Settings(BaseSettings):
     # Control API.
     upload_max_file_bytes: int = Field(20 * 2**20, ge=1024)
     upload_max_request_bytes: int = Field(200 * 2**20, ge=1024)
+    request_max_json_bytes: int = Field(2**20, ge=1024)  # every request body except uploads (413 above)
 
     # Queue timing.
     lease_seconds: float = Field(60.0, ge=1.0, le=3600.0)

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -81,11 +82,12 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 class DevTools:
-    """A minimal DevTools-protocol client for one page."""
+    """A minimal DevTools-protocol client for one page; events that arrive meanwhile are kept."""
 
     def __init__(self, ws):
         self.ws = ws
         self.next_id = 0
+        self.events: list[dict] = []
 
     def call(self, method: str, **params):
         self.next_id += 1
@@ -96,49 +98,76 @@ class DevTools:
                 if "error" in message:
                     raise AssertionError(message["error"])
                 return message["result"]
+            if "method" in message:
+                self.events.append(message)
 
     def evaluate(self, expression: str):
         return self.call("Runtime.evaluate", expression=expression, returnByValue=True)["result"].get("value")
 
 
-@pytest.fixture
-def chromium(tmp_path):
+@contextmanager
+def _chromium(profile: Path, *extra: str):
+    """Headless Chromium with a DevTools port; yields the page's DevTools client."""
+    from websockets.sync.client import connect
+
     if CHROMIUM is None:
         pytest.skip("needs Chromium: apt-get install -y chromium")
-    profile = tmp_path / "chromium-profile"
     proc = subprocess.Popen([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                             "--disable-component-update", "--no-first-run", "--disable-sync",
+                             "--disable-component-update", "--no-first-run", "--disable-sync", *extra,
                              f"--user-data-dir={profile}", "--remote-debugging-port=0", "about:blank"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    port_file = Path(profile) / "DevToolsActivePort"
-    wait_for(lambda: port_file.exists() and port_file.read_text().strip(), timeout=30)
-    port = int(port_file.read_text().split()[0])
-    yield f"http://127.0.0.1:{port}"
-    proc.terminate()
     try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+        port_file = profile / "DevToolsActivePort"
+        wait_for(lambda: port_file.exists() and port_file.read_text().strip(), timeout=30)
+        port = int(port_file.read_text().split()[0])
+        pages = httpx.get(f"http://127.0.0.1:{port}/json/list").json()
+        with connect([p for p in pages if p["type"] == "page"][0]["webSocketDebuggerUrl"], max_size=2**24) as ws:
+            yield DevTools(ws)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture
+def chromium(tmp_path):
+    with _chromium(tmp_path / "chromium-profile") as page:
+        yield page
+
+
+@pytest.fixture
+def offline_chromium(tmp_path):
+    """Chromium as on a box without internet: every host but this one's loopback resolves to nothing and
+    every other request goes to a proxy that is not there (loopback goes direct)."""
+    with _chromium(tmp_path / "chromium-profile", "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+                   "--proxy-server=http://127.0.0.1:9") as page:  # loopback bypasses a proxy
+        yield page
 
 
 def test_dashboard_shows_live_numbers(api_server, chromium, conn):
-    from websockets.sync.client import connect
-
-    pages = httpx.get(f"{chromium}/json/list").json()
-    with connect([p for p in pages if p["type"] == "page"][0]["webSocketDebuggerUrl"], max_size=2**24) as ws:
-        _watch_dashboard(DevTools(ws), *api_server[:2], conn)
+    _watch_dashboard(chromium, *api_server[:2], conn)
 
 
 def _watch_dashboard(page: DevTools, base: str, key: str, conn) -> None:
     page.call("Page.enable")
-    page.call("Page.navigate", url=f"{base}/dashboard?key={key}&refresh=1")
+    page.call("Network.enable")
+    page.call("Page.navigate", url=f"{base}/dashboard?refresh=1")
 
     def text(element_id):
         return page.evaluate(f"(document.getElementById({element_id!r}) || {{}}).textContent || null")
 
-    # Signed in through the key (now a cookie): the server-rendered page shows the empty queue.
+    # Signed in through the form (a POST; the key comes back as a cookie): the page shows the empty queue.
+    wait_for(lambda: page.evaluate("!!document.querySelector('form input[name=key]')"), timeout=30, every=0.2)
+    page.evaluate(f"document.querySelector('input[name=key]').value = {json.dumps(key)}; "
+                  "document.querySelector('form').submit()")
     wait_for(lambda: text("total-pending") == "0", timeout=30, every=0.2)
-    assert page.evaluate("location.search") == "?refresh=1"  # the key left the address bar
+    assert page.evaluate("location.search") == "?refresh=1"
+    assert page.evaluate("document.cookie") == ""  # HttpOnly: out of the page's scripts' reach
+    sent = [e["params"]["request"] for e in page.events if e["method"] == "Network.requestWillBeSent"]
+    assert any(r["method"] == "POST" and r["url"] == f"{base}/dashboard" for r in sent)
+    assert not [r["url"] for r in sent if key in r["url"]]  # the key was in no address
     assert text("worker-count") == "0"
     # Jobs enqueued (as the web app would, straight into Postgres) show up without a reload.
     page.evaluate("window.__same_page = 1")
@@ -158,3 +187,34 @@ def _watch_dashboard(page: DevTools, base: str, key: str, conn) -> None:
     body = page.evaluate("document.body.innerText")
     assert "CUDA out of memory at step 3" in body and "55%" in body and "gpu-0" in body
     assert page.evaluate("window.__same_page") == 1  # all of it without reloading the page
+
+
+OPERATIONS_SHOWN = "document.querySelectorAll('.opblock-summary-path').length"
+
+
+def test_docs_render_without_internet(api_server, offline_chromium):
+    """Swagger UI and ReDoc render every operation with no network but this server's, and nothing is
+    requested from anywhere else."""
+    base = api_server[0]
+    page = offline_chromium
+    page.call("Page.enable")
+    page.call("Network.enable")
+    page.call("Page.navigate", url=f"{base}/docs")
+    wait_for(lambda: page.evaluate(OPERATIONS_SHOWN) > 25, timeout=30, every=0.2, what="Swagger UI's operations")
+    paths = page.evaluate("[...document.querySelectorAll('.opblock-summary-path')].map(e => e.textContent)")
+    assert "/v2/jobs" in paths and "/healthz" in paths
+    assert page.evaluate("document.querySelector('.info .title').textContent").startswith("Enchant Worker")
+
+    page.call("Page.navigate", url=f"{base}/redoc")
+    wait_for(lambda: page.evaluate("(document.querySelector('.api-content') || {}).innerText || ''").count("/v2/jobs"),
+             timeout=30, every=0.2, what="ReDoc's operations")
+    page.evaluate("1")  # collects the events that came meanwhile
+    sent = {e["params"]["requestId"]: e["params"]["request"]["url"] for e in page.events
+            if e["method"] == "Network.requestWillBeSent"}
+    assert {f"{base}/docs-static/swagger-ui-bundle.js", f"{base}/docs-static/redoc.standalone.js"} <= set(sent.values())
+    # The ReDoc bundle asks for one outside file (the Redocly logo); the page's policy stops it in the
+    # browser. Nothing else leaves this server, and nothing of it fails.
+    failed = {e["params"]["requestId"]: e["params"] for e in page.events if e["method"] == "Network.loadingFailed"}
+    outside = {i: u for i, u in sent.items() if not u.startswith((base, "data:", "blob:"))}
+    assert all(failed.get(i, {}).get("blockedReason") == "csp" for i in outside), (outside, failed)
+    assert not [sent.get(i) for i in failed if i not in outside]

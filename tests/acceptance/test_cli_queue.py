@@ -1,6 +1,7 @@
 """The CLI as a user runs it: worker processes, signals, crashes, bad input."""
 
 import json
+import shlex
 import signal
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import uuid
 import pytest
 
 from enchant_worker.domain.jobs import JobStatus, NewJob
+from enchant_worker.jobspecs.limits import MAX_JSON_DEPTH
 from enchant_worker.queue import JobQueue
 from tests.support.counting_handlers import SETUP_SQL
 from tests.support.waiting import wait_for
@@ -124,6 +126,44 @@ def test_bad_input_gets_a_clear_error_and_nothing_is_written(cli_env, queue, arg
     assert out.returncode == 2
     assert message in out.stderr and "Traceback" not in out.stderr
     assert queue.list() == []
+
+
+DEEP = json.dumps(json.loads("[" * (MAX_JSON_DEPTH + 1) + "]" * (MAX_JSON_DEPTH + 1)))
+
+
+@pytest.mark.parametrize("args, message", [
+    (["enqueue", "noop", "--metadata", '{"a": "caf\\udce9"}'],  # a JSON escape for a lone surrogate
+     "error: metadata.a: text contains a lone surrogate (\\udce9) at character 3"),
+    (["enqueue", "noop", "--metadata", '{"a": "caf\udce9"}'],  # a byte that is not UTF-8 in the argument
+     "error: metadata.a: text contains a lone surrogate (\\udce9) at character 3"),
+    (["enqueue", "noop", "--metadata", DEEP],
+     "error: metadata" + "[0]" * MAX_JSON_DEPTH + f": nested deeper than the limit of {MAX_JSON_DEPTH} levels"),
+    (["enqueue", "noop", "--metadata", "[" * 60_000 + "]" * 60_000],  # past the JSON parser's own recursion limit
+     f"error: metadata: nested deeper than the limit of {MAX_JSON_DEPTH} levels"),
+    (["enqueue", "noop", "--idempotency-key", "k" * 9000], "error: idempotency_key: 9000 characters, above the limit of 200"),
+    (["enqueue", "noop", "--idempotency-key", ""], "error: idempotency_key: must not be empty"),
+    (["jobs", "--limit", str(2**63)], "argument --limit: '9223372036854775808' is above the largest allowed, "
+                                      "9223372036854775807"),
+    (["jobs", "--limit", "0"], "argument --limit: '0' is not a whole number of at least 1"),
+    (["jobs", "--limit", "9" * 9000], "is not a whole number of at least 1"),
+])
+def test_bad_input_is_one_line_on_stderr(cli_env, queue, args, message):
+    out = cli(cli_env, *args, check=False)
+    assert out.returncode == 2
+    assert message in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert len(out.stderr) < 400  # a 9,000-character argument is not echoed back
+    assert queue.list() == []
+
+
+def test_jobs_into_a_closed_pipe_exits_quietly(cli_env, queue):
+    """`enchant-worker jobs --json | head -1`: head stops reading; the CLI stops without a traceback."""
+    queue.enqueue_many([NewJob("noop", {"text": "x" * 1000}) for _ in range(300)])  # far beyond a pipe's buffer
+    command = " ".join(shlex.quote(a) for a in [*CLI, "--log-level", "WARNING", "jobs", "--json", "--limit", "1000"])
+    out = subprocess.run(["bash", "-c", f"set -o pipefail; {command} | head -1"], env=cli_env,
+                         capture_output=True, text=True, timeout=60)
+    assert out.stdout == "[\n"
+    assert out.stderr == ""  # no traceback, no "Exception ignored ... BrokenPipeError"
+    assert out.returncode == 141  # as for a process ended by SIGPIPE, so `set -o pipefail` still sees it
 
 
 def test_unreachable_database_is_a_clear_message(cli_env):

@@ -12,11 +12,13 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
+from fastapi_offline import FastAPIOffline
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from enchant_worker import __version__
 from enchant_worker.api import errors
 from enchant_worker.api.deps import ApiState, JobTypes, Limits, PrincipalDep
+from enchant_worker.api.docs import DOCS_STATIC_URL, SWAGGER_UI_PARAMETERS, DocsPolicy
 from enchant_worker.api.metrics import make_registry
 from enchant_worker.api.routes import (
     catalog,
@@ -31,7 +33,7 @@ from enchant_worker.api.routes import (
     uploads,
     users,
 )
-from enchant_worker.api.uploads import BodyLimit
+from enchant_worker.api.uploads import BodyLimit, is_other_body, is_upload
 from enchant_worker.api.versions import API_VERSIONS, VersionInfo, Versions
 from enchant_worker.cache import Cache
 from enchant_worker.config import Settings, get_settings
@@ -73,10 +75,12 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         yield
         state.close()
 
-    app = FastAPI(title="Enchant Worker control API", version=__version__, lifespan=lifespan,
-                  description="Submit and watch jobs, manage LoRA styles and presets, see queues and GPUs. "
-                  "Send an API key as `Authorization: Bearer <key>` or `X-API-Key`. Versions: "
-                  + ", ".join(f"/{v}" for v in state.versions.names) + " (see GET /versions).")
+    # /docs and /redoc load Swagger UI and ReDoc from this server, not a CDN (see api.docs).
+    app = FastAPIOffline(title="Enchant Worker control API", version=__version__, lifespan=lifespan,
+                         static_url=DOCS_STATIC_URL, swagger_ui_parameters=SWAGGER_UI_PARAMETERS,
+                         description="Submit and watch jobs, manage LoRA styles and presets, see queues and "
+                         "GPUs. Send an API key as `Authorization: Bearer <key>` or `X-API-Key`. Versions: "
+                         + ", ".join(f"/{v}" for v in state.versions.names) + " (see GET /versions).")
     app.state.api = state
     app.state.versions = state.versions
     errors.install(app)
@@ -89,8 +93,12 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
             else:
                 app.include_router(_missing_feature(module.router, module.FEATURE, version, state.versions),
                                    prefix=f"/{version}")
-    app.add_middleware(BodyLimit, max_bytes=state.limits.upload_total_bytes, path_suffixes=("/loras", "/uploads"))
+    app.add_middleware(BodyLimit, max_bytes=state.limits.upload_total_bytes, applies=is_upload,
+                       what="the upload", setting="ENCHANT_UPLOAD_MAX_REQUEST_BYTES")
+    app.add_middleware(BodyLimit, max_bytes=state.limits.json_body_bytes, applies=is_other_body,
+                       what="the request body", setting="ENCHANT_REQUEST_MAX_JSON_BYTES")
     app.add_middleware(VersionHeaders, versions=state.versions)
+    app.add_middleware(DocsPolicy)
     return app
 
 

@@ -43,11 +43,12 @@ class Limits:
     upload_total_bytes: int = 200 * 2**20
     min_training_images: int = 5
     max_training_images: int = 50
+    json_body_bytes: int = 2**20
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Limits:
         return cls(settings.upload_max_file_bytes, settings.upload_max_request_bytes,
-                   settings.min_training_images, settings.max_training_images)
+                   settings.min_training_images, settings.max_training_images, settings.request_max_json_bytes)
 
 
 @dataclass

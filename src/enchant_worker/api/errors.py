@@ -24,6 +24,7 @@ from enchant_worker.errors import (
     JobNotFound,
     QuotaExceeded,
 )
+from enchant_worker.jobspecs.limits import MAX_JSON_DEPTH
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +116,7 @@ class ServiceUnavailable(ApiError):
 def responses(*codes: int) -> dict[int | str, dict]:
     text = {400: "Bad request (e.g. a tampered cursor)", 401: "No or unknown API key",
             403: "Outside this key's rights", 404: "Unknown id, version or feature", 409: "Wrong state",
-            410: "Version past its sunset", 413: "Upload too large", 415: "Upload is not an image",
+            410: "Version past its sunset", 413: "Body or upload too large", 415: "Upload is not an image",
             429: "A quota of the caller's tier is used up (see Retry-After)", 503: "Database unavailable"}
     return {code: {"model": Problem, "description": text[code]} for code in codes}
 
@@ -200,6 +201,10 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if isinstance(exc.__cause__, RecursionError):  # FastAPI's 400 for JSON too deep to parse at all
+            body = {"detail": [{"loc": ["body"], "msg": f"JSON nested deeper than the limit of {MAX_JSON_DEPTH} "
+                                "levels of objects and arrays", "type": "json_too_deep"}]}
+            return JSONResponse(body, status_code=422)
         detail = exc.detail
         if exc.status_code == 404 and detail == "Not Found":
             detail = request.app.state.versions.unknown_path_message(request.url.path)

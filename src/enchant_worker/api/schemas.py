@@ -10,8 +10,13 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from enchant_worker.domain.jobs import JobStatus
-
-MAX_JSON_DEPTH = 32
+from enchant_worker.errors import InvalidJob
+from enchant_worker.jobspecs.limits import (
+    LONE_SURROGATE,
+    MAX_IDEMPOTENCY_KEY_CHARS,
+    MAX_JSON_DEPTH,
+    check_json_limits,
+)
 
 
 def _no_nul(text: str) -> str:
@@ -20,22 +25,44 @@ def _no_nul(text: str) -> str:
     return text
 
 
+def _storable_text(text: str) -> str:
+    _no_nul(text)
+    if LONE_SURROGATE.search(text):  # JSON text such as "\\udce9": valid JSON, but not Unicode
+        raise ValueError("text must be valid Unicode (it holds a lone surrogate)")
+    return text
+
+
 def storable_json(value: Any, depth: int = 0) -> Any:
-    """Postgres jsonb refuses NUL characters and numbers it cannot represent; say so up front."""
+    """Postgres jsonb refuses NUL characters, lone surrogates and numbers it cannot represent; say so up
+    front."""
     if depth > MAX_JSON_DEPTH:
         raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels")
     if isinstance(value, str):
-        _no_nul(value)
+        _storable_text(value)
     elif isinstance(value, float) and not math.isfinite(value):
         raise ValueError("numbers must be finite")
     elif isinstance(value, dict):
         for k, v in value.items():
-            _no_nul(k)
+            _storable_text(k)
             storable_json(v, depth + 1)
     elif isinstance(value, list):
         for v in value:
             storable_json(v, depth + 1)
     return value
+
+
+def bounded_json(field: str):
+    """A validator for caller-supplied JSON: `check_json_limits` (depth, string lengths, storable text;
+    its message names the path, e.g. `metadata.a.b`), then finite numbers."""
+
+    def check(value: Any) -> Any:
+        try:
+            check_json_limits(value, field=field)
+        except InvalidJob as exc:
+            raise ValueError(str(exc)) from None
+        return storable_json(value)
+
+    return check
 
 
 Text = Annotated[str, AfterValidator(_no_nul)]
@@ -53,14 +80,16 @@ class Strict(BaseModel):
 
 class JobCreate(Strict):
     job_type: Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[a-z][a-z0-9_]*$")]
-    metadata: JsonObject = Field(default_factory=dict, description="the job's input, validated per job type")
+    metadata: Annotated[dict[str, Any], AfterValidator(bounded_json("metadata"))] = Field(
+        default_factory=dict, description="the job's input, validated per job type")
     priority: Priority | None = Field(default=None, description="0 is most urgent; default: the job type's "
                                       "(5; train_lora 8), never more urgent than the caller's tier allows")
     max_attempts: Annotated[int, Field(ge=1, le=1000)] | None = Field(
         default=None, description="tries before the job fails; default: the job type's (3), capped by the tier")
     entity_type: EntityType | None = None
     entity_id: uuid.UUID | None = None
-    idempotency_key: Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_no_nul)] | None = None
+    idempotency_key: Annotated[str, Field(min_length=1, max_length=MAX_IDEMPOTENCY_KEY_CHARS),
+                               AfterValidator(_no_nul)] | None = None
 
 
 class JobUpdate(Strict):

@@ -7,6 +7,7 @@ import json
 import re
 import shutil
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,16 +86,19 @@ def save_images(images: list[CheckedImage], folder: Path) -> list[Path]:
 
 
 class BodyLimit:
-    """Refuses request bodies above `max_bytes` on the given path suffixes with a 413: at once when
-    Content-Length says so, or as soon as a chunked body passes the limit."""
+    """Refuses request bodies above `max_bytes` with a 413 naming the limit, on the requests `applies`
+    selects: at once when Content-Length says so, or as soon as a chunked body passes the limit."""
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int, path_suffixes: tuple[str, ...]):
+    def __init__(self, app: ASGIApp, *, max_bytes: int, applies: Callable[[Scope], bool], what: str,
+                 setting: str):
         self.app = app
         self.max_bytes = max_bytes
-        self.path_suffixes = path_suffixes
+        self.applies = applies
+        self.message = (f"{what} is larger than the limit of {max_bytes} bytes ({_size_text(max_bytes)}, "
+                        f"set by {setting})")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST" or not scope["path"].endswith(self.path_suffixes):
+        if scope["type"] != "http" or not self.applies(scope):
             await self.app(scope, receive, send)
             return
         length = dict(scope["headers"]).get(b"content-length")
@@ -115,16 +119,31 @@ class BodyLimit:
 
         await self.app(scope, limited_receive, send)
 
-    @property
-    def message(self) -> str:
-        return f"the upload is larger than the limit of {self.max_bytes} bytes"
-
     async def _refuse(self, send: Send) -> None:
         body = json.dumps({"detail": self.message}).encode()
         await send({"type": "http.response.start", "status": 413,
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                                 (b"connection", b"close")]})
         await send({"type": "http.response.body", "body": body})
+
+
+UPLOAD_PATH_SUFFIXES = ("/loras", "/uploads")  # POST: multipart training images, under the upload limit
+
+
+def is_upload(scope: Scope) -> bool:
+    return scope["method"] == "POST" and scope["path"].endswith(UPLOAD_PATH_SUFFIXES)
+
+
+def is_other_body(scope: Scope) -> bool:
+    """Every request that may carry a body and is not an upload: JSON, under the JSON limit."""
+    return scope["method"] not in ("GET", "HEAD", "OPTIONS") and not is_upload(scope)
+
+
+def _size_text(n: int) -> str:
+    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= size:
+            return f"{n / size:g} {unit}"
+    return f"{n} bytes"
 
 
 def store_upload(store, state, actor, files: list[UploadFile]) -> tuple[uuid.UUID, dict]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import pkgutil
 import sys
 
@@ -13,10 +14,18 @@ from pydantic import ValidationError
 from enchant_worker.errors import EnchantError
 
 LOG_LEVELS = ["DEBUG", "INFO", "WARNING", "ERROR"]
+EXIT_BROKEN_PIPE = 128 + 13  # as a shell reports a process ended by SIGPIPE
+
+
+class Parser(argparse.ArgumentParser):
+    """Usage errors as one line on stderr (exit 2); `--help` shows the usage."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="enchant-worker",
         description="Enchant Worker: the job server and GPU backend of Novel Enchant. "
         "Reads ENCHANT_DATABASE_URL; when unset, uses (and starts) the embedded Postgres under ENCHANT_HOME.",
@@ -54,7 +63,12 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
     try:
-        return args.func(args) or 0
+        code = args.func(args) or 0
+        sys.stdout.flush()  # a reader that went away (`jobs --json | head -1`) shows here, not at exit
+        return code
+    except BrokenPipeError:
+        _discard_stdout()
+        return EXIT_BROKEN_PIPE
     except ValidationError as exc:  # settings from the environment
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors())
         print(f"error: invalid configuration: {problems}", file=sys.stderr)
@@ -64,3 +78,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+
+
+def _discard_stdout() -> None:
+    """After a broken pipe: point stdout at /dev/null so the interpreter's final flush stays quiet."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)

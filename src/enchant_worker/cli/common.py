@@ -12,7 +12,16 @@ from typing import Any
 from enchant_worker.config import Settings, get_settings
 from enchant_worker.db.connection import Database, database_url
 from enchant_worker.db.migrate import migrate
-from enchant_worker.errors import ConfigurationError
+from enchant_worker.errors import ConfigurationError, InvalidJob
+from enchant_worker.jobspecs.limits import (
+    MAX_IDEMPOTENCY_KEY_CHARS,
+    MAX_JSON_DEPTH,
+    check_json_limits,
+    check_text,
+)
+
+BIGINT_MAX = 2**63 - 1
+SHOWN_ARG_CHARS = 40  # a longer argument is cut in error messages
 
 
 def open_database(*, wait: bool = False, auto_migrate: bool = True) -> tuple[Settings, Database]:
@@ -35,13 +44,45 @@ def uuid_arg(value: str) -> uuid.UUID:
 
 
 def positive_int(value: str) -> int:
+    """argparse type for counts and limits: 1 up to what a Postgres bigint holds."""
     try:
         number = int(value)
-    except ValueError:
+    except ValueError:  # not a number, or more digits than int() reads
         number = 0
     if number < 1:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number of at least 1")
+        raise argparse.ArgumentTypeError(f"{_shown(value)} is not a whole number of at least 1")
+    if number > BIGINT_MAX:
+        raise argparse.ArgumentTypeError(f"{_shown(value)} is above the largest allowed, {BIGINT_MAX} "
+                                         "(a Postgres bigint)")
     return number
+
+
+def parse_metadata(text: str, *, field: str = "metadata") -> Any:
+    """`--metadata TEXT` parsed as JSON and held to `check_json_limits` (nesting, string lengths, lone
+    surrogates, NUL): anything else is an InvalidJob, which `main` prints as one line."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidJob(f"--{field} is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+    except RecursionError:  # far deeper than the limit: the parser itself gives up
+        raise InvalidJob(f"{field}: nested deeper than the limit of {MAX_JSON_DEPTH} levels of objects and "
+                         "arrays") from None
+    check_json_limits(value, field=field)
+    return value
+
+
+def check_idempotency_key(key: str | None) -> str | None:
+    """`--idempotency-key`: non-empty, at most MAX_IDEMPOTENCY_KEY_CHARS, storable text."""
+    if key is not None:
+        if not key:
+            raise InvalidJob("idempotency_key: must not be empty; leave --idempotency-key out for none")
+        check_text(key, field="idempotency_key", max_chars=MAX_IDEMPOTENCY_KEY_CHARS)
+    return key
+
+
+def _shown(value: str) -> str:
+    """An argument as a message shows it: quoted, escaped, cut when long."""
+    return repr(value if len(value) <= SHOWN_ARG_CHARS else value[:SHOWN_ARG_CHARS] + "...")
 
 
 def job_types_arg(value: str | None) -> list[str] | None:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-import json
-
-from enchant_worker.cli.common import open_database, positive_int, print_json, uuid_arg
+from enchant_worker.cli.common import (
+    check_idempotency_key,
+    open_database,
+    parse_metadata,
+    positive_int,
+    print_json,
+    uuid_arg,
+)
 from enchant_worker.domain.jobs import JobStatus
-from enchant_worker.errors import InvalidJob
 from enchant_worker.jobspecs import job_types
 from enchant_worker.queue import JobQueue
 from enchant_worker.worker.registry import default_registry
@@ -23,7 +27,7 @@ def register(commands) -> None:
                    help="enqueue for this user: checked with their rights, role and tier, as the API would")
     p.add_argument("--entity-type", help="what the job is about, e.g. scene")
     p.add_argument("--entity-id", type=uuid_arg, help="the id of that entity")
-    p.add_argument("--idempotency-key", help="enqueueing the same key twice gives the same job")
+    p.add_argument("--idempotency-key", help="enqueueing the same key twice gives the same job (at most 200 characters)")
     p.set_defaults(func=cmd_enqueue)
 
     p = commands.add_parser("jobs", help="list recent jobs", description="List recent jobs, newest first.")
@@ -51,10 +55,8 @@ def cmd_enqueue(args) -> int:
     from enchant_worker.intake import SYSTEM_ACTOR, Actor, JobRequest, submit
     from enchant_worker.intake.submit import actor_for_user
 
-    try:
-        metadata = json.loads(args.metadata)
-    except json.JSONDecodeError as exc:
-        raise InvalidJob(f"--metadata is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+    metadata = parse_metadata(args.metadata)
+    check_idempotency_key(args.idempotency_key)
     registry = default_registry()
     plugins = {t: registry.get(t).validate for t in registry.job_types if t not in job_types()}
     settings, db = open_database()

@@ -16,11 +16,11 @@ from psycopg.types.json import Jsonb
 
 from enchant_worker.domain.jobs import Job, NewJob
 from enchant_worker.errors import IdempotencyConflict, InvalidJob, JobNotFound
+from enchant_worker.jobspecs.limits import MAX_IDEMPOTENCY_KEY_CHARS, check_json_limits, check_text
 from enchant_worker.queue.backoff import retry_delay_s
 from enchant_worker.sql import q
 
 MAX_ATTEMPTS = 1000
-MAX_IDEMPOTENCY_KEY_CHARS = 200  # the table's check constraint says the same
 
 
 @dataclass(frozen=True)
@@ -41,16 +41,13 @@ def _check(job: NewJob) -> str:
         text = json.dumps(job.metadata, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise InvalidJob(f"metadata: cannot be stored as JSON ({exc})") from None
-    if _has_nul(job.metadata):
-        raise InvalidJob("metadata: text may not contain NUL characters (\\u0000); Postgres cannot store them")
+    check_json_limits(job.metadata)  # depth, lengths, NUL and lone surrogates, naming the path
     if not 0 <= job.priority <= 32767:
         raise InvalidJob(f"priority: must be between 0 (most urgent) and 32767, got {job.priority}")
     if not 1 <= job.max_attempts <= MAX_ATTEMPTS:
         raise InvalidJob(f"max_attempts: must be between 1 and {MAX_ATTEMPTS}, got {job.max_attempts}")
-    key = job.idempotency_key
-    if key is not None and not (isinstance(key, str) and 0 < len(key) <= MAX_IDEMPOTENCY_KEY_CHARS):
-        raise InvalidJob(f"idempotency_key: must be 1 to {MAX_IDEMPOTENCY_KEY_CHARS} characters, "
-                         f"got {len(key) if isinstance(key, str) else type(key).__name__}")
+    if job.idempotency_key is not None:  # the table's check constraint says the same
+        check_text(job.idempotency_key, field="idempotency_key", max_chars=MAX_IDEMPOTENCY_KEY_CHARS)
     return text
 
 
@@ -248,16 +245,6 @@ class JobQueue:
             "id": worker_id, "job_ids": list(job_ids), "status": status,
             "completed": completed, "failed": failed,
         })
-
-
-def _has_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
-    return False
 
 
 def _jsonb(value: Any) -> Jsonb | None:

@@ -84,13 +84,13 @@ def test_metrics(client, admin, conn):
 
 def test_dashboard_login_and_panels(client, admin, alice, conn):
     r = client.get("/dashboard")
-    assert r.status_code == 401 and "<form" in r.text
-    assert client.get("/dashboard", params={"key": alice.key}).status_code == 403
-    assert client.get("/dashboard", params={"key": "ew_wrong"}).status_code == 401
-    r = client.get("/dashboard", params={"key": admin.key}, follow_redirects=False)
+    assert r.status_code == 401 and '<form method="post"' in r.text
+    assert client.post("/dashboard", data={"key": alice.key}).status_code == 403
+    assert client.post("/dashboard", data={"key": "ew_wrong"}).status_code == 401
+    r = client.post("/dashboard", data={"key": admin.key}, follow_redirects=False)
     assert r.status_code == 303 and "httponly" in r.headers["set-cookie"].lower()
     _run_some_jobs(conn)
-    r = client.get("/dashboard", params={"key": admin.key})  # follows the redirect with the cookie
+    r = client.post("/dashboard", data={"key": admin.key})  # follows the redirect with the cookie
     assert r.status_code == 200 and 'id="total-pending">2<' in r.text and "CUDA out of memory" in r.text
     assert "w1" in r.text and "40%" in r.text
     # The cookie is not accepted for writes.

@@ -1,7 +1,8 @@
 """The dashboard: server-rendered panels, refreshed in place by a few lines of JavaScript.
 
-`/dashboard?key=...` checks an admin key and keeps it in an HttpOnly cookie (accepted for GET requests
-only), then `/dashboard/panels` renders the panels again every few seconds. No build step.
+The sign-in form POSTs an admin key to `/dashboard`, which keeps it in an HttpOnly, SameSite=Strict cookie
+(accepted for GET requests only) and redirects (303) to the page; the key never goes in an address.
+`/dashboard/panels` renders the panels again every few seconds. No build step.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from html import escape
 from importlib.resources import files
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from enchant_worker.api.auth import hash_key
@@ -27,44 +28,70 @@ FAILURES_SHOWN = 10
 IMAGES_SHOWN = 12
 COOKIE_MAX_AGE_S = 12 * 3600
 STATUSES = ("pending", "processing", "completed", "failed", "cancelled")
+NEEDS_ADMIN = ("That is a user key; the dashboard needs an admin key "
+               "(`enchant-worker keys create --role admin`).")
 
 
 def _template(name: str) -> str:
     return files("enchant_worker.api").joinpath("templates", name).read_text()
 
 
-def _login(message: str, status_code: int) -> HTMLResponse:
-    return HTMLResponse(_template("login.html").replace("__MESSAGE__", escape(message)), status_code=status_code)
+def _login(message: str, status_code: int, refresh: int) -> HTMLResponse:
+    page = _template("login.html").replace("__MESSAGE__", escape(message)).replace("__REFRESH__", str(refresh))
+    return HTMLResponse(page, status_code=status_code, headers={"Cache-Control": "no-store"})
+
+
+SIGN_IN_PAGE = {"description": "the sign-in form, with why the key was refused", "content": {"text/html": {}}}
 
 
 @router.get("/dashboard", response_class=HTMLResponse, responses={
-    **responses(403), 303: {"description": "key accepted; continue at /dashboard"},
-    401: {"description": "the sign-in form", "content": {"text/html": {}}}})
+    400: SIGN_IN_PAGE, 401: SIGN_IN_PAGE, 403: SIGN_IN_PAGE})
 def dashboard(request: Request, store: StoreDep,
-              key: Annotated[str | None, Query(max_length=200, description="an admin key (kept in a cookie)")] = None,
               refresh: Annotated[int, Query(ge=1, le=300, description="seconds between refreshes")] = 3) -> Response:
     """Queue depth by state and type, a throughput chart, workers with their current job and progress,
-    recent failures and the latest images, refreshed in place. Admin keys only."""
-    if key is not None:
-        row = store.authenticate(hash_key(key))
-        if row is None:
-            return _login("That key is unknown or revoked.", 401)
-        if row["role"] != "admin":
-            return _login("The dashboard needs an admin key.", 403)
-        response = RedirectResponse(f"/dashboard?refresh={refresh}", status_code=303)
-        response.set_cookie(KEY_COOKIE, key, max_age=COOKIE_MAX_AGE_S, httponly=True, samesite="strict",
-                            secure=request.url.scheme == "https")
-        return response
+    recent failures and the latest images, refreshed in place. Admin keys only: without the sign-in
+    cookie, the sign-in form (which POSTs the key to this address)."""
+    if "key" in request.query_params:  # the old `?key=` sign-in: a key in an address ends up in logs
+        return _login("Keys are not accepted in the address (it ends up in logs and history); "
+                      "sign in with this form.", 400, refresh)
     cookie = request.cookies.get(KEY_COOKIE)
-    row = store.authenticate(hash_key(cookie)) if cookie else None
+    row = _authenticate(store, cookie) if cookie else None
     if row is None:
-        return _login("Sign in with an admin API key (`enchant-worker keys create --role admin`).", 401)
+        return _login("Sign in with an admin API key (`enchant-worker keys create --role admin`).", 401, refresh)
     if row["role"] != "admin":
-        return _login("The dashboard needs an admin key.", 403)
+        return _login(NEEDS_ADMIN, 403, refresh)
     page = (_template("dashboard.html").replace("__REFRESH__", str(refresh))
             .replace("__UPDATED__", datetime.now(UTC).strftime("%H:%M:%S UTC"))
             .replace("__PANELS_URL__", "/dashboard/panels").replace("__PANELS__", render_panels(store)))
     return HTMLResponse(page, headers={"Cache-Control": "no-store"})
+
+
+@router.post("/dashboard", response_class=HTMLResponse, status_code=303, responses={
+    303: {"description": "signed in: the key is kept in an HttpOnly, SameSite=Strict cookie; continue at "
+                         "/dashboard"},
+    401: SIGN_IN_PAGE, 403: SIGN_IN_PAGE})
+def sign_in(request: Request, store: StoreDep,
+            key: Annotated[str, Form(description="an admin API key")] = "",
+            refresh: Annotated[int, Form(ge=1, le=300, description="seconds between refreshes")] = 3) -> Response:
+    """The dashboard's sign-in form posts here. An admin key is kept in an HttpOnly, SameSite=Strict
+    cookie (accepted for GET requests only) and the browser is sent on to the dashboard (303); the key
+    never appears in an address."""
+    row = _authenticate(store, key) if key else None
+    if row is None:
+        return _login("That key is unknown or revoked." if key else "Enter an admin API key.", 401, refresh)
+    if row["role"] != "admin":
+        return _login(NEEDS_ADMIN, 403, refresh)
+    response = RedirectResponse(f"/dashboard?refresh={refresh}", status_code=303)
+    response.set_cookie(KEY_COOKIE, key, max_age=COOKIE_MAX_AGE_S, httponly=True, samesite="strict",
+                        secure=request.url.scheme == "https")
+    return response
+
+
+def _authenticate(store: Store, key: str) -> Row | None:
+    try:
+        return store.authenticate(hash_key(key))
+    except UnicodeEncodeError:  # a lone surrogate: no key has one
+        return None
 
 
 @router.get("/dashboard/panels", response_class=HTMLResponse, responses=responses(401, 403))
