@@ -7,9 +7,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from enchant_worker.errors import InvalidJob
 from enchant_worker.generation.adapters import LoraRequest
 from enchant_worker.generation.device import DevicePolicy, resolve_device
-from enchant_worker.generation.errors import InvalidGeneration
 from enchant_worker.generation.generate import generate
 from enchant_worker.generation.params import GenerationParams, validate_settings
 from enchant_worker.generation.pipelines import PipelineCache
@@ -75,7 +75,7 @@ class LocalDiffusersProvider:
     def validate_parameters(self, params: Mapping[str, Any], model: str | None = None) -> ValidationResult:
         try:
             validate_settings(params, self.registry.get(model).defaults)
-        except InvalidGeneration as exc:
+        except InvalidJob as exc:
             return ValidationResult(False, (str(exc),))
         return ValidationResult(True)
 
