@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 import torch  # noqa: E402
 
 from enchant_worker.generation.tiny_model import build_sd15_random, build_tiny_pipeline  # noqa: E402
+from enchant_worker.jobspecs.train_lora import LoRATrainingSpec  # noqa: E402
 from enchant_worker.training.base_model import BaseModel  # noqa: E402
 from enchant_worker.training.dataset import prepare_dataset  # noqa: E402
 from enchant_worker.training.trainer import (  # noqa: E402
@@ -37,11 +38,6 @@ from enchant_worker.training.trainer import (  # noqa: E402
     tokenize,
     train_lora,
 )
-
-try:  # the spec's home since the torch-free job specs; enchant_worker.training.spec before them
-    from enchant_worker.jobspecs.train_lora import LoRATrainingSpec
-except ModuleNotFoundError:
-    from enchant_worker.training.spec import LoRATrainingSpec
 
 IMAGE_COUNT = 8
 

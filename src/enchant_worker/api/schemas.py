@@ -204,6 +204,21 @@ class LoraPublic(BaseModel):
     created_at: datetime | None
 
 
+class UserTier(BaseModel):
+    id: uuid.UUID
+    email: str | None
+    subscription_tier: str
+    quota_overrides: dict[str, int]
+    effective: dict[str, int] = Field(description="the tier's limits with the overrides applied (0: no limit)")
+    usage_today: dict[str, int]
+    active_jobs: int
+
+
+class TierUpdate(Strict):
+    subscription_tier: Literal["free", "pro", "enterprise"] | None = None
+    quota_overrides: dict[str, Any] | None = None
+
+
 class UploadPublic(BaseModel):
     id: uuid.UUID
     purpose: str

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from contextlib import AbstractContextManager
 from datetime import datetime
@@ -172,6 +173,13 @@ class Store:
 
     def create_lora(self, **values: Any) -> Row:
         return self._one("api_lora_create", **values)
+
+    def user_tiers(self, *, user_id: uuid.UUID | None, limit: int) -> list[Row]:
+        return self._all("intake_users", id=user_id, limit=limit)
+
+    def set_user_tier(self, user_id: uuid.UUID, tier: str | None, overrides: dict[str, int] | None) -> Row | None:
+        return self._one("intake_set_tier", id=user_id, tier=tier,
+                         overrides=None if overrides is None else json.dumps(overrides))
 
     def upload(self, upload_id: uuid.UUID) -> Row | None:
         return self._one("api_upload_get", id=upload_id)

@@ -36,6 +36,19 @@ def register(commands) -> None:
     p.add_argument("ref", metavar="ID_OR_PREFIX")
     p.set_defaults(func=cmd_keys_revoke)
 
+    users = commands.add_parser("users", help="users' subscription tiers and quotas",
+                                description="Tiers (free, pro, enterprise) and per-user quota exceptions; "
+                                "the tiers' limits are in configs/tiers.toml.")
+    sub = users.add_subparsers(dest="users_command", metavar="ACTION", required=True)
+    p = sub.add_parser("list", help="users with their tier, exceptions and today's usage")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=cmd_users_list)
+    p = sub.add_parser("set-tier", help="change a user's tier and/or quota exceptions")
+    p.add_argument("user_id", metavar="USER_ID", type=uuid_arg)
+    p.add_argument("tier", metavar="TIER", nargs="?", choices=["free", "pro", "enterprise"])
+    p.add_argument("--quota", action="append", default=None, metavar="KEY=N",
+                   help="an exception to the tier, e.g. images_per_day=500 (repeat; KEY= alone removes one)")
+    p.set_defaults(func=cmd_users_set_tier)
 
 
 def cmd_api(args) -> int:
@@ -94,4 +107,50 @@ def cmd_keys_revoke(args) -> int:
     if row is None:
         raise ConfigurationError(f"no active key with id or prefix {args.ref!r}; see `enchant-worker keys list`")
     print(f"revoked {row['role']} key {row['prefix']}… ({row['name']})")
+    return 0
+
+
+def cmd_users_list(args) -> int:
+    rows = _store().user_tiers(user_id=None, limit=10_000)
+    if args.json:
+        print_json(rows)
+        return 0
+    print(f"{'user':36}  {'tier':10} {'active':>6}  {'today':24} exceptions  email")
+    for r in rows:
+        usage = ", ".join(f"{k} {v}" for k, v in sorted(r["usage_today"].items())) or "-"
+        exceptions = ", ".join(f"{k}={v}" for k, v in sorted(r["quota_overrides"].items())) or "-"
+        print(f"{r['id']}  {r['subscription_tier']:10} {r['active_jobs']:>6}  {usage:24} {exceptions}  {r['email'] or ''}")
+    return 0
+
+
+def cmd_users_set_tier(args) -> int:
+    from enchant_worker.intake.tiers import check_overrides
+
+    store = _store()
+    rows = store.user_tiers(user_id=args.user_id, limit=1)
+    if not rows:
+        raise ConfigurationError(f"no user with id {args.user_id}; see `enchant-worker users list`")
+    overrides = None
+    if args.quota is not None:
+        overrides = dict(rows[0]["quota_overrides"])
+        for item in args.quota:
+            key, sep, value = item.partition("=")
+            if not sep:
+                raise ConfigurationError(f"--quota {item!r}: write KEY=N (or KEY= to remove the exception)")
+            if value == "":
+                overrides.pop(key.strip(), None)
+                continue
+            try:
+                overrides[key.strip()] = int(value)
+            except ValueError:
+                raise ConfigurationError(f"--quota {item!r}: N must be a whole number") from None
+        try:
+            overrides = check_overrides(overrides)
+        except ValueError as exc:
+            raise ConfigurationError(f"--quota {exc}") from None
+    if args.tier is None and overrides is None:
+        raise ConfigurationError("give a TIER, --quota KEY=N, or both")
+    row = store.set_user_tier(args.user_id, args.tier, overrides)
+    print(f"user {row['id']}: tier {row['subscription_tier']}"
+          + (f", exceptions {row['quota_overrides']}" if row["quota_overrides"] else ""))
     return 0

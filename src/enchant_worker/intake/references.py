@@ -47,6 +47,8 @@ def check_reference(conn, actor: Actor, ref: Reference, settings: Any) -> None:
     elif ref.kind == "user":
         if not actor.is_admin and _uuid(ref) != actor.user_id:
             raise AccessDenied(ref.field, "a user may start work only for themselves")
+        if conn.execute(q("intake_user"), {"id": _uuid(ref)}).fetchone() is None:
+            raise InvalidJob(f"{ref.field}: no user has id {ref.value}")
     elif ref.kind == "model":
         registry = ModelRegistry.from_settings(settings)
         if ref.value not in registry.models:

@@ -25,6 +25,9 @@ class Tier:
     trainings_per_day: int = 2
     fair_share_weight: int = 1
 
+    def limits(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "name"}
+
     def with_overrides(self, overrides: dict[str, Any] | None) -> Tier:
         """The tier with a user's own exceptions (users.quota_overrides) applied."""
         known = {f.name for f in fields(self)} - {"name"}

@@ -11,9 +11,9 @@ from typing import Any
 
 from enchant_worker.errors import InvalidJob
 from enchant_worker.intake.actor import Actor
-from enchant_worker.intake.references import UPLOADS_DIR
+from enchant_worker.intake.references import UPLOADS_DIR, check_reference
 from enchant_worker.intake.submit import JobRequest, submit
-from enchant_worker.jobspecs import parse
+from enchant_worker.jobspecs import READ, Reference, parse
 from enchant_worker.jobspecs.train_lora import LoRATrainingSpec
 from enchant_worker.sql import q
 
@@ -75,8 +75,10 @@ def initiate_lora_training(conn, actor: Actor, settings: Any, request: dict[str,
         if named is None:
             lora_id = uuid.uuid4()
             spec = parse(LoRATrainingSpec, request)  # every field, before anything is written
+            if spec.user_id is not None:  # the LoRA is theirs (an admin or the CLI may name any user)
+                check_reference(conn, actor, Reference("user_id", "user", READ, spec.user_id), settings)
             conn.execute(q("lora_training_create"), {
-                "id": lora_id, "user_id": actor.user_id, "name": spec.name, "description": spec.description,
+                "id": lora_id, "user_id": spec.user_id or actor.user_id, "name": spec.name, "description": spec.description,
                 "model_file_url": f"loras/{lora_id}/{spec.file_stem}.safetensors",
                 "trigger_words": list(spec.trigger_words), "training_images_count": image_count,
             })  # fmt: skip

@@ -117,18 +117,46 @@ def parse(spec_class: type[S], metadata: Any) -> S:
 
 
 def explain(spec_class: type[BaseModel], error: Any) -> str:
-    """One pydantic error as 'field: what is wrong (got X)'."""
-    where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error["loc"]).lstrip(".") or "metadata"
+    """One pydantic error as 'field: what is wrong, got X', with the field's allowed range."""
+    loc = error["loc"]
+    where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".") or "metadata"
     got = error.get("input")
     kind = error["type"]
+    field = spec_class.model_fields.get(str(loc[0])) if loc else None
     if kind == "extra_forbidden":
         return f"{where}: unknown field; allowed fields are {', '.join(sorted(spec_class.model_fields))}"
     if kind == "missing":
         return f"{where}: required"
+    if kind == "literal_error":
+        return f"{where}: {error['msg'].replace('Input should be', 'must be')}, got {_short(got)}"
+    allowed = _describe_range(field) if field is not None and len(loc) == 1 and kind in _RANGE_ERRORS else ""
+    if allowed:
+        return f"{where}: must be {allowed}, got {_short(got)}"
     message = str(error["msg"]).removeprefix("Value error, ").replace("Input should be", "must be")
     if kind == "value_error":  # our own validators' messages say what they got
         return f"{where}: {message}"
     return f"{where}: {message} (got {_short(got)})"
+
+
+_RANGE_ERRORS = frozenset({"greater_than", "greater_than_equal", "less_than", "less_than_equal", "multiple_of",
+                           "too_short", "too_long", "string_too_short", "string_too_long"})
+
+
+def _describe_range(spec_field: Any) -> str:
+    """'between 1e-06 and 0.01', 'a list or text of length 1 to 100', ... from a field's constraints."""
+    c: dict[str, Any] = {}
+    for meta in spec_field.metadata:
+        for key in ("ge", "gt", "le", "lt", "multiple_of", "min_length", "max_length"):
+            if getattr(meta, key, None) is not None:
+                c[key] = getattr(meta, key)
+    if "min_length" in c or "max_length" in c:
+        return f"a list or text of length {c.get('min_length', 0)} to {c.get('max_length', 'any')}"
+    low = f"above {c['gt']}" if "gt" in c else (f"at least {c['ge']}" if "ge" in c else None)
+    high = f"below {c['lt']}" if "lt" in c else (f"at most {c['le']}" if "le" in c else None)
+    parts = [f"between {c['ge']} and {c['le']}"] if "ge" in c and "le" in c else [p for p in (low, high) if p]
+    if "multiple_of" in c:
+        parts.append(f"a multiple of {c['multiple_of']}")
+    return ", ".join(parts)
 
 
 def _short(value: Any, limit: int = 80) -> str:

@@ -3,7 +3,7 @@
 Accepts the seed's shape (`training_parameters: {learning_rate, batch_size, epochs, resolution}`, also
 spelled `parameters` as `initiateLoRATraining` writes it into the job's metadata) and a flat one.
 `parse_training_request()` turns any validation failure into `InvalidJob` naming the field, the
-allowed range and the value received.
+allowed range and the value received (`jobspecs.base.explain`).
 """
 
 from __future__ import annotations
@@ -14,10 +14,9 @@ import re
 import uuid
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from enchant_worker.errors import InvalidJob
-from enchant_worker.jobspecs.base import WRITE, JobSpec, Ref
+from enchant_worker.jobspecs.base import WRITE, JobSpec, Ref, parse
 
 MIN_TRAINING_IMAGES = 5
 MAX_TRAINING_IMAGES = 50
@@ -113,65 +112,6 @@ class LoRATrainingSpec(JobSpec):
         return hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _describe_range(spec_field: Any) -> str:
-    """'between 1e-06 and 0.01', 'a length between 1 and 100', ... from a pydantic field's constraints."""
-    c: dict[str, Any] = {}
-    for meta in spec_field.metadata:
-        for key in ("ge", "gt", "le", "lt", "multiple_of", "min_length", "max_length"):
-            if getattr(meta, key, None) is not None:
-                c[key] = getattr(meta, key)
-    if "min_length" in c or "max_length" in c:
-        return f"a list or text of length {c.get('min_length', 0)} to {c['max_length']}"
-    low = f"above {c['gt']}" if "gt" in c else (f"at least {c['ge']}" if "ge" in c else None)
-    high = f"below {c['lt']}" if "lt" in c else (f"at most {c['le']}" if "le" in c else None)
-    if "ge" in c and "le" in c:
-        parts = [f"between {c['ge']} and {c['le']}"]
-    else:
-        parts = [p for p in (low, high) if p]
-    if "multiple_of" in c:
-        parts.append(f"a multiple of {c['multiple_of']}")
-    return ", ".join(parts)
-
-
-_RANGE_ERRORS = {
-    "greater_than",
-    "greater_than_equal",
-    "less_than",
-    "less_than_equal",
-    "multiple_of",
-    "too_short",
-    "too_long",
-    "string_too_short",
-    "string_too_long",
-}
-
-
-def _explain(error: dict[str, Any]) -> str:
-    loc = [str(p) for p in error["loc"]]
-    name = loc[0] if loc else "request"
-    where = ".".join(loc)
-    got = error.get("input")
-    field = LoRATrainingSpec.model_fields.get(name)
-    if error["type"] == "extra_forbidden":
-        return (
-            f"{where}: unknown field; allowed fields are {', '.join(sorted(LoRATrainingSpec.model_fields))}"
-        )
-    if error["type"] == "missing":
-        return f"{where}: required"
-    if error["type"] == "literal_error" and field is not None:
-        return f"{where}: {error['msg'].replace('Input should be', 'must be')}, got {got!r}"
-    allowed = _describe_range(field) if field is not None and error["type"] in _RANGE_ERRORS else ""
-    if allowed:
-        return f"{where}: must be {allowed}, got {got!r}"
-    message = str(error["msg"]).removeprefix("Value error, ")
-    allowed = _describe_range(field) if field is not None and len(loc) == 1 else ""
-    return f"{where}: {message} (got {got!r}{'; allowed: ' + allowed if allowed else ''})"
-
-
 def parse_training_request(data: dict[str, Any]) -> LoRATrainingSpec:
     """Validate a request (a job's metadata or the CLI's options); raise `InvalidJob` naming each bad field."""
-    try:
-        return LoRATrainingSpec.model_validate(data)
-    except ValidationError as exc:
-        problems = "; ".join(_explain(e) for e in exc.errors())
-        raise InvalidJob(f"Invalid LoRA training request: {problems}") from None
+    return parse(LoRATrainingSpec, data)

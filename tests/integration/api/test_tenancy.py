@@ -276,3 +276,26 @@ def test_the_worker_rechecks_rows_inserted_by_sql(conn, db, settings, worlds, bo
     # alice's LoRA in training is not touched by the failure of bob's job
     row = conn.execute("SELECT status, error_message FROM lora_models WHERE id = %s", (mine["training"],)).fetchone()
     assert row["status"] == "training" and row["error_message"] is None
+
+
+def test_admins_see_and_change_tiers_and_quotas(client, alice, admin):
+    assert client.get("/v2/users", headers=alice.headers).status_code == 403
+    assert client.patch(f"/v2/users/{alice.user_id}/tier", json={"subscription_tier": "pro"},
+                        headers=alice.headers).status_code == 403
+    mine = client.get("/v2/users/me/tier", headers=alice.headers).json()
+    assert mine["subscription_tier"] == "free" and mine["effective"]["priority_floor"] == 5
+    r = client.patch(f"/v2/users/{alice.user_id}/tier", headers=admin.headers,
+                     json={"subscription_tier": "pro", "quota_overrides": {"images_per_day": 1}})
+    assert r.status_code == 200, r.text
+    assert r.json()["effective"]["priority_floor"] == 3 and r.json()["effective"]["images_per_day"] == 1
+    # The new tier applies at once: priority 3 is now allowed, the second image is over the exception.
+    assert client.post("/v2/jobs", json={**generate(prompt="x"), "priority": 3}, headers=alice.headers).status_code == 201
+    assert client.post("/v2/jobs", json=generate(prompt="x"), headers=alice.headers).status_code == 429
+    listed = {u["id"]: u for u in client.get("/v2/users", headers=admin.headers).json()}
+    assert listed[str(alice.user_id)]["usage_today"] == {"images": 1}
+    for bad in ({"quota_overrides": {"images_per_hour": 5}}, {"quota_overrides": {"images_per_day": -1}},
+                {"subscription_tier": "platinum"}):
+        r = client.patch(f"/v2/users/{alice.user_id}/tier", json=bad, headers=admin.headers)
+        assert r.status_code == 422, (bad, r.text)
+    assert client.patch(f"/v2/users/{uuid.uuid4()}/tier", json={"subscription_tier": "pro"},
+                        headers=admin.headers).status_code == 404

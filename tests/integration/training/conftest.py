@@ -14,6 +14,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from enchant_worker.domain.jobs import NewJob  # noqa: E402
 from enchant_worker.generation.tiny_model import save_tiny_model  # noqa: E402
 from enchant_worker.queue import JobQueue  # noqa: E402
 from tests.support.workers import WorkerThreads  # noqa: E402
@@ -51,8 +52,10 @@ def images(tmp_path) -> Path:
 
 @pytest.fixture
 def train_settings(settings, models_dir, tmp_path):
+    # The tests' image folders are under tmp_path: the CLI and admins may train from ENCHANT_TRAINING_DIRS.
     return settings.model_copy(
-        update={"models_dir": models_dir, "storage_dir": tmp_path / "storage", "device": "cpu"}
+        update={"models_dir": models_dir, "storage_dir": tmp_path / "storage", "device": "cpu",
+                "training_dirs": [tmp_path]}
     )
 
 
@@ -77,6 +80,12 @@ def request_for():
         return values
 
     return make
+
+
+def train_lora_job(lora_id, request: dict) -> NewJob:
+    """A train_lora job as a web app inserts it: a row made first, the job about it, no checks."""
+    return NewJob("train_lora", {**request, "lora_model_id": str(lora_id)}, priority=8,
+                  entity_type="lora_model", entity_id=lora_id)
 
 
 @pytest.fixture

@@ -2,8 +2,9 @@
 
 import uuid
 
-from enchant_worker.domain.training import train_lora_job
 from enchant_worker.queue import JobQueue
+
+from .conftest import train_lora_job
 
 
 def _lora(conn) -> uuid.UUID:

@@ -7,8 +7,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from enchant_worker.domain.jobs import JobStatus, NewJob
-from enchant_worker.domain.training import TRAIN_LORA_PRIORITY
-from enchant_worker.handlers.train_lora import initiate_lora_training
+from enchant_worker.intake import SYSTEM_ACTOR
+from enchant_worker.intake.training import initiate_lora_training
+from enchant_worker.jobspecs import job_types
 from enchant_worker.sql import q
 from enchant_worker.training import trainer
 from enchant_worker.worker import runner
@@ -30,10 +31,10 @@ def test_initiated_training_runs_to_a_ready_lora_with_files_and_a_preview(
     train_settings = train_settings.model_copy(update={"lora_checkpoint_every_steps": 2})
     request = request_for(images)
     del request["checkpoint_every"]
-    lora_id, job_id = initiate_lora_training(conn, train_settings, request)
+    lora_id, job_id = initiate_lora_training(conn, SYSTEM_ACTOR, train_settings, request)
     assert "checkpoint_every" not in queue.get(job_id).metadata
     job = queue.get(job_id)
-    assert job.priority == TRAIN_LORA_PRIORITY > 5
+    assert job.priority == job_types()["train_lora"].priority > 5
     assert (job.entity_type, job.entity_id) == ("lora_model", lora_id)
     assert lora_row(conn, lora_id)["status"] == "training"
     assert lora_row(conn, lora_id)["training_job_id"] == job_id
@@ -53,7 +54,7 @@ def test_initiated_training_runs_to_a_ready_lora_with_files_and_a_preview(
     assert row["training_images_count"] == 5 and row["trigger_words"] == ["inkwash"]
     assert row["model_file_url"] == f"loras/{lora_id}/ink-wash.safetensors"
     assert (storage / row["model_file_url"]).is_file()
-    assert Path(job.result["kohya_file"]).is_file()
+    assert (storage / job.result["kohya_file"]).is_file()  # results name storage paths only
     assert job.result["flagged_images"] and "48" in str(job.result["flagged_images"])
 
     preview = storage / job.result["preview_image"]
@@ -69,7 +70,7 @@ def test_a_stopped_worker_hands_training_back_and_another_resumes_from_the_check
     conn, queue, train_settings, images, request_for, start_worker
 ):
     lora_id, job_id = initiate_lora_training(
-        conn, train_settings, request_for(images, max_train_steps=12, checkpoint_every=3)
+        conn, SYSTEM_ACTOR, train_settings, request_for(images, max_train_steps=12, checkpoint_every=3)
     )
     worker, thread = start_worker()
     wait_for(lambda: (queue.get(job_id).progress or {}).get("step", 0) >= 4)
@@ -98,7 +99,7 @@ def test_waiting_generation_preempts_training_which_then_completes(
     step = trainer.training_step
     monkeypatch.setattr(trainer, "training_step", lambda *a: (time.sleep(0.05), step(*a))[1])
     lora_id, train_id = initiate_lora_training(
-        conn, train_settings, request_for(images, max_train_steps=40, checkpoint_every=100)
+        conn, SYSTEM_ACTOR, train_settings, request_for(images, max_train_steps=40, checkpoint_every=100)
     )
     # runnable a moment after the worker has leased the training job; better priority (5 < 8)
     soon = datetime.now(UTC) + timedelta(seconds=1.5)

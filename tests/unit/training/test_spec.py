@@ -44,7 +44,7 @@ def test_metadata_shape_of_initiate_lora_training_is_accepted():
             ["a,b"],
             "trigger_words: each trigger word must be 1 to 50 characters without commas",
         ),
-        ("learning_rate", "fast", "learning_rate: Input should be a valid number"),
+        ("learning_rate", "fast", "learning_rate: must be a valid number"),
         ("bogus", 1, "bogus: unknown field"),
     ],
 )

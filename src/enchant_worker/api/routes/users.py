@@ -1,23 +1,28 @@
-"""The caller's own preferences (users.preferences), read through the user preferences cache."""
+"""The caller's own preferences (users.preferences, through the user preferences cache) and tier; admins
+list users with their tier, quota overrides and today's usage, and change them."""
 
 from __future__ import annotations
 
 import json
-from typing import Any
+import uuid
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 
 from enchant_worker.api.auth import Principal
-from enchant_worker.api.deps import CacheDep, PrincipalDep, StoreDep
+from enchant_worker.api.deps import AdminDep, CacheDep, PrincipalDep, SettingsDep, StoreDep
 from enchant_worker.api.errors import COMMON, NotFound, Unprocessable
 from enchant_worker.api.schemas import (
     MAX_JSON_DEPTH,
     MAX_PREFERENCE_KEYS,
     MAX_PREFERENCES_BYTES,
     PreferencesUpdate,
+    TierUpdate,
+    UserTier,
     storable_json,
 )
 from enchant_worker.api.versions import BASIC_GENERATION
+from enchant_worker.intake.tiers import check_overrides, load_tiers
 
 # Preferences steer generation (the prompt builder reads `style_preference`): every version has them.
 router = APIRouter(prefix="/users", tags=["users"], responses=COMMON)
@@ -73,3 +78,42 @@ def put_preferences(body: PreferencesUpdate, store: StoreDep, principal: Princip
     if stored is None:
         raise NotFound(f"no user with id {user_id}")
     return stored
+
+
+def _tier_view(row: dict, settings) -> UserTier:
+    tier = load_tiers(settings.tiers_path)[row["subscription_tier"]].with_overrides(row["quota_overrides"])
+    return UserTier(id=row["id"], email=row.get("email"), subscription_tier=row["subscription_tier"],
+                    quota_overrides=row["quota_overrides"] or {}, effective=tier.limits(),
+                    usage_today=row.get("usage_today") or {}, active_jobs=row.get("active_jobs") or 0)
+
+
+@router.get("/me/tier", response_model=UserTier)
+def get_my_tier(store: StoreDep, settings: SettingsDep, principal: PrincipalDep) -> UserTier:
+    """The caller's tier, its limits (with any exception an admin set) and what was used today."""
+    rows = store.user_tiers(user_id=_user_id(principal), limit=1)
+    if not rows:
+        raise NotFound(f"no user with id {principal.user_id}")
+    return _tier_view(rows[0], settings)
+
+
+@router.get("", response_model=list[UserTier])
+def list_users(store: StoreDep, settings: SettingsDep, admin: AdminDep,
+               limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> list[UserTier]:
+    """Admin keys: users with their tier, quota overrides, effective limits and today's usage."""
+    return [_tier_view(r, settings) for r in store.user_tiers(user_id=None, limit=limit)]
+
+
+@router.patch("/{user_id}/tier", response_model=UserTier)
+def set_tier(user_id: uuid.UUID, body: TierUpdate, store: StoreDep, settings: SettingsDep,
+             admin: AdminDep) -> UserTier:
+    """Admin keys: change a user's subscription tier and/or replace their quota overrides (e.g.
+    `{"images_per_day": 500}`; `{}` removes every exception)."""
+    overrides = None
+    if body.quota_overrides is not None:
+        try:
+            overrides = check_overrides(body.quota_overrides)
+        except ValueError as exc:
+            raise Unprocessable(("body", "quota_overrides"), f"quota_overrides.{exc}") from None
+    if store.set_user_tier(user_id, body.subscription_tier, overrides) is None:
+        raise NotFound(f"no user with id {user_id}")
+    return _tier_view(store.user_tiers(user_id=user_id, limit=1)[0], settings)
