@@ -19,10 +19,11 @@ class JobType:
 
 
 def job_types() -> dict[str, JobType]:
-    from enchant_worker.jobspecs import maintenance
+    from enchant_worker.jobspecs import export_story, maintenance
 
     types = [
         JobType("noop", maintenance.NoopSpec, False, "sleep metadata.seconds (tests, demos, benchmarks)"),
         JobType("data_migration", maintenance.DataMigrationSpec, False, "run a named data migration"),
+        JobType("export_story", export_story.ExportStorySpec, True, "export a story as pdf, epub, html, json or video"),
     ]
     return {t.name: t for t in types}
