@@ -21,9 +21,11 @@ from enchant_worker.api.metrics import make_registry
 from enchant_worker.api.routes import (
     catalog,
     dashboard,
+    exports,
     images,
     jobs,
     loras,
+    media,
     presets,
     queue,
     stories,
@@ -38,7 +40,7 @@ from enchant_worker.config import Settings, get_settings
 log = logging.getLogger(__name__)
 
 # Each versioned router with the feature it belongs to.
-FEATURE_ROUTERS = [jobs, queue, presets, images, catalog, loras, stories, users]
+FEATURE_ROUTERS = [jobs, queue, presets, images, catalog, loras, stories, users, exports]
 
 
 class NoJobTypes:
@@ -81,6 +83,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     errors.install(app)
     app.include_router(system.router)
     app.include_router(dashboard.router)
+    app.include_router(media.router)
     for version in state.versions.names:
         for module in FEATURE_ROUTERS:
             if state.versions.supports(version, module.FEATURE):

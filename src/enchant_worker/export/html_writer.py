@@ -24,13 +24,14 @@ def write(book: Book, out: BinaryIO, progress: Callable[[int, int], None], *, fo
         return
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         written: set[str] = set()
+        for figure in (f for c in book.chapters for f in c.figures):  # images first, one at a time
+            name = f"images/{figure.picture.sha256}{figure.picture.suffix}"
+            if name not in written:
+                zf.write(figure.picture.path, name, compress_type=zipfile.ZIP_STORED)
+                written.add(name)
 
         def image(picture: Picture, f: BinaryIO) -> None:
-            name = f"images/{picture.sha256}{picture.suffix}"
-            if name not in written:
-                zf.write(picture.path, name, compress_type=zipfile.ZIP_STORED)
-                written.add(name)
-            f.write(name.encode())
+            f.write(f"images/{picture.sha256}{picture.suffix}".encode())
 
         with zf.open("index.html", "w", force_zip64=True) as f:
             _write_html(book, f, progress, image=image)

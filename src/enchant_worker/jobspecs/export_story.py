@@ -16,12 +16,11 @@ PAGE_SIZES = ("A4", "Letter", "A5")
 CSS_MAX_CHARS = 20_000
 
 
-class ExportStorySpec(JobSpec):
-    """What to export and how. Field names follow the seed's ExportOptions (camelCase accepted)."""
+class ExportOptionsSpec(JobSpec):
+    """How to export: the seed's ExportOptions (its camelCase names are accepted too), plus the page size
+    of a PDF, single-file or folder HTML, the book's language, and the video's frame size and pace.
+    (The body of `POST /v1/stories/{id}/exports`.)"""
 
-    entity_kinds = {"story": "story"}
-
-    story_id: Annotated[uuid.UUID, Ref("story", READ)]
     format: Literal["pdf", "epub", "html", "json", "video"]
     include_images: bool = Field(True, alias="includeImages")
     image_quality: Literal["thumbnail", "medium", "high"] = Field("medium", alias="imageQuality")
@@ -34,3 +33,11 @@ class ExportStorySpec(JobSpec):
     scene_seconds: float = Field(4.0, alias="sceneSeconds", ge=1.0, le=30.0)
 
     model_config = {**JobSpec.model_config, "populate_by_name": True}
+
+
+class ExportStorySpec(ExportOptionsSpec):
+    """The `export_story` job's metadata: the options and the story."""
+
+    entity_kinds = {"story": "story"}
+
+    story_id: Annotated[uuid.UUID, Ref("story", READ)]

