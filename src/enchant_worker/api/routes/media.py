@@ -30,7 +30,7 @@ EXPORT_TYPES = {".pdf": "application/pdf", ".epub": "application/epub+zip", ".ht
     200: {"content": {"image/png": {}, "application/octet-stream": {}}, "description": "the file"},
     206: {"description": "part of the file (Range)"}, 304: {"description": "not modified"}, **responses(404)})
 def get_media(path: str, request: Request, store: StoreDep, state: StateDep, settings: SettingsDep,
-              expires: Annotated[int | None, Query()] = None, sig: Annotated[str | None, Query(max_length=64)] = None,
+              expires: Annotated[int | None, Query()] = None, sig: Annotated[str | None, Query(max_length=128)] = None,
               name: Annotated[str | None, Query(max_length=255)] = None) -> Response:
     """A content-addressed stored file: signed (private) or a published story's image (public)."""
     missing = NotFound("no such file, or the link has expired")
