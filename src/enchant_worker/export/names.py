@@ -25,5 +25,5 @@ def safe_filename(title: str, suffix: str) -> str:
 def ascii_filename(name: str) -> str:
     """The ASCII fallback for Content-Disposition's `filename=`."""
     text = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
-    text = re.sub(r"[^A-Za-z0-9._ -]+", "_", text).strip(" ._")
+    text = re.sub(r"\s+", " ", re.sub(r"[^A-Za-z0-9._ -]+", "_", text)).strip(" ._")
     return text or "export"

@@ -85,7 +85,6 @@ def write(book: Any, out: BinaryIO, progress: Callable[[int, int], None], *, res
             if shot.kind == "still" and shot.text:
                 _subtitle(container, subs, SubtitleSet, shot)
         renderer = _Renderer(width, height)
-        chapters_done = 0
         for i in range(frames):
             t = i / FPS
             frame = renderer.frame(shots, t)
@@ -93,9 +92,8 @@ def write(book: Any, out: BinaryIO, progress: Callable[[int, int], None], *, res
             vf.pts = i
             for packet in video.encode(vf):
                 container.mux(packet)
-            reached = max((s.chapter_index for s in shots if s.start_s <= t), default=0)
-            if reached > chapters_done:
-                chapters_done = reached
+            if i % FPS == 0:  # once per second of video: progress, and a chance to cancel
+                chapters_done = max((s.chapter_index for s in shots if s.start_s <= t), default=0)
                 progress(chapters_done, len(book.chapters))
         for packet in video.encode():
             container.mux(packet)

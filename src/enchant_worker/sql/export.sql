@@ -112,8 +112,8 @@ INSERT INTO images (id, scene_id, user_id, provider, model_name, prompt, negativ
                     file_path, content_hash, width, height, user_rating, created_at)
 SELECT %(id)s, %(scene_id)s, %(user_id)s, %(provider)s, %(model_name)s, %(prompt)s, %(negative_prompt)s,
        %(seed)s, %(parameters)s, %(file_path)s, %(content_hash)s, %(width)s, %(height)s, %(user_rating)s,
-       %(created_at)s
-FROM (SELECT ensure_images_partition(%(created_at)s::DATE)) p
+       %(created_at)s::TIMESTAMPTZ
+FROM (SELECT ensure_images_partition((%(created_at)s::TIMESTAMPTZ)::DATE)) p
 
 -- import_emotion --
 -- One imported character emotion.

@@ -9,10 +9,10 @@ import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from enchant_worker.export.run import ExportOptions, ExportResult, export_story
+from tests.support.databases import another_database
 from tests.support.stories import SampleStory, make_story
 
 EPUBCHECK_JARS = (Path("/usr/share/java/epubcheck.jar"),)
@@ -89,13 +89,4 @@ def html5validate(*files: Path) -> None:
 @pytest.fixture
 def second_db(admin_url, template_db) -> Iterator[str]:
     """Another migrated database: the instance a JSON export moves to."""
-    import uuid
-
-    name = f"enchant_t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(admin_url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
-    try:
-        yield psycopg.conninfo.make_conninfo(admin_url, dbname=name)
-    finally:
-        with psycopg.connect(admin_url, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    yield from another_database(admin_url, template_db)
