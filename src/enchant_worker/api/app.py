@@ -20,6 +20,7 @@ from enchant_worker.api.deps import ApiState, JobTypes, Limits, PrincipalDep
 from enchant_worker.api.metrics import make_registry
 from enchant_worker.api.routes import (
     catalog,
+    community,
     dashboard,
     exports,
     images,
@@ -40,7 +41,7 @@ from enchant_worker.config import Settings, get_settings
 log = logging.getLogger(__name__)
 
 # Each versioned router with the feature it belongs to.
-FEATURE_ROUTERS = [jobs, queue, presets, images, catalog, loras, stories, users, exports]
+FEATURE_ROUTERS = [jobs, queue, presets, images, catalog, loras, stories, users, exports, community]
 
 
 class NoJobTypes:
