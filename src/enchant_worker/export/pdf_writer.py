@@ -21,11 +21,10 @@ def _register_fonts() -> None:
     if _fonts_registered:
         return
     import reportlab
+    from reportlab import rl_config
     from reportlab.lib.fonts import addMapping
     from reportlab.pdfbase import pdfmetrics
     from reportlab.pdfbase.ttfonts import TTFont
-
-    from reportlab import rl_config
 
     # Images go in as binary streams: ASCII85 (reportlab's default) is 25% larger and, without
     # reportlab's optional C accelerator, four fifths of the time of a long illustrated book.
