@@ -95,26 +95,28 @@ def public_url(settings: Settings, path: str) -> str:
     return f"{base}{path}"
 
 
-def signature(secret: bytes, relative: str, expires: int) -> str:
-    return hmac.new(secret, f"{relative}\n{expires}".encode(), hashlib.sha256).hexdigest()
+def signature(secret: bytes, relative: str, expires: int, name: str | None = None) -> str:
+    """HMAC-SHA256 over the path, the expiry and the download name (so none can be changed)."""
+    return hmac.new(secret, f"{relative}\n{expires}\n{name or ''}".encode(), hashlib.sha256).hexdigest()
 
 
 def signed_url(settings: Settings, secret: bytes, relative: str, expires_in_s: int,
                filename: str | None = None) -> tuple[str, int]:
     """An expiring URL of a stored file (storage-relative path) and its expiry (Unix seconds)."""
     expires = int(time.time()) + min(max(1, expires_in_s), settings.signed_url_max_s)
-    query = f"expires={expires}&sig={signature(secret, relative, expires)}"
+    query = f"expires={expires}&sig={signature(secret, relative, expires, filename)}"
     if filename:
         query += f"&name={quote(filename, safe='')}"
     return public_url(settings, f"{MEDIA_PREFIX}{quote(relative)}?{query}"), expires
 
 
-def check_signature(secret: bytes, relative: str, expires: int | None, sig: str | None) -> str | None:
+def check_signature(secret: bytes, relative: str, expires: int | None, sig: str | None,
+                    name: str | None = None) -> str | None:
     """None when the URL is valid now; else why not."""
     if expires is None or sig is None:
         return "missing"
     if expires < time.time():
         return "expired"
-    if not hmac.compare_digest(signature(secret, relative, expires), sig):
+    if not hmac.compare_digest(signature(secret, relative, expires, name), sig):
         return "bad signature"
     return None

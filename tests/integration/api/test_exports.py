@@ -142,6 +142,8 @@ def test_signed_links_work_without_a_key_until_they_expire(app, client, alice, b
     assert "filename*=UTF-8''Fox_Heron" in r.headers["content-disposition"]
     tampered = link["url"].replace("sig=", "sig=0")
     assert client.get(tampered).status_code == 404
+    renamed = link["url"].replace("name=Fox", "name=Evil")
+    assert renamed != link["url"] and client.get(renamed).status_code == 404
     secret = app.state.api.secret(store, "files")
     past = int(time.time()) - 5
     result = store.job(export_id)["result"]

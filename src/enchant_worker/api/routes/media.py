@@ -38,7 +38,7 @@ def get_media(path: str, request: Request, store: StoreDep, state: StateDep, set
         raise missing
     suffix = "." + path.rsplit(".", 1)[-1].lower() if "." in path else ""
     kind = EXPORT_TYPES.get(suffix)
-    if check_signature(state.secret(store, "files"), path, expires, sig) is None:
+    if check_signature(state.secret(store, "files"), path, expires, sig, name) is None:
         left_s = max(0, int(expires - time.time()))
         file = stored_file(settings, path, "this link")
         return file_response(request, file, relative=path, media_type=kind or media_type_of(file), public=False,
