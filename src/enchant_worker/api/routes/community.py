@@ -195,7 +195,7 @@ def browse(store: StoreDep, cache: CacheDep,
     refreshed at once on publish, unpublish, feature and changes."""
     params = {"tag": tag, "category": category, "featured": featured, "q": q_, "sort": sort, "limit": limit,
               "offset": offset}
-    version = cache._call("version", "community_content:listings")
+    version = cache.community_content.version("listings")
     key = f"page:{version}:{json.dumps(params, sort_keys=True)}"
 
     def load() -> dict[str, Any]:
