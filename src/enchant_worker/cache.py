@@ -252,6 +252,11 @@ class CacheNamespace:
     def invalidate(self, key: Any) -> None:
         self.cache._call("invalidate", self._key(key), ttl_s=self.ttl_s)
 
+    def version(self, key: Any) -> Any:
+        """The key's version, changed by every invalidation of it: put it in the keys of values that one
+        invalidation must drop together (e.g. every cached page of a listing)."""
+        return self.cache._call("version", self._key(key))
+
 
 _shared: dict[tuple, Cache] = {}
 _shared_lock = threading.Lock()

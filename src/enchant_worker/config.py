@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     upload_max_file_bytes: int = Field(20 * 2**20, ge=1024)
     upload_max_request_bytes: int = Field(200 * 2**20, ge=1024)
     request_max_json_bytes: int = Field(2**20, ge=1024)  # every request body except uploads (413 above)
+    # Origin put in front of file URLs (a CDN pulling from this API), e.g. https://cdn.example.org
+    public_base_url: str | None = Field(None, pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$")
+    signed_url_max_s: int = Field(7 * 86400, ge=60)  # longest life of a signed file URL
 
     # Queue timing.
     lease_seconds: float = Field(60.0, ge=1.0, le=3600.0)

@@ -22,10 +22,13 @@ from enchant_worker.api.docs import DOCS_STATIC_URL, SWAGGER_UI_PARAMETERS, Docs
 from enchant_worker.api.metrics import make_registry
 from enchant_worker.api.routes import (
     catalog,
+    community,
     dashboard,
+    exports,
     images,
     jobs,
     loras,
+    media,
     presets,
     queue,
     stories,
@@ -41,7 +44,7 @@ from enchant_worker.config import Settings, get_settings
 log = logging.getLogger(__name__)
 
 # Each versioned router with the feature it belongs to.
-FEATURE_ROUTERS = [jobs, queue, presets, images, catalog, loras, uploads, stories, users]
+FEATURE_ROUTERS = [jobs, queue, presets, images, catalog, loras, uploads, stories, users, exports, community]
 
 
 class NoJobTypes:
@@ -86,6 +89,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     errors.install(app)
     app.include_router(system.router)
     app.include_router(dashboard.router)
+    app.include_router(media.router)
     for version in state.versions.names:
         for module in FEATURE_ROUTERS:
             if state.versions.supports(version, module.FEATURE):

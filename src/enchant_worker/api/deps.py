@@ -18,6 +18,7 @@ from enchant_worker.api.auth import Principal, hash_key
 from enchant_worker.api.errors import Forbidden, ServiceUnavailable, Unauthorized
 from enchant_worker.api.store import Store
 from enchant_worker.api.versions import Versions
+from enchant_worker.api.views import ViewBuffer
 from enchant_worker.cache import Cache, shared_cache
 from enchant_worker.config import Settings
 from enchant_worker.jobspecs import job_types
@@ -63,6 +64,7 @@ class ApiState:
     _pool: ConnectionPool | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _secrets: dict[str, bytes] = field(default_factory=dict)
+    views: ViewBuffer = field(default_factory=ViewBuffer)  # community views, written in batches
 
     @property
     def pool(self) -> ConnectionPool:
@@ -89,6 +91,13 @@ class ApiState:
     def close(self) -> None:
         with self._lock:
             if self._pool is not None:
+                try:
+                    with self._pool.connection(timeout=5.0) as conn:
+                        self.views.flush(conn)
+                except Exception as exc:  # stopping must not fail; the views are lost, said so
+                    import logging
+
+                    logging.getLogger(__name__).warning("community views not written at shutdown: %s", exc)
                 self._pool.close()
                 self._pool = None
 

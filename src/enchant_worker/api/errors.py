@@ -117,7 +117,7 @@ def responses(*codes: int) -> dict[int | str, dict]:
     text = {400: "Bad request (e.g. a tampered cursor)", 401: "No or unknown API key",
             403: "Outside this key's rights", 404: "Unknown id, version or feature", 409: "Wrong state",
             410: "Version past its sunset", 413: "Body or upload too large", 415: "Upload is not an image",
-            429: "A quota of the caller's tier is used up (see Retry-After)", 503: "Database unavailable"}
+            429: "Too many requests: a quota or rate limit (see Retry-After)", 503: "Database unavailable"}
     return {code: {"model": Problem, "description": text[code]} for code in codes}
 
 

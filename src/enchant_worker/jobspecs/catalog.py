@@ -23,7 +23,7 @@ class JobType:
 
 @cache
 def job_types() -> dict[str, JobType]:
-    from enchant_worker.jobspecs import generate_image, maintenance, train_lora
+    from enchant_worker.jobspecs import export_story, generate_image, maintenance, train_lora
 
     types = [
         JobType("generate_image", generate_image.GenerateImageSpec, True,
@@ -32,5 +32,6 @@ def job_types() -> dict[str, JobType]:
         JobType("train_lora", train_lora.LoRATrainingSpec, True, "train a LoRA style", priority=8),
         JobType("noop", maintenance.NoopSpec, False, "sleep metadata.seconds (tests, demos, benchmarks)"),
         JobType("data_migration", maintenance.DataMigrationSpec, False, "run a named data migration"),
+        JobType("export_story", export_story.ExportStorySpec, True, "export a story as pdf, epub, html, json or video"),
     ]
     return {t.name: t for t in types}

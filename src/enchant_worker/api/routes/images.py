@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import FileResponse
+from fastapi.responses import Response
 
 from enchant_worker.api.auth import READ, check_access, found
-from enchant_worker.api.deps import PrincipalDep, SettingsDep, StoreDep
+from enchant_worker.api.deps import PrincipalDep, SettingsDep, StateDep, StoreDep
 from enchant_worker.api.errors import COMMON
 from enchant_worker.api.files import media_type, stored_file
+from enchant_worker.api.routes.exports import SignedLink
 from enchant_worker.api.schemas import ImagePublic
+from enchant_worker.api.serving import file_response, signed_url
 from enchant_worker.api.store import Row
 from enchant_worker.api.versions import BASIC_GENERATION
 
@@ -41,13 +44,30 @@ def get_image(image_id: uuid.UUID, request: Request, store: StoreDep, principal:
     return image_public(row, request.scope["api_version"])
 
 
-@router.get("/{image_id}/file", response_class=FileResponse,
+@router.get("/{image_id}/file", response_class=Response,
             responses={200: {"content": {"image/png": {}, "image/jpeg": {}, "image/webp": {}},
-                             "description": "the image file"}})
-def get_image_file(image_id: uuid.UUID, store: StoreDep, settings: SettingsDep,
-                   principal: PrincipalDep) -> FileResponse:
-    """The image file (PNG with its generation metadata)."""
+                             "description": "the image file"}, 304: {"description": "not modified"}})
+def get_image_file(image_id: uuid.UUID, request: Request, store: StoreDep, settings: SettingsDep,
+                   principal: PrincipalDep) -> Response:
+    """The image file (PNG with its generation metadata). Content-addressed files are cached as
+    immutable (privately: this URL needs a key); strong ETag and 304."""
     row = found(store.image(image_id), f"image with id {image_id}")
     check_access(store, principal, row, READ, "this image")
     path = stored_file(settings, row["file_path"], f"image {image_id}")
-    return FileResponse(path, media_type=media_type(path), filename=path.name)
+    relative = row["file_path"] if not row["file_path"].startswith(("/", "file://")) else None
+    return file_response(request, path, relative=relative, media_type=media_type(path), public=False,
+                         filename=path.name, disposition="inline")
+
+
+@router.get("/{image_id}/link", response_model=SignedLink)
+def get_image_link(image_id: uuid.UUID, store: StoreDep, state: StateDep, settings: SettingsDep,
+                   principal: PrincipalDep,
+                   expires_in: Annotated[int, Query(ge=60, description="seconds (capped by the server)")] = 3600
+                   ) -> SignedLink:
+    """A signed URL of the image file, for embedding without an API key until it expires (under
+    ENCHANT_PUBLIC_BASE_URL when set)."""
+    row = found(store.image(image_id), f"image with id {image_id}")
+    check_access(store, principal, row, READ, "this image")
+    stored_file(settings, row["file_path"], f"image {image_id}")
+    url, expires = signed_url(settings, state.secret(store, "files"), row["file_path"], expires_in)
+    return SignedLink(url=url, expires_at=datetime.fromtimestamp(expires, UTC))

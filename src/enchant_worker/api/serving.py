@@ -1,0 +1,122 @@
+"""Stored files served CDN-ready: strong ETags and 304s, Range requests (video), cache headers, download
+names, and signed expiring URLs so a web app can embed private files without handing out an API key.
+
+- Content-addressed files never change at their path: `public, max-age=31536000, immutable` when public,
+  `private, max-age=31536000, immutable` when only their owner may see them; anything else
+  `private, no-cache`. The ETag is the file's SHA-256 (the path's hash, or computed once and cached).
+- `signed_path(secret, path, expires)` gives `/media/<path>?expires=…&sig=…`; HMAC-SHA256 with the
+  server's 'files' secret over the path and expiry. `ENCHANT_PUBLIC_BASE_URL` prefixes every URL made.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import threading
+import time
+from collections import OrderedDict
+from pathlib import Path
+from urllib.parse import quote
+
+from fastapi import Request
+from fastapi.responses import FileResponse, Response
+
+from enchant_worker.config import Settings
+from enchant_worker.content_address import IMMUTABLE_CACHE_CONTROL, address_hash
+from enchant_worker.export.names import ascii_filename
+
+PRIVATE_IMMUTABLE = "private, max-age=31536000, immutable"
+PRIVATE_REVALIDATE = "private, no-cache"
+MEDIA_PREFIX = "/media/"
+_HASH_CACHE_MAX = 4096
+_hashes: OrderedDict[tuple[str, int, int], str] = OrderedDict()
+_hash_lock = threading.Lock()
+
+
+def file_etag(path: Path, relative: str | None) -> str:
+    """A strong ETag: the SHA-256 the content-addressed name carries, or of the bytes (cached by
+    path, size and modification time)."""
+    digest = address_hash(relative) if relative else None
+    if digest is None:
+        stat = path.stat()
+        key = (str(path), stat.st_size, stat.st_mtime_ns)
+        with _hash_lock:
+            digest = _hashes.get(key)
+        if digest is None:
+            sha = hashlib.sha256()
+            with open(path, "rb") as f:
+                while chunk := f.read(1 << 20):
+                    sha.update(chunk)
+            digest = sha.hexdigest()
+            with _hash_lock:
+                _hashes[key] = digest
+                while len(_hashes) > _HASH_CACHE_MAX:
+                    _hashes.popitem(last=False)
+    return f'"{digest}"'
+
+
+def cache_control(relative: str | None, *, public: bool) -> str:
+    if relative and address_hash(relative):
+        return IMMUTABLE_CACHE_CONTROL if public else PRIVATE_IMMUTABLE
+    return "public, max-age=300, must-revalidate" if public else PRIVATE_REVALIDATE
+
+
+def content_disposition(filename: str, kind: str = "attachment") -> str:
+    """Both forms: an ASCII `filename=` for old clients and the exact UTF-8 `filename*=`."""
+    return f"{kind}; filename=\"{ascii_filename(filename)}\"; filename*=UTF-8''{quote(filename, safe='')}"
+
+
+def _etag_matches(header: str | None, etag: str) -> bool:
+    if not header:
+        return False
+    if header.strip() == "*":
+        return True
+    return any(tag.strip().removeprefix("W/") == etag for tag in header.split(","))
+
+
+def file_response(request: Request, path: Path, *, relative: str | None, media_type: str, public: bool,
+                  filename: str | None = None, disposition: str = "attachment",
+                  cache: str | None = None) -> Response:
+    """The file, or 304 when the caller's copy is current; Range requests are answered by Starlette
+    (206, If-Range against this strong ETag)."""
+    etag = file_etag(path, relative)
+    headers = {"ETag": etag, "Cache-Control": cache or cache_control(relative, public=public),
+               "Vary": "Authorization, X-API-Key, Cookie" if not public else "Accept-Encoding"}
+    if filename:
+        headers["Content-Disposition"] = content_disposition(filename, disposition)
+    if _etag_matches(request.headers.get("if-none-match"), etag):
+        return Response(status_code=304, headers=headers)
+    return FileResponse(path, media_type=media_type, headers=headers)
+
+
+def public_url(settings: Settings, path: str) -> str:
+    """`path` (starting with '/') under ENCHANT_PUBLIC_BASE_URL when set, else as given."""
+    base = (settings.public_base_url or "").rstrip("/")
+    return f"{base}{path}"
+
+
+def signature(secret: bytes, relative: str, expires: int, name: str | None = None) -> str:
+    """HMAC-SHA256 over the path, the expiry and the download name (so none can be changed)."""
+    return hmac.new(secret, f"{relative}\n{expires}\n{name or ''}".encode(), hashlib.sha256).hexdigest()
+
+
+def signed_url(settings: Settings, secret: bytes, relative: str, expires_in_s: int,
+               filename: str | None = None) -> tuple[str, int]:
+    """An expiring URL of a stored file (storage-relative path) and its expiry (Unix seconds)."""
+    expires = int(time.time()) + min(max(1, expires_in_s), settings.signed_url_max_s)
+    query = f"expires={expires}&sig={signature(secret, relative, expires, filename)}"
+    if filename:
+        query += f"&name={quote(filename, safe='')}"
+    return public_url(settings, f"{MEDIA_PREFIX}{quote(relative)}?{query}"), expires
+
+
+def check_signature(secret: bytes, relative: str, expires: int | None, sig: str | None,
+                    name: str | None = None) -> str | None:
+    """None when the URL is valid now; else why not."""
+    if expires is None or sig is None:
+        return "missing"
+    if expires < time.time():
+        return "expired"
+    if not hmac.compare_digest(signature(secret, relative, expires, name), sig):
+        return "bad signature"
+    return None
