@@ -103,7 +103,7 @@ def test_generate_wait_prints_the_image_paths(env, conn):
         (["--prompt", "x", "--count", "99"], "error: count: must be from 1 to 8, not 99"),
         (["--prompt", "x", "--model", "sd99"], "error: model: unknown model 'sd99'"),
         (["--scene", "not-a-uuid"], "'not-a-uuid' is not a UUID"),
-        (["--scene", "00000000-0000-0000-0000-000000000001"], "error: --scene: no scene has id"),
+        (["--scene", "00000000-0000-0000-0000-000000000001"], "error: scene_id: no scene has id"),
     ],
 )
 def test_bad_input_is_refused_before_enqueueing_with_a_clear_message(env, conn, args, message):

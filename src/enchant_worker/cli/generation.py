@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 
 from enchant_worker.cli.common import print_json, uuid_arg
-from enchant_worker.errors import InvalidJob
 
 POLL_INTERVAL_S = 0.25
 NO_WORKER_HINT_AFTER_S = 5.0
@@ -50,6 +49,8 @@ def register(commands) -> None:
     g.add_argument("--branch", metavar="ID", type=uuid_arg, help="story branch whose character looks apply")
     g.add_argument("--negative-prompt", metavar="TEXT", help="replaces the preset's or the default one")
     g.add_argument("--priority", type=int, default=5, help="0 is most urgent (default 5)")
+    g.add_argument("--user", type=uuid_arg, metavar="USER_ID",
+                   help="for this user: checked with their rights and tier, as the API would")
     g.add_argument("--wait", action=argparse.BooleanOptionalAction, default=None,
                    help="wait for the images (default: when run in a terminal)")
     g.add_argument("--timeout", type=float, metavar="S", help="stop waiting after S seconds")
@@ -129,26 +130,19 @@ def _metadata(args) -> dict:
 
 def cmd_generate(args) -> int:
     from enchant_worker.cli.common import open_database
-    from enchant_worker.domain.jobs import NewJob
     from enchant_worker.handlers.generate_image import JOB_TYPE
     from enchant_worker.handlers.generate_image import validate as validate_generation
+    from enchant_worker.intake import SYSTEM_ACTOR, JobRequest, submit
+    from enchant_worker.intake.submit import actor_for_user
     from enchant_worker.queue import JobQueue
-    from enchant_worker.sql import q
 
-    # 1. Check the input here, so that a mistake is told at once rather than by a failed job
+    # 1. Check and enqueue through intake (the spec, every row it names): a mistake is told at once
     metadata = _metadata(args)
     validate_generation(metadata)
     settings, db = open_database()
-    queue = JobQueue(db.open())
-    if args.scene and queue.conn.execute(q("generation_scene"), {"scene_id": args.scene}).fetchone() is None:
-        raise InvalidJob(f"--scene: no scene has id {args.scene}")
-    if args.model:
-        _check_model(settings, args.model)
-
-    # 2. Enqueue
-    job = NewJob(JOB_TYPE, metadata, priority=args.priority,
-                 entity_type="scene" if args.scene else None, entity_id=args.scene)
-    job_id = queue.enqueue(job)
+    conn = db.open()
+    actor = actor_for_user(conn, args.user) if args.user else SYSTEM_ACTOR
+    job_id = submit(conn, actor, JobRequest(JOB_TYPE, metadata, priority=args.priority), settings)
     wait = sys.stdout.isatty() if args.wait is None else args.wait
     if not wait:
         print(job_id)
@@ -159,7 +153,7 @@ def cmd_generate(args) -> int:
     # 3. Wait, showing progress, and print the image paths
     print(f"queued {JOB_TYPE} job {job_id}", file=sys.stderr)
     try:
-        done = _wait(queue, job_id, args.timeout)
+        done = _wait(JobQueue(conn), job_id, args.timeout)
     except KeyboardInterrupt:
         print(f"\nstopped waiting; the job goes on (`enchant-worker cancel {job_id}` stops it)", file=sys.stderr)
         return 130
@@ -176,12 +170,6 @@ def cmd_generate(args) -> int:
     for image in done.result.get("images") or []:
         print((Path(settings.storage) / image["path"]).resolve())
     return 0
-
-
-def _check_model(settings, name: str) -> None:
-    from enchant_worker.model_catalog import ModelRegistry
-
-    ModelRegistry.load(Path(settings.models_dir), Path(settings.models_config)).get(name)  # ModelNotFound
 
 
 def _wait(queue, job_id, timeout_s: float | None):

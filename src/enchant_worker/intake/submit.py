@@ -63,8 +63,8 @@ def submit(conn, actor: Actor, request: JobRequest, settings: Any, plugins: Plug
     entity = _entity(request, spec)
     if spec is not None:
         check_references(conn, actor, spec, settings)
-    if entity is not None and not actor.is_admin:
-        _check_entity(conn, actor, *entity, settings)
+    if entity is not None and not actor.is_admin and entity != _named_entity(spec):
+        _check_entity(conn, actor, *entity, settings)  # (an entity the metadata names was checked above)
     with conn.transaction():
         existing = _replayed(conn, actor, request)
         if existing is not None:
@@ -153,8 +153,9 @@ def recheck_job(connect: Callable[[], Any], job: Job, settings: Any) -> Recheck:
             raise JobTypeNotAllowed("job_type", f"the job's user may not run {job.job_type} jobs")
         if spec is not None:
             check_references(conn, actor, spec, settings)
-        if job.entity_type is not None and job.entity_id is not None and not actor.is_admin:
-            _check_entity(conn, actor, job.entity_type, job.entity_id, settings)
+        entity = (job.entity_type, job.entity_id)
+        if None not in entity and not actor.is_admin and entity != _named_entity(spec):
+            _check_entity(conn, actor, *entity, settings)
         tier = tier_of(conn, actor, settings)
     return Recheck(float(tier.max_run_s) if tier is not None and tier.max_run_s else None)
 
@@ -162,11 +163,15 @@ def recheck_job(connect: Callable[[], Any], job: Job, settings: Any) -> Recheck:
 # -- helpers --------------------------------------------------------------------------------------
 
 
+def _named_entity(spec: JobSpec | None) -> tuple[str, uuid.UUID] | None:
+    return spec.entity() if spec is not None else None
+
+
 def _entity(request: JobRequest, spec: JobSpec | None) -> tuple[str, uuid.UUID] | None:
     if (request.entity_type is None) != (request.entity_id is None):
         field = "entity_id" if request.entity_id is None else "entity_type"
         raise InvalidJob(f"{field}: entity_type and entity_id go together: give both or neither")
-    named = spec.entity() if spec is not None else None
+    named = _named_entity(spec)
     if request.entity_type is None:
         return named
     given = (request.entity_type, request.entity_id)

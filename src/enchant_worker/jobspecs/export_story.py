@@ -38,6 +38,7 @@ class ExportOptionsSpec(JobSpec):
 class ExportStorySpec(ExportOptionsSpec):
     """The `export_story` job's metadata: the options and the story."""
 
-    entity_kinds = {"story": "story"}
-
     story_id: Annotated[uuid.UUID, Ref("story", READ)]
+
+    def entity(self) -> tuple[str, uuid.UUID] | None:
+        return ("story", self.story_id)

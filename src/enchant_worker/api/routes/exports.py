@@ -11,13 +11,14 @@ from fastapi.responses import Response
 from pydantic import BaseModel
 
 from enchant_worker.api.auth import READ, Principal, check_access, found, story_rights
-from enchant_worker.api.deps import PrincipalDep, QueueDep, SettingsDep, StateDep, StoreDep
+from enchant_worker.api.deps import PrincipalDep, SettingsDep, StateDep, StoreDep
 from enchant_worker.api.errors import COMMON, Conflict, Forbidden, NotFound, responses
 from enchant_worker.api.files import stored_file
 from enchant_worker.api.serving import file_response, signed_url
 from enchant_worker.api.store import Row, Store
 from enchant_worker.api.versions import BASIC_GENERATION
-from enchant_worker.domain.jobs import JobStatus, NewJob
+from enchant_worker.domain.jobs import JobStatus
+from enchant_worker.intake import JobRequest, submit
 from enchant_worker.jobspecs.export_story import ExportOptionsSpec, ExportStorySpec
 
 router = APIRouter(tags=["exports"], responses=COMMON)
@@ -78,14 +79,13 @@ def _readable_story(store: Store, principal: Principal, story_id: uuid.UUID) -> 
 
 
 @router.post("/stories/{story_id}/exports", status_code=status.HTTP_202_ACCEPTED, response_model=ExportPublic)
-def create_export(story_id: uuid.UUID, body: ExportOptionsSpec, request: Request, store: StoreDep,
-                  queue: QueueDep, principal: PrincipalDep) -> ExportPublic:
+def create_export(story_id: uuid.UUID, body: ExportOptionsSpec, request: Request, state: StateDep,
+                  store: StoreDep, principal: PrincipalDep) -> ExportPublic:
     """Export the story as pdf, epub, html, json or video (the seed's ExportOptions). Runs as an
     `export_story` job: poll `GET /exports/{id}`, then download `file_url`. Owner and collaborators."""
     _readable_story(store, principal, story_id)
     spec = ExportStorySpec(story_id=story_id, **body.model_dump())
-    job_id = queue.enqueue(NewJob(JOB_TYPE, spec.model_dump(mode="json"), entity_type="story", entity_id=story_id,
-                                  user_id=principal.user_id))
+    job_id = submit(store.conn, principal.actor, JobRequest(JOB_TYPE, spec.model_dump(mode="json")), state.settings)
     return export_public(found(store.job(job_id), f"job {job_id}"), request.scope["api_version"])
 
 
