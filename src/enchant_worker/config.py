@@ -26,7 +26,8 @@ class Settings(BaseSettings):
 
     # Tenancy: subscription tiers (caps, quotas) and the folders admins may train from.
     tiers_file: Path | None = None  # default: configs_dir/tiers.toml
-    training_dirs: list[Path] = []  # admin keys and the CLI may name training-image folders under these
+    training_dirs: list[Path] = []
+    providers_file: Path | None = None  # default: configs_dir/providers.toml (remote providers, roles)  # admin keys and the CLI may name training-image folders under these
 
     # Control API.
     upload_max_file_bytes: int = Field(20 * 2**20, ge=1024)
@@ -107,6 +108,10 @@ class Settings(BaseSettings):
     @property
     def tiers_path(self) -> Path:
         return self.tiers_file or self.configs_dir / "tiers.toml"
+
+    @property
+    def providers_path(self) -> Path:
+        return self.providers_file or self.configs_dir / "providers.toml"
 
     @property
     def schedule_path(self) -> Path:

@@ -132,3 +132,57 @@ def _parse_entry(name: str, entry: dict[str, Any], models_dir: Path, source: Pat
 def _resolve(models_dir: Path, value: str) -> Path:
     path = Path(value).expanduser()
     return path if path.is_absolute() else models_dir / path
+
+
+# -- checkpoint identity ("Model hash") -----------------------------------------------------------
+
+MODEL_SHORT_HASH_CHARS = 10  # AUTOMATIC1111's short checkpoint hash: the first 10 hex digits of SHA-256
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".ckpt", ".pt")
+_model_hash_cache: dict[tuple[str, int, int], str] = {}
+
+
+def model_sha256(spec: ModelSpec) -> str | None:
+    """The checkpoint's SHA-256 as AUTOMATIC1111 and Civitai compute it for a single file (the whole
+    file). For a diffusers folder, a stable hash of our own: SHA-256 over each weight file's relative
+    path and SHA-256, in sorted order (configs excluded, so re-saving a config changes nothing).
+    None when the weights are not there (e.g. the tiny model before its first use). Cached by size
+    and modification time."""
+    path = spec.path
+    if not path.exists():
+        return None
+    if path.is_file():
+        files = [path]
+    else:
+        files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in _WEIGHT_SUFFIXES)
+        if not files:
+            return None
+    stat = [p.stat() for p in files]
+    key = (str(path), sum(s.st_size for s in stat), max(s.st_mtime_ns for s in stat))
+    if key in _model_hash_cache:
+        return _model_hash_cache[key]
+    if path.is_file():
+        digest = _file_sha256(path)
+    else:
+        import hashlib
+
+        outer = hashlib.sha256()
+        for p in files:
+            outer.update(f"{p.relative_to(path).as_posix()}\n{_file_sha256(p)}\n".encode())
+        digest = outer.hexdigest()
+    _model_hash_cache[key] = digest
+    return digest
+
+
+def model_short_hash(spec: ModelSpec) -> str | None:
+    digest = model_sha256(spec)
+    return digest[:MODEL_SHORT_HASH_CHARS] if digest else None
+
+
+def _file_sha256(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

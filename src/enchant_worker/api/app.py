@@ -29,8 +29,10 @@ from enchant_worker.api.routes import (
     jobs,
     loras,
     media,
+    openai_images,
     presets,
     queue,
+    sdapi,
     stories,
     system,
     uploads,
@@ -90,6 +92,8 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     app.include_router(system.router)
     app.include_router(dashboard.router)
     app.include_router(media.router)
+    app.include_router(sdapi.router)  # AUTOMATIC1111's web API
+    app.include_router(openai_images.router)  # OpenAI's Images API
     for version in state.versions.names:
         for module in FEATURE_ROUTERS:
             if state.versions.supports(version, module.FEATURE):

@@ -42,6 +42,9 @@ def cmd_serve(args) -> int:
     from enchant_worker.scheduling import start_scheduler
 
     settings, db = open_database(wait=True)
+    from enchant_worker.providers.config import check_providers
+
+    check_providers(settings)  # a missing provider secret stops the worker now, not at the first job
     registry = default_registry(module=args.handlers)
     types = job_types_arg(args.types)
     worker = Worker(db, settings, registry, job_types=types, concurrency=args.concurrency)

@@ -241,6 +241,12 @@ def build_raw_prompt(
     """The prompt for a job that gives its own text: trigger words, the text, the preset's style."""
     if not prompt or not prompt.strip():
         raise InvalidGeneration("prompt: must not be empty")
-    parts = _trigger_parts(loras) + [PromptPart(_clean(prompt), "job.prompt")] + _style_parts(preset)
+    text = _clean(prompt)
+    # A prompt read back from one of our PNGs already starts with the trigger words and ends with the
+    # preset's style: resubmitting it must not add them twice (the same prompt, the same pixels).
+    given = text.split(SEPARATOR)
+    parts = [p for p in _trigger_parts(loras) if p.text not in given]
+    parts += [PromptPart(text, "job.prompt")]
+    parts += [p for p in _style_parts(preset) if p.text not in given]
     negative = _negative_parts(preset, negative_prompt)
     return BuiltPrompt(_join(parts), _join(negative), tuple(parts), tuple(negative))

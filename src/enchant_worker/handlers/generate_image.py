@@ -88,10 +88,17 @@ def providers_for(settings) -> Any:
         "max_adapters": settings.lora_cache_max_count,
         "max_adapter_bytes": settings.lora_cache_max_bytes,
     }
-    key = tuple(sorted(local.items()))
+    key = (*sorted(local.items()), str(settings.providers_path))
     with _providers_lock:
         if key not in _providers:
-            _providers[key] = ProviderRegistry.default({"local": local})
+            from enchant_worker.providers.config import build_remote, load_providers_config
+
+            config = load_providers_config(settings.providers_path)
+            registry = ProviderRegistry.default({"local": local})
+            for provider in build_remote(config):
+                registry.register(provider)
+            registry.roles = dict(config.roles)
+            _providers[key] = registry
         return _providers[key]
 
 
@@ -181,6 +188,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
         "story_id": inputs.record.story_id if inputs.record else None,
         "provider": provider.name,
         "provider_reason": reason,
+        "cost": round(float(result.details.get("cost", provider.cost_per_image * len(result.images))), 6),
         "model": result.model,
         "parameters": result.parameters,
         "seeds": list(result.seeds),

@@ -12,6 +12,7 @@ time (`generation.params.validate_settings`), with the same checks.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Sequence
 from typing import Annotated, Any
@@ -92,6 +93,23 @@ class GenerateImageSpec(JobSpec):
     width: Any = None
     height: Any = None
     count: Any = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _lora_tags(cls, value: Any) -> Any:
+        """AUTOMATIC1111's `<lora:NAME:WEIGHT>` tags: taken out of the prompt (the text encoder never sees
+        them) and added to `loras`, so that intake checks each name like any other LoRA."""
+        if not isinstance(value, dict) or not isinstance(value.get("prompt"), str) or "<lora" not in value["prompt"]:
+            return value
+        prompt, tagged = split_lora_tags(value["prompt"])
+        loras = list(value.get("loras") or [])
+        if not isinstance(value.get("loras", []), list):
+            return value  # the field's own validation says what is wrong
+        named = {lo.get("name") if isinstance(lo, dict) else str(lo).rpartition(":")[0] or lo for lo in loras}
+        loras += [{"name": name, "strength": weight} for name, weight in tagged if name not in named]
+        if len(loras) > MAX_LORAS:
+            raise InvalidJob(f"prompt: at most {MAX_LORAS} LoRAs per job (tags and loras together), not {len(loras)}")
+        return {**value, "prompt": prompt, "loras": loras}
 
     @field_validator("preset", "provider", "model", mode="after")
     @classmethod
@@ -200,3 +218,39 @@ def parse_size(value: Any) -> tuple[int, int]:
     if isinstance(value, Sequence) and not isinstance(value, str) and len(value) == 2:
         return check_size("size", value[0]), check_size("size", value[1])
     raise InvalidJob(f"size: must be 'WIDTHxHEIGHT' (e.g. '512x512'), not {value!r}")
+
+
+# -- AUTOMATIC1111's LoRA tags -------------------------------------------------------------------
+
+_LORA_TAG = re.compile(r"<lora:([^<>]*)>")
+_LORA_OPEN = re.compile(r"<lora\b", re.IGNORECASE)
+
+
+def split_lora_tags(prompt: str) -> tuple[str, list[tuple[str, float]]]:
+    """The prompt without its `<lora:NAME:WEIGHT>` tags (WEIGHT optional, 1 by default, as in
+    AUTOMATIC1111), and the tags' (name, weight) in order. A malformed tag is an InvalidJob naming it."""
+    tags: list[tuple[str, float]] = []
+    for match in _LORA_TAG.finditer(prompt):
+        inner = match.group(1)
+        name, sep, raw = inner.rpartition(":")
+        if not sep:
+            name, raw = inner, "1"
+        name = name.strip()
+        try:
+            weight = float(raw)
+        except ValueError:
+            raise InvalidJob(f"prompt: malformed tag {match.group(0)!r}: write <lora:NAME:WEIGHT> with a number "
+                             f"as WEIGHT, not {raw!r}") from None
+        if not name:
+            raise InvalidJob(f"prompt: malformed tag {match.group(0)!r}: the LoRA's name is missing")
+        if weight != weight or not STRENGTH_RANGE[0] <= weight <= STRENGTH_RANGE[1]:
+            raise InvalidJob(f"prompt: tag {match.group(0)!r}: the weight must be from {STRENGTH_RANGE[0]} "
+                             f"to {STRENGTH_RANGE[1]}, not {raw}")
+        tags.append((name, weight))
+    rest = _LORA_TAG.sub("", prompt)
+    left = _LORA_OPEN.search(rest)
+    if left is not None:
+        raise InvalidJob(f"prompt: malformed tag {rest[left.start():left.start() + 40]!r}: a LoRA tag is "
+                         "<lora:NAME:WEIGHT>, closed with '>'")
+    cleaned = re.sub(r"[ \t]{2,}", " ", rest).strip().strip(",").strip()
+    return cleaned, tags

@@ -13,7 +13,7 @@ from enchant_worker.generation.device import DevicePolicy, resolve_device
 from enchant_worker.generation.generate import generate
 from enchant_worker.generation.params import GenerationParams, validate_settings
 from enchant_worker.generation.pipelines import PipelineCache
-from enchant_worker.model_catalog import ModelRegistry
+from enchant_worker.model_catalog import ModelRegistry, model_short_hash
 from enchant_worker.providers.base import (
     CAP_LORA,
     CAP_NEGATIVE_PROMPT,
@@ -115,6 +115,6 @@ class LocalDiffusersProvider:
                 "batch_size": outcome.batch_size,
                 "loras": outcome.adapters.active,
                 "lora_hashes": outcome.adapters.hashes,
-                "model_hash": None,
+                "model_hash": model_short_hash(spec),
             },
         )

@@ -29,6 +29,7 @@ class ProviderRegistry:
         self._factories: dict[str, Callable[..., ImageProvider]] = {}
         self._instances: dict[str, ImageProvider] = {}
         self.load_errors: dict[str, str] = {}
+        self.roles: dict[str, str] = {}  # the seed's roles → provider names (configs/providers.toml)
 
     @classmethod
     def default(cls, options: dict[str, Any] | None = None, plugins: bool = True) -> ProviderRegistry:

@@ -1,17 +1,24 @@
-"""The seed's `selectOptimalProvider`: scene content, style preference, subscription tier, provider
-availability and cost, among the registered providers, with the local provider as the default.
+"""The seed's `selectOptimalProvider`, in the seed's order:
 
-The seed names hosted providers (midjourney for romantic scenes in an artistic style, stability as
-the most cost-effective); here those become rules over capabilities and cost, so they hold for
-whatever providers are registered.
+1. a romantic scene for a user whose style preference is artistic → the `midjourney` role,
+2. a free-tier user → the `stability` role (the most cost-effective),
+3. anyone else → the `stability` role (the default).
+
+Roles map to configured providers in `configs/providers.toml` (all `local` unless configured). When the
+chosen provider is down, the cheapest available one takes the job (ties: local, then by name), and the
+reason says so.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-from enchant_worker.providers.base import CAP_ARTISTIC, ImageProvider
+from enchant_worker.providers.base import ImageProvider
 from enchant_worker.providers.registry import LOCAL_PROVIDER, ProviderRegistry
+
+DEFAULT_ROLES = {"stability": LOCAL_PROVIDER, "midjourney": LOCAL_PROVIDER, "dalle": LOCAL_PROVIDER,
+                 "custom": LOCAL_PROVIDER}
 
 
 @dataclass(frozen=True)
@@ -23,41 +30,42 @@ class SceneTraits:
 class UserPreferences:
     style_preference: str | None = None
     subscription_tier: str = "free"
-    preferred_provider: str | None = None
 
 
 @dataclass(frozen=True)
 class Selection:
     provider: ImageProvider
     reason: str
+    role: str | None = None
 
 
-def select_optimal_provider(
-    registry: ProviderRegistry, scene: SceneTraits, prefs: UserPreferences
-) -> Selection:
-    """The provider for a scene, and why. Rules in the seed's order; only available providers count."""
-    available = {p.name: p for p in registry.available()}
-    if not available:
-        raise LookupError("no image provider is available")
-
-    # 0. An explicit preference wins when that provider is available
-    if prefs.preferred_provider in available:
-        return Selection(available[prefs.preferred_provider], "the user's preferred provider")
-
-    # 1. Romantic scene in an artistic style: a provider declaring the artistic capability
+def seed_role(scene: SceneTraits, prefs: UserPreferences) -> tuple[str, str]:
+    """The seed's rule that applies: (role, why)."""
     if scene.emotional_tone == "romantic" and prefs.style_preference == "artistic":
-        artistic = [p for p in available.values() if CAP_ARTISTIC in p.capabilities]
-        if artistic and (prefs.subscription_tier != "free" or min(p.cost_per_image for p in artistic) == 0):
-            return Selection(_cheapest(artistic), "romantic scene, artistic style: an artistic provider")
-
-    # 2. Free tier: the most cost-effective provider (the local one when it is free)
+        return "midjourney", "romantic scene, artistic style"
     if prefs.subscription_tier == "free":
-        return Selection(_cheapest(list(available.values())), "free tier: the most cost-effective provider")
+        return "stability", "free tier: the most cost-effective"
+    return "stability", "default"
 
-    # 3. Default: the local provider, else the cheapest available one
-    if LOCAL_PROVIDER in available:
-        return Selection(available[LOCAL_PROVIDER], "default: the local provider")
-    return Selection(_cheapest(list(available.values())), "default: the cheapest available provider")
+
+def select_optimal_provider(registry: ProviderRegistry, scene: SceneTraits, prefs: UserPreferences,
+                            roles: Mapping[str, str] | None = None) -> Selection:
+    """The provider for a scene and why: the seed's rule, its role's provider, else a fallback."""
+    roles = {**DEFAULT_ROLES, **(roles if roles is not None else getattr(registry, "roles", {}))}
+    role, why = seed_role(scene, prefs)
+    wanted = roles[role]
+    try:
+        provider = registry.get(wanted)
+        if provider.is_available():
+            return Selection(provider, f"{why}: the {role} role ({wanted})", role)
+    except Exception as exc:
+        registry.load_errors[wanted] = f"{type(exc).__name__}: {exc}"
+    available = [p for p in registry.available() if p.name != wanted]
+    if not available:
+        raise LookupError(f"no image provider is available ({wanted}, the {role} role, is down)")
+    fallback = _cheapest(available)
+    return Selection(fallback, f"{why}: the {role} role's provider {wanted} is down; fell back to {fallback.name}",
+                     role)
 
 
 def _cheapest(providers: list[ImageProvider]) -> ImageProvider:

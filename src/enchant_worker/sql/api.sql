@@ -322,3 +322,30 @@ SELECT 1 AS ok
 -- api_upload_get --
 -- One upload.
 SELECT id, user_id, purpose, folder, file_count, total_bytes, created_at FROM uploads WHERE id = %(id)s
+
+-- compat_options_get --
+-- The options an AUTOMATIC1111 client set for this caller (none: the defaults).
+SELECT options FROM api_client_options WHERE principal = %(principal)s
+
+-- compat_options_merge --
+-- Merge options into this caller's (a key set again replaces its value).
+INSERT INTO api_client_options (principal, options) VALUES (%(principal)s, %(options)s)
+ON CONFLICT (principal) DO UPDATE
+SET options = api_client_options.options || EXCLUDED.options, updated_at = NOW()
+RETURNING options
+
+-- compat_loras --
+-- The LoRAs a caller may apply by name: their own and public ones, ready (admins: all ready ones).
+SELECT DISTINCT ON (name) id, name, model_file_url, trigger_words, is_public
+FROM lora_models
+WHERE status = 'ready' AND (is_public OR %(admin)s OR user_id = %(user_id)s::uuid)
+ORDER BY name, (user_id IS NOT DISTINCT FROM %(user_id)s::uuid) DESC, created_at DESC
+
+-- compat_active_jobs --
+-- This caller's generate_image jobs waiting or running, running first (for /sdapi/v1/progress).
+SELECT id, status, progress_percent, progress, metadata, started_at, created_at
+FROM processing_jobs
+WHERE job_type = 'generate_image' AND status IN ('pending', 'processing')
+  AND user_id IS NOT DISTINCT FROM %(user_id)s::uuid
+ORDER BY (status = 'processing') DESC, created_at
+LIMIT 100

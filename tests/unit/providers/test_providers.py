@@ -81,26 +81,29 @@ def test_entry_points_register_and_broken_plugins_are_skipped():
         registry.get("nope")
 
 
-def test_selection_follows_the_seed_rules():
+def test_selection_follows_the_seed_order_through_roles():
     registry = registry_with(artistic_factory(), FakeProvider("stability", cost=0.01))
+    registry.roles = {"midjourney": "artsy", "stability": "stability"}
     romantic, other = SceneTraits("romantic"), SceneTraits("tense")
-    paid_artistic = UserPreferences("artistic", "pro")
-    assert select_optimal_provider(registry, romantic, paid_artistic).provider.name == "artsy"
-    assert select_optimal_provider(registry, other, paid_artistic).provider.name == "local"
-    assert (
-        select_optimal_provider(registry, romantic, UserPreferences("artistic", "free")).provider.name
-        == "local"
-    )
-    assert (
-        select_optimal_provider(registry, other, UserPreferences(None, "pro", "stability")).provider.name
-        == "stability"
-    )
+    # 1. romantic + artistic first, whatever the tier (the seed checks it before the tier)
+    for tier in ("free", "pro"):
+        chosen = select_optimal_provider(registry, romantic, UserPreferences("artistic", tier))
+        assert chosen.provider.name == "artsy" and chosen.role == "midjourney"
+    # 2. free tier: the stability role; 3. default: the stability role too
+    assert select_optimal_provider(registry, other, UserPreferences("artistic", "free")).provider.name == "stability"
+    chosen = select_optimal_provider(registry, romantic, UserPreferences(None, "pro"))
+    assert chosen.provider.name == "stability" and chosen.reason.startswith("default")
+    # roles left unset are the local provider
+    registry.roles = {}
+    assert select_optimal_provider(registry, romantic, UserPreferences("artistic", "pro")).provider.name == "local"
 
 
-def test_unavailable_providers_are_passed_over():
-    registry = registry_with(FakeProvider("artsy", 0.04, frozenset({CAP_ARTISTIC}), available=False))
+def test_a_provider_that_is_down_falls_back_to_the_cheapest_available():
+    registry = registry_with(FakeProvider("artsy", 0.04, frozenset({CAP_ARTISTIC}), available=False),
+                             FakeProvider("cheap", 0.0))
+    registry.roles = {"midjourney": "artsy"}
     selection = select_optimal_provider(registry, SceneTraits("romantic"), UserPreferences("artistic", "pro"))
-    assert selection.provider.name == "local" and selection.reason == "default: the local provider"
+    assert selection.provider.name == "local" and "artsy is down; fell back to local" in selection.reason
 
 
 def test_local_provider_generates_and_validates(tmp_path):
