@@ -23,6 +23,10 @@ class ProviderError(EnchantError):
     """A remote provider failed or answered something unusable (the message says which and why)."""
 
 
+class ProviderTimeout(ProviderError):
+    """The provider did not answer in time (the remote job, if any, is interrupted)."""
+
+
 @dataclass(frozen=True)
 class HttpPolicy:
     timeout_s: float = 120.0
@@ -41,8 +45,16 @@ def request_json(name: str, method: str, url: str, body: Any | None, headers: di
     while True:
         if is_cancelled is not None and is_cancelled():
             raise JobCancelled()
-        status, ctype, raw, retry_after = _send_cancellable(name, method, url, data, headers, policy,
-                                                            is_cancelled, on_cancel)
+        try:
+            status, ctype, raw, retry_after = _send_cancellable(name, method, url, data, headers, policy,
+                                                                is_cancelled, on_cancel)
+        except ProviderTimeout:
+            if on_cancel is not None:  # the remote server may still be working on it: stop it
+                try:
+                    on_cancel()
+                except Exception:
+                    pass
+            raise
         if status in RETRY_STATUSES and attempt < policy.retries:
             attempt += 1
             delay = policy.backoff_s * 2 ** (attempt - 1)
@@ -90,12 +102,12 @@ def _send(name, method, url, data, headers, policy) -> tuple[int, str, bytes, fl
     except urllib.error.HTTPError as exc:
         response = exc
     except TimeoutError:
-        raise ProviderError(f"provider {name}: no answer from {url} within {policy.timeout_s:g} s "
+        raise ProviderTimeout(f"provider {name}: no answer from {url} within {policy.timeout_s:g} s "
                             "(timeout_s in configs/providers.toml)") from None
     except (urllib.error.URLError, ConnectionError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         if isinstance(reason, TimeoutError):
-            raise ProviderError(f"provider {name}: no answer from {url} within {policy.timeout_s:g} s "
+            raise ProviderTimeout(f"provider {name}: no answer from {url} within {policy.timeout_s:g} s "
                                 "(timeout_s in configs/providers.toml)") from None
         return 599, "", f"cannot connect: {reason}".encode(), None  # retried like a 5xx
     with response:
@@ -114,7 +126,7 @@ def _send(name, method, url, data, headers, policy) -> tuple[int, str, bytes, fl
                                         f"{policy.max_bytes} bytes (max_response_bytes); refused")
                 chunks.append(chunk)
         except TimeoutError:
-            raise ProviderError(f"provider {name}: the answer from {url} stalled for {policy.timeout_s:g} s") from None
+            raise ProviderTimeout(f"provider {name}: the answer from {url} stalled for {policy.timeout_s:g} s") from None
     return status, ctype, b"".join(chunks), retry_after
 
 

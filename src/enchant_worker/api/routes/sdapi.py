@@ -69,8 +69,8 @@ def _options(state: ApiState, principal) -> dict[str, Any]:
     return dict(row["options"]) if row else {}
 
 
-def _sampler(body: m.Txt2ImgRequest) -> str:
-    sampler = body.sampler_name or body.sampler_index or "Euler a"
+def _sampler(body: m.Txt2ImgRequest, default: str) -> str:
+    sampler = body.sampler_name or body.sampler_index or default
     if sampler not in SAMPLER_NAMES:
         raise InvalidJob(f"sampler_name: unknown sampler {sampler!r}; GET /sdapi/v1/samplers lists them: "
                          + ", ".join(SAMPLER_NAMES))
@@ -87,7 +87,7 @@ def _sampler(body: m.Txt2ImgRequest) -> str:
     return sampler
 
 
-def metadata_of(body: m.Txt2ImgRequest, model: str) -> dict[str, Any]:
+def metadata_of(body: m.Txt2ImgRequest, model: ModelSpec) -> dict[str, Any]:
     """The generate_image job an A1111 txt2img request asks for."""
     count = body.batch_size * body.n_iter
     if count > COUNT_RANGE[1]:
@@ -95,8 +95,9 @@ def metadata_of(body: m.Txt2ImgRequest, model: str) -> dict[str, Any]:
                          f"one request may ask for at most {COUNT_RANGE[1]} (send several requests)")
     metadata: dict[str, Any] = {
         "prompt": body.prompt, "negative_prompt": body.negative_prompt, "steps": body.steps,
-        "cfg_scale": body.cfg_scale, "width": body.width, "height": body.height, "sampler": _sampler(body),
-        "count": count, "model": model, "story_styles": False,
+        "cfg_scale": body.cfg_scale, "width": body.width, "height": body.height,
+        "sampler": _sampler(body, model.defaults.get("sampler", "Euler")),
+        "count": count, "model": model.name, "story_styles": False,
     }
     if body.seed != -1:
         metadata["seed"] = body.seed
@@ -111,7 +112,7 @@ def txt2img(body: m.Txt2ImgRequest, request: Request) -> dict[str, Any]:
     registry = _models(state)
     wanted = body.override_settings.get("sd_model_checkpoint") or _options(state, principal).get("sd_model_checkpoint")
     spec = _checkpoint(registry, str(wanted), "override_settings.sd_model_checkpoint") if wanted else registry.get(None)
-    metadata = metadata_of(body, spec.name)
+    metadata = metadata_of(body, spec)
     with state.store() as store:
         job_id = submit(store.conn, principal.actor, JobRequest("generate_image", metadata), state.settings)
     row = wait_for_job(state, job_id)
