@@ -284,7 +284,7 @@ def _write_pngs(storage, job, spec, inputs: Inputs, built, result, provider_name
     from enchant_worker.generation.png_metadata import ImageParameters, png_bytes
 
     p = result.parameters
-    lora_hashes = result.details.get("lora_hashes") or {}
+    lora_hashes = identity_hashes(inputs.loras, result.details.get("lora_hashes") or {})
     files = []
     for image, seed in zip(result.images, result.seeds, strict=True):
         parameters = ImageParameters(
@@ -324,6 +324,21 @@ def _write_pngs(storage, job, spec, inputs: Inputs, built, result, provider_name
         files.append({"path": relative, "hash": content_hash(data), "seed": seed,
                       "width": image.width, "height": image.height})
     return files
+
+
+def identity_hashes(loras: list[ResolvedLora], loaded: dict[str, str]) -> dict[str, str]:
+    """Each LoRA's hash as AUTOMATIC1111 and Civitai compute it (AutoV3: SHA-256 of the safetensors
+    tensor data, first 12 hex digits) for the file a user downloads: the kohya-format sibling
+    `<stem>.kohya.safetensors` of a trained LoRA when there is one, else the file that was loaded."""
+    from enchant_worker.generation.adapters import SHORT_HASH_CHARS, file_hashes
+
+    out = dict(loaded)
+    for lo in loras:
+        path = Path(lo.path)
+        kohya = path.with_name(path.name.removesuffix(".safetensors") + ".kohya.safetensors")
+        if not path.name.endswith(".kohya.safetensors") and kohya.is_file():
+            out[lo.name] = file_hashes(kohya).addnet[:SHORT_HASH_CHARS]
+    return out
 
 
 def _write_once(path: Path, data: bytes) -> None:

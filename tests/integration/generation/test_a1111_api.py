@@ -195,3 +195,44 @@ def test_png_info_bad_image(service, keys):
     r = requests.post(f"{service.url}/sdapi/v1/png-info",
                       json={"image": base64.b64encode(truncated.getvalue()[:40]).decode()}, headers=headers)
     assert r.status_code == 400 and "not a readable image" in r.json()["detail"]
+
+
+def autov3(blob: bytes) -> str:
+    """AUTOMATIC1111's and Civitai's LoRA hash (AutoV3 / addnet): SHA-256 of the tensor data, 12 digits."""
+    import hashlib
+
+    header = int.from_bytes(blob[:8], "little")
+    return hashlib.sha256(blob[8 + header:]).hexdigest()[:12]
+
+
+def test_sd_parsers_reads_the_png_and_the_lora_hash_is_that_of_the_downloaded_file(
+        service, keys, db, lora_sources, gen_settings):
+    from sd_parsers import ParserManager
+    from sd_parsers.data import Generators
+
+    alice_key, alice_id = keys["alice"]
+    folder = gen_settings.storage / "loras" / "trained"
+    folder.mkdir(parents=True)
+    shutil.copy(lora_sources["ink"], folder / "inkdb.safetensors")  # the diffusers-format file
+    shutil.copy(lora_sources["water"], folder / "inkdb.kohya.safetensors")  # stands in for its kohya twin
+    with db.connection() as conn:
+        lora_id = conn.execute("INSERT INTO lora_models (user_id, name, model_file_url, status) VALUES "
+                               "(%s, 'inkdb', 'loras/trained/inkdb.safetensors', 'ready') RETURNING id",
+                               (alice_id,)).fetchone()["id"]
+    result = client(service, alice_key).txt2img(prompt="a tower <lora:inkdb:0.7>", **SMALL)
+    png = io.BytesIO(base64.b64decode(result.json["images"][0]))
+    parsed = ParserManager().parse(Image.open(png))
+    assert parsed is not None and parsed.generator == Generators.AUTOMATIC1111
+    model = next(iter(parsed.models))
+    assert model.name == "tiny-sd" and model.hash == result.info["sd_model_hash"]
+    assert "<lora:inkdb:0.7>" in parsed.full_prompt
+    headers = {"Authorization": f"Bearer {alice_key}"}
+    download = requests.get(f"{service.url}/v2/loras/{lora_id}/download", headers=headers)
+    assert download.status_code == 200 and 'filename="inkdb.kohya.safetensors"' not in download.headers[
+        "content-disposition"]
+    text = parsed.raw_parameters["parameters"]
+    assert f'Lora hashes: "inkdb: {autov3(download.content)}"' in text
+    assert download.content == (folder / "inkdb.kohya.safetensors").read_bytes()
+    other = requests.get(f"{service.url}/v2/loras/{lora_id}/download?format=diffusers", headers=headers)
+    assert other.content == (folder / "inkdb.safetensors").read_bytes()
+    assert "inkdb.diffusers.safetensors" in other.headers["content-disposition"]

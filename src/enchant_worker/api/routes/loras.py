@@ -86,15 +86,25 @@ def get_lora(lora_id: uuid.UUID, store: StoreDep, principal: PrincipalDep) -> Ro
 
 @router.get("/{lora_id}/download", response_class=FileResponse, responses={
     **responses(409), 200: {"content": {"application/octet-stream": {}}, "description": "the .safetensors file"}})
-def download_lora(lora_id: uuid.UUID, store: StoreDep, settings: SettingsDep, principal: PrincipalDep
-                  ) -> FileResponse:
-    """The trained `.safetensors` file; each download is counted in `download_count`."""
+def download_lora(lora_id: uuid.UUID, store: StoreDep, settings: SettingsDep, principal: PrincipalDep,
+                  format: Literal["kohya", "diffusers"] = "kohya") -> FileResponse:
+    """The trained `.safetensors` file, in kohya's format by default (what AUTOMATIC1111, ComfyUI and
+    Civitai load; its stem is the name for `<lora:NAME:W>` and its hash the one in PNGs' `Lora hashes`),
+    or `?format=diffusers` (diffusers/peft keys). Each download is counted in `download_count`."""
     row = _lora(store, principal, lora_id, write=False)
     if row["status"] != "ready":
         raise Conflict(f"LoRA {lora_id} is {row['status']}; only a ready LoRA can be downloaded")
     path = stored_file(settings, row["model_file_url"], f"LoRA {lora_id}")
+    stem = path.name.removesuffix(".safetensors")
+    filename = path.name
+    if format == "kohya":
+        kohya = path.with_name(f"{stem}.kohya.safetensors")
+        if kohya.is_file():  # LoRAs trained before both files were written have only the diffusers one
+            path = kohya
+    else:
+        filename = f"{stem}.diffusers.safetensors"
     store.count_download(lora_id)
-    return FileResponse(path, media_type="application/octet-stream", filename=path.name)
+    return FileResponse(path, media_type="application/octet-stream", filename=filename)
 
 
 def _set_public(store: Store, principal: Principal, lora_id: uuid.UUID, public: bool) -> Row:
