@@ -26,6 +26,17 @@ class QueueCollector(Collector):
         with self.open_store() as store:
             yield from self._queue(store)
             yield from self._workers(store)
+            yield from self._costs(store)
+
+    def _costs(self, store: Store) -> Iterator:
+        cost = CounterMetricFamily("enchant_image_cost", "What users' images cost, by provider (cost_per_image in "
+                                   "configs/providers.toml; local is 0)", labels=["user_id", "provider"])
+        images = CounterMetricFamily("enchant_images_generated", "Images of completed generate_image jobs",
+                                     labels=["user_id", "provider"])
+        for r in store.image_costs():
+            cost.add_metric([r["user_id"], r["provider"] or ""], r["cost"])
+            images.add_metric([r["user_id"], r["provider"] or ""], r["images"] or 0)
+        yield from (cost, images)
 
     def _queue(self, store: Store) -> Iterator:
         depth = GaugeMetricFamily("enchant_queue_jobs", "Jobs by status and job type", labels=["status", "job_type"])

@@ -145,6 +145,9 @@ class Store:
                          user_id=user_id, entity_type=entity_type, entity_id=entity_id,
                          after_created=after[0] if after else None, after_id=after[1] if after else None)
 
+    def image_costs(self) -> list[Row]:
+        return self._all("api_image_costs")
+
     def queue_counts(self) -> list[Row]:
         return self._all("api_queue_counts")
 

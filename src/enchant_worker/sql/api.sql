@@ -349,3 +349,11 @@ WHERE job_type = 'generate_image' AND status IN ('pending', 'processing')
   AND user_id IS NOT DISTINCT FROM %(user_id)s::uuid
 ORDER BY (status = 'processing') DESC, created_at
 LIMIT 100
+
+-- api_image_costs --
+-- What each user's completed generate_image jobs cost, by provider (the job's result records its cost).
+SELECT COALESCE(user_id::TEXT, 'none') AS user_id, result->>'provider' AS provider,
+       sum((result->>'cost')::FLOAT8)::FLOAT8 AS cost, sum(jsonb_array_length(result->'images'))::INT AS images
+FROM processing_jobs
+WHERE job_type = 'generate_image' AND status = 'completed' AND result ? 'cost'
+GROUP BY 1, 2 ORDER BY 1, 2

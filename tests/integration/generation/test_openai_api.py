@@ -42,7 +42,7 @@ def oai(server, key) -> openai.OpenAI:
     return openai.OpenAI(api_key=key, base_url=f"{server.url}/openai/v1", max_retries=0, timeout=60)
 
 
-def test_b64_json_and_url(service, user):
+def test_b64_json_and_url(service, user, db):
     client = oai(service, user[0])
     out = client.images.generate(model="tiny-sd", prompt="a fox in the snow", n=2, size="64x64",
                                  response_format="b64_json")
@@ -54,6 +54,12 @@ def test_b64_json_and_url(service, user):
     assert url.startswith(service.url + "/media/")
     fetched = requests.get(url)  # a signed URL: no key needed
     assert fetched.status_code == 200 and Image.open(io.BytesIO(fetched.content)).size == (64, 64)
+    # per-user cost and images in the metrics (the local provider costs 0)
+    with db.connection() as conn:
+        admin = create_key(Store(conn), name="admin", role="admin", user_id=None)[0]
+    metrics = requests.get(f"{service.url}/metrics", headers={"Authorization": f"Bearer {admin}"}).text
+    assert f'enchant_image_cost_total{{provider="local",user_id="{user[1]}"}} 0.0' in metrics
+    assert f'enchant_images_generated_total{{provider="local",user_id="{user[1]}"}} 3.0' in metrics
 
 
 def test_errors_have_openai_shape(service, user, db):
