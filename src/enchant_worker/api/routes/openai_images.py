@@ -19,7 +19,7 @@ from enchant_worker.intake import JobRequest, submit
 from enchant_worker.jobspecs.generate_image import COUNT_RANGE, parse_size
 from enchant_worker.model_catalog import ModelRegistry
 
-router = APIRouter(prefix="/openai/v1", tags=["openai"], route_class=route_class(m.error_body, statuses={422: 400}))
+router = APIRouter(prefix="/openai/v1", tags=["openai"], include_in_schema=False, route_class=route_class(m.error_body, statuses={422: 400}))
 URL_LIFETIME_S = 3600  # OpenAI's image URLs expire after an hour too
 
 

@@ -29,7 +29,7 @@ from enchant_worker.model_catalog import ModelRegistry, ModelSpec, model_sha256,
 from enchant_worker.queue import JobQueue
 from enchant_worker.sql import q
 
-router = APIRouter(prefix="/sdapi/v1", tags=["automatic1111"],
+router = APIRouter(prefix="/sdapi/v1", tags=["automatic1111"], include_in_schema=False,
                    route_class=route_class(m.error_body, m.auth_headers))
 LORA_SUFFIX = ".safetensors"
 _TITLE_HASH = re.compile(r"\s*\[[0-9a-fA-F]{8,64}\]$")
