@@ -35,7 +35,13 @@ class ImageParameters:
 
 
 def _quote(value: str) -> str:
-    return f'"{value}"' if ("," in value or ":" in value) else value
+    """AUTOMATIC1111's `quote`: a value with ',', ':' or a newline as a JSON string."""
+    return json.dumps(value, ensure_ascii=False) if ("," in value or ":" in value or "\n" in value) else value
+
+
+def _hash_name(name: str) -> str:
+    """A LoRA's name inside `Lora hashes` without ':' and ',' (as AUTOMATIC1111 writes it there)."""
+    return name.replace(":", "").replace(",", "")
 
 
 def format_parameters(p: ImageParameters) -> str:
@@ -52,7 +58,7 @@ def format_parameters(p: ImageParameters) -> str:
         settings.append(("Model hash", p.model_hash))
     settings.append(("Model", p.model))
     if p.loras:
-        settings.append(("Lora hashes", '"' + ", ".join(f"{name}: {h}" for name, _, h in p.loras) + '"'))
+        settings.append(("Lora hashes", '"' + ", ".join(f"{_hash_name(name)}: {h}" for name, _, h in p.loras) + '"'))
     if p.version:
         settings.append(("Version", p.version))
     lines = [prompt]

@@ -59,3 +59,15 @@ def test_model_hashes(tmp_path):
     (folder / "model_index.json").write_text('{"changed": 1}')  # configs do not count
     assert model_sha256(ModelSpec("d", folder, "sd15")) == expected
     assert model_sha256(ModelSpec("none", tmp_path / "missing", "sd15")) is None
+
+
+def test_names_with_colons_and_commas_keep_the_format():
+    from enchant_worker.generation.png_metadata import ImageParameters, format_parameters
+
+    text = format_parameters(ImageParameters(
+        prompt="a cat", negative_prompt="", steps=2, sampler="Euler", cfg_scale=7, seed=1, width=64, height=64,
+        model="my: model, v2", model_hash="0123456789", loras=[("ink:v1, final", 0.5, "abcdef012345")]))
+    f = a1111_fields(text)
+    assert f["Model"] == "my: model, v2" and f["Steps"] == "2" and f["Model hash"] == "0123456789"
+    assert f["Lora hashes"] == "inkv1 final: abcdef012345"
+    assert split_lora_tags(f["Prompt"]) == ("a cat", [("ink:v1, final", 0.5)])
