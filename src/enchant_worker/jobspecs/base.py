@@ -66,9 +66,9 @@ class Reference:
 
 
 class JobSpec(BaseModel):
-    """Base of every job type's spec: unknown fields are refused, values are frozen."""
+    """Base of every job type's spec: unknown fields and non-finite numbers are refused, values are frozen."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     def usage(self) -> dict[str, int]:
         """What this job counts against its user's daily quotas (`images`, `trainings`)."""
