@@ -5,7 +5,6 @@ import shlex
 import signal
 import subprocess
 import sys
-import time
 import uuid
 
 import pytest
