@@ -6,10 +6,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+MIN_METRICS_TOKEN_CHARS = 16
 
 
 class Settings(BaseSettings):
@@ -27,6 +28,8 @@ class Settings(BaseSettings):
     # Control API.
     upload_max_file_bytes: int = Field(20 * 2**20, ge=1024)
     upload_max_request_bytes: int = Field(200 * 2**20, ge=1024)
+    # /metrics also answers `Authorization: Bearer <this token>`, so Prometheus needs no admin key.
+    metrics_token: SecretStr | None = None
 
     # Queue timing.
     lease_seconds: float = Field(60.0, ge=1.0, le=3600.0)
@@ -86,6 +89,9 @@ class Settings(BaseSettings):
             raise ValueError("ENCHANT_MAX_TRAINING_IMAGES must be at least ENCHANT_MIN_TRAINING_IMAGES")
         if self.retry_max_s < self.retry_base_s:
             raise ValueError("ENCHANT_RETRY_MAX_S must be at least ENCHANT_RETRY_BASE_S")
+        if self.metrics_token is not None and len(self.metrics_token.get_secret_value()) < MIN_METRICS_TOKEN_CHARS:
+            raise ValueError(f"ENCHANT_METRICS_TOKEN must be at least {MIN_METRICS_TOKEN_CHARS} characters "
+                             "(make one with `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)")
         return self
 
     @property

@@ -1,0 +1,119 @@
+-- Counters that only ever increase, for Prometheus: every change of a job is counted as it happens, by
+-- triggers in the same statement (so in the same transaction) that changes the job. Counting rows
+-- instead goes back when a failed job is retried or finished jobs move to the history.
+--
+-- Each database session adds to its own shard of a counter (pg_backend_pid() % 32), so workers that
+-- finish jobs at the same moment do not queue on one row; a scrape sums the shards. Rows are never
+-- deleted or decreased.
+
+CREATE TABLE job_counters (
+    job_type TEXT NOT NULL,
+    counter TEXT NOT NULL,  -- enqueued, leased, completed, failed, cancelled, requeued, errors, crashes,
+                            -- unstarted_reaps, duration_seconds_sum
+    shard SMALLINT NOT NULL,
+    value DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (job_type, counter, shard)
+);
+
+-- The run-time histogram of completed jobs (completed_at - started_at, the last attempt): one cumulative
+-- bucket per upper bound in seconds; the 'Infinity' bucket counts every completed job.
+CREATE TABLE job_duration_buckets (
+    job_type TEXT NOT NULL,
+    le DOUBLE PRECISION NOT NULL,
+    shard SMALLINT NOT NULL,
+    jobs BIGINT NOT NULL,
+    PRIMARY KEY (job_type, le, shard)
+);
+
+CREATE FUNCTION job_duration_bounds() RETURNS DOUBLE PRECISION[] LANGUAGE sql IMMUTABLE AS $$
+    SELECT ARRAY[0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 'Infinity']::DOUBLE PRECISION[]
+$$;
+
+-- Inserted jobs.
+CREATE FUNCTION processing_jobs_count_inserts() RETURNS TRIGGER LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO job_counters AS c (job_type, counter, shard, value)
+    SELECT job_type, 'enqueued', pg_backend_pid() % 32, count(*) FROM new_jobs GROUP BY job_type ORDER BY job_type
+    ON CONFLICT (job_type, counter, shard) DO UPDATE SET value = c.value + EXCLUDED.value;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER processing_jobs_count_inserts AFTER INSERT ON processing_jobs
+    REFERENCING NEW TABLE AS new_jobs FOR EACH STATEMENT EXECUTE FUNCTION processing_jobs_count_inserts();
+
+-- Updated jobs: status transitions and the growth of the errors, crashes and unstarted_reaps columns.
+CREATE FUNCTION processing_jobs_count_updates() RETURNS TRIGGER LANGUAGE plpgsql AS $$
+DECLARE
+    my_shard SMALLINT := pg_backend_pid() % 32;
+BEGIN
+    -- Each changed row yields (counter, amount) pairs; statements that change nothing counted (a
+    -- heartbeat, a priority change) yield none and write nothing. Rows are written in key order so two
+    -- sessions sharing a shard cannot deadlock.
+    WITH changes AS (
+        SELECT n.job_type, e.counter, e.amount
+        FROM old_jobs o
+        JOIN new_jobs n ON n.id = o.id
+        CROSS JOIN LATERAL (VALUES
+            ('leased', CASE WHEN o.status = 'pending' AND n.status = 'processing' THEN 1 END),
+            ('completed', CASE WHEN n.status = 'completed' AND o.status <> 'completed' THEN 1 END),
+            ('failed', CASE WHEN n.status = 'failed' AND o.status <> 'failed' THEN 1 END),
+            ('cancelled', CASE WHEN n.status = 'cancelled' AND o.status <> 'cancelled' THEN 1 END),
+            ('requeued', CASE WHEN n.status = 'pending' AND o.status IN ('completed', 'failed', 'cancelled')
+                              THEN 1 END),
+            ('errors', NULLIF(GREATEST(n.errors - o.errors, 0), 0)),
+            ('crashes', NULLIF(GREATEST(n.crashes - o.crashes, 0), 0)),
+            ('unstarted_reaps', NULLIF(GREATEST(n.unstarted_reaps - o.unstarted_reaps, 0), 0)),
+            ('duration_seconds_sum', CASE WHEN n.status = 'completed' AND o.status <> 'completed'
+                THEN GREATEST(EXTRACT(EPOCH FROM n.completed_at - n.started_at)::DOUBLE PRECISION, 0) END)
+        ) AS e(counter, amount)
+        WHERE e.amount IS NOT NULL
+    )
+    INSERT INTO job_counters AS c (job_type, counter, shard, value)
+    SELECT job_type, counter, my_shard, sum(amount) FROM changes GROUP BY job_type, counter ORDER BY job_type, counter
+    ON CONFLICT (job_type, counter, shard) DO UPDATE SET value = c.value + EXCLUDED.value;
+
+    -- Completed jobs into the run-time histogram (cumulative: a job counts in every bucket it fits).
+    INSERT INTO job_duration_buckets AS b (job_type, le, shard, jobs)
+    SELECT n.job_type, u.le, my_shard, count(*)
+    FROM old_jobs o
+    JOIN new_jobs n ON n.id = o.id
+    CROSS JOIN unnest(job_duration_bounds()) AS u(le)
+    WHERE n.status = 'completed' AND o.status <> 'completed'
+      AND COALESCE(EXTRACT(EPOCH FROM n.completed_at - n.started_at)::DOUBLE PRECISION, 0) <= u.le
+    GROUP BY n.job_type, u.le ORDER BY n.job_type, u.le
+    ON CONFLICT (job_type, le, shard) DO UPDATE SET jobs = b.jobs + EXCLUDED.jobs;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER processing_jobs_count_updates AFTER UPDATE ON processing_jobs
+    REFERENCING OLD TABLE AS old_jobs NEW TABLE AS new_jobs
+    FOR EACH STATEMENT EXECUTE FUNCTION processing_jobs_count_updates();
+
+-- Start from what the tables hold now (active and archived jobs), so the counters carry on from the
+-- figures /metrics showed before this migration.
+WITH every_job AS (
+    SELECT job_type, status, errors, crashes, started_at, completed_at FROM processing_jobs
+    UNION ALL
+    SELECT job_type, status, errors, crashes, started_at, completed_at FROM processing_jobs_history
+)
+INSERT INTO job_counters (job_type, counter, shard, value)
+SELECT j.job_type, e.counter, 0, sum(e.amount)
+FROM every_job j
+CROSS JOIN LATERAL (VALUES
+    ('enqueued', 1::DOUBLE PRECISION),
+    ('completed', (j.status = 'completed')::INT), ('failed', (j.status = 'failed')::INT),
+    ('cancelled', (j.status = 'cancelled')::INT), ('errors', j.errors), ('crashes', j.crashes),
+    ('duration_seconds_sum', CASE WHEN j.status = 'completed'
+        THEN GREATEST(EXTRACT(EPOCH FROM j.completed_at - j.started_at)::DOUBLE PRECISION, 0) END)
+) AS e(counter, amount)
+GROUP BY j.job_type, e.counter
+HAVING sum(e.amount) > 0;
+
+WITH completed AS (
+    SELECT job_type, started_at, completed_at FROM processing_jobs WHERE status = 'completed'
+    UNION ALL
+    SELECT job_type, started_at, completed_at FROM processing_jobs_history WHERE status = 'completed'
+)
+INSERT INTO job_duration_buckets (job_type, le, shard, jobs)
+SELECT c.job_type, u.le, 0, count(*)
+FROM completed c CROSS JOIN unnest(job_duration_bounds()) AS u(le)
+WHERE COALESCE(EXTRACT(EPOCH FROM c.completed_at - c.started_at)::DOUBLE PRECISION, 0) <= u.le
+GROUP BY c.job_type, u.le;
