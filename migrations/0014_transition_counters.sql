@@ -15,8 +15,9 @@ CREATE TABLE job_counters (
     PRIMARY KEY (job_type, counter, shard)
 );
 
--- The run-time histogram of completed jobs (completed_at - started_at, the last attempt): one cumulative
--- bucket per upper bound in seconds; the 'Infinity' bucket counts every completed job.
+-- The run-time histogram of completed jobs (completed_at - started_at, the last attempt): how many fell
+-- in each bucket, named by its upper bound in seconds (the smallest bound at or above the run time;
+-- 'Infinity' for the longest). A scrape adds them up into Prometheus' cumulative buckets.
 CREATE TABLE job_duration_buckets (
     job_type TEXT NOT NULL,
     le DOUBLE PRECISION NOT NULL,
@@ -27,6 +28,13 @@ CREATE TABLE job_duration_buckets (
 
 CREATE FUNCTION job_duration_bounds() RETURNS DOUBLE PRECISION[] LANGUAGE sql IMMUTABLE AS $$
     SELECT ARRAY[0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 'Infinity']::DOUBLE PRECISION[]
+$$;
+
+-- The bucket of a run time: the smallest bound at or above it (a missing start counts as 0 s).
+CREATE FUNCTION job_duration_bucket(started TIMESTAMPTZ, finished TIMESTAMPTZ) RETURNS DOUBLE PRECISION
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT min(u.le) FROM unnest(job_duration_bounds()) AS u(le)
+    WHERE COALESCE(EXTRACT(EPOCH FROM finished - started)::DOUBLE PRECISION, 0) <= u.le
 $$;
 
 -- Inserted jobs.
@@ -71,15 +79,13 @@ BEGIN
     SELECT job_type, counter, my_shard, sum(amount) FROM changes GROUP BY job_type, counter ORDER BY job_type, counter
     ON CONFLICT (job_type, counter, shard) DO UPDATE SET value = c.value + EXCLUDED.value;
 
-    -- Completed jobs into the run-time histogram (cumulative: a job counts in every bucket it fits).
+    -- Completed jobs into the run-time histogram: each into the one bucket its run time falls in.
     INSERT INTO job_duration_buckets AS b (job_type, le, shard, jobs)
-    SELECT n.job_type, u.le, my_shard, count(*)
+    SELECT n.job_type, job_duration_bucket(n.started_at, n.completed_at), my_shard, count(*)
     FROM old_jobs o
     JOIN new_jobs n ON n.id = o.id
-    CROSS JOIN unnest(job_duration_bounds()) AS u(le)
     WHERE n.status = 'completed' AND o.status <> 'completed'
-      AND COALESCE(EXTRACT(EPOCH FROM n.completed_at - n.started_at)::DOUBLE PRECISION, 0) <= u.le
-    GROUP BY n.job_type, u.le ORDER BY n.job_type, u.le
+    GROUP BY 1, 2 ORDER BY 1, 2
     ON CONFLICT (job_type, le, shard) DO UPDATE SET jobs = b.jobs + EXCLUDED.jobs;
     RETURN NULL;
 END $$;
@@ -113,7 +119,6 @@ WITH completed AS (
     SELECT job_type, started_at, completed_at FROM processing_jobs_history WHERE status = 'completed'
 )
 INSERT INTO job_duration_buckets (job_type, le, shard, jobs)
-SELECT c.job_type, u.le, 0, count(*)
-FROM completed c CROSS JOIN unnest(job_duration_bounds()) AS u(le)
-WHERE COALESCE(EXTRACT(EPOCH FROM c.completed_at - c.started_at)::DOUBLE PRECISION, 0) <= u.le
-GROUP BY c.job_type, u.le;
+SELECT job_type, job_duration_bucket(started_at, completed_at), 0, count(*)
+FROM completed
+GROUP BY 1, 2;

@@ -228,10 +228,18 @@ SELECT job_type, counter, sum(value)::FLOAT8 AS value FROM job_counters GROUP BY
 ORDER BY job_type, counter
 
 -- api_job_duration_buckets --
--- The run-time histogram of completed jobs per job type: cumulative counts per upper bound (seconds,
--- 'Infinity' last, counting every completed job), their shards summed.
-SELECT job_type, le, sum(jobs)::BIGINT AS jobs FROM job_duration_buckets GROUP BY job_type, le
-ORDER BY job_type, le
+-- The run-time histogram of completed jobs per job type, as Prometheus wants it: for every bound (seconds,
+-- 'Infinity' last), how many took at most that long.
+WITH per_bucket AS (
+    -- Jobs per bucket, the shards summed.
+    SELECT job_type, le, sum(jobs) AS jobs FROM job_duration_buckets GROUP BY job_type, le
+)
+SELECT t.job_type, u.le,
+       (sum(COALESCE(p.jobs, 0)) OVER (PARTITION BY t.job_type ORDER BY u.le))::BIGINT AS jobs
+FROM (SELECT DISTINCT job_type FROM per_bucket) AS t
+CROSS JOIN unnest(job_duration_bounds()) AS u(le)
+LEFT JOIN per_bucket p ON p.job_type = t.job_type AND p.le = u.le
+ORDER BY t.job_type, u.le
 
 -- api_lora_create --
 -- A LoRA that is about to be trained.
