@@ -290,19 +290,21 @@ class Worker:
 
     def _fail_for_good(self, lease: Lease, error: str, attempt: int = 1) -> str | None:
         """Fails a job without retry; if even the message cannot be stored, with a fixed one."""
-        status = None
         for message in (error, UNSTORED_OUTCOME):
             try:
                 status = self._with_db(lambda q: q.fail(lease, message, attempt=attempt, retry=False))  # noqa: B023
-                break
             except Exception as exc:
                 if not _unstorable(exc):
                     raise
                 log.error("job %s: could not store its failure (%s)", lease.job_id, exc)
-        if status is None:
-            log.warning("job %s failed (%s) but its lease was lost; nothing was recorded", lease.job_id, error)
+                continue
+            if status is None:
+                log.warning("job %s failed (%s) but its lease was lost; nothing was recorded", lease.job_id, error)
+            self._forget([lease], failed=1)
+            return status
+        log.error("job %s: nothing could be recorded; its lease will expire", lease.job_id)
         self._forget([lease], failed=1)
-        return status
+        return None
 
     @staticmethod
     def _report_unwritten(done: list[tuple[Lease, Any]], written: set[uuid.UUID]) -> None:
@@ -338,6 +340,10 @@ class Worker:
             self._forget([lease])
 
     def _finish_release(self, leases: list[Lease]) -> None:
+        with self._lock:
+            for lease in leases:
+                if ctx := self._held.get(lease):
+                    ctx.finishing = True  # handed back by us, not lost: the heartbeat stays quiet
         self._with_db(lambda q: q.release(leases))
         self._forget(leases)
 
