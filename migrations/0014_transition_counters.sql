@@ -30,11 +30,12 @@ CREATE FUNCTION job_duration_bounds() RETURNS DOUBLE PRECISION[] LANGUAGE sql IM
     SELECT ARRAY[0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 'Infinity']::DOUBLE PRECISION[]
 $$;
 
--- The bucket of a run time: the smallest bound at or above it (a missing start counts as 0 s).
+-- The bucket of a run time: the smallest bound above it (a missing start counts as 0 s). One expression,
+-- so Postgres inlines it into the trigger's query instead of calling a function per row.
 CREATE FUNCTION job_duration_bucket(started TIMESTAMPTZ, finished TIMESTAMPTZ) RETURNS DOUBLE PRECISION
 LANGUAGE sql IMMUTABLE AS $$
-    SELECT min(u.le) FROM unnest(job_duration_bounds()) AS u(le)
-    WHERE COALESCE(EXTRACT(EPOCH FROM finished - started)::DOUBLE PRECISION, 0) <= u.le
+    SELECT (job_duration_bounds())[width_bucket(COALESCE(EXTRACT(EPOCH FROM finished - started)::DOUBLE PRECISION, 0),
+                                                job_duration_bounds()) + 1]
 $$;
 
 -- Inserted jobs.
@@ -53,40 +54,50 @@ CREATE FUNCTION processing_jobs_count_updates() RETURNS TRIGGER LANGUAGE plpgsql
 DECLARE
     my_shard SMALLINT := pg_backend_pid() % 32;
 BEGIN
-    -- Each changed row yields (counter, amount) pairs; statements that change nothing counted (a
-    -- heartbeat, a priority change) yield none and write nothing. Rows are written in key order so two
-    -- sessions sharing a shard cannot deadlock.
-    WITH changes AS (
-        SELECT n.job_type, e.counter, e.amount
+    -- One statement, one pass over the changed rows. Statements that change nothing counted (a
+    -- heartbeat, a priority change) write nothing. Rows are written in key order so two sessions
+    -- sharing a shard cannot deadlock.
+    WITH per_bucket AS (
+        -- Per job type and (for jobs completed now) run-time bucket: how many made each transition.
+        SELECT n.job_type,
+            CASE WHEN n.status = 'completed' AND o.status <> 'completed'
+                 THEN job_duration_bucket(n.started_at, n.completed_at) END AS le,
+            count(*) FILTER (WHERE o.status = 'pending' AND n.status = 'processing') AS leased,
+            count(*) FILTER (WHERE n.status = 'completed' AND o.status <> 'completed') AS completed,
+            count(*) FILTER (WHERE n.status = 'failed' AND o.status <> 'failed') AS failed,
+            count(*) FILTER (WHERE n.status = 'cancelled' AND o.status <> 'cancelled') AS cancelled,
+            count(*) FILTER (WHERE n.status = 'pending' AND o.status IN ('completed', 'failed', 'cancelled'))
+                AS requeued,
+            sum(GREATEST(n.errors - o.errors, 0)) AS errors,
+            sum(GREATEST(n.crashes - o.crashes, 0)) AS crashes,
+            sum(GREATEST(n.unstarted_reaps - o.unstarted_reaps, 0)) AS unstarted_reaps,
+            sum(GREATEST(EXTRACT(EPOCH FROM n.completed_at - n.started_at)::DOUBLE PRECISION, 0))
+                FILTER (WHERE n.status = 'completed' AND o.status <> 'completed') AS duration_seconds_sum
         FROM old_jobs o
         JOIN new_jobs n ON n.id = o.id
-        CROSS JOIN LATERAL (VALUES
-            ('leased', CASE WHEN o.status = 'pending' AND n.status = 'processing' THEN 1 END),
-            ('completed', CASE WHEN n.status = 'completed' AND o.status <> 'completed' THEN 1 END),
-            ('failed', CASE WHEN n.status = 'failed' AND o.status <> 'failed' THEN 1 END),
-            ('cancelled', CASE WHEN n.status = 'cancelled' AND o.status <> 'cancelled' THEN 1 END),
-            ('requeued', CASE WHEN n.status = 'pending' AND o.status IN ('completed', 'failed', 'cancelled')
-                              THEN 1 END),
-            ('errors', NULLIF(GREATEST(n.errors - o.errors, 0), 0)),
-            ('crashes', NULLIF(GREATEST(n.crashes - o.crashes, 0), 0)),
-            ('unstarted_reaps', NULLIF(GREATEST(n.unstarted_reaps - o.unstarted_reaps, 0), 0)),
-            ('duration_seconds_sum', CASE WHEN n.status = 'completed' AND o.status <> 'completed'
-                THEN GREATEST(EXTRACT(EPOCH FROM n.completed_at - n.started_at)::DOUBLE PRECISION, 0) END)
-        ) AS e(counter, amount)
-        WHERE e.amount IS NOT NULL
+        GROUP BY 1, 2
+    ), per_type AS (
+        SELECT job_type, sum(leased) AS leased, sum(completed) AS completed, sum(failed) AS failed,
+               sum(cancelled) AS cancelled, sum(requeued) AS requeued, sum(errors) AS errors,
+               sum(crashes) AS crashes, sum(unstarted_reaps) AS unstarted_reaps,
+               sum(duration_seconds_sum) AS duration_seconds_sum
+        FROM per_bucket GROUP BY job_type
+    ), histogram AS (
+        -- Completed jobs into the run-time histogram: each into the one bucket its run time falls in.
+        INSERT INTO job_duration_buckets AS b (job_type, le, shard, jobs)
+        SELECT job_type, le, my_shard, completed FROM per_bucket WHERE le IS NOT NULL ORDER BY job_type, le
+        ON CONFLICT (job_type, le, shard) DO UPDATE SET jobs = b.jobs + EXCLUDED.jobs
     )
     INSERT INTO job_counters AS c (job_type, counter, shard, value)
-    SELECT job_type, counter, my_shard, sum(amount) FROM changes GROUP BY job_type, counter ORDER BY job_type, counter
+    SELECT t.job_type, v.counter, my_shard, v.amount
+    FROM per_type t
+    CROSS JOIN LATERAL (VALUES ('leased', t.leased::DOUBLE PRECISION), ('completed', t.completed),
+                               ('failed', t.failed), ('cancelled', t.cancelled), ('requeued', t.requeued),
+                               ('errors', t.errors), ('crashes', t.crashes), ('unstarted_reaps', t.unstarted_reaps),
+                               ('duration_seconds_sum', t.duration_seconds_sum)) AS v(counter, amount)
+    WHERE v.amount > 0 OR (v.counter = 'duration_seconds_sum' AND t.completed > 0)
+    ORDER BY t.job_type, v.counter
     ON CONFLICT (job_type, counter, shard) DO UPDATE SET value = c.value + EXCLUDED.value;
-
-    -- Completed jobs into the run-time histogram: each into the one bucket its run time falls in.
-    INSERT INTO job_duration_buckets AS b (job_type, le, shard, jobs)
-    SELECT n.job_type, job_duration_bucket(n.started_at, n.completed_at), my_shard, count(*)
-    FROM old_jobs o
-    JOIN new_jobs n ON n.id = o.id
-    WHERE n.status = 'completed' AND o.status <> 'completed'
-    GROUP BY 1, 2 ORDER BY 1, 2
-    ON CONFLICT (job_type, le, shard) DO UPDATE SET jobs = b.jobs + EXCLUDED.jobs;
     RETURN NULL;
 END $$;
 CREATE TRIGGER processing_jobs_count_updates AFTER UPDATE ON processing_jobs
