@@ -50,7 +50,7 @@ def odd_values(ctx):
 
 def poison(ctx):
     """Records, then misbehaves as metadata.kind says: `raise` raises an error whose text has a lone
-    surrogate, `surrogate`/`nul` return a result Postgres cannot store, `boom` one that a test trigger
+    surrogate, `surrogate`/`nul`/`object` return a result Postgres cannot store, `boom` one that a test trigger
     refuses; anything else completes."""
     _record(ctx)
     kind = ctx.metadata.get("kind")
@@ -62,6 +62,8 @@ def poison(ctx):
         return {"names": ["ok", "a\x00b"]}
     if kind == "boom":
         return {"boom": True}
+    if kind == "object":
+        return {"at": {1, 2}}
     return {"ok": True}
 
 

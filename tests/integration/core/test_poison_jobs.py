@@ -73,6 +73,7 @@ def test_an_error_text_with_a_lone_surrogate_fails_the_job_after_its_attempts(qu
     ("surrogate", "the handler's result cannot be stored: result['text']: text contains a lone surrogate "
                   "('\\udce9' at position 3)"),
     ("nul", "the handler's result cannot be stored: result['names'][1]: text contains a NUL character"),
+    ("object", "the handler's result cannot be stored: result['at']: a set is not a JSON value"),
 ])
 def test_a_result_postgres_cannot_store_fails_the_job_at_once(queue, conn, drain, kind, message):
     bad, _ = enqueue_batch(queue, kind)
