@@ -27,6 +27,7 @@ class Settings(BaseSettings):
     # Control API.
     upload_max_file_bytes: int = Field(20 * 2**20, ge=1024)
     upload_max_request_bytes: int = Field(200 * 2**20, ge=1024)
+    ingest_max_bytes: int = Field(32 * 2**20, ge=1024)  # a book file (text, Markdown, EPUB) to ingest
 
     # Queue timing.
     lease_seconds: float = Field(60.0, ge=1.0, le=3600.0)

@@ -6,6 +6,6 @@ from enchant_worker.worker.registry import Handler
 
 
 def builtin_handlers() -> list[Handler]:
-    from enchant_worker.handlers import data_migration, generate_image, noop, train_lora
+    from enchant_worker.handlers import data_migration, extract_scenes, generate_image, noop, train_lora
 
-    return [noop.HANDLER, data_migration.HANDLER, train_lora.HANDLER, generate_image.HANDLER]
+    return [noop.HANDLER, data_migration.HANDLER, train_lora.HANDLER, generate_image.HANDLER, extract_scenes.HANDLER]

@@ -19,10 +19,12 @@ class JobType:
 
 
 def job_types() -> dict[str, JobType]:
-    from enchant_worker.jobspecs import maintenance
+    from enchant_worker.jobspecs import extract_scenes, maintenance
 
     types = [
         JobType("noop", maintenance.NoopSpec, False, "sleep metadata.seconds (tests, demos, benchmarks)"),
         JobType("data_migration", maintenance.DataMigrationSpec, False, "run a named data migration"),
+        JobType("extract_scenes", extract_scenes.ExtractScenesSpec, True,
+                "split a chapter into scenes with characters, locations and emotions; optionally illustrate them"),
     ]
     return {t.name: t for t in types}
