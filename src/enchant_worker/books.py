@@ -54,7 +54,10 @@ def save_book(conn, book: Book, *, user_id: uuid.UUID | None, story_id: uuid.UUI
             if story is None:
                 raise LookupError(f"no story with id {story_id}")
             created = False
-        results = [_upsert_chapter(conn, story_id, chapter) for chapter in book.chapters]
+        if created:
+            results = [_upsert_chapter(conn, story_id, chapter) for chapter in book.chapters]
+        else:  # into an existing story: after its last chapter, a chapter already there (same text) kept
+            results = [_append_chapter(conn, story_id, chapter) for chapter in book.chapters]
     changed = any(r["status"] != "unchanged" for r in results)
     return {"story_id": story_id, "title": story["title"], "created": created, "unchanged": not changed,
             "book": book.report(), "chapters": results}
@@ -64,17 +67,22 @@ def add_chapter(conn, story_id: uuid.UUID, text: str, *, title: str | None = Non
                 number: int | None = None) -> dict[str, Any]:
     """One chapter into a story: at `number` (replacing that chapter's text when it differs) or after the
     last one; the same text added twice is one chapter."""
-    chapter = Chapter(number or 0, title, text)
     with conn.transaction():
         if conn.execute(q("book_story_lock"), {"id": story_id}).fetchone() is None:
             raise LookupError(f"no story with id {story_id}")
         if number is None:
-            same = conn.execute(q("book_chapter_by_hash"),
-                                {"story_id": story_id, "content_hash": chapter.content_hash}).fetchone()
-            if same is not None:
-                return {"id": same["id"], "number": same["chapter_number"], "title": title, "status": "unchanged"}
-            number = conn.execute(q("book_next_chapter_number"), {"story_id": story_id}).fetchone()["number"]
+            return _append_chapter(conn, story_id, Chapter(0, title, text))
         return _upsert_chapter(conn, story_id, Chapter(number, title, text))
+
+
+def _append_chapter(conn, story_id: uuid.UUID, chapter: Chapter) -> dict[str, Any]:
+    same = conn.execute(q("book_chapter_by_hash"),
+                        {"story_id": story_id, "content_hash": chapter.content_hash}).fetchone()
+    if same is not None:
+        return {"id": same["id"], "number": same["chapter_number"], "title": chapter.title, "words": chapter.words,
+                "status": "unchanged"}
+    number = conn.execute(q("book_next_chapter_number"), {"story_id": story_id}).fetchone()["number"]
+    return _upsert_chapter(conn, story_id, Chapter(number, chapter.title, chapter.text))
 
 
 def _upsert_chapter(conn, story_id: uuid.UUID, chapter: Chapter) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from enchant_worker.api import errors
 from enchant_worker.api.deps import ApiState, JobTypes, Limits, PrincipalDep
 from enchant_worker.api.metrics import make_registry
 from enchant_worker.api.routes import (
+    books,
     catalog,
     dashboard,
     images,
@@ -27,6 +28,7 @@ from enchant_worker.api.routes import (
     presets,
     queue,
     stories,
+    story_settings,
     system,
     users,
 )
@@ -38,7 +40,7 @@ from enchant_worker.config import Settings, get_settings
 log = logging.getLogger(__name__)
 
 # Each versioned router with the feature it belongs to.
-FEATURE_ROUTERS = [jobs, queue, presets, images, catalog, loras, stories, users]
+FEATURE_ROUTERS = [jobs, queue, presets, images, catalog, loras, stories, users, books, story_settings]
 
 
 class NoJobTypes:
