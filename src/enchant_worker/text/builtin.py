@@ -312,7 +312,8 @@ def _candidates(text: str) -> dict[str, _Candidate]:
         words = match.group("name").split()
         offset = match.start("name")
         # drop leading words that are not names ("When Elena" -> "Elena"); cut at the first non-name word
-        while words and (words[0] in lx.NOT_NAMES or words[0].lower() in lx.CUE_EMOTION):
+        while words and (words[0] in lx.NOT_NAMES or (words[0].lower() in lx.CUE_EMOTION
+                                                     and words[0] not in lx.COMMON_WORD_NAMES)):
             offset += len(words[0]) + 1
             words = words[1:]
         kept = []
@@ -361,7 +362,7 @@ def _is_name(candidate: _Candidate, known: bool) -> bool:
     if known:
         return True
     return (candidate.strong >= 2 or (candidate.strong >= 1 and candidate.weak >= 1) or candidate.title is not None
-            or (candidate.words >= 2 and candidate.weak >= 1)
+            or (candidate.words >= 2 and candidate.strong + candidate.weak >= 1)
             or (candidate.subject >= 1 and candidate.strong + candidate.weak >= 2))
 
 

@@ -29,6 +29,7 @@ DEFAULT_MAX_BYTES = 32 * 2**20  # a long novel is 1-4 MiB of text; EPUBs with im
 BINARY_SAMPLE_BYTES = 65_536
 BINARY_CONTROL_RATIO = 0.05  # more control characters than this in the sample: not text
 MAX_HEADING_CHARS = 100
+MIN_GUESS_BYTES = 2048  # fewer non-UTF-8 bytes than this: cp1252, not a guess
 TITLE_PREAMBLE_MAX_LINES = 3
 TITLE_PREAMBLE_MAX_CHARS = 120
 MIN_EPUB_ITEM_WORDS = 20  # spine items shorter than this without a heading (cover, title page) are skipped
@@ -168,13 +169,14 @@ def _is_utf8(line: bytes) -> bool:
 
 
 def _guess_legacy(sample: bytes) -> str:
-    """The single-byte encoding of the non-UTF-8 lines: charset-normalizer's guess if it decodes them,
-    else cp1252, else latin-1 (which decodes any byte)."""
+    """The encoding of the non-UTF-8 lines: charset-normalizer's guess when there are enough of them to
+    guess from, else cp1252 (Western text), else latin-1 (which decodes any byte)."""
     candidates = []
     try:
         from charset_normalizer import from_bytes
 
-        best = from_bytes(sample).best()
+        # a few lines are too little to tell cp1250 from cp1252: guess only from a fair sample
+        best = from_bytes(sample).best() if len(sample) >= MIN_GUESS_BYTES else None
         if best is not None and best.encoding and not best.encoding.startswith("utf"):
             candidates.append(best.encoding)
     except ImportError:  # pragma: no cover - a dependency, but a guess is not worth failing over
