@@ -65,6 +65,7 @@ _TRIGGER = re.compile(r"\b(?:at the (?:sight|sound|news|thought|mention|memory) 
                       r"after|as soon as|upon (?:seeing|hearing))\s+(?P<what>[^,.;:!?\"”]{3,80})", re.IGNORECASE)
 _VERB_AFTER = re.compile(r"(?:['’]s)?\s+(?:was|had|is|has|did|could|would|felt|looked|said|knew|saw|took|came|went|"
                          r"sat|stood|ran|made|kept|found|thought|told|got|gave|[a-z]+ed)\b")
+_SPEECH_AFTER = re.compile(r"\s+(?:" + _SPEECH + r")\b")
 _PRONOUNS = re.compile(r"\b(?:he|she|him|her|his|hers|himself|herself)\b", re.IGNORECASE)
 _CLAUSE_SPLIT = re.compile(r"[,;:—–]|\band\b")
 
@@ -116,22 +117,24 @@ class BuiltinAnalyzer:
         # 4. Each scene
         analyses: list[SceneAnalysis] = []
         locations: dict[str, LocationInfo] = {}
+        sentences: list[str] = []
         for number, scene in enumerate(scenes, start=1):
             body = text[scene.start: scene.end]
-            analysis = self._scene(number, scene, body, resolver, locations)
+            analysis, scene_sentences = self._scene(number, scene, body, resolver, locations)
             analyses.append(analysis)
+            sentences += scene_sentences
         if not analyses:
             notes.append("the chapter has no text: no scenes")
-        characters = resolver.characters(text)
+        characters = resolver.characters(sentences)
         return ChapterAnalysis(NAME, analyses, characters, list(locations.values()), notes)
 
     def process_scene(self, text: str, options: ProcessingOptions | None = None) -> SceneAnalysis:
         """The seed's processScene: one scene's text analysed on its own."""
         resolver = NameResolver.from_text(text, (options or ProcessingOptions()).known_characters)
-        return self._scene(1, _Scene(0, len(text), "start"), text, resolver, {})
+        return self._scene(1, _Scene(0, len(text), "start"), text, resolver, {})[0]
 
     def _scene(self, number: int, scene: _Scene, body: str, resolver: NameResolver,
-               locations: dict[str, LocationInfo]) -> SceneAnalysis:
+               locations: dict[str, LocationInfo]) -> tuple[SceneAnalysis, list[str]]:
         sentences = split_sentences(body)
         mentions = [resolver.mentioned(s) for s in sentences]
         present: list[str] = []
@@ -148,7 +151,7 @@ class BuiltinAnalyzer:
         summary = _summary(sentences, mentions)
         title = _title(present, place, summary)
         return SceneAnalysis(number, scene.start, scene.end, body, title, summary, tone, place, present, emotions,
-                             scene.break_kind)
+                             scene.break_kind), sentences
 
 
 # -- 1-2. segmentation ---------------------------------------------------------------------------
@@ -236,6 +239,8 @@ class NameResolver:
                          if len(names) == 1 and part not in self.lookup}
         self.lookup.update(self.implicit)
         self.titles = titles
+        self.used: Counter[tuple[str, str]] = Counter()
+        self.mentions: Counter[str] = Counter()
         forms = sorted(self.lookup, key=len, reverse=True)
         self._pattern = (re.compile(r"\b(?:(?:" + _TITLE_RE + r")\.?\s+)?(" + "|".join(map(re.escape, forms))
                                     + r")(?:['’]s)?\b") if forms else None)
@@ -257,8 +262,10 @@ class NameResolver:
             full, nick = match.group("full") or match.group("full2"), match.group("nick") or match.group("nick2")
             if full and nick and full != nick:
                 nick_of[nick] = full
-        # 1. Multi-word names first: they are canonical unless they extend a known name.
-        order = sorted(accepted, key=lambda s: (-len(s.split()), accepted[s].first_at))
+        # 1. Multi-word names first: they are canonical unless they extend a known name. A bare title
+        #    ("the Queen") waits for step 3.
+        bare_titles = [s for s in accepted if s in lx.TITLES]
+        order = sorted((s for s in accepted if s not in lx.TITLES), key=lambda s: (-len(s.split()), accepted[s].first_at))
         for surface in order:
             candidate = accepted[surface]
             target = _merge_target(surface, candidate.title, canon, known_forms, nick_of)
@@ -274,35 +281,45 @@ class NameResolver:
                 form = f"{title} {name.split()[-1]}"
                 if form != name and form not in aliases:
                     aliases.append(form)
+                titles.setdefault(name, title)
+        # 3. A bare title is the one character who bears it, if only one does.
+        for surface in bare_titles:
+            bearers = [n for n, t in titles.items() if t.rstrip(".") == surface]
+            if len(bearers) == 1 and surface not in canon[bearers[0]]:
+                canon[bearers[0]].append(surface)
         return cls(canon, titles)
 
-    def mentioned(self, sentence: str) -> list[str]:
+    def mentioned(self, sentence: str, record: bool = True) -> list[str]:
+        """The characters a sentence names (each once, in order); `record` counts them for `characters`."""
         if self._pattern is None:
             return []
         found: list[str] = []
         for match in self._pattern.finditer(sentence):
             surface = match.group(1)
             if surface in lx.COMMON_WORD_NAMES and not _mid_sentence(sentence, match.start()) and \
-                    not re.match(r"\s+(?:" + _SPEECH + r")\b", sentence[match.end():]):
+                    not _SPEECH_AFTER.match(sentence, match.end()):
                 continue
             name = self.lookup[surface]
+            if record:
+                self.used[(name, surface)] += 1
             if name not in found:
                 found.append(name)
+        if record:
+            for name in found:
+                self.mentions[name] += 1
         return found
 
-    def characters(self, text: str) -> list[CharacterInfo]:
+    def characters(self, sentences: list[str]) -> list[CharacterInfo]:
+        """The characters this chapter mentioned (read after every sentence went through `mentioned`)."""
+        described = [s for s in sentences if not lx.APPEARANCE_WORDS.isdisjoint(_WORD.findall(s.lower()))]
         infos = []
         for name, aliases in self.canon.items():
-            implicit = [p for p, n in self.implicit.items() if n == name]
-            counts = {f: len(re.findall(r"\b" + re.escape(f) + r"\b", text)) for f in [name, *aliases, *implicit]}
-            mentions = sum(len(self.mentioned(s).count(name) and [1] or []) for s in split_sentences(text)) \
-                if implicit else sum(counts.values())
-            if not any(counts.values()):
+            if not self.mentions[name]:
                 continue  # a known character absent from this chapter
-            used = [f for f in implicit if counts[f] and self.mentioned(" x " + f) == [name]]
+            used = [p for p, n in self.implicit.items() if n == name and self.used[(name, p)]]
             forms = [name, *aliases, *used]
-            infos.append(CharacterInfo(name, sorted(set(aliases) | set(used)), _appearance(text, forms),
-                                       max(1, mentions)))
+            infos.append(CharacterInfo(name, sorted(set(aliases) | set(used)), _appearance(described, forms),
+                                       self.mentions[name]))
         return infos
 
 
@@ -408,13 +425,16 @@ def _speakers(body: str, resolver: NameResolver) -> list[str]:
     found = []
     for match in _ATTRIBUTION.finditer(body):
         surface = match.group("after") or match.group("before")
-        for name in resolver.mentioned(" x " + surface):
+        for name in resolver.mentioned(" x " + surface, record=False):
             if name not in found:
                 found.append(name)
     return found
 
 
-def _appearance(text: str, forms: list[str]) -> str | None:
+def _appearance(sentences: list[str], forms: list[str]) -> str | None:
+    if not sentences:
+        return None
+    text = "\n".join(sentences)
     pattern = re.compile(r"\b(?:" + "|".join(map(re.escape, forms)) + r")\b(?:,\s+(?P<appos>an?\s+[^,.;]{4,120}?),|"
                          r"\s+(?:was|had|wore|has|is|stood)\s+(?P<desc>[^.;!?]{4,160}))")
     found: list[str] = []

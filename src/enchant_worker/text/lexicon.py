@@ -98,7 +98,7 @@ Village Port Gate Palace Temple Cathedral Hotel Hospital School College Universi
 Everybody Anybody Anyone Anything Nowhere Everywhere Inside Outside Behind Beside Between Beyond Above Below Near
 Across Through Around Along Against Among Toward Towards Upon Within During Despite Except Like Unlike Maybe
 Come Go Get Look Listen Wait Stop Run Tell Give Take Make See Watch Keep Leave Stay Help Never Always Sometimes
-Mum Mom Dad Mama Papa Mother Father Grandma Grandpa
+Mum Mom Dad Mama Papa Mother Father Grandma Grandpa Old Young Little Big Poor Dear
 """.split())
 
 # Ordinary English words that are also given names: a name only where capitalised mid-sentence,
