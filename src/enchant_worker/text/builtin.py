@@ -65,6 +65,7 @@ _TRIGGER = re.compile(r"\b(?:at the (?:sight|sound|news|thought|mention|memory) 
                       r"after|as soon as|upon (?:seeing|hearing))\s+(?P<what>[^,.;:!?\"”]{3,80})", re.IGNORECASE)
 _VERB_AFTER = re.compile(r"(?:['’]s)?\s+(?:was|had|is|has|did|could|would|felt|looked|said|knew|saw|took|came|went|"
                          r"sat|stood|ran|made|kept|found|thought|told|got|gave|[a-z]+ed)\b")
+_CAP_TOKEN = re.compile(r"\b[A-Z][A-Za-z]*")
 _SPEECH_AFTER = re.compile(r"\s+(?:" + _SPEECH + r")\b")
 _PRONOUNS = re.compile(r"\b(?:he|she|him|her|his|hers|himself|herself)\b", re.IGNORECASE)
 _CLAUSE_SPLIT = re.compile(r"[,;:—–]|\band\b")
@@ -242,8 +243,8 @@ class NameResolver:
         self.used: Counter[tuple[str, str]] = Counter()
         self.mentions: Counter[str] = Counter()
         forms = sorted(self.lookup, key=len, reverse=True)
-        self._pattern = (re.compile(r"\b(?:(?:" + _TITLE_RE + r")\.?\s+)?(" + "|".join(map(re.escape, forms))
-                                    + r")(?:['’]s)?\b") if forms else None)
+        self._pattern = (re.compile(r"\b(" + "|".join(map(re.escape, forms)) + r")(?:['’]s)?\b") if forms else None)
+        self._first_words = {_CAP_TOKEN.match(form).group(0) for form in forms if _CAP_TOKEN.match(form)}
 
     @classmethod
     def from_text(cls, text: str, known: tuple[KnownCharacter, ...] | list = ()) -> NameResolver:
@@ -291,7 +292,7 @@ class NameResolver:
 
     def mentioned(self, sentence: str, record: bool = True) -> list[str]:
         """The characters a sentence names (each once, in order); `record` counts them for `characters`."""
-        if self._pattern is None:
+        if self._pattern is None or self._first_words.isdisjoint(_CAP_TOKEN.findall(sentence)):
             return []
         found: list[str] = []
         for match in self._pattern.finditer(sentence):
@@ -497,8 +498,8 @@ def _emotions(sentences: list[str], mentions: list[list[str]], present: list[str
             last = names
         if not who:
             continue
-        words = [w.lower() for w in _WORD.findall(sentence)]
         lowered_raw = _WORD.findall(sentence)
+        words = [w.lower() for w in lowered_raw]
         boost = sum(0.12 for w in words if w in lx.INTENSIFIERS) + (0.1 if "!" in sentence else 0.0)
         soften = sum(0.15 for w in words if w in lx.SOFTENERS)
         for word, raw in zip(words, lowered_raw, strict=True):
