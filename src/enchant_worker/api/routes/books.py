@@ -46,6 +46,8 @@ from enchant_worker.text.errors import BookTooLarge, UnreadableBook
 from enchant_worker.text.ingest import decode, read_book, read_limited
 
 router = APIRouter(tags=["scene extraction"], responses=COMMON)
+SAME_AGAIN = {200: {"model": IngestReport, "description": "The same text again: nothing changed"}}
+SAME_CHAPTER = {200: {"model": ChapterStatus, "description": "The same text again: nothing changed"}}
 FEATURE = SCENE_EXTRACTION
 ENTITY_KINDS = ("story", "chapter", "scene", "character", "location", "branch", "custom_field", "template")
 
@@ -78,7 +80,7 @@ def custom_values(store: Store, story_id, entity_type: str, entity_id) -> list[d
 
 
 @router.post("/stories", response_model=IngestReport, status_code=status.HTTP_201_CREATED,
-             responses=responses(413))
+             responses={**SAME_AGAIN, **responses(413)})
 def create_story(body: StoryIngest, store: StoreDep, queue: QueueDep, principal: PrincipalDep,
                  settings: SettingsDep, response: Response, extract: bool = False, illustrate: bool = False,
                  analyzer: Annotated[str, Query(pattern=ANALYZER_PATTERN)] = "builtin") -> dict:
@@ -93,7 +95,7 @@ def create_story(body: StoryIngest, store: StoreDep, queue: QueueDep, principal:
 
 
 @router.post("/stories/upload", response_model=IngestReport, status_code=status.HTTP_201_CREATED,
-             responses=responses(413))
+             responses={**SAME_AGAIN, **responses(413)})
 def upload_story(file: Annotated[UploadFile, File(description="a .txt, .md or .epub file")], store: StoreDep,
                  queue: QueueDep, principal: PrincipalDep, settings: SettingsDep, response: Response,
                  title: Annotated[str | None, Form(max_length=500)] = None,
@@ -109,7 +111,8 @@ def upload_story(file: Annotated[UploadFile, File(description="a .txt, .md or .e
     return _finish(report, store, queue, principal, response, extract, illustrate, analyzer)
 
 
-@router.post("/stories/{story_id}/chapters", response_model=ChapterStatus, status_code=status.HTTP_201_CREATED)
+@router.post("/stories/{story_id}/chapters", response_model=ChapterStatus, status_code=status.HTTP_201_CREATED,
+             responses=SAME_CHAPTER)
 def add_chapter(story_id: uuid.UUID, body: ChapterIngest, store: StoreDep, principal: PrincipalDep,
                 response: Response) -> dict:
     """One chapter from text: after the last one, or as chapter `number` (its text replaced when it
@@ -126,7 +129,7 @@ def add_chapter(story_id: uuid.UUID, body: ChapterIngest, store: StoreDep, princ
 
 
 @router.post("/stories/{story_id}/chapters/upload", response_model=IngestReport, status_code=status.HTTP_201_CREATED,
-             responses=responses(413))
+             responses={**SAME_AGAIN, **responses(413)})
 def upload_chapters(story_id: uuid.UUID, file: Annotated[UploadFile, File()], store: StoreDep, queue: QueueDep,
                     principal: PrincipalDep, settings: SettingsDep, response: Response,
                     format: Annotated[str | None, Form(pattern=r"^(text|markdown|epub)$")] = None,
