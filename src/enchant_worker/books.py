@@ -101,6 +101,12 @@ def known_characters(conn, story_id: uuid.UUID) -> list[KnownCharacter]:
     return [KnownCharacter(r["name"], tuple(r["aliases"] or ())) for r in rows]
 
 
+def custom_fields_to_fill(conn, story_id: uuid.UUID) -> list[dict[str, Any]]:
+    """The story's custom fields an analyzer may fill ({"name", "type", "applies_to"})."""
+    rows = conn.execute(q("extraction_custom_fields"), {"story_id": story_id}).fetchall()
+    return [{"name": r["field_name"], "type": r["field_type"], "applies_to": list(r["applies_to"])} for r in rows]
+
+
 def apply_extraction(conn, chapter_id: uuid.UUID, analysis: ChapterAnalysis, *, job_id: uuid.UUID | None = None,
                      content_hash: str | None = None) -> dict[str, Any]:
     """Writes an analysis of a chapter in one transaction; returns what changed (and the new scenes' ids)."""
@@ -133,6 +139,7 @@ def apply_extraction(conn, chapter_id: uuid.UUID, analysis: ChapterAnalysis, *, 
                 scene_id = conn.execute(q("extraction_scene_insert"), {
                     **values, "chapter_id": chapter_id, "content": scene.text, "content_hash": text_hash}).fetchone()["id"]
                 _write_people(conn, scene_id, scene, character_ids)
+                _write_custom_values(conn, story_id, scene_id, scene)
                 changes["added"].append(_brief(scene_id, scene))
             else:
                 del unmatched[match["id"]]
@@ -144,6 +151,7 @@ def apply_extraction(conn, chapter_id: uuid.UUID, analysis: ChapterAnalysis, *, 
                 if rewrite:
                     conn.execute(q("extraction_scene_clear"), {"id": scene_id})
                     _write_people(conn, scene_id, scene, character_ids)
+                    _write_custom_values(conn, story_id, scene_id, scene)
                     changes["updated"].append(_brief(scene_id, scene))
                 elif match["analysis_hash"] != fingerprint:
                     changes["kept_edited"].append(_brief(scene_id, scene))
@@ -227,6 +235,17 @@ def _scene_values(scene: SceneAnalysis, analyzer: str, location_ids: dict, finge
             "analysis_hash": fingerprint, "revision": revision}
 
 
+def _write_custom_values(conn, story_id, scene_id, scene: SceneAnalysis) -> int:
+    """Scene custom field values the analyzer found, where the scene has none yet (a person's value stays)."""
+    values = scene.custom_values.get("scene") or {}
+    written = 0
+    for name, value in values.items():
+        row = conn.execute(q("extraction_custom_value_fill"), {
+            "story_id": story_id, "name": name, "entity_id": scene_id, "value": Jsonb(value)}).fetchone()
+        written += row is not None
+    return written
+
+
 def _write_people(conn, scene_id, scene: SceneAnalysis, character_ids: dict[str, uuid.UUID]) -> None:
     for name in scene.characters:
         if name in character_ids:
@@ -289,7 +308,8 @@ def _hash(text: str) -> str:
 
 def _fingerprint(scene: SceneAnalysis) -> str:
     data = {"title": scene.title, "summary": scene.summary, "tone": scene.emotional_tone, "location": scene.location,
-            "characters": scene.characters, "emotions": [asdict(e) for e in scene.emotions]}
+            "characters": scene.characters, "emotions": [asdict(e) for e in scene.emotions],
+            "custom": scene.custom_values}
     return _hash(json.dumps(data, sort_keys=True, ensure_ascii=False))
 
 

@@ -41,5 +41,5 @@ def test_bad_files_are_refused_with_the_reason(cli_env, tmp_path):
     small = dict(cli_env, ENCHANT_INGEST_MAX_BYTES="1024")
     out = cli(small, "ingest", str(SAMPLE))
     assert out.returncode == 2 and "the ingest limit is 1,024 bytes (ENCHANT_INGEST_MAX_BYTES)" in out.stderr
-    out = cli(cli_env, "ingest", str(SAMPLE), "--extract", "--analyzer", "llm")
-    assert out.returncode == 2 and "llm analyzer is not available" in out.stderr
+    out = cli(cli_env, "ingest", str(SAMPLE), "--extract", "--analyzer", "gpt9")
+    assert out.returncode == 2 and "unknown text analyzer; available: builtin, llm" in out.stderr

@@ -89,6 +89,8 @@ class ChapterPublic(BaseModel):
 
 class ExtractRequest(_In):
     analyzer: str = ANALYZER
+    text_model: str | None = Field(default=None, min_length=1, max_length=200,
+                                   description='the llm analyzer\'s model (configs/models.toml, kind = "text")')
     illustrate: bool = False
     steps: int | None = Field(default=None, ge=1, le=150)
 

@@ -28,7 +28,8 @@ def register(commands) -> None:
     p.add_argument("--user", metavar="EMAIL", help="the story's owner (created if new; default: none)")
     p.add_argument("--extract", action="store_true", help="queue scene extraction for each chapter")
     p.add_argument("--illustrate", action="store_true", help="also illustrate each new scene (implies --extract)")
-    p.add_argument("--analyzer", default="builtin", help="text analyzer for --extract (default builtin)")
+    p.add_argument("--analyzer", default="builtin", help="text analyzer for --extract: builtin (default) or llm")
+    p.add_argument("--text-model", help="the llm analyzer's model (configs/models.toml, kind = \"text\")")
     p.add_argument("--steps", type=int, help="denoising steps of the illustrations")
     p.add_argument("--wait", action=argparse.BooleanOptionalAction, default=None,
                    help="wait for the jobs and print the scenes and images (default: in a terminal)")
@@ -41,7 +42,8 @@ def register(commands) -> None:
     what = e.add_mutually_exclusive_group(required=True)
     what.add_argument("--chapter", type=uuid_arg, metavar="ID")
     what.add_argument("--story", type=uuid_arg, metavar="ID")
-    e.add_argument("--analyzer", default="builtin")
+    e.add_argument("--analyzer", default="builtin", help="builtin (default) or llm")
+    e.add_argument("--text-model", help="the llm analyzer's model (configs/models.toml, kind = \"text\")")
     e.add_argument("--illustrate", action="store_true", help="illustrate each new scene")
     e.add_argument("--steps", type=int, help="denoising steps of the illustrations")
     e.add_argument("--wait", action=argparse.BooleanOptionalAction, default=None)
@@ -127,8 +129,16 @@ def cmd_scenes(args) -> int:
 def _validate(args) -> None:
     from enchant_worker.handlers.extract_scenes import HANDLER
 
-    HANDLER.validate({"chapter_id": str(uuid.uuid4()), "analyzer": args.analyzer, "illustrate": args.illustrate,
-                      **({"steps": args.steps} if args.steps is not None else {})})
+    HANDLER.validate({"chapter_id": str(uuid.uuid4()), **_metadata(args)})
+
+
+def _metadata(args) -> dict:
+    metadata = {"analyzer": args.analyzer, "illustrate": bool(args.illustrate)}
+    if args.steps is not None:
+        metadata["steps"] = args.steps
+    if args.text_model:
+        metadata["text_model"] = args.text_model
+    return metadata
 
 
 def _user(conn, email: str | None) -> uuid.UUID | None:
@@ -156,9 +166,7 @@ def _extract(db, settings, chapter_ids: list, args, user_id) -> int:
     from enchant_worker.domain.jobs import NewJob
     from enchant_worker.queue import JobQueue
 
-    metadata = {"analyzer": args.analyzer, "illustrate": bool(args.illustrate)}
-    if args.steps is not None:
-        metadata["steps"] = args.steps
+    metadata = _metadata(args)
     queue = JobQueue(db.open())
     jobs = queue.enqueue_many([NewJob("extract_scenes", {"chapter_id": str(c), **metadata}, entity_type="chapter",
                                       entity_id=c, user_id=user_id) for c in chapter_ids])

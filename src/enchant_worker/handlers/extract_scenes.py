@@ -28,11 +28,16 @@ ILLUSTRATE_JOB_TYPE = "generate_image"
 def run(ctx: JobContext) -> dict[str, Any]:
     from enchant_worker import books
     from enchant_worker.queue import JobQueue
-    from enchant_worker.text.registry import default_analyzers
+    from enchant_worker.text.registry import LLM_ANALYZER, default_analyzers
 
     spec: ExtractScenesSpec = ctx.spec
     try:
-        analyzer = default_analyzers().get(spec.analyzer)
+        if spec.analyzer == LLM_ANALYZER:
+            from enchant_worker.text.llm import llm_analyzer
+
+            analyzer = llm_analyzer(ctx.settings, spec.text_model)
+        else:
+            analyzer = default_analyzers().get(spec.analyzer)
     except AnalyzerUnavailable as exc:
         raise InvalidJob(str(exc)) from None
     with ctx.connect() as conn:
@@ -41,10 +46,12 @@ def run(ctx: JobContext) -> dict[str, Any]:
         if chapter is None:
             raise InvalidJob(f"chapter_id: no chapter has id {spec.chapter_id}")
         known = books.known_characters(conn, chapter["story_id"])
+        fields = books.custom_fields_to_fill(conn, chapter["story_id"])
         ctx.progress(10, step="analysing", analyzer=analyzer.name)
         ctx.raise_if_cancelled()
         # 2. Analyse
-        analysis = analyzer.analyze_chapter(chapter["content"] or "", ProcessingOptions(known_characters=known))
+        analysis = analyzer.analyze_chapter(chapter["content"] or "",
+                                            ProcessingOptions(known_characters=known, custom_fields=fields))
         ctx.progress(60, step="storing", scenes=len(analysis.scenes))
         ctx.raise_if_cancelled()
         # 3. Store

@@ -183,3 +183,15 @@ JOIN chapters ch ON ch.id = s.chapter_id
 LEFT JOIN locations l ON l.id = s.location_id
 WHERE ch.story_id = %(story_id)s AND s.retired_at IS NULL
 ORDER BY ch.chapter_number, s.scene_number
+
+-- extraction_custom_fields --
+-- The story's custom fields an analyzer may fill.
+SELECT field_name, field_type, applies_to FROM custom_fields WHERE story_id = %(story_id)s ORDER BY created_at, id
+
+-- extraction_custom_value_fill --
+-- A scene's value of a custom field (by name) found by the analyzer; nothing when the scene has one already.
+INSERT INTO custom_field_values (custom_field_id, entity_type, entity_id, field_value)
+SELECT f.id, 'scene', %(entity_id)s, %(value)s FROM custom_fields f
+WHERE f.story_id = %(story_id)s AND f.field_name = %(name)s AND 'scenes' = ANY(f.applies_to)
+ON CONFLICT (custom_field_id, entity_type, entity_id) DO NOTHING
+RETURNING id

@@ -18,9 +18,9 @@ torch are imported only here, lazily.
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,55 +29,20 @@ from enchant_worker.text import lexicon as lx
 from enchant_worker.text.analysis import ChapterAnalysis, EmotionReading, ProcessingOptions, SceneAnalysis
 from enchant_worker.text.builtin import BuiltinAnalyzer
 from enchant_worker.text.errors import AnalyzerUnavailable
-from enchant_worker.text.tiny_lm import TINY_TEXT_NAME, build_tiny_text_model
+from enchant_worker.text.models import TextModelSpec, check_text_model
+from enchant_worker.text.tiny_lm import build_tiny_text_model
 
 NAME = "llm"
 MAX_NEW_TOKENS = 700
+MAX_WHITESPACE = 1  # consecutive whitespace characters the JSON may hold (a weak model pads with them)
 SUMMARY_MAX_CHARS = 160
 TEXT_VALUE_MAX_CHARS = 60
 MAX_CHARACTERS = 8
 PROMPT_RESERVE_TOKENS = 200  # instructions and the schema's description around the scene text
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 INTENSITY = {"low": 0.25, "medium": 0.55, "high": 0.85}
 SYSTEM = ("You read a scene of a novel and answer with JSON only: a one-sentence visual summary, the "
           "scene's emotional tone, and for each character present their dominant emotion and its intensity.")
-
-
-@dataclass(frozen=True)
-class TextModelSpec:
-    name: str
-    path: Path
-    builtin: bool = False
-
-
-def text_models(models_dir: Path, config_file: Path | None) -> dict[str, TextModelSpec]:
-    """The text models of configs/models.toml (`kind = "text"`) and the built-in tiny one."""
-    models = {TINY_TEXT_NAME: TextModelSpec(TINY_TEXT_NAME, Path(models_dir) / TINY_TEXT_NAME, True)}
-    if config_file is not None and Path(config_file).is_file():
-        with open(config_file, "rb") as f:
-            data = tomllib.load(f)
-        for name, entry in (data.get("models") or {}).items():
-            if entry.get("kind") == "text":
-                path = Path(entry["path"]).expanduser()
-                models[name] = TextModelSpec(name, path if path.is_absolute() else Path(models_dir) / path)
-    return models
-
-
-def check_text_model(spec: TextModelSpec) -> None:
-    """A clear error unless `spec` is a causal LM folder (read from its config.json: no torch needed)."""
-    if spec.builtin and not spec.path.exists():
-        return  # built on first use
-    config = spec.path / "config.json"
-    if not config.is_file():
-        raise AnalyzerUnavailable(f"text model {spec.name!r}: no transformers model at {spec.path} (config.json "
-                                  "missing); place the model folder there or fix its path in configs/models.toml")
-    try:
-        architectures = json.loads(config.read_text()).get("architectures") or []
-    except (OSError, ValueError) as exc:
-        raise AnalyzerUnavailable(f"text model {spec.name!r}: {config} is unreadable ({exc})") from None
-    if not any(a.endswith(("ForCausalLM", "LMHeadModel", "ForConditionalGeneration")) for a in architectures):
-        raise AnalyzerUnavailable(f"text model {spec.name!r} at {spec.path} is not a causal language model "
-                                  f"(architectures: {', '.join(architectures) or 'none'}); the llm analyzer "
-                                  "needs one (e.g. *ForCausalLM)")
 
 
 @dataclass
@@ -175,14 +140,15 @@ class LlmAnalyzer:
 
     def _generate(self, loaded: _Loaded, text: str, schema: dict) -> dict | None:
         import torch
-        from lmformatenforcer import JsonSchemaParser
+        from lmformatenforcer import CharacterLevelParserConfig, JsonSchemaParser
         from lmformatenforcer.tokenenforcer import TokenEnforcer
 
         messages = [{"role": "system", "content": SYSTEM},
                     {"role": "user", "content": f"JSON schema: {json.dumps(schema)}\n\nScene:\n{text}"}]
         prompt = loaded.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         inputs = loaded.tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(loaded.device)
-        enforcer = TokenEnforcer(loaded.tokenizer_data, JsonSchemaParser(schema))
+        config = CharacterLevelParserConfig(max_consecutive_whitespaces=MAX_WHITESPACE, force_json_field_order=True)
+        enforcer = TokenEnforcer(loaded.tokenizer_data, JsonSchemaParser(schema, config=config))
 
         def allowed(batch_id: int, sequence) -> list[int]:
             return enforcer.get_allowed_tokens(sequence.tolist()).allowed_tokens
@@ -196,7 +162,8 @@ class LlmAnalyzer:
         self.stats.tokens += int(new.shape[0])
         self.stats.outputs += 1
         try:
-            answer = json.loads(loaded.tokenizer.decode(new, skip_special_tokens=True))
+            # strict=False: control characters inside strings are legal output of the grammar; cleaned below
+            answer = _clean(json.loads(loaded.tokenizer.decode(new, skip_special_tokens=True), strict=False))
         except ValueError:
             return None
         if not isinstance(answer, dict):
@@ -217,12 +184,25 @@ def enforcer_tokenizer_data(tokenizer):
         if token in special:
             continue
         after_zero = tokenizer.decode([zero, token])[1:]  # keeps a leading space a lone decode drops
+        if "\ufffd" in after_zero:
+            continue  # a piece of a multi-byte character: adds no character the parser can count
         regular.append((token, after_zero, len(after_zero) > len(tokenizer.decode([token]))))
 
     def decode(tokens: list[int]) -> str:
         return tokenizer.decode(tokens).rstrip("\ufffd")
 
     return TokenEnforcerTokenizerData(regular, decode, tokenizer.eos_token_id, False, len(tokenizer))
+
+
+def _clean(value: Any) -> Any:
+    """Strings without control characters and with single spaces, recursively."""
+    if isinstance(value, str):
+        return " ".join(_CONTROL.sub(" ", value).split())
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    return value
 
 
 def scene_schema(characters: list[str], custom_fields=()) -> dict[str, Any]:
@@ -304,3 +284,16 @@ def _chunks(tokenizer, text: str, budget_tokens: int) -> list[str]:
         ids = tokenizer(piece, add_special_tokens=False)["input_ids"]
         out += [tokenizer.decode(ids[i:i + budget_tokens]) for i in range(0, len(ids), budget_tokens)]
     return out
+
+
+_analyzers: dict[str, LlmAnalyzer] = {}
+
+
+def llm_analyzer(settings, text_model: str | None) -> LlmAnalyzer:
+    """The llm analyzer for a text model, one per model and process (the model stays resident)."""
+    from enchant_worker.text.models import resolve_text_model
+
+    spec = resolve_text_model(Path(settings.models_dir), Path(settings.models_config), text_model)
+    if spec.name not in _analyzers:
+        _analyzers[spec.name] = LlmAnalyzer(spec, device=getattr(settings, "device", "auto"))
+    return _analyzers[spec.name]

@@ -13,8 +13,7 @@ log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "enchant_worker.text_providers"
 DEFAULT_ANALYZER = "builtin"
-# Analyzers the project ships but does not offer yet (named so that asking for them gets a clear answer).
-NOT_AVAILABLE = {"llm": "the llm analyzer is not available in this version; use 'builtin'"}
+LLM_ANALYZER = "llm"  # built per text model by `llm_analyzer` (it needs the settings)
 
 
 class AnalyzerRegistry:
@@ -34,8 +33,8 @@ class AnalyzerRegistry:
         name = name or DEFAULT_ANALYZER
         if name in self._analyzers:
             return self._analyzers[name]
-        if name in NOT_AVAILABLE:
-            raise AnalyzerUnavailable(f"analyzer: {NOT_AVAILABLE[name]}")
+        if name == LLM_ANALYZER:
+            raise AnalyzerUnavailable("analyzer: the llm analyzer needs a text model: use text.llm.llm_analyzer")
         raise AnalyzerUnavailable(f"analyzer: unknown text analyzer {name!r}; available: {', '.join(self.names)}")
 
     def load_entry_points(self) -> None:
@@ -66,7 +65,8 @@ def default_analyzers(*, plugins: bool = True) -> AnalyzerRegistry:
 
 def known_analyzer_names() -> list[str]:
     """Names a job may ask for without loading any plugin code (validation at enqueue)."""
-    names = {DEFAULT_ANALYZER}
+    names = {DEFAULT_ANALYZER, LLM_ANALYZER}
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         names.add(ep.name)
     return sorted(names)
+

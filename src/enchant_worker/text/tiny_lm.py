@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-TINY_TEXT_NAME = "tiny-text"
+from enchant_worker.text.models import TINY_TEXT_NAME  # noqa: F401  (the name it is known by)
+
 VOCAB_SIZE = 400
 HIDDEN = 48
 LAYERS = 2

@@ -87,8 +87,11 @@ def test_extract_and_read_scenes(client, alice, bob, extracted):
     chapter = extracted["chapters"][2]["id"]
     assert client.post(f"/v1/chapters/{chapter}/extract-scenes", headers=bob.headers, json={}).status_code == 403
     assert client.post(f"/v1/chapters/{MISSING}/extract-scenes", headers=alice.headers, json={}).status_code == 404
-    r = client.post(f"/v1/chapters/{chapter}/extract-scenes", headers=alice.headers, json={"analyzer": "llm"})
-    assert r.status_code == 422 and "llm analyzer is not available" in r.text
+    r = client.post(f"/v1/chapters/{chapter}/extract-scenes", headers=alice.headers,
+                    json={"analyzer": "llm", "text_model": "nope"})
+    assert r.status_code == 422 and "unknown text model 'nope'" in r.text
+    r = client.post(f"/v1/chapters/{chapter}/extract-scenes", headers=alice.headers, json={"analyzer": "gpt9"})
+    assert r.status_code == 422 and "unknown text analyzer" in r.text
     info = client.get(f"/v1/chapters/{chapter}", headers=alice.headers).json()
     assert info["extraction"]["revision"] == 1 and info["content"].startswith("That afternoon")
     assert client.get(f"/v1/chapters/{chapter}", headers=bob.headers).status_code == 403

@@ -128,7 +128,7 @@ def test_bad_input_fails_the_job_at_once_and_the_worker_goes_on(db, conn, settin
     bad = [queue.enqueue(NewJob("extract_scenes", m)) for m in (
         {"chapter_id": "00000000-0000-0000-0000-000000000000"},
         {"chapter_id": "not-a-uuid"},
-        {"chapter_id": str(story["chapters"][0]["id"]), "analyzer": "llm"},
+        {"chapter_id": str(story["chapters"][0]["id"]), "analyzer": "llm", "text_model": "nope"},
         {"chapter_id": str(story["chapters"][0]["id"]), "colour": "red"},
     )]
     good = queue.enqueue(NewJob("extract_scenes", {"chapter_id": str(story["chapters"][0]["id"])}))
@@ -138,7 +138,7 @@ def test_bad_input_fails_the_job_at_once_and_the_worker_goes_on(db, conn, settin
     messages = [j.error_message for j in failed]
     assert "no chapter has id" in messages[0]
     assert "chapter_id: must be a valid UUID" in messages[1]
-    assert "llm analyzer is not available" in messages[2]
+    assert "unknown text model 'nope'" in messages[2]
     assert "colour: unknown field" in messages[3]
     assert queue.get(good).status == "completed" and count(conn, "scenes") == scenes_before + 2
 

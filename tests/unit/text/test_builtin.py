@@ -104,7 +104,7 @@ def test_registry_names_and_clear_errors():
     assert registry.get(None).name == "builtin"
     with pytest.raises(AnalyzerUnavailable, match="unknown text analyzer 'gpt9'; available: builtin"):
         registry.get("gpt9")
-    with pytest.raises(AnalyzerUnavailable, match="llm analyzer is not available"):
+    with pytest.raises(AnalyzerUnavailable, match="llm analyzer needs a text model"):
         registry.get("llm")
     with pytest.raises(TypeError):
         AnalyzerRegistry().register(object())

@@ -212,6 +212,8 @@ def extract_scenes(chapter_id: uuid.UUID, body: ExtractRequest, store: StoreDep,
     metadata = {"chapter_id": str(chapter_id), "analyzer": body.analyzer, "illustrate": body.illustrate}
     if body.steps is not None:
         metadata["steps"] = body.steps
+    if body.text_model is not None:
+        metadata["text_model"] = body.text_model
     _validate_extract(metadata)
     job_id = queue.enqueue(NewJob("extract_scenes", metadata, entity_type="chapter", entity_id=chapter_id,
                                   user_id=principal.user_id))
