@@ -141,6 +141,15 @@ class CharacterPublic(BaseModel):
     custom_fields: list[CustomValue] = []
 
 
+class LocationPublic(BaseModel):
+    id: uuid.UUID
+    story_id: uuid.UUID
+    name: str
+    description: str | None = None
+    scene_count: int = 0
+    custom_fields: list[CustomValue] = []
+
+
 class CharacterUpdate(_In):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     aliases: list[str] | None = Field(default=None, max_length=100)

@@ -227,3 +227,9 @@ ON CONFLICT (entity_type, entity_id, metadata_key) DO UPDATE SET metadata_value 
 -- Remove one metadata key of an entity.
 DELETE FROM entity_metadata WHERE entity_type = %(entity_type)s AND entity_id = %(entity_id)s
   AND metadata_key = %(key)s RETURNING id
+
+-- sa_locations --
+-- A story's locations with how many current scenes take place there.
+SELECT l.id, l.story_id, l.name, l.description,
+       (SELECT count(*) FROM scenes s WHERE s.location_id = l.id AND s.retired_at IS NULL) AS scene_count
+FROM locations l WHERE l.story_id = %(story_id)s ORDER BY l.name, l.id

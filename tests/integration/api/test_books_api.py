@@ -259,3 +259,18 @@ def test_story_upload_with_extract_queues_jobs(client, alice):
     job = client.get(f"/v1/jobs/{r.json()['jobs'][0]}", headers=alice.headers).json()
     assert job["job_type"] == "extract_scenes" and job["entity_type"] == "chapter"
     assert str(uuid.UUID(job["metadata"]["chapter_id"])) == r.json()["chapters"][0]["id"]
+
+
+def test_locations_and_global_templates(client, alice, bob, admin, extracted):
+    sid = extracted["story_id"]
+    places = {p["name"]: p for p in client.get(f"/v1/stories/{sid}/locations", headers=alice.headers).json()}
+    assert {"Marrow Point", "the harbour", "the lighthouse"} <= set(places)
+    assert client.get(f"/v1/stories/{sid}/locations", headers=bob.headers).status_code == 403
+    body = {"entity_type": "scene", "template_name": "any", "template_schema": {"type": "object"}}
+    assert client.post("/v1/templates", headers=alice.headers, json=body).status_code == 403
+    r = client.post("/v1/templates", headers=admin.headers, json=body)
+    assert r.status_code == 201 and r.json()["story_id"] is None
+    listed = client.get(f"/v1/stories/{sid}/templates", headers=alice.headers).json()
+    assert [t["template_name"] for t in listed] == ["any"]  # global templates apply to every story
+    assert client.delete(f"/v1/templates/{r.json()['id']}", headers=alice.headers).status_code == 403
+    assert client.delete(f"/v1/templates/{r.json()['id']}", headers=admin.headers).status_code == 204

@@ -22,6 +22,7 @@ from enchant_worker.api.book_schemas import (
     ExtractAccepted,
     ExtractRequest,
     IngestReport,
+    LocationPublic,
     ScenePublic,
     StoryIngest,
 )
@@ -263,6 +264,16 @@ def list_characters(story_id: uuid.UUID, store: StoreDep, principal: PrincipalDe
     rows = store.conn.execute(q("sa_characters"), {"story_id": story_id}).fetchall()
     for row in rows:
         row["custom_fields"] = custom_values(store, story_id, "character", row["id"])
+    return rows
+
+
+@router.get("/stories/{story_id}/locations", response_model=list[LocationPublic])
+def list_locations(story_id: uuid.UUID, store: StoreDep, principal: PrincipalDep) -> list[dict]:
+    """The story's locations with how many current scenes take place there, and custom field values."""
+    require(store, principal, "story", story_id, READ)
+    rows = store.conn.execute(q("sa_locations"), {"story_id": story_id}).fetchall()
+    for row in rows:
+        row["custom_fields"] = custom_values(store, story_id, "location", row["id"])
     return rows
 
 

@@ -305,6 +305,17 @@ def create_template(story_id: uuid.UUID, body: TemplateCreate, store: StoreDep, 
         "template_schema": Jsonb(body.template_schema)}).fetchone()
 
 
+@router.post("/templates", response_model=TemplatePublic, status_code=status.HTTP_201_CREATED)
+def create_global_template(body: TemplateCreate, store: StoreDep, principal: PrincipalDep) -> dict:
+    """A template every story's entities of that type must match (admin keys only)."""
+    if not principal.is_admin:
+        raise Forbidden("only an admin key may create a global template; use /stories/{id}/templates")
+    _check_schema(body.template_schema)
+    return store.conn.execute(q("sa_template_create"), {
+        "story_id": None, "entity_type": body.entity_type, "template_name": body.template_name,
+        "template_schema": Jsonb(body.template_schema)}).fetchone()
+
+
 @router.delete("/templates/{template_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
 def delete_template(template_id: uuid.UUID, store: StoreDep, principal: PrincipalDep) -> Response:
     """Delete a story's template (write rights) or a global one (admin keys)."""
