@@ -45,7 +45,7 @@ _TIME_SHIFT = re.compile(r"^[\"'“‘(]*(?:" + "|".join(lx.TIME_SHIFT_OPENINGS)
 _SENTENCE_END = re.compile(r"(?<=[.!?…])[\"'”’)\]]*\s+(?=[\"'“‘(\[]?[A-Z0-9])|\n+")
 _TITLE_RE = "|".join(lx.TITLES)
 _CAP_WORD = r"[A-Z][a-z]+(?:['’-][A-Za-z]+)?"
-_NAME_RUN = re.compile(rf"\b(?:(?P<title>{_TITLE_RE})\.?\s+)?(?P<name>{_CAP_WORD}(?:\s+{_CAP_WORD}){{0,2}})")
+_NAME_RUN = re.compile(rf"\b(?=[A-Z])(?:(?P<title>{_TITLE_RE})\.?\s+)?(?P<name>{_CAP_WORD}(?:\s+{_CAP_WORD}){{0,2}})")
 _WORD = re.compile(r"[A-Za-z][A-Za-z'’-]*")
 _SPEECH = "|".join(lx.SPEECH_VERBS)
 _ATTRIBUTION = re.compile(rf"(?:\b(?:{_SPEECH})\s+(?P<after>{_CAP_WORD}(?:\s+{_CAP_WORD})?)\b)|"
@@ -67,6 +67,7 @@ _VERB_AFTER = re.compile(r"(?:['’]s)?\s+(?:was|had|is|has|did|could|would|felt
                          r"sat|stood|ran|made|kept|found|thought|told|got|gave|[a-z]+ed)\b")
 _CAP_TOKEN = re.compile(r"\b[A-Z][A-Za-z]*")
 _SPEECH_AFTER = re.compile(r"\s+(?:" + _SPEECH + r")\b")
+_NOTE_WORDS = lx.FACE_WORDS | lx.BODY_WORDS
 _PRONOUNS = re.compile(r"\b(?:he|she|him|her|his|hers|himself|herself)\b", re.IGNORECASE)
 _CLAUSE_SPLIT = re.compile(r"[,;:—–]|\band\b")
 
@@ -500,6 +501,9 @@ def _emotions(sentences: list[str], mentions: list[list[str]], present: list[str
             continue
         lowered_raw = _WORD.findall(sentence)
         words = [w.lower() for w in lowered_raw]
+        wordset = set(words)
+        if wordset.isdisjoint(lx.CUE_EMOTION) and wordset.isdisjoint(_NOTE_WORDS):
+            continue
         boost = sum(0.12 for w in words if w in lx.INTENSIFIERS) + (0.1 if "!" in sentence else 0.0)
         soften = sum(0.15 for w in words if w in lx.SOFTENERS)
         for word, raw in zip(words, lowered_raw, strict=True):
@@ -512,9 +516,9 @@ def _emotions(sentences: list[str], mentions: list[list[str]], present: list[str
                 if weight > strongest.get(name, (0.0, ""))[0]:
                     strongest[name] = (weight, sentence)
         for name in who[:1]:
-            if name not in face and set(words) & lx.FACE_WORDS:
+            if name not in face and wordset & lx.FACE_WORDS:
                 face[name] = _clause(sentence, lx.FACE_WORDS)
-            if name not in body and set(words) & lx.BODY_WORDS:
+            if name not in body and wordset & lx.BODY_WORDS:
                 body[name] = _clause(sentence, lx.BODY_WORDS)
     readings = []
     for name in present:
