@@ -130,6 +130,13 @@ class ScenePublic(BaseModel):
     custom_fields: list[CustomValue] = []
 
 
+class SceneUpdate(_In):
+    title: str | None = Field(default=None, min_length=1, max_length=500)
+    summary: str | None = Field(default=None, max_length=5000)
+    emotional_tone: str | None = Field(default=None, max_length=100)
+    comment: str | None = Field(default=None, max_length=2000)
+
+
 class CharacterPublic(BaseModel):
     id: uuid.UUID
     story_id: uuid.UUID

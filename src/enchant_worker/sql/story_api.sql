@@ -233,3 +233,11 @@ DELETE FROM entity_metadata WHERE entity_type = %(entity_type)s AND entity_id = 
 SELECT l.id, l.story_id, l.name, l.description,
        (SELECT count(*) FROM scenes s WHERE s.location_id = l.id AND s.retired_at IS NULL) AS scene_count
 FROM locations l WHERE l.story_id = %(story_id)s ORDER BY l.name, l.id
+
+-- sa_scene_update --
+-- A person's correction of a scene (each field only when given).
+UPDATE scenes SET title = CASE WHEN %(set_title)s THEN %(title)s ELSE title END,
+    summary = CASE WHEN %(set_summary)s THEN %(summary)s ELSE summary END,
+    emotional_tone = CASE WHEN %(set_emotional_tone)s THEN %(emotional_tone)s ELSE emotional_tone END,
+    updated_at = NOW()
+WHERE id = %(id)s

@@ -274,3 +274,24 @@ def test_locations_and_global_templates(client, alice, bob, admin, extracted):
     assert [t["template_name"] for t in listed] == ["any"]  # global templates apply to every story
     assert client.delete(f"/v1/templates/{r.json()['id']}", headers=alice.headers).status_code == 403
     assert client.delete(f"/v1/templates/{r.json()['id']}", headers=admin.headers).status_code == 204
+
+
+def test_an_edited_scene_survives_re_extraction(client, alice, bob, extracted, db, settings):
+    chapter = extracted["chapters"][0]["id"]
+    scene = client.get(f"/v1/chapters/{chapter}/scenes", headers=alice.headers).json()[0]
+    assert client.patch(f"/v1/scenes/{scene['id']}", headers=bob.headers, json={"title": "x"}).status_code == 403
+    r = client.patch(f"/v1/scenes/{scene['id']}", headers=alice.headers,
+                     json={"title": "The lamp fails", "comment": "better title"})
+    assert r.status_code == 200 and r.json()["title"] == "The lamp fails"
+    # the chapter is replaced by text without that scene: the edited scene is retired, not deleted
+    sid = extracted["story_id"]
+    client.post(f"/v1/stories/{sid}/chapters", headers=alice.headers,
+                json={"text": "Tobin ran home through the rain, laughing.", "number": 1})
+    job = client.post(f"/v1/chapters/{chapter}/extract-scenes", headers=alice.headers, json={}).json()["job_id"]
+    workers = WorkerThreads(db, settings)
+    _, thread = workers.start(types=["extract_scenes"], burst=True)
+    thread.join(60)
+    result = client.get(f"/v1/jobs/{job}", headers=alice.headers).json()["result"]
+    assert {"id": scene["id"], "number": 1, "because": "edits"} in result["retired"]
+    kept = client.get(f"/v1/scenes/{scene['id']}", headers=alice.headers).json()
+    assert kept["title"] == "The lamp fails" and kept["retired_at"] is not None

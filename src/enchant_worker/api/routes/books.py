@@ -24,6 +24,7 @@ from enchant_worker.api.book_schemas import (
     IngestReport,
     LocationPublic,
     ScenePublic,
+    SceneUpdate,
     StoryIngest,
 )
 from enchant_worker.api.deps import PrincipalDep, QueueDep, SettingsDep, StoreDep
@@ -240,6 +241,24 @@ def list_scenes(chapter_id: uuid.UUID, store: StoreDep, principal: PrincipalDep,
 def get_scene(scene_id: uuid.UUID, store: StoreDep, principal: PrincipalDep) -> dict:
     """One scene with its characters, their emotions and transitions, its location and custom fields."""
     story_id = require(store, principal, "scene", scene_id, READ)
+    row = store.conn.execute(q("sa_scenes"), {"scene_id": scene_id, "chapter_id": None, "retired": True}).fetchone()
+    row["custom_fields"] = custom_values(store, story_id, "scene", scene_id)
+    return row
+
+
+@router.patch("/scenes/{scene_id}", response_model=ScenePublic)
+def update_scene(scene_id: uuid.UUID, body: SceneUpdate, store: StoreDep, principal: PrincipalDep) -> dict:
+    """Correct a scene's title, summary or tone (write rights). Recorded in edit_history: a later
+    extraction keeps an edited scene as it is, and never deletes it."""
+    story_id = require(store, principal, "scene", scene_id, WRITE)
+    changes = body.model_dump(exclude_unset=True)
+    comment = changes.pop("comment", None)
+    with store.transaction():
+        store.conn.execute(q("sa_scene_update"), {
+            "id": scene_id, **{f"set_{k}": k in changes for k in ("title", "summary", "emotional_tone")},
+            **{k: changes.get(k) for k in ("title", "summary", "emotional_tone")}})
+        store.add_edit_history(entity_type="scene", entity_id=scene_id, user_id=principal.user_id,
+                               action_type="update", changes=changes, comment=comment)
     row = store.conn.execute(q("sa_scenes"), {"scene_id": scene_id, "chapter_id": None, "retired": True}).fetchone()
     row["custom_fields"] = custom_values(store, story_id, "scene", scene_id)
     return row
