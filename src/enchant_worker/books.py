@@ -139,7 +139,7 @@ def apply_extraction(conn, chapter_id: uuid.UUID, analysis: ChapterAnalysis, *, 
                 scene_id = conn.execute(q("extraction_scene_insert"), {
                     **values, "chapter_id": chapter_id, "content": scene.text, "content_hash": text_hash}).fetchone()["id"]
                 _write_people(conn, scene_id, scene, character_ids)
-                _write_custom_values(conn, story_id, scene_id, scene)
+                _write_custom_values(conn, story_id, scene_id, scene, character_ids)
                 changes["added"].append(_brief(scene_id, scene))
             else:
                 del unmatched[match["id"]]
@@ -151,7 +151,7 @@ def apply_extraction(conn, chapter_id: uuid.UUID, analysis: ChapterAnalysis, *, 
                 if rewrite:
                     conn.execute(q("extraction_scene_clear"), {"id": scene_id})
                     _write_people(conn, scene_id, scene, character_ids)
-                    _write_custom_values(conn, story_id, scene_id, scene)
+                    _write_custom_values(conn, story_id, scene_id, scene, character_ids)
                     changes["updated"].append(_brief(scene_id, scene))
                 elif match["analysis_hash"] != fingerprint:
                     changes["kept_edited"].append(_brief(scene_id, scene))
@@ -235,14 +235,21 @@ def _scene_values(scene: SceneAnalysis, analyzer: str, location_ids: dict, finge
             "analysis_hash": fingerprint, "revision": revision}
 
 
-def _write_custom_values(conn, story_id, scene_id, scene: SceneAnalysis) -> int:
-    """Scene custom field values the analyzer found, where the scene has none yet (a person's value stays)."""
-    values = scene.custom_values.get("scene") or {}
+def _write_custom_values(conn, story_id, scene_id, scene: SceneAnalysis,
+                         character_ids: dict[str, uuid.UUID]) -> int:
+    """Custom field values the analyzer found for the scene and its characters, where the entity has
+    none yet (a person's value, or an earlier scene's reading of a character, stays)."""
+    targets = [("scene", scene_id, scene.custom_values.get("scene") or {})]
+    for name, values in (scene.custom_values.get("characters") or {}).items():
+        if name in character_ids and isinstance(values, dict):
+            targets.append(("character", character_ids[name], values))
     written = 0
-    for name, value in values.items():
-        row = conn.execute(q("extraction_custom_value_fill"), {
-            "story_id": story_id, "name": name, "entity_id": scene_id, "value": Jsonb(value)}).fetchone()
-        written += row is not None
+    for entity_type, entity_id, values in targets:
+        for field_name, value in values.items():
+            row = conn.execute(q("extraction_custom_value_fill"), {
+                "story_id": story_id, "name": field_name, "entity_type": entity_type, "entity_id": entity_id,
+                "value": Jsonb(value)}).fetchone()
+            written += row is not None
     return written
 
 

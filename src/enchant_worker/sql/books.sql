@@ -189,9 +189,10 @@ ORDER BY ch.chapter_number, s.scene_number
 SELECT field_name, field_type, applies_to FROM custom_fields WHERE story_id = %(story_id)s ORDER BY created_at, id
 
 -- extraction_custom_value_fill --
--- A scene's value of a custom field (by name) found by the analyzer; nothing when the scene has one already.
+-- A scene's or character's value of a custom field (by name) found by the analyzer; nothing when the
+-- entity has one already.
 INSERT INTO custom_field_values (custom_field_id, entity_type, entity_id, field_value)
-SELECT f.id, 'scene', %(entity_id)s, %(value)s FROM custom_fields f
-WHERE f.story_id = %(story_id)s AND f.field_name = %(name)s AND 'scenes' = ANY(f.applies_to)
+SELECT f.id, %(entity_type)s, %(entity_id)s, %(value)s FROM custom_fields f
+WHERE f.story_id = %(story_id)s AND f.field_name = %(name)s AND (%(entity_type)s || 's') = ANY(f.applies_to)
 ON CONFLICT (custom_field_id, entity_type, entity_id) DO NOTHING
 RETURNING id

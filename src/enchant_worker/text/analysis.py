@@ -43,7 +43,8 @@ class SceneAnalysis:
     characters: list[str] = field(default_factory=list)  # canonical names, in order of appearance
     emotions: list[EmotionReading] = field(default_factory=list)
     break_kind: str = "start"  # why the scene starts here
-    custom_values: dict[str, dict[str, Any]] = field(default_factory=dict)  # entity name -> field -> value
+    # custom field values an analyzer found: {"scene": {field: value}, "characters": {name: {field: value}}}
+    custom_values: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

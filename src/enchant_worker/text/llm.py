@@ -35,8 +35,8 @@ from enchant_worker.text.tiny_lm import build_tiny_text_model
 NAME = "llm"
 MAX_NEW_TOKENS = 700
 MAX_WHITESPACE = 1  # consecutive whitespace characters the JSON may hold (a weak model pads with them)
-SUMMARY_MAX_CHARS = 160
-TEXT_VALUE_MAX_CHARS = 60
+SUMMARY_MAX_CHARS = 120
+TEXT_VALUE_MAX_CHARS = 40
 MAX_CHARACTERS = 8
 PROMPT_RESERVE_TOKENS = 200  # instructions and the schema's description around the scene text
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -205,22 +205,12 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def scene_schema(characters: list[str], custom_fields=()) -> dict[str, Any]:
-    """The JSON the model must produce for a scene: names and emotions only from the given lists."""
-    emotion = {"type": "object", "properties": {
-        "name": {"type": "string", "enum": list(characters)},
-        "emotion": {"type": "string", "enum": list(lx.EMOTION_CUES)},
-        "intensity": {"type": "string", "enum": list(INTENSITY)}},
-        "required": ["name", "emotion", "intensity"], "additionalProperties": False}
-    properties: dict[str, Any] = {
-        "summary": {"type": "string", "minLength": 1, "maxLength": SUMMARY_MAX_CHARS},
-        "emotional_tone": {"type": "string", "enum": sorted({*lx.TONES.values(), lx.NEUTRAL_TONE})},
-        "characters": {"type": "array", "items": emotion, "maxItems": min(MAX_CHARACTERS, len(characters))}
-        if characters else {"type": "array", "maxItems": 0},
-    }
+def _field_schemas(custom_fields, applies_to: str) -> dict[str, Any] | None:
+    """The custom fields of one kind of entity as JSON Schema properties (json and number fields are not
+    asked: free JSON and unbounded numbers would let a weak model run on)."""
     fields = {}
     for custom in custom_fields:
-        if "scenes" not in custom.get("applies_to", ()):
+        if applies_to not in custom.get("applies_to", ()):
             continue
         kind = custom.get("type")
         if kind == "text":
@@ -230,10 +220,34 @@ def scene_schema(characters: list[str], custom_fields=()) -> dict[str, Any]:
         elif kind == "array":
             fields[custom["name"]] = {"type": "array", "maxItems": 3,
                                       "items": {"type": "string", "maxLength": TEXT_VALUE_MAX_CHARS}}
-    if fields:
-        properties["custom_fields"] = {"type": "object", "properties": fields, "required": sorted(fields),
-                                       "additionalProperties": False}
-    return {"type": "object", "properties": properties, "required": sorted(properties),
+    if not fields:
+        return None
+    return {"type": "object", "properties": fields, "required": sorted(fields), "additionalProperties": False}
+
+
+def scene_schema(characters: list[str], custom_fields=()) -> dict[str, Any]:
+    """The JSON the model must produce for a scene: one entry per present character (names and emotions
+    only from the given lists), and the story's custom fields of scenes and characters."""
+    item: dict[str, Any] = {
+        "name": {"type": "string", "enum": list(characters)},
+        "emotion": {"type": "string", "enum": list(lx.EMOTION_CUES)},
+        "intensity": {"type": "string", "enum": list(INTENSITY)}}
+    character_fields = _field_schemas(custom_fields, "characters")
+    if character_fields:
+        item["custom_fields"] = character_fields
+    count = min(MAX_CHARACTERS, len(characters))
+    properties: dict[str, Any] = {
+        "summary": {"type": "string", "minLength": 1, "maxLength": SUMMARY_MAX_CHARS},
+        "emotional_tone": {"type": "string", "enum": sorted({*lx.TONES.values(), lx.NEUTRAL_TONE})},
+        "characters": {"type": "array", "minItems": count, "maxItems": count,
+                       "items": {"type": "object", "properties": item, "required": list(item),
+                                 "additionalProperties": False}}
+        if characters else {"type": "array", "maxItems": 0},
+    }
+    scene_fields = _field_schemas(custom_fields, "scenes")
+    if scene_fields:
+        properties["custom_fields"] = scene_fields
+    return {"type": "object", "properties": properties, "required": list(properties),
             "additionalProperties": False}
 
 
@@ -250,6 +264,8 @@ def merge_answers(scene: SceneAnalysis, answers: list[dict]) -> None:
             name, emotion = item.get("name"), item.get("emotion")
             if name not in scene.characters or emotion not in lx.EMOTION_CUES:
                 continue
+            if isinstance(item.get("custom_fields"), dict) and item["custom_fields"]:
+                scene.custom_values.setdefault("characters", {}).setdefault(name, dict(item["custom_fields"]))
             intensity = INTENSITY.get(item.get("intensity"), 0.5)
             old = readings.get(name)
             if old is None or intensity > old.intensity:

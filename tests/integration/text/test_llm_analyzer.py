@@ -41,10 +41,13 @@ def llm_settings(settings, text_models_dir, tmp_path, monkeypatch):
     get_settings.cache_clear()
 
 
+@pytest.mark.slow  # ~15-20 s on a quiet CPU: the constraint is checked at every generated token
 def test_llm_extraction_through_the_queue_is_valid_and_stored(db, conn, llm_settings):
     story = books.save_book(conn, read_book(TEXT.encode()), user_id=None)
     field = conn.execute("INSERT INTO custom_fields (story_id, field_name, field_type, applies_to) VALUES "
                          "(%s, 'weather', 'text', ARRAY['scenes']) RETURNING id", (story["story_id"],)).fetchone()["id"]
+    cloak = conn.execute("INSERT INTO custom_fields (story_id, field_name, field_type, applies_to) VALUES "
+                         "(%s, 'cloak', 'text', ARRAY['characters']) RETURNING id", (story["story_id"],)).fetchone()["id"]
     queue = JobQueue(conn)
     job = queue.enqueue(NewJob("extract_scenes", {"chapter_id": str(story["chapters"][0]["id"]), "analyzer": "llm"}))
     workers = WorkerThreads(db, llm_settings)
@@ -62,6 +65,11 @@ def test_llm_extraction_through_the_queue_is_valid_and_stored(db, conn, llm_sett
     values = conn.execute("SELECT field_value FROM custom_field_values WHERE custom_field_id = %s",
                           (field,)).fetchall()
     assert len(values) == 1 and all(isinstance(v["field_value"], str) for v in values)  # filled by the model
+    cloaks = conn.execute("SELECT c.name, v.field_value FROM custom_field_values v JOIN characters c "
+                          "ON c.id = v.entity_id WHERE v.custom_field_id = %s", (cloak,)).fetchall()
+    assert {c["name"] for c in cloaks} <= {"Mara Quinn", "Tobin"} and len(cloaks) >= 1
+    emotions = conn.execute("SELECT primary_emotion FROM character_emotions").fetchall()
+    assert len(emotions) >= 1  # one entry per present character, from the model
 
 
 def test_missing_or_wrong_text_model_is_refused_at_enqueue(llm_settings):
