@@ -33,7 +33,7 @@ from enchant_worker.text.models import TextModelSpec, check_text_model
 from enchant_worker.text.tiny_lm import build_tiny_text_model
 
 NAME = "llm"
-MAX_NEW_TOKENS = 700
+MAX_NEW_TOKENS = 700  # the least a scene gets; `token_budget` adds room for each character and field
 MAX_WHITESPACE = 1  # consecutive whitespace characters the JSON may hold (a weak model pads with them)
 SUMMARY_MAX_CHARS = 120
 TEXT_VALUE_MAX_CHARS = 40
@@ -131,7 +131,7 @@ class LlmAnalyzer:
         for chunk in _chunks(loaded.tokenizer, scene.text, budget):
             answer = self._generate(loaded, chunk, schema)
             if answer is None:
-                notes.append(f"scene {scene.number}: the model's output was cut at {MAX_NEW_TOKENS} tokens; "
+                notes.append(f"scene {scene.number}: the model's output was cut at {token_budget(schema)} tokens; "
                              "builtin's reading kept for that part")
             else:
                 answers.append(answer)
@@ -154,7 +154,7 @@ class LlmAnalyzer:
             return enforcer.get_allowed_tokens(sequence.tolist()).allowed_tokens
         started = time.perf_counter()
         with torch.inference_mode():
-            out = loaded.model.generate(**inputs, max_new_tokens=MAX_NEW_TOKENS, do_sample=False,
+            out = loaded.model.generate(**inputs, max_new_tokens=token_budget(schema), do_sample=False,
                                         prefix_allowed_tokens_fn=allowed,
                                         pad_token_id=loaded.tokenizer.pad_token_id or loaded.tokenizer.eos_token_id)
         new = out[0, inputs["input_ids"].shape[1]:]
@@ -192,6 +192,28 @@ def enforcer_tokenizer_data(tokenizer):
         return tokenizer.decode(tokens).rstrip("\ufffd")
 
     return TokenEnforcerTokenizerData(regular, decode, tokenizer.eos_token_id, False, len(tokenizer))
+
+
+def token_budget(schema: dict[str, Any]) -> int:
+    """Enough new tokens for the longest JSON the schema allows (every character one token at worst, a
+    whitespace between any two), so a constrained answer is never cut before it closes."""
+    return max(MAX_NEW_TOKENS, 2 * _max_chars(schema) + 64)
+
+
+def _max_chars(schema: dict[str, Any]) -> int:
+    if "enum" in schema:
+        return max((len(json.dumps(v)) for v in schema["enum"]), default=4)
+    kind = schema.get("type")
+    if kind == "string":
+        return 2 + 6 * int(schema.get("maxLength", 200))  # an escaped character is up to 6 (\\uXXXX)
+    if kind == "boolean":
+        return 5
+    if kind == "array":
+        return 2 + int(schema.get("maxItems", 0)) * (1 + _max_chars(schema.get("items", {})))
+    if kind == "object":
+        props = schema.get("properties", {})
+        return 2 + sum(len(json.dumps(k)) + 2 + _max_chars(v) for k, v in props.items())
+    return 20
 
 
 def _clean(value: Any) -> Any:
