@@ -38,7 +38,7 @@ MAX_WHITESPACE = 1  # consecutive whitespace characters the JSON may hold (a wea
 SUMMARY_MAX_CHARS = 120
 TEXT_VALUE_MAX_CHARS = 40
 MAX_CHARACTERS = 8
-PROMPT_RESERVE_TOKENS = 200  # instructions and the schema's description around the scene text
+PROMPT_RESERVE_TOKENS = 400  # instructions and the answer's description around the scene text
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 INTENSITY = {"low": 0.25, "medium": 0.55, "high": 0.85}
 SYSTEM = ("You read a scene of a novel and answer with JSON only: a one-sentence visual summary, the "
@@ -126,7 +126,7 @@ class LlmAnalyzer:
     def _analyse_scene(self, loaded: _Loaded, scene: SceneAnalysis, options: ProcessingOptions,
                        notes: list[str]) -> None:
         schema = scene_schema(scene.characters, options.custom_fields)
-        budget = max(64, loaded.context - MAX_NEW_TOKENS - PROMPT_RESERVE_TOKENS)
+        budget = max(64, loaded.context - token_budget(schema) - PROMPT_RESERVE_TOKENS)
         answers = []
         for chunk in _chunks(loaded.tokenizer, scene.text, budget):
             answer = self._generate(loaded, chunk, schema)
@@ -144,7 +144,7 @@ class LlmAnalyzer:
         from lmformatenforcer.tokenenforcer import TokenEnforcer
 
         messages = [{"role": "system", "content": SYSTEM},
-                    {"role": "user", "content": f"JSON schema: {json.dumps(schema)}\n\nScene:\n{text}"}]
+                    {"role": "user", "content": f"{_describe(schema)}\n\nScene:\n{text}"}]
         prompt = loaded.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         inputs = loaded.tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(loaded.device)
         config = CharacterLevelParserConfig(max_consecutive_whitespaces=MAX_WHITESPACE, force_json_field_order=True)
@@ -152,9 +152,11 @@ class LlmAnalyzer:
 
         def allowed(batch_id: int, sequence) -> list[int]:
             return enforcer.get_allowed_tokens(sequence.tolist()).allowed_tokens
+        room = loaded.context - int(inputs["input_ids"].shape[1])
         started = time.perf_counter()
         with torch.inference_mode():
-            out = loaded.model.generate(**inputs, max_new_tokens=token_budget(schema), do_sample=False,
+            out = loaded.model.generate(**inputs, max_new_tokens=max(1, min(token_budget(schema), room)),
+                                        do_sample=False,
                                         prefix_allowed_tokens_fn=allowed,
                                         pad_token_id=loaded.tokenizer.pad_token_id or loaded.tokenizer.eos_token_id)
         new = out[0, inputs["input_ids"].shape[1]:]
@@ -192,6 +194,20 @@ def enforcer_tokenizer_data(tokenizer):
         return tokenizer.decode(tokens).rstrip("\ufffd")
 
     return TokenEnforcerTokenizerData(regular, decode, tokenizer.eos_token_id, False, len(tokenizer))
+
+
+def _describe(schema: dict[str, Any]) -> str:
+    """The answer's shape in a few words (the constraint enforces the details)."""
+    props = schema["properties"]
+    names = props["characters"].get("items", {}).get("properties", {}).get("name", {}).get("enum", [])
+    parts = ["Answer with a JSON object: summary (one sentence), emotional_tone "
+             f"({', '.join(props['emotional_tone']['enum'])})"]
+    if names:
+        parts.append(f"characters: for each of {', '.join(names)}: name, emotion "
+                     f"({', '.join(lx.EMOTION_CUES)}), intensity (low, medium, high)")
+    if "custom_fields" in props:
+        parts.append(f"custom_fields: {', '.join(props['custom_fields']['properties'])}")
+    return "; ".join(parts) + "."
 
 
 def token_budget(schema: dict[str, Any]) -> int:
