@@ -38,6 +38,7 @@ class Settings(BaseSettings):
     signed_url_max_s: int = Field(7 * 86400, ge=60)  # longest life of a signed file URL
     # /metrics also answers `Authorization: Bearer <this token>`, so Prometheus needs no admin key.
     metrics_token: SecretStr | None = None
+    ingest_max_bytes: int = Field(32 * 2**20, ge=1024)  # a book file (text, Markdown, EPUB) to ingest
 
     # Queue timing.
     lease_seconds: float = Field(60.0, ge=1.0, le=3600.0)

@@ -38,6 +38,7 @@ REFERENCE_KINDS = STORY_KINDS | frozenset({
     "model",  # a model named in configs/models.toml
     "base_model",  # a model to train on: configured, or a folder under ENCHANT_MODELS_DIR (admins: a path)
     "user",  # a user id: the caller's own (admins: any)
+    "text_model",  # a text model of configs/models.toml (kind = "text"); default when None
 })
 
 
