@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The main job on the embedded defaults: a private Postgres, the tiny Stable Diffusion built locally,
-# a small sample story (two scenes, characters with emotions, a LoRA style) illustrated by a worker
-# through the queue. Prints where the images are. Set ENCHANT_DATABASE_URL to use your own Postgres.
+# The whole chain on the embedded defaults: a private Postgres, the tiny Stable Diffusion built locally,
+# a short sample book (samples/the-lamp-at-marrow-point.md: three chapters, characters with aliases,
+# scene breaks, an emotional turn) ingested, split into scenes by the builtin analyzer and illustrated by
+# a worker through the queue. Prints the scenes found and where the images are. Set ENCHANT_DATABASE_URL
+# to use your own Postgres.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -10,11 +12,11 @@ ew=.venv/bin/enchant-worker
 
 echo "== database: $($ew db url)"
 $ew migrate
-echo "== a worker starts in the background (generate_image)"
-$ew --log-level WARNING worker --types generate_image &
+echo "== a worker starts in the background (extract_scenes, generate_image)"
+$ew --log-level WARNING worker --types extract_scenes,generate_image &
 worker=$!
 trap 'kill -TERM $worker 2>/dev/null; wait $worker 2>/dev/null || true' EXIT
-echo "== the sample story is added and its scenes queued; the worker illustrates them"
-$ew sample-story --wait --timeout 600
+echo "== the sample book is ingested, its chapters split into scenes, each new scene illustrated"
+$ew ingest samples/the-lamp-at-marrow-point.md --illustrate --wait --timeout 600
 echo "== the queue"
 $ew jobs --limit 5

@@ -6,10 +6,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+MIN_METRICS_TOKEN_CHARS = 16
 
 
 class Settings(BaseSettings):
@@ -36,6 +37,9 @@ class Settings(BaseSettings):
     # Origin put in front of file URLs (a CDN pulling from this API), e.g. https://cdn.example.org
     public_base_url: str | None = Field(None, pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$")
     signed_url_max_s: int = Field(7 * 86400, ge=60)  # longest life of a signed file URL
+    # /metrics also answers `Authorization: Bearer <this token>`, so Prometheus needs no admin key.
+    metrics_token: SecretStr | None = None
+    ingest_max_bytes: int = Field(32 * 2**20, ge=1024)  # a book file (text, Markdown, EPUB) to ingest
 
     # Queue timing.
     lease_seconds: float = Field(60.0, ge=1.0, le=3600.0)
@@ -95,6 +99,9 @@ class Settings(BaseSettings):
             raise ValueError("ENCHANT_MAX_TRAINING_IMAGES must be at least ENCHANT_MIN_TRAINING_IMAGES")
         if self.retry_max_s < self.retry_base_s:
             raise ValueError("ENCHANT_RETRY_MAX_S must be at least ENCHANT_RETRY_BASE_S")
+        if self.metrics_token is not None and len(self.metrics_token.get_secret_value()) < MIN_METRICS_TOKEN_CHARS:
+            raise ValueError(f"ENCHANT_METRICS_TOKEN must be at least {MIN_METRICS_TOKEN_CHARS} characters "
+                             "(make one with `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)")
         return self
 
     @property

@@ -83,6 +83,8 @@ class ModelRegistry:
                 except tomllib.TOMLDecodeError as exc:
                     raise ConfigurationError(f"{config_file}: {exc}") from exc
             for name, entry in (data.get("models") or {}).items():
+                if entry.get("kind", "image") == "text":
+                    continue  # a text model (text.models), not a base model for images
                 models[name] = _parse_entry(name, entry, models_dir, config_file)
             default = data.get("default", TINY_NAME)
         return cls(models, default)

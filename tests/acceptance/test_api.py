@@ -19,7 +19,9 @@ from enchant_worker.queue import JobQueue, Lease
 from tests.support.waiting import free_port, wait_for
 
 CLI = [sys.executable, "-m", "enchant_worker.cli"]
-API_START_LIMIT_S = 5.0  # "about a second" on a quiet machine; generous for shared CI runners
+# A smoke bound only ("about a second" on a quiet machine; 6-10 s seen under a load average of 8 on 2
+# cores): that the API stays torch-free is asserted exactly by tests/unit/core/test_light_imports.py.
+API_START_LIMIT_S = 30.0
 
 
 def cli(env, *args, check=True):
@@ -73,7 +75,7 @@ def test_api_serves_quickly_without_torch(api_server):
     base, key, start_s = api_server
     print(f"enchant-worker api answered /healthz {start_s:.2f}s after start")
     assert start_s < API_START_LIMIT_S, f"the API took {start_s:.2f}s to answer /healthz"
-    r = httpx.post(f"{base}/v1/jobs", json={"job_type": "noop"}, headers={"X-API-Key": key})
+    r = httpx.post(f"{base}/v1/jobs", json={"job_type": "noop"}, headers={"X-API-Key": key})  # an admin key
     assert r.status_code == 201
     assert httpx.get(f"{base}/readyz").json()["status"] == "ready"
 

@@ -54,8 +54,11 @@ def test_generate_then_a_burst_worker_writes_pngs_and_wait_prints_their_paths(en
     queued = cli(env, "generate", "--prompt", "a lighthouse in a storm", "--steps", "2", "--seed", "3", "--no-wait")
     assert queued.returncode == 0, queued.stderr
     job_id = uuid.UUID(queued.stdout.strip())
+    # a LoRA row whose file is remote: accepted at enqueue, refused by the worker (nothing is downloaded)
+    conn.execute("INSERT INTO lora_models (name, model_file_url, status) "
+                 "VALUES ('remote', 'https://example.org/remote.safetensors', 'ready')")
     waiting = subprocess.Popen([*CLI, "generate", "--prompt", "a quiet harbour", "--steps", "2", "--count", "2",
-                                "--lora", "nosuch:0.5", "--wait", "--timeout", "170"], env=env,
+                                "--lora", "remote:0.5", "--wait", "--timeout", "170"], env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
     while conn.execute("SELECT COUNT(*) AS n FROM processing_jobs").fetchone()["n"] < 2:
@@ -72,9 +75,9 @@ def test_generate_then_a_burst_worker_writes_pngs_and_wait_prints_their_paths(en
     [image] = job["result"]["images"]
     with Image.open(storage / image["path"]) as png:
         assert png.format == "PNG" and png.size == (64, 64) and "Seed: 3" in png.text["parameters"]
-    # The waiting command's job named a LoRA nobody has: it failed at once, said why, no traceback
+    # The waiting command's job named a LoRA the worker may not load: it failed at once, said why
     assert waiting.returncode == 1
-    assert "loras[0].name: unknown LoRA 'nosuch'" in err and "Traceback" not in err
+    assert "only local files are loaded" in err and "Traceback" not in err
 
 
 def test_generate_wait_prints_the_image_paths(env, conn):
@@ -99,7 +102,8 @@ def test_generate_wait_prints_the_image_paths(env, conn):
         (["--steps", "2"], "one of the arguments --scene --prompt is required"),
         (["--prompt", "x", "--steps", "0"], "error: steps: must be from 1 to 150, not 0"),
         (["--prompt", "x", "--size", "100x100"], "error: size: must be a multiple of 8"),
-        (["--prompt", "x", "--lora", "ink:lots"], "error: loras[0].strength: must be a number, not 'lots'"),
+        (["--prompt", "x", "--lora", "ink:lots"], "error: loras[0]: strength must be a number, not 'lots'"),
+        (["--prompt", "x", "--lora", "nosuch:0.5"], "error: loras[0].name: unknown LoRA 'nosuch'"),
         (["--prompt", "x", "--count", "99"], "error: count: must be from 1 to 8, not 99"),
         (["--prompt", "x", "--model", "sd99"], "error: model: unknown model 'sd99'"),
         (["--scene", "not-a-uuid"], "'not-a-uuid' is not a UUID"),

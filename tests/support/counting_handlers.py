@@ -48,7 +48,27 @@ def odd_values(ctx):
     return {"value": float(ctx.metadata["result"])} if "result" in ctx.metadata else {}
 
 
+def poison(ctx):
+    """Records, then misbehaves as metadata.kind says: `raise` raises an error whose text has a lone
+    surrogate, `surrogate`/`nul`/`object` return a result Postgres cannot store, `boom` one that a test trigger
+    refuses; anything else completes."""
+    _record(ctx)
+    kind = ctx.metadata.get("kind")
+    if kind == "raise":
+        raise RuntimeError("caf\udce9")
+    if kind == "surrogate":
+        return {"text": "caf\udce9"}
+    if kind == "nul":
+        return {"names": ["ok", "a\x00b"]}
+    if kind == "boom":
+        return {"boom": True}
+    if kind == "object":
+        return {"at": {1, 2}}
+    return {"ok": True}
+
+
 HANDLERS = [
+    Handler("poison", poison, batch_size=64),
     Handler("count", count, batch_size=64),
     Handler("slow_count", slow_count),
     Handler("hang", hang_once, timeout_s=1.0),

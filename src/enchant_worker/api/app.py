@@ -21,6 +21,7 @@ from enchant_worker.api.deps import ApiState, JobTypes, Limits, PrincipalDep
 from enchant_worker.api.docs import DOCS_STATIC_URL, SWAGGER_UI_PARAMETERS, DocsPolicy
 from enchant_worker.api.metrics import make_registry
 from enchant_worker.api.routes import (
+    books,
     catalog,
     community,
     dashboard,
@@ -34,6 +35,7 @@ from enchant_worker.api.routes import (
     queue,
     sdapi,
     stories,
+    story_settings,
     system,
     uploads,
     users,
@@ -46,7 +48,8 @@ from enchant_worker.config import Settings, get_settings
 log = logging.getLogger(__name__)
 
 # Each versioned router with the feature it belongs to.
-FEATURE_ROUTERS = [jobs, queue, presets, images, catalog, loras, uploads, stories, users, exports, community]
+FEATURE_ROUTERS = [jobs, queue, presets, images, catalog, loras, uploads, stories, users, exports, community,
+                   books, story_settings]
 
 
 class NoJobTypes:

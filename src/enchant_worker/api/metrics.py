@@ -1,20 +1,37 @@
 """Prometheus metrics, read from the database at each scrape (so every API process reports the same
-numbers, and a scrape shows the whole fleet, not one process)."""
+numbers, and a scrape shows the whole fleet, not one process).
+
+Gauges count rows as they are now. Counters (`*_total`, the histogram) come from the transition counters
+that triggers keep (migration 0014): they only ever increase, so `rate()` and `increase()` stay true
+across retries and the archiving of old jobs."""
 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Iterator
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from enchant_worker.api.store import Store
-from enchant_worker.domain.jobs import JobStatus
 
 log = logging.getLogger(__name__)
 
-DURATION_BUCKETS_S = [0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0]
+# Counter families from job_counters: name, help, counter names read (each a label value, or None).
+COUNTERS = [
+    ("enchant_jobs_enqueued", "Jobs enqueued", {"enqueued": None}),
+    ("enchant_job_leases", "Leases taken (a job leased again after a retry or a hand-back counts again)",
+     {"leased": None}),
+    ("enchant_jobs_finished", "Jobs finished, by outcome (a retried job that finishes again counts again)",
+     {"completed": "completed", "failed": "failed", "cancelled": "cancelled"}),
+    ("enchant_jobs_failed", "Jobs that failed for good", {"failed": None}),
+    ("enchant_jobs_requeued", "Finished jobs sent back to the queue (retry)", {"requeued": None}),
+    ("enchant_job_errors", "Handler exceptions (each failed attempt)", {"errors": None}),
+    ("enchant_job_crashes", "Leases that expired while the job ran (worker died or hung)", {"crashes": None}),
+    ("enchant_job_unstarted_reaps", "Jobs taken back unstarted from a worker that died (no attempt spent)",
+     {"unstarted_reaps": None}),
+]
 MB = 2**20
 
 
@@ -52,27 +69,9 @@ class QueueCollector(Collector):
             oldest.add_metric([r["job_type"]], r["age_s"])
         yield oldest
 
-        finished = CounterMetricFamily("enchant_jobs_finished", "Jobs finished, by outcome",
-                                       labels=["job_type", "status"])
-        errors = CounterMetricFamily("enchant_job_errors", "Handler exceptions (each failed attempt)",
-                                     labels=["job_type"])
-        crashes = CounterMetricFamily("enchant_job_crashes", "Leases that expired (worker died or hung)",
-                                      labels=["job_type"])
-        failures = CounterMetricFamily("enchant_jobs_failed", "Jobs that failed for good", labels=["job_type"])
-        for r in store.job_totals():
-            for s in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED):
-                finished.add_metric([r["job_type"], s.value], r[s.value])
-            failures.add_metric([r["job_type"]], r["failed"])
-            errors.add_metric([r["job_type"]], r["errors"])
-            crashes.add_metric([r["job_type"]], r["crashes"])
-        yield from (finished, failures, errors, crashes)
-
-        duration = HistogramMetricFamily("enchant_job_duration_seconds", "Run time of completed jobs (last attempt)",
-                                         labels=["job_type"])
-        for r in store.duration_histogram(DURATION_BUCKETS_S):
-            buckets = [(str(b), n) for b, n in zip(DURATION_BUCKETS_S, r["buckets"], strict=True)]
-            duration.add_metric([r["job_type"]], buckets + [("+Inf", r["n"])], sum_value=r["total_s"])
-        yield duration
+        values = {(r["job_type"], r["counter"]): r["value"] for r in store.job_counters()}
+        yield from _counters(values)
+        yield _duration(store, values)
 
     def _workers(self, store: Store) -> Iterator:
         heartbeat = GaugeMetricFamily("enchant_worker_last_heartbeat_timestamp_seconds",
@@ -101,6 +100,29 @@ class QueueCollector(Collector):
                     if family is gpu_used:
                         break
         yield from (heartbeat, age, running, done, gpu_total, gpu_used)
+
+
+def _counters(values: dict[tuple[str, str], float]) -> Iterator[CounterMetricFamily]:
+    job_types = sorted({job_type for job_type, _ in values})
+    for name, documentation, counters in COUNTERS:
+        labelled = any(label is not None for label in counters.values())
+        family = CounterMetricFamily(name, documentation, labels=["job_type", "status"] if labelled else ["job_type"])
+        for job_type in job_types:
+            for counter, label in counters.items():
+                family.add_metric([job_type, label] if labelled else [job_type], values.get((job_type, counter), 0.0))
+        yield family
+
+
+def _duration(store: Store, values: dict[tuple[str, str], float]) -> HistogramMetricFamily:
+    duration = HistogramMetricFamily("enchant_job_duration_seconds",
+                                     "Run time of completed jobs (the last attempt, from its lease)", labels=["job_type"])
+    by_type: dict[str, list[tuple[str, float]]] = {}
+    for r in store.duration_buckets():  # ordered by bound, 'Infinity' last
+        bound = "+Inf" if math.isinf(r["le"]) else str(r["le"])
+        by_type.setdefault(r["job_type"], []).append((bound, r["jobs"]))
+    for job_type, buckets in by_type.items():
+        duration.add_metric([job_type], buckets, sum_value=values.get((job_type, "duration_seconds_sum"), 0.0))
+    return duration
 
 
 def make_registry(open_store: Callable[[], object]) -> CollectorRegistry:

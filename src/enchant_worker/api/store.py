@@ -163,11 +163,11 @@ class Store:
     def recent_failures(self, limit: int) -> list[Row]:
         return self._all("api_recent_failures", limit=limit)
 
-    def job_totals(self) -> list[Row]:
-        return self._all("api_job_totals")
+    def job_counters(self) -> list[Row]:
+        return self._all("api_job_counters")
 
-    def duration_histogram(self, bounds: list[float]) -> list[Row]:
-        return self._all("api_job_duration_histogram", bounds=bounds)
+    def duration_buckets(self) -> list[Row]:
+        return self._all("api_job_duration_buckets")
 
     def workers(self, include_stopped: bool = False) -> list[Row]:
         return self._all("api_workers", include_stopped=include_stopped)

@@ -96,12 +96,12 @@ def cmd_train(args) -> int:
     # The options and the images first: a mistake is reported before anything is written.
     spec = parse_training_request({**request, "training_images": [str(images)]})
     with tempfile.TemporaryDirectory() as scratch:
-        prepare_dataset(spec, Path(scratch) / "dataset", **dataset_limits(get_settings()))
+        checked = prepare_dataset(spec, Path(scratch) / "dataset", **dataset_limits(get_settings()))
     settings, db = open_database()
     with db.connection() as conn, conn.transaction():
         actor = actor_for_user(conn, args.user) if args.user else SYSTEM_ACTOR
         request["training_images"] = [str(upload_from_folder(conn, actor, settings, images))]
-        lora_id, job_id = initiate_lora_training(conn, actor, settings, request)
+        lora_id, job_id = initiate_lora_training(conn, actor, settings, request, image_count=len(checked.images))
     if args.no_wait:
         print_json({"lora_model_id": lora_id, "job_id": job_id})
         return 0

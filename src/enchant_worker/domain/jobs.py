@@ -59,6 +59,8 @@ class Job:
     idempotency_key: str | None = None
     errors: int = 0
     crashes: int = 0
+    run_started: bool = False  # the handler of this lease has started (see migration 0013)
+    unstarted_reaps: int = 0  # times a dead worker's lease was taken back before the job started
     created_at: datetime | None = None
     started_at: datetime | None = None
     completed_at: datetime | None = None

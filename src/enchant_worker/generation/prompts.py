@@ -43,12 +43,33 @@ class BranchCharacterState:
 
 
 @dataclass(frozen=True)
+class EmotionTransition:
+    """An `emotion_transitions` row into this scene: a `sudden` or `triggered` change shows in the face."""
+
+    transition_type: str
+    from_emotion: str | None = None
+    cause: str | None = None
+    id: str | None = None
+
+
+@dataclass(frozen=True)
+class Detail:
+    """A custom field value marked `prompt: true` ("cloak colour: red")."""
+
+    field: str
+    value: str
+    id: str | None = None  # the custom field's id
+
+
+@dataclass(frozen=True)
 class Character:
     name: str
     appearance: str | None = None
     emotion: CharacterEmotion | None = None
     branch_state: BranchCharacterState | None = None  # overrides `appearance` when set
     id: str | None = None
+    transition: EmotionTransition | None = None
+    details: Sequence[Detail] = ()
 
 
 @dataclass(frozen=True)
@@ -56,6 +77,7 @@ class Location:
     name: str
     description: str | None = None
     id: str | None = None
+    details: Sequence[Detail] = ()
 
 
 @dataclass(frozen=True)
@@ -84,6 +106,7 @@ class Scene:
     summary: str | None = None
     characters: Sequence[Character] = ()
     location: Location | None = None
+    details: Sequence[Detail] = ()
 
 
 @dataclass(frozen=True)
@@ -158,9 +181,12 @@ def _character_parts(character: Character) -> list[PromptPart]:
         parts.append(PromptPart(f"{character.name}, {_clean(character.appearance)}", f"{ref}.appearance"))
     else:
         parts.append(PromptPart(character.name, f"{ref}.name"))
+    parts += _detail_parts(character.details)
     if character.emotion is not None:
         source = f"character_emotions:{character.emotion.id or character.name}"
         parts += [PromptPart(_clean(m), source) for m in emotion_modifiers(character.emotion)]
+        if character.transition is not None:
+            parts += transition_parts(character.transition)
     elif state is not None and state.emotional_state:
         parts.append(
             PromptPart(
@@ -169,6 +195,21 @@ def _character_parts(character: Character) -> list[PromptPart]:
             )
         )
     return parts
+
+
+def transition_parts(transition: EmotionTransition) -> list[PromptPart]:
+    """A sudden change shows in the expression; a triggered one shows the character reacting."""
+    source = f"emotion_transitions:{transition.id or transition.transition_type}"
+    if transition.transition_type == "sudden":
+        return [PromptPart("sudden change of expression", source), PromptPart("startled", source)]
+    if transition.transition_type == "triggered":
+        return [PromptPart("visibly reacting", source)]
+    return []
+
+
+def _detail_parts(details: Sequence[Detail]) -> list[PromptPart]:
+    return [PromptPart(f"{_clean(d.field)}: {_clean(d.value)}", f"custom_fields:{d.id or d.field}")
+            for d in details if d.value and d.value.strip()]
 
 
 def _clean(text: str) -> str:
@@ -218,7 +259,7 @@ def build_scene_prompt(
     negative_prompt: str | None = None,
 ) -> BuiltPrompt:
     """The prompt for a scene. `negative_prompt` (the job's) replaces the preset's or the default one."""
-    parts = _trigger_parts(loras) + _scene_parts(scene)
+    parts = _trigger_parts(loras) + _scene_parts(scene) + _detail_parts(scene.details)
     for character in scene.characters:
         parts += _character_parts(character)
     if scene.location is not None:
@@ -227,6 +268,7 @@ def build_scene_prompt(
             f", {_clean(scene.location.description)}" if scene.location.description else ""
         )
         parts.append(PromptPart(text, ref))
+        parts += _detail_parts(scene.location.details)
     parts += _style_parts(preset)
     negative = _negative_parts(preset, negative_prompt)
     return BuiltPrompt(_join(parts), _join(negative), tuple(parts), tuple(negative))

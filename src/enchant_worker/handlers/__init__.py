@@ -6,7 +6,14 @@ from enchant_worker.worker.registry import Handler
 
 
 def builtin_handlers() -> list[Handler]:
-    from enchant_worker.handlers import data_migration, export_story, generate_image, noop, train_lora
+    from enchant_worker.handlers import (
+        data_migration,
+        export_story,
+        extract_scenes,
+        generate_image,
+        noop,
+        train_lora,
+    )
 
     return [noop.HANDLER, data_migration.HANDLER, train_lora.HANDLER, generate_image.HANDLER,
-            export_story.HANDLER]
+            export_story.HANDLER, extract_scenes.HANDLER]

@@ -21,6 +21,8 @@ from enchant_worker.generation.prompts import (
     BranchCharacterState,
     Character,
     CharacterEmotion,
+    Detail,
+    EmotionTransition,
     Location,
     Preset,
     Scene,
@@ -102,12 +104,19 @@ def load_scene(conn, scene_id: uuid.UUID, branch_id: uuid.UUID | None, cache: Ca
             raise InvalidJob(f"branch_id: no story branch has id {branch_id}")
         if branch["parent_story_id"] != row["story_id"]:
             raise InvalidJob(f"branch_id: branch {branch_id} belongs to another story than scene {scene_id}")
+        if branch["is_active"] is False:
+            raise InvalidJob(f"branch_id: branch {branch['branch_name']!r} is inactive; activate it "
+                             "(PATCH /branches/{id}) or leave branch_id out")
+        if row["chapter_number"] < branch["branch_point_chapter"]:
+            branch_id = None  # before the branch point the story is shared: the branch changes nothing
     rows = conn.execute(
         q("generation_scene_characters"),
         {"scene_id": scene_id, "branch_id": branch_id, "chapter_number": row["chapter_number"]},
     ).fetchall()
+    details = prompt_details(conn, row["chapter_id"], row["id"], [r["id"] for r in rows], row["location_id"])
     location = (
-        Location(row["location_name"], row["location_description"], str(row["location_id"]))
+        Location(row["location_name"], row["location_description"], str(row["location_id"]),
+                 details.get(("location", str(row["location_id"])), ()))
         if row["location_id"]
         else None
     )
@@ -115,8 +124,9 @@ def load_scene(conn, scene_id: uuid.UUID, branch_id: uuid.UUID | None, cache: Ca
         id=str(row["id"]),
         text=row["content"],
         summary=row["summary"],
-        characters=tuple(_character(r) for r in rows),
+        characters=tuple(_character(r, details.get(("character", str(r["id"])), ())) for r in rows),
         location=location,
+        details=details.get(("scene", str(row["id"])), ()),
     )
     return SceneRecord(
         scene,
@@ -153,7 +163,25 @@ def user_tier(conn, user_id: uuid.UUID | None) -> str | None:
     return None if row is None else row["subscription_tier"]
 
 
-def _character(row: Mapping[str, Any]) -> Character:
+def prompt_details(conn, chapter_id, scene_id, character_ids, location_id) -> dict[tuple[str, str], tuple[Detail, ...]]:
+    """Custom field values marked `prompt: true` of the scene, its characters and its location."""
+    entities = [("scene", scene_id), *(("character", c) for c in character_ids)]
+    if location_id is not None:
+        entities.append(("location", location_id))
+    rows = conn.execute(q("generation_prompt_details"), {
+        "chapter_id": chapter_id, "entity_types": [e[0] for e in entities],
+        "entity_ids": [e[1] for e in entities]}).fetchall()
+    found: dict[tuple[str, str], list[Detail]] = {}
+    for r in rows:
+        value = r["value"]
+        text = ", ".join(map(str, value)) if isinstance(value, list) else (
+            ("yes" if value else "no") if isinstance(value, bool) else str(value))
+        found.setdefault((r["entity_type"], str(r["entity_id"])), []).append(
+            Detail(r["field_name"], text, str(r["field_id"])))
+    return {k: tuple(v) for k, v in found.items()}
+
+
+def _character(row: Mapping[str, Any], details: tuple[Detail, ...] = ()) -> Character:
     emotion = None
     if row["emotion_id"] is not None:
         intensity = row["emotion_intensity"]
@@ -175,7 +203,12 @@ def _character(row: Mapping[str, Any]) -> Character:
             emotional_state=row["state_emotional_state"],
             id=str(row["state_id"]),
         )
-    return Character(row["name"], row["appearance_description"], emotion, state, str(row["id"]))
+    transition = None
+    if row["transition_id"] is not None:
+        transition = EmotionTransition(row["transition_type"], row["from_emotion"], row["transition_cause"],
+                                       str(row["transition_id"]))
+    return Character(row["name"], row["appearance_description"], emotion, state, str(row["id"]),
+                     transition, details)
 
 
 # -- preset --------------------------------------------------------------------------------------

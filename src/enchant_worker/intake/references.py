@@ -53,6 +53,14 @@ def check_reference(conn, actor: Actor, ref: Reference, settings: Any) -> None:
         registry = ModelRegistry.from_settings(settings)
         if ref.value not in registry.models:
             raise InvalidJob(f"{ref.field}: unknown model {ref.value!r}; known models: {', '.join(registry.names())}")
+    elif ref.kind == "text_model":
+        from enchant_worker.text.errors import AnalyzerUnavailable
+        from enchant_worker.text.models import resolve_text_model
+
+        try:
+            resolve_text_model(Path(settings.models_dir), Path(settings.models_config), str(ref.value))
+        except AnalyzerUnavailable as exc:
+            raise InvalidJob(f"{ref.field}: {str(exc).removeprefix('text_model: ')}") from None
     elif ref.kind == "base_model":
         _base_model(actor, ref, settings)
     else:  # a kind jobspecs knows and this module does not: refuse rather than let it through

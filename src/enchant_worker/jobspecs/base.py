@@ -38,6 +38,7 @@ REFERENCE_KINDS = STORY_KINDS | frozenset({
     "model",  # a model named in configs/models.toml
     "base_model",  # a model to train on: configured, or a folder under ENCHANT_MODELS_DIR (admins: a path)
     "user",  # a user id: the caller's own (admins: any)
+    "text_model",  # a text model of configs/models.toml (kind = "text"); default when None
 })
 
 
@@ -66,9 +67,9 @@ class Reference:
 
 
 class JobSpec(BaseModel):
-    """Base of every job type's spec: unknown fields are refused, values are frozen."""
+    """Base of every job type's spec: unknown fields and non-finite numbers are refused, values are frozen."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     def usage(self) -> dict[str, int]:
         """What this job counts against its user's daily quotas (`images`, `trainings`)."""

@@ -23,7 +23,7 @@ class JobType:
 
 @cache
 def job_types() -> dict[str, JobType]:
-    from enchant_worker.jobspecs import export_story, generate_image, maintenance, train_lora
+    from enchant_worker.jobspecs import export_story, extract_scenes, generate_image, maintenance, train_lora
 
     types = [
         JobType("generate_image", generate_image.GenerateImageSpec, True,
@@ -33,5 +33,7 @@ def job_types() -> dict[str, JobType]:
         JobType("noop", maintenance.NoopSpec, False, "sleep metadata.seconds (tests, demos, benchmarks)"),
         JobType("data_migration", maintenance.DataMigrationSpec, False, "run a named data migration"),
         JobType("export_story", export_story.ExportStorySpec, True, "export a story as pdf, epub, html, json or video"),
+        JobType("extract_scenes", extract_scenes.ExtractScenesSpec, True,
+                "split a chapter into scenes with characters, locations and emotions; optionally illustrate them"),
     ]
     return {t.name: t for t in types}

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +18,7 @@ from enchant_worker.domain.jobs import Job, NewJob
 from enchant_worker.errors import IdempotencyConflict, InvalidJob, JobNotFound
 from enchant_worker.jobspecs.limits import MAX_IDEMPOTENCY_KEY_CHARS, check_json_limits, check_text
 from enchant_worker.queue.backoff import retry_delay_s
+from enchant_worker.queue.storable import storable_text
 from enchant_worker.sql import q
 
 MAX_ATTEMPTS = 1000
@@ -113,17 +114,22 @@ class JobQueue:
 
     # -- the lease and its writes ----------------------------------------------------------------
 
-    def lease(self, worker_id: str, job_types: Iterable[str], limit: int = 1) -> list[Job]:
+    def lease(self, worker_id: str, job_types: Iterable[str], limit: int = 1, *, start: bool = True) -> list[Job]:
+        """Leases up to `limit` jobs, each counted as an attempt. With start=False (a prefetched batch)
+        they are held, not started: a job the worker never starts goes back without spending its attempt
+        if the worker dies (mark_started, or the heartbeat, records that one started)."""
         rows = self.conn.execute(q("lease_jobs"), {
             "worker": worker_id, "types": list(job_types), "limit": limit, "lease_s": self.lease_s,
+            "start": start,
         }).fetchall()
         jobs = [Job.from_row(r) for r in rows]
         jobs.sort(key=lambda j: (j.priority, j.created_at))
         return jobs
 
     def extend(self, leases: Sequence[Lease], progress: dict[uuid.UUID, dict[str, Any]] | None = None,
-               ) -> dict[uuid.UUID, bool]:
-        """Renews the leases; returns {job id: cancel requested} for the jobs still held."""
+               started: Collection[uuid.UUID] = ()) -> dict[uuid.UUID, bool]:
+        """Renews the leases and marks the jobs in `started` as running; returns {job id: cancel
+        requested} for the jobs still held."""
         if not leases:
             return {}
         progress = progress or {}
@@ -133,8 +139,13 @@ class JobQueue:
             "tokens": [le.token for le in leases],
             "percents": [progress.get(le.job_id, {}).get("percent") for le in leases],
             "infos": [_jsonb(progress.get(le.job_id, {}).get("info")) for le in leases],
+            "started": [le.job_id in started for le in leases],
         }).fetchall()
         return {r["id"]: r["cancel_requested"] for r in rows}
+
+    def mark_started(self, lease: Lease) -> bool:
+        """Records that the job's handler starts now; False when the lease was lost."""
+        return self.conn.execute(q("mark_started"), {"id": lease.job_id, "token": lease.token}).fetchone() is not None
 
     def complete(self, lease: Lease, result: dict[str, Any] | None = None) -> bool:
         return bool(self.complete_many([(lease, result)]))
@@ -152,19 +163,21 @@ class JobQueue:
 
     def complete_and_lease(self, done: Sequence[tuple[Lease, dict[str, Any] | None]], worker_id: str,
                            job_types: Iterable[str], limit: int) -> tuple[set[uuid.UUID], list[Job]]:
-        """Completes finished jobs and leases the next batch in one transaction: for short jobs the
-        commit (a WAL flush) is the main cost, and this pays it once per batch instead of twice."""
+        """Completes finished jobs and leases (prefetches, start=False) the next batch in one
+        transaction: for short jobs the commit (a WAL flush) is the main cost, and this pays it once per
+        batch instead of twice."""
         with self.conn.transaction():
             completed = self.complete_many(done)
-            return completed, self.lease(worker_id, job_types, limit)
+            return completed, self.lease(worker_id, job_types, limit, start=False)
 
     def fail(self, lease: Lease, error: str, *, attempt: int, retry: bool = True,
              result: dict[str, Any] | None = None) -> str | None:
         """Records a handler error. Returns the new status ('pending' when it will be retried,
-        'failed' otherwise), or None when the lease was lost and nothing was written."""
+        'failed' otherwise), or None when the lease was lost and nothing was written. The error text is
+        made storable (no NUL, lone surrogates escaped): a message must never keep a job from failing."""
         delay = retry_delay_s(attempt, self.retry_base_s, self.retry_max_s)
         row = self.conn.execute(q("fail_job"), {
-            "id": lease.job_id, "token": lease.token, "error": error[:4000], "retry": retry,
+            "id": lease.job_id, "token": lease.token, "error": storable_text(error), "retry": retry,
             "delay_s": delay, "result": _jsonb(result),
         }).fetchone()
         return row["status"] if row else None
@@ -187,7 +200,8 @@ class JobQueue:
         return {r["id"] for r in rows}
 
     def reap(self) -> list[dict[str, Any]]:
-        """Takes back jobs whose lease expired; returns [{id, status}] of those reaped."""
+        """Takes back jobs whose lease expired; returns [{id, status, started, leased_by}] of those
+        reaped (started: it had run, so the attempt was spent; else it went back unspent)."""
         return self.conn.execute(q("reap_expired")).fetchall()
 
     # -- administration --------------------------------------------------------------------------

@@ -50,10 +50,13 @@ class Task:
 def reap_leases(ctx: TaskContext) -> dict[str, Any]:
     with ctx.db.connection() as conn:
         reaped = JobQueue(conn, lease_s=ctx.settings.lease_seconds).reap()
-    failed = sum(1 for r in reaped if r["status"] == "failed")
+    ran = [r for r in reaped if r["started"]]
+    failed = sum(1 for r in ran if r["status"] == "failed")
     if reaped:
-        log.warning("reaped %d job(s) whose worker stopped heartbeating (%d failed for good)", len(reaped), failed)
-    return {"reaped": len(reaped), "failed": failed}
+        log.warning("reaped %d job(s) whose worker stopped heartbeating: %d were running (%d failed for good), "
+                    "%d were held but never started (handed back without spending an attempt)",
+                    len(reaped), len(ran), failed, len(reaped) - len(ran))
+    return {"reaped": len(reaped), "failed": failed, "unstarted": len(reaped) - len(ran)}
 
 
 def create_partitions(ctx: TaskContext) -> dict[str, Any]:

@@ -207,31 +207,25 @@ FROM workers w
 WHERE %(include_stopped)s OR w.status <> 'stopped'
 ORDER BY w.id
 
--- api_job_totals --
--- Finished jobs, errors and crashes per job type, since the table began (Prometheus counters).
-SELECT job_type,
-       count(*) FILTER (WHERE status = 'completed')::INT AS completed,
-       count(*) FILTER (WHERE status = 'failed')::INT AS failed,
-       count(*) FILTER (WHERE status = 'cancelled')::INT AS cancelled,
-       COALESCE(sum(errors), 0)::INT AS errors,
-       COALESCE(sum(crashes), 0)::INT AS crashes
-FROM processing_jobs GROUP BY job_type ORDER BY job_type
+-- api_job_counters --
+-- The transition counters of every job type (see migration 0014), their shards summed: they only ever
+-- increase, whatever retries and archiving do to the rows.
+SELECT job_type, counter, sum(value)::FLOAT8 AS value FROM job_counters GROUP BY job_type, counter
+ORDER BY job_type, counter
 
--- api_job_duration_histogram --
--- Cumulative histogram of the run times of completed jobs per job type: for each upper bound, how many
--- took at most that long; with their count and sum (a Prometheus histogram).
-WITH d AS (
-    SELECT job_type, EXTRACT(EPOCH FROM completed_at - started_at)::FLOAT8 AS s
-    FROM processing_jobs WHERE status = 'completed' AND started_at IS NOT NULL
-), per_bound AS (
-    SELECT d.job_type, u.i, (count(*) FILTER (WHERE d.s <= u.le))::INT AS n
-    FROM d CROSS JOIN unnest(%(bounds)s::FLOAT8[]) WITH ORDINALITY AS u(le, i)
-    GROUP BY d.job_type, u.i
+-- api_job_duration_buckets --
+-- The run-time histogram of completed jobs per job type, as Prometheus wants it: for every bound (seconds,
+-- 'Infinity' last), how many took at most that long.
+WITH per_bucket AS (
+    -- Jobs per bucket, the shards summed.
+    SELECT job_type, le, sum(jobs) AS jobs FROM job_duration_buckets GROUP BY job_type, le
 )
-SELECT t.job_type, t.n, t.total_s,
-       (SELECT array_agg(b.n ORDER BY b.i) FROM per_bound b WHERE b.job_type = t.job_type) AS buckets
-FROM (SELECT job_type, count(*)::INT AS n, COALESCE(sum(s), 0)::FLOAT8 AS total_s FROM d GROUP BY job_type) AS t
-ORDER BY t.job_type
+SELECT t.job_type, u.le,
+       (sum(COALESCE(p.jobs, 0)) OVER (PARTITION BY t.job_type ORDER BY u.le))::BIGINT AS jobs
+FROM (SELECT DISTINCT job_type FROM per_bucket) AS t
+CROSS JOIN unnest(job_duration_bounds()) AS u(le)
+LEFT JOIN per_bucket p ON p.job_type = t.job_type AND p.le = u.le
+ORDER BY t.job_type, u.le
 
 -- api_lora_create --
 -- A LoRA that is about to be trained.

@@ -1,7 +1,7 @@
 -- generation_scene --
 -- A scene with what its prompt needs: its chapter's number, its story's id, its location. (The story's
 -- metadata comes from the story metadata cache: get_story_metadata.)
-SELECT s.id, s.title, s.content, s.summary, s.emotional_tone,
+SELECT s.id, s.title, s.content, s.summary, s.emotional_tone, s.chapter_id,
        ch.chapter_number, ch.story_id,
        l.id AS location_id, l.name AS location_name, l.description AS location_description
 FROM scenes s
@@ -15,7 +15,8 @@ SELECT c.id, c.name, c.appearance_description,
        b.id AS state_id, b.branch_id AS state_branch_id, b.chapter_number AS state_chapter_number,
        b.appearance_description AS state_appearance, b.emotional_state AS state_emotional_state,
        e.id AS emotion_id, e.primary_emotion, e.emotion_intensity, e.secondary_emotions,
-       e.facial_expression_notes, e.body_language_notes
+       e.facial_expression_notes, e.body_language_notes,
+       t.id AS transition_id, t.transition_type, t.transition_cause, t.from_emotion
 FROM scene_characters sc
 JOIN characters c ON c.id = sc.character_id
 -- 1. The branch overrides the look: the latest state at or before the scene's chapter (none without
@@ -35,6 +36,16 @@ LEFT JOIN LATERAL (
     ORDER BY ce.created_at DESC, ce.id
     LIMIT 1
 ) e ON TRUE
+-- 3. How the character's emotion changed coming into this scene (from extraction), with the earlier emotion.
+LEFT JOIN LATERAL (
+    SELECT et.id, et.transition_type, et.transition_cause,
+           (SELECT primary_emotion FROM character_emotions pe
+            WHERE pe.character_id = c.id AND pe.scene_id = et.from_scene_id LIMIT 1) AS from_emotion
+    FROM emotion_transitions et
+    WHERE et.character_id = c.id AND et.to_scene_id = sc.scene_id
+    ORDER BY et.created_at DESC, et.id
+    LIMIT 1
+) t ON TRUE
 WHERE sc.scene_id = %(scene_id)s
 ORDER BY c.name, c.id
 
@@ -73,7 +84,7 @@ UPDATE generation_presets SET usage_count = usage_count + 1 WHERE id = %(id)s
 
 -- generation_branch --
 -- A story branch (the job's branch must belong to the scene's story).
-SELECT id, parent_story_id, branch_name, branch_point_chapter FROM story_branches WHERE id = %(id)s
+SELECT id, parent_story_id, branch_name, branch_point_chapter, is_active FROM story_branches WHERE id = %(id)s
 
 -- generation_user --
 -- A user's tier, for provider selection (their preferences come from the user preferences cache).
@@ -149,3 +160,19 @@ SELECT story.id AS story_id, story.user_id,
        (SELECT array_agg(id ORDER BY scene_number) FROM scene) AS scene_ids,
        (SELECT count(*) FROM present) + (SELECT count(*) FROM feeling) + (SELECT count(*) FROM story_style) AS links
 FROM story
+
+-- generation_prompt_details --
+-- Custom field values marked `prompt: true` of the given entities (a field's default where no value is set).
+SELECT f.id AS field_id, f.field_name, e.entity_type, e.entity_id,
+       COALESCE(v.field_value, f.default_value) AS value
+FROM custom_fields f
+JOIN chapters ch ON ch.story_id = f.story_id
+JOIN unnest(%(entity_types)s::text[], %(entity_ids)s::uuid[]) AS e(entity_type, entity_id) ON TRUE
+LEFT JOIN custom_field_values v
+       ON v.custom_field_id = f.id AND v.entity_type = e.entity_type AND v.entity_id = e.entity_id
+WHERE ch.id = %(chapter_id)s
+  AND (f.metadata ->> 'prompt') = 'true'
+  AND (e.entity_type || 's') = ANY(f.applies_to)
+  AND COALESCE(v.field_value, f.default_value) IS NOT NULL
+  AND COALESCE(v.field_value, f.default_value) <> 'null'::jsonb
+ORDER BY f.created_at, f.id

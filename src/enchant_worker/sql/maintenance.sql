@@ -74,12 +74,14 @@ WITH old AS (
     RETURNING j.id, j.job_type, j.entity_type, j.entity_id, j.user_id, j.metadata, j.status, j.priority,
               j.attempts, j.max_attempts, j.errors, j.crashes, j.run_after, j.leased_by, j.lease_expires_at,
               j.lease_token, j.heartbeat_at, j.progress_percent, j.progress, j.cancel_requested, j.result,
-              j.error_message, j.idempotency_key, j.created_at, j.started_at, j.completed_at
+              j.error_message, j.idempotency_key, j.created_at, j.started_at, j.completed_at, j.run_started,
+              j.unstarted_reaps
 )
 INSERT INTO processing_jobs_history
     (id, job_type, entity_type, entity_id, user_id, metadata, status, priority, attempts, max_attempts, errors,
      crashes, run_after, leased_by, lease_expires_at, lease_token, heartbeat_at, progress_percent, progress,
-     cancel_requested, result, error_message, idempotency_key, created_at, started_at, completed_at)
+     cancel_requested, result, error_message, idempotency_key, created_at, started_at, completed_at, run_started,
+     unstarted_reaps)
 SELECT * FROM moved
 
 -- record_story_metrics --

@@ -21,7 +21,9 @@ JOIN unnest(%(users)s::uuid[], %(keys)s::text[]) AS k(user_id, key)
   ON j.user_id IS NOT DISTINCT FROM k.user_id AND j.idempotency_key = k.key
 
 -- lease_jobs --
--- Lease up to `limit` runnable jobs of the given types for one worker, in one statement.
+-- Lease up to `limit` runnable jobs of the given types for one worker, in one statement. The lease is
+-- counted as an attempt; `start` says whether the worker runs them at once (else it prefetches them, and
+-- the reaper gives back those it never started without spending the attempt: see reap_expired).
 WITH next AS (
     -- Runnable: pending and not deferred. Most urgent first (lower priority value), then oldest: the
     -- order of the queue index. SKIP LOCKED gives concurrent workers disjoint rows without waiting.
@@ -36,21 +38,31 @@ WITH next AS (
 UPDATE processing_jobs j
 SET status = 'processing', leased_by = %(worker)s, lease_token = gen_random_uuid(),
     lease_expires_at = NOW() + make_interval(secs => %(lease_s)s), heartbeat_at = NOW(),
-    attempts = j.attempts + 1, started_at = NOW(), progress_percent = 0
+    attempts = j.attempts + 1, started_at = NOW(), progress_percent = 0, run_started = %(start)s
 FROM next
 WHERE j.id = next.id
 RETURNING j.*
 
 -- extend_leases --
--- Heartbeat: renew the leases this worker still holds and store the latest progress. Returns the jobs
--- still held, with their cancel flag; a job missing from the answer has lost its lease.
+-- Heartbeat: renew the leases this worker still holds, store the latest progress, and mark the jobs whose
+-- handler has started. Returns the jobs still held, with their cancel flag; a job missing from the answer
+-- has lost its lease.
 UPDATE processing_jobs j
 SET lease_expires_at = NOW() + make_interval(secs => %(lease_s)s), heartbeat_at = NOW(),
-    progress_percent = COALESCE(p.percent, j.progress_percent), progress = COALESCE(p.info, j.progress)
-FROM unnest(%(ids)s::uuid[], %(tokens)s::uuid[], %(percents)s::smallint[], %(infos)s::jsonb[])
-     AS p(id, token, percent, info)
+    progress_percent = COALESCE(p.percent, j.progress_percent), progress = COALESCE(p.info, j.progress),
+    run_started = j.run_started OR p.started
+FROM unnest(%(ids)s::uuid[], %(tokens)s::uuid[], %(percents)s::smallint[], %(infos)s::jsonb[],
+            %(started)s::boolean[])
+     AS p(id, token, percent, info, started)
 WHERE j.id = p.id AND j.lease_token = p.token AND j.status = 'processing'
 RETURNING j.id, j.cancel_requested
+
+-- mark_started --
+-- A slot is about to run a prefetched job that a dead worker once held: record that it runs, so that if
+-- it kills this worker too, the reaper spends its attempt. No row back: the lease was lost.
+UPDATE processing_jobs SET run_started = TRUE
+WHERE id = %(id)s AND lease_token = %(token)s AND status = 'processing'
+RETURNING id
 
 -- complete_jobs --
 -- Mark leased jobs completed with their results, in one statement. Rows whose token no longer matches
@@ -100,20 +112,30 @@ WHERE j.id = r.id AND j.lease_token = r.token AND j.status = 'processing'
 RETURNING j.id
 
 -- reap_expired --
--- Jobs whose lease expired: their worker died or hung. They go back to pending, or fail when their
--- attempts are spent (a job that kills every worker must not loop forever). Counted as crashes.
+-- Jobs whose lease expired: their worker died or hung. A job that had started goes back to pending, or
+-- fails when its attempts are spent (a job that kills every worker must not loop forever), counted as
+-- a crash. A job the worker held but never started goes back without spending its attempt (its error
+-- text is left as it was), counted in unstarted_reaps.
+WITH expired AS (
+    -- SKIP LOCKED: a row another reaper (or its worker, finishing late) holds is left for the next run.
+    SELECT id, run_started AS ran FROM processing_jobs
+    WHERE status = 'processing' AND lease_expires_at < NOW()
+    FOR UPDATE SKIP LOCKED
+)
 UPDATE processing_jobs j
 SET status = CASE WHEN j.cancel_requested THEN 'cancelled'
-                  WHEN j.attempts >= j.max_attempts THEN 'failed' ELSE 'pending' END,
-    completed_at = CASE WHEN j.cancel_requested OR j.attempts >= j.max_attempts THEN NOW() END,
-    error_message = format('lease expired: worker %%s stopped heartbeating (attempt %%s of %%s)',
-                           j.leased_by, j.attempts, j.max_attempts),
-    crashes = j.crashes + 1, lease_token = NULL, lease_expires_at = NULL, run_after = NOW()
-FROM (SELECT id FROM processing_jobs
-      WHERE status = 'processing' AND lease_expires_at < NOW()
-      FOR UPDATE SKIP LOCKED) AS expired
-WHERE j.id = expired.id
-RETURNING j.id, j.status
+                  WHEN e.ran AND j.attempts >= j.max_attempts THEN 'failed' ELSE 'pending' END,
+    completed_at = CASE WHEN j.cancel_requested OR (e.ran AND j.attempts >= j.max_attempts) THEN NOW() END,
+    attempts = CASE WHEN e.ran THEN j.attempts ELSE GREATEST(j.attempts - 1, 0) END,
+    error_message = CASE WHEN e.ran
+        THEN concat('lease expired: worker ', COALESCE(j.leased_by, '(unknown)'),
+                    ' stopped heartbeating while running it (attempt ', j.attempts, ' of ', j.max_attempts, ')')
+        ELSE j.error_message END,
+    crashes = j.crashes + e.ran::int, unstarted_reaps = j.unstarted_reaps + (NOT e.ran)::int,
+    run_started = FALSE, lease_token = NULL, lease_expires_at = NULL, run_after = NOW()
+FROM expired e
+WHERE j.id = e.id
+RETURNING j.id, j.status, e.ran AS started, j.leased_by
 
 -- cancel_job --
 -- Cancel: a pending job is cancelled at once; a running one is asked to stop (its worker sees the flag

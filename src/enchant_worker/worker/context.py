@@ -12,6 +12,7 @@ from typing import Any
 
 from enchant_worker.domain.jobs import Job
 from enchant_worker.errors import JobCancelled
+from enchant_worker.queue.storable import json_problem
 
 
 @dataclass
@@ -35,6 +36,9 @@ class JobContext:
     deadline: float | None = None  # time.monotonic() past which the job has timed out
     timeout_s: float | None = None
     timed_out: bool = False  # set by the heartbeat, which then failed the job for retry elsewhere
+    started: bool = False  # the handler was called (a prefetched job may wait in its batch before)
+    finishing: bool = False  # the handler returned; the worker is writing (or will write) the outcome
+    outcome: Any = None  # the worker's Outcome of the handler's run, once known
     on_progress: Callable[[], None] = lambda: None
     preempt_check: Callable[[], bool] = lambda: False
     _progress: dict[str, Any] = field(default_factory=dict)
@@ -87,7 +91,11 @@ def _storable(info: dict[str, Any], log: logging.Logger) -> dict[str, Any] | Non
         raise TypeError(f"{type(value).__name__} is not JSON")
 
     try:
-        return json.loads(json.dumps(info, default=plain, allow_nan=False))
-    except (TypeError, ValueError) as exc:
+        value = json.loads(json.dumps(info, default=plain, allow_nan=False))
+    except (TypeError, ValueError, RecursionError) as exc:
         log.warning("progress details dropped (%s): %r", exc, info)
         return None
+    if problem := json_problem(value, "progress"):  # NUL or lone surrogates: the heartbeat's write would fail
+        log.warning("progress details dropped (%s)", problem)
+        return None
+    return value

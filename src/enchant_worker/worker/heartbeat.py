@@ -52,8 +52,7 @@ class Heartbeat:
                 self.beat(queue)
                 if started - last_reap >= self.settings.reap_interval_s:
                     last_reap = started
-                    for row in queue.reap():
-                        log.warning("reaped job %s whose lease expired: now %s", row["id"], row["status"])
+                    log_reaped(queue.reap())
             except Exception as exc:  # the database away, or anything else: never let this thread die
                 log.warning("heartbeat failed (%s); will retry", str(exc).strip() or type(exc).__name__)
                 if queue is not None:
@@ -82,11 +81,11 @@ class Heartbeat:
             if ctx.timed_out:
                 del held[lease]
         progress = {lease.job_id: p for lease, ctx in held.items() if (p := ctx.take_progress())}
-        alive = queue.extend(list(held), progress)
+        alive = queue.extend(list(held), progress, started={le.job_id for le, ctx in held.items() if ctx.started})
         still_held = self.held()  # a job finished while we renewed is gone, not lost
         for lease, ctx in held.items():
-            if lease not in still_held:
-                continue
+            if lease not in still_held or ctx.finishing:
+                continue  # finished by this worker (its slot reports a lease that was really lost)
             if lease.job_id not in alive:
                 if not ctx.is_cancelled():
                     log.warning("lost the lease of job %s; stopping it", lease.job_id)
@@ -96,3 +95,17 @@ class Heartbeat:
         completed, failed = self.counters()
         queue.worker_heartbeat(self.worker_id, [le.job_id for le in held], status=self.status(),
                                completed=completed, failed=failed)
+
+
+def log_reaped(rows: list[dict]) -> None:
+    """One line per dead worker: how many of its jobs were running (their attempt spent) and how many it
+    only held (handed back unspent)."""
+    by_worker: dict[str, list[dict]] = {}
+    for row in rows:
+        by_worker.setdefault(row["leased_by"] or "(unknown)", []).append(row)
+    for worker, reaped in by_worker.items():
+        ran = [r for r in reaped if r["started"]]
+        failed = sum(1 for r in ran if r["status"] == "failed")
+        log.warning("worker %s stopped heartbeating: took back %d job(s) it was running (%d failed for good, "
+                    "attempts spent) and %d it held but never started (no attempt spent)",
+                    worker, len(ran), failed, len(reaped) - len(ran))

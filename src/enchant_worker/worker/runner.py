@@ -8,7 +8,6 @@ are never held back from other workers). Completions of short jobs are written i
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import queue as stdqueue
@@ -28,6 +27,7 @@ from enchant_worker.domain.jobs import Job
 from enchant_worker.errors import DatabaseUnavailable, InvalidJob, JobCancelled, Preempted
 from enchant_worker.intake import recheck_job
 from enchant_worker.queue import JobQueue, Lease
+from enchant_worker.queue.storable import checked_json, storable_text
 from enchant_worker.sql import q as q_sql
 from enchant_worker.worker import device
 from enchant_worker.worker.context import JobContext
@@ -41,6 +41,7 @@ FAST_JOB_S = 0.02  # below this mean run time, a worker prefetches up to a handl
 ACK_FLUSH_S = 0.05  # completions of short jobs wait at most this long to be written together
 CANCEL_WAIT_S = 5.0  # after the grace period, how long handlers get to honour the shutdown cancel
 PREEMPT_CHECK_S = 2.0  # a long job asks at every step whether to yield; the database, this often
+UNSTORED_OUTCOME = "the worker could not store this job's outcome (see the worker's log)"
 
 
 @dataclass
@@ -119,8 +120,10 @@ class Worker:
                 self._wake.clear()
                 continue
             self._wake.clear()
-            limit = free * self._prefetch()
-            jobs = self._with_db(lambda q: q.lease(self.worker_id, self.handlers, limit))  # noqa: B023 (called at once)
+            prefetch = self._prefetch()
+            # One job per free slot starts at once; a prefetched batch is held until each job's turn.
+            limit, start = free * prefetch, prefetch == 1
+            jobs = self._with_db(lambda q: q.lease(self.worker_id, self.handlers, limit, start=start))  # noqa: B023
             if not jobs:
                 if self.burst and self._busy == 0:
                     return
@@ -162,19 +165,22 @@ class Worker:
 
     def _slot(self) -> None:
         while (chunk := self._chunks.get()) is not None:
+            mine = list(chunk)  # the jobs this slot holds, refills included
             try:
-                self._run_chunk(chunk)
-            except Exception:  # never lose a slot, and never keep renewing a job nobody runs
-                log.exception("slot failed; handing back the jobs it held")
-                self._release_quietly([le for le, _ in chunk if le in self._snapshot()])
+                self._run_chunk(mine)
+            except Exception as exc:  # never lose a slot, and never keep renewing a job nobody runs
+                log.exception("slot failed; settling the jobs it held")
+                self._settle([le for le, _ in mine], exc)
             finally:
                 with self._lock:
                     self._busy -= 1
                 self._wake.set()
 
-    def _run_chunk(self, chunk: list[tuple[Lease, Job]]) -> None:
+    def _run_chunk(self, mine: list[tuple[Lease, Job]]) -> None:
         """Runs a slot's jobs one after another. While jobs are short, the slot refills itself: the
-        completions of a batch and the lease of the next go in one transaction."""
+        completions of a batch and the lease of the next go in one transaction. `mine` always lists
+        every job the slot holds (it is updated in place on a refill), for _settle."""
+        chunk = list(mine)
         while chunk:
             done: list[tuple[Lease, dict[str, Any] | None]] = []
             first_done = 0.0
@@ -184,7 +190,7 @@ class Worker:
                     break
                 ctx = self._held[lease]
                 started = time.monotonic()
-                outcome = self._execute(job, ctx)
+                outcome = ctx.outcome = self._execute(lease, job, ctx)
                 self._mean_job_s = 0.5 * self._mean_job_s + 0.5 * (time.monotonic() - started)
                 if outcome.kind == "completed":
                     if not done:
@@ -196,22 +202,36 @@ class Worker:
                 else:
                     self._finish_other(lease, job, ctx, outcome)
             chunk = self._finish_and_refill(done)
+            mine[:] = [pair for pair in mine if pair[0] in self._held] + chunk
 
     def _finish_and_refill(self, done: list[tuple[Lease, dict[str, Any] | None]]) -> list[tuple[Lease, Job]]:
         prefetch = self._prefetch()
         if not done or prefetch == 1 or self._stopping.is_set():
             self._finish_completed(done)
             return []
-        written, jobs = self._with_db(lambda q: q.complete_and_lease(done, self.worker_id, self.handlers, prefetch))
+        try:
+            written, jobs = self._with_db(
+                lambda q: q.complete_and_lease(done, self.worker_id, self.handlers, prefetch))
+        except Exception as exc:
+            if not _unstorable(exc):
+                raise
+            self._complete_each(done)  # the transaction rolled back: nothing was leased either
+            return []
         self._report_unwritten(done, written)
         self._forget([le for le, _ in done], completed=len(written))
         return self._hold(jobs)
 
-    def _execute(self, job: Job, ctx: JobContext) -> Outcome:
+    def _execute(self, lease: Lease, job: Job, ctx: JobContext) -> Outcome:
         handler = self.handlers[job.job_type]
         try:
             if ctx.is_cancelled():
                 raise JobCancelled()
+            if not job.run_started and (job.unstarted_reaps or job.crashes):
+                # A prefetched job that was in a dead worker's hands before: if it is what kills
+                # workers, the attempt must be spent, so record that it runs before it does.
+                if not self._with_db(lambda q: q.mark_started(lease)):
+                    return Outcome("lost")
+            ctx.started = True
             if handler.timeout_s:
                 ctx.timeout_s, ctx.deadline = handler.timeout_s, time.monotonic() + handler.timeout_s
             ctx.spec = handler.validate(job.metadata) if handler.validate else job.metadata
@@ -221,34 +241,76 @@ class Worker:
             if limits.max_run_s and (ctx.timeout_s is None or limits.max_run_s < ctx.timeout_s):
                 ctx.timeout_s, ctx.deadline = limits.max_run_s, time.monotonic() + limits.max_run_s
             result = handler.run(ctx) or {}
-            try:  # a result that cannot be stored is the handler's error, not ours
-                json.dumps(result, allow_nan=False)
-            except (TypeError, ValueError) as exc:
-                return Outcome("failed", error=f"the handler's result is not storable JSON: {exc}", retry=False)
+            # A result that cannot be stored is the handler's error, not ours; it would fail again.
+            if problem := checked_json(result):
+                return Outcome("failed", error=f"the handler's result cannot be stored: {problem}", retry=False)
             if ctx.timed_out or ctx.cancel_reason == "lease_lost":
                 return Outcome("lost")
             return Outcome("completed", result)
         except InvalidJob as exc:
-            return Outcome("failed", error=f"invalid input: {exc}", retry=False)
+            return Outcome("failed", error=f"invalid input: {_text_of(exc)}", retry=False)
         except Preempted as exc:
-            return Outcome("release", result={"preempted": str(exc)})
+            return Outcome("release", result={"preempted": _text_of(exc)})
         except JobCancelled:
             if ctx.timed_out:
                 return Outcome("lost")
             return Outcome({"shutdown": "release", "lease_lost": "lost"}.get(ctx.cancel_reason, "cancelled"))
         except Exception as exc:
             ctx.log.exception("job %s failed", job.id)
-            # Postgres text cannot hold NUL characters.
-            return Outcome("failed", error=f"{type(exc).__name__}: {exc}".replace("\x00", ""), retry=True)
+            return Outcome("failed", error=f"{type(exc).__name__}: {_text_of(exc)}", retry=True)
+        finally:
+            ctx.finishing = True  # from here, a job missing from a heartbeat's answer was finished by us
 
     # -- finishing -------------------------------------------------------------------------------
+    #
+    # A write that fails because of what it would store (a psycopg DataError of any kind, a value that
+    # cannot be encoded) fails the job with a clear message instead: handing the job back would run it
+    # again and fail the same way, for ever.
 
     def _finish_completed(self, done: list[tuple[Lease, dict[str, Any] | None]]) -> None:
         if not done:
             return
-        written = self._with_db(lambda q: q.complete_many(done))
+        try:
+            written = self._with_db(lambda q: q.complete_many(done))
+        except Exception as exc:
+            if not _unstorable(exc):
+                raise
+            self._complete_each(done)
+            return
         self._report_unwritten(done, written)
         self._forget([le for le, _ in done], completed=len(written))
+
+    def _complete_each(self, done: list[tuple[Lease, dict[str, Any] | None]]) -> None:
+        """Completes jobs one by one after a batch could not be stored: a result that cannot be
+        stored fails its own job, and the others complete."""
+        for lease, result in done:
+            try:
+                written = self._with_db(lambda q: q.complete_many([(lease, result)]))  # noqa: B023
+            except Exception as exc:
+                if not _unstorable(exc):
+                    raise
+                self._fail_for_good(lease, f"the handler's result could not be stored: {_db_message(exc)}")
+                continue
+            self._report_unwritten([(lease, result)], written)
+            self._forget([lease], completed=len(written))
+
+    def _fail_for_good(self, lease: Lease, error: str, attempt: int = 1) -> str | None:
+        """Fails a job without retry; if even the message cannot be stored, with a fixed one."""
+        for message in (error, UNSTORED_OUTCOME):
+            try:
+                status = self._with_db(lambda q: q.fail(lease, message, attempt=attempt, retry=False))  # noqa: B023
+            except Exception as exc:
+                if not _unstorable(exc):
+                    raise
+                log.error("job %s: could not store its failure (%s)", lease.job_id, exc)
+                continue
+            if status is None:
+                log.warning("job %s failed (%s) but its lease was lost; nothing was recorded", lease.job_id, error)
+            self._forget([lease], failed=1)
+            return status
+        log.error("job %s: nothing could be recorded; its lease will expire", lease.job_id)
+        self._forget([lease], failed=1)
+        return None
 
     @staticmethod
     def _report_unwritten(done: list[tuple[Lease, Any]], written: set[uuid.UUID]) -> None:
@@ -258,9 +320,20 @@ class Worker:
 
     def _finish_other(self, lease: Lease, job: Job, ctx: JobContext, outcome: Outcome) -> None:
         if outcome.kind == "failed":
-            status = self._with_db(lambda q: q.fail(lease, outcome.error, attempt=job.attempts, retry=outcome.retry))
-            log.warning("job %s (%s) failed: %s%s", job.id, job.job_type, outcome.error,
-                        "; will retry" if status == "pending" else "")
+            try:
+                status = self._with_db(lambda q: q.fail(lease, outcome.error, attempt=job.attempts,
+                                                        retry=outcome.retry))
+            except Exception as exc:
+                if not _unstorable(exc):
+                    raise
+                log.error("job %s: could not store its error (%s)", job.id, exc)
+                self._fail_for_good(lease, UNSTORED_OUTCOME, job.attempts)
+                return
+            if status is None:
+                log.warning("job %s failed (%s) but its lease was lost; nothing was recorded", job.id, outcome.error)
+            else:
+                log.warning("job %s (%s) failed: %s%s", job.id, job.job_type, outcome.error,
+                            "; will retry" if status == "pending" else "")
             self._forget([lease], failed=1)
         elif outcome.kind == "cancelled":
             self._with_db(lambda q: q.finish_cancelled(lease))
@@ -273,8 +346,37 @@ class Worker:
             self._forget([lease])
 
     def _finish_release(self, leases: list[Lease]) -> None:
+        with self._lock:
+            for lease in leases:
+                if ctx := self._held.get(lease):
+                    ctx.finishing = True  # handed back by us, not lost: the heartbeat stays quiet
         self._with_db(lambda q: q.release(leases))
         self._forget(leases)
+
+    def _settle(self, leases: list[Lease], exc: BaseException) -> None:
+        """After a slot failed unexpectedly: jobs that completed are completed, other jobs it had
+        started fail (the attempt is spent; retried while attempts remain), and those it never started
+        go back. No job is left held, renewed by the heartbeat but run by nobody."""
+        held = self._snapshot()
+        leases = [le for le in leases if le in held]
+        done = [(le, held[le].outcome.result) for le in leases
+                if held[le].outcome is not None and held[le].outcome.kind == "completed"]
+        started = [le for le in leases if held[le].started and le not in dict(done)]
+        unstarted = [le for le in leases if not held[le].started]
+        try:
+            self._finish_completed(done)
+        except Exception as second:
+            log.error("could not record %d completed job(s): %s", len(done), second)
+            self._forget([le for le, _ in done])
+        for lease in started:
+            ctx = held[lease]
+            error = f"the worker failed while finishing this job: {type(exc).__name__}: {_text_of(exc)}"
+            try:
+                self._with_db(lambda q: q.fail(lease, error, attempt=ctx.job.attempts, retry=True))  # noqa: B023
+            except Exception as second:  # the lease then expires; the reaper spends the attempt if it knew
+                log.error("could not record the failure of job %s: %s", lease.job_id, second)
+            self._forget([lease], failed=1)
+        self._release_quietly(unstarted)
 
     def _release_quietly(self, leases: list[Lease]) -> None:
         """Hands jobs back on a path that must not raise (a failed slot, the end of shutdown)."""
@@ -372,7 +474,9 @@ class Worker:
                 result = action(self._queue())
                 self._local.delay = 0.5
                 return result
-            except (psycopg.OperationalError, DatabaseUnavailable) as exc:
+            except (psycopg.OperationalError, psycopg.InterfaceError, DatabaseUnavailable) as exc:
+                if isinstance(exc, psycopg.errors.ProgramLimitExceeded):
+                    raise  # a value too large to store: retrying cannot help
                 if self._stopping.is_set() and time.monotonic() > (self._grace_deadline or 0.0):
                     raise DatabaseUnavailable(f"giving up while stopping: {exc}") from exc
                 self._db_trouble(exc)
@@ -386,6 +490,29 @@ class Worker:
         log.warning("database trouble (%s); retrying in %.1fs", str(exc).strip(), delay)
         time.sleep(delay)
         self._local.delay = min(delay * 2, 10.0)
+
+
+def _text_of(exc: BaseException) -> str:
+    """An exception's message as Postgres can store it (NUL dropped, lone surrogates escaped)."""
+    try:
+        text = str(exc)
+    except Exception:  # a broken __str__ must not keep the job from failing
+        text = repr(exc)
+    return storable_text(text)
+
+
+def _db_message(exc: BaseException) -> str:
+    return storable_text(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__, 500)
+
+
+def _unstorable(exc: BaseException) -> bool:
+    """Did a write fail because of what it would store (not because the database is away)? Such a
+    write fails again however often it is retried."""
+    if isinstance(exc, ValueError | TypeError):  # UnicodeEncodeError, values psycopg cannot adapt
+        return True
+    if isinstance(exc, psycopg.errors.ProgramLimitExceeded):
+        return True
+    return isinstance(exc, psycopg.DatabaseError) and not isinstance(exc, psycopg.OperationalError)
 
 
 def _every(interval_s: float, check: Callable[[], bool]) -> Callable[[], bool]:

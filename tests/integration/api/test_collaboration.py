@@ -285,5 +285,5 @@ def test_openapi_documents_the_routes(client, admin):
     assert "409" in paths[base]["post"]["responses"] and "422" in paths[base]["post"]["responses"]
     assert set(paths[base + "/{collaborator_id}"]) == {"patch", "delete"}
     assert "post" in paths[base + "/{collaborator_id}/accept"] and "post" in paths[base + "/{collaborator_id}/decline"]
-    # v1 has no collaboration: its only story routes are exports (issue 12's POST /v1/stories/{id}/exports).
-    assert not any(p.startswith("/v1/stories") and not p.endswith("/exports") for p in paths)
+    # v1 has no collaboration (its story routes are ingest, settings and exports).
+    assert not any(p.startswith("/v1/stories") and "collaborators" in p for p in paths)

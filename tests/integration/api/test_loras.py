@@ -29,9 +29,10 @@ def test_upload_starts_training(client, alice, png, settings, conn):
     assert job.job_type == "train_lora" and job.metadata["lora_model_id"] == lora["id"]
     assert job.priority > 5  # below generation's default, so waiting illustrations preempt it
     assert job.metadata["epochs"] == 2 and job.metadata["resolution"] == 64 and job.metadata["base_model"] == "tiny-sd"
-    [folder] = job.metadata["training_images"]
-    stored = sorted(p.name for p in (settings.storage / "training" / lora["id"] / "images").iterdir())
-    assert len(stored) == 5 and str(settings.storage) in folder
+    [upload_id] = job.metadata["training_images"]  # the files became an upload of alice's
+    upload = client.get(f"/v2/uploads/{upload_id}", headers=alice.headers).json()
+    stored = sorted(p.name for p in (settings.storage / upload["folder"]).iterdir())
+    assert len(stored) == upload["file_count"] == 5 and upload["folder"].startswith(f"uploads/{alice.user_id}/")
     assert client.get(f"/v2/loras/{lora['id']}", headers=alice.headers).json()["id"] == lora["id"]
     assert client.get(f"/v2/jobs/{body['job_id']}", headers=alice.headers).status_code == 200
 

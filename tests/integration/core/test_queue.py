@@ -109,12 +109,51 @@ def test_release_does_not_spend_an_attempt(queue):
     assert again.attempts == 1 and again.status == JobStatus.PROCESSING
 
 
+def expire_leases(conn):
+    conn.execute("UPDATE processing_jobs SET lease_expires_at = NOW() - INTERVAL '1 second' WHERE status = 'processing'")
+
+
 def test_reap_fails_a_job_whose_attempts_are_spent(queue, conn):
     job_id = queue.enqueue(NewJob("noop", max_attempts=1))
     queue.lease("w", ["noop"])
-    conn.execute("UPDATE processing_jobs SET lease_expires_at = NOW() - INTERVAL '1 second'")
-    assert queue.reap() == [{"id": job_id, "status": "failed"}]
-    assert "lease expired" in queue.get(job_id).error_message
+    expire_leases(conn)
+    assert queue.reap() == [{"id": job_id, "status": "failed", "started": True, "leased_by": "w"}]
+    job = queue.get(job_id)
+    # the message is filled in (it once read "stopped heartbeating (attempt %s of %s)" literally)
+    assert job.error_message == "lease expired: worker w stopped heartbeating while running it (attempt 1 of 1)"
+    assert job.crashes == 1 and job.unstarted_reaps == 0
+
+
+def test_a_prefetched_job_never_started_goes_back_without_spending_an_attempt(queue, conn):
+    ran, held = queue.enqueue_many([NewJob("noop", max_attempts=1), NewJob("noop", max_attempts=1)])
+    leased = {j.id: j for j in queue.lease("w", ["noop"], limit=2, start=False)}
+    assert {j.attempts for j in leased.values()} == {1}
+    # the heartbeat reports that the worker started the first one; then the worker dies
+    queue.extend([lease_of(j) for j in leased.values()], started={ran})
+    expire_leases(conn)
+    reaped = {r["id"]: r for r in queue.reap()}
+    assert reaped[ran]["status"] == "failed" and reaped[ran]["started"] is True
+    assert reaped[held]["status"] == "pending" and reaped[held]["started"] is False
+    job = queue.get(held)
+    assert job.attempts == 0 and job.crashes == 0 and job.unstarted_reaps == 1 and job.error_message is None
+
+
+def test_mark_started_spends_the_attempt_of_a_prefetched_job_if_its_worker_dies(queue, conn):
+    job_id = queue.enqueue(NewJob("noop", max_attempts=1))
+    job = queue.lease("w", ["noop"], limit=5, start=False)[0]
+    assert job.run_started is False
+    assert queue.mark_started(lease_of(job)) is True
+    expire_leases(conn)
+    assert [r["status"] for r in queue.reap()] == ["failed"]
+    assert queue.mark_started(lease_of(job)) is False  # the lease is gone: nothing is written
+    assert queue.get(job_id).status == JobStatus.FAILED
+
+
+def test_an_error_text_postgres_cannot_store_is_made_storable(queue):
+    job_id = queue.enqueue(NewJob("noop", max_attempts=1))
+    job = queue.lease("w", ["noop"])[0]
+    assert queue.fail(lease_of(job), "RuntimeError: caf\udce9 \x00end", attempt=1) == "failed"
+    assert queue.get(job_id).error_message == "RuntimeError: caf\\udce9 end"
 
 
 def test_retry_and_priority_changes(queue):

@@ -105,7 +105,8 @@ def test_a_result_json_cannot_hold_fails_clearly_instead_of_sticking(start_worke
     job_id = queue.enqueue(NewJob("odd", {"result": "nan"}))
     start_worker(types=["odd"])
     wait_for(lambda: queue.get(job_id).status == JobStatus.FAILED, 10)
-    assert "result is not storable JSON" in queue.get(job_id).error_message
+    assert queue.get(job_id).error_message == (
+        "the handler's result cannot be stored: result['value']: nan is not a JSON number")
 
 
 def test_an_error_message_with_a_nul_character_is_stored(start_worker, queue):

@@ -163,12 +163,16 @@ def test_story_metrics_per_story_per_day(db, settings, conn):
 
 
 def test_expired_leases_are_reaped(db, settings, conn):
-    job = conn.execute(
-        "INSERT INTO processing_jobs (job_type, status, attempts, leased_by, lease_token, lease_expires_at) "
-        "VALUES ('noop', 'processing', 1, 'gone', gen_random_uuid(), NOW() - INTERVAL '1 minute') RETURNING id"
-    ).fetchone()["id"]
-    assert tasks.run_now("reap_leases", db, settings) == {"reaped": 1, "failed": 0}
-    assert conn.execute("SELECT status FROM processing_jobs WHERE id = %s", (job,)).fetchone()["status"] == "pending"
+    # A dead worker was running one job (its attempt is spent: the last one) and only held the other.
+    ran, held = (conn.execute(
+        "INSERT INTO processing_jobs (job_type, status, attempts, max_attempts, leased_by, lease_token, "
+        "lease_expires_at, run_started) VALUES ('noop', 'processing', 1, 1, 'gone', gen_random_uuid(), "
+        "NOW() - INTERVAL '1 minute', %s) RETURNING id", (started,)).fetchone()["id"] for started in (True, False))
+    assert tasks.run_now("reap_leases", db, settings) == {"reaped": 2, "failed": 1, "unstarted": 1}
+    rows = {r["id"]: r for r in conn.execute("SELECT id, status, attempts, error_message FROM processing_jobs")}
+    assert rows[ran]["status"] == "failed"
+    assert rows[ran]["error_message"] == "lease expired: worker gone stopped heartbeating while running it (attempt 1 of 1)"
+    assert rows[held]["status"] == "pending" and rows[held]["attempts"] == 0 and rows[held]["error_message"] is None
 
 
 def test_a_tick_is_claimed_once_and_a_recurring_job_enqueued_once(db, conn):
@@ -197,7 +201,7 @@ def test_maintenance_cli(cli_env):
     assert [t["task"] for t in data["tasks"]][:5] == list(tasks.TASKS) and data["leader"] is None
     ran = cli("maintenance", "run", "reap_leases", env=cli_env)
     assert ran.returncode == 0, ran.stderr
-    assert json.loads(ran.stdout) == {"task": "reap_leases", "result": {"reaped": 0, "failed": 0}}
+    assert json.loads(ran.stdout) == {"task": "reap_leases", "result": {"reaped": 0, "failed": 0, "unstarted": 0}}
     unknown = cli("maintenance", "run", "defragment", env=cli_env)
     assert unknown.returncode == 2 and "unknown maintenance task 'defragment'" in unknown.stderr
     listed = cli("maintenance", "list", env=cli_env)

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+import hmac
+from typing import Annotated
 
-from enchant_worker.api.deps import AdminDep, PrincipalDep, StateDep
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import SecretStr
+
+from enchant_worker.api.deps import PrincipalDep, StateDep, get_principal, require_admin
 from enchant_worker.api.errors import responses
 from enchant_worker.api.schemas import Health, VersionPublic
 from enchant_worker.db.migrate import check
 from enchant_worker.errors import EnchantError
 
 router = APIRouter()
+_scrape_bearer = HTTPBearer(auto_error=False, scheme_name="ScrapeTokenOrAdminKey",
+                            description="Authorization: Bearer <ENCHANT_METRICS_TOKEN or an admin API key>")
 
 
 @router.get("/healthz", response_model=Health, tags=["health"])
@@ -45,7 +52,19 @@ def versions(state: StateDep, principal: PrincipalDep) -> list[dict]:
 
 @router.get("/metrics", response_class=Response, tags=["metrics"], responses={
     **responses(401, 403), 200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text format"}})
-def metrics(state: StateDep, admin: AdminDep) -> Response:
-    """Prometheus metrics: queue depth by status and type, job duration histograms, failures, worker
-    heartbeats, GPU memory. Admin keys only (configure Prometheus with `authorization: credentials`)."""
+def metrics(request: Request, state: StateDep,
+            bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_scrape_bearer)]) -> Response:
+    """Prometheus metrics: queue depth by status and type, job counters and duration histograms,
+    worker heartbeats, GPU memory. Send the scrape token (`ENCHANT_METRICS_TOKEN`) or an admin key as
+    `Authorization: Bearer ...` (Prometheus: `authorization: {credentials_file: ...}`)."""
+    if not _is_scrape_token(state.settings.metrics_token, bearer):
+        with state.store() as store:
+            require_admin(get_principal(request, store, bearer, request.headers.get("X-API-Key")))
     return Response(generate_latest(state.metrics), media_type=CONTENT_TYPE_LATEST)
+
+
+def _is_scrape_token(token: SecretStr | None, bearer: HTTPAuthorizationCredentials | None) -> bool:
+    """Compared in constant time, so the response time tells nothing about the token."""
+    if token is None or bearer is None:
+        return False
+    return hmac.compare_digest(bearer.credentials.encode(), token.get_secret_value().encode())

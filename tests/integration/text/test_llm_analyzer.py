@@ -1,0 +1,84 @@
+"""The llm analyzer on a tiny random causal LM built here: through the queue, its constrained output
+parses and is stored; a missing model or one that is not a causal LM is refused at enqueue."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from enchant_worker import books
+from enchant_worker.config import get_settings
+from enchant_worker.domain.jobs import NewJob
+from enchant_worker.errors import InvalidJob
+from enchant_worker.handlers.extract_scenes import HANDLER
+from enchant_worker.queue import JobQueue
+from enchant_worker.text.ingest import read_book
+from tests.support.workers import WorkerThreads
+
+TEXT = "Chapter 1\n\nMara Quinn climbed the tower, afraid of the storm. Tobin waited below, terrified."
+
+
+@pytest.fixture(scope="session")
+def text_models_dir(tmp_path_factory):
+    from enchant_worker.text.tiny_lm import build_tiny_text_model
+
+    folder = tmp_path_factory.mktemp("text-models")
+    build_tiny_text_model(folder / "tiny-text")
+    (folder / "bert").mkdir()
+    (folder / "bert" / "config.json").write_text(json.dumps({"architectures": ["BertModel"]}))
+    return folder
+
+
+@pytest.fixture
+def llm_settings(settings, text_models_dir, tmp_path, monkeypatch):
+    config = tmp_path / "models.toml"
+    config.write_text('[models.bert]\npath = "bert"\nkind = "text"\n')
+    monkeypatch.setenv("ENCHANT_MODELS_DIR", str(text_models_dir))
+    monkeypatch.setenv("ENCHANT_MODELS_CONFIG", str(config))
+    get_settings.cache_clear()
+    yield settings.model_copy(update={"models_dir": text_models_dir, "models_config": config, "device": "cpu"})
+    get_settings.cache_clear()
+
+
+@pytest.mark.slow  # ~15-20 s on a quiet CPU: the constraint is checked at every generated token
+def test_llm_extraction_through_the_queue_is_valid_and_stored(db, conn, llm_settings):
+    story = books.save_book(conn, read_book(TEXT.encode()), user_id=None)
+    field = conn.execute("INSERT INTO custom_fields (story_id, field_name, field_type, applies_to) VALUES "
+                         "(%s, 'weather', 'text', ARRAY['scenes']) RETURNING id", (story["story_id"],)).fetchone()["id"]
+    cloak = conn.execute("INSERT INTO custom_fields (story_id, field_name, field_type, applies_to) VALUES "
+                         "(%s, 'cloak', 'text', ARRAY['characters']) RETURNING id", (story["story_id"],)).fetchone()["id"]
+    queue = JobQueue(conn)
+    job = queue.enqueue(NewJob("extract_scenes", {"chapter_id": str(story["chapters"][0]["id"]), "analyzer": "llm"}))
+    workers = WorkerThreads(db, llm_settings)
+    _, thread = workers.start(types=["extract_scenes"], burst=True)
+    thread.join(120)
+    done = queue.get(job)
+    assert done.status == "completed", done.error_message
+    assert done.result["analyzer"] == "llm" and done.result["counts"]["added"] == 1
+    from enchant_worker.text.llm import llm_analyzer
+
+    stats = llm_analyzer(llm_settings, None).stats
+    assert stats.outputs >= 1 and stats.valid == stats.outputs  # constrained: every output parsed
+    scenes = conn.execute("SELECT summary, emotional_tone, analyzer FROM scenes ORDER BY scene_number").fetchall()
+    assert all(s["analyzer"] == "llm" and s["emotional_tone"] for s in scenes)
+    values = conn.execute("SELECT field_value FROM custom_field_values WHERE custom_field_id = %s",
+                          (field,)).fetchall()
+    assert len(values) == 1 and all(isinstance(v["field_value"], str) for v in values)  # filled by the model
+    cloaks = conn.execute("SELECT c.name, v.field_value FROM custom_field_values v JOIN characters c "
+                          "ON c.id = v.entity_id WHERE v.custom_field_id = %s", (cloak,)).fetchall()
+    assert {c["name"] for c in cloaks} <= {"Mara Quinn", "Tobin"} and len(cloaks) >= 1
+    emotions = conn.execute("SELECT primary_emotion FROM character_emotions").fetchall()
+    assert len(emotions) >= 1  # one entry per present character, from the model
+
+
+def test_missing_or_wrong_text_model_is_refused_at_enqueue(llm_settings):
+    with pytest.raises(InvalidJob, match="unknown text model 'nope'; known: tiny-text, bert"):
+        HANDLER.validate({"chapter_id": "00000000-0000-0000-0000-000000000001", "analyzer": "llm",
+                          "text_model": "nope"})
+    with pytest.raises(InvalidJob, match=r"text model 'bert' .* is not a causal language model \(architectures: "
+                                         r"BertModel\)"):
+        HANDLER.validate({"chapter_id": "00000000-0000-0000-0000-000000000001", "analyzer": "llm",
+                          "text_model": "bert"})
+    with pytest.raises(InvalidJob, match="only the llm analyzer uses a text model"):
+        HANDLER.validate({"chapter_id": "00000000-0000-0000-0000-000000000001", "text_model": "tiny-text"})
