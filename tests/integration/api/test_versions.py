@@ -76,7 +76,8 @@ def test_openapi_lists_each_version_once(client, version):
     assert ("/v1/loras" in paths) is False and "/v2/loras" in paths
 
 
-def test_job_creation_uses_the_registry_given(settings, db_url, admin):
+def test_job_creation_uses_the_registry_given(settings, db_url, admin, make_user):
+    """A plugin's job type (admin-only) is validated by its handler's `validate`."""
     def validate(metadata):
         from enchant_worker.errors import InvalidJob
 
@@ -84,10 +85,14 @@ def test_job_creation_uses_the_registry_given(settings, db_url, admin):
             raise InvalidJob("story_id: required")
 
     registry = default_registry(plugins=False)
-    registry.register(Handler("export_story", lambda ctx: None, validate=validate))
+    registry.register(Handler("plugin_report", lambda ctx: None, validate=validate))
     with TestClient(create_app(settings, database_url=db_url, job_types=registry)) as client:
-        r = client.post("/v1/jobs", json={"job_type": "export_story", "metadata": {}}, headers=admin.headers)
+        r = client.post("/v1/jobs", json={"job_type": "plugin_report", "metadata": {}}, headers=admin.headers)
         assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "metadata", "story_id"]
-        r = client.post("/v1/jobs", json={"job_type": "export_story", "metadata": {"story_id": "x"}},
+        r = client.post("/v1/jobs", json={"job_type": "plugin_report", "metadata": {"story_id": "x"}},
                         headers=admin.headers)
         assert r.status_code == 201
+        user = make_user()
+        r = client.post("/v1/jobs", json={"job_type": "plugin_report", "metadata": {"story_id": "x"}},
+                        headers=user.headers)
+        assert r.status_code == 403 and r.json()["field"] == "job_type"

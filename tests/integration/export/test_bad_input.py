@@ -116,7 +116,7 @@ def test_an_export_of_a_deleted_story_fails_at_once_naming_it(db, settings, conn
     finally:
         workers.stop_all()
     job = queue.get(job_id)
-    assert f"no story with id {missing}" in job.error_message and job.attempts == 1
+    assert f"story_id: no story has id {missing}" in job.error_message and job.attempts == 1
 
 
 def test_bad_metadata_is_refused_naming_the_field(db, settings, conn):

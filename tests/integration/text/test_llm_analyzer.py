@@ -73,12 +73,20 @@ def test_llm_extraction_through_the_queue_is_valid_and_stored(db, conn, llm_sett
 
 
 def test_missing_or_wrong_text_model_is_refused_at_enqueue(llm_settings):
-    with pytest.raises(InvalidJob, match="unknown text model 'nope'; known: tiny-text, bert"):
-        HANDLER.validate({"chapter_id": "00000000-0000-0000-0000-000000000001", "analyzer": "llm",
-                          "text_model": "nope"})
+    from enchant_worker.intake import SYSTEM_ACTOR
+    from enchant_worker.intake.references import check_reference
+    from enchant_worker.jobspecs import references
+
+    def check(model: str) -> None:  # what intake runs at enqueue (and the worker again) for the spec's Ref
+        spec = HANDLER.validate({"chapter_id": "00000000-0000-0000-0000-000000000001", "analyzer": "llm",
+                                 "text_model": model})
+        [ref] = [r for r in references(spec) if r.kind == "text_model"]
+        check_reference(None, SYSTEM_ACTOR, ref, llm_settings)
+
+    with pytest.raises(InvalidJob, match="text_model: unknown text model 'nope'; known: tiny-text, bert"):
+        check("nope")
     with pytest.raises(InvalidJob, match=r"text model 'bert' .* is not a causal language model \(architectures: "
                                          r"BertModel\)"):
-        HANDLER.validate({"chapter_id": "00000000-0000-0000-0000-000000000001", "analyzer": "llm",
-                          "text_model": "bert"})
+        check("bert")
     with pytest.raises(InvalidJob, match="only the llm analyzer uses a text model"):
         HANDLER.validate({"chapter_id": "00000000-0000-0000-0000-000000000001", "text_model": "tiny-text"})
