@@ -124,15 +124,34 @@ class JobPublic(BaseModel):
     heartbeat_at: datetime | None
 
 
+class JobBulk(Strict):
+    """A bulk action on the jobs that match the filters (an admin's)."""
+
+    action: Literal["cancel", "retry"]
+    status: JobStatus | None = None
+    job_type: Annotated[str, Field(max_length=100, pattern=r"^[a-z][a-z0-9_]*$")] | None = None
+    user_id: uuid.UUID | None = None
+    story_id: uuid.UUID | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+    limit: Annotated[int, Field(ge=1, le=1000)] = 1000
+
+
+class JobSkipped(BaseModel):
+    id: uuid.UUID
+    status: str
+
+
+class JobBulkResult(BaseModel):
+    action: str
+    matched: int = Field(description="jobs that matched the filters (at most `limit`)")
+    changed: list[uuid.UUID]
+    skipped: list[JobSkipped] = Field(description="jobs in a state the action does not apply to")
+
+
 class JobPage(BaseModel):
     items: list[JobPublic]
     next_cursor: str | None = Field(description="pass as `cursor` for the next page; null on the last page")
-
-
-class JobAction(BaseModel):
-    id: uuid.UUID
-    status: JobStatus
-    message: str
 
 
 # -- queue and workers -----------------------------------------------------------------------------
@@ -194,14 +213,19 @@ class LoraPublic(BaseModel):
     user_id: uuid.UUID | None
     name: str
     description: str | None
-    model_file_url: str
+    model_file_url: str = Field(description="where the trained file downloads (the same URL before, during "
+                                            "and after training; 409 until the LoRA is ready)")
     trigger_words: list[str] | None
     strength_range: dict[str, Any] | None
     training_images_count: int | None
-    status: str | None
+    status: str | None = Field(description="queued (its job waits), training, ready or failed")
     is_public: bool | None
     download_count: int | None
     created_at: datetime | None
+    training_job_id: uuid.UUID | None = Field(None, description="the job that trains (or trained) it")
+    error_message: str | None = None
+    base_model: str | None = Field(None, description="the model it is trained on")
+    preview_url: str | None = Field(None, description="the preview image's file, once training made one")
 
 
 class UserTier(BaseModel):
@@ -422,3 +446,18 @@ class Health(BaseModel):
     status: str
     detail: str | None = None
     pending_migrations: list[str] = Field(default_factory=list)
+
+
+class ImagePage(BaseModel):
+    items: list[ImagePublic]
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page; null on the last page")
+
+
+class LoraPage(BaseModel):
+    items: list[LoraPublic]
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page; null on the last page")
+
+
+class PresetPage(BaseModel):
+    items: list[PresetPublic]
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page; null on the last page")
