@@ -36,6 +36,10 @@ class Settings(BaseSettings):
     public_base_url: str | None = Field(None, pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$")
     signed_url_max_s: int = Field(7 * 86400, ge=60)  # longest life of a signed file URL
 
+    # Logging (read by `logs.configure` before the settings load; declared here to be refused early).
+    log_format: Literal["text", "json"] = "text"
+    access_log: bool = False  # the API's HTTP access log
+
     # Queue timing.
     lease_seconds: float = Field(60.0, ge=1.0, le=3600.0)
     heartbeat_seconds: float = Field(5.0, gt=0.0)

@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from enchant_worker.domain.jobs import JobStatus
 from enchant_worker.errors import InvalidJob
@@ -122,6 +122,16 @@ class JobPublic(BaseModel):
     started_at: datetime | None
     completed_at: datetime | None
     heartbeat_at: datetime | None
+    stage: str | None = Field(None, description="what the job is doing: queued, waiting to retry, the stage a "
+                                                "running job reported (loading model, denoising, decoding, "
+                                                "saving; preparing data, caching latents, training, preview), "
+                                                "or done / failed / cancelled")
+
+    @model_validator(mode="after")
+    def _fill_stage(self) -> JobPublic:
+        if self.stage is None:
+            self.stage = job_stage(self.status, self.progress, self.run_after, self.attempts)
+        return self
 
 
 class JobBulk(Strict):
@@ -147,6 +157,17 @@ class JobBulkResult(BaseModel):
     matched: int = Field(description="jobs that matched the filters (at most `limit`)")
     changed: list[uuid.UUID]
     skipped: list[JobSkipped] = Field(description="jobs in a state the action does not apply to")
+
+
+def job_stage(status: str, progress: dict[str, Any] | None, run_after: datetime | None, attempts: int) -> str:
+    """One word or two for a job's state, the same for every job type once it has finished."""
+    status = getattr(status, "value", status)
+    if status == "pending":
+        return "waiting to retry" if attempts and run_after and run_after > datetime.now(run_after.tzinfo) else "queued"
+    if status == "processing":
+        stage = progress.get("stage") if isinstance(progress, dict) else None
+        return str(stage) if stage else "running"
+    return {"completed": "done"}.get(status, status)
 
 
 class JobPage(BaseModel):

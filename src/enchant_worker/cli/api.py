@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+from enchant_worker import logs
 from enchant_worker.cli.common import open_database, print_json, uuid_arg
 from enchant_worker.errors import ConfigurationError
 
@@ -59,7 +60,9 @@ def cmd_api(args) -> int:
 
     settings, db = open_database()
     app = create_app(settings, database_url=db.url, job_types=default_registry(module=args.handlers))
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level.lower(), access_log=False)
+    # log_config=None: uvicorn's records go through the project's handler (text or JSON)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level.lower(), log_config=None,
+                access_log=logs.access_log_enabled())
     return 0
 
 

@@ -445,3 +445,9 @@ LIMIT %(limit)s
 SELECT j.*, entity_story_id(j.entity_type, j.entity_id) AS story_id
 FROM processing_jobs j WHERE j.id BETWEEN %(low)s AND %(high)s
 ORDER BY j.id LIMIT %(limit)s
+
+-- api_workers_serving --
+-- How many running workers, heard from within `live_s` seconds, serve a job type.
+SELECT count(*)::INT AS n FROM workers
+WHERE status = 'running' AND heartbeat_at > NOW() - make_interval(secs => %(live_s)s)
+  AND %(job_type)s = ANY(job_types)
