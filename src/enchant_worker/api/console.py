@@ -93,8 +93,8 @@ def stage_text(progress: dict[str, Any] | None, percent: int | None = None) -> s
     parts = [str(p["stage"])] if p.get("stage") else []
     if p.get("step") is not None and p.get("total"):
         parts.append(f"step {p['step']}/{p['total']}")
-    if p.get("loss") is not None:
-        parts.append(f"loss {p['loss']}")
+    if isinstance(p.get("loss"), int | float):
+        parts.append(f"loss {p['loss']:.4g}")
     if p.get("s_per_step") is not None:
         parts.append(f"{p['s_per_step']} s/step")
     if p.get("eta_s") is not None:
@@ -310,7 +310,7 @@ def job_rows(jobs: list[Row]) -> str:
     rows = [[job_link(j["id"], str(j["id"])), e(j["job_type"]),
              badge(j["status"]) + (f'<br><span class="err">{e(j["error_message"][:160])}</span>'
                                    if j["error_message"] else ""),
-             f'{bar(j["progress_percent"])} {stage_text(j["progress"], j["progress_percent"])}'
+             f'<span>{bar(j["progress_percent"])} {stage_text(j["progress"], j["progress_percent"])}</span>'
              if j["status"] == "processing" else "",
              e(j["priority"]), f'{j["attempts"]}/{j["max_attempts"]}', e(j["user_id"]), when(j["created_at"])]
             for j in jobs]

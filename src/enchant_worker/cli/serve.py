@@ -36,6 +36,9 @@ def cmd_serve(args) -> int:
         the worker hands back its job; serve finishes its own shutdown instead."""
 
         def handle_exit(self, sig, frame) -> None:
+            from enchant_worker.api.routes.dashboard import stop_streams
+
+            stop_streams()  # open dashboard event streams end now instead of holding the shutdown up
             super().handle_exit(sig, frame)
             self._captured_signals.clear()
 

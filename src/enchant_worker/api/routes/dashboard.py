@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import json
 import re
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -29,8 +30,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response, Streamin
 
 from enchant_worker.api import console, pagination
 from enchant_worker.api.auth import Principal, hash_key
-from enchant_worker.api.deps import KEY_COOKIE, QueueDep, StateDep, StoreDep
-from enchant_worker.api.errors import BadRequest, Conflict
+from enchant_worker.api.deps import KEY_COOKIE, AdminDep, QueueDep, StateDep, StoreDep
+from enchant_worker.api.errors import BadRequest, Conflict, responses
 from enchant_worker.api.routes.jobs import BULK_FROM, act, bulk
 from enchant_worker.api.routes.loras import lora_public
 from enchant_worker.api.routes.queue import queue_stats, worker_public
@@ -142,7 +143,10 @@ def _console(handler):  # noqa: ANN001, ANN202 - wraps route functions, keeping 
 @router.get("/dashboard", response_class=HTMLResponse, responses={
     400: SIGN_IN_PAGE, 401: SIGN_IN_PAGE, 403: SIGN_IN_PAGE})
 def dashboard(request: Request, store: StoreDep, refresh: Refresh = 3,
-              range_: Annotated[Literal["30m", "6h", "24h"], Query(alias="range")] = "30m") -> Response:
+              range_: Annotated[Literal["30m", "6h", "24h"], Query(alias="range")] = "30m",
+              stream_s: Annotated[float | None, Query(gt=0, le=EVENTS_MAX_S,
+                                                      description="renew the live stream this often")] = None,
+              ) -> Response:
     """The overview: queue depth by state and type (with the age of the oldest job and whether a live
     worker serves each type), a throughput and failure chart over a chosen range, workers with their
     current jobs, recent failures and the latest images, kept current by server-sent events. Admin keys
@@ -154,7 +158,8 @@ def dashboard(request: Request, store: StoreDep, refresh: Refresh = 3,
         _admin(request, store)
     except SignedOut as exc:
         return _login(exc.message, exc.status_code, refresh)
-    events = "/dashboard/events?" + urlencode({"view": "overview", "range": range_, "refresh": refresh})
+    events = "/dashboard/events?" + urlencode({"view": "overview", "range": range_, "refresh": refresh,
+                                               **({"max_s": stream_s} if stream_s else {})})
     return _html("Overview", render_overview(store, range_), path="/dashboard", events=events, refresh=refresh)
 
 
@@ -201,15 +206,18 @@ def render_panels(store: Store) -> str:
     return render_overview(store)
 
 
-@router.get("/dashboard/panels", response_class=HTMLResponse, responses={401: SIGN_IN_PAGE, 403: SIGN_IN_PAGE})
-@_console
-def dashboard_panels(request: Request, store: StoreDep) -> HTMLResponse:
-    """The overview's panels as an HTML fragment."""
-    _admin(request, store)
+@router.get("/dashboard/panels", response_class=HTMLResponse, responses=responses(401, 403))
+def dashboard_panels(store: StoreDep, admin: AdminDep) -> HTMLResponse:
+    """The overview's panels as an HTML fragment (an admin key, or the console's cookie)."""
     return HTMLResponse(render_panels(store), headers=NO_STORE)
 
 
-VIEWS = ("overview", "job", "workers", "lora", "scheduler")
+STREAMS_STOP = threading.Event()  # set when the server stops (cli: api, serve), so that no stream holds it up
+
+
+def stop_streams() -> None:
+    """Ends every open event stream within moments (call when the server is asked to stop)."""
+    STREAMS_STOP.set()
 
 
 @router.get("/dashboard/events", responses={200: {"content": {"text/event-stream": {}}}, 401: SIGN_IN_PAGE})
@@ -243,7 +251,7 @@ def events(request: Request, state: StateDep, store: StoreDep,
         yield "retry: 1000\n\n"
         started = last_sent = time.monotonic()
         previous = None
-        while time.monotonic() - started < max_s:
+        while time.monotonic() - started < max_s and not STREAMS_STOP.is_set():
             with state.store() as s:
                 html = render(s)
             if html != previous:
@@ -252,7 +260,8 @@ def events(request: Request, state: StateDep, store: StoreDep,
             elif time.monotonic() - last_sent > KEEPALIVE_S:
                 last_sent = time.monotonic()
                 yield ": keep-alive\n\n"
-            time.sleep(min(refresh, max(0.0, max_s - (time.monotonic() - started))))
+            if STREAMS_STOP.wait(min(refresh, max(0.0, max_s - (time.monotonic() - started)))):
+                return  # the server is stopping: end now, the browser reconnects to the next one
 
     return StreamingResponse(stream(), media_type="text/event-stream",
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
