@@ -21,6 +21,7 @@ from enchant_worker.api.schemas import QueueStats, WorkerPublic
 from enchant_worker.api.store import Row
 
 STATUSES = ("pending", "processing", "completed", "failed", "cancelled")
+FINISHED = ("completed", "failed", "cancelled")  # the overview counts these over the last 24 hours
 LIVE_WORKER_S = 60.0  # a worker whose last heartbeat is older is not counted as serving its types
 RANGES = {"30m": (30, 60), "6h": (360, 600), "24h": (1440, 1800)}  # minutes shown, seconds per bar
 NAV = (("/dashboard", "Overview"), ("/dashboard/jobs", "Jobs"), ("/dashboard/workers", "Workers"),
@@ -213,8 +214,8 @@ def serving(workers: list[WorkerPublic]) -> dict[str, int]:
 
 def overview(stats: QueueStats, throughput: list[Row], bucket_s: int, range_name: str, workers: list[WorkerPublic],
              failures: list[Row], images: list[Row]) -> str:
-    totals = "".join(f'<a class="total" href="/dashboard/jobs?status={s}">{s}<b id="total-{s}">'
-                     f"{stats.totals.get(s, 0)}</b></a>" for s in STATUSES)
+    totals = "".join(f'<a class="total" href="/dashboard/jobs?status={s}">{s}{" (24 h)" if s in FINISHED else ""}'
+                     f'<b id="total-{s}">{stats.totals.get(s, 0)}</b></a>' for s in STATUSES)
     served = serving(workers)
     rows = []
     for t in stats.by_type:
@@ -226,7 +227,7 @@ def overview(stats: QueueStats, throughput: list[Row], bucket_s: int, range_name
                        f"{t.counts.get(s, 0)}</a>" for s in STATUSES],
                      seconds(t.oldest_pending_age_s), seconds(t.p50_run_s), seconds(t.p95_run_s),
                      str(served.get(t.job_type, 0))])
-    depth = table(["job type", *STATUSES, "oldest pending", "p50 run", "p95 run", "live workers"], rows,
+    depth = table(["job type", *[f"{s} (24 h)" if s in FINISHED else s for s in STATUSES], "oldest pending", "p50 run", "p95 run", "live workers"], rows,
                   numeric=range(1, 10), empty="no jobs yet")
     return (f'<section class="wide" id="queue"><h2>Queue</h2><div class="totals">{totals}</div>{depth}</section>'
             f'<section class="wide" id="throughput"><h2>Throughput</h2>'

@@ -187,6 +187,10 @@ class Store:
     def queue_counts(self) -> list[Row]:
         return self._all("api_queue_counts")
 
+    def console_counts(self) -> list[Row]:
+        """Jobs per type and state: pending and processing all, finished ones of the last 24 hours."""
+        return self._all("api_console_counts")
+
     def oldest_pending(self) -> list[Row]:
         return self._all("api_queue_oldest_pending")
 

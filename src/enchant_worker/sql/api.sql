@@ -140,15 +140,21 @@ WHERE (%(status)s::TEXT IS NULL OR j.status = %(status)s)
   AND (%(user_id)s::UUID IS NULL OR j.user_id = %(user_id)s)
   AND (%(entity_type)s::TEXT IS NULL OR j.entity_type = %(entity_type)s)
   AND (%(entity_id)s::UUID IS NULL OR j.entity_id = %(entity_id)s)
-  -- A story's jobs: about the story itself, one of its chapters or one of its scenes (each branch an
-  -- idx_processing_jobs_entity lookup), checked again through entity_story_id for the other kinds.
+  -- A story's jobs: about the story itself, one of its chapters, scenes, characters, locations or
+  -- branches. Each kind's ids are gathered once (ARRAY(...) runs as an init plan), so that every branch
+  -- is an idx_processing_jobs_entity lookup (a BitmapOr), never a walk through the whole table.
   AND (%(story_id)s::UUID IS NULL
        OR (j.entity_type = 'story' AND j.entity_id = %(story_id)s)
-       OR (j.entity_type = 'chapter' AND j.entity_id IN (SELECT id FROM chapters WHERE story_id = %(story_id)s))
-       OR (j.entity_type = 'scene' AND j.entity_id IN (
-               SELECT s.id FROM scenes s JOIN chapters c ON c.id = s.chapter_id WHERE c.story_id = %(story_id)s))
-       OR (j.entity_type IN ('character', 'location', 'branch')
-           AND entity_story_id(j.entity_type, j.entity_id) = %(story_id)s))
+       OR (j.entity_type = 'chapter'
+           AND j.entity_id = ANY(ARRAY(SELECT id FROM chapters WHERE story_id = %(story_id)s)))
+       OR (j.entity_type = 'scene' AND j.entity_id = ANY(ARRAY(
+               SELECT s.id FROM scenes s JOIN chapters c ON c.id = s.chapter_id WHERE c.story_id = %(story_id)s)))
+       OR (j.entity_type = 'character'
+           AND j.entity_id = ANY(ARRAY(SELECT id FROM characters WHERE story_id = %(story_id)s)))
+       OR (j.entity_type = 'location'
+           AND j.entity_id = ANY(ARRAY(SELECT id FROM locations WHERE story_id = %(story_id)s)))
+       OR (j.entity_type = 'branch'
+           AND j.entity_id = ANY(ARRAY(SELECT id FROM story_branches WHERE parent_story_id = %(story_id)s))))
   AND (%(created_from)s::TIMESTAMPTZ IS NULL OR j.created_at >= %(created_from)s)
   AND (%(created_to)s::TIMESTAMPTZ IS NULL OR j.created_at < %(created_to)s)
   -- A user key sees its user's jobs and the jobs of the stories that user may read (owned, or an
@@ -451,3 +457,16 @@ ORDER BY j.id LIMIT %(limit)s
 SELECT count(*)::INT AS n FROM workers
 WHERE status = 'running' AND heartbeat_at > NOW() - make_interval(secs => %(live_s)s)
   AND %(job_type)s = ANY(job_types)
+
+-- api_console_counts --
+-- The console's depth per job type and state: pending and processing jobs all (the queue index's
+-- partial rows), finished ones over the last 24 hours (idx_processing_jobs_finished), so that the
+-- overview never counts the whole table's history (a million rows would take a sequential scan).
+SELECT job_type, status, count(*)::INT AS n FROM processing_jobs
+WHERE status IN ('pending', 'processing')
+GROUP BY job_type, status
+UNION ALL
+SELECT job_type, status, count(*)::INT AS n FROM processing_jobs
+WHERE completed_at >= NOW() - INTERVAL '24 hours' AND status IN ('completed', 'failed', 'cancelled')
+GROUP BY job_type, status
+ORDER BY job_type, status

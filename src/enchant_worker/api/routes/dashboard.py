@@ -195,7 +195,7 @@ def static_file(name: str) -> Response:
 
 def render_overview(store: Store, range_name: str = "30m") -> str:
     minutes, bucket_s = console.RANGES[range_name]
-    stats = queue_stats(store, CHART_MINUTES)
+    stats = queue_stats(store, CHART_MINUTES, store.console_counts())
     workers = [worker_public(r) for r in store.workers()]
     return console.overview(stats, store.throughput_binned(minutes, bucket_s), bucket_s, range_name, workers,
                             store.recent_failures(FAILURES_SHOWN), store.images(viewer=None, limit=IMAGES_SHOWN))
