@@ -173,7 +173,7 @@ def line_chart(points: list[tuple[float, float]], *, x_label: str, y_label: str,
     """A line over (x, y) points with labelled axes (the training loss curve)."""
     if not points:
         return '<p class="muted">no points yet</p>'
-    width, height, left, bottom, top, right = 640, 200, 52, 34, 12, 10
+    width, height, left, bottom, top, right = 640, 200, 66, 34, 12, 10
     plot_w, plot_h = width - left - right, height - top - bottom
     xs, ys = [p[0] for p in points], [p[1] for p in points]
     x0, x1 = min(xs), max(xs) if max(xs) > min(xs) else min(xs) + 1
@@ -399,7 +399,8 @@ def training_page(lora: Row, job: Row | None, history: list[Row]) -> str:
              ("trigger words", e(", ".join(lora["trigger_words"] or []))),
              ("training images", e(lora["training_images_count"])),
              ("training job", job_link(job["id"], str(job["id"])) + " " + badge(job["status"]) if job else "—"),
-             ("step", f'{e(p.get("step"))} / {e(p.get("total"))}'), ("loss", e(p.get("loss"))),
+             ("step", f'{e(p.get("step"))} / {e(p.get("total"))}'),
+             ("loss", e(f'{p["loss"]:.4g}' if isinstance(p.get("loss"), int | float) else None)),
              ("s/step", e(p.get("s_per_step"))), ("ETA", seconds(p.get("eta_s"))),
              ("stage", stage_text(p, job["progress_percent"] if job else None)),
              ("error", f'<span class="err">{e(lora.get("error_message"))}</span>')]

@@ -11,6 +11,7 @@ key that made it. Rendering is in `api/console.py`; `console.css` and `console.j
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -18,7 +19,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from html import escape
 from importlib.resources import files
@@ -27,6 +28,7 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from starlette.concurrency import run_in_threadpool
 
 from enchant_worker.api import console, pagination
 from enchant_worker.api.auth import Principal, hash_key
@@ -46,6 +48,7 @@ JOBS_PER_PAGE = 50
 BULK_MAX = 1000
 EVENTS_MAX_S = 300.0  # a stream ends after this long and the browser opens a new one (keeps threads fresh)
 KEEPALIVE_S = 15.0
+STOP_CHECK_S = 0.25  # how often an idle stream looks whether the server is stopping
 COOKIE_MAX_AGE_S = 12 * 3600
 NEEDS_ADMIN = ("That is a user key; the dashboard needs an admin key "
                "(`enchant-worker keys create --role admin`).")
@@ -247,21 +250,26 @@ def events(request: Request, state: StateDep, store: StoreDep,
             return console.workers_section([worker_public(r) for r in s.workers(include_stopped=True)])
         return render_scheduler(s)
 
-    def stream() -> Iterator[str]:
+    def render_now() -> str:
+        with state.store() as s:
+            return render(s)
+
+    async def stream() -> AsyncIterator[str]:
+        # async, with each render in the thread pool: an open stream holds no thread between updates
         yield "retry: 1000\n\n"
         started = last_sent = time.monotonic()
         previous = None
         while time.monotonic() - started < max_s and not STREAMS_STOP.is_set():
-            with state.store() as s:
-                html = render(s)
+            html = await run_in_threadpool(render_now)
             if html != previous:
                 previous, last_sent = html, time.monotonic()
                 yield f"event: panels\ndata: {json.dumps({'html': html})}\n\n"
             elif time.monotonic() - last_sent > KEEPALIVE_S:
                 last_sent = time.monotonic()
                 yield ": keep-alive\n\n"
-            if STREAMS_STOP.wait(min(refresh, max(0.0, max_s - (time.monotonic() - started)))):
-                return  # the server is stopping: end now, the browser reconnects to the next one
+            wake = time.monotonic() + min(refresh, max(0.0, max_s - (time.monotonic() - started)))
+            while time.monotonic() < wake and not STREAMS_STOP.is_set():  # the server stopping ends it now
+                await asyncio.sleep(min(STOP_CHECK_S, max(0.0, wake - time.monotonic())))
 
     return StreamingResponse(stream(), media_type="text/event-stream",
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
