@@ -200,6 +200,9 @@ class Store:
     def run_times(self, minutes: int) -> list[Row]:
         return self._all("api_queue_run_times", minutes=minutes)
 
+    def console_failures(self, limit: int) -> list[Row]:
+        return self._all("api_console_failures", limit=limit)
+
     def recent_failures(self, limit: int) -> list[Row]:
         return self._all("api_recent_failures", limit=limit)
 

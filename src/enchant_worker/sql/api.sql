@@ -413,8 +413,8 @@ WITH bins AS (
            count(*) FILTER (WHERE status = 'completed')::INT AS completed,
            count(*) FILTER (WHERE status = 'failed')::INT AS failed
     FROM processing_jobs
+    -- the range alone (the FILTERs above pick the states): an index-only scan of idx_processing_jobs_finished
     WHERE completed_at >= NOW() - make_interval(mins => %(minutes)s) - make_interval(secs => %(bucket_s)s)
-      AND completed_at IS NOT NULL AND status IN ('completed', 'failed')
     GROUP BY 1
 )
 SELECT bins.start, COALESCE(done.completed, 0) AS completed, COALESCE(done.failed, 0) AS failed
@@ -466,7 +466,19 @@ SELECT job_type, status, count(*)::INT AS n FROM processing_jobs
 WHERE status IN ('pending', 'processing')
 GROUP BY job_type, status
 UNION ALL
-SELECT job_type, status, count(*)::INT AS n FROM processing_jobs
-WHERE completed_at >= NOW() - INTERVAL '24 hours' AND status IN ('completed', 'failed', 'cancelled')
-GROUP BY job_type, status
+-- Finished: only the completion-time range is a condition (an index-only scan of idx_processing_jobs_finished,
+-- which carries type and state); the state is picked after grouping (OFFSET 0 keeps the planner from
+-- pushing it down, where it would pick the state's index and walk the whole history instead).
+SELECT job_type, status, n FROM (
+    SELECT job_type, status, count(*)::INT AS n FROM processing_jobs
+    WHERE completed_at >= NOW() - INTERVAL '24 hours'
+    GROUP BY job_type, status OFFSET 0
+) finished WHERE status IN ('completed', 'failed', 'cancelled')
 ORDER BY job_type, status
+
+-- api_console_failures --
+-- The latest failed jobs with their messages, newest first: walks idx_processing_jobs_finished backwards
+-- (its rows carry the state), so it reads only the few rows it shows.
+SELECT id, job_type, error_message, attempts, max_attempts, errors, crashes, completed_at, user_id
+FROM processing_jobs WHERE status = 'failed' AND completed_at IS NOT NULL
+ORDER BY completed_at DESC LIMIT %(limit)s

@@ -201,7 +201,7 @@ def render_overview(store: Store, range_name: str = "30m") -> str:
     stats = queue_stats(store, CHART_MINUTES, store.console_counts())
     workers = [worker_public(r) for r in store.workers()]
     return console.overview(stats, store.throughput_binned(minutes, bucket_s), bucket_s, range_name, workers,
-                            store.recent_failures(FAILURES_SHOWN), store.images(viewer=None, limit=IMAGES_SHOWN))
+                            store.console_failures(FAILURES_SHOWN), store.images(viewer=None, limit=IMAGES_SHOWN))
 
 
 def render_panels(store: Store) -> str:
