@@ -33,7 +33,7 @@ def e(value: Any) -> str:
     return "—" if value is None else escape(str(value))
 
 
-def page(title: str, body: str, *, path: str, events: str | None = None, refresh: int = 3) -> str:
+def page(title: str, body: str, *, path: str, events: str | None = None, refresh: int = 3, note: str = "") -> str:
     """A whole console page: header with the navigation, the body, the script that keeps `#live` current."""
     nav = "".join(f'<a href="{href}"{" aria-current=page" if href == path else ""}>{label}</a>'
                   for href, label in NAV)
@@ -46,7 +46,7 @@ def page(title: str, body: str, *, path: str, events: str | None = None, refresh
             f'<header><span class="brand">Enchant Worker</span><nav aria-label="console">{nav}</nav>'
             f'<span class="status" role="status">refreshes every {refresh} s · '
             f'<span id="updated">{datetime.now(UTC):%H:%M:%S} UTC</span></span></header>'
-            f'<main id="main"><h1>{e(title)}</h1><div id="live"{live}>{body}</div></main>'
+            f'<main id="main"><h1>{e(title)}</h1>{note}<div id="live"{live}>{body}</div></main>'
             f'<script src="/dashboard/static/console.js"></script></body></html>')
 
 

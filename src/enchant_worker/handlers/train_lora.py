@@ -134,16 +134,12 @@ def run(ctx: JobContext) -> dict[str, Any]:
     lora_id = _lora_id(ctx)
     root = training_root(settings, lora_id)
 
+    trained: dict[str, Any] = {}  # the last training figures, kept on the later stages' reports
+
     def on_progress(step: int, total: int, loss: float, s_per_step: float, eta_s: float) -> None:
-        ctx.progress(
-            TRAINING_PCT * step / total,
-            stage="training",
-            step=step,
-            total=total,
-            loss=round(loss, 5),
-            s_per_step=round(s_per_step, 3),
-            eta_s=round(eta_s),
-        )
+        trained.update(step=step, total=total, loss=round(loss, 5), s_per_step=round(s_per_step, 3),
+                       eta_s=round(eta_s))
+        ctx.progress(TRAINING_PCT * step / total, stage="training", **trained)
 
     try:
         # 1. The request (validated here, not by the worker, so that a bad one also fails the LoRA row)
@@ -184,9 +180,9 @@ def run(ctx: JobContext) -> dict[str, Any]:
         raise
 
     # 4. A preview with the trigger words, through the generation path (a failure does not fail the LoRA)
-    ctx.progress(TRAINING_PCT, stage="preview")
+    ctx.progress(TRAINING_PCT, stage="preview", **trained)
     preview = _preview(ctx, spec, base, result.lora_path)
-    ctx.progress(PREVIEW_DONE_PCT, stage="saving")
+    ctx.progress(PREVIEW_DONE_PCT, stage="saving", **trained)
 
     # 5. The row becomes ready, pointing at the diffusers file (relative to storage); the preview is linked
     storage = Path(settings.storage)

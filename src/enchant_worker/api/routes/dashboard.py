@@ -118,8 +118,9 @@ class Forbidden403(Exception):
 
 
 def _html(title: str, body: str, *, path: str, events: str | None = None, refresh: int = 3,
-          status_code: int = 200) -> HTMLResponse:
-    return HTMLResponse(console.page(title, body, path=path, events=events, refresh=refresh),
+          status_code: int = 200, note: str = "") -> HTMLResponse:
+    """A console page; `note` (what an action did) stays above the live part, which updates replace."""
+    return HTMLResponse(console.page(title, body, path=path, events=events, refresh=refresh, note=note),
                         status_code=status_code, headers=NO_STORE)
 
 
@@ -425,8 +426,8 @@ def job_page(request: Request, store: StoreDep, job_id: uuid.UUID, refresh: Refr
                      status_code=404)
     note = console.message(done) if done else ""
     events = "/dashboard/events?" + urlencode({"view": "job", "id": str(job_id), "refresh": refresh})
-    return _html(f"Job {job_id}", note + render_job(store, job_id), path="/dashboard/jobs", events=events,
-                 refresh=refresh)
+    return _html(f"Job {job_id}", render_job(store, job_id), path="/dashboard/jobs", events=events,
+                 refresh=refresh, note=note)
 
 
 ACTION_WORDS = {"cancel": "Cancel", "retry": "Retry", "priority": "Change the priority of"}
