@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     metrics_token: SecretStr | None = None
     ingest_max_bytes: int = Field(32 * 2**20, ge=1024)  # a book file (text, Markdown, EPUB) to ingest
 
+    # Logging (read by `logs.configure` before the settings load; declared here to be refused early).
+    log_format: Literal["text", "json"] = "text"
+    access_log: bool = False  # the API's HTTP access log
+
     # Queue timing.
     lease_seconds: float = Field(60.0, ge=1.0, le=3600.0)
     heartbeat_seconds: float = Field(5.0, gt=0.0)

@@ -76,6 +76,10 @@ class Conflict(ApiError):
 
     status_code = 409
 
+    def __init__(self, detail: str | None = None, *, status: str | None = None):
+        super().__init__(detail)
+        self.status = status  # the resource's state, when that is why (the body's `status`)
+
 
 class Gone(ApiError):
     """This API version has passed its sunset date."""
@@ -154,7 +158,10 @@ def install(app: FastAPI) -> None:
         if isinstance(exc, Unprocessable):
             body = {"detail": [{"loc": exc.loc, "msg": exc.detail, "type": exc.kind}]}
             return JSONResponse(body, status_code=422)
-        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+        body = {"detail": exc.detail}
+        if getattr(exc, "status", None):
+            body["status"] = exc.status
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(JobNotFound)
     def _job_not_found(request: Request, exc: JobNotFound) -> JSONResponse:

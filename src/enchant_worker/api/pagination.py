@@ -55,3 +55,18 @@ def decode(secret: bytes, cursor: str, filters: dict[str, Any]) -> tuple[datetim
         raise BadRequest("cursor: this cursor was made for other filters; repeat the filters of the first "
                          "page or omit the cursor")
     return position
+
+
+def page(secret: bytes, rows: list[dict[str, Any]], limit: int, filters: dict[str, Any]
+         ) -> tuple[list[dict[str, Any]], str | None]:
+    """The first `limit` rows (fetched as limit + 1, newest first by (created_at, id)) and the cursor
+    of the next page, or None on the last page. Every list route pages this way."""
+    items = rows[:limit]
+    if len(rows) <= limit:
+        return items, None
+    return items, encode(secret, items[-1]["created_at"], items[-1]["id"], filters)
+
+
+def position(secret: bytes, cursor: str | None, filters: dict[str, Any]) -> tuple[datetime, uuid.UUID] | None:
+    """Where the page the cursor names starts (None: the first page)."""
+    return decode(secret, cursor, filters) if cursor else None

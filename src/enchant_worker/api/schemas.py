@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from enchant_worker.domain.jobs import JobStatus
 from enchant_worker.errors import InvalidJob
@@ -122,17 +122,57 @@ class JobPublic(BaseModel):
     started_at: datetime | None
     completed_at: datetime | None
     heartbeat_at: datetime | None
+    stage: str | None = Field(None, description="what the job is doing: queued, waiting to retry, the stage a "
+                                                "running job reported (loading model, denoising, decoding, "
+                                                "saving; preparing data, caching latents, training, preview), "
+                                                "or done / failed / cancelled")
+
+    @model_validator(mode="after")
+    def _fill_stage(self) -> JobPublic:
+        if self.stage is None:
+            self.stage = job_stage(self.status, self.progress, self.run_after, self.attempts)
+        return self
+
+
+class JobBulk(Strict):
+    """A bulk action on the jobs that match the filters (an admin's)."""
+
+    action: Literal["cancel", "retry"]
+    status: JobStatus | None = None
+    job_type: Annotated[str, Field(max_length=100, pattern=r"^[a-z][a-z0-9_]*$")] | None = None
+    user_id: uuid.UUID | None = None
+    story_id: uuid.UUID | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+    limit: Annotated[int, Field(ge=1, le=1000)] = 1000
+
+
+class JobSkipped(BaseModel):
+    id: uuid.UUID
+    status: str
+
+
+class JobBulkResult(BaseModel):
+    action: str
+    matched: int = Field(description="jobs that matched the filters (at most `limit`)")
+    changed: list[uuid.UUID]
+    skipped: list[JobSkipped] = Field(description="jobs in a state the action does not apply to")
+
+
+def job_stage(status: str, progress: dict[str, Any] | None, run_after: datetime | None, attempts: int) -> str:
+    """One word or two for a job's state, the same for every job type once it has finished."""
+    status = getattr(status, "value", status)
+    if status == "pending":
+        return "waiting to retry" if attempts and run_after and run_after > datetime.now(run_after.tzinfo) else "queued"
+    if status == "processing":
+        stage = progress.get("stage") if isinstance(progress, dict) else None
+        return str(stage) if stage else "running"
+    return {"completed": "done"}.get(status, status)
 
 
 class JobPage(BaseModel):
     items: list[JobPublic]
     next_cursor: str | None = Field(description="pass as `cursor` for the next page; null on the last page")
-
-
-class JobAction(BaseModel):
-    id: uuid.UUID
-    status: JobStatus
-    message: str
 
 
 # -- queue and workers -----------------------------------------------------------------------------
@@ -194,14 +234,19 @@ class LoraPublic(BaseModel):
     user_id: uuid.UUID | None
     name: str
     description: str | None
-    model_file_url: str
+    model_file_url: str = Field(description="where the trained file downloads (the same URL before, during "
+                                            "and after training; 409 until the LoRA is ready)")
     trigger_words: list[str] | None
     strength_range: dict[str, Any] | None
     training_images_count: int | None
-    status: str | None
+    status: str | None = Field(description="queued (its job waits), training, ready or failed")
     is_public: bool | None
     download_count: int | None
     created_at: datetime | None
+    training_job_id: uuid.UUID | None = Field(None, description="the job that trains (or trained) it")
+    error_message: str | None = None
+    base_model: str | None = Field(None, description="the model it is trained on")
+    preview_url: str | None = Field(None, description="the preview image's file, once training made one")
 
 
 class UserTier(BaseModel):
@@ -422,3 +467,18 @@ class Health(BaseModel):
     status: str
     detail: str | None = None
     pending_migrations: list[str] = Field(default_factory=list)
+
+
+class ImagePage(BaseModel):
+    items: list[ImagePublic]
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page; null on the last page")
+
+
+class LoraPage(BaseModel):
+    items: list[LoraPublic]
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page; null on the last page")
+
+
+class PresetPage(BaseModel):
+    items: list[PresetPublic]
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page; null on the last page")

@@ -140,16 +140,59 @@ class Store:
 
     def jobs(self, *, viewer: uuid.UUID | None, limit: int, status: str | None = None,
              job_type: str | None = None, user_id: uuid.UUID | None = None, entity_type: str | None = None,
-             entity_id: uuid.UUID | None = None, after: tuple[datetime, uuid.UUID] | None = None) -> list[Row]:
+             entity_id: uuid.UUID | None = None, story_id: uuid.UUID | None = None,
+             created_from: datetime | None = None, created_to: datetime | None = None,
+             after: tuple[datetime, uuid.UUID] | None = None) -> list[Row]:
         return self._all("api_job_list", viewer=viewer, limit=limit, status=status, job_type=job_type,
-                         user_id=user_id, entity_type=entity_type, entity_id=entity_id,
-                         after_created=after[0] if after else None, after_id=after[1] if after else None)
+                         user_id=user_id, entity_type=entity_type, entity_id=entity_id, story_id=story_id,
+                         created_from=created_from, created_to=created_to, **_after(after))
+
+    def jobs_by_id_range(self, low: uuid.UUID, high: uuid.UUID, limit: int) -> list[Row]:
+        """Jobs whose id lies in [low, high] (search by the first characters of an id)."""
+        return self._all("api_job_id_range", low=low, high=high, limit=limit)
+
+    def job_ids_matching(self, *, limit: int, status: str | None = None, job_type: str | None = None,
+                         user_id: uuid.UUID | None = None, story_id: uuid.UUID | None = None,
+                         created_from: datetime | None = None, created_to: datetime | None = None) -> list[Row]:
+        """The jobs a bulk action applies to (id and status), newest first."""
+        return self._all("api_job_ids_matching", limit=limit, status=status, job_type=job_type, user_id=user_id,
+                         story_id=story_id, created_from=created_from, created_to=created_to)
+
+    def job_actions(self, job_id: uuid.UUID) -> list[Row]:
+        return self._all("api_job_actions", job_id=job_id)
+
+    def record_job_action(self, *, job_id: uuid.UUID, action: str, key_id: uuid.UUID | None, key_name: str,
+                          user_id: uuid.UUID | None, from_status: str | None, to_status: str | None,
+                          detail: dict[str, Any] | None = None, bulk: bool = False) -> None:
+        """Who did what to a job (the console's and the API's cancel, retry and priority changes)."""
+        self._one("api_job_action_record", job_id=job_id, action=action, key_id=key_id, key_name=key_name,
+                  user_id=user_id, from_status=from_status, to_status=to_status, detail=Jsonb(detail or {}),
+                  bulk=bulk)
+
+    def progress_history(self, job_id: uuid.UUID, limit: int = 2000) -> list[Row]:
+        return self._all("api_job_progress_history", job_id=job_id, limit=limit)
+
+    def throughput_binned(self, minutes: int, bucket_s: int) -> list[Row]:
+        return self._all("api_queue_throughput_binned", minutes=minutes, bucket_s=bucket_s)
+
+    def scheduler_tasks(self) -> list[Row]:
+        return self._all("api_scheduler_tasks")
+
+    def scheduler_failures(self, limit: int) -> list[Row]:
+        return self._all("api_scheduler_failures", limit=limit)
+
+    def scheduler_leader(self) -> Row | None:
+        return self._one("scheduler_leader")
 
     def image_costs(self) -> list[Row]:
         return self._all("api_image_costs")
 
     def queue_counts(self) -> list[Row]:
         return self._all("api_queue_counts")
+
+    def console_counts(self) -> list[Row]:
+        """Jobs per type and state: pending and processing all, finished ones of the last 24 hours."""
+        return self._all("api_console_counts")
 
     def oldest_pending(self) -> list[Row]:
         return self._all("api_queue_oldest_pending")
@@ -159,6 +202,9 @@ class Store:
 
     def run_times(self, minutes: int) -> list[Row]:
         return self._all("api_queue_run_times", minutes=minutes)
+
+    def console_failures(self, limit: int) -> list[Row]:
+        return self._all("api_console_failures", limit=limit)
 
     def recent_failures(self, limit: int) -> list[Row]:
         return self._all("api_recent_failures", limit=limit)
@@ -191,9 +237,10 @@ class Store:
         return self._one("api_lora_get", id=lora_id)
 
     def loras(self, *, viewer: uuid.UUID | None, me: uuid.UUID | None, limit: int, status: str | None,
-              public_only: bool, mine_only: bool) -> list[Row]:
-        return self._all("api_lora_list", viewer=viewer, me=me, limit=limit, status=status,
-                         public_only=public_only, mine_only=mine_only)
+              mine_only: bool, owner: uuid.UUID | None = None, is_public: bool | None = None,
+              after: tuple[datetime, uuid.UUID] | None = None) -> list[Row]:
+        return self._all("api_lora_list", viewer=viewer, me=me, limit=limit, status=status, owner=owner,
+                         is_public=is_public, mine_only=mine_only, **_after(after))
 
     def set_lora_public(self, lora_id: uuid.UUID, is_public: bool) -> Row | None:
         return self._one("api_lora_set_public", id=lora_id, is_public=is_public)
@@ -209,8 +256,10 @@ class Store:
     def preset(self, preset_id: uuid.UUID) -> Row | None:
         return self._one("api_preset_get", id=preset_id)
 
-    def presets(self, *, viewer: uuid.UUID | None, limit: int) -> list[Row]:
-        return self._all("api_preset_list", viewer=viewer, limit=limit)
+    def presets(self, *, viewer: uuid.UUID | None, limit: int, owner: uuid.UUID | None = None,
+                is_public: bool | None = None, after: tuple[datetime, uuid.UUID] | None = None) -> list[Row]:
+        return self._all("api_preset_list", viewer=viewer, limit=limit, owner=owner, is_public=is_public,
+                         **_after(after))
 
     def update_preset(self, preset_id: uuid.UUID, changes: dict[str, Any]) -> Row | None:
         params = {k: changes.get(k) for k in ("name", "provider", "model_name", "style_modifiers", "is_public")}
@@ -227,8 +276,18 @@ class Store:
     def image(self, image_id: uuid.UUID) -> Row | None:
         return self._one("api_image_get", id=image_id)
 
-    def images(self, *, viewer: uuid.UUID | None, limit: int) -> list[Row]:
-        return self._all("api_image_list", viewer=viewer, limit=limit)
+    def images(self, *, viewer: uuid.UUID | None, limit: int, job_id: uuid.UUID | None = None,
+               scene_id: uuid.UUID | None = None, story_id: uuid.UUID | None = None, lora_id: uuid.UUID | None = None,
+               created_from: datetime | None = None, created_to: datetime | None = None,
+               after: tuple[datetime, uuid.UUID] | None = None) -> list[Row]:
+        return self._all("api_image_list", viewer=viewer, limit=limit, job_id=job_id, scene_id=scene_id,
+                         story_id=story_id, lora_id=str(lora_id) if lora_id else None, created_from=created_from,
+                         created_to=created_to, **_after(after))
 
     def ping(self) -> None:
         self._one("api_ping")
+
+
+def _after(after: tuple[datetime, uuid.UUID] | None) -> dict[str, Any]:
+    """A keyset position as the list queries' parameters (None: the first page)."""
+    return {"after_created": after[0] if after else None, "after_id": after[1] if after else None}

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import os
 import pkgutil
 import sys
 
 from pydantic import ValidationError
 
+from enchant_worker import logs
 from enchant_worker.errors import EnchantError
 
 LOG_LEVELS = ["DEBUG", "INFO", "WARNING", "ERROR"]
@@ -60,8 +60,7 @@ def _accept_everywhere(commands, *flags, **options) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        stream=sys.stderr)
+    logs.configure(args.log_level)
     try:
         code = args.func(args) or 0
         sys.stdout.flush()  # a reader that went away (`jobs --json | head -1`) shows here, not at exit

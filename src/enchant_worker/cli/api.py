@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+from enchant_worker import logs
 from enchant_worker.cli.common import open_database, print_json, uuid_arg
 from enchant_worker.errors import ConfigurationError
 
@@ -59,7 +60,16 @@ def cmd_api(args) -> int:
 
     settings, db = open_database()
     app = create_app(settings, database_url=db.url, job_types=default_registry(module=args.handlers))
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level.lower(), access_log=False)
+    from enchant_worker.api.routes.dashboard import stop_streams
+
+    class _Server(uvicorn.Server):
+        def handle_exit(self, sig, frame) -> None:
+            stop_streams()  # open dashboard event streams end now instead of holding the shutdown up
+            super().handle_exit(sig, frame)
+
+    # log_config=None: uvicorn's records go through the project's handler (text or JSON)
+    _Server(uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level.lower(), log_config=None,
+                           access_log=logs.access_log_enabled())).run()
     return 0
 
 

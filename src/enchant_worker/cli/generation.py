@@ -8,9 +8,11 @@ import time
 from pathlib import Path
 
 from enchant_worker.cli.common import print_json, uuid_arg
+from enchant_worker.sql import q
 
 POLL_INTERVAL_S = 0.25
 NO_WORKER_HINT_AFTER_S = 5.0
+LIVE_WORKER_S = 60.0  # a worker heard from within this long counts as running
 BAR_WIDTH = 30
 
 
@@ -186,11 +188,12 @@ def _wait(queue, job_id, timeout_s: float | None):
             return job
         waited = time.monotonic() - started
         if job.status == "pending" and waited > NO_WORKER_HINT_AFTER_S and not hinted:
-            print("waiting for a worker: start one with `enchant-worker worker` (or `worker --burst`)",
-                  file=sys.stderr)
+            if not _live_workers(queue.conn, job.job_type):  # a busy worker will come to it: no hint then
+                print("waiting for a worker: none is running for this job type; start one with "
+                      "`enchant-worker worker` (or `worker --burst`)", file=sys.stderr)
             hinted = True
         if job.status == "processing":
-            line = _bar(job.progress_percent)
+            line = _bar(job.progress_percent, job.progress)
             if interactive:
                 sys.stderr.write("\r" + line)
                 sys.stderr.flush()
@@ -202,9 +205,21 @@ def _wait(queue, job_id, timeout_s: float | None):
         time.sleep(POLL_INTERVAL_S)
 
 
-def _bar(percent: int) -> str:
+def _bar(percent: int, progress: dict | None = None) -> str:
+    """`[####    ]  40% denoising step 8/20 ETA 3s`: the bar, then the stage the job reported."""
     filled = BAR_WIDTH * max(0, min(100, percent)) // 100
-    return f"[{'#' * filled}{' ' * (BAR_WIDTH - filled)}] {percent:3d}%"
+    p = progress if isinstance(progress, dict) else {}
+    stage = " ".join(filter(None, [
+        str(p["stage"]) if p.get("stage") else "",
+        f"step {p['step']}/{p['total']}" if p.get("step") is not None and p.get("total") else "",
+        f"ETA {p['eta_s']:.0f}s" if isinstance(p.get("eta_s"), int | float) else "",
+    ]))
+    return f"[{'#' * filled}{' ' * (BAR_WIDTH - filled)}] {percent:3d}%" + (f" {stage}" if stage else "")
+
+
+def _live_workers(conn, job_type: str) -> int:
+    """How many running workers with a recent heartbeat serve `job_type`."""
+    return conn.execute(q("api_workers_serving"), {"job_type": job_type, "live_s": LIVE_WORKER_S}).fetchone()["n"]
 
 
 # -- sample story ---------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import logging
 import signal
 import threading
 
+from enchant_worker import logs
 from enchant_worker.cli.common import job_types_arg, open_database
 from enchant_worker.worker.registry import default_registry
 from enchant_worker.worker.runner import Worker
@@ -35,6 +36,9 @@ def cmd_serve(args) -> int:
         the worker hands back its job; serve finishes its own shutdown instead."""
 
         def handle_exit(self, sig, frame) -> None:
+            from enchant_worker.api.routes.dashboard import stop_streams
+
+            stop_streams()  # open dashboard event streams end now instead of holding the shutdown up
             super().handle_exit(sig, frame)
             self._captured_signals.clear()
 
@@ -54,7 +58,7 @@ def cmd_serve(args) -> int:
     try:
         app = create_app(settings, database_url=db.url, job_types=registry)
         config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level.lower(),
-                                access_log=False)
+                                log_config=None, access_log=logs.access_log_enabled())
         _Server(config).run()  # owns SIGINT/SIGTERM; returns once the API has stopped
     finally:
         log.info("stopping the worker and the scheduler (signal again to hand back running jobs now)")

@@ -47,6 +47,10 @@ class PipelineCache:
         self._resident: OrderedDict[str, ResidentPipeline] = OrderedDict()
         self._lock = threading.Lock()
 
+    def is_resident(self, name: str) -> bool:
+        """Whether the model is loaded now (a progress label; it may be evicted the next moment)."""
+        return name in self._resident
+
     def get(self, spec: ModelSpec) -> tuple[ResidentPipeline, float]:
         """The resident pipeline of `spec` and the seconds spent loading it now (0.0 when resident)."""
         with self._lock:

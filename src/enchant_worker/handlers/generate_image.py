@@ -149,11 +149,14 @@ def run(ctx: JobContext) -> dict[str, Any]:
     provider, reason = _choose_provider(settings, spec, inputs)
     model = spec.model or (inputs.preset.model_name if inputs.preset else None)
     parameters = _parameters(spec, inputs.preset, job.id)
-    ctx.progress(0, stage="generating", provider=provider.name, model=model)
+    # the provider loads the model (and activates the LoRAs) before its first step: say so, not "0 %"
+    ctx.progress(0, stage="loading LoRAs" if inputs.loras and _model_resident(provider, model) else "loading model",
+                 provider=provider.name, model=model)
 
     # 4. Generate: progress at each denoising step; a cancel stops within one step, before the decode
     def on_progress(done: int, total: int) -> None:
-        ctx.progress(DONE_BEFORE_SAVING_PCT * done / total, step=done, total=total)
+        stage = "decoding" if done >= total else "denoising"  # the VAE decode follows the last step
+        ctx.progress(DONE_BEFORE_SAVING_PCT * done / total, stage=stage, step=done, total=total)
 
     from enchant_worker.providers.base import GenerationRequest, LoraInput
 
@@ -170,6 +173,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
         raise JobCancelled()  # nothing is written for a job cancelled after its last step
 
     # 5. Store the PNGs, then one images row per image in one transaction
+    ctx.progress(DONE_BEFORE_SAVING_PCT, stage="saving", images=len(result.images))
     started = time.perf_counter()
     files = _write_pngs(settings.storage, job, spec, inputs, built, result, provider.name)
     timings["save_s"] = time.perf_counter() - started
@@ -401,6 +405,15 @@ def _lora_report(loras: list[ResolvedLora], result) -> list[dict[str, Any]]:
         }
         for lo in loras
     ]
+
+
+def _model_resident(provider, model: str | None) -> bool:
+    """Whether the provider says the model is loaded already (providers that cannot tell: no)."""
+    check = getattr(provider, "is_resident", None)
+    try:
+        return bool(check(model)) if callable(check) else False
+    except Exception:  # a stage label must never fail a job
+        return False
 
 
 def _queue_wait_s(created_at: datetime | None, started_at: datetime | None) -> float:

@@ -107,6 +107,10 @@ def base_model_folder(name: str, settings, *, build: bool = True) -> Path:
 # -- the handler ---------------------------------------------------------------------------------
 
 
+TRAINING_PCT = 95  # of the bar: the steps; the preview and saving take the rest
+PREVIEW_DONE_PCT = 99
+
+
 def _lora_id(ctx: JobContext) -> uuid.UUID:
     raw = ctx.metadata.get("lora_model_id") or ctx.job.entity_id
     try:
@@ -130,20 +134,18 @@ def run(ctx: JobContext) -> dict[str, Any]:
     lora_id = _lora_id(ctx)
     root = training_root(settings, lora_id)
 
+    trained: dict[str, Any] = {}  # the last training figures, kept on the later stages' reports
+
     def on_progress(step: int, total: int, loss: float, s_per_step: float, eta_s: float) -> None:
-        ctx.progress(
-            100 * step / total,
-            step=step,
-            total=total,
-            loss=round(loss, 5),
-            s_per_step=round(s_per_step, 3),
-            eta_s=round(eta_s),
-        )
+        trained.update(step=step, total=total, loss=round(loss, 5), s_per_step=round(s_per_step, 3),
+                       eta_s=round(eta_s))
+        ctx.progress(TRAINING_PCT * step / total, stage="training", **trained)
 
     try:
         # 1. The request (validated here, not by the worker, so that a bad one also fails the LoRA row)
         spec = with_settings_defaults(validate(ctx.metadata), settings)
         # 2. The images: validated and copied once, reused when the job resumes
+        ctx.progress(0, stage="preparing data")
         data_dir = root / DATASET_DIR
         dataset = (
             load_dataset(data_dir)
@@ -156,6 +158,8 @@ def run(ctx: JobContext) -> dict[str, Any]:
         hooks = TrainingHooks(
             on_progress=on_progress, should_stop=ctx.is_cancelled, should_yield=ctx.should_yield
         )
+        # loads the model and encodes every image and caption once before the first step
+        ctx.progress(0, stage="caching latents", images=len(dataset.images))
         result = train_lora(
             spec, dataset, base, root / WORK_DIR, lora_dir(settings, lora_id), hooks, device=device
         )
@@ -176,7 +180,9 @@ def run(ctx: JobContext) -> dict[str, Any]:
         raise
 
     # 4. A preview with the trigger words, through the generation path (a failure does not fail the LoRA)
+    ctx.progress(TRAINING_PCT, stage="preview", **trained)
     preview = _preview(ctx, spec, base, result.lora_path)
+    ctx.progress(PREVIEW_DONE_PCT, stage="saving", **trained)
 
     # 5. The row becomes ready, pointing at the diffusers file (relative to storage); the preview is linked
     storage = Path(settings.storage)

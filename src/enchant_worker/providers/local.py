@@ -79,6 +79,10 @@ class LocalDiffusersProvider:
             return ValidationResult(False, (str(exc),))
         return ValidationResult(True)
 
+    def is_resident(self, model: str | None) -> bool:
+        """Whether the model is loaded already (then a job starts with its LoRAs, not a model load)."""
+        return self.pipelines.is_resident(self.registry.get(model).name)
+
     def generate(
         self,
         request: GenerationRequest,

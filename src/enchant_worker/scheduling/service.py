@@ -143,7 +143,7 @@ class SchedulerService:
             log.exception("maintenance %s (tick %s) failed", task, tick.isoformat())
             return
         if result is not None:
-            log.info("ran %s tick %s by %s: %s", task, tick.isoformat(), self.identity, result)
+            log.debug("ran %s tick %s by %s: %s", task, tick.isoformat(), self.identity, result)
 
 
 def start_scheduler(db: Database, settings: Settings) -> SchedulerService:

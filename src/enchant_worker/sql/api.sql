@@ -140,6 +140,23 @@ WHERE (%(status)s::TEXT IS NULL OR j.status = %(status)s)
   AND (%(user_id)s::UUID IS NULL OR j.user_id = %(user_id)s)
   AND (%(entity_type)s::TEXT IS NULL OR j.entity_type = %(entity_type)s)
   AND (%(entity_id)s::UUID IS NULL OR j.entity_id = %(entity_id)s)
+  -- A story's jobs: about the story itself, one of its chapters, scenes, characters, locations or
+  -- branches. Each kind's ids are gathered once (ARRAY(...) runs as an init plan), so that every branch
+  -- is an idx_processing_jobs_entity lookup (a BitmapOr), never a walk through the whole table.
+  AND (%(story_id)s::UUID IS NULL
+       OR (j.entity_type = 'story' AND j.entity_id = %(story_id)s)
+       OR (j.entity_type = 'chapter'
+           AND j.entity_id = ANY(ARRAY(SELECT id FROM chapters WHERE story_id = %(story_id)s)))
+       OR (j.entity_type = 'scene' AND j.entity_id = ANY(ARRAY(
+               SELECT s.id FROM scenes s JOIN chapters c ON c.id = s.chapter_id WHERE c.story_id = %(story_id)s)))
+       OR (j.entity_type = 'character'
+           AND j.entity_id = ANY(ARRAY(SELECT id FROM characters WHERE story_id = %(story_id)s)))
+       OR (j.entity_type = 'location'
+           AND j.entity_id = ANY(ARRAY(SELECT id FROM locations WHERE story_id = %(story_id)s)))
+       OR (j.entity_type = 'branch'
+           AND j.entity_id = ANY(ARRAY(SELECT id FROM story_branches WHERE parent_story_id = %(story_id)s))))
+  AND (%(created_from)s::TIMESTAMPTZ IS NULL OR j.created_at >= %(created_from)s)
+  AND (%(created_to)s::TIMESTAMPTZ IS NULL OR j.created_at < %(created_to)s)
   -- A user key sees its user's jobs and the jobs of the stories that user may read (owned, or an
   -- accepted collaboration in any role: every role reads). An admin key passes viewer = NULL.
   AND (%(viewer)s::UUID IS NULL OR j.user_id = %(viewer)s
@@ -236,17 +253,39 @@ VALUES (%(id)s, %(user_id)s, %(name)s, %(description)s, %(model_file_url)s, %(tr
 RETURNING *
 
 -- api_lora_get --
--- One LoRA.
-SELECT * FROM lora_models WHERE id = %(id)s
+-- One LoRA with its training job (api_lora_list says how).
+SELECT l.*, t.job_id, t.job_status, t.base_model, t.preview_image_id
+FROM lora_models l
+LEFT JOIN LATERAL (
+    SELECT j.id AS job_id, j.status AS job_status, j.metadata->>'base_model' AS base_model,
+           j.result->>'preview_image_id' AS preview_image_id
+    FROM processing_jobs j
+    WHERE j.id = l.training_job_id OR (j.entity_type = 'lora_model' AND j.entity_id = l.id AND j.job_type = 'train_lora')
+    ORDER BY j.id = l.training_job_id DESC, j.created_at DESC LIMIT 1
+) t ON TRUE
+WHERE l.id = %(id)s
 
 -- api_lora_list --
--- LoRAs the viewer may see (their own and the public ones; all for an admin), newest first.
-SELECT * FROM lora_models
-WHERE (%(viewer)s::UUID IS NULL OR user_id = %(viewer)s OR is_public)
-  AND (%(status)s::TEXT IS NULL OR status = %(status)s)
-  AND (NOT %(public_only)s OR is_public)
-  AND (NOT %(mine_only)s OR user_id = %(me)s)
-ORDER BY created_at DESC, id DESC
+-- One page of LoRAs the viewer may see (their own and the public ones; all for an admin), newest
+-- first, filtered, each with its training job: the one the worker recorded, else the latest
+-- train_lora job about it (a queued job has not been recorded yet; idx_processing_jobs_entity).
+SELECT l.*, t.job_id, t.job_status, t.base_model, t.preview_image_id
+FROM lora_models l
+LEFT JOIN LATERAL (
+    SELECT j.id AS job_id, j.status AS job_status, j.metadata->>'base_model' AS base_model,
+           j.result->>'preview_image_id' AS preview_image_id
+    FROM processing_jobs j
+    WHERE j.id = l.training_job_id OR (j.entity_type = 'lora_model' AND j.entity_id = l.id AND j.job_type = 'train_lora')
+    ORDER BY j.id = l.training_job_id DESC, j.created_at DESC LIMIT 1
+) t ON TRUE
+WHERE (%(viewer)s::UUID IS NULL OR l.user_id = %(viewer)s OR l.is_public)
+  AND (%(status)s::TEXT IS NULL OR l.status = %(status)s)
+  AND (%(owner)s::UUID IS NULL OR l.user_id = %(owner)s)
+  AND (%(is_public)s::BOOLEAN IS NULL OR COALESCE(l.is_public, FALSE) = %(is_public)s)
+  AND (NOT %(mine_only)s OR l.user_id = %(me)s)
+  AND (%(after_created)s::TIMESTAMPTZ IS NULL
+       OR (l.created_at, l.id) < (%(after_created)s::TIMESTAMPTZ, %(after_id)s::UUID))
+ORDER BY l.created_at DESC, l.id DESC
 LIMIT %(limit)s
 
 -- api_lora_set_public --
@@ -269,9 +308,14 @@ RETURNING *
 SELECT * FROM generation_presets WHERE id = %(id)s
 
 -- api_preset_list --
--- Presets the viewer may see (their own and the public ones; all for an admin), newest first.
+-- One page of presets the viewer may see (their own and the public ones; all for an admin), newest
+-- first, filtered by owner and public flag.
 SELECT * FROM generation_presets
 WHERE (%(viewer)s::UUID IS NULL OR user_id = %(viewer)s OR is_public)
+  AND (%(owner)s::UUID IS NULL OR user_id = %(owner)s)
+  AND (%(is_public)s::BOOLEAN IS NULL OR COALESCE(is_public, FALSE) = %(is_public)s)
+  AND (%(after_created)s::TIMESTAMPTZ IS NULL
+       OR (created_at, id) < (%(after_created)s::TIMESTAMPTZ, %(after_id)s::UUID))
 ORDER BY created_at DESC, id DESC
 LIMIT %(limit)s
 
@@ -299,13 +343,27 @@ SELECT i.*, entity_story_id('scene', i.scene_id) AS story_id FROM images i WHERE
 ORDER BY i.created_at DESC LIMIT 1
 
 -- api_image_list --
--- The latest images the viewer may see (their own and those of stories they may read).
+-- One page of images the viewer may see (their own and those of stories they may read), newest
+-- first, filtered by job, scene, story, LoRA (one it was made with, or the LoRA it previews) and
+-- creation time [created_from, created_to).
 SELECT i.*, entity_story_id('scene', i.scene_id) AS story_id FROM images i
 WHERE (%(viewer)s::UUID IS NULL OR i.user_id = %(viewer)s
        OR entity_story_id('scene', i.scene_id) IN (
            SELECT id FROM stories WHERE user_id = %(viewer)s
            UNION
            SELECT story_id FROM story_collaborators WHERE user_id = %(viewer)s AND status = 'accepted'))
+  AND (%(job_id)s::UUID IS NULL OR i.job_id = %(job_id)s)
+  AND (%(scene_id)s::UUID IS NULL OR i.scene_id = %(scene_id)s)
+  -- a story's images: those of its scenes (the scenes are few; idx_images_scene finds their images)
+  AND (%(story_id)s::UUID IS NULL OR i.scene_id IN (
+           SELECT s.id FROM scenes s JOIN chapters c ON c.id = s.chapter_id WHERE c.story_id = %(story_id)s))
+  AND (%(lora_id)s::TEXT IS NULL
+       OR i.parameters->'loras' @> jsonb_build_array(jsonb_build_object('lora_model_id', %(lora_id)s::TEXT))
+       OR i.parameters->>'lora_model_id' = %(lora_id)s::TEXT)
+  AND (%(created_from)s::TIMESTAMPTZ IS NULL OR i.created_at >= %(created_from)s)
+  AND (%(created_to)s::TIMESTAMPTZ IS NULL OR i.created_at < %(created_to)s)
+  AND (%(after_created)s::TIMESTAMPTZ IS NULL
+       OR (i.created_at, i.id) < (%(after_created)s::TIMESTAMPTZ, %(after_id)s::UUID))
 ORDER BY i.created_at DESC, i.id DESC
 LIMIT %(limit)s
 
@@ -351,3 +409,105 @@ SELECT COALESCE(user_id::TEXT, 'none') AS user_id, result->>'provider' AS provid
 FROM processing_jobs
 WHERE job_type = 'generate_image' AND status = 'completed' AND result ? 'cost'
 GROUP BY 1, 2 ORDER BY 1, 2
+
+-- api_job_actions --
+-- The console actions taken on a job, oldest first (who, what, from which state to which).
+SELECT id, job_id, action, key_id, key_name, user_id, from_status, to_status, detail, bulk, created_at
+FROM job_actions WHERE job_id = %(job_id)s ORDER BY created_at, id
+
+-- api_job_action_record --
+-- Record one action on a job and who took it.
+INSERT INTO job_actions (job_id, action, key_id, key_name, user_id, from_status, to_status, detail, bulk)
+VALUES (%(job_id)s, %(action)s, %(key_id)s, %(key_name)s, %(user_id)s, %(from_status)s, %(to_status)s,
+        %(detail)s, %(bulk)s)
+RETURNING id
+
+-- api_job_progress_history --
+-- A job's progress reports over time (stages, steps, loss), oldest first; the latest `limit`.
+SELECT attempt, at, percent, progress FROM (
+    SELECT attempt, at, percent, progress FROM job_progress_history
+    WHERE job_id = %(job_id)s ORDER BY at DESC LIMIT %(limit)s
+) h ORDER BY at
+
+-- api_queue_throughput_binned --
+-- Jobs finished (completed, failed) per bucket of `bucket_s` seconds over the last `minutes` minutes,
+-- oldest first, empty buckets as 0. Reads idx_processing_jobs_finished (completed_at) only for the window.
+WITH bins AS (
+    SELECT b AS start
+    FROM generate_series(date_bin(make_interval(secs => %(bucket_s)s), NOW() - make_interval(mins => %(minutes)s),
+                                  TIMESTAMPTZ '2000-01-01'),
+                         NOW(), make_interval(secs => %(bucket_s)s)) AS b
+), done AS (
+    SELECT date_bin(make_interval(secs => %(bucket_s)s), completed_at, TIMESTAMPTZ '2000-01-01') AS start,
+           count(*) FILTER (WHERE status = 'completed')::INT AS completed,
+           count(*) FILTER (WHERE status = 'failed')::INT AS failed
+    FROM processing_jobs
+    -- the range alone (the FILTERs above pick the states): an index-only scan of idx_processing_jobs_finished
+    WHERE completed_at >= NOW() - make_interval(mins => %(minutes)s) - make_interval(secs => %(bucket_s)s)
+    GROUP BY 1
+)
+SELECT bins.start, COALESCE(done.completed, 0) AS completed, COALESCE(done.failed, 0) AS failed
+FROM bins LEFT JOIN done USING (start) ORDER BY bins.start
+
+-- api_scheduler_tasks --
+-- Every maintenance task's latest run and its failures over the last day.
+SELECT DISTINCT ON (task) task, tick, ran_by, status, error_message, started_at, finished_at,
+       (SELECT count(*) FROM maintenance_runs f
+        WHERE f.task = r.task AND f.status = 'failed' AND f.started_at > NOW() - INTERVAL '1 day')::INT AS failures_1d
+FROM maintenance_runs r
+ORDER BY task, tick DESC
+
+-- api_scheduler_failures --
+-- The latest failed maintenance runs.
+SELECT task, tick, ran_by, error_message, started_at, finished_at FROM maintenance_runs
+WHERE status = 'failed' ORDER BY started_at DESC LIMIT %(limit)s
+
+-- api_job_ids_matching --
+-- The ids of the jobs a bulk action applies to: the console's filters, at most `limit`, newest first.
+SELECT j.id, j.status FROM processing_jobs j
+WHERE (%(status)s::TEXT IS NULL OR j.status = %(status)s)
+  AND (%(job_type)s::TEXT IS NULL OR j.job_type = %(job_type)s)
+  AND (%(user_id)s::UUID IS NULL OR j.user_id = %(user_id)s)
+  AND (%(story_id)s::UUID IS NULL OR entity_story_id(j.entity_type, j.entity_id) = %(story_id)s)
+  AND (%(created_from)s::TIMESTAMPTZ IS NULL OR j.created_at >= %(created_from)s)
+  AND (%(created_to)s::TIMESTAMPTZ IS NULL OR j.created_at < %(created_to)s)
+ORDER BY j.created_at DESC, j.id DESC
+LIMIT %(limit)s
+
+-- api_job_id_range --
+-- Jobs whose id lies in a range: the console's search by the first characters of an id (the primary
+-- key's index; the range is the prefix padded with 0s and with fs).
+SELECT j.*, entity_story_id(j.entity_type, j.entity_id) AS story_id
+FROM processing_jobs j WHERE j.id BETWEEN %(low)s AND %(high)s
+ORDER BY j.id LIMIT %(limit)s
+
+-- api_workers_serving --
+-- How many running workers, heard from within `live_s` seconds, serve a job type.
+SELECT count(*)::INT AS n FROM workers
+WHERE status = 'running' AND heartbeat_at > NOW() - make_interval(secs => %(live_s)s)
+  AND %(job_type)s = ANY(job_types)
+
+-- api_console_counts --
+-- The console's depth per job type and state: pending and processing jobs all (the queue index's
+-- partial rows), finished ones over the last 24 hours (idx_processing_jobs_finished), so that the
+-- overview never counts the whole table's history (a million rows would take a sequential scan).
+SELECT job_type, status, count(*)::INT AS n FROM processing_jobs
+WHERE status IN ('pending', 'processing')
+GROUP BY job_type, status
+UNION ALL
+-- Finished: only the completion-time range is a condition (an index-only scan of idx_processing_jobs_finished,
+-- which carries type and state); the state is picked after grouping (OFFSET 0 keeps the planner from
+-- pushing it down, where it would pick the state's index and walk the whole history instead).
+SELECT job_type, status, n FROM (
+    SELECT job_type, status, count(*)::INT AS n FROM processing_jobs
+    WHERE completed_at >= NOW() - INTERVAL '24 hours'
+    GROUP BY job_type, status OFFSET 0
+) finished WHERE status IN ('completed', 'failed', 'cancelled')
+ORDER BY job_type, status
+
+-- api_console_failures --
+-- The latest failed jobs with their messages, newest first: walks idx_processing_jobs_finished backwards
+-- (its rows carry the state), so it reads only the few rows it shows.
+SELECT id, job_type, error_message, attempts, max_attempts, errors, crashes, completed_at, user_id
+FROM processing_jobs WHERE status = 'failed' AND completed_at IS NOT NULL
+ORDER BY completed_at DESC LIMIT %(limit)s

@@ -222,6 +222,17 @@ class Worker:
         return self._hold(jobs)
 
     def _execute(self, lease: Lease, job: Job, ctx: JobContext) -> Outcome:
+        """Runs the job's handler, with one INFO line when it starts and one when it ends."""
+        started = time.monotonic()
+        log.info("job %s started: %s, user %s, attempt %d of %d", job.id, job.job_type, job.user_id or "-",
+                 job.attempts, job.max_attempts)
+        outcome = self._run_handler(lease, job, ctx)
+        log.info("job %s ended: %s, user %s, attempt %d, %.3fs, %s%s", job.id, job.job_type, job.user_id or "-",
+                 job.attempts, time.monotonic() - started, outcome.kind,
+                 f" ({outcome.error.splitlines()[0][:200]})" if outcome.error else "")
+        return outcome
+
+    def _run_handler(self, lease: Lease, job: Job, ctx: JobContext) -> Outcome:
         handler = self.handlers[job.job_type]
         try:
             if ctx.is_cancelled():

@@ -113,9 +113,9 @@ def test_matrix(client, owned, admin, alice, bob, method, template, body):
 
 def test_strangers_see_none_of_alices_things_in_lists(client, owned, bob, alice):
     assert client.get("/v1/jobs", headers=bob.headers).json()["items"] == []
-    assert client.get("/v1/presets", headers=bob.headers).json() == []
-    assert client.get("/v2/loras", headers=bob.headers).json() == []
-    assert client.get("/v1/images", headers=bob.headers).json() == []
+    assert client.get("/v1/presets", headers=bob.headers).json() == {"items": [], "next_cursor": None}
+    assert client.get("/v2/loras", headers=bob.headers).json() == {"items": [], "next_cursor": None}
+    assert client.get("/v1/images", headers=bob.headers).json() == {"items": [], "next_cursor": None}
     assert len(client.get("/v1/jobs", headers=alice.headers).json()["items"]) == 1
     r = client.get("/v1/jobs", params={"user_id": str(alice.user_id)}, headers=bob.headers)
     assert r.status_code == 403

@@ -23,7 +23,10 @@ def test_upload_starts_training(client, alice, png, settings, conn):
     assert r.status_code == 202, r.text
     body = r.json()
     lora = body["lora"]
-    assert lora["status"] == "training" and lora["training_images_count"] == 5
+    # its job waits: the LoRA says so, names the job and the model, and its file URL is already the one it keeps
+    assert lora["status"] == "queued" and lora["training_images_count"] == 5
+    assert lora["training_job_id"] == body["job_id"] and lora["base_model"] == "tiny-sd"
+    assert lora["model_file_url"] == f"/v2/loras/{lora['id']}/download" and lora["preview_url"] is None
     assert lora["trigger_words"] == ["inkwash", "brush"] and lora["user_id"] == str(alice.user_id)
     job = JobQueue(conn).get(body["job_id"])
     assert job.job_type == "train_lora" and job.metadata["lora_model_id"] == lora["id"]
@@ -102,11 +105,11 @@ def test_download_publish_and_visibility(client, alice, bob, store, settings):
     r = client.post(f"/v2/loras/{lora}/publish", headers=alice.headers)
     assert r.status_code == 200 and r.json()["is_public"] is True
     # Public: bob lists, reads and downloads it (counted), but may not unpublish it.
-    assert [x["id"] for x in client.get("/v2/loras", params={"scope": "public"}, headers=bob.headers).json()] == [str(lora)]
+    assert [x["id"] for x in client.get("/v2/loras", params={"scope": "public"}, headers=bob.headers).json()["items"]] == [str(lora)]
     assert client.get(f"/v2/loras/{lora}/download", headers=bob.headers).status_code == 200
     assert client.get(f"/v2/loras/{lora}", headers=bob.headers).json()["download_count"] == 2
     assert client.post(f"/v2/loras/{lora}/unpublish", headers=bob.headers).status_code == 403
-    assert client.get("/v2/loras", params={"scope": "mine"}, headers=bob.headers).json() == []
+    assert client.get("/v2/loras", params={"scope": "mine"}, headers=bob.headers).json()["items"] == []
     assert client.post(f"/v2/loras/{lora}/unpublish", headers=alice.headers).json()["is_public"] is False
     assert client.get(f"/v2/loras/{uuid.uuid4()}", headers=alice.headers).status_code == 404
     # A ready LoRA whose file is gone: 404 naming it, not a 500.

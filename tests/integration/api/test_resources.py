@@ -57,7 +57,7 @@ def test_image_metadata_and_file(client, store, alice, bob, png, settings):
     r = client.get(f"/v1/images/{relative}/file", headers=alice.headers)
     assert r.status_code == 200 and r.content == data and r.headers["content-type"] == "image/png"
     assert client.get(f"/v1/images/{relative}/file", headers=bob.headers).status_code == 403
-    assert [i["id"] for i in client.get("/v1/images", headers=alice.headers).json()] == [str(relative)]
+    assert [i["id"] for i in client.get("/v1/images", headers=alice.headers).json()["items"]] == [str(relative)]
     missing = _image(store, alice.user_id, "images/gone.png")
     assert client.get(f"/v1/images/{missing}/file", headers=alice.headers).status_code == 404
     escape = _image(store, alice.user_id, "../../etc/passwd")

@@ -9,12 +9,13 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
+from enchant_worker.api import pagination
 from enchant_worker.api.auth import READ, check_access, found
 from enchant_worker.api.deps import PrincipalDep, SettingsDep, StateDep, StoreDep
-from enchant_worker.api.errors import COMMON
+from enchant_worker.api.errors import COMMON, responses
 from enchant_worker.api.files import media_type, stored_file
 from enchant_worker.api.routes.exports import SignedLink
-from enchant_worker.api.schemas import ImagePublic
+from enchant_worker.api.schemas import ImagePage, ImagePublic
 from enchant_worker.api.serving import file_response, signed_url
 from enchant_worker.api.store import Row
 from enchant_worker.api.versions import BASIC_GENERATION
@@ -28,12 +29,25 @@ def image_public(row: Row, version: str) -> ImagePublic:
                        file_url=f"/{version}/images/{row['id']}/file")
 
 
-@router.get("", response_model=list[ImagePublic])
-def list_images(request: Request, store: StoreDep, principal: PrincipalDep,
-                limit: Annotated[int, Query(ge=1, le=200)] = 24) -> list[ImagePublic]:
-    """The latest images this key may see, newest first."""
-    rows = store.images(viewer=None if principal.is_admin else principal.user_id, limit=limit)
-    return [image_public(r, request.scope["api_version"]) for r in rows]
+@router.get("", response_model=ImagePage, responses=responses(400))
+def list_images(
+    request: Request, state: StateDep, store: StoreDep, principal: PrincipalDep,
+    job_id: uuid.UUID | None = None, scene_id: uuid.UUID | None = None, story_id: uuid.UUID | None = None,
+    lora_id: Annotated[uuid.UUID | None, Query(description="made with this LoRA, or its preview")] = None,
+    created_from: Annotated[datetime | None, Query(description="created at or after (ISO 8601)")] = None,
+    created_to: Annotated[datetime | None, Query(description="created before (ISO 8601)")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 24,
+    cursor: Annotated[str | None, Query(max_length=1000)] = None,
+) -> ImagePage:
+    """The images this key may see, newest first, filtered. Follow `next_cursor` for the next page (a
+    changed cursor, or one made for other filters, is a 400)."""
+    filters = {"job_id": job_id, "scene_id": scene_id, "story_id": story_id, "lora_id": lora_id,
+               "created_from": created_from, "created_to": created_to}
+    secret = state.secret(store, "cursor")
+    rows = store.images(viewer=None if principal.is_admin else principal.user_id, limit=limit + 1,
+                        after=pagination.position(secret, cursor, filters), **filters)
+    items, next_cursor = pagination.page(secret, rows, limit, filters)
+    return ImagePage(items=[image_public(r, request.scope["api_version"]) for r in items], next_cursor=next_cursor)
 
 
 @router.get("/{image_id}", response_model=ImagePublic)

@@ -8,11 +8,12 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, File, Form, Query, UploadFile, status
 from fastapi.responses import FileResponse
 
+from enchant_worker.api import pagination
 from enchant_worker.api.auth import Principal, found
 from enchant_worker.api.deps import PrincipalDep, SettingsDep, StateDep, StoreDep
 from enchant_worker.api.errors import COMMON, Conflict, Forbidden, Unprocessable, responses
 from enchant_worker.api.files import stored_file
-from enchant_worker.api.schemas import LoraPublic, LoraTrainingStarted
+from enchant_worker.api.schemas import LoraPage, LoraPublic, LoraTrainingStarted
 from enchant_worker.api.store import Row, Store
 from enchant_worker.api.uploads import store_upload
 from enchant_worker.api.versions import LORA_TRAINING
@@ -38,14 +39,40 @@ def _trigger_words(text: str) -> list[str]:
     return words
 
 
-@router.get("", response_model=list[LoraPublic])
-def list_loras(store: StoreDep, principal: PrincipalDep,
-               scope: Annotated[Literal["visible", "mine", "public"], Query()] = "visible",
-               status_: Annotated[Literal["training", "ready", "failed"] | None, Query(alias="status")] = None,
-               limit: Annotated[int, Query(ge=1, le=200)] = 100) -> list[Row]:
-    """LoRAs this key may use: its own and the public ones (every LoRA for an admin)."""
-    return store.loras(viewer=None if principal.is_admin else principal.user_id, me=principal.user_id,
-                       limit=limit, status=status_, public_only=scope == "public", mine_only=scope == "mine")
+def lora_public(row: Row, version: str = "v2") -> LoraPublic:
+    """A LoRA as the API shows it: file references are URLs of this API (the download URL stays the same
+    before, during and after training), its training job, base model and preview."""
+    status_ = row["status"]
+    if status_ == "training" and row.get("job_status") == "pending":
+        status_ = "queued"
+    preview = row.get("preview_image_id")
+    return LoraPublic(**{k: row.get(k) for k in LoraPublic.model_fields
+                         if k not in ("model_file_url", "status", "training_job_id", "preview_url")},
+                      model_file_url=f"/{version}/loras/{row['id']}/download", status=status_,
+                      training_job_id=row.get("training_job_id") or row.get("job_id"),
+                      preview_url=f"/{version}/images/{preview}/file" if preview else None)
+
+
+@router.get("", response_model=LoraPage, responses=responses(400))
+def list_loras(
+    state: StateDep, store: StoreDep, principal: PrincipalDep,
+    scope: Annotated[Literal["visible", "mine", "public"], Query()] = "visible",
+    status_: Annotated[Literal["training", "ready", "failed"] | None, Query(alias="status")] = None,
+    owner: Annotated[uuid.UUID | None, Query(description="one user's LoRAs")] = None,
+    is_public: bool | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 100,
+    cursor: Annotated[str | None, Query(max_length=1000)] = None,
+) -> LoraPage:
+    """LoRAs this key may use: its own and the public ones (every LoRA for an admin), newest first,
+    filtered; follow `next_cursor` for the next page."""
+    public = True if scope == "public" else is_public
+    filters = {"scope": scope, "status": status_, "owner": owner, "is_public": public}
+    secret = state.secret(store, "cursor")
+    rows = store.loras(viewer=None if principal.is_admin else principal.user_id, me=principal.user_id,
+                       limit=limit + 1, status=status_, owner=owner, is_public=public, mine_only=scope == "mine",
+                       after=pagination.position(secret, cursor, filters))
+    items, next_cursor = pagination.page(secret, rows, limit, filters)
+    return LoraPage(items=[lora_public(r) for r in items], next_cursor=next_cursor)
 
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=LoraTrainingStarted,
@@ -75,13 +102,14 @@ def train_lora(
                "epochs": epochs, "resolution": resolution, "rank": rank,
                **({"base_model": base_model} if base_model else {})}
     lora_id, job_id = initiate_lora_training(store.conn, actor, settings, request, image_count=upload["file_count"])
-    return LoraTrainingStarted(lora=LoraPublic.model_validate(found(store.lora(lora_id), f"LoRA {lora_id}")),
+    return LoraTrainingStarted(lora=lora_public(found(store.lora(lora_id), f"LoRA {lora_id}")),
                                job_id=job_id)
 
 
 @router.get("/{lora_id}", response_model=LoraPublic)
-def get_lora(lora_id: uuid.UUID, store: StoreDep, principal: PrincipalDep) -> Row:
-    return _lora(store, principal, lora_id, write=False)
+def get_lora(lora_id: uuid.UUID, store: StoreDep, principal: PrincipalDep) -> LoraPublic:
+    """One LoRA with its training job, error, base model and preview."""
+    return lora_public(_lora(store, principal, lora_id, write=False))
 
 
 @router.get("/{lora_id}/download", response_class=FileResponse, responses={
@@ -111,15 +139,16 @@ def _set_public(store: Store, principal: Principal, lora_id: uuid.UUID, public: 
     row = _lora(store, principal, lora_id, write=True)
     if public and row["status"] != "ready":
         raise Conflict(f"LoRA {lora_id} is {row['status']}; only a ready LoRA can be published")
-    return found(store.set_lora_public(lora_id, public), f"LoRA with id {lora_id}")
+    found(store.set_lora_public(lora_id, public), f"LoRA with id {lora_id}")
+    return found(store.lora(lora_id), f"LoRA with id {lora_id}")
 
 
 @router.post("/{lora_id}/publish", response_model=LoraPublic, responses=responses(409))
-def publish_lora(lora_id: uuid.UUID, store: StoreDep, principal: PrincipalDep) -> Row:
+def publish_lora(lora_id: uuid.UUID, store: StoreDep, principal: PrincipalDep) -> LoraPublic:
     """Make a ready LoRA public: every key can then list, read and download it."""
-    return _set_public(store, principal, lora_id, True)
+    return lora_public(_set_public(store, principal, lora_id, True))
 
 
 @router.post("/{lora_id}/unpublish", response_model=LoraPublic)
-def unpublish_lora(lora_id: uuid.UUID, store: StoreDep, principal: PrincipalDep) -> Row:
-    return _set_public(store, principal, lora_id, False)
+def unpublish_lora(lora_id: uuid.UUID, store: StoreDep, principal: PrincipalDep) -> LoraPublic:
+    return lora_public(_set_public(store, principal, lora_id, False))

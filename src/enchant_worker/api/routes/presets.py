@@ -7,10 +7,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
+from enchant_worker.api import pagination
 from enchant_worker.api.auth import Principal, found
-from enchant_worker.api.deps import PrincipalDep, StoreDep
-from enchant_worker.api.errors import COMMON, Forbidden
-from enchant_worker.api.schemas import PresetCreate, PresetPublic, PresetUpdate
+from enchant_worker.api.deps import PrincipalDep, StateDep, StoreDep
+from enchant_worker.api.errors import COMMON, Forbidden, responses
+from enchant_worker.api.schemas import PresetCreate, PresetPage, PresetPublic, PresetUpdate
 from enchant_worker.api.store import Row, Store
 from enchant_worker.api.versions import BASIC_GENERATION
 
@@ -31,11 +32,21 @@ def create_preset(body: PresetCreate, store: StoreDep, principal: PrincipalDep) 
     return store.create_preset(user_id=principal.user_id, **body.model_dump())
 
 
-@router.get("", response_model=list[PresetPublic])
-def list_presets(store: StoreDep, principal: PrincipalDep,
-                 limit: Annotated[int, Query(ge=1, le=200)] = 100) -> list[Row]:
-    """Own presets and public ones, newest first (all for an admin)."""
-    return store.presets(viewer=None if principal.is_admin else principal.user_id, limit=limit)
+@router.get("", response_model=PresetPage, responses=responses(400))
+def list_presets(
+    state: StateDep, store: StoreDep, principal: PrincipalDep,
+    owner: Annotated[uuid.UUID | None, Query(description="one user's presets")] = None,
+    is_public: bool | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 100,
+    cursor: Annotated[str | None, Query(max_length=1000)] = None,
+) -> PresetPage:
+    """Own presets and public ones, newest first (all for an admin), filtered; follow `next_cursor`."""
+    filters = {"owner": owner, "is_public": is_public}
+    secret = state.secret(store, "cursor")
+    rows = store.presets(viewer=None if principal.is_admin else principal.user_id, limit=limit + 1,
+                         after=pagination.position(secret, cursor, filters), **filters)
+    items, next_cursor = pagination.page(secret, rows, limit, filters)
+    return PresetPage(items=[PresetPublic.model_validate(r) for r in items], next_cursor=next_cursor)
 
 
 @router.get("/{preset_id}", response_model=PresetPublic)

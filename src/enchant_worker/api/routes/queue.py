@@ -17,10 +17,11 @@ FEATURE = BASIC_GENERATION
 MB = 2**20
 
 
-def queue_stats(store: Store, minutes: int) -> QueueStats:
+def queue_stats(store: Store, minutes: int, counts_rows: list[Row] | None = None) -> QueueStats:
+    """`counts_rows`: jobs per type and state (default: the whole table, `store.queue_counts()`)."""
     counts: dict[str, dict[str, int]] = {}
     totals: dict[str, int] = {}
-    for r in store.queue_counts():
+    for r in store.queue_counts() if counts_rows is None else counts_rows:
         counts.setdefault(r["job_type"], {})[r["status"]] = r["n"]
         totals[r["status"]] = totals.get(r["status"], 0) + r["n"]
     oldest = {r["job_type"]: r["age_s"] for r in store.oldest_pending()}
