@@ -26,7 +26,9 @@ def cli(env, *args, check=True):
 
 
 def spawn_worker(env, *args):
-    return subprocess.Popen([*CLI, "worker", "--handlers", "tests.support.counting_handlers", *args],
+    # WARNING: a worker logs two INFO lines per job, which would fill the unread stderr pipe and stall it
+    return subprocess.Popen([*CLI, "--log-level", "WARNING", "worker", "--handlers", "tests.support.counting_handlers",
+                             *args],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
