@@ -98,7 +98,8 @@ job_type = "noop"
 """)
     env = {**ops_env, "ENCHANT_SCHEDULE_FILE": str(schedule)}
     logs = [tmp_path / "a.log", tmp_path / "b.log"]
-    procs = [spawn("scheduler", env=env, log=log) for log in logs]
+    # DEBUG: each task run is logged at DEBUG ("ran TASK tick T by ME"), which this test reads
+    procs = [spawn("--log-level", "DEBUG", "scheduler", env=env, log=log) for log in logs]
     try:
         leader = wait_for(lambda: current_leader(conn), 20, "a leader")
         # Exactly one leader, and it stays the same while both live.
