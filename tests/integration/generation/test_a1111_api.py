@@ -149,6 +149,7 @@ def test_progress_while_a_job_runs_then_interrupt(service, keys):
     ({"override_settings": {"sd_model_checkpoint": "sdxl-nope"}}, "override_settings.sd_model_checkpoint",
      "unknown checkpoint"),
     ({"batch_size": 1000, "n_iter": 1000}, "batch_size", "at most 8"),
+    ({"batch_size": 3, "n_iter": 2}, "count", "free tier allows at most 4 images per job, not 6"),
     ({"prompt": "a cat <lora:ink:heavy>"}, "prompt", "malformed tag"),
     ({"prompt": "a cat <lora:ink:1"}, "prompt", "closed with '>'"),
     ({"prompt": "a cat <lora:nowhere:1>"}, "loras[0].name", "unknown LoRA 'nowhere'"),
