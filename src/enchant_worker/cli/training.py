@@ -55,25 +55,22 @@ def register(commands) -> None:
 
 def _request(args, settings) -> dict[str, Any]:
     """The training request from the options; unset options keep the request's defaults."""
-    from enchant_worker.model_catalog import ModelRegistry
+    from enchant_worker.intake.training import fill_model_defaults
 
-    registry = ModelRegistry.load(settings.models_dir, settings.models_config)
-    base_model = args.base_model or registry.default
     request: dict[str, Any] = {
         "name": args.name,
         "description": args.description,
         "training_images": [],  # the upload made from --images (the worker reads storage only)
         "trigger_words": args.trigger,
-        "base_model": base_model,
+        "base_model": args.base_model,
     }
-    configured = registry.models.get(base_model)
-    resolution = args.resolution or (configured.defaults.get("width") if configured else None)
-    options = {
+    options = {  # unset: the defaults intake gives the API too (resolution: the base model's size)
         "max_train_steps": args.steps, "epochs": args.epochs, "rank": args.rank, "alpha": args.alpha,
-        "learning_rate": args.learning_rate, "batch_size": args.batch_size, "resolution": resolution,
+        "learning_rate": args.learning_rate, "batch_size": args.batch_size, "resolution": args.resolution,
         "seed": args.seed,
     }  # fmt: skip
     request.update({k: v for k, v in options.items() if v is not None})
+    fill_model_defaults(request, settings)  # as for the API: base model, its size
     return request
 
 
