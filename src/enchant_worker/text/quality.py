@@ -79,6 +79,7 @@ class QualityScore:
     source: str = "builtin"
     confidence: float | None = None
     certain: bool = True
+    tentative: bool = False  # an llm score given with low confidence
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
