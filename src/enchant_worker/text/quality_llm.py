@@ -23,7 +23,7 @@ LOW_CONFIDENCE = 0.5  # under it an llm score is tentative
 REASON_MAX_CHARS = 60
 EDIT_MAX_CHARS = 160
 SCENE_PROMPT_MAX_CHARS = 6000  # the scene text given to the model (its start)
-MAX_AUTO_FIXES = 5
+MAX_AUTO_FIXES = 3
 SCORE_SYSTEM = ("You judge one scene of a novel. Answer with JSON only: for each of narrative_coherence, "
                 "visual_potential, character_development, pacing and emotional_impact a score from 0 to 10 and "
                 "a short reason; then your confidence (low, medium, high).")
