@@ -19,7 +19,14 @@ from psycopg.types.json import Jsonb
 from enchant_worker.sql import q
 from enchant_worker.text.quality import SCORE_FIELDS
 from enchant_worker.text.story_analysis import StoryAnalysis, scene_result
-from enchant_worker.text.story_input import ChapterInput, Feeling, SceneInput, StoryInput, chapter_from_text, scene_hash
+from enchant_worker.text.story_input import (
+    ChapterInput,
+    Feeling,
+    SceneInput,
+    StoryInput,
+    chapter_from_text,
+    scene_hash,
+)
 
 STORY_KEY = "analysis"
 SCENE_KEY = "quality"
@@ -60,6 +67,18 @@ def stored(conn, entity_type: str, entity_id, key: str) -> dict[str, Any] | None
     if row is None:
         return None
     return {**row["value"], "computed_at": row["computed_at"].isoformat()}
+
+
+def is_stale(conn, story_id, document: dict[str, Any]) -> bool:
+    """Whether the story changed since `document` (its stored analysis) was computed."""
+    _, story_input = load_story(conn, story_id)
+    return story_input.content_hash(analyzer_key(document["analyzer"], document.get("text_model"))) != \
+        document["content_hash"]
+
+
+def analyzer_key(analyzer: str, text_model: str | None) -> str:
+    """What the content hash is keyed by: the analyzer, and for the llm its model."""
+    return f"llm:{text_model}" if analyzer == "llm" and text_model else analyzer
 
 
 def text_sha256(text: str) -> str:

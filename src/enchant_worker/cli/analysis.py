@@ -90,9 +90,7 @@ def _show(db, story_id, as_json: bool) -> int:
         document = store.stored(conn, "story", story_id, store.STORY_KEY)
         if document is None:
             raise InvalidJob(f"story {story_id} has not been analysed yet: run `enchant-worker analyze {story_id}`")
-        _, story_input = store.load_story(conn, story_id)
-    key = document["analyzer"] if not document.get("text_model") else f"llm:{document['text_model']}"
-    stale = story_input.content_hash(key) != document["content_hash"]
+        stale = store.is_stale(conn, story_id, document)
     if as_json:
         print_json({**document, "stale": stale})
         return 0

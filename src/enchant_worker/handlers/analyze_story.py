@@ -37,7 +37,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
             story, story_input = store.load_story(conn, spec.story_id)
         except store.StoryNotFound as exc:
             raise InvalidJob(f"story_id: {exc}") from None
-        content_hash = story_input.content_hash(spec.analyzer if model_name is None else f"llm:{model_name}")
+        content_hash = story_input.content_hash(store.analyzer_key(spec.analyzer, model_name))
         # 2. Unchanged: reuse
         previous = store.stored(conn, "story", spec.story_id, store.STORY_KEY)
         if previous and previous.get("content_hash") == content_hash and not spec.force:

@@ -53,3 +53,19 @@ WHERE story_id = %(story_id)s
   AND (%(until)s::timestamptz IS NULL OR recorded_at < %(until)s)
 ORDER BY recorded_at DESC, metric_type
 LIMIT %(limit)s
+
+-- analysis_console_stories --
+-- Stories for the console, newest first, with their owner and latest analysis (overall score, when).
+SELECT s.id, s.title, coalesce(u.email, '—') AS owner,
+       (SELECT count(*) FROM chapters c WHERE c.story_id = s.id) AS chapters,
+       (m.metadata_value -> 'insights' ->> 'overall_quality')::float8 AS overall, m.created_at AS analysed_at
+FROM stories s
+LEFT JOIN users u ON u.id = s.user_id
+LEFT JOIN entity_metadata m ON m.entity_type = 'story' AND m.entity_id = s.id AND m.metadata_key = 'analysis'
+ORDER BY s.created_at DESC, s.id
+LIMIT %(limit)s
+
+-- analysis_console_story --
+-- One story for the console, with its owner.
+SELECT s.id, s.title, coalesce(u.email, '—') AS owner FROM stories s LEFT JOIN users u ON u.id = s.user_id
+WHERE s.id = %(id)s

@@ -100,9 +100,7 @@ def _stored_story(store: Store, story_id: uuid.UUID) -> tuple[dict[str, Any], bo
     document = analysis_store.stored(store.conn, "story", story_id, analysis_store.STORY_KEY)
     if document is None:
         raise NotFound(f"story {story_id} has not been analysed yet: POST /stories/{story_id}/analyze queues it")
-    _, story_input = analysis_store.load_story(store.conn, story_id)
-    key = document["analyzer"] if not document.get("text_model") else f"llm:{document['text_model']}"
-    return document, story_input.content_hash(key) != document["content_hash"]
+    return document, analysis_store.is_stale(store.conn, story_id, document)
 
 
 @router.post("/stories/{story_id}/analyze", response_model=AnalyzeAccepted, status_code=status.HTTP_202_ACCEPTED)
