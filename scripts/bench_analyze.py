@@ -208,6 +208,14 @@ def speed(words: int) -> None:
     print(f"  reference, builtin scene extraction of the same text: {extract_s:.2f} s = {n / extract_s:,.0f} words/s;"
           f" analysis/extraction time ratio {analyse_s / extract_s:.2f}")
     print(f"  both (a story never extracted): {analyse_s + extract_s:.2f} s")
+    stories = [story_from_texts(p.stem, load_gold(p)[1]) for p in sorted(GOLD.glob("*.txt"))]
+    rounds = 50
+    cpu = time.process_time()
+    for _ in range(rounds):
+        for story in stories:
+            analyze_story(story)
+    per_story = (time.process_time() - cpu) / (rounds * len(stories))
+    print(f"  gold stories (~{per // len(stories)} words, 3-4 chapters each): {1 / per_story:,.0f} stories per CPU-second")
 
 
 if __name__ == "__main__":

@@ -1,9 +1,9 @@
 """Story analysis in the database: the story read as analysis input (extracted scenes; chapters never
 extracted are split in memory by builtin), and the results stored:
 
-- per scene: entity_metadata (`scene`, id, `quality`): its QualityScore, evidence, and the hash of what
+- per scene: entity_metadata (`scene`, id, `analysis.quality`): its QualityScore, evidence, and the hash of what
   it was computed from
-- per story: entity_metadata (`story`, id, `analysis`): insights, pacing, suggestions, enhancement, and
+- per story: entity_metadata (`story`, id, `analysis.story`): insights, pacing, suggestions, enhancement, and
   the story's content hash; and one story_metrics row per figure (`metric_type` `quality_overall`,
   `quality_pacing`, ..., `character_development_score`, `words`, `scenes`) whose metadata names the hash
 
@@ -28,8 +28,11 @@ from enchant_worker.text.story_input import (
     scene_hash,
 )
 
-STORY_KEY = "analysis"
-SCENE_KEY = "quality"
+# Keys under this prefix are written by analyze_story only: the user metadata API neither shows nor takes them
+# (so templates never see them and a user cannot forge a score).
+RESERVED_PREFIX = "analysis."
+STORY_KEY = "analysis.story"
+SCENE_KEY = "analysis.quality"
 METRIC_PREFIX = "quality_"
 
 

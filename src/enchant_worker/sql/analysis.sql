@@ -25,7 +25,7 @@ WHERE c.story_id = %(story_id)s AND s.retired_at IS NULL
 ORDER BY c.chapter_number, s.scene_number
 
 -- analysis_get --
--- A stored analysis value of an entity (key 'analysis' of a story, 'quality' of a scene), NULL when none.
+-- A stored analysis value of an entity (key 'analysis.story' of a story, 'analysis.quality' of a scene).
 SELECT metadata_value AS value, created_at AS computed_at
 FROM entity_metadata WHERE entity_type = %(entity_type)s AND entity_id = %(entity_id)s AND metadata_key = %(key)s
 
@@ -61,7 +61,7 @@ SELECT s.id, s.title, coalesce(u.email, '—') AS owner,
        (m.metadata_value -> 'insights' ->> 'overall_quality')::float8 AS overall, m.created_at AS analysed_at
 FROM stories s
 LEFT JOIN users u ON u.id = s.user_id
-LEFT JOIN entity_metadata m ON m.entity_type = 'story' AND m.entity_id = s.id AND m.metadata_key = 'analysis'
+LEFT JOIN entity_metadata m ON m.entity_type = 'story' AND m.entity_id = s.id AND m.metadata_key = 'analysis.story'
 ORDER BY s.created_at DESC, s.id
 LIMIT %(limit)s
 

@@ -70,6 +70,11 @@ def test_sample_book_analysis_through_the_api(client, alice, analysed):
         len(rows)
     bad = client.get(f"/v1/stories/{sid}/metrics", params={"from": future, "to": future}, headers=alice.headers)
     assert bad.status_code == 422 and "must be after" in bad.text
+    # the stored scores are not user metadata: not shown there, not writable there (no forged score)
+    assert client.get(f"/v1/entities/scene/{scene_id}/metadata", headers=alice.headers).json() == {}
+    forged = client.put(f"/v1/entities/scene/{scene_id}/metadata/analysis.quality", headers=alice.headers,
+                        json={"value": {"overall": 1.0}})
+    assert forged.status_code == 422 and "written by analyze_story only" in forged.text
 
 
 def test_other_user_is_refused_everywhere_collaborator_and_admin_may_read(client, alice, bob, admin, analysed,

@@ -59,7 +59,7 @@ def test_sample_book_is_scored_stored_and_reused(db, conn, settings, queue, auth
                                                                "characters": 5}
     assert all(0 <= result["scores"][f] <= 1 for f in ("overall", *SCORE_FIELDS))
     scenes = conn.execute("SELECT entity_id, metadata_value AS v FROM entity_metadata WHERE entity_type = 'scene' "
-                          "AND metadata_key = 'quality'").fetchall()
+                          "AND metadata_key = 'analysis.quality'").fetchall()
     assert len(scenes) == 6
     for row in scenes:
         value = row["v"]
