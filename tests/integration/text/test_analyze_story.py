@@ -105,15 +105,18 @@ def story_of(conn, author, chapters: list[str], title="Bad input"):
 ])
 def test_bad_stories_are_analysed_with_notes(db, conn, settings, queue, author, chapters, note, scenes):
     story_id = story_of(conn, author, chapters)
+    for chapter in conn.execute("SELECT id FROM chapters WHERE story_id = %s", (story_id,)).fetchall():
+        queue.enqueue(NewJob("extract_scenes", {"chapter_id": str(chapter["id"])}))
+    run_jobs(db, settings, ("extract_scenes",))
     result = analyse(queue, db, settings, story_id)
     assert result["counts"]["scenes"] == scenes
     if note:
         assert any(note in n for n in result["notes"]), result["notes"]
     assert all(0 <= v <= 1 for v in result["scores"].values())
-    if chapters == ["Storm."]:  # one word: too short to judge, said per scene, scores held low
-        stored = conn.execute("SELECT metadata_value AS v FROM entity_metadata WHERE entity_id = %s",
-                              (story_id,)).fetchone()["v"]
-        assert stored["insights"]["unextracted_chapters"] == [1]
+    if chapters == ["Storm."]:  # one word: too short to judge, said in the scene's stored score, scores held low
+        [scene] = conn.execute("SELECT metadata_value AS v FROM entity_metadata WHERE entity_type = 'scene'"
+                               ).fetchall()
+        assert "too short to judge" in scene["v"]["notes"][0] and scene["v"]["overall"] < 0.35
         assert result["scores"]["overall"] < 0.35
     # the worker is intact: a second job runs
     assert analyse(queue, db, settings, story_id)["reused"] is True
