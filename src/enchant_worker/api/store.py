@@ -223,8 +223,9 @@ class Store:
     def create_lora(self, **values: Any) -> Row:
         return self._one("api_lora_create", **values)
 
-    def user_tiers(self, *, user_id: uuid.UUID | None, limit: int) -> list[Row]:
-        return self._all("intake_users", id=user_id, limit=limit)
+    def user_tiers(self, *, user_id: uuid.UUID | None, limit: int,
+                   after: tuple[datetime, uuid.UUID] | None = None) -> list[Row]:
+        return self._all("intake_users", id=user_id, limit=limit, **_after(after))
 
     def set_user_tier(self, user_id: uuid.UUID, tier: str | None, overrides: dict[str, int] | None) -> Row | None:
         return self._one("intake_set_tier", id=user_id, tier=tier,

@@ -27,17 +27,26 @@ DELETE FROM community_stories WHERE id = %(id)s RETURNING id
 
 -- community_list --
 -- One page of listings: filtered by tag, category, featured and words in the title or description;
--- newest first, or popular (likes, then views) first.
-SELECT cs.*, count(*) OVER () AS total
-FROM community_stories cs
-WHERE (%(tag)s::TEXT IS NULL OR %(tag)s = ANY (cs.tags))
-  AND (%(category)s::TEXT IS NULL OR cs.category = %(category)s)
-  AND (%(featured)s::BOOLEAN IS NULL OR cs.is_featured = %(featured)s)
-  AND (%(q)s::TEXT IS NULL OR cs.title ILIKE '%%' || %(q)s || '%%' OR cs.description ILIKE '%%' || %(q)s || '%%')
-ORDER BY CASE WHEN %(sort)s = 'popular' THEN cs.like_count END DESC NULLS LAST,
-         CASE WHEN %(sort)s = 'popular' THEN cs.view_count END DESC NULLS LAST,
-         cs.published_at DESC, cs.id DESC
-LIMIT %(limit)s OFFSET %(offset)s
+-- newest first, or popular (likes, then views) first; from a keyset position (the last row's sort key).
+-- `total` counts every matching listing, not only those after the position.
+WITH matching AS (
+    SELECT cs.*, coalesce(cs.like_count, 0) AS likes, coalesce(cs.view_count, 0) AS views
+    FROM community_stories cs
+    WHERE (%(tag)s::TEXT IS NULL OR %(tag)s = ANY (cs.tags))
+      AND (%(category)s::TEXT IS NULL OR cs.category = %(category)s)
+      AND (%(featured)s::BOOLEAN IS NULL OR cs.is_featured = %(featured)s)
+      AND (%(q)s::TEXT IS NULL OR cs.title ILIKE '%%' || %(q)s || '%%' OR cs.description ILIKE '%%' || %(q)s || '%%')
+)
+SELECT m.*, (SELECT count(*) FROM matching) AS total
+FROM matching m
+WHERE %(after_id)s::UUID IS NULL
+   OR (%(sort)s = 'popular' AND (m.likes, m.views, m.published_at, m.id)
+        < (%(after_likes)s::INTEGER, %(after_views)s::INTEGER, %(after_published)s::TIMESTAMPTZ, %(after_id)s::UUID))
+   OR (%(sort)s <> 'popular' AND (m.published_at, m.id) < (%(after_published)s::TIMESTAMPTZ, %(after_id)s::UUID))
+ORDER BY CASE WHEN %(sort)s = 'popular' THEN m.likes END DESC NULLS LAST,
+         CASE WHEN %(sort)s = 'popular' THEN m.views END DESC NULLS LAST,
+         m.published_at DESC, m.id DESC
+LIMIT %(limit)s
 
 -- community_interaction_add --
 -- A like, bookmark, share or comment; a second like or bookmark by the same user is ignored (no row).
@@ -67,12 +76,14 @@ WHERE user_id = %(user_id)s AND interaction_type = 'comment'
   AND created_at > NOW() - make_interval(secs => GREATEST(%(window_s)s, %(duplicate_s)s))
 
 -- community_comments --
--- A listing's comments, newest first, with their authors' names.
+-- A listing's comments, newest first, with their authors' names, from a keyset position.
 SELECT i.id, i.user_id, u.display_name AS author, i.content, i.created_at
 FROM community_interactions i LEFT JOIN users u ON u.id = i.user_id
 WHERE i.story_id = %(story_id)s AND i.interaction_type = 'comment'
+  AND (%(after_created)s::TIMESTAMPTZ IS NULL
+       OR (i.created_at, i.id) < (%(after_created)s::TIMESTAMPTZ, %(after_id)s::UUID))
 ORDER BY i.created_at DESC, i.id DESC
-LIMIT %(limit)s OFFSET %(offset)s
+LIMIT %(limit)s
 
 -- community_comment_get --
 -- One comment.
@@ -100,15 +111,23 @@ FROM counts WHERE cs.id = counts.story_id
 RETURNING cs.id
 
 -- community_public_loras --
--- Public LoRA styles, most downloaded first.
-SELECT id, name, description, trigger_words, strength_range, download_count, created_at
-FROM lora_models WHERE is_public AND status = 'ready'
-ORDER BY download_count DESC NULLS LAST, created_at DESC
-LIMIT %(limit)s OFFSET %(offset)s
+-- Public LoRA styles, most downloaded first, from a keyset position.
+SELECT id, name, description, trigger_words, strength_range, coalesce(download_count, 0) AS download_count,
+       created_at
+FROM lora_models
+WHERE is_public AND status = 'ready'
+  AND (%(after_id)s::UUID IS NULL OR (coalesce(download_count, 0), created_at, id)
+       < (%(after_count)s::INTEGER, %(after_created)s::TIMESTAMPTZ, %(after_id)s::UUID))
+ORDER BY coalesce(download_count, 0) DESC, created_at DESC, id DESC
+LIMIT %(limit)s
 
 -- community_public_presets --
--- Public generation presets, most used first.
-SELECT id, name, description, provider, model_name, parameters, style_modifiers, usage_count, created_at
-FROM generation_presets WHERE is_public
-ORDER BY usage_count DESC NULLS LAST, created_at DESC
-LIMIT %(limit)s OFFSET %(offset)s
+-- Public generation presets, most used first, from a keyset position.
+SELECT id, name, description, provider, model_name, parameters, style_modifiers,
+       coalesce(usage_count, 0) AS usage_count, created_at
+FROM generation_presets
+WHERE is_public
+  AND (%(after_id)s::UUID IS NULL OR (coalesce(usage_count, 0), created_at, id)
+       < (%(after_count)s::INTEGER, %(after_created)s::TIMESTAMPTZ, %(after_id)s::UUID))
+ORDER BY coalesce(usage_count, 0) DESC, created_at DESC, id DESC
+LIMIT %(limit)s

@@ -95,15 +95,17 @@ WHERE id = %(id)s
 RETURNING id, email, subscription_tier, quota_overrides
 
 -- intake_users --
--- Users with their tier, overrides and today's usage (admins' view).
-SELECT u.id, u.email, u.display_name, u.subscription_tier, u.quota_overrides,
+-- Users with their tier, overrides and today's usage (admins' view), newest first, from a keyset position.
+SELECT u.id, u.email, u.display_name, u.subscription_tier, u.quota_overrides, u.created_at,
        COALESCE((SELECT jsonb_object_agg(kind, amount) FROM user_usage
                  WHERE user_id = u.id AND day = (NOW() AT TIME ZONE 'UTC')::date), '{}') AS usage_today,
        (SELECT count(*) FROM processing_jobs j WHERE j.user_id = u.id AND j.status IN ('pending', 'processing'))
            AS active_jobs
 FROM users u
 WHERE (%(id)s::uuid IS NULL OR u.id = %(id)s)
-ORDER BY u.created_at, u.id
+  AND (%(after_created)s::TIMESTAMPTZ IS NULL
+       OR (u.created_at, u.id) < (%(after_created)s::TIMESTAMPTZ, %(after_id)s::UUID))
+ORDER BY u.created_at DESC, u.id DESC
 LIMIT %(limit)s
 
 -- intake_idempotent_job --

@@ -76,7 +76,8 @@ def test_the_community_flow_with_three_users(app, client, alice, bob, make_user,
     r = client.post(f"/v1/community/stories/{listing}/comments", headers=bob.headers, json={"content": "Lovely!"})
     assert r.status_code == 201 and r.json()["author"]
     comment_id = r.json()["id"]
-    assert [c["content"] for c in anonymous.get(f"/v1/community/stories/{listing}/comments").json()] == ["Lovely!"]
+    assert [c["content"] for c in anonymous.get(f"/v1/community/stories/{listing}/comments").json()["items"]] == [
+        "Lovely!"]
     assert client.delete(f"/v1/community/comments/{comment_id}", headers=carol.headers).status_code == 403
     assert client.delete(f"/v1/community/comments/{comment_id}", headers=bob.headers).status_code == 204
     r = client.post(f"/v1/community/stories/{listing}/comments", headers=carol.headers, json={"content": "x" * 2001})
@@ -127,5 +128,41 @@ def test_public_styles_and_presets_are_browsable(client, alice, conn):
     conn.execute("INSERT INTO generation_presets (user_id, name, provider, model_name, parameters, is_public, usage_count) "
                  "VALUES (%s, 'moody', 'local', 'tiny', '{}', TRUE, 3), (%s, 'mine', 'local', 'tiny', '{}', FALSE, 9)",
                  (alice.user_id, alice.user_id))
-    assert [lora["name"] for lora in client.get("/v1/community/loras").json()] == ["ink"]
-    assert [p["name"] for p in client.get("/v1/community/presets").json()] == ["moody"]
+    assert [lora["name"] for lora in client.get("/v1/community/loras").json()["items"]] == ["ink"]
+    assert [p["name"] for p in client.get("/v1/community/presets").json()["items"]] == ["moody"]
+
+
+def test_every_community_list_pages_with_the_signed_cursor(client, alice, bob, conn, stories):
+    """Comments, public styles and presets (most used first, ties by age) and listings (newest and popular)
+    page with `next_cursor`; every row comes once; a changed cursor, or one of another list, is a 400."""
+    published, _ = stories
+    listing = client.post("/v1/community/stories", headers=alice.headers,
+                          json={"story_id": str(published.story_id)}).json()["id"]
+    for i in range(5):
+        conn.execute("INSERT INTO community_interactions (user_id, story_id, interaction_type, content, created_at) "
+                     "VALUES (%s, %s, 'comment', %s, NOW() - make_interval(secs => %s))",
+                     (bob.user_id, listing, f"c{i}", i))
+        conn.execute("INSERT INTO lora_models (user_id, name, model_file_url, status, is_public, download_count) "
+                     "VALUES (%s, %s, 'loras/x.safetensors', 'ready', TRUE, %s)", (alice.user_id, f"l{i}", i % 2))
+
+    def walk(url, limit=2):
+        seen, cursor = [], None
+        while True:
+            page = client.get(url, params={"limit": limit, **({"cursor": cursor} if cursor else {})}).json()
+            seen += page["items"]
+            cursor = page["next_cursor"]
+            if cursor is None:
+                return seen
+
+    assert [c["content"] for c in walk(f"/v1/community/stories/{listing}/comments")] == [f"c{i}" for i in range(5)]
+    loras = walk("/v1/community/loras")
+    assert sorted(lo["name"] for lo in loras) == [f"l{i}" for i in range(5)]
+    assert [lo["download_count"] for lo in loras] == [1, 1, 0, 0, 0]
+    for sort in ("newest", "popular"):
+        assert [x["id"] for x in walk(f"/v1/community/stories?sort={sort}", limit=1)] == [listing]
+    cursor = client.get("/v1/community/loras", params={"limit": 2}).json()["next_cursor"]
+    tampered = cursor[:-2] + ("AA" if not cursor.endswith("AA") else "BB")
+    for url, params in (("/v1/community/loras", {"cursor": tampered}), ("/v1/community/presets", {"cursor": cursor}),
+                        (f"/v1/community/stories/{listing}/comments", {"cursor": cursor})):
+        r = client.get(url, params=params)
+        assert r.status_code == 400 and "cursor" in r.json()["detail"], (url, r.text)

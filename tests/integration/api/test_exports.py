@@ -79,7 +79,11 @@ def test_the_sample_book_in_all_five_formats_through_the_queue(client, alice, al
     assert r.status_code == 206 and len(r.content) == 100
     assert r.headers["content-range"].startswith("bytes 0-99/")
     listed = client.get(f"/v1/stories/{alice_story.story_id}/exports", headers=alice.headers).json()
-    assert sorted(e["format"] for e in listed) == sorted(options)
+    assert sorted(e["format"] for e in listed["items"]) == sorted(options) and listed["next_cursor"] is None
+    first = client.get(f"/v1/stories/{alice_story.story_id}/exports?limit=1", headers=alice.headers).json()
+    rest = client.get(f"/v1/stories/{alice_story.story_id}/exports", headers=alice.headers,
+                      params={"cursor": first["next_cursor"]}).json()
+    assert [e["id"] for e in first["items"] + rest["items"]] == [e["id"] for e in listed["items"]]
 
 
 def test_every_export_route_refuses_another_users_story(client, alice, bob, alice_story, conn, workers):

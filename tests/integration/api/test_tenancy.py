@@ -278,7 +278,7 @@ def test_the_worker_rechecks_rows_inserted_by_sql(conn, db, settings, worlds, bo
     assert row["status"] == "training" and row["error_message"] is None
 
 
-def test_admins_see_and_change_tiers_and_quotas(client, alice, admin):
+def test_admins_see_and_change_tiers_and_quotas(client, alice, bob, admin):
     assert client.get("/v2/users", headers=alice.headers).status_code == 403
     assert client.patch(f"/v2/users/{alice.user_id}/tier", json={"subscription_tier": "pro"},
                         headers=alice.headers).status_code == 403
@@ -291,8 +291,12 @@ def test_admins_see_and_change_tiers_and_quotas(client, alice, admin):
     # The new tier applies at once: priority 3 is now allowed, the second image is over the exception.
     assert client.post("/v2/jobs", json={**generate(prompt="x"), "priority": 3}, headers=alice.headers).status_code == 201
     assert client.post("/v2/jobs", json=generate(prompt="x"), headers=alice.headers).status_code == 429
-    listed = {u["id"]: u for u in client.get("/v2/users", headers=admin.headers).json()}
+    listed = {u["id"]: u for u in client.get("/v2/users", headers=admin.headers).json()["items"]}
     assert listed[str(alice.user_id)]["usage_today"] == {"images": 1}
+    first = client.get("/v2/users?limit=1", headers=admin.headers).json()
+    assert first["next_cursor"], first
+    second = client.get("/v2/users", params={"limit": 1, "cursor": first["next_cursor"]}, headers=admin.headers).json()
+    assert first["items"][0]["id"] != second["items"][0]["id"] and {first["items"][0]["id"], second["items"][0]["id"]} <= set(listed)
     for bad in ({"quota_overrides": {"images_per_hour": 5}}, {"quota_overrides": {"images_per_day": -1}},
                 {"subscription_tier": "platinum"}):
         r = client.patch(f"/v2/users/{alice.user_id}/tier", json=bad, headers=admin.headers)

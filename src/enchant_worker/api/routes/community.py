@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 
+from enchant_worker.api import pagination
 from enchant_worker.api.auth import ADMIN, Principal, found, hash_key, story_rights
 from enchant_worker.api.deps import CacheDep, PrincipalDep, SettingsDep, StateDep, StoreDep
 from enchant_worker.api.errors import COMMON, ApiError, Forbidden, NotFound, responses
@@ -71,9 +72,22 @@ class Listing(BaseModel):
     published_at: datetime
 
 
+def _next_cursor() -> Any:
+    return Field(description="pass as `cursor` for the next page; null on the last page")
+
+
+CURSOR = Query(max_length=1000, description="the `next_cursor` of the previous page")
+
+
 class ListingPage(BaseModel):
     items: list[Listing]
-    total: int
+    total: int = Field(description="every listing the filters match")
+    next_cursor: str | None = _next_cursor()
+
+
+class PublicPage(BaseModel):
+    items: list[dict[str, Any]]
+    next_cursor: str | None = _next_cursor()
 
 
 class CommentCreate(BaseModel):
@@ -87,6 +101,11 @@ class Comment(BaseModel):
     author: str | None
     content: str
     created_at: datetime
+
+
+class CommentPage(BaseModel):
+    items: list[Comment]
+    next_cursor: str | None = _next_cursor()
 
 
 class Interaction(BaseModel):
@@ -182,26 +201,34 @@ def unpublish(listing_id: uuid.UUID, store: StoreDep, cache: CacheDep, principal
 
 # -- browsing (no key needed) ---------------------------------------------------------------------------
 
-@router.get("/stories", response_model=ListingPage)
-def browse(store: StoreDep, cache: CacheDep,
+@router.get("/stories", response_model=ListingPage, responses=responses(400))
+def browse(state: StateDep, store: StoreDep, cache: CacheDep,
            tag: Annotated[str | None, Query(max_length=40)] = None,
            category: Annotated[str | None, Query(max_length=50)] = None,
            featured: bool | None = None,
            q_: Annotated[str | None, Query(alias="q", max_length=100, description="words in title or description")] = None,
            sort: Literal["newest", "popular"] = "newest",
            limit: Annotated[int, Query(ge=1, le=100)] = 20,
-           offset: Annotated[int, Query(ge=0, le=10_000)] = 0) -> ListingPage:
+           cursor: Annotated[str | None, CURSOR] = None) -> ListingPage:
     """Published stories, newest or most popular first; cached for 24 h (the seed's community_content),
-    refreshed at once on publish, unpublish, feature and changes."""
-    params = {"tag": tag, "category": category, "featured": featured, "q": q_, "sort": sort, "limit": limit,
-              "offset": offset}
+    refreshed at once on publish, unpublish, feature and changes. Follow `next_cursor` for more."""
+    filters = {"tag": tag, "category": category, "featured": featured, "q": q_, "sort": sort}
+    names = ("likes", "views", "published", "id") if sort == "popular" else ("published", "id")
+    secret = state.secret(store, "cursor")
+    after = {"after_likes": None, "after_views": None,
+             **pagination.key_position(secret, cursor, filters, names)}
     version = cache.community_content.version("listings")
-    key = f"page:{version}:{json.dumps(params, sort_keys=True)}"
+    key = f"page:{version}:{json.dumps({**filters, 'limit': limit, 'cursor': cursor}, sort_keys=True)}"
+
+    def sort_key(row: Row) -> list[Any]:
+        tail = [row["published_at"].isoformat(), str(row["id"])]
+        return [row["likes"], row["views"], *tail] if sort == "popular" else tail
 
     def load() -> dict[str, Any]:
-        rows = store.conn.execute(q("community_list"), params).fetchall()
-        return {"items": [listing(r).model_dump(mode="json") for r in rows],
-                "total": rows[0]["total"] if rows else 0}
+        rows = store.conn.execute(q("community_list"), {**filters, **after, "limit": limit + 1}).fetchall()
+        items, next_cursor = pagination.page(secret, rows, limit, filters, key=sort_key)
+        return {"items": [listing(r).model_dump(mode="json") for r in items],
+                "total": rows[0]["total"] if rows else 0, "next_cursor": next_cursor}
 
     return ListingPage.model_validate(cache.community_content.get_or_load(key, load))
 
@@ -233,13 +260,19 @@ def read_story(listing_id: uuid.UUID, request: Request, store: StoreDep, state: 
             "chapters": chapters, "liked": bool(mine and mine["liked"]), "bookmarked": bool(mine and mine["bookmarked"])}
 
 
-@router.get("/stories/{listing_id}/comments", response_model=list[Comment], responses=responses(404))
-def comments(listing_id: uuid.UUID, store: StoreDep, limit: Annotated[int, Query(ge=1, le=200)] = 50,
-             offset: Annotated[int, Query(ge=0)] = 0) -> list[Comment]:
-    """A published story's comments, newest first."""
+@router.get("/stories/{listing_id}/comments", response_model=CommentPage, responses=responses(400, 404))
+def comments(listing_id: uuid.UUID, state: StateDep, store: StoreDep,
+             limit: Annotated[int, Query(ge=1, le=200)] = 50,
+             cursor: Annotated[str | None, CURSOR] = None) -> CommentPage:
+    """A published story's comments, newest first; follow `next_cursor` for more."""
     _listing(store, listing_id)
-    rows = store.conn.execute(q("community_comments"), {"story_id": listing_id, "limit": limit, "offset": offset})
-    return [Comment.model_validate(r) for r in rows]
+    filters = {"story_id": listing_id}
+    secret = state.secret(store, "cursor")
+    after = pagination.key_position(secret, cursor, filters, ("created", "id"))
+    rows = store.conn.execute(q("community_comments"), {"story_id": listing_id, "limit": limit + 1,
+                                                         **after}).fetchall()
+    items, next_cursor = pagination.page(secret, rows, limit, filters)
+    return CommentPage(items=[Comment.model_validate(r) for r in items], next_cursor=next_cursor)
 
 
 # -- interactions (a key acting for a user) -----------------------------------------------------------
@@ -319,15 +352,26 @@ def delete_comment(comment_id: uuid.UUID, store: StoreDep, principal: PrincipalD
 
 # -- public styles and presets --------------------------------------------------------------------------
 
-@router.get("/loras")
-def public_loras(store: StoreDep, limit: Annotated[int, Query(ge=1, le=100)] = 20,
-                 offset: Annotated[int, Query(ge=0)] = 0) -> list[dict[str, Any]]:
+def _public_page(state, store: Store, query: str, count: str, limit: int, cursor: str | None) -> PublicPage:
+    """Public styles or presets, most used first, paged by (uses, created_at, id)."""
+    secret = state.secret(store, "cursor")
+    filters = {"list": query}
+    after = pagination.key_position(secret, cursor, filters, ("count", "created", "id"))
+    rows = store.conn.execute(q(query), {"limit": limit + 1, **after}).fetchall()
+    items, next_cursor = pagination.page(secret, rows, limit, filters,
+                                         key=lambda r: [r[count], r["created_at"].isoformat(), str(r["id"])])
+    return PublicPage(items=items, next_cursor=next_cursor)
+
+
+@router.get("/loras", response_model=PublicPage, responses=responses(400))
+def public_loras(state: StateDep, store: StoreDep, limit: Annotated[int, Query(ge=1, le=100)] = 20,
+                 cursor: Annotated[str | None, CURSOR] = None) -> PublicPage:
     """Public, ready LoRA styles, most downloaded first (no key needed)."""
-    return store.conn.execute(q("community_public_loras"), {"limit": limit, "offset": offset}).fetchall()
+    return _public_page(state, store, "community_public_loras", "download_count", limit, cursor)
 
 
-@router.get("/presets")
-def public_presets(store: StoreDep, limit: Annotated[int, Query(ge=1, le=100)] = 20,
-                   offset: Annotated[int, Query(ge=0)] = 0) -> list[dict[str, Any]]:
+@router.get("/presets", response_model=PublicPage, responses=responses(400))
+def public_presets(state: StateDep, store: StoreDep, limit: Annotated[int, Query(ge=1, le=100)] = 20,
+                   cursor: Annotated[str | None, CURSOR] = None) -> PublicPage:
     """Public generation presets, most used first (no key needed)."""
-    return store.conn.execute(q("community_public_presets"), {"limit": limit, "offset": offset}).fetchall()
+    return _public_page(state, store, "community_public_presets", "usage_count", limit, cursor)

@@ -8,8 +8,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
+from enchant_worker.api import pagination
 from enchant_worker.api.auth import READ, Principal, check_access, found, story_rights
 from enchant_worker.api.deps import PrincipalDep, SettingsDep, StateDep, StoreDep
 from enchant_worker.api.errors import COMMON, Conflict, Forbidden, NotFound, responses
@@ -89,13 +90,22 @@ def create_export(story_id: uuid.UUID, body: ExportOptionsSpec, request: Request
     return export_public(found(store.job(job_id), f"job {job_id}"), request.scope["api_version"])
 
 
-@router.get("/stories/{story_id}/exports", response_model=list[ExportPublic])
-def list_exports(story_id: uuid.UUID, request: Request, store: StoreDep, principal: PrincipalDep,
-                 limit: Annotated[int, Query(ge=1, le=200)] = 50) -> list[ExportPublic]:
-    """The story's exports, newest first."""
+class ExportPage(BaseModel):
+    items: list[ExportPublic]
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page; null on the last page")
+
+
+@router.get("/stories/{story_id}/exports", response_model=ExportPage, responses=responses(400))
+def list_exports(story_id: uuid.UUID, request: Request, state: StateDep, store: StoreDep, principal: PrincipalDep,
+                 limit: Annotated[int, Query(ge=1, le=200)] = 50,
+                 cursor: Annotated[str | None, Query(max_length=1000)] = None) -> ExportPage:
+    """The story's exports, newest first; follow `next_cursor` for the next page."""
     _readable_story(store, principal, story_id)
-    rows = store.jobs(viewer=None, limit=limit, job_type=JOB_TYPE, entity_type="story", entity_id=story_id)
-    return [export_public(r, request.scope["api_version"]) for r in rows]
+    filters = {"job_type": JOB_TYPE, "entity_type": "story", "entity_id": story_id}
+    secret = state.secret(store, "cursor")
+    rows = store.jobs(viewer=None, limit=limit + 1, after=pagination.position(secret, cursor, filters), **filters)
+    items, next_cursor = pagination.page(secret, rows, limit, filters)
+    return ExportPage(items=[export_public(r, request.scope["api_version"]) for r in items], next_cursor=next_cursor)
 
 
 @router.get("/exports/{export_id}", response_model=ExportPublic)

@@ -8,10 +8,12 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field
 
+from enchant_worker.api import pagination
 from enchant_worker.api.auth import Principal
-from enchant_worker.api.deps import AdminDep, CacheDep, PrincipalDep, SettingsDep, StoreDep
-from enchant_worker.api.errors import COMMON, NotFound, Unprocessable
+from enchant_worker.api.deps import AdminDep, CacheDep, PrincipalDep, SettingsDep, StateDep, StoreDep
+from enchant_worker.api.errors import COMMON, NotFound, Unprocessable, responses
 from enchant_worker.api.schemas import (
     MAX_JSON_DEPTH,
     MAX_PREFERENCE_KEYS,
@@ -96,11 +98,21 @@ def get_my_tier(store: StoreDep, settings: SettingsDep, principal: PrincipalDep)
     return _tier_view(rows[0], settings)
 
 
-@router.get("", response_model=list[UserTier])
-def list_users(store: StoreDep, settings: SettingsDep, admin: AdminDep,
-               limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> list[UserTier]:
-    """Admin keys: users with their tier, quota overrides, effective limits and today's usage."""
-    return [_tier_view(r, settings) for r in store.user_tiers(user_id=None, limit=limit)]
+class UserPage(BaseModel):
+    items: list[UserTier]
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page; null on the last page")
+
+
+@router.get("", response_model=UserPage, responses=responses(400))
+def list_users(state: StateDep, store: StoreDep, settings: SettingsDep, admin: AdminDep,
+               limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+               cursor: Annotated[str | None, Query(max_length=1000)] = None) -> UserPage:
+    """Admin keys: users with their tier, quota overrides, effective limits and today's usage, newest
+    first; follow `next_cursor` for the next page."""
+    secret = state.secret(store, "cursor")
+    rows = store.user_tiers(user_id=None, limit=limit + 1, after=pagination.position(secret, cursor, {}))
+    items, next_cursor = pagination.page(secret, rows, limit, {})
+    return UserPage(items=[_tier_view(r, settings) for r in items], next_cursor=next_cursor)
 
 
 @router.patch("/{user_id}/tier", response_model=UserTier)
