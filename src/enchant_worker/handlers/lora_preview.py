@@ -58,17 +58,18 @@ def make_preview(
     from enchant_worker.generation.params import GenerationParams, validate_settings
     from enchant_worker.generation.png_metadata import ImageParameters, save_png
 
-    # 1. The resident pipeline of the base model
+    # 1. The trigger words (or the name), the model's defaults, the training seed
     provider = local_provider(settings)
     model = _model_spec(provider, spec, base_folder)
-    resident, load_s = provider.pipelines.get(model)
-
-    # 2. The trigger words (or the name), the model's defaults, the training seed
     prompt = ", ".join(spec.trigger_words) or spec.name
     values = validate_settings({"seed": spec.seed, "count": 1}, model.defaults)
     lora = LoraRequest(spec.file_stem, Path(lora_file), PREVIEW_STRENGTH)
     params = GenerationParams(prompt, "", values, (lora,))
-    outcome = generate(resident, params, is_cancelled=is_cancelled)
+
+    # 2. On the resident pipeline of the base model, held like any generation's (no adapter switch
+    #    under a running job when one worker serves generation and training)
+    with provider.use(model) as (resident, load_s):
+        outcome = generate(resident, params, is_cancelled=is_cancelled)
 
     # 3. Next to the LoRA, with the parameters AUTOMATIC1111 reads
     lora_hash = outcome.adapters.hashes.get(spec.file_stem)

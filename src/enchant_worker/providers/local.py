@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +13,8 @@ from enchant_worker.generation.adapters import LoraRequest
 from enchant_worker.generation.device import DevicePolicy, resolve_device
 from enchant_worker.generation.generate import generate
 from enchant_worker.generation.params import GenerationParams, validate_settings
-from enchant_worker.generation.pipelines import PipelineCache
-from enchant_worker.model_catalog import ModelRegistry, model_short_hash
+from enchant_worker.generation.pipelines import PipelineCache, ResidentPipeline
+from enchant_worker.model_catalog import ModelRegistry, ModelSpec, model_short_hash
 from enchant_worker.providers.base import (
     CAP_LORA,
     CAP_NEGATIVE_PROMPT,
@@ -83,6 +84,13 @@ class LocalDiffusersProvider:
         """Whether the model is loaded already (then a job starts with its LoRAs, not a model load)."""
         return self.pipelines.is_resident(self.registry.get(model).name)
 
+    @contextmanager
+    def use(self, spec: ModelSpec) -> Iterator[tuple[ResidentPipeline, float]]:
+        """The resident pipeline of `spec` (loaded the first time; the load's seconds too), held for one
+        run: its scheduler and active adapters are per run, so every caller comes through here."""
+        with self._run_lock:
+            yield self.pipelines.get(spec)
+
     def generate(
         self,
         request: GenerationRequest,
@@ -94,9 +102,7 @@ class LocalDiffusersProvider:
         settings = validate_settings(request.parameters, spec.defaults)
         loras = tuple(LoraRequest(x.name, Path(x.path), x.strength) for x in request.loras)
         params = GenerationParams(request.prompt, request.negative_prompt, settings, loras)
-        with self._run_lock:
-            # 2. Get the resident pipeline (loads it the first time)
-            resident, load_s = self.pipelines.get(spec)
+        with self.use(spec) as (resident, load_s):  # 2. the resident pipeline (loaded the first time)
             # 3. Generate
             outcome = generate(resident, params, on_progress=on_progress, is_cancelled=is_cancelled)
         used = {
