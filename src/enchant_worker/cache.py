@@ -6,7 +6,7 @@ seen by all), in-process otherwise. When Redis cannot be reached the cache warns
 in-process store, trying Redis again every ENCHANT_CACHE_RETRY_REDIS_S; keys invalidated meanwhile are
 deleted from Redis when it is back. A cache never fails a request.
 
-Invalidate on every write, after its commit (`CachedReads` does it for the writes it offers). A read that
+Invalidate on every write, after its commit. A read that
 raced with a write does not put the old value back: each key has a version, bumped by every invalidation,
 and a value loaded under an older version is not stored. Values are JSON (UUIDs and times come back as
 strings). Every process shares one key per story or user (in Redis), so every caller caches the same
@@ -28,7 +28,6 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -288,54 +287,3 @@ def load_user_preferences(conn, user_id: Any) -> dict[str, Any] | None:
 
     row = conn.execute(q("get_user_preferences"), {"id": user_id}).fetchone()
     return None if row is None else row["preferences"]
-
-
-class CachedReads:
-    """User preferences and story metadata read through the cache, and the writes that invalidate them.
-
-    `connect` is a context manager factory giving a psycopg connection (Database.connection, or a pool's).
-    Code that writes users.preferences or stories elsewhere calls `cache.invalidate_user_preferences(id)` /
-    `cache.invalidate_story(id)` after its commit.
-    """
-
-    def __init__(self, cache: Cache, connect: Callable[[], AbstractContextManager]):
-        self.cache = cache
-        self.connect = connect
-
-    def _one(self, query: str, params: dict[str, Any]) -> dict[str, Any] | None:
-        from enchant_worker.sql import q
-
-        with self.connect() as conn:
-            return conn.execute(q(query), params).fetchone()
-
-    def user_preferences(self, user_id: Any) -> dict[str, Any] | None:
-        def load():
-            with self.connect() as conn:
-                return load_user_preferences(conn, user_id)
-
-        return self.cache.user_preferences(str(user_id), load)
-
-    def set_user_preferences(self, user_id: Any, preferences: dict[str, Any]) -> bool:
-        from psycopg.types.json import Jsonb
-
-        try:
-            return self._one("set_user_preferences", {"id": user_id, "preferences": Jsonb(preferences)}) is not None
-        finally:
-            self.cache.invalidate_user_preferences(user_id)
-
-    def story_metadata(self, story_id: Any) -> dict[str, Any] | None:
-        def load():
-            with self.connect() as conn:
-                return load_story_metadata(conn, story_id)
-
-        return self.cache.story_metadata(str(story_id), load)
-
-    def update_story_metadata(self, story_id: Any, *, title: str | None = None, description: str | None = None,
-                              genre: str | None = None, style_preference: str | None = None) -> bool:
-        try:
-            return self._one("update_story_metadata", {
-                "id": story_id, "title": title, "description": description, "genre": genre,
-                "style_preference": style_preference}) is not None
-        finally:
-            self.cache.invalidate_story(story_id)
-

@@ -237,7 +237,7 @@ class JobQueue:
             raise InvalidJob(f"job {job_id} is already {job.status}; its priority can no longer change")
 
     def should_yield(self, job: Job, urgent_types: Sequence[str], wait_s: float, alive_s: float) -> bool:
-        """Should this long job hand its worker to urgent work of `urgent_types` (see should_yield.sql)?"""
+        """Should this long job hand its worker to urgent work of `urgent_types` (the `should_yield` query of queue.sql)?"""
         row = self.conn.execute(q("should_yield"), {
             "types": list(urgent_types), "priority": job.priority, "wait_s": wait_s, "alive_s": alive_s,
             "job_type": job.job_type, "id": job.id, "started_at": job.started_at,

@@ -208,20 +208,7 @@ SELECT * FROM data_migrations ORDER BY migration_name
 -- A user's preferences (cached 300 s).
 SELECT preferences FROM users WHERE id = %(id)s
 
--- set_user_preferences --
--- Replace a user's preferences.
-UPDATE users SET preferences = %(preferences)s WHERE id = %(id)s RETURNING id
-
 -- get_story_metadata --
 -- What the prompt builder and the API show of a story (cached 3600 s).
 SELECT id, user_id, title, description, genre, style_preference, created_at, updated_at
 FROM stories WHERE id = %(id)s
-
--- update_story_metadata --
--- Change a story's descriptive fields (those not given stay as they are).
-UPDATE stories
-SET title = COALESCE(%(title)s, title), description = COALESCE(%(description)s, description),
-    genre = COALESCE(%(genre)s, genre), style_preference = COALESCE(%(style_preference)s, style_preference),
-    updated_at = NOW()
-WHERE id = %(id)s
-RETURNING id

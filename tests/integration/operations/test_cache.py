@@ -10,7 +10,6 @@ import pytest
 
 from enchant_worker.cache import (
     Cache,
-    CachedReads,
     RedisStore,
     load_story_metadata,
     load_user_preferences,
@@ -150,23 +149,6 @@ def test_invalidations_missed_during_an_outage_reach_redis_when_it_is_back(prefi
     assert other.user_preferences.get_or_load("u", load) == {"v": 2}
 
 
-def test_cached_reads_are_invalidated_by_writes(cache, db, conn):
-    user = conn.execute("INSERT INTO users (email, preferences) VALUES ('p@x', '{\"size\": 512}') RETURNING id").fetchone()["id"]
-    story = conn.execute("INSERT INTO stories (user_id, title, genre) VALUES (%s, 'Tale', 'fantasy') RETURNING id",
-                         (user,)).fetchone()["id"]
-    reads = CachedReads(cache, db.connection)
-    assert reads.user_preferences(user) == {"size": 512}
-    conn.execute("UPDATE users SET preferences = '{\"size\": 1}' WHERE id = %s", (user,))  # behind the cache's back
-    assert reads.user_preferences(user) == {"size": 512}
-    assert reads.set_user_preferences(user, {"size": 768})
-    assert reads.user_preferences(user) == {"size": 768}
-    assert reads.story_metadata(story)["genre"] == "fantasy"
-    assert reads.update_story_metadata(story, genre="horror")
-    meta = reads.story_metadata(story)
-    assert meta["genre"] == "horror" and meta["title"] == "Tale" and meta["id"] == str(story)
-    assert reads.user_preferences(uuid.uuid4()) is None
-
-
 def test_the_short_api_for_the_api_and_the_prompt_builder(cache, conn):
     user = conn.execute("INSERT INTO users (email, preferences) VALUES ('q@x', '{\"style_preference\": \"ink\"}') "
                         "RETURNING id").fetchone()["id"]
@@ -181,10 +163,6 @@ def test_the_short_api_for_the_api_and_the_prompt_builder(cache, conn):
     cache.invalidate_user_preferences(user)
     assert cache.story_metadata(story, lambda: load_story_metadata(conn, story))["style_preference"] == "oil"
     assert cache.user_preferences(user, lambda: load_user_preferences(conn, user)) == {}
-    # CachedReads uses the same keys and shape: it finds the value cached above without connecting.
-    no_db = CachedReads(cache, lambda: pytest.fail("CachedReads connected instead of reading the cache"))
-    assert no_db.story_metadata(story)["style_preference"] == "oil"
-    assert no_db.user_preferences(user) == {}
 
 
 def test_one_shared_cache_per_process_and_configuration():
