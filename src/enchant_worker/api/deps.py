@@ -38,13 +38,16 @@ class JobTypes(Protocol):
     def get(self, job_type: str) -> Any: ...
 
 
+_SETTING = {name: f.default for name, f in Settings.model_fields.items()}  # the limits' one definition
+
+
 @dataclass(frozen=True)
 class Limits:
-    upload_file_bytes: int = 20 * 2**20
-    upload_total_bytes: int = 200 * 2**20
-    min_training_images: int = 5
-    max_training_images: int = 50
-    json_body_bytes: int = 2**20
+    upload_file_bytes: int = _SETTING["upload_max_file_bytes"]
+    upload_total_bytes: int = _SETTING["upload_max_request_bytes"]
+    min_training_images: int = _SETTING["min_training_images"]
+    max_training_images: int = _SETTING["max_training_images"]
+    json_body_bytes: int = _SETTING["request_max_json_bytes"]
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Limits:

@@ -18,8 +18,6 @@ from pydantic import Field, field_validator, model_validator
 
 from enchant_worker.jobspecs.base import WRITE, JobSpec, Ref, parse
 
-MIN_TRAINING_IMAGES = 5
-MAX_TRAINING_IMAGES = 50
 MAX_TRIGGER_WORDS = 10
 
 MixedPrecision = Literal["auto", "no", "fp16", "bf16"]

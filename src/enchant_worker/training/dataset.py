@@ -20,12 +20,16 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
+from enchant_worker.config import Settings
 from enchant_worker.errors import InvalidJob
-from enchant_worker.jobspecs.train_lora import MAX_TRAINING_IMAGES, MIN_TRAINING_IMAGES, LoRATrainingSpec
+from enchant_worker.jobspecs.train_lora import LoRATrainingSpec
 
 IMAGE_FORMATS = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp", "BMP": ".bmp"}
 CAPTION_SUFFIX = ".txt"
-MAX_IMAGE_PIXELS = 40_000_000  # above this an image is treated as a decompression bomb
+# The limits' one definition is the settings' (ENCHANT_MIN_TRAINING_IMAGES...); these are their defaults.
+MIN_TRAINING_IMAGES: int = Settings.model_fields["min_training_images"].default
+MAX_TRAINING_IMAGES: int = Settings.model_fields["max_training_images"].default
+MAX_IMAGE_PIXELS: int = Settings.model_fields["max_training_image_pixels"].default  # a decompression bomb above
 MAX_IMAGE_FILE_BYTES = 50 * 1024 * 1024
 MIN_IMAGE_SIDE_PX = 16  # below this there is nothing to learn from
 MANIFEST = "dataset.json"
