@@ -28,7 +28,7 @@ _ROW_NAMES = {"branch": "story branch"}
 
 def check_references(conn, actor: Actor, spec: Any, settings: Any) -> None:
     """Raises for the first reference of `spec` that `actor` may not use."""
-    for ref in references(spec):
+    for ref in [*references(spec), *getattr(spec, "implied_references", list)()]:
         check_reference(conn, actor, ref, settings)
 
 
@@ -58,7 +58,8 @@ def check_reference(conn, actor: Actor, ref: Reference, settings: Any) -> None:
         from enchant_worker.text.models import resolve_text_model
 
         try:
-            resolve_text_model(Path(settings.models_dir), Path(settings.models_config), str(ref.value))
+            name = None if ref.value is None else str(ref.value)  # None: the configured default
+            resolve_text_model(Path(settings.models_dir), Path(settings.models_config), name)
         except AnalyzerUnavailable as exc:
             raise InvalidJob(f"{ref.field}: {str(exc).removeprefix('text_model: ')}") from None
     elif ref.kind == "base_model":

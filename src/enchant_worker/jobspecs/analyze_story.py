@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from enchant_worker.jobspecs.base import WRITE, JobSpec, Ref
+from enchant_worker.jobspecs.base import READ, WRITE, JobSpec, Ref, Reference
 
 ANALYZERS = ("builtin", "llm")
 
@@ -28,6 +28,12 @@ class AnalyzeStorySpec(JobSpec):
         if self.analyzer != "llm" and self.text_model is not None:
             raise ValueError("text_model: only the llm analyzer uses a text model")
         return self
+
+    def implied_references(self) -> list[Reference]:
+        """The llm analyzer with no text_model uses the configured default: it must be there too."""
+        if self.analyzer == "llm" and self.text_model is None:
+            return [Reference("text_model", "text_model", READ, None)]
+        return []
 
     def entity(self) -> tuple[str, uuid.UUID] | None:
         return ("story", self.story_id)

@@ -79,6 +79,11 @@ class JobSpec(BaseModel):
         """The row the job is about (`entity_type`, `entity_id`), when its metadata names one."""
         return None
 
+    def implied_references(self) -> list[Reference]:
+        """What the job will use without naming it (a default model, say): checked like its references,
+        with `value` None for "the configured default"."""
+        return []
+
 
 def references(spec: BaseModel, prefix: str = "") -> Iterator[Reference]:
     """Every `Ref`-marked value in `spec`, nested models and lists included (None values skipped)."""

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from pydantic import Field, field_validator, model_validator
 
-from enchant_worker.jobspecs.base import WRITE, JobSpec, Ref
+from enchant_worker.jobspecs.base import READ, WRITE, JobSpec, Ref, Reference
 
 ANALYZER_NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,63}$"
 
@@ -36,23 +36,15 @@ class ExtractScenesSpec(JobSpec):
 
     @model_validator(mode="after")
     def _model(self) -> ExtractScenesSpec:
-        if self.analyzer != "llm":
-            if self.text_model is not None:
-                raise ValueError("text_model: only the llm analyzer uses a text model")
-            return self
-        if self.text_model is None:  # the default text model must be there too (a named one is a Ref)
-            from pathlib import Path
-
-            from enchant_worker.config import get_settings
-            from enchant_worker.text.errors import AnalyzerUnavailable
-            from enchant_worker.text.models import resolve_text_model
-
-            settings = get_settings()
-            try:
-                resolve_text_model(Path(settings.models_dir), Path(settings.models_config), None)
-            except AnalyzerUnavailable as exc:
-                raise ValueError(str(exc)) from None
+        if self.analyzer != "llm" and self.text_model is not None:
+            raise ValueError("text_model: only the llm analyzer uses a text model")
         return self
+
+    def implied_references(self) -> list[Reference]:
+        """The llm analyzer with no text_model uses the configured default: it must be there too."""
+        if self.analyzer == "llm" and self.text_model is None:
+            return [Reference("text_model", "text_model", READ, None)]
+        return []
 
     def entity(self) -> tuple[str, uuid.UUID] | None:
         return ("chapter", self.chapter_id)

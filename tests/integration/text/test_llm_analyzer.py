@@ -90,3 +90,24 @@ def test_missing_or_wrong_text_model_is_refused_at_enqueue(llm_settings):
         check("bert")
     with pytest.raises(InvalidJob, match="only the llm analyzer uses a text model"):
         HANDLER.validate({"chapter_id": "00000000-0000-0000-0000-000000000001", "text_model": "tiny-text"})
+
+
+def test_the_default_text_model_is_checked_with_the_callers_settings(llm_settings, tmp_path):
+    """`analyzer: llm` without `text_model` uses the configured default: intake checks it against the
+    settings it was given (not the process's), for extraction and analysis alike."""
+    from enchant_worker.intake import SYSTEM_ACTOR
+    from enchant_worker.intake.references import check_reference
+    from enchant_worker.jobspecs import job_types, parse
+
+    config = tmp_path / "default-bert.toml"
+    config.write_text('default_text = "bert"\n[models.bert]\npath = "bert"\nkind = "text"\n')
+    broken = llm_settings.model_copy(update={"models_config": config})
+    for job_type, key in (("extract_scenes", "chapter_id"), ("analyze_story", "story_id")):
+        spec = parse(job_types()[job_type].spec, {key: "00000000-0000-0000-0000-000000000001", "analyzer": "llm"})
+        [implied] = spec.implied_references()
+        assert (implied.field, implied.kind, implied.value) == ("text_model", "text_model", None)
+        with pytest.raises(InvalidJob, match=r"text_model: .*'bert' .* is not a causal language model"):
+            check_reference(None, SYSTEM_ACTOR, implied, broken)
+        check_reference(None, SYSTEM_ACTOR, implied, llm_settings)  # the default there is tiny-text: fine
+        builtin = parse(job_types()[job_type].spec, {key: "00000000-0000-0000-0000-000000000001"})
+        assert builtin.implied_references() == []
