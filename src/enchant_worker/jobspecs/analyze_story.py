@@ -5,14 +5,13 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
-
-from enchant_worker.jobspecs.base import READ, WRITE, JobSpec, Ref, Reference
+from enchant_worker.jobspecs.base import WRITE, Ref
+from enchant_worker.jobspecs.text_analysis import TextAnalysisSpec
 
 ANALYZERS = ("builtin", "llm")
 
 
-class AnalyzeStorySpec(JobSpec):
+class AnalyzeStorySpec(TextAnalysisSpec):
     """`story_id` (write rights: the analysis is stored with the story); `analyzer`: 'builtin' (measured
     features, no model) or 'llm' (a text model scores each scene with a reason, and proposes edits);
     `text_model`: the llm's model (a configs/models.toml entry with kind = "text"; default `default_text`,
@@ -20,20 +19,7 @@ class AnalyzeStorySpec(JobSpec):
 
     story_id: Annotated[uuid.UUID, Ref("story", WRITE)]
     analyzer: Literal["builtin", "llm"] = "builtin"
-    text_model: Annotated[str | None, Ref("text_model")] = Field(default=None, min_length=1, max_length=200)
     force: bool = False
-
-    @model_validator(mode="after")
-    def _model(self) -> AnalyzeStorySpec:
-        if self.analyzer != "llm" and self.text_model is not None:
-            raise ValueError("text_model: only the llm analyzer uses a text model")
-        return self
-
-    def implied_references(self) -> list[Reference]:
-        """The llm analyzer with no text_model uses the configured default: it must be there too."""
-        if self.analyzer == "llm" and self.text_model is None:
-            return [Reference("text_model", "text_model", READ, None)]
-        return []
 
     def entity(self) -> tuple[str, uuid.UUID] | None:
         return ("story", self.story_id)
