@@ -25,6 +25,7 @@ from enchant_worker.api.routes import (
     catalog,
     community,
     dashboard,
+    events,
     exports,
     images,
     jobs,
@@ -49,7 +50,7 @@ log = logging.getLogger(__name__)
 
 # Each versioned router with the feature it belongs to.
 FEATURE_ROUTERS = [jobs, queue, presets, images, catalog, loras, uploads, stories, users, exports, community,
-                   books, story_settings]
+                   books, story_settings, events]
 
 
 class NoJobTypes:
