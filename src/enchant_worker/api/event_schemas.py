@@ -8,7 +8,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from enchant_worker.analytics.events import EVENT_TYPES, MAX_BATCH_EVENTS, MAX_EVENT_DATA_BYTES, MAX_SESSION_ID_CHARS
+from enchant_worker.analytics.events import (
+    EVENT_TYPES,
+    MAX_BATCH_EVENTS,
+    MAX_EVENT_DATA_BYTES,
+    MAX_SESSION_ID_CHARS,
+)
 
 _TYPES = ", ".join(EVENT_TYPES)
 
