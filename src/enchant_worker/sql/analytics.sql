@@ -28,43 +28,49 @@ FROM unnest(%(event_type)s::text[], %(event_data)s::text[], %(session_id)s::text
 -- all there or gone; a gone day produces no row and keeps what was recorded.
 WITH span AS (
     SELECT %(from_day)s::date AS first_day, %(to_day)s::date AS last_day
-), events AS (
-    -- The events of the span, with the UTC day and the story each is about (a story_id validated at
-    -- intake; the regex guards rows written by plain SQL; images lead to their scene's story).
-    SELECT e.event_type, e.user_id, e.session_id, e.event_data, e.created_at,
+), raw AS (
+    -- The events of the span, the fields the metrics need pulled out of event_data once.
+    SELECT e.event_type, COALESCE(e.user_id::text, e.session_id) AS who, e.user_id, e.created_at,
            (e.created_at AT TIME ZONE 'UTC')::date AS day,
-           CASE WHEN e.event_data ->> 'story_id' ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
-                THEN (e.event_data ->> 'story_id')::uuid END AS story_id,
-           CASE WHEN e.event_data ->> 'image_id' ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
-                THEN (e.event_data ->> 'image_id')::uuid END AS image_id
+           e.event_data ->> CASE WHEN e.event_type = 'image_rating' THEN 'image_id' ELSE 'story_id' END AS ref,
+           CASE WHEN jsonb_typeof(e.event_data -> 'seconds') = 'number' THEN (e.event_data ->> 'seconds')::numeric END
+               AS seconds,
+           e.event_data ->> 'rating' AS rating
     FROM span, user_analytics_events e
     WHERE e.event_type IN ('story_view', 'reading_progress', 'image_rating')
       AND e.created_at >= (span.first_day::timestamp AT TIME ZONE 'UTC')
       AND e.created_at < ((span.last_day + 1)::timestamp AT TIME ZONE 'UTC')
+), events AS (
+    -- The id each is about: the story (story events) or the image (ratings), as validated at intake; the
+    -- pattern guards rows written by plain SQL (a bad id is skipped, not an error).
+    SELECT event_type, who, user_id, created_at, day, seconds, rating,
+           CASE WHEN ref ~ '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$'
+                THEN ref::uuid END AS ref
+    FROM raw
 ), reading AS (
     -- Views (and distinct viewers: the user, else the session) and reading time per story and day.
-    SELECT story_id, day,
+    SELECT ref AS story_id, day,
            count(*) FILTER (WHERE event_type = 'story_view') AS views,
-           count(DISTINCT COALESCE(user_id::text, session_id)) FILTER (WHERE event_type = 'story_view') AS viewers,
-           COALESCE(sum(CASE WHEN jsonb_typeof(event_data -> 'seconds') = 'number'
-                             THEN (event_data ->> 'seconds')::numeric END)
-                    FILTER (WHERE event_type = 'reading_progress'), 0) AS reading_seconds,
-           count(DISTINCT COALESCE(user_id::text, session_id)) FILTER (WHERE event_type = 'reading_progress') AS readers
+           count(DISTINCT who) FILTER (WHERE event_type = 'story_view') AS viewers,
+           COALESCE(sum(seconds) FILTER (WHERE event_type = 'reading_progress'), 0) AS reading_seconds,
+           count(DISTINCT who) FILTER (WHERE event_type = 'reading_progress') AS readers
     FROM events
-    WHERE event_type IN ('story_view', 'reading_progress') AND story_id IS NOT NULL
+    WHERE event_type IN ('story_view', 'reading_progress') AND ref IS NOT NULL
     GROUP BY 1, 2
 ), rated AS (
     -- Each rater's latest rating of an image on a day (rating twice the same day counts once).
-    SELECT DISTINCT ON (user_id, image_id, day) user_id, image_id, day, (event_data ->> 'rating')::numeric AS rating
+    SELECT DISTINCT ON (who, ref, day) ref AS image_id, day, rating::numeric AS rating
     FROM events
-    WHERE event_type = 'image_rating' AND image_id IS NOT NULL
-      AND event_data ->> 'rating' IN ('1', '2', '3', '4', '5')
-    ORDER BY user_id, image_id, day, created_at DESC
+    WHERE event_type = 'image_rating' AND ref IS NOT NULL AND rating IN ('1', '2', '3', '4', '5')
+    ORDER BY who, ref, day, created_at DESC
+), image_story AS (
+    -- The story of each rated image (its scene's), looked up once per image.
+    SELECT i.id AS image_id, entity_story_id('scene', i.scene_id) AS story_id
+    FROM images i WHERE i.id IN (SELECT image_id FROM rated)
 ), ratings AS (
-    -- Per story (the image's scene's) and day: how many ratings, and their mean.
-    SELECT entity_story_id('scene', i.scene_id) AS story_id, r.day, count(*) AS ratings, avg(r.rating) AS mean_rating
-    FROM rated r
-    JOIN LATERAL (SELECT scene_id FROM images WHERE id = r.image_id LIMIT 1) i ON true
+    -- Per story and day: how many ratings, and their mean.
+    SELECT s.story_id, r.day, count(*) AS ratings, avg(r.rating) AS mean_rating
+    FROM rated r JOIN image_story s USING (image_id)
     GROUP BY 1, 2
 ), daily AS (
     SELECT COALESCE(g.story_id, r.story_id) AS story_id, COALESCE(g.day, r.day) AS day,
