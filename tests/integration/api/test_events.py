@@ -218,3 +218,40 @@ def test_aggregates_are_for_admins_only(peer_client, conn, alice, admin):
 
 def test_events_need_a_key(peer_client):
     assert peer_client.post("/v1/events", json={"events": []}).status_code == 401
+
+
+def test_concurrent_batches_cannot_both_slip_under_the_limit(db, settings, conn, alice):
+    """A batch waits for another of the same user still being written, then counts it."""
+    import threading
+
+    from enchant_worker.analytics.events import parse_event
+    from enchant_worker.analytics.recorder import Client, record_events
+    from enchant_worker.errors import QuotaExceeded
+    from enchant_worker.intake.actor import USER, Actor
+    from enchant_worker.sql import q
+
+    st = _story(conn, alice.user_id)
+    conn.execute("UPDATE users SET quota_overrides = %s WHERE id = %s",
+                 (json.dumps({"events_per_minute": 5}), alice.user_id))
+    events = [parse_event(i, _view(st["story"])) for i in range(3)]
+    actor = Actor(alice.user_id, USER)
+    outcome: list[object] = []
+    with db.connection() as first, db.connection() as second:
+        with first.transaction():  # a batch of 3 in flight: lock taken, rows written, not committed
+            first.execute(q("lock_user_events"), {"user_id": alice.user_id})
+            record_events(first, actor, events, Client(None, None), settings)
+
+            def other_batch():
+                try:
+                    outcome.append(record_events(second, actor, events, Client(None, None), settings))
+                except QuotaExceeded as exc:
+                    outcome.append(exc)
+
+            thread = threading.Thread(target=other_batch)
+            thread.start()
+            thread.join(1.0)
+            assert thread.is_alive() and outcome == []  # waiting for the first batch's lock
+        thread.join(10)
+    assert len(outcome) == 1 and isinstance(outcome[0], QuotaExceeded), outcome
+    assert outcome[0].retry_after_s >= 1
+    assert len(_events(conn)) == 3
