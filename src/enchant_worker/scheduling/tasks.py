@@ -109,7 +109,9 @@ def expire_events(ctx: TaskContext) -> dict[str, Any]:
     before = rollup.expiry_cutoff(ctx.tick, retention_days, ctx.settings.metrics_days_back)
     with ctx.db.connection() as conn:
         deleted = rollup.expire_events(conn, before)
-    return {"retention_days": retention_days, "before": before.isoformat(), "deleted": deleted}
+        pruned = conn.execute(q("prune_image_ratings")).rowcount
+    return {"retention_days": retention_days, "before": before.isoformat(), "deleted": deleted,
+            "ratings_of_deleted_images": pruned}
 
 
 TASKS: dict[str, Task] = {t.name: t for t in (

@@ -128,6 +128,10 @@ WHERE i.id = ANY(%(ids)s::uuid[])
 DELETE FROM user_analytics_events
 WHERE id IN (SELECT id FROM user_analytics_events WHERE created_at < %(before)s ORDER BY created_at LIMIT %(limit)s)
 
+-- prune_image_ratings --
+-- Forget the ratings of images that no longer exist (image_ratings has no foreign key to images).
+DELETE FROM image_ratings r WHERE NOT EXISTS (SELECT 1 FROM images i WHERE i.id = r.image_id)
+
 -- oldest_event --
 -- When the oldest raw event still kept was received (NULL when none is).
 SELECT min(created_at) AS at FROM user_analytics_events

@@ -143,6 +143,15 @@ def test_expiry_deletes_whole_days_past_retention_and_keeps_the_rollups(db, sett
     assert tasks.expire_events(tasks.TaskContext(db, settings, NOW, {"retention_days": 90.0}))["deleted"] == 0
 
 
+def test_expiry_forgets_the_ratings_of_deleted_images(db, settings, conn, readers):
+    tasks.rollup_events(tasks.TaskContext(db, settings, NOW))
+    assert conn.execute("SELECT count(*) AS n FROM image_ratings").fetchone()["n"] == 2
+    conn.execute("DELETE FROM images WHERE id = %s", (readers["image"],))
+    result = tasks.expire_events(tasks.TaskContext(db, settings, NOW))
+    assert result["ratings_of_deleted_images"] == 2 and result["retention_days"] == 90.0
+    assert conn.execute("SELECT count(*) AS n FROM image_ratings").fetchone()["n"] == 0
+
+
 def test_expiry_never_deletes_what_the_rollup_still_reads():
     now = datetime(2026, 3, 10, 15, 30, tzinfo=UTC)
     # Retention 90 days: the start of the UTC day 90 days back.
