@@ -215,7 +215,11 @@ def _check_bounds(data: dict[str, Any], where: tuple, name: str) -> None:
         check_json_limits(data, field=f"{name}.event_data", max_depth=MAX_EVENT_DATA_DEPTH)
     except InvalidJob as exc:
         raise InvalidEvent((*where, "event_data"), str(exc)) from None
-    size = len(json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode())
+    try:
+        size = len(json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode())
+    except ValueError:  # NaN or Infinity, which Python's JSON reader lets through and JSONB cannot hold
+        raise InvalidEvent((*where, "event_data"), f"{name}.event_data: numbers must be finite "
+                                                   "(NaN and Infinity are not JSON)") from None
     if size > MAX_EVENT_DATA_BYTES:
         raise InvalidEvent((*where, "event_data"), f"{name}.event_data: {size} bytes as compact JSON, above the "
                                                    f"limit of {MAX_EVENT_DATA_BYTES} bytes per event")

@@ -132,6 +132,9 @@ def test_oversized_and_too_deep_event_data_are_refused_with_the_limit(peer_clien
     deep = {"event_type": "custom.note", "event_data": {"a": {"b": {"c": {"d": {"e": 1}}}}}}
     r = peer_client.post("/v1/events", json={"events": [deep]}, headers=alice.headers)
     assert r.status_code == 422 and "limit of 4 levels" in r.json()["detail"][0]["msg"]
+    r = peer_client.post("/v1/events", content=b'{"events": [{"event_type": "custom.x", "event_data": {"n": NaN}}]}',
+                         headers={**alice.headers, "Content-Type": "application/json"})
+    assert r.status_code == 422 and "finite" in r.json()["detail"][0]["msg"], r.text
     nul = {"event_type": "custom.note", "event_data": {"text": "a\u0000b"}}
     r = peer_client.post("/v1/events", json={"events": [nul]}, headers=alice.headers)
     assert r.status_code == 422 and "NUL" in r.json()["detail"][0]["msg"]
