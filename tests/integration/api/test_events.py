@@ -258,3 +258,26 @@ def test_concurrent_batches_cannot_both_slip_under_the_limit(db, settings, conn,
     assert len(outcome) == 1 and isinstance(outcome[0], QuotaExceeded), outcome
     assert outcome[0].retry_after_s >= 1
     assert len(_events(conn)) == 3
+
+
+def test_rolled_up_metrics_are_read_by_the_story_metrics_route_for_its_readers_only(peer_client, db, settings,
+                                                                                   conn, alice, bob):
+    """Events in, the scheduler's roll-up, and out through GET /v1/stories/{id}/metrics (story analysis)."""
+    from datetime import UTC, datetime
+
+    from enchant_worker.scheduling import tasks
+
+    st = _story(conn, alice.user_id)
+    batch = [_view(st["story"]), _view(st["story"]),
+             {"event_type": "reading_progress", "event_data": {"story_id": st["story"], "seconds": 90}},
+             {"event_type": "image_rating", "event_data": {"image_id": st["image"], "rating": 3}}]
+    assert peer_client.post("/v1/events", json={"events": batch}, headers=alice.headers).status_code == 202
+    tasks.rollup_events(tasks.TaskContext(db, settings, datetime.now(UTC)))
+    r = peer_client.get(f"/v1/stories/{st['story']}/metrics", headers=alice.headers)
+    assert r.status_code == 200, r.text
+    values = {m["metric_type"]: m["metric_value"] for m in r.json()}
+    assert values["views"] == 2 and values["unique_viewers"] == 1 and values["reading_seconds"] == 90
+    assert values["image_ratings"] == 1 and values["mean_image_rating"] == 3
+    r = peer_client.get(f"/v1/stories/{st['story']}/metrics", params={"metric_type": "views"}, headers=alice.headers)
+    assert [m["metric_type"] for m in r.json()] == ["views"] and r.json()[0]["metadata"]["source"] == "events"
+    assert peer_client.get(f"/v1/stories/{st['story']}/metrics", headers=bob.headers).status_code in (403, 404)
