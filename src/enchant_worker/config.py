@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, IPvAnyNetwork, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -40,6 +40,11 @@ class Settings(BaseSettings):
     # /metrics also answers `Authorization: Bearer <this token>`, so Prometheus needs no admin key.
     metrics_token: SecretStr | None = None
     ingest_max_bytes: int = Field(32 * 2**20, ge=1024)  # a book file (text, Markdown, EPUB) to ingest
+    # The client address of a request (analytics events) is the TCP peer, unless the peer is one of these
+    # proxies (addresses or CIDR networks, as JSON: '["10.0.0.0/8", "127.0.0.1"]'); then it is read from
+    # client_ip_header (X-Forwarded-For, or a one-address header such as X-Real-IP).
+    trusted_proxies: list[IPvAnyNetwork] = []
+    client_ip_header: str = Field("X-Forwarded-For", pattern=r"^[A-Za-z0-9-]{1,64}$")
 
     # Logging (read by `logs.configure` before the settings load; declared here to be refused early).
     log_format: Literal["text", "json"] = "text"

@@ -26,6 +26,7 @@ from enchant_worker.api.routes import (
     catalog,
     community,
     dashboard,
+    events,
     exports,
     images,
     jobs,
@@ -50,7 +51,7 @@ log = logging.getLogger(__name__)
 
 # Each versioned router with the feature it belongs to.
 FEATURE_ROUTERS = [jobs, queue, presets, images, catalog, loras, uploads, stories, users, exports, community,
-                   books, story_settings, analysis]
+                   books, story_settings, analysis, events]
 
 
 class NoJobTypes:

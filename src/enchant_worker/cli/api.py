@@ -69,7 +69,8 @@ def cmd_api(args) -> int:
 
     # log_config=None: uvicorn's records go through the project's handler (text or JSON)
     _Server(uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level.lower(), log_config=None,
-                           access_log=logs.access_log_enabled())).run()
+                           access_log=logs.access_log_enabled(),
+                           proxy_headers=False)).run()  # the client address: ENCHANT_TRUSTED_PROXIES only
     return 0
 
 

@@ -92,7 +92,8 @@ def cmd_maintenance_list(args) -> int:
     for name, task in tasks.TASKS.items():
         timing = config.tasks.get(name)
         rows.append({"task": name, "schedule": str(timing) if timing else "disabled",
-                     "description": task.description, "last_run": runs.get(name)})
+                     "description": task.description, "last_run": runs.get(name),
+                     **({"options": config.options[name]} if name in config.options else {})})
     for job in config.jobs:
         rows.append({"task": f"job:{job.name}", "schedule": str(job.timing),
                      "description": f"enqueue a {job.job_type} job", "last_run": runs.get(f"job:{job.name}")})
@@ -103,7 +104,8 @@ def cmd_maintenance_list(args) -> int:
     for row in rows:
         last = row["last_run"]
         when = f"last {last['status']} {last['started_at']:%Y-%m-%d %H:%M:%S}" if last else "never run"
-        print(f"{row['task']:24} {row['schedule']:24} {when:36} {row['description']}")
+        options = "".join(f" [{k} = {v:g}]" for k, v in row.get("options", {}).items())
+        print(f"{row['task']:24} {row['schedule']:24} {when:36} {row['description']}{options}")
     return 0
 
 

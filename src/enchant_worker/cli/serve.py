@@ -58,7 +58,8 @@ def cmd_serve(args) -> int:
     try:
         app = create_app(settings, database_url=db.url, job_types=registry)
         config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level.lower(),
-                                log_config=None, access_log=logs.access_log_enabled())
+                                log_config=None, access_log=logs.access_log_enabled(),
+                                proxy_headers=False)  # the client address: ENCHANT_TRUSTED_PROXIES only
         _Server(config).run()  # owns SIGINT/SIGTERM; returns once the API has stopped
     finally:
         log.info("stopping the worker and the scheduler (signal again to hand back running jobs now)")

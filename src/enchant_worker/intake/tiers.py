@@ -25,6 +25,7 @@ class Tier:
     images_per_job: int = 8  # one request's images (A1111's batch_size × n_iter, OpenAI's n, count)
     trainings_per_day: int = 2
     fair_share_weight: int = 1
+    events_per_minute: int = 600  # analytics events (POST /v1/events) over a sliding minute; 0: no limit
 
     def limits(self) -> dict[str, int]:
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "name"}

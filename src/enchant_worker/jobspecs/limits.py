@@ -23,11 +23,11 @@ LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 _KEY_SHOWN_CHARS = 40  # a long key is cut to this in the path of a message
 
 
-def check_json_limits(value: Any, *, field: str = "metadata") -> None:
-    """Refuses JSON nested deeper than MAX_JSON_DEPTH, strings or keys above their length bounds, and
-    text Postgres cannot store (lone surrogates, NUL), raising InvalidJob whose message starts with the
-    path of the offending value (`metadata.loras[2].name: ...`)."""
-    _check(value, field, 1)
+def check_json_limits(value: Any, *, field: str = "metadata", max_depth: int = MAX_JSON_DEPTH) -> None:
+    """Refuses JSON nested deeper than `max_depth` (MAX_JSON_DEPTH unless a caller is stricter), strings
+    or keys above their length bounds, and text Postgres cannot store (lone surrogates, NUL), raising
+    InvalidJob whose message starts with the path of the offending value (`metadata.loras[2].name: ...`)."""
+    _check(value, field, 1, max_depth)
 
 
 def check_text(text: str, *, field: str, max_chars: int) -> None:
@@ -37,15 +37,15 @@ def check_text(text: str, *, field: str, max_chars: int) -> None:
     _check_storable(text, field)
 
 
-def _check(value: Any, path: str, depth: int) -> None:
+def _check(value: Any, path: str, depth: int, max_depth: int = MAX_JSON_DEPTH) -> None:
     if isinstance(value, str):
         check_text(value, field=path, max_chars=MAX_JSON_STRING_CHARS)
     elif isinstance(value, dict | list):
-        if depth > MAX_JSON_DEPTH:
-            raise InvalidJob(f"{path}: nested deeper than the limit of {MAX_JSON_DEPTH} levels of objects and arrays")
+        if depth > max_depth:
+            raise InvalidJob(f"{path}: nested deeper than the limit of {max_depth} levels of objects and arrays")
         if isinstance(value, list):
             for i, item in enumerate(value):
-                _check(item, f"{path}[{i}]", depth + 1)
+                _check(item, f"{path}[{i}]", depth + 1, max_depth)
             return
         for key, item in value.items():
             if not isinstance(key, str):
@@ -54,7 +54,7 @@ def _check(value: Any, path: str, depth: int) -> None:
             if len(key) > MAX_JSON_KEY_CHARS:
                 raise InvalidJob(f"{where}: the key has {len(key)} characters, above the limit of {MAX_JSON_KEY_CHARS}")
             _check_storable(key, where)
-            _check(item, where, depth + 1)
+            _check(item, where, depth + 1, max_depth)
 
 
 def _check_storable(text: str, field: str) -> None:

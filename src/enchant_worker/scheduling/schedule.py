@@ -119,27 +119,33 @@ class ScheduleConfig:
     tasks: dict[str, Timing]  # every enabled maintenance task and when it runs
     jobs: list[RecurringJob]
     source: Path | None = None
+    options: dict[str, dict[str, float]] = field(default_factory=dict)  # a task's own settings, defaults filled
 
 
-def load_schedule(path: Path | None, defaults: dict[str, Timing], *, timezone: str = "UTC") -> ScheduleConfig:
-    """The default task timings overridden by the file (when it exists); refuses mistakes by line."""
+def load_schedule(path: Path | None, defaults: dict[str, Timing], *, timezone: str = "UTC",
+                  task_options: dict[str, dict[str, float]] | None = None) -> ScheduleConfig:
+    """The default task timings overridden by the file (when it exists); refuses mistakes by line.
+    `task_options` names the settings a task takes besides its timing (positive numbers, e.g.
+    `retention_days`) with their defaults."""
     try:
         tz = ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError):
         raise ConfigurationError(f"ENCHANT_SCHEDULE_TIMEZONE: unknown time zone {timezone!r}") from None
     if path is None or not path.exists():
-        return ScheduleConfig(dict(defaults), [], None)
+        return ScheduleConfig(dict(defaults), [], None, {k: dict(v) for k, v in (task_options or {}).items()})
     text = path.read_text()
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigurationError(f"{path}: not valid TOML: {exc}") from None
-    return parse_schedule(data, text, defaults, tz=tz, source=path)
+    return parse_schedule(data, text, defaults, tz=tz, source=path, task_options=task_options)
 
 
 def parse_schedule(data: dict[str, Any], text: str, defaults: dict[str, Timing], *, tz: ZoneInfo,
-                   source: Path | None = None) -> ScheduleConfig:
+                   source: Path | None = None, task_options: dict[str, dict[str, float]] | None = None
+                   ) -> ScheduleConfig:
     where = _Locator(text, source)
+    options = {k: dict(v) for k, v in (task_options or {}).items()}
     unknown_sections = set(data) - {"tasks", "jobs"}
     if unknown_sections:
         name = sorted(unknown_sections)[0]
@@ -149,7 +155,13 @@ def parse_schedule(data: dict[str, Any], text: str, defaults: dict[str, Timing],
         section = f"tasks.{name}"
         if name not in defaults:
             raise where.error(section, None, f"unknown maintenance task {name!r}; known: {', '.join(sorted(defaults))}")
-        _check_keys(entry, TASK_KEYS, section, where)
+        own = options.get(name, {})
+        _check_keys(entry, TASK_KEYS | set(own), section, where)
+        for key in set(entry) & set(own):
+            value = entry[key]
+            if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+                raise where.error(section, key, f"{key}: must be a positive number, got {value!r}")
+            own[key] = float(value)
         if entry.get("enabled", True) is False:
             tasks.pop(name)
             continue
@@ -174,7 +186,7 @@ def parse_schedule(data: dict[str, Any], text: str, defaults: dict[str, Timing],
             raise where.error(section, "max_attempts", f"max_attempts: must be at least 1, got {attempts!r}")
         if entry.get("enabled", True) is not False:
             jobs.append(RecurringJob(name, timing, job_type, metadata, priority, attempts))
-    return ScheduleConfig(tasks, jobs, source)
+    return ScheduleConfig(tasks, jobs, source, options)
 
 
 def _tables(data: dict[str, Any], section: str, where: _Locator) -> dict[str, dict[str, Any]]:

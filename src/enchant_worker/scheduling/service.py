@@ -51,7 +51,7 @@ class TickTrigger(BaseTrigger):
 def load_config(settings: Settings) -> ScheduleConfig:
     """The schedule (defaults + the file), refused with the line named if anything in it is wrong."""
     return load_schedule(settings.schedule_path, tasks.default_timings(settings),
-                         timezone=settings.schedule_timezone)
+                         timezone=settings.schedule_timezone, task_options=tasks.task_options())
 
 
 class SchedulerService:
@@ -127,7 +127,7 @@ class SchedulerService:
     def _fire_task(self, name: str, timing: Timing) -> None:
         tick = timing.latest(datetime.now(UTC))
         task = tasks.TASKS[name]
-        ctx = tasks.TaskContext(self.db, self.settings, tick)
+        ctx = tasks.TaskContext(self.db, self.settings, tick, self.config.options.get(name, {}))
         self._fire(name, tick, lambda: task.run(ctx))
 
     def _fire_job(self, job: RecurringJob) -> None:

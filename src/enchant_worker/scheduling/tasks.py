@@ -11,19 +11,20 @@ import logging
 import os
 import socket
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from psycopg.types.json import Jsonb
 
+from enchant_worker.analytics import rollup
 from enchant_worker.config import Settings
 from enchant_worker.db.connection import Database
 from enchant_worker.domain.jobs import NewJob
 from enchant_worker.errors import ConfigurationError
 from enchant_worker.queue import JobQueue
 from enchant_worker.queue.archive import archive_finished_jobs
-from enchant_worker.scheduling.schedule import Every, RecurringJob, Timing, parse_every
+from enchant_worker.scheduling.schedule import Every, RecurringJob, Timing, load_schedule, parse_every
 from enchant_worker.sql import q
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,7 @@ class TaskContext:
     db: Database
     settings: Settings
     tick: datetime
+    options: dict[str, float] = field(default_factory=dict)  # the task's settings in configs/schedule.toml
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,7 @@ class Task:
     run: Callable[[TaskContext], dict[str, Any]]
     description: str
     default_timing: Callable[[Settings], Timing]
+    options: dict[str, float] = field(default_factory=dict)  # settings it takes besides its timing, defaults
 
 
 # -- the tasks ----------------------------------------------------------------------------------
@@ -95,6 +98,22 @@ def record_story_metrics(conn, first_day, last_day) -> int:
     return len({r["story_id"] for r in rows})
 
 
+def rollup_events(ctx: TaskContext) -> dict[str, Any]:
+    today = ctx.tick.astimezone(UTC).date()
+    with ctx.db.connection() as conn:
+        return rollup.rollup_events(conn, today - timedelta(days=ctx.settings.metrics_days_back), today)
+
+
+def expire_events(ctx: TaskContext) -> dict[str, Any]:
+    retention_days = ctx.options.get("retention_days", rollup.DEFAULT_RETENTION_DAYS)
+    before = rollup.expiry_cutoff(ctx.tick, retention_days, ctx.settings.metrics_days_back)
+    with ctx.db.connection() as conn:
+        deleted = rollup.expire_events(conn, before)
+        pruned = conn.execute(q("prune_image_ratings")).rowcount
+    return {"retention_days": retention_days, "before": before.isoformat(), "deleted": deleted,
+            "ratings_of_deleted_images": pruned}
+
+
 TASKS: dict[str, Task] = {t.name: t for t in (
     Task("reap_leases", reap_leases, "return jobs whose worker stopped heartbeating to the queue (or fail them)",
          lambda s: Every(s.reap_interval_s)),
@@ -109,11 +128,29 @@ TASKS: dict[str, Task] = {t.name: t for t in (
     Task("record_metrics", record_metrics,
          "record today's (and yesterday's) story_metrics: images, GPU seconds, seconds per image, failures",
          lambda s: parse_every("15m")),
+    Task("rollup_events", rollup_events,
+         "roll today's (and yesterday's) analytics events up into story_metrics (views, reading time, image "
+         "ratings) and images.user_rating", lambda s: parse_every("15m")),
+    Task("expire_events", expire_events,
+         "delete raw analytics events older than retention_days (whole UTC days, never unrolled ones)",
+         lambda s: parse_every("1d"), {"retention_days": rollup.DEFAULT_RETENTION_DAYS}),
 )}
 
 
 def default_timings(settings: Settings) -> dict[str, Timing]:
     return {name: task.default_timing(settings) for name, task in TASKS.items()}
+
+
+def task_options() -> dict[str, dict[str, float]]:
+    """The settings each task takes in configs/schedule.toml besides its timing, with their defaults."""
+    return {name: dict(task.options) for name, task in TASKS.items() if task.options}
+
+
+def schedule_options(settings: Settings, name: str) -> dict[str, float]:
+    """A task's settings as configs/schedule.toml (ENCHANT_SCHEDULE_FILE) gives them."""
+    config = load_schedule(settings.schedule_path, default_timings(settings), timezone=settings.schedule_timezone,
+                           task_options=task_options())
+    return config.options.get(name, {})
 
 
 def get_task(name: str) -> Task:
@@ -170,7 +207,7 @@ def run_now(name: str, db: Database, settings: Settings) -> dict[str, Any]:
     """`enchant-worker maintenance run TASK`: runs a task at once, recorded like a scheduled run."""
     task = get_task(name)
     now = datetime.now(UTC)
-    ctx = TaskContext(db, settings, now)
+    ctx = TaskContext(db, settings, now, schedule_options(settings, name))
     result = run_claimed(db, name, now, lambda: task.run(ctx), ran_by=runner_identity("cli"))
     return result or {}
 
