@@ -18,6 +18,10 @@ class Settings(BaseSettings):
 
     # Where things live. Unset database_url means: the embedded Postgres under home/pgdata.
     database_url: str | None = None
+    # The Postgres server itself when database_url is a pooler (PgBouncer in transaction mode): LISTEN,
+    # migrations and the scheduler's leader lock need a session. Unset behind a pooler: workers poll, the
+    # scheduler elects through a lease row, migrations are refused (README, Running a fleet).
+    direct_database_url: str | None = None
     home: Path = Path(".enchant")
     storage_dir: Path | None = None  # default: home/storage
     models_dir: Path = REPO_ROOT / "models"
@@ -53,7 +57,8 @@ class Settings(BaseSettings):
     # Queue timing.
     lease_seconds: float = Field(60.0, ge=1.0, le=3600.0)
     heartbeat_seconds: float = Field(5.0, gt=0.0)
-    poll_interval_s: float = Field(2.0, gt=0.0, le=60.0)
+    poll_interval_s: float = Field(2.0, gt=0.0, le=60.0)  # the longest wait of an idle worker between polls
+    poll_min_interval_s: float = Field(0.05, gt=0.0, le=60.0)  # the poll while work flows; doubles when idle
     reap_interval_s: float = Field(10.0, gt=0.0)
     retry_base_s: float = Field(2.0, ge=0.0)
     retry_max_s: float = Field(600.0, ge=0.0)
@@ -106,6 +111,8 @@ class Settings(BaseSettings):
             )
         if self.max_training_images < self.min_training_images:
             raise ValueError("ENCHANT_MAX_TRAINING_IMAGES must be at least ENCHANT_MIN_TRAINING_IMAGES")
+        if self.poll_min_interval_s > self.poll_interval_s:
+            raise ValueError("ENCHANT_POLL_MIN_INTERVAL_S must be at most ENCHANT_POLL_INTERVAL_S")
         if self.retry_max_s < self.retry_base_s:
             raise ValueError("ENCHANT_RETRY_MAX_S must be at least ENCHANT_RETRY_BASE_S")
         if self.metrics_token is not None and len(self.metrics_token.get_secret_value()) < MIN_METRICS_TOKEN_CHARS:

@@ -10,8 +10,8 @@ from dataclasses import asdict, is_dataclass
 from typing import Any
 
 from enchant_worker.config import Settings, get_settings
-from enchant_worker.db.connection import Database, database_url
-from enchant_worker.db.migrate import migrate
+from enchant_worker.db.connection import Database
+from enchant_worker.db.setup import connect_database, migrate_database
 from enchant_worker.errors import ConfigurationError, InvalidJob
 from enchant_worker.jobspecs.limits import (
     MAX_IDEMPOTENCY_KEY_CHARS,
@@ -28,10 +28,9 @@ def open_database(*, wait: bool = False, auto_migrate: bool = True) -> tuple[Set
     """The configured database, migrated to the current schema (migrating is idempotent and locked).
     With wait (long-running processes), connecting retries with backoff for ENCHANT_DB_RETRY_MAX_S."""
     settings = get_settings()
-    db = Database(database_url(settings), retry_for_s=settings.db_retry_max_s if wait else 0.0)
+    db = connect_database(settings, retry_for_s=settings.db_retry_max_s if wait else 0.0)
     if auto_migrate:
-        with db.connection() as conn:
-            migrate(conn, settings.migrations_dir)
+        migrate_database(db, settings)
     return settings, db
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from enchant_worker.cli.common import print_json
 from enchant_worker.config import get_settings
 from enchant_worker.db import embedded
-from enchant_worker.db.connection import Database, database_url
-from enchant_worker.db.migrate import migrate
+from enchant_worker.db.connection import database_url
+from enchant_worker.db.setup import connect_database, migrate_database
 
 
 def register(commands) -> None:
@@ -25,8 +25,7 @@ def register(commands) -> None:
 
 def cmd_migrate(args) -> int:
     settings = get_settings()
-    with Database(database_url(settings)).connection() as conn:
-        applied = migrate(conn, settings.migrations_dir)
+    applied = migrate_database(connect_database(settings), settings)
     print(f"applied {len(applied)} migration(s){': ' + ', '.join(applied) if applied else ''}")
     return 0
 

@@ -40,16 +40,48 @@ def _redacted(url: str) -> str:
     return " ".join(f"{k}={v}" for k, v in info.items())
 
 
-def connect(url: str, *, autocommit: bool = True, retry_for_s: float = 0.0) -> psycopg.Connection:
-    """A dict-row connection. With retry_for_s, keeps trying with backoff (a worker outlives a DB restart)."""
+# What one process holds on the server; quoted when Postgres runs out of connections (README, Running a fleet).
+CONNECTION_BUDGET = (
+    "a worker holds 2 + 2 x --concurrency connections through ENCHANT_DATABASE_URL (lease, heartbeat, and per "
+    "slot one for finishing jobs and one for handlers) plus 1 for LISTEN through ENCHANT_DIRECT_DATABASE_URL "
+    "(or the main URL when there is no pooler); an API process up to 10, a scheduler 1 + 4 while tasks run"
+)
+
+
+def _too_many(exc: psycopg.OperationalError) -> bool:
+    text = str(exc)
+    return (getattr(exc, "sqlstate", None) == "53300" or "too many clients" in text
+            or "too many connections" in text or "no more connections allowed" in text)
+
+
+def too_many_message(url: str, exc: BaseException) -> str:
+    return (f"the database at {_redacted(url)} refuses new connections: {str(exc).strip()}. Its connection budget "
+            f"is spent (Postgres max_connections, a role or database CONNECTION LIMIT, or the pooler's "
+            f"max_client_conn): {CONNECTION_BUDGET}. Put PgBouncer in transaction mode in front of the server "
+            "(ENCHANT_DATABASE_URL) with ENCHANT_DIRECT_DATABASE_URL naming the server, or raise the limit.")
+
+
+def connect(url: str, *, autocommit: bool = True, retry_for_s: float = 0.0,
+            prepare: bool = True) -> psycopg.Connection:
+    """A dict-row connection. With retry_for_s, keeps trying with backoff (a worker outlives a DB restart).
+    prepare=False: no server-side prepared statements (a pooler in transaction mode would hand them to
+    another client's session)."""
     deadline = time.monotonic() + retry_for_s
     delay = 0.2
+    extra = {} if prepare else {"prepare_threshold": None}
     while True:
         try:
-            return psycopg.connect(url, autocommit=autocommit, row_factory=dict_row, connect_timeout=5)
+            return psycopg.connect(url, autocommit=autocommit, row_factory=dict_row, connect_timeout=5, **extra)
         except psycopg.ProgrammingError as exc:
             raise DatabaseUnavailable(f"invalid database URL ({exc}); check ENCHANT_DATABASE_URL") from exc
         except psycopg.OperationalError as exc:
+            if _too_many(exc):
+                if time.monotonic() + delay > deadline:
+                    raise DatabaseUnavailable(too_many_message(url, exc)) from exc
+                log.warning("%s; retrying in %.1fs", too_many_message(url, exc), delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
             if time.monotonic() + delay > deadline:
                 raise DatabaseUnavailable(
                     f"cannot reach the database at {_redacted(url)}: {str(exc).strip()}. "
@@ -61,15 +93,33 @@ def connect(url: str, *, autocommit: bool = True, retry_for_s: float = 0.0) -> p
 
 
 class Database:
-    """Opens connections to one database. Cheap to create; holds no connection itself."""
+    """Opens connections to one database. Cheap to create; holds no connection itself.
 
-    def __init__(self, url: str, *, retry_for_s: float = 0.0):
+    `url` may be a pooler in transaction mode (`pooled`): its connections then never prepare statements
+    nor set session state. `direct_url`, when known, reaches the server itself for what needs a session
+    (LISTEN, session advisory locks); `session_url` is that, or `url` when it is not pooled, or None."""
+
+    def __init__(self, url: str, *, retry_for_s: float = 0.0, direct_url: str | None = None,
+                 pooled: bool = False):
         self.url = url
         self.retry_for_s = retry_for_s
+        self.direct_url = direct_url
+        self.pooled = pooled
+
+    @property
+    def session_url(self) -> str | None:
+        return self.direct_url or (None if self.pooled else self.url)
 
     def open(self, *, autocommit: bool = True) -> psycopg.Connection:
         """A new connection the caller closes."""
-        return connect(self.url, autocommit=autocommit, retry_for_s=self.retry_for_s)
+        return connect(self.url, autocommit=autocommit, retry_for_s=self.retry_for_s, prepare=not self.pooled)
+
+    def open_session(self) -> psycopg.Connection:
+        """A connection with a session of its own (for LISTEN); DatabaseUnavailable when there is none."""
+        if self.session_url is None:
+            raise DatabaseUnavailable("no session connection: ENCHANT_DATABASE_URL is a pooler in transaction "
+                                      "mode and ENCHANT_DIRECT_DATABASE_URL is not set or unreachable")
+        return connect(self.session_url, retry_for_s=self.retry_for_s)
 
     @contextmanager
     def connection(self, *, autocommit: bool = True) -> Iterator[psycopg.Connection]:

@@ -66,8 +66,10 @@ class SchedulerService:
             # A late tick runs once (coalesce), however late; one run of a task at a time.
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
         )
-        self.election = LeaderElection(db.url, self.identity, check_s=settings.leader_check_s,
-                                       on_elected=self._on_elected, on_deposed=self._on_deposed)
+        # A session (the server itself) holds the advisory lock; behind a pooler without one, a lease row.
+        self.election = LeaderElection(db.session_url or db.url, self.identity, check_s=settings.leader_check_s,
+                                       on_elected=self._on_elected, on_deposed=self._on_deposed,
+                                       lease_only=db.session_url is None)
         self._started = False
 
     @property

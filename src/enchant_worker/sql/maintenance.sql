@@ -212,3 +212,24 @@ SELECT preferences FROM users WHERE id = %(id)s
 -- What the prompt builder and the API show of a story (cached 3600 s).
 SELECT id, user_id, title, description, genre, style_preference, created_at, updated_at
 FROM stories WHERE id = %(id)s
+
+-- take_scheduler_lease --
+-- Become or stay the leader through the lease row: renews it when we hold it, takes it when it expired
+-- (or, for a holder of the advisory lock, when the previous holder led through the lock). A row back means
+-- we lead until expires_at; none means someone else does.
+INSERT INTO scheduler_lease (name, holder, via_lock, expires_at)
+VALUES ('scheduler', %(holder)s, %(via_lock)s, NOW() + make_interval(secs => %(ttl_s)s))
+ON CONFLICT (name) DO UPDATE
+SET holder = EXCLUDED.holder, via_lock = EXCLUDED.via_lock, expires_at = EXCLUDED.expires_at,
+    acquired_at = CASE WHEN scheduler_lease.holder = EXCLUDED.holder THEN scheduler_lease.acquired_at ELSE NOW() END
+WHERE scheduler_lease.holder = EXCLUDED.holder OR scheduler_lease.expires_at < NOW()
+   OR (EXCLUDED.via_lock AND scheduler_lease.via_lock)
+RETURNING holder, expires_at
+
+-- release_scheduler_lease --
+-- Step down from the lease row (a clean shutdown hands leadership over at once).
+DELETE FROM scheduler_lease WHERE name = 'scheduler' AND holder = %(holder)s
+
+-- scheduler_lease_holder --
+-- Who leads through the lease row now, if anyone.
+SELECT holder AS leader FROM scheduler_lease WHERE name = 'scheduler' AND expires_at > NOW()

@@ -1,6 +1,7 @@
 """LISTEN for new work and for cancellations on a connection of its own, so an idle worker starts a
 job inserted by plain SQL within milliseconds. Polling in the worker loop is the fallback when the
-listener is down."""
+listener is down, and the only way behind a pooler in transaction mode without ENCHANT_DIRECT_DATABASE_URL
+(the worker then starts no listener)."""
 
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ class Listener:
         delay = 0.5
         while not self._stop.is_set():
             try:
-                with self.db.connection() as conn:
+                with self.db.open_session() as conn:  # the server itself: a pooler cannot LISTEN
                     conn.execute(q("listen_for_work"))
                     self.ready.set()
                     delay = 0.5

@@ -8,6 +8,7 @@ are never held back from other workers). Completions of short jobs are written i
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue as stdqueue
@@ -33,6 +34,7 @@ from enchant_worker.worker import device
 from enchant_worker.worker.context import JobContext
 from enchant_worker.worker.heartbeat import Heartbeat
 from enchant_worker.worker.listener import Listener
+from enchant_worker.worker.polling import AdaptivePoll
 from enchant_worker.worker.registry import Handler, Registry
 
 log = logging.getLogger(__name__)
@@ -74,6 +76,7 @@ class Worker:
         self._mean_job_s = 1.0  # assume slow until shown otherwise
         self._counts = [0, 0]  # completed, failed since the last heartbeat
         self._progress_reported: Callable[[], None] = lambda: None
+        self._poll = AdaptivePoll(settings.poll_min_interval_s, settings.poll_interval_s)
 
     # -- public ----------------------------------------------------------------------------------
 
@@ -86,7 +89,10 @@ class Worker:
         slots = [threading.Thread(target=self._slot, name=f"slot-{i}", daemon=True) for i in range(self.concurrency)]
         for slot in slots:
             slot.start()
-        listener = Listener(self.db, self.handlers, on_work=self._wake.set, on_cancel=self._cancel_requested)
+        # Behind a pooler without a direct URL nobody can LISTEN: the loop polls (cancellations reach a
+        # running job through the heartbeat's answer instead).
+        listener = (Listener(self.db, self.handlers, on_work=self._wake.set, on_cancel=self._cancel_requested)
+                    if self.db.session_url else contextlib.nullcontext())
         heartbeat = Heartbeat(self.db, self.settings, self.worker_id, held=self._snapshot,
                               counters=self._take_counts, status=self._status)
         self._progress_reported = heartbeat.wake.set  # progress reaches the job row within a beat
@@ -127,8 +133,9 @@ class Worker:
             if not jobs:
                 if self.burst and self._busy == 0:
                     return
-                self._wake.wait(self.settings.poll_interval_s)
+                self._wake.wait(self._poll.next_wait())
                 continue
+            self._poll.found_work()
             self._dispatch(jobs, free)
 
     def _prefetch(self) -> int:
@@ -471,7 +478,8 @@ class Worker:
         q = getattr(self._local, "queue", None)
         if q is None or q.conn.closed:
             conn = self.db.open()
-            conn.execute(q_sql("worker_session"))
+            if not self.db.pooled:  # a session SET would leak to other clients through a pooler
+                conn.execute(q_sql("worker_session"))
             q = JobQueue(conn, lease_s=self.settings.lease_seconds,
                          retry_base_s=self.settings.retry_base_s, retry_max_s=self.settings.retry_max_s)
             self._local.queue = q
