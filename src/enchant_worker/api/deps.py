@@ -75,7 +75,10 @@ class ApiState:
         with self._lock:
             if self._pool is None:
                 self._pool = ConnectionPool(self.database_url, min_size=1, max_size=POOL_MAX_CONNECTIONS,
-                                            kwargs={"autocommit": True, "row_factory": dict_row},
+                                            # no server-side prepared statements: ENCHANT_DATABASE_URL
+                                            # may be a pooler in transaction mode
+                                            kwargs={"autocommit": True, "row_factory": dict_row,
+                                                    "prepare_threshold": None},
                                             timeout=POOL_WAIT_S, open=True, name="enchant-api")
             return self._pool
 

@@ -35,7 +35,7 @@ def _free_port() -> int:
 
 class PgBouncer:
     def __init__(self, server_url: str, *, mode: str = "transaction", pool_size: int = 20,
-                 max_client_conn: int = 2000, port: int | None = None):
+                 max_client_conn: int = 2000, port: int | None = None, connect_query: str | None = None):
         exe = binary()
         if exe is None:
             raise RuntimeError("pgbouncer is not installed (Debian: apt-get install -y pgbouncer)")
@@ -47,6 +47,7 @@ class PgBouncer:
         self.mode = mode
         self.pool_size = pool_size
         self.max_client_conn = max_client_conn
+        self.connect_query = connect_query  # run on each new server connection (README, Running a fleet)
         self.port = port or _free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="enchant-pgbouncer-"))
         self.proc: subprocess.Popen | None = None
@@ -59,7 +60,8 @@ class PgBouncer:
         ini = self.dir / "pgbouncer.ini"
         ini.write_text(
             "[databases]\n"
-            f"* = host={self.server_host} port={self.server_port}\n"
+            f"* = host={self.server_host} port={self.server_port}"
+            + (f" connect_query='{self.connect_query}'" if self.connect_query else "") + "\n"
             "[pgbouncer]\n"
             f"listen_addr = 127.0.0.1\nlisten_port = {self.port}\nunix_socket_dir =\n"
             f"auth_type = trust\nauth_file = {self.dir / 'users.txt'}\n"

@@ -222,3 +222,11 @@ SET enable_bitmapscan = off
 -- listen_for_work --
 -- Subscribe to new runnable jobs and to cancellations of running ones (see the triggers).
 LISTEN enchant_jobs; LISTEN enchant_cancel
+
+-- runnable_probe --
+-- An idle worker's poll: is anything of its types runnable? One index-only probe of the partial index
+-- idx_processing_jobs_runnable; the worker leases only when it says yes.
+SELECT EXISTS (
+    SELECT 1 FROM processing_jobs
+    WHERE status = 'pending' AND job_type = ANY(%(types)s) AND run_after <= NOW()
+) AS runnable

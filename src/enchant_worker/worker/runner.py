@@ -119,13 +119,18 @@ class Worker:
     # -- leasing ---------------------------------------------------------------------------------
 
     def _loop(self) -> None:
+        idle = False  # the last lease found nothing: poll with the index-only probe until work shows up
         while not self._stopping.is_set():
             free = self.concurrency - self._busy
             if free <= 0:
                 self._wake.wait(self.settings.poll_interval_s)
                 self._wake.clear()
                 continue
+            woken = self._wake.is_set()
             self._wake.clear()
+            if idle and not woken and not self._with_db(self._runnable):
+                self._wake.wait(self._poll.next_wait())  # nothing runnable: the cheap probe was the poll
+                continue
             prefetch = self._prefetch()
             # One job per free slot starts at once; a prefetched batch is held until each job's turn.
             limit, start = free * prefetch, prefetch == 1
@@ -133,10 +138,15 @@ class Worker:
             if not jobs:
                 if self.burst and self._busy == 0:
                     return
+                idle = True
                 self._wake.wait(self._poll.next_wait())
                 continue
+            idle = False
             self._poll.found_work()
             self._dispatch(jobs, free)
+
+    def _runnable(self, queue: JobQueue) -> bool:
+        return queue.conn.execute(q_sql("runnable_probe"), {"types": list(self.handlers)}).fetchone()["runnable"]
 
     def _prefetch(self) -> int:
         if self._mean_job_s >= FAST_JOB_S:

@@ -9,3 +9,7 @@ CREATE TABLE scheduler_lease (
     acquired_at TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT NOW(),
     expires_at TIMESTAMP WITH TIME ZONE NOT NULL
 );
+
+-- The idle poll of a worker without LISTEN (behind a pooler): one index-only probe for runnable work of its
+-- types, so that a thousand idle workers polling cost the server little (see runnable_probe).
+CREATE INDEX idx_processing_jobs_runnable ON processing_jobs (job_type, run_after) WHERE status = 'pending';
