@@ -83,9 +83,26 @@ def settings(db_url, tmp_path) -> Settings:
                     shutdown_grace_s=2)
 
 
+@pytest.fixture(scope="session")
+def test_pooler(server_url) -> Iterator[object | None]:
+    """With ENCHANT_TEST_POOLER=transaction (or session), the `db` and `conn` fixtures go through a PgBouncer
+    of that mode started for the run (tests/integration/core/test_pgbouncer.py runs the queue tests so)."""
+    mode = os.environ.get("ENCHANT_TEST_POOLER")
+    if not mode:
+        yield None
+        return
+    from enchant_worker.db.pgbouncer import PgBouncer
+
+    with PgBouncer(server_url, mode=mode) as bouncer:
+        yield bouncer
+
+
 @pytest.fixture
-def db(db_url) -> Database:
-    return Database(db_url)
+def db(db_url, test_pooler) -> Database:
+    if test_pooler is None:
+        return Database(db_url)
+    name = psycopg.conninfo.conninfo_to_dict(db_url)["dbname"]
+    return Database(test_pooler.url(name), pooled=test_pooler.mode == "transaction", direct_url=db_url)
 
 
 @pytest.fixture

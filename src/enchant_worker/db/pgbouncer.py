@@ -70,7 +70,7 @@ class PgBouncer:
             f"logfile = {self.dir / 'pgbouncer.log'}\npidfile = {self.dir / 'pgbouncer.pid'}\n"
             "server_reset_query = DISCARD ALL\nignore_startup_parameters = extra_float_digits,options\n"
             "server_check_delay = 1\nserver_lifetime = 3600\nserver_idle_timeout = 60\n"
-            "admin_users = postgres\n"
+            "admin_users = postgres\nlog_connections = 0\nlog_disconnections = 0\n"
         )
         return ini
 
@@ -82,12 +82,13 @@ class PgBouncer:
         cmd = [self.exe, str(ini)]
         if os.geteuid() == 0:  # pgbouncer refuses to run as root
             cmd = [self.exe, "-u", "postgres", str(ini)]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # Its log goes to a file: an unread pipe fills up and stops PgBouncer dead.
+        with (self.dir / "stderr.txt").open("ab") as err:
+            self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"pgbouncer exited at start: {self.proc.stderr.read().decode()[-2000:]} "
-                                   f"{self.log()[-2000:]}")
+                raise RuntimeError(f"pgbouncer exited at start: {self.log()[-2000:]}")
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
                     return self
@@ -112,10 +113,13 @@ class PgBouncer:
         self.start()
 
     def log(self) -> str:
-        try:
-            return (self.dir / "pgbouncer.log").read_text()
-        except OSError:
-            return ""
+        text = ""
+        for name in ("stderr.txt", "pgbouncer.log"):
+            try:
+                text += (self.dir / name).read_text()
+            except OSError:
+                pass
+        return text
 
     def admin(self, command: str) -> list[tuple]:
         """A command of PgBouncer's admin console (SHOW POOLS, SHOW SERVERS ...)."""

@@ -12,6 +12,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import psycopg
@@ -19,7 +20,6 @@ import pytest
 
 from enchant_worker.config import Settings
 from enchant_worker.db import pgbouncer
-from enchant_worker.db.connection import Database
 from enchant_worker.db.pooler import detect
 from enchant_worker.db.setup import connect_database, migrate_database
 from enchant_worker.domain.jobs import JobStatus, NewJob
@@ -277,3 +277,13 @@ def test_worker_scheduler_and_api_through_the_pooler(db_url, bouncers, cli_env, 
     # is retried; no thread of the worker, scheduler or API may die.
     assert "Exception in thread" not in text and "slot failed" not in text, text[-3000:]
     assert serve.returncode == 0, text[-3000:]
+
+
+def test_the_queue_tests_pass_through_the_pooler(tmp_path):
+    """tests/integration/core/test_queue.py again, every statement through PgBouncer in transaction mode."""
+    env = dict(os.environ, ENCHANT_TEST_POOLER="transaction")
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
+                           "tests/integration/core/test_queue.py"], env=env, capture_output=True, text=True,
+                          timeout=600, cwd=Path(__file__).resolve().parents[3])
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert " passed" in done.stdout
