@@ -205,6 +205,20 @@ def test_worker_through_pooler_runs_cancels_and_survives_a_pooler_restart(db_url
         bouncer.restart(down_s=1.0)
         wait_for(lambda: all(queue.get(i).status == JobStatus.COMPLETED for i in more), timeout=90,
                  what="every job after the restart")
+        # No session state was left on the server connections the pool shares: every one of them (the
+        # pool holds 4; 4 clients in open transactions hold them all) has no prepared statement and the
+        # default planner settings (the worker's session SET is skipped behind a pooler).
+        clients = [psycopg.connect(bouncer.url(dbname(db_url)), autocommit=True, prepare_threshold=None)
+                   for _ in range(4)]
+        try:
+            for c in clients:
+                c.execute("BEGIN")
+                state = c.execute("SELECT pg_backend_pid(), current_setting('enable_bitmapscan'), "
+                                  "(SELECT count(*) FROM pg_prepared_statements)").fetchone()
+                assert state[1:] == ("on", 0), state
+        finally:
+            for c in clients:
+                c.close()
     finally:
         workers.stop_all()
     runs = _count_runs(conn)
