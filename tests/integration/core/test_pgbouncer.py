@@ -301,3 +301,24 @@ def test_the_queue_tests_pass_through_the_pooler(tmp_path):
                           timeout=600, cwd=Path(__file__).resolve().parents[3])
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     assert " passed" in done.stdout
+
+
+def test_the_idle_poll_is_one_index_only_probe(conn):
+    from enchant_worker.sql import q
+
+    conn.execute("INSERT INTO processing_jobs (job_type, metadata, status) "
+                 "SELECT 'noop', '{}', 'completed' FROM generate_series(1, 2000)")
+    conn.execute("VACUUM ANALYZE processing_jobs")
+    plan = "\n".join(r["QUERY PLAN"] for r in conn.execute("EXPLAIN " + q("runnable_probe"), {"types": ["noop"]}))
+    assert "Index Only Scan using idx_processing_jobs_runnable" in plan, plan
+
+
+def test_cli_explains_statement_mode_and_pooled_migrations(empty_db_url, db_url, bouncers, cli_env):
+    run = lambda *args, url: subprocess.run(  # noqa: E731
+        [sys.executable, "-m", "enchant_worker.cli", *args], env=dict(cli_env, ENCHANT_DATABASE_URL=url),
+        capture_output=True, text=True, timeout=60)
+    worker = run("worker", "--types", "noop", "--burst", url=bouncers("statement").url(dbname(db_url)))
+    assert worker.returncode != 0 and "statement mode" in worker.stderr and "Traceback" not in worker.stderr
+    migrate = run("migrate", url=bouncers("transaction").url(dbname(empty_db_url)))
+    assert migrate.returncode != 0 and "ENCHANT_DIRECT_DATABASE_URL" in migrate.stderr, migrate.stderr
+    assert "Traceback" not in migrate.stderr
