@@ -54,6 +54,8 @@ class Settings(BaseSettings):
     retry_max_s: float = Field(600.0, ge=0.0)
     shutdown_grace_s: float = Field(30.0, ge=0.0)
     db_retry_max_s: float = Field(30.0, gt=0.0)
+    # Fair share inside a priority level (README "Fair share"): off leases strictly by priority, then age.
+    queue_fair_share: bool = True
 
     # Generation and training.
     device: Literal["auto", "cuda", "cpu"] = "auto"

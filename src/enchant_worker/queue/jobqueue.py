@@ -18,10 +18,12 @@ from enchant_worker.domain.jobs import Job, NewJob
 from enchant_worker.errors import IdempotencyConflict, InvalidJob, JobNotFound
 from enchant_worker.jobspecs.limits import MAX_IDEMPOTENCY_KEY_CHARS, check_json_limits, check_text
 from enchant_worker.queue.backoff import retry_delay_s
+from enchant_worker.queue.fairness import FairShare
 from enchant_worker.queue.storable import storable_text
 from enchant_worker.sql import q
 
 MAX_ATTEMPTS = 1000
+DEFAULT_FAIR_SHARE = FairShare()  # every group weighs 1, no caps (the worker passes the tiers' settings)
 
 
 @dataclass(frozen=True)
@@ -54,8 +56,12 @@ def _check(job: NewJob) -> str:
 
 class JobQueue:
     def __init__(self, conn: psycopg.Connection, *, lease_s: float = 60.0,
-                 retry_base_s: float = 2.0, retry_max_s: float = 600.0):
+                 retry_base_s: float = 2.0, retry_max_s: float = 600.0,
+                 fair_share: FairShare | None = DEFAULT_FAIR_SHARE):
+        """fair_share: the weights and caps of the fair lease; None leases strictly by priority, then
+        age (ENCHANT_QUEUE_FAIR_SHARE=false)."""
         self.conn = conn
+        self.fair_share = fair_share
         self.lease_s = lease_s
         self.retry_base_s = retry_base_s
         self.retry_max_s = retry_max_s
@@ -118,10 +124,12 @@ class JobQueue:
         """Leases up to `limit` jobs, each counted as an attempt. With start=False (a prefetched batch)
         they are held, not started: a job the worker never starts goes back without spending its attempt
         if the worker dies (mark_started, or the heartbeat, records that one started)."""
-        rows = self.conn.execute(q("lease_jobs"), {
-            "worker": worker_id, "types": list(job_types), "limit": limit, "lease_s": self.lease_s,
-            "start": start,
-        }).fetchall()
+        params = {"worker": worker_id, "types": list(job_types), "limit": limit, "lease_s": self.lease_s,
+                  "start": start}
+        if self.fair_share is None:
+            rows = self.conn.execute(q("lease_jobs"), params).fetchall()
+        else:
+            rows = self.conn.execute(q("lease_jobs_fair"), params | self.fair_share.params()).fetchall()
         jobs = [Job.from_row(r) for r in rows]
         jobs.sort(key=lambda j: (j.priority, j.created_at))
         return jobs

@@ -43,6 +43,85 @@ FROM next
 WHERE j.id = next.id
 RETURNING j.*
 
+-- lease_jobs_fair --
+-- The lease with fair share inside a priority level (ENCHANT_QUEUE_FAIR_SHARE, on by default): the same
+-- writes as lease_jobs, but the jobs are chosen across groups (a user; jobs with no user are one group)
+-- instead of strictly by age. A group's k-th job of this lease has the virtual time
+-- (running + k) / weight, where running counts the group's jobs being processed now and weight comes from
+-- its tier (fair_share_weight, or the user's override); jobs are taken by priority, then virtual time,
+-- then age. So a free slot goes to the group furthest below its weighted share of the workers, a user
+-- with a flood of jobs cannot hold back another's, and a group at its cap (max_running_jobs) gets none.
+-- Within a group the order stays priority then age. Every step is an index probe on
+-- idx_processing_jobs_fair; the cost grows with the number of groups waiting, not with the backlog.
+WITH RECURSIVE waiting AS (
+    -- Loose index scan: the groups with pending jobs, one probe each.
+    (SELECT COALESCE(user_id, '00000000-0000-0000-0000-000000000000'::uuid) AS grp FROM processing_jobs
+     WHERE status = 'pending'
+     ORDER BY COALESCE(user_id, '00000000-0000-0000-0000-000000000000'::uuid) LIMIT 1)
+    UNION ALL
+    SELECT (SELECT COALESCE(p.user_id, '00000000-0000-0000-0000-000000000000'::uuid) FROM processing_jobs p
+            WHERE p.status = 'pending'
+              AND COALESCE(p.user_id, '00000000-0000-0000-0000-000000000000'::uuid) > w.grp
+            ORDER BY COALESCE(p.user_id, '00000000-0000-0000-0000-000000000000'::uuid) LIMIT 1)
+    FROM waiting w WHERE w.grp IS NOT NULL
+), shares AS (
+    -- Weight and cap from the user's overrides, else the tier's (arrays from configs/tiers.toml), else
+    -- weight 1 and no cap (the no-user group; a tier the file leaves out). Running: being processed now.
+    SELECT w.grp,
+           GREATEST(COALESCE((u.quota_overrides->>'fair_share_weight')::int, t.weight, 1), 1) AS weight,
+           COALESCE((u.quota_overrides->>'max_running_jobs')::int, t.cap) AS cap,
+           (SELECT count(*) FROM processing_jobs r
+            WHERE r.status = 'processing'
+              AND COALESCE(r.user_id, '00000000-0000-0000-0000-000000000000'::uuid) = w.grp) AS running
+    FROM waiting w
+    LEFT JOIN users u ON u.id = w.grp
+    LEFT JOIN unnest(%(tier_names)s::text[], %(tier_weights)s::int[], %(tier_caps)s::int[])
+        AS t(name, weight, cap) ON t.name = u.subscription_tier
+    WHERE w.grp IS NOT NULL
+), heads AS (
+    -- Each group's oldest runnable jobs in queue order: no more than this lease takes, nor than its cap
+    -- leaves room for. Read without locks: this only decides how many to take from each group.
+    SELECT s.grp, h.priority, h.created_at, (s.running + h.k)::float8 / s.weight AS vtime
+    FROM shares s
+    CROSS JOIN LATERAL (
+        SELECT p.priority, p.created_at, row_number() OVER (ORDER BY p.priority, p.created_at) AS k
+        FROM processing_jobs p
+        WHERE p.status = 'pending'
+          AND COALESCE(p.user_id, '00000000-0000-0000-0000-000000000000'::uuid) = s.grp
+          AND p.run_after <= NOW() AND p.job_type = ANY(%(types)s)
+        ORDER BY p.priority, p.created_at
+        LIMIT GREATEST(LEAST(%(limit)s, s.cap - s.running), 0)
+    ) h
+), picks AS (
+    -- How many jobs each group gets: the best `limit` heads by priority, virtual time, age; and the worst
+    -- priority among them, so that a group's locked heads are not replaced by its less urgent jobs.
+    SELECT grp, count(*) AS n, max(priority) AS worst FROM (
+        SELECT grp, priority FROM heads ORDER BY priority, vtime, created_at LIMIT %(limit)s
+    ) best
+    GROUP BY grp
+), next AS (
+    -- Take them, walking each group's jobs in queue order: SKIP LOCKED steps over the rows a concurrent
+    -- lease holds (and rows it already took are rechecked and left out), so workers never wait on each
+    -- other and a group's jobs are never taken twice.
+    SELECT l.id FROM picks
+    CROSS JOIN LATERAL (
+        SELECT p.id FROM processing_jobs p
+        WHERE p.status = 'pending'
+          AND COALESCE(p.user_id, '00000000-0000-0000-0000-000000000000'::uuid) = picks.grp
+          AND p.priority <= picks.worst AND p.run_after <= NOW() AND p.job_type = ANY(%(types)s)
+        ORDER BY p.priority, p.created_at
+        LIMIT picks.n
+        FOR UPDATE SKIP LOCKED
+    ) l
+)
+UPDATE processing_jobs j
+SET status = 'processing', leased_by = %(worker)s, lease_token = gen_random_uuid(),
+    lease_expires_at = NOW() + make_interval(secs => %(lease_s)s), heartbeat_at = NOW(),
+    attempts = j.attempts + 1, started_at = NOW(), progress_percent = 0, run_started = %(start)s
+FROM next
+WHERE j.id = next.id
+RETURNING j.*
+
 -- extend_leases --
 -- Heartbeat: renew the leases this worker still holds, store the latest progress, and mark the jobs whose
 -- handler has started. Returns the jobs still held, with their cancel flag; a job missing from the answer
