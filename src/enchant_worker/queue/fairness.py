@@ -25,8 +25,12 @@ class FairShare:
 
     weights: Mapping[str, int] = field(default_factory=dict)
     caps: Mapping[str, int | None] = field(default_factory=dict)
+    # A group with nothing running whose oldest job has waited this long goes first in its priority.
+    max_wait_s: float = 60.0
 
     def __post_init__(self) -> None:
+        if not self.max_wait_s >= 0:
+            raise ValueError(f"max_wait_s must be 0 or more, not {self.max_wait_s}")
         for name, weight in self.weights.items():
             if weight < 1:
                 raise ValueError(f"fair_share_weight of tier {name!r} must be at least 1, not {weight}")
@@ -35,11 +39,11 @@ class FairShare:
                 raise ValueError(f"max_running_jobs of tier {name!r} must be at least 1, not {cap}")
 
     @classmethod
-    def from_tiers(cls, tiers: Mapping[str, _TierLike]) -> FairShare:
+    def from_tiers(cls, tiers: Mapping[str, _TierLike], max_wait_s: float = 60.0) -> FairShare:
         return cls({n: t.fair_share_weight for n, t in tiers.items()},
-                   {n: t.max_running_jobs for n, t in tiers.items()})
+                   {n: t.max_running_jobs for n, t in tiers.items()}, max_wait_s)
 
     def params(self) -> dict[str, Any]:
         names = sorted(set(self.weights) | set(self.caps))
         return {"tier_names": names, "tier_weights": [self.weights.get(n, 1) for n in names],
-                "tier_caps": [self.caps.get(n) for n in names]}
+                "tier_caps": [self.caps.get(n) for n in names], "max_wait_s": self.max_wait_s}

@@ -81,7 +81,8 @@ WITH RECURSIVE waiting AS (
               AND COALESCE(p.user_id, '00000000-0000-0000-0000-000000000000'::uuid) > w.grp
             ORDER BY COALESCE(p.user_id, '00000000-0000-0000-0000-000000000000'::uuid) LIMIT 1)
     FROM waiting w WHERE w.grp IS NOT NULL
-), shares AS (
+), shares AS MATERIALIZED (
+    -- (Materialized: the running count is read once per group, not once per head job.)
     -- Weight and cap from the user's overrides, else the tier's (arrays from configs/tiers.toml), else
     -- weight 1 and no cap (the no-user group; a tier the file leaves out). Running: being processed now.
     SELECT w.grp,
@@ -98,16 +99,26 @@ WITH RECURSIVE waiting AS (
 ), heads AS (
     -- Each group's oldest runnable jobs in queue order: no more than this lease takes, nor than its cap
     -- leaves room for. Read without locks: this only decides how many to take from each group.
-    SELECT s.grp, h.priority, h.created_at, (s.running + h.k)::float8 / s.weight AS vtime
+    -- Starvation guard: a group with nothing running whose oldest job has been runnable for longer than
+    -- max_wait_s goes first in its priority (with few workers a light group's share can be under one
+    -- slot, and (running + k) / weight alone would then never pick it while heavier groups have work).
+    SELECT s.grp, h.priority, h.created_at,
+           CASE WHEN s.running = 0 AND h.k = 1
+                     AND h.runnable_at < NOW() - make_interval(secs => %(max_wait_s)s) THEN 0
+                ELSE (s.running + h.k)::float8 / s.weight END AS vtime
     FROM shares s
     CROSS JOIN LATERAL (
-        SELECT p.priority, p.created_at, row_number() OVER (ORDER BY p.priority, p.created_at) AS k
-        FROM processing_jobs p
-        WHERE p.status = 'pending'
-          AND COALESCE(p.user_id, '00000000-0000-0000-0000-000000000000'::uuid) = s.grp
-          AND p.run_after <= NOW() AND p.job_type = ANY(%(types)s)
-        ORDER BY p.priority, p.created_at
-        LIMIT GREATEST(LEAST(%(limit)s, s.cap - s.running), 0)
+        -- Numbered after the LIMIT, in the index's order: a window ordered by (priority, created_at)
+        -- would read every job sharing the last one's created_at (a whole batch enqueued at once).
+        SELECT o.priority, o.created_at, o.runnable_at, row_number() OVER () AS k FROM (
+            SELECT p.priority, p.created_at, GREATEST(p.created_at, p.run_after) AS runnable_at
+            FROM processing_jobs p
+            WHERE p.status = 'pending'
+              AND COALESCE(p.user_id, '00000000-0000-0000-0000-000000000000'::uuid) = s.grp
+              AND p.run_after <= NOW() AND p.job_type = ANY(%(types)s)
+            ORDER BY p.priority, p.created_at
+            LIMIT GREATEST(LEAST(%(limit)s, s.cap - s.running), 0)
+        ) o
     ) h
 ), picks AS (
     -- How many jobs each group gets: the best `limit` heads by priority, virtual time, age; and the worst

@@ -512,7 +512,8 @@ def _fair_share(settings: Any) -> FairShare | None:
     if not getattr(settings, "queue_fair_share", True):
         return None
     path = getattr(settings, "tiers_path", None)
-    return FairShare.from_tiers(load_tiers(path)) if path is not None else FairShare()
+    max_wait_s = getattr(settings, "queue_fair_share_max_wait_s", 60.0)
+    return FairShare.from_tiers(load_tiers(path), max_wait_s) if path is not None else FairShare(max_wait_s=max_wait_s)
 
 
 def _text_of(exc: BaseException) -> str:

@@ -128,3 +128,21 @@ def test_concurrent_fair_leases_never_take_a_job_twice(db, conn):
     for t in threads:
         t.join()
     assert len(taken) == len(set(taken)) == 600
+
+
+def test_a_light_user_whose_share_is_under_one_slot_still_runs_after_the_bounded_wait(conn):
+    # Enterprise weighs 10, free 1: with 4 slots the free user's share (4/11) is under one slot, so
+    # (running + k) / weight alone would never pick it while the enterprise user has work.
+    queue = JobQueue(conn, lease_s=30, fair_share=FairShare({"free": 1, "enterprise": 10}, max_wait_s=5))
+    big, small = _user(conn, "enterprise"), _user(conn, "free")
+    queue.enqueue_many([NewJob("noop", user_id=big) for _ in range(40)])
+    queue.enqueue_many([NewJob("noop", user_id=small) for _ in range(3)])
+    for _ in range(2):
+        batch = queue.lease("w", ["noop"], limit=4)
+        assert {j.user_id for j in batch} == {big}
+        queue.complete_many([(Lease(j.id, j.lease_token), None) for j in batch])
+    # the small user's jobs have now waited past max_wait_s (backdated rather than slept)
+    conn.execute("UPDATE processing_jobs SET created_at = created_at - INTERVAL '6 seconds', run_after = run_after - INTERVAL '6 seconds' WHERE user_id = %s",
+                 (small,))
+    batch = queue.lease("w", ["noop"], limit=4)
+    assert batch[0].user_id == small and sum(j.user_id == small for j in batch) == 1
