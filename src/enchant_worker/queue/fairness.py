@@ -40,10 +40,17 @@ class FairShare:
 
     @classmethod
     def from_tiers(cls, tiers: Mapping[str, _TierLike], max_wait_s: float = 60.0) -> FairShare:
-        return cls({n: t.fair_share_weight for n, t in tiers.items()},
-                   {n: t.max_running_jobs for n, t in tiers.items()}, max_wait_s)
+        return cls(
+            {n: t.fair_share_weight for n, t in tiers.items()},
+            {n: t.max_running_jobs for n, t in tiers.items()},
+            max_wait_s,
+        )
 
     def params(self) -> dict[str, Any]:
         names = sorted(set(self.weights) | set(self.caps))
-        return {"tier_names": names, "tier_weights": [self.weights.get(n, 1) for n in names],
-                "tier_caps": [self.caps.get(n) for n in names], "max_wait_s": self.max_wait_s}
+        return {
+            "tier_names": names,
+            "tier_weights": [self.weights.get(n, 1) for n in names],
+            "tier_caps": [self.caps.get(n) for n in names],
+            "max_wait_s": self.max_wait_s,
+        }

@@ -27,12 +27,16 @@ def _notifications(listener: psycopg.Connection) -> list[str]:
 def test_a_batch_notifies_once_per_type_and_is_counted(queue, conn, db_url, keyed):
     with psycopg.connect(db_url, autocommit=True) as listener:
         listener.execute("LISTEN enchant_jobs")
-        jobs = [NewJob("noop" if i % 2 else "other", {"i": i}, idempotency_key=f"k{i}" if keyed else None)
-                for i in range(600)]
+        jobs = [
+            NewJob("noop" if i % 2 else "other", {"i": i}, idempotency_key=f"k{i}" if keyed else None)
+            for i in range(600)
+        ]
         ids = queue.enqueue_many(jobs)
         assert sorted(_notifications(listener)) == ["noop", "other"]
     assert len(set(ids)) == 600
-    counted = conn.execute("SELECT sum(value) AS n FROM job_counters WHERE counter = 'enqueued'").fetchone()["n"]
+    counted = conn.execute("SELECT sum(value) AS n FROM job_counters WHERE counter = 'enqueued'").fetchone()[
+        "n"
+    ]
     assert counted == 600
     stored = {j.id: j for j in queue.list(limit=1000)}
     assert [stored[i].metadata["i"] for i in ids] == list(range(600))
@@ -42,14 +46,27 @@ def test_every_field_is_stored_on_both_paths(queue, conn):
     user = conn.execute("INSERT INTO users (email) VALUES ('b@example.org') RETURNING id").fetchone()["id"]
     entity = uuid.uuid4()
     later = datetime.now(UTC) + timedelta(hours=1)
-    plain = NewJob("noop", {"a": [1, "x"]}, priority=2, max_attempts=7, entity_type="scene", entity_id=entity,
-                   user_id=user)
+    plain = NewJob(
+        "noop",
+        {"a": [1, "x"]},
+        priority=2,
+        max_attempts=7,
+        entity_type="scene",
+        entity_id=entity,
+        user_id=user,
+    )
     deferred = NewJob("noop", {"b": 1}, run_after=later, user_id=user)
     [a] = queue.enqueue_many([plain])  # COPY
     [b] = queue.enqueue_many([deferred])  # INSERT: run_after given
     ja, jb = queue.get(a), queue.get(b)
-    assert (ja.metadata, ja.priority, ja.max_attempts, ja.entity_type, ja.entity_id, ja.user_id) == \
-        ({"a": [1, "x"]}, 2, 7, "scene", entity, user)
+    assert (ja.metadata, ja.priority, ja.max_attempts, ja.entity_type, ja.entity_id, ja.user_id) == (
+        {"a": [1, "x"]},
+        2,
+        7,
+        "scene",
+        entity,
+        user,
+    )
     assert abs(ja.run_after - datetime.now(UTC)) < timedelta(minutes=1)  # the server's NOW()
     assert abs(jb.run_after - later) < timedelta(seconds=1) and jb.status == "pending"
 
@@ -64,11 +81,14 @@ def test_keys_replay_and_conflict_as_before(queue):
     assert not same_request({"job_type": "noop", "metadata": {}}, "other", {})
 
 
-@pytest.mark.parametrize("metadata, message", [
-    ({"v": math.nan}, "metadata: cannot be stored as JSON"),
-    ({"v": object()}, "metadata: cannot be stored as JSON"),
-    ({"v": "a\x00b"}, "metadata.v: "),
-])
+@pytest.mark.parametrize(
+    "metadata, message",
+    [
+        ({"v": math.nan}, "metadata: cannot be stored as JSON"),
+        ({"v": object()}, "metadata: cannot be stored as JSON"),
+        ({"v": "a\x00b"}, "metadata.v: "),
+    ],
+)
 def test_one_bad_job_refuses_the_batch_naming_the_field_and_writes_nothing(queue, metadata, message):
     with pytest.raises(InvalidJob, match=message):
         queue.enqueue_many([NewJob("noop", {"ok": 1}), NewJob("noop", metadata)])

@@ -14,12 +14,15 @@ from enchant_worker.queue.fairness import FairShare
 def _user(conn, tier="free", overrides=None):
     return conn.execute(
         "INSERT INTO users (email, subscription_tier, quota_overrides) VALUES (%s, %s, %s::jsonb) RETURNING id",
-        (f"{uuid.uuid4().hex}@example.org", tier, json.dumps(overrides or {}))).fetchone()["id"]
+        (f"{uuid.uuid4().hex}@example.org", tier, json.dumps(overrides or {})),
+    ).fetchone()["id"]
 
 
 @pytest.fixture
 def fair(conn):
-    return JobQueue(conn, lease_s=30, fair_share=FairShare({"free": 1, "pro": 3}, {"free": None, "pro": None}))
+    return JobQueue(
+        conn, lease_s=30, fair_share=FairShare({"free": 1, "pro": 3}, {"free": None, "pro": None})
+    )
 
 
 def _owners(jobs, names):
@@ -78,8 +81,10 @@ def test_jobs_with_no_user_are_one_group(fair, conn):
     a = _user(conn)
     fair.enqueue_many([NewJob("noop", {"n": i}, user_id=a) for i in range(20)])
     for i in range(3):  # the web app's plain SQL insert
-        conn.execute("INSERT INTO processing_jobs (job_type, metadata) VALUES ('noop', %s::jsonb)",
-                     (f'{{"plain": {i}}}',))
+        conn.execute(
+            "INSERT INTO processing_jobs (job_type, metadata) VALUES ('noop', %s::jsonb)",
+            (f'{{"plain": {i}}}',),
+        )
     batch = fair.lease("w", ["noop"], limit=6)
     assert [j.metadata.get("plain") for j in batch if j.user_id is None] == [0, 1, 2]
     assert sum(j.user_id == a for j in batch) == 3
@@ -119,8 +124,7 @@ def test_concurrent_fair_leases_never_take_a_job_twice(db, conn):
         while batch := queue.lease(f"w-{threading.get_ident()}", ["noop"], limit=7):
             with lock:
                 taken.extend(j.id for j in batch)
-            queue.complete_many([(Lease(j.id, j.lease_token),
-                                  None) for j in batch])
+            queue.complete_many([(Lease(j.id, j.lease_token), None) for j in batch])
 
     threads = [threading.Thread(target=drain) for _ in range(4)]
     for t in threads:
@@ -142,7 +146,9 @@ def test_a_light_user_whose_share_is_under_one_slot_still_runs_after_the_bounded
         assert {j.user_id for j in batch} == {big}
         queue.complete_many([(Lease(j.id, j.lease_token), None) for j in batch])
     # the small user's jobs have now waited past max_wait_s (backdated rather than slept)
-    conn.execute("UPDATE processing_jobs SET created_at = created_at - INTERVAL '6 seconds', run_after = run_after - INTERVAL '6 seconds' WHERE user_id = %s",
-                 (small,))
+    conn.execute(
+        "UPDATE processing_jobs SET created_at = created_at - INTERVAL '6 seconds', run_after = run_after - INTERVAL '6 seconds' WHERE user_id = %s",
+        (small,),
+    )
     batch = queue.lease("w", ["noop"], limit=4)
     assert batch[0].user_id == small and sum(j.user_id == small for j in batch) == 1

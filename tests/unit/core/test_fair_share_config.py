@@ -54,7 +54,9 @@ def test_an_unknown_tier_is_refused_naming_its_line_and_the_known_ones(tmp_path)
 
 
 def test_a_negative_or_fractional_weight_is_refused(tmp_path):
-    with pytest.raises(ConfigurationError, match=r"tiers.toml:3: \[tiers.free\] fair_share_weight: must be a whole"):
+    with pytest.raises(
+        ConfigurationError, match=r"tiers.toml:3: \[tiers.free\] fair_share_weight: must be a whole"
+    ):
         load_tiers(_write(tmp_path, "[tiers.free]\n\nfair_share_weight = 1.5\n"))
 
 
@@ -63,7 +65,10 @@ def test_user_overrides_refuse_a_zero_weight_or_cap():
         check_overrides({"fair_share_weight": 0})
     with pytest.raises(ValueError, match="max_running_jobs: must be at least 1, not 0"):
         check_overrides({"max_running_jobs": 0})
-    assert check_overrides({"max_running_jobs": 2, "images_per_day": 0}) == {"max_running_jobs": 2, "images_per_day": 0}
+    assert check_overrides({"max_running_jobs": 2, "images_per_day": 0}) == {
+        "max_running_jobs": 2,
+        "images_per_day": 0,
+    }
 
 
 def test_the_worker_reads_the_tiers_or_leases_plainly_when_fairness_is_off(tmp_path):
@@ -74,7 +79,10 @@ def test_the_worker_reads_the_tiers_or_leases_plainly_when_fairness_is_off(tmp_p
     assert _fair_share(Settings()).weights["pro"] == 5
     Settings.queue_fair_share = False
     assert _fair_share(Settings()) is None
-    Settings.queue_fair_share, Settings.tiers_path = True, _write(tmp_path, "[tiers.free]\nmax_running_jobs = 0\n")
+    Settings.queue_fair_share, Settings.tiers_path = (
+        True,
+        _write(tmp_path, "[tiers.free]\nmax_running_jobs = 0\n"),
+    )
     with pytest.raises(ConfigurationError, match="tiers.toml:2:"):
         _fair_share(Settings())
     with pytest.raises(ValueError, match="at least 1"):
