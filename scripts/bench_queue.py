@@ -98,11 +98,18 @@ class Ours:
     async def make_users(self) -> None:
         """User A (the flood) and user B, both of the free tier (weight 1, no cap). Each holds an admin key,
         so the worker's re-check lets them run the benchmark's plugin job type (it still runs, per job)."""
-        self.users = [self.conn.execute("INSERT INTO users (email) VALUES (%s) RETURNING id", (f"{n}@bench",))
-                      .fetchone()["id"] for n in "AB"]
+        self.users = [
+            self.conn.execute(
+                "INSERT INTO users (email) VALUES (%s) RETURNING id", (f"{n}@bench",)
+            ).fetchone()["id"]
+            for n in "AB"
+        ]
         for n, user in zip("AB", self.users, strict=True):
-            self.conn.execute("INSERT INTO api_keys (name, prefix, key_hash, role, user_id) "
-                              "VALUES (%s, 'bench', %s, 'admin', %s)", (f"bench {n}", f"bench-{n}", user))
+            self.conn.execute(
+                "INSERT INTO api_keys (name, prefix, key_hash, role, user_id) "
+                "VALUES (%s, 'bench', %s, 'admin', %s)",
+                (f"bench {n}", f"bench-{n}", user),
+            )
 
     async def enqueue_flood(self, n: int) -> None:
         from enchant_worker.domain.jobs import NewJob
@@ -271,8 +278,9 @@ def peer_worker(system: str, conninfo: str, mode: str) -> None:
 # -- measuring ---------------------------------------------------------------------------------------
 
 
-def spawn(system, conninfo: str, processes: int, *, drain: bool, extra_env: dict | None = None,
-          fair: bool = False) -> list:
+def spawn(
+    system, conninfo: str, processes: int, *, drain: bool, extra_env: dict | None = None, fair: bool = False
+) -> list:
     cmd, env = system.fair_worker_command(conninfo) if fair else system.worker_command(conninfo, drain)
     env = {**os.environ, **env, **(extra_env or {})}
     return [
@@ -424,8 +432,14 @@ async def fairness_one(system, args) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         starts_file = Path(tmp) / "starts"
         starts_file.touch()
-        procs = spawn(system, system.conninfo, args.fair_workers, drain=False, fair=True,
-                      extra_env={"BENCH_LATENCY_FILE": str(starts_file)})
+        procs = spawn(
+            system,
+            system.conninfo,
+            args.fair_workers,
+            drain=False,
+            fair=True,
+            extra_env={"BENCH_LATENCY_FILE": str(starts_file)},
+        )
         try:
             await system.enqueue_seqs([-1])  # warm-up: the workers are up once this one has run
             await wait_for_lines(starts_file, 1, 60, procs)
@@ -435,7 +449,9 @@ async def fairness_one(system, args) -> dict[str, float]:
                 seqs = list(range(first_seq, first_seq + args.fair_b))
                 sent = time.time()
                 await system.enqueue_seqs(seqs)
-                lines = await wait_for_lines(starts_file, first_seq + args.fair_b + 1, PROCESS_TIMEOUT_S, procs)
+                lines = await wait_for_lines(
+                    starts_file, first_seq + args.fair_b + 1, PROCESS_TIMEOUT_S, procs
+                )
                 starts = {int(a): float(b) for a, b in (line.split() for line in lines)}
                 return [(starts[s] - sent) * 1000 for s in seqs]
 
@@ -468,24 +484,32 @@ def completion_count(system) -> int:
 
 
 def print_fairness(results: dict[str, dict], args) -> None:
-    print(f"\nFairness: user A queues {args.fair_jobs:,} no-op jobs (batches of 1,000), then user B queues "
-          f"{args.fair_b} in one batch; {args.fair_workers} worker processes per system.")
-    print("B's enqueue-to-start, ms (the whole batch sent at once; empty: B alone on an idle queue). "
-          "Drain: A's jobs/s from the start of the flood's enqueue until all have completed.")
+    print(
+        f"\nFairness: user A queues {args.fair_jobs:,} no-op jobs (batches of 1,000), then user B queues "
+        f"{args.fair_b} in one batch; {args.fair_workers} worker processes per system."
+    )
+    print(
+        "B's enqueue-to-start, ms (the whole batch sent at once; empty: B alone on an idle queue). "
+        "Drain: A's jobs/s from the start of the flood's enqueue until all have completed."
+    )
     names = [n for n in ("ours", "ours-fifo", "procrastinate", "pgqueuer") if n in results]
     print(f"{'metric':34}" + "".join(f"{n:>15}" for n in names))
-    for key, label, fmt in (("b_empty_p50", "B p50, empty queue", "{:,.1f}"),
-                            ("b_empty_p95", "B p95, empty queue", "{:,.1f}"),
-                            ("b_flood_p50", "B p50, after A's flood", "{:,.1f}"),
-                            ("b_flood_p95", "B p95, after A's flood", "{:,.1f}"),
-                            ("b_p95_vs_empty", "B p95 flood / empty (target <= 3)", "{:.2f}"),
-                            ("flood_drain", "flood drain, jobs/s", "{:,.0f}")):
+    for key, label, fmt in (
+        ("b_empty_p50", "B p50, empty queue", "{:,.1f}"),
+        ("b_empty_p95", "B p95, empty queue", "{:,.1f}"),
+        ("b_flood_p50", "B p50, after A's flood", "{:,.1f}"),
+        ("b_flood_p95", "B p95, after A's flood", "{:,.1f}"),
+        ("b_p95_vs_empty", "B p95 flood / empty (target <= 3)", "{:.2f}"),
+        ("flood_drain", "flood drain, jobs/s", "{:,.0f}"),
+    ):
         print(f"{label:34}" + "".join(f"{fmt.format(results[n][key]):>15}" for n in names))
     ours = results.get("ours", {})
     for peer in names[1:]:
         p = results[peer]
-        print(f"ours vs {peer}: B p95 after the flood {p['b_flood_p95'] / ours['b_flood_p95']:.1f}x better; "
-              f"flood drain {ours['flood_drain'] / p['flood_drain']:.2f}x")
+        print(
+            f"ours vs {peer}: B p95 after the flood {p['b_flood_p95'] / ours['b_flood_p95']:.1f}x better; "
+            f"flood drain {ours['flood_drain'] / p['flood_drain']:.2f}x"
+        )
 
 
 async def wait_for_lines(path: Path, count: int, timeout_s: float, procs: list) -> list[str]:
@@ -592,9 +616,15 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1000, help="jobs per enqueue batch (default 1000)")
     parser.add_argument("--latency-jobs", type=int, default=None, help="default 200 (30 with --quick)")
     parser.add_argument("--quick", action="store_true", help="small counts: a smoke check in under a minute")
-    parser.add_argument("--only", choices=("throughput", "fairness"), default=None,
-                        help="run one part: throughput (enqueue, drains, latency) or fairness (default both)")
-    parser.add_argument("--fair-jobs", type=int, default=None, help="user A's flood (default 20000; 2000 quick)")
+    parser.add_argument(
+        "--only",
+        choices=("throughput", "fairness"),
+        default=None,
+        help="run one part: throughput (enqueue, drains, latency) or fairness (default both)",
+    )
+    parser.add_argument(
+        "--fair-jobs", type=int, default=None, help="user A's flood (default 20000; 2000 quick)"
+    )
     parser.add_argument("--fair-b", type=int, default=50, help="user B's jobs after the flood (default 50)")
     parser.add_argument("--fair-workers", type=int, default=2, help="worker processes per system (default 2)")
     args = parser.parse_args()
