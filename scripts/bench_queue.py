@@ -524,6 +524,23 @@ async def wait_for_lines(path: Path, count: int, timeout_s: float, procs: list) 
     return path.read_text().splitlines()
 
 
+async def interleaved_enqueue(systems: list, args, results: dict) -> None:
+    """Batch enqueue with the systems taking turns batch by batch (--enqueue-rounds batches of --batch
+    each), so that a burst of load from elsewhere on the machine hits all alike; the median batch's
+    jobs/s, and the median over rounds of ours/peer. Run last: the jobs are left in the queue."""
+    rates: dict[str, list[float]] = {s.name: [] for s in systems}
+    for _ in range(args.enqueue_rounds):
+        for s in systems:
+            started = time.perf_counter()
+            await s.enqueue_batch(args.batch)
+            rates[s.name].append(args.batch / (time.perf_counter() - started))
+    for s in systems:
+        results[s.name]["enqueue_rounds"] = statistics.median(rates[s.name])
+        if s.name != "ours":
+            ratios = [a / b for a, b in zip(rates["ours"], rates[s.name], strict=True)]
+            results[s.name]["enqueue_round_ratio"] = statistics.median(ratios)
+
+
 async def bench(systems: list, admin: psycopg.Connection, admin_url: str, args) -> dict[str, dict]:
     """Each phase runs for every system in turn (not system after system), so that drift in the load
     of a shared machine does not favour one of them."""
@@ -537,16 +554,21 @@ async def bench(systems: list, admin: psycopg.Connection, admin_url: str, args) 
             s.conninfo = make_conninfo(admin_url, dbname=s.dbname)
             await s.setup(s.conninfo)
             opened.append(s)
-        overhead = {
-            (s.name, n): min(timed_drain(s, s.conninfo, n) for _ in range(2)) for n in (1, 4) for s in systems
-        }
-        for n in (1, 4):
-            for s in systems:
-                await drain(s, admin, n, overhead[s.name, n], args, results[s.name])
-        print("  latency...", file=sys.stderr)
-        await latency(systems, args.latency_jobs, 0.02, results)
-        for r in results.values():
-            r["enqueue"] = r.pop("enqueued") / r.pop("enqueue_s")
+        if args.only != "enqueue":
+            overhead = {
+                (s.name, n): min(timed_drain(s, s.conninfo, n) for _ in range(2))
+                for n in (1, 4)
+                for s in systems
+            }
+            for n in (1, 4):
+                for s in systems:
+                    await drain(s, admin, n, overhead[s.name, n], args, results[s.name])
+            print("  latency...", file=sys.stderr)
+            await latency(systems, args.latency_jobs, 0.02, results)
+            for r in results.values():
+                r["enqueue"] = r.pop("enqueued") / r.pop("enqueue_s")
+        print("  interleaved enqueue...", file=sys.stderr)
+        await interleaved_enqueue(systems, args, results)
         return results
     finally:
         for s in opened:
@@ -561,6 +583,7 @@ async def bench(systems: list, admin: psycopg.Connection, admin_url: str, args) 
 ROWS = [
     ("commit_ms", "(context) one commit, ms, before x1/x4", "{0[0]:.2f}/{0[1]:.2f}", None),
     ("enqueue", "batch enqueue, jobs/s", "{:,.0f}", True),
+    ("enqueue_rounds", "batch enqueue, interleaved, jobs/s", "{:,.0f}", True),
     ("drain1_net", "drain 1 process, jobs/s net", "{:,.0f}", True),
     ("drain1_raw", "drain 1 process, jobs/s raw", "{:,.0f}", True),
     ("overhead1", "  start+exit 1 process, s", "{:.2f}", False),
@@ -596,6 +619,11 @@ def print_table(results: dict[str, dict[str, float]], args) -> None:
             else:
                 cells.append(f"{(ours / peer if higher else peer / ours):.2f}")
         print(f"{label:40}" + "".join(f"{c:>15}" for c in cells))
+    for peer in SYSTEMS[1:]:
+        if "enqueue_round_ratio" in results.get(peer, {}):
+            print(
+                f"batch enqueue, median over rounds of ours/{peer}: {results[peer]['enqueue_round_ratio']:.2f}"
+            )
     if any(r.get(f"drain{n}_net_shaky") for r in results.values() for n in (1, 4)):
         print("* start+exit took over half of the raw time: that net figure is unreliable (raise --jobs).")
 
@@ -618,9 +646,13 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small counts: a smoke check in under a minute")
     parser.add_argument(
         "--only",
-        choices=("throughput", "fairness"),
+        choices=("throughput", "fairness", "enqueue"),
         default=None,
-        help="run one part: throughput (enqueue, drains, latency) or fairness (default both)",
+        help="run one part: throughput (enqueue, drains, latency), fairness, or enqueue alone (default: "
+        "throughput and fairness)",
+    )
+    parser.add_argument(
+        "--enqueue-rounds", type=int, default=40, help="interleaved enqueue: batches per system (default 40)"
     )
     parser.add_argument(
         "--fair-jobs", type=int, default=None, help="user A's flood (default 20000; 2000 quick)"
@@ -648,10 +680,10 @@ def main() -> None:
             )
 
     with psycopg.connect(args.database_url, autocommit=True) as admin:
-        if args.only != "fairness":
+        if args.only in (None, "throughput", "enqueue"):
             results = asyncio.run(bench(systems, admin, args.database_url, args))
             print_table(results, args)
-        if args.only != "throughput":
+        if args.only not in ("throughput", "enqueue"):
             fair_systems = [systems[0], OursFifo(), *systems[1:]]
             print_fairness(asyncio.run(fairness(fair_systems, admin, args.database_url, args)), args)
 
