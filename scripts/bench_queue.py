@@ -29,6 +29,12 @@ cost     during the 4-process drain: transactions per job in the bench database
          the server counts too). WAL syncs are what a durable commit waits for.
 context  the median time of one durable commit (a one-row INSERT) just before each system's run:
          fsync time drives every figure here, and it varies when the machine is shared.
+interleaved enqueue  (also alone: --only enqueue) --enqueue-rounds batches of --batch per system, the
+         systems taking turns batch by batch; the median batch's jobs/s and the median ours/peer ratio.
+fairness (--only fairness) user A queues --fair-jobs no-op jobs, then user B queues --fair-b in one
+         batch, --fair-workers listening worker processes per system; B's enqueue-to-start p50/p95
+         against B's on an idle queue, and the flood's drain, for ours (fair share), ours with
+         ENCHANT_QUEUE_FAIR_SHARE=false, procrastinate and pgqueuer (both FIFO).
 
 The peers are dev-only dependencies (`pip install -e '.[dev]'`); a missing one is skipped with a note.
 """
