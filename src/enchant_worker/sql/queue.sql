@@ -85,9 +85,15 @@ WITH RECURSIVE waiting AS (
     -- (Materialized: the running count is read once per group, not once per head job.)
     -- Weight and cap from the user's overrides, else the tier's (arrays from configs/tiers.toml), else
     -- weight 1 and no cap (the no-user group; a tier the file leaves out). Running: being processed now.
+    -- An override that is not a number (the API refuses one; plain SQL might write it) is ignored, and
+    -- numbers are clamped, so that one bad row cannot make every lease fail.
     SELECT w.grp,
-           GREATEST(COALESCE((u.quota_overrides->>'fair_share_weight')::int, t.weight, 1), 1) AS weight,
-           COALESCE((u.quota_overrides->>'max_running_jobs')::int, t.cap) AS cap,
+           GREATEST(COALESCE(CASE WHEN jsonb_typeof(u.quota_overrides->'fair_share_weight') = 'number'
+                                  THEN LEAST((u.quota_overrides->>'fair_share_weight')::numeric, 1e6)::int END,
+                             t.weight, 1), 1) AS weight,
+           COALESCE(CASE WHEN jsonb_typeof(u.quota_overrides->'max_running_jobs') = 'number'
+                         THEN GREATEST(LEAST((u.quota_overrides->>'max_running_jobs')::numeric, 1e9), 1)::int END,
+                    t.cap) AS cap,
            (SELECT count(*) FROM processing_jobs r
             WHERE r.status = 'processing'
               AND COALESCE(r.user_id, '00000000-0000-0000-0000-000000000000'::uuid) = w.grp) AS running

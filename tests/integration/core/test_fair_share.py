@@ -152,3 +152,19 @@ def test_a_light_user_whose_share_is_under_one_slot_still_runs_after_the_bounded
     )
     batch = queue.lease("w", ["noop"], limit=4)
     assert batch[0].user_id == small and sum(j.user_id == small for j in batch) == 1
+
+
+def test_overrides_written_wrong_by_plain_sql_do_not_break_the_lease(fair, conn):
+    odd = _user(conn, "free")
+    conn.execute(
+        "UPDATE users SET quota_overrides = %s::jsonb WHERE id = %s",
+        ('{"fair_share_weight": "heavy", "max_running_jobs": 1e12}', odd),
+    )
+    zero = _user(conn, "free")
+    conn.execute(
+        "UPDATE users SET quota_overrides = '{\"max_running_jobs\": 0}'::jsonb WHERE id = %s", (zero,)
+    )
+    fair.enqueue_many([NewJob("noop", user_id=u) for u in (odd, zero) for _ in range(3)])
+    leased = fair.lease("w", ["noop"], limit=10)
+    # the text weight is ignored (the tier's 1), the huge cap is no cap, a cap of 0 counts as 1
+    assert sum(j.user_id == odd for j in leased) == 3 and sum(j.user_id == zero for j in leased) == 1
