@@ -468,55 +468,21 @@ def _analyse_stored(settings, files: list[dict[str, Any]], prompt: str, model: s
                     tried: list[list[dict[str, Any]]], timings: dict[str, float]) -> tuple[list[dict], list[str]]:
     """Each stored file's quality (what a reader of the file gets), with its prompt alignment or why it
     was skipped. A missing or corrupt file is said so in its quality and a warning; the job goes on."""
-    from enchant_worker.generation.image_quality import analyze_file, unreadable
+    from enchant_worker.handlers.image_quality import analyse_stored, clip_scorer
 
     started = time.perf_counter()
-    scorer, skipped = _clip_scorer(settings, model)
+    scorer, skipped = clip_scorer(settings, model)
     timings["clip_load_s"] = time.perf_counter() - started
-    qualities, warnings, quality_s, alignment_s = [], [], 0.0, 0.0
+    qualities, warnings = [], []
+    timings["quality_s"] = timings["alignment_s"] = 0.0
     for f, tries in zip(files, tried, strict=True):
-        started = time.perf_counter()
-        try:
-            quality, image = analyze_file(Path(settings.storage) / f["path"])
-        except Exception as exc:  # the analysis must never cost the job its images
-            quality, image = unreadable(f"the analysis failed: {type(exc).__name__}: {exc}"), None
-        quality_s += time.perf_counter() - started
-        if image is None:
+        quality = analyse_stored(Path(settings.storage) / f["path"], prompt, scorer, skipped, timings)
+        if quality["status"] == "unreadable":
             warnings.append(f"image of seed {f['seed']}: {quality['reason']}; its quality is unknown")
-            quality["alignment"] = {"status": "skipped", "reason": "the image file could not be read"}
-        elif scorer is None:
-            quality["alignment"] = {"status": "skipped", "reason": skipped}
-        else:
-            started = time.perf_counter()
-            try:
-                quality["alignment"] = scorer.similarity(prompt, image)
-            except Exception as exc:  # a broken CLIP model costs the alignment, not the image
-                quality["alignment"] = {"status": "failed", "reason": f"{type(exc).__name__}: {exc}"}
-            alignment_s += time.perf_counter() - started
         if len(tries) > 1:
             quality["regenerations"] = tries
         qualities.append(quality)
-    timings["quality_s"], timings["alignment_s"] = quality_s, alignment_s
     return qualities, warnings
-
-
-def _clip_scorer(settings, model: str | None) -> tuple[Any, str]:
-    """The resident CLIP scorer for this base model, or None and why none (said in each image's quality)."""
-    from enchant_worker.model_catalog import clip_for
-
-    try:
-        spec, source = clip_for(Path(settings.models_dir), Path(settings.models_config), model)
-    except ConfigurationError as exc:
-        return None, str(exc)
-    if spec is None:
-        return None, source
-    try:
-        from enchant_worker.generation.clip_alignment import scorer_for
-        from enchant_worker.generation.device import resolve_device
-
-        return scorer_for(spec, str(resolve_device(settings.device, "auto").device)), source
-    except Exception as exc:  # unloadable weights: skip the alignment, say why
-        return None, f"clip model {spec.name!r} could not be loaded: {type(exc).__name__}: {exc}"
 
 
 def _lora_report(loras: list[ResolvedLora], result) -> list[dict[str, Any]]:
