@@ -5,10 +5,11 @@
 
 In one process, with the worker's own local provider and resident tiny pipeline (its default 20
 steps, 64 px): each round generates one image, saves it as the handler does, then times what the
-handler adds per image: `analyze_file` (decode the stored PNG + the numpy measures) and, apart,
-`ClipScorer.similarity` with the tiny random CLIP (built locally). Rounds interleave the three, so
-machine drift hits them alike. Also the analysis of larger stored images (512 and 1024 px PNGs, the
-sizes of SD 1.5 and SDXL), as a ratio to the tiny generation time: real models take far longer to
+handler adds per image: `handlers.image_quality.analyse_stored` (the stored file checked against the
+SHA-256 of the bytes written, the pixels measured from memory), and apart `ClipScorer.similarity` with
+the tiny random CLIP (built locally); also `analyze_file` (decoding the PNG again, the path of a LoRA
+preview). Rounds interleave them, so machine drift hits them alike. Also the same at 512 and 1024 px
+(SD 1.5 and SDXL sizes), as a ratio to the tiny generation time: real models take far longer to
 generate those sizes, so these ratios are an upper bound. The target: quality < 3 % of generation.
 
 Prints medians and ratios (absolute times on a shared machine are noise); --json writes a summary.
@@ -33,10 +34,12 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from enchant_worker.content_address import content_hash  # noqa: E402
 from enchant_worker.generation.clip_alignment import ClipScorer  # noqa: E402
-from enchant_worker.generation.image_quality import analyze_file, analyze_image  # noqa: E402
+from enchant_worker.generation.image_quality import analyze_file  # noqa: E402
 from enchant_worker.generation.tiny_clip import save_tiny_clip  # noqa: E402
 from enchant_worker.generation.tiny_model import save_tiny_model  # noqa: E402
+from enchant_worker.handlers.image_quality import analyse_stored  # noqa: E402
 from enchant_worker.model_catalog import ClipSpec  # noqa: E402
 from enchant_worker.providers.base import GenerationRequest  # noqa: E402
 from enchant_worker.providers.local import LocalDiffusersProvider  # noqa: E402
@@ -72,53 +75,57 @@ def main() -> None:
         provider.generate(GenerationRequest(PROMPT, parameters={**parameters, "seed": 0}))  # load + warm up
         scorer.similarity(PROMPT, Image.new("RGB", (64, 64)))
 
-        # 2. Rounds: generate, save as the handler does, analyse the stored file, score alignment
-        gen, quality, in_memory, clip = [], [], [], []
+        # 2. Rounds: generate, save as the handler does, its quality step, CLIP apart, a decode apart
+        def handler_quality(path: Path, image, sha256: str) -> None:
+            analyse_stored(path, PROMPT, None, "no clip", {}, image=image, sha256=sha256)
+
+        gen, quality, decoded, clip = [], [], [], []
         for i in range(args.images):
             t, result = timed(provider.generate, GenerationRequest(PROMPT, parameters={**parameters, "seed": i + 1}))
             gen.append(t)
-            path = root / f"image-{i}.png"
-            result.images[0].save(path)
-            t, (_, image) = timed(analyze_file, path)
-            quality.append(t)
-            in_memory.append(timed(analyze_image, result.images[0])[0])
+            path, image = root / f"image-{i}.png", result.images[0]
+            image.save(path)
+            quality.append(timed(handler_quality, path, image, content_hash(path.read_bytes()))[0])
+            decoded.append(timed(analyze_file, path)[0])
             clip.append(timed(scorer.similarity, PROMPT, image)[0])
 
-        # 3. Larger stored images: the analysis is bounded (512 px analysed), the decode is not
+        # 3. Larger images (random pixels: the worst case for the PNG size the check reads)
         rng = np.random.default_rng(0)
         larger = {}
         for side in (512, 1024):
             path = root / f"large-{side}.png"
-            Image.fromarray(rng.integers(0, 256, (side, side, 3), dtype=np.uint8)).save(path)
-            larger[side] = statistics.median(timed(analyze_file, path)[0] for _ in range(5))
+            image = Image.fromarray(rng.integers(0, 256, (side, side, 3), dtype=np.uint8))
+            image.save(path)
+            sha256 = content_hash(path.read_bytes())
+            larger[side] = statistics.median(timed(handler_quality, path, image, sha256)[0] for _ in range(5))
 
     g = statistics.median(gen)
     summary = {
         "images": args.images,
         "generation_s_median": round(g, 5),
         "quality_s_median": round(statistics.median(quality), 6),
-        "quality_in_memory_s_median": round(statistics.median(in_memory), 6),
+        "quality_decoding_file_s_median": round(statistics.median(decoded), 6),
         "clip_s_median": round(statistics.median(clip), 6),
         "clip_load_s": round(clip_load_s, 3),
         "quality_over_generation": round(statistics.median(quality) / g, 5),
         "quality_over_generation_total": round(sum(quality) / sum(gen), 5),
-        "in_memory_over_generation": round(statistics.median(in_memory) / g, 5),
+        "decoding_file_over_generation": round(statistics.median(decoded) / g, 5),
         "clip_over_generation": round(statistics.median(clip) / g, 5),
         "quality_512px_over_tiny_generation": round(larger[512] / g, 5),
         "quality_1024px_over_tiny_generation": round(larger[1024] / g, 5),
     }
     print(f"tiny model, {args.images} images, {torch.get_num_threads()} threads; per image (median):")
     print(f"  generation                 {g * 1000:9.1f} ms   1.000")
-    print(f"  quality (stored file)      {summary['quality_s_median'] * 1000:9.2f} ms   "
+    print(f"  quality (the handler's)    {summary['quality_s_median'] * 1000:9.2f} ms   "
           f"{summary['quality_over_generation']:.4f}  (total ratio {summary['quality_over_generation_total']:.4f};"
           f" target < 0.03)")
-    print(f"  quality (in memory)        {summary['quality_in_memory_s_median'] * 1000:9.2f} ms   "
-          f"{summary['in_memory_over_generation']:.4f}  (regenerate_below's check)")
+    print(f"  quality decoding the file  {summary['quality_decoding_file_s_median'] * 1000:9.2f} ms   "
+          f"{summary['decoding_file_over_generation']:.4f}  (a LoRA preview's path)")
     print(f"  CLIP alignment (tiny CLIP) {summary['clip_s_median'] * 1000:9.2f} ms   "
           f"{summary['clip_over_generation']:.4f}  (measured apart; load once {clip_load_s:.2f} s)")
-    print(f"  quality of a 512 px PNG    {larger[512] * 1000:9.2f} ms   {summary['quality_512px_over_tiny_generation']:.4f}"
+    print(f"  quality of a 512 px image  {larger[512] * 1000:9.2f} ms   {summary['quality_512px_over_tiny_generation']:.4f}"
           "  (against the tiny generation: an upper bound)")
-    print(f"  quality of a 1024 px PNG   {larger[1024] * 1000:9.2f} ms   "
+    print(f"  quality of a 1024 px image {larger[1024] * 1000:9.2f} ms   "
           f"{summary['quality_1024px_over_tiny_generation']:.4f}")
     if args.json:
         args.json.write_text(json.dumps(summary, indent=2))

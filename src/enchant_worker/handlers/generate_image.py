@@ -193,7 +193,8 @@ def run(ctx: JobContext) -> dict[str, Any]:
     started = time.perf_counter()
     files = _write_pngs(settings.storage, job, spec, inputs, built, result, provider.name)
     timings["save_s"] = time.perf_counter() - started
-    qualities, quality_warnings = _analyse_stored(settings, files, built.prompt, result.model, tried, timings)
+    qualities, quality_warnings = _analyse_stored(settings, files, result.images, built.prompt, result.model,
+                                                  tried, timings)
     timings["run_s"] = time.perf_counter() - run_started
     timings = {k: round(v, 4) for k, v in timings.items()}
     with ctx.connect() as conn, conn.transaction():
@@ -464,10 +465,11 @@ def _better(new: dict[str, Any], old: dict[str, Any], threshold: float) -> bool:
     return below(old, threshold) and (new.get("score") or 0.0) > (old.get("score") or 0.0)
 
 
-def _analyse_stored(settings, files: list[dict[str, Any]], prompt: str, model: str | None,
+def _analyse_stored(settings, files: list[dict[str, Any]], images: list, prompt: str, model: str | None,
                     tried: list[list[dict[str, Any]]], timings: dict[str, float]) -> tuple[list[dict], list[str]]:
-    """Each stored file's quality (what a reader of the file gets), with its prompt alignment or why it
-    was skipped. A missing or corrupt file is said so in its quality and a warning; the job goes on."""
+    """Each stored image's quality, with its prompt alignment or why it was skipped: the pixels from
+    memory, once the stored file is checked to hold the bytes written. A missing or corrupt file is said
+    so in its quality and a warning; the job goes on."""
     from enchant_worker.handlers.image_quality import analyse_stored, clip_scorer
 
     started = time.perf_counter()
@@ -475,8 +477,9 @@ def _analyse_stored(settings, files: list[dict[str, Any]], prompt: str, model: s
     timings["clip_load_s"] = time.perf_counter() - started
     qualities, warnings = [], []
     timings["quality_s"] = timings["alignment_s"] = 0.0
-    for f, tries in zip(files, tried, strict=True):
-        quality = analyse_stored(Path(settings.storage) / f["path"], prompt, scorer, skipped, timings)
+    for f, image, tries in zip(files, images, tried, strict=True):
+        quality = analyse_stored(Path(settings.storage) / f["path"], prompt, scorer, skipped, timings,
+                                 image=image, sha256=f["hash"])
         if quality["status"] == "unreadable":
             warnings.append(f"image of seed {f['seed']}: {quality['reason']}; its quality is unknown")
         if len(tries) > 1:

@@ -33,14 +33,23 @@ def clip_scorer(settings, model: str | None) -> tuple[Any, str]:
         return None, f"clip model {spec.name!r} could not be loaded: {type(exc).__name__}: {exc}"
 
 
-def analyse_stored(path: Path, prompt: str, scorer: Any, skipped: str, timings: dict[str, float]) -> dict[str, Any]:
-    """The quality of the stored file at `path` with its `alignment` (or why it was skipped); the time
-    spent is added to timings["quality_s"] and timings["alignment_s"]."""
-    from enchant_worker.generation.image_quality import analyze_file, unreadable
+def analyse_stored(path: Path, prompt: str, scorer: Any, skipped: str, timings: dict[str, float], *,
+                   image: Any = None, sha256: str | None = None) -> dict[str, Any]:
+    """The quality of the image stored at `path` with its `alignment` (or why it was skipped); the time
+    spent is added to timings["quality_s"] and timings["alignment_s"].
+
+    With the image in memory and the SHA-256 of the bytes written, the file is checked against the hash
+    and the pixels are analysed from memory (no second PNG decode); otherwise the file is decoded."""
+    from enchant_worker.generation.image_quality import analyze_file, analyze_image, check_stored, unreadable
 
     started = time.perf_counter()
     try:
-        quality, image = analyze_file(path)
+        if image is not None and sha256 is not None:
+            problem = check_stored(path, sha256)
+            quality = unreadable(problem) if problem else analyze_image(image)
+            image = None if problem else image
+        else:
+            quality, image = analyze_file(path)
     except Exception as exc:  # the analysis must never cost the job its images
         quality, image = unreadable(f"the analysis failed: {type(exc).__name__}: {exc}"), None
     timings["quality_s"] = timings.get("quality_s", 0.0) + time.perf_counter() - started

@@ -104,7 +104,7 @@ def test_a_missing_or_corrupt_file_is_said_so_and_the_job_completes(conn, run_wo
     good, corrupt, missing = rows(conn, job_id)
     assert good["quality"]["status"] in ("ok", "broken") and good["quality_score"] is not None
     assert corrupt["quality"]["status"] == "unreadable" and corrupt["quality_score"] is None
-    assert "could not be decoded" in corrupt["quality"]["reason"] or "not an image" in corrupt["quality"]["reason"]
+    assert "is corrupt: its" in corrupt["quality"]["reason"] and "not those written" in corrupt["quality"]["reason"]
     assert missing["quality"]["status"] == "unreadable" and "is missing" in missing["quality"]["reason"]
     assert missing["quality"]["alignment"]["reason"] == "the image file could not be read"
     warnings = [w for w in job.result["warnings"] if "quality is unknown" in w]

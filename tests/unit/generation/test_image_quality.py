@@ -10,7 +10,15 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
-from enchant_worker.generation.image_quality import analyze_file, analyze_image, below, load_image
+from enchant_worker.content_address import content_hash
+from enchant_worker.generation.image_quality import (
+    ANALYSIS_MAX_SIDE_PX,
+    analyze_file,
+    analyze_image,
+    below,
+    check_stored,
+    load_image,
+)
 from enchant_worker.model_catalog import ModelRegistry, clip_for
 
 
@@ -64,7 +72,9 @@ def test_a_float_array_with_some_nan_is_flagged_with_the_fraction():
 
 def test_large_images_are_analysed_at_a_bounded_size():
     quality = analyze_image(picture(size=1024))
-    assert max(quality["analysed_size"]) == 512 and quality["status"] == "ok"
+    assert max(quality["analysed_size"]) == ANALYSIS_MAX_SIDE_PX and quality["status"] == "ok"
+    small = analyze_image(picture(size=ANALYSIS_MAX_SIDE_PX))  # the same picture, smaller: similar measures
+    assert abs(small["exposure"] - quality["exposure"]) < 0.02 and abs(small["contrast"] - quality["contrast"]) < 0.02
 
 
 def test_missing_empty_corrupt_and_truncated_files_say_so(tmp_path):
@@ -80,6 +90,17 @@ def test_missing_empty_corrupt_and_truncated_files_say_so(tmp_path):
         assert image is None and quality["status"] == "unreadable" and quality["score"] is None, name
         assert words in quality["reason"] and name in quality["reason"], quality
         assert below(quality, 0.0)
+
+
+def test_a_stored_file_is_checked_against_the_bytes_written(tmp_path):
+    path = tmp_path / "image.png"
+    picture().save(path)
+    written = content_hash(path.read_bytes())
+    assert check_stored(path, written) is None
+    path.write_bytes(path.read_bytes()[:100])
+    assert "is corrupt: its 100 bytes are not those written" in check_stored(path, written)
+    path.unlink()
+    assert check_stored(path, written) == "the image file image.png is missing"
 
 
 def test_the_analysis_imports_no_torch():
