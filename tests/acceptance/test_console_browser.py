@@ -87,8 +87,24 @@ def seeded(api_server, cli_env, conn):  # noqa: F811 - the imported fixture
     image = conn.execute("INSERT INTO images (file_path, prompt, seed, parameters, width, height, job_id) VALUES "
                          "('images/fox.png', 'a fox in the snow', 42, %s, 64, 64, %s) RETURNING id",
                          [Jsonb({"steps": 25, "cfg_scale": 7}), failing]).fetchone()["id"]
+    story = _analysed_story(conn)
     return {"queue": queue, "pending": pending, "failed": failing, "lora": lora, "training": training,
-            "train_lease": train_lease, "image": image}
+            "train_lease": train_lease, "image": image, "story": story}
+
+
+def _analysed_story(conn):
+    """The sample book as a story (never extracted: builtin splits it in memory), analysed and stored."""
+    from enchant_worker import story_analysis_store as store
+    from enchant_worker.text.story_analysis import analyze_story
+
+    text = (REPO / "samples" / "the-lamp-at-marrow-point.md").read_text()
+    story = conn.execute("INSERT INTO stories (title) VALUES ('The Lamp at Marrow Point') RETURNING id").fetchone()["id"]
+    for number, chapter in enumerate(text.split("\n## ")[1:], start=1):
+        conn.execute("INSERT INTO chapters (story_id, chapter_number, content) VALUES (%s, %s, %s)",
+                     (story, number, chapter.split("\n", 1)[1]))
+    _, story_input = store.load_story(conn, story)
+    store.save(conn, story, analyze_story(story_input), story_input.content_hash("builtin"))
+    return story
 
 
 def _sign_in(page: DevTools, base: str, key: str) -> None:
@@ -219,7 +235,8 @@ def test_no_page_scrolls_sideways_and_none_has_serious_accessibility_problems(ap
     pages = {"overview": "/dashboard", "jobs": "/dashboard/jobs", "job": f"/dashboard/jobs/{seeded['failed']}",
              "training": f"/dashboard/loras/{seeded['lora']}", "workers": "/dashboard/workers",
              "scheduler": "/dashboard/scheduler", "gallery": "/dashboard/images",
-             "image": f"/dashboard/images/{seeded['image']}"}
+             "image": f"/dashboard/images/{seeded['image']}", "stories": "/dashboard/stories",
+             "story": f"/dashboard/stories/{seeded['story']}"}
     problems, axe_ran = {}, False
     for width in WIDTHS:
         page.call("Emulation.setDeviceMetricsOverride", width=width, height=900, deviceScaleFactor=1,

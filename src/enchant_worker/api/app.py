@@ -21,6 +21,7 @@ from enchant_worker.api.deps import ApiState, JobTypes, Limits, PrincipalDep
 from enchant_worker.api.docs import DOCS_STATIC_URL, SWAGGER_UI_PARAMETERS, DocsPolicy
 from enchant_worker.api.metrics import make_registry
 from enchant_worker.api.routes import (
+    analysis,
     books,
     catalog,
     community,
@@ -49,7 +50,7 @@ log = logging.getLogger(__name__)
 
 # Each versioned router with the feature it belongs to.
 FEATURE_ROUTERS = [jobs, queue, presets, images, catalog, loras, uploads, stories, users, exports, community,
-                   books, story_settings]
+                   books, story_settings, analysis]
 
 
 class NoJobTypes:

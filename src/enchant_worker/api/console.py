@@ -25,7 +25,8 @@ FINISHED = ("completed", "failed", "cancelled")  # the overview counts these ove
 LIVE_WORKER_S = 60.0  # a worker whose last heartbeat is older is not counted as serving its types
 RANGES = {"30m": (30, 60), "6h": (360, 600), "24h": (1440, 1800)}  # minutes shown, seconds per bar
 NAV = (("/dashboard", "Overview"), ("/dashboard/jobs", "Jobs"), ("/dashboard/workers", "Workers"),
-       ("/dashboard/loras", "LoRAs"), ("/dashboard/scheduler", "Scheduler"), ("/dashboard/images", "Gallery"))
+       ("/dashboard/loras", "LoRAs"), ("/dashboard/scheduler", "Scheduler"), ("/dashboard/images", "Gallery"),
+       ("/dashboard/stories", "Stories"))
 
 
 def e(value: Any) -> str:

@@ -124,7 +124,7 @@ class JobPublic(BaseModel):
     heartbeat_at: datetime | None
     stage: str | None = Field(None, description="what the job is doing: queued, waiting to retry, the stage a "
                                                 "running job reported (loading model, denoising, decoding, "
-                                                "saving; preparing data, caching latents, training, preview), "
+                                                "saving; preparing data, caching latents, training, checkpointing, exporting, preview), "
                                                 "or done / failed / cancelled")
 
     @model_validator(mode="after")

@@ -43,6 +43,7 @@ def register(commands) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from enchant_worker.cli.progress import Display
     from enchant_worker.errors import InvalidJob
     from enchant_worker.export.run import ExportOptions, export_story
     from enchant_worker.export.story_data import StoryNotFound
@@ -65,13 +66,17 @@ def cmd_export(args: argparse.Namespace) -> int:
     except InvalidJob as exc:
         raise ExportError(str(exc)) from None
     settings, db = open_database()
+    display = Display()
     with db.connection() as conn:
         try:
             result = export_story(conn, spec.story_id, ExportOptions.from_spec(spec), settings.storage,
-                                  progress=lambda pct, info: print(f"\r{pct:5.1f}%", end="", file=sys.stderr))
+                                  progress=lambda pct, info: display.show("processing", pct, {
+                                      "stage": info.get("phase"), "unit": "chapter", "step": info.get("chapter"),
+                                      "total": info.get("chapters")}))
         except StoryNotFound as exc:
             raise ExportError(str(exc)) from None
-    print(file=sys.stderr)
+        finally:
+            display.close()
     target = args.output or Path(result.filename)
     shutil.copyfile(settings.storage / result.file, target)
     for note in result.notes:

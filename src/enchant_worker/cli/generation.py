@@ -8,12 +8,7 @@ import time
 from pathlib import Path
 
 from enchant_worker.cli.common import print_json, uuid_arg
-from enchant_worker.sql import q
-
-POLL_INTERVAL_S = 0.25
-NO_WORKER_HINT_AFTER_S = 5.0
-LIVE_WORKER_S = 60.0  # a worker heard from within this long counts as running
-BAR_WIDTH = 30
+from enchant_worker.cli.progress import follow
 
 
 def register(commands) -> None:
@@ -161,7 +156,7 @@ def cmd_generate(args) -> int:
     # 3. Wait, showing progress, and print the image paths
     print(f"queued {JOB_TYPE} job {job_id}", file=sys.stderr)
     try:
-        done = _wait(JobQueue(conn), job_id, args.timeout)
+        done = follow(JobQueue(conn), job_id, args.timeout)
     except KeyboardInterrupt:
         print(f"\nstopped waiting; the job goes on (`enchant-worker cancel {job_id}` stops it)", file=sys.stderr)
         return 130
@@ -183,54 +178,6 @@ def cmd_generate(args) -> int:
             flags = ", ".join(image.get("quality_flags") or [])
             print(f"{path.name}: quality {score}" + (f" ({flags})" if flags else ""), file=sys.stderr)
     return 0
-
-
-def _wait(queue, job_id, timeout_s: float | None):
-    """The finished job, or None when `timeout_s` passed first; draws a progress bar on stderr."""
-    started = time.monotonic()
-    hinted = False
-    interactive = sys.stderr.isatty()
-    last_line = ""
-    while True:
-        job = queue.get(job_id)
-        if job.status in ("completed", "failed", "cancelled"):
-            if interactive and last_line:
-                sys.stderr.write("\r" + _bar(100 if job.status == "completed" else job.progress_percent) + "\n")
-            return job
-        waited = time.monotonic() - started
-        if job.status == "pending" and waited > NO_WORKER_HINT_AFTER_S and not hinted:
-            if not _live_workers(queue.conn, job.job_type):  # a busy worker will come to it: no hint then
-                print("waiting for a worker: none is running for this job type; start one with "
-                      "`enchant-worker worker` (or `worker --burst`)", file=sys.stderr)
-            hinted = True
-        if job.status == "processing":
-            line = _bar(job.progress_percent, job.progress)
-            if interactive:
-                sys.stderr.write("\r" + line)
-                sys.stderr.flush()
-            elif line != last_line and job.progress_percent in (0, 25, 50, 75):
-                print(line, file=sys.stderr)
-            last_line = line
-        if timeout_s is not None and waited > timeout_s:
-            return None
-        time.sleep(POLL_INTERVAL_S)
-
-
-def _bar(percent: int, progress: dict | None = None) -> str:
-    """`[####    ]  40% denoising step 8/20 ETA 3s`: the bar, then the stage the job reported."""
-    filled = BAR_WIDTH * max(0, min(100, percent)) // 100
-    p = progress if isinstance(progress, dict) else {}
-    stage = " ".join(filter(None, [
-        str(p["stage"]) if p.get("stage") else "",
-        f"step {p['step']}/{p['total']}" if p.get("step") is not None and p.get("total") else "",
-        f"ETA {p['eta_s']:.0f}s" if isinstance(p.get("eta_s"), int | float) else "",
-    ]))
-    return f"[{'#' * filled}{' ' * (BAR_WIDTH - filled)}] {percent:3d}%" + (f" {stage}" if stage else "")
-
-
-def _live_workers(conn, job_type: str) -> int:
-    """How many running workers with a recent heartbeat serve `job_type`."""
-    return conn.execute(q("api_workers_serving"), {"job_type": job_type, "live_s": LIVE_WORKER_S}).fetchone()["n"]
 
 
 # -- sample story ---------------------------------------------------------------------------------
@@ -275,7 +222,7 @@ def cmd_sample_story(args) -> int:
         return 0
     status = 0
     for job_id in jobs:
-        done = _wait(queue, job_id, args.timeout)
+        done = follow(queue, job_id, args.timeout)
         if done is None or done.status != "completed":
             why = "still running" if done is None else f"{done.status}: {done.error_message or ''}"
             print(f"error: job {job_id} {why}", file=sys.stderr)

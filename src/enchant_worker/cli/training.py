@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import sys
-import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 from enchant_worker.cli.common import open_database, print_json, uuid_arg
-from enchant_worker.domain.jobs import FINISHED, JobStatus
+from enchant_worker.cli.progress import follow
+from enchant_worker.domain.jobs import JobStatus
 from enchant_worker.queue import JobQueue
 from enchant_worker.sql import q
-
-WATCH_INTERVAL_S = 0.5
-BAR_WIDTH = 30
 
 
 def register(commands) -> None:
@@ -55,25 +52,22 @@ def register(commands) -> None:
 
 def _request(args, settings) -> dict[str, Any]:
     """The training request from the options; unset options keep the request's defaults."""
-    from enchant_worker.model_catalog import ModelRegistry
+    from enchant_worker.intake.training import fill_model_defaults
 
-    registry = ModelRegistry.load(settings.models_dir, settings.models_config)
-    base_model = args.base_model or registry.default
     request: dict[str, Any] = {
         "name": args.name,
         "description": args.description,
         "training_images": [],  # the upload made from --images (the worker reads storage only)
         "trigger_words": args.trigger,
-        "base_model": base_model,
+        "base_model": args.base_model,
     }
-    configured = registry.models.get(base_model)
-    resolution = args.resolution or (configured.defaults.get("width") if configured else None)
-    options = {
+    options = {  # unset: the defaults intake gives the API too (resolution: the base model's size)
         "max_train_steps": args.steps, "epochs": args.epochs, "rank": args.rank, "alpha": args.alpha,
-        "learning_rate": args.learning_rate, "batch_size": args.batch_size, "resolution": resolution,
+        "learning_rate": args.learning_rate, "batch_size": args.batch_size, "resolution": args.resolution,
         "seed": args.seed,
     }  # fmt: skip
     request.update({k: v for k, v in options.items() if v is not None})
+    fill_model_defaults(request, settings)  # as for the API: base model, its size
     return request
 
 
@@ -110,30 +104,16 @@ def cmd_train(args) -> int:
         return watch(conn, lora_id, job_id)
 
 
-def watch(conn, lora_id: uuid.UUID, job_id: uuid.UUID, interval_s: float = WATCH_INTERVAL_S) -> int:
+def watch(conn, lora_id: uuid.UUID, job_id: uuid.UUID) -> int:
     """Show the job's progress until it finishes; 0 when the LoRA is ready, 1 when it failed."""
-    queue = JobQueue(conn)
-    tty = sys.stderr.isatty()
-    last = ""
     try:
-        while True:
-            job = queue.get(job_id)
-            line = progress_line(job.status, job.progress_percent, job.progress)
-            if line != last:
-                sys.stderr.write(("\r\x1b[2K" + line) if tty else line + "\n")
-                sys.stderr.flush()
-                last = line
-            if job.status in FINISHED:
-                break
-            time.sleep(interval_s)
+        job = follow(JobQueue(conn), job_id)
     except KeyboardInterrupt:
         print(
             f"\nstopped watching; the training goes on (job {job_id}, `enchant-worker job {job_id}`)",
             file=sys.stderr,
         )
         return 130
-    if tty:
-        sys.stderr.write("\n")
     lora = conn.execute(q("lora_training_get"), {"id": lora_id}).fetchone()
     if job.status == JobStatus.COMPLETED and lora and lora["status"] == "ready":
         result = job.result or {}
@@ -154,19 +134,3 @@ def watch(conn, lora_id: uuid.UUID, job_id: uuid.UUID, interval_s: float = WATCH
     reason = (lora or {}).get("error_message") or job.error_message or job.status
     print(f"error: training of LoRA {lora_id} did not finish: {reason}", file=sys.stderr)
     return 1
-
-
-def progress_line(status: str, percent: int, info: dict[str, Any] | None) -> str:
-    """`[#########.....]  12/40 steps  loss 0.1234  1.20 s/step  ETA 0:34`, or the job's state."""
-    if status == JobStatus.PENDING:
-        done = (info or {}).get("step")
-        return f"waiting for a worker{f' (paused at step {done})' if done else ''}..."
-    if status != JobStatus.PROCESSING or not info or "step" not in info:
-        return f"{status}..." if status not in FINISHED else f"{status}"
-    filled = round(BAR_WIDTH * percent / 100)
-    bar = "#" * filled + "." * (BAR_WIDTH - filled)
-    eta = int(info.get("eta_s") or 0)
-    return (
-        f"[{bar}] {info['step']:>5}/{info['total']} steps  loss {info.get('loss', 0):.4f}  "
-        f"{info.get('s_per_step', 0):.2f} s/step  ETA {eta // 60}:{eta % 60:02d}"
-    )

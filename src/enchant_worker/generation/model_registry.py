@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from enchant_worker import logs
 from enchant_worker.errors import ConfigurationError, ModelNotFound
 from enchant_worker.model_catalog import ModelSpec
 
@@ -20,6 +21,7 @@ def load_pipeline(spec: ModelSpec, dtype):
 
     diffusers_logging.disable_progress_bar()  # worker logs, not terminal bars
     transformers_logging.disable_progress_bar()
+    logs.adopt_library_logs()  # their notices in our format, the known ones rewritten
 
     if spec.builtin == "tiny":
         ensure_tiny_model(spec.path)

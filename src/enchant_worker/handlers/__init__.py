@@ -7,6 +7,7 @@ from enchant_worker.worker.registry import Handler
 
 def builtin_handlers() -> list[Handler]:
     from enchant_worker.handlers import (
+        analyze_story,
         data_migration,
         export_story,
         extract_scenes,
@@ -16,4 +17,4 @@ def builtin_handlers() -> list[Handler]:
     )
 
     return [noop.HANDLER, data_migration.HANDLER, train_lora.HANDLER, generate_image.HANDLER,
-            export_story.HANDLER, extract_scenes.HANDLER]
+            export_story.HANDLER, extract_scenes.HANDLER, analyze_story.HANDLER]

@@ -321,7 +321,7 @@ def _write_pngs(storage, job, spec, inputs: Inputs, built, result, provider_name
             height=image.height,
             model=result.model,
             model_hash=result.details.get("model_hash"),
-            loras=[(lo.name, lo.strength, lora_hashes.get(lo.name, "")) for lo in inputs.loras],
+            loras=[(lo.file_stem, lo.strength, lora_hashes.get(lo.name, "")) for lo in inputs.loras],
             version=f"enchant-worker {__version__}",
         )
         png_spec = {
@@ -336,7 +336,8 @@ def _write_pngs(storage, job, spec, inputs: Inputs, built, result, provider_name
             "model": result.model,
             "seed": seed,
             "parameters": p,
-            "loras": [{"name": lo.name, "strength": lo.strength, "hash": lora_hashes.get(lo.name)}
+            "loras": [{"name": lo.name, "file": lo.file_stem, "strength": lo.strength,
+                       "hash": lora_hashes.get(lo.name)}
                       for lo in inputs.loras],
             "prompt": built.prompt,
             "negative_prompt": built.negative_prompt,

@@ -65,6 +65,12 @@ class ResolvedLora:
     lora_model_id: str | None = None
     note: str | None = None
 
+    @property
+    def file_stem(self) -> str:
+        """The name outside tools know this LoRA by: its file's stem (what AUTOMATIC1111 lists and
+        `<lora:NAME:W>` resolves; the stem of the file the API's download gives)."""
+        return Path(self.path).name.removesuffix(".safetensors")
+
 
 @dataclass(frozen=True)
 class SceneRecord:

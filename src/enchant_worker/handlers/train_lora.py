@@ -141,6 +141,10 @@ def run(ctx: JobContext) -> dict[str, Any]:
                        eta_s=round(eta_s))
         ctx.progress(TRAINING_PCT * step / total, stage="training", **trained)
 
+    def on_stage(stage: str) -> None:  # checkpointing, exporting: at the last step's percentage
+        done = trained.get("step", 0) / trained["total"] if trained.get("total") else 0
+        ctx.progress(TRAINING_PCT * done, stage=stage, **trained)
+
     try:
         # 1. The request (validated here, not by the worker, so that a bad one also fails the LoRA row)
         spec = with_settings_defaults(validate(ctx.metadata), settings)
@@ -156,7 +160,8 @@ def run(ctx: JobContext) -> dict[str, Any]:
         base = base_model_folder(spec.base_model, settings)
         device = None if settings.device == "auto" else settings.device
         hooks = TrainingHooks(
-            on_progress=on_progress, should_stop=ctx.is_cancelled, should_yield=ctx.should_yield
+            on_progress=on_progress, on_stage=on_stage, should_stop=ctx.is_cancelled,
+            should_yield=ctx.should_yield,
         )
         # loads the model and encodes every image and caption once before the first step
         ctx.progress(0, stage="caching latents", images=len(dataset.images))

@@ -225,6 +225,9 @@ def _check_quotas(conn, actor: Actor, tier: Tier, spec: JobSpec | None) -> None:
     wanted = spec.usage() if spec is not None else {}
     if not wanted:
         return
+    if tier.images_per_job and wanted.get("images", 0) > tier.images_per_job:
+        raise InvalidJob(f"count: the {tier.name} tier allows at most {tier.images_per_job} images per job, not "
+                         f"{wanted['images']} (send several jobs)")
     used = {r["kind"]: r["amount"] for r in conn.execute(q("intake_usage"), {"user_id": actor.user_id})}
     for kind, amount in wanted.items():
         limit = getattr(tier, QUOTA_OF_USAGE[kind], 0)

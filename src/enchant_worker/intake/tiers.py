@@ -22,6 +22,7 @@ class Tier:
     max_run_s: int = 900
     max_active_jobs: int = 20  # 0: no limit, as for the two below
     images_per_day: int = 200
+    images_per_job: int = 8  # one request's images (A1111's batch_size × n_iter, OpenAI's n, count)
     trainings_per_day: int = 2
     fair_share_weight: int = 1
 

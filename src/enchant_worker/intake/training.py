@@ -67,10 +67,7 @@ def initiate_lora_training(conn, actor: Actor, settings: Any, request: dict[str,
         raise InvalidJob("lora_model_id: differs from the job's entity_id; give one of them")
     if actor.user_id is not None:
         request.setdefault("user_id", str(actor.user_id))
-    if not request.get("base_model"):
-        from enchant_worker.model_catalog import ModelRegistry
-
-        request["base_model"] = ModelRegistry.from_settings(settings).default
+    fill_model_defaults(request, settings)
     with conn.transaction():
         if named is None:
             lora_id = uuid.uuid4()
@@ -94,6 +91,21 @@ def initiate_lora_training(conn, actor: Actor, settings: Any, request: dict[str,
             idempotency_key=idempotency_key), settings)
         conn.execute(q("lora_training_job"), {"id": lora_id, "job_id": job_id})
     return lora_id, job_id
+
+
+def fill_model_defaults(request: dict[str, Any], settings: Any) -> None:
+    """The defaults that come from the base model, the same for the API and the CLI: the configured
+    default model, and its image size as the training resolution unless the request gives one."""
+    from enchant_worker.model_catalog import ModelRegistry
+
+    registry = ModelRegistry.from_settings(settings)
+    if not request.get("base_model"):
+        request["base_model"] = registry.default
+    nested = [request.get(k) for k in ("training_parameters", "parameters") if isinstance(request.get(k), dict)]
+    configured = registry.models.get(str(request["base_model"]))
+    size = configured.defaults.get("width") if configured else None
+    if size and "resolution" not in request and not any("resolution" in n for n in nested):
+        request["resolution"] = size
 
 
 def _uuid(value: Any) -> uuid.UUID:

@@ -23,7 +23,14 @@ class JobType:
 
 @cache
 def job_types() -> dict[str, JobType]:
-    from enchant_worker.jobspecs import export_story, extract_scenes, generate_image, maintenance, train_lora
+    from enchant_worker.jobspecs import (
+        analyze_story,
+        export_story,
+        extract_scenes,
+        generate_image,
+        maintenance,
+        train_lora,
+    )
 
     types = [
         JobType("generate_image", generate_image.GenerateImageSpec, True,
@@ -35,5 +42,7 @@ def job_types() -> dict[str, JobType]:
         JobType("export_story", export_story.ExportStorySpec, True, "export a story as pdf, epub, html, json or video"),
         JobType("extract_scenes", extract_scenes.ExtractScenesSpec, True,
                 "split a chapter into scenes with characters, locations and emotions; optionally illustrate them"),
+        JobType("analyze_story", analyze_story.AnalyzeStorySpec, True,
+                "score a story's scenes, its pacing and characters; suggestions and enhancement rules"),
     ]
     return {t.name: t for t in types}

@@ -389,11 +389,13 @@ SET options = api_client_options.options || EXCLUDED.options, updated_at = NOW()
 RETURNING options
 
 -- compat_loras --
--- The LoRAs a caller may apply by name: their own and public ones, ready (admins: all ready ones).
-SELECT DISTINCT ON (name) id, name, model_file_url, trigger_words, is_public
-FROM lora_models
-WHERE status = 'ready' AND (is_public OR %(admin)s OR user_id = %(user_id)s::uuid)
-ORDER BY name, (user_id IS NOT DISTINCT FROM %(user_id)s::uuid) DESC, created_at DESC
+-- The LoRAs a caller may apply by name: their own and public ones, ready (admins: all ready ones), one
+-- per file stem (the name AUTOMATIC1111 lists; `<lora:STEM:W>` resolves to the same row).
+SELECT DISTINCT ON (stem) id, name, stem, model_file_url, trigger_words, is_public
+FROM (SELECT *, coalesce(substring(model_file_url FROM '([^/]+)\.safetensors$'), name) AS stem
+      FROM lora_models
+      WHERE status = 'ready' AND (is_public OR %(admin)s OR user_id = %(user_id)s::uuid)) AS usable
+ORDER BY stem, (user_id IS NOT DISTINCT FROM %(user_id)s::uuid) DESC, created_at DESC
 
 -- compat_active_jobs --
 -- This caller's generate_image jobs waiting or running, running first (for /sdapi/v1/progress).

@@ -59,13 +59,16 @@ WHERE sls.story_id = %(story_id)s
 ORDER BY sls.created_at, sls.id
 
 -- generation_lora --
--- A LoRA by id or name among those the job's user may use (theirs or public; a job with no user: any),
--- as intake checked them: theirs first, ready first, newest first.
+-- A LoRA by id, or by name or file stem (the `<lora:NAME:W>` a PNG names), among those the job's user
+-- may use (theirs or public; a job with no user: any), as intake checked them: theirs first, an exact
+-- name before a stem, ready first, newest first.
 SELECT id, name, model_file_url, trigger_words, strength_range, status
 FROM lora_models
-WHERE (id = %(id)s::uuid OR (%(id)s::uuid IS NULL AND name = %(name)s))
+WHERE (id = %(id)s::uuid OR (%(id)s::uuid IS NULL AND (name = %(name)s
+       OR substring(model_file_url FROM '([^/]+)\.safetensors$') = %(name)s)))
   AND (is_public OR %(user_id)s::uuid IS NULL OR user_id = %(user_id)s::uuid)
-ORDER BY (user_id IS NOT DISTINCT FROM %(user_id)s::uuid) DESC, (status = 'ready') DESC, created_at DESC
+ORDER BY (user_id IS NOT DISTINCT FROM %(user_id)s::uuid) DESC, (name = %(name)s) DESC, (status = 'ready') DESC,
+         created_at DESC
 LIMIT 1
 
 -- generation_preset --

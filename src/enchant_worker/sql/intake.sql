@@ -30,14 +30,17 @@ ORDER BY (user_id IS NOT DISTINCT FROM %(user_id)s::uuid) DESC, created_at DESC
 LIMIT 1
 
 -- intake_lora --
--- A LoRA by id, or by name among those this user may use (theirs or public; an admin any): theirs
--- first, ready first, newest first. `usable` tells apart a LoRA that exists but is not the user's.
+-- A LoRA by id, or by name or file stem (the `<lora:NAME:W>` a PNG names) among those this user may use
+-- (theirs or public; an admin any): theirs first, an exact name before a stem, ready first, newest
+-- first. `usable` tells apart a LoRA that exists but is not the user's.
 SELECT id, user_id, name, status, is_public,
        (%(admin)s OR is_public OR user_id = %(user_id)s::uuid) AS usable
 FROM lora_models
 WHERE (id = %(id)s::uuid)
-   OR (%(id)s::uuid IS NULL AND name = %(name)s AND (%(admin)s OR is_public OR user_id = %(user_id)s::uuid))
-ORDER BY (user_id IS NOT DISTINCT FROM %(user_id)s::uuid) DESC, (status = 'ready') DESC, created_at DESC
+   OR (%(id)s::uuid IS NULL AND (name = %(name)s OR substring(model_file_url FROM '([^/]+)\.safetensors$') = %(name)s)
+       AND (%(admin)s OR is_public OR user_id = %(user_id)s::uuid))
+ORDER BY (user_id IS NOT DISTINCT FROM %(user_id)s::uuid) DESC, (name = %(name)s) DESC, (status = 'ready') DESC,
+         created_at DESC
 LIMIT 1
 
 -- intake_upload --

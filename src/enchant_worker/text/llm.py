@@ -139,39 +139,44 @@ class LlmAnalyzer:
             merge_answers(scene, answers)
 
     def _generate(self, loaded: _Loaded, text: str, schema: dict) -> dict | None:
-        import torch
-        from lmformatenforcer import CharacterLevelParserConfig, JsonSchemaParser
-        from lmformatenforcer.tokenenforcer import TokenEnforcer
+        return json_completion(self, loaded, SYSTEM, f"{_describe(schema)}\n\nScene:\n{text}", schema)
 
-        messages = [{"role": "system", "content": SYSTEM},
-                    {"role": "user", "content": f"{_describe(schema)}\n\nScene:\n{text}"}]
-        prompt = loaded.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        inputs = loaded.tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(loaded.device)
-        config = CharacterLevelParserConfig(max_consecutive_whitespaces=MAX_WHITESPACE, force_json_field_order=True)
-        enforcer = TokenEnforcer(loaded.tokenizer_data, JsonSchemaParser(schema, config=config))
 
-        def allowed(batch_id: int, sequence) -> list[int]:
-            return enforcer.get_allowed_tokens(sequence.tolist()).allowed_tokens
-        room = loaded.context - int(inputs["input_ids"].shape[1])
-        started = time.perf_counter()
-        with torch.inference_mode():
-            out = loaded.model.generate(**inputs, max_new_tokens=max(1, min(token_budget(schema), room)),
-                                        do_sample=False,
-                                        prefix_allowed_tokens_fn=allowed,
-                                        pad_token_id=loaded.tokenizer.pad_token_id or loaded.tokenizer.eos_token_id)
-        new = out[0, inputs["input_ids"].shape[1]:]
-        self.stats.seconds += time.perf_counter() - started
-        self.stats.tokens += int(new.shape[0])
-        self.stats.outputs += 1
-        try:
-            # strict=False: control characters inside strings are legal output of the grammar; cleaned below
-            answer = _clean(json.loads(loaded.tokenizer.decode(new, skip_special_tokens=True), strict=False))
-        except ValueError:
-            return None
-        if not isinstance(answer, dict):
-            return None
-        self.stats.valid += 1
-        return answer
+def json_completion(analyzer: LlmAnalyzer, loaded: _Loaded, system: str, user: str, schema: dict) -> dict | None:
+    """The model's answer to a chat (system, user) as a JSON object of `schema` (constrained decoding), or
+    None when it is cut at the token limit. Counts tokens and time in `analyzer.stats`."""
+    import torch
+    from lmformatenforcer import CharacterLevelParserConfig, JsonSchemaParser
+    from lmformatenforcer.tokenenforcer import TokenEnforcer
+
+    messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
+    prompt = loaded.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    inputs = loaded.tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(loaded.device)
+    config = CharacterLevelParserConfig(max_consecutive_whitespaces=MAX_WHITESPACE, force_json_field_order=True)
+    enforcer = TokenEnforcer(loaded.tokenizer_data, JsonSchemaParser(schema, config=config))
+
+    def allowed(batch_id: int, sequence) -> list[int]:
+        return enforcer.get_allowed_tokens(sequence.tolist()).allowed_tokens
+    room = loaded.context - int(inputs["input_ids"].shape[1])
+    started = time.perf_counter()
+    with torch.inference_mode():
+        out = loaded.model.generate(**inputs, max_new_tokens=max(1, min(token_budget(schema), room)),
+                                    do_sample=False,
+                                    prefix_allowed_tokens_fn=allowed,
+                                    pad_token_id=loaded.tokenizer.pad_token_id or loaded.tokenizer.eos_token_id)
+    new = out[0, inputs["input_ids"].shape[1]:]
+    analyzer.stats.seconds += time.perf_counter() - started
+    analyzer.stats.tokens += int(new.shape[0])
+    analyzer.stats.outputs += 1
+    try:
+        # strict=False: control characters inside strings are legal output of the grammar; cleaned below
+        answer = _clean(json.loads(loaded.tokenizer.decode(new, skip_special_tokens=True), strict=False))
+    except ValueError:
+        return None
+    if not isinstance(answer, dict):
+        return None
+    analyzer.stats.valid += 1
+    return answer
 
 
 def enforcer_tokenizer_data(tokenizer):

@@ -88,6 +88,9 @@ def load_base_model(folder: Path, name: str | None = None) -> BaseModel:
     from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTokenizer
 
+    from enchant_worker import logs
+
+    logs.adopt_library_logs()  # their notices in our format, the known ones rewritten
     folder = str(folder)
     opts: dict[str, Any] = {"local_files_only": True}
     return BaseModel(

@@ -57,6 +57,7 @@ class TrainingHooks:
     )
     should_stop: Callable[[], bool] = _never  # cancellation: checkpoint, then JobCancelled
     should_yield: Callable[[], bool] = _never  # preemption: checkpoint, then Preempted
+    on_stage: Callable[[str], None] | None = None  # "checkpointing", "exporting": steps without a step count
 
 
 @dataclass
@@ -187,6 +188,8 @@ def train_lora(
         loop_s = time.perf_counter() - t_loop
 
         # 9. Export both formats with the training facts in their headers
+        if hooks.on_stage is not None:
+            hooks.on_stage("exporting")
         files = export(run, dataset, output_dir)
         timings = {
             "total_s": time.perf_counter() - started,
@@ -498,6 +501,8 @@ def run_loop(run: _Run, hooks: TrainingHooks) -> None:
             eta = s_per_step * (run.total_steps - run.step)
             hooks.on_progress(run.step, run.total_steps, run.loss_ema, s_per_step, eta)
         if run.step % run.spec.checkpoint_every == 0 and run.step < run.total_steps:
+            if hooks.on_stage is not None:
+                hooks.on_stage("checkpointing")
             save(run)
         if run.step < run.total_steps and hooks.should_stop():
             save(run)

@@ -40,6 +40,25 @@ def test_upload_starts_training(client, alice, png, settings, conn):
     assert client.get(f"/v2/jobs/{body['job_id']}", headers=alice.headers).status_code == 200
 
 
+def test_unset_knobs_take_the_defaults_the_cli_gets(client, alice, png, conn, settings):
+    """The resolution comes from the base model (tiny-sd: 64 px), the rest from the job spec, as for `train`."""
+    from types import SimpleNamespace
+
+    from enchant_worker.cli.training import _request
+
+    form = {"name": "Plain", "trigger_words": "plain"}
+    r = client.post("/v2/loras", data=form, files=_files(png), headers=alice.headers)
+    assert r.status_code == 202, r.text
+    metadata = JobQueue(conn).get(r.json()["job_id"]).metadata
+    options = dict.fromkeys(("base_model", "steps", "epochs", "rank", "alpha", "learning_rate", "batch_size",
+                             "resolution", "seed"))
+    cli = _request(SimpleNamespace(name="Plain", description="", trigger=["plain"], **options), settings)
+    assert metadata["resolution"] == cli["resolution"] == 64 and metadata["base_model"] == cli["base_model"] == "tiny-sd"
+    shared = set(metadata) & set(cli) - {"training_images", "user_id", "lora_model_id"}
+    assert {k: metadata[k] for k in shared} == {k: cli[k] for k in shared}
+    assert "epochs" not in metadata and "rank" not in metadata  # the spec's defaults, one home
+
+
 def test_not_an_image_is_415_naming_the_file(client, alice, png, settings):
     files = _files(png, **{"2": ("notes.png", b"this is text, not pixels", "image/png")})
     r = client.post("/v2/loras", data=_form(), files=files, headers=alice.headers)

@@ -149,6 +149,7 @@ def test_progress_while_a_job_runs_then_interrupt(service, keys):
     ({"override_settings": {"sd_model_checkpoint": "sdxl-nope"}}, "override_settings.sd_model_checkpoint",
      "unknown checkpoint"),
     ({"batch_size": 1000, "n_iter": 1000}, "batch_size", "at most 8"),
+    ({"batch_size": 3, "n_iter": 2}, "count", "free tier allows at most 4 images per job, not 6"),
     ({"prompt": "a cat <lora:ink:heavy>"}, "prompt", "malformed tag"),
     ({"prompt": "a cat <lora:ink:1"}, "prompt", "closed with '>'"),
     ({"prompt": "a cat <lora:nowhere:1>"}, "loras[0].name", "unknown LoRA 'nowhere'"),
@@ -183,7 +184,7 @@ def test_auth_and_another_users_private_lora(service, keys, db, lora_sources, ge
     assert bob.status_code == 422 and "unknown LoRA 'secret-style'" in bob.json()["detail"]
     assert "secret-style" not in [lo["name"] for lo in client(service, keys["bob"][0]).get_loras()]
     mine = client(service, alice_key).txt2img(prompt="x <lora:secret-style:1>", **SMALL)
-    assert "<lora:secret-style:1>" in mine.info["infotexts"][0]
+    assert "<lora:alice-water:1>" in mine.info["infotexts"][0]  # the file's stem, as A1111 names it
 
 
 def test_png_info_bad_image(service, keys):
@@ -217,9 +218,11 @@ def test_sd_parsers_reads_the_png_and_the_lora_hash_is_that_of_the_downloaded_fi
     shutil.copy(lora_sources["water"], folder / "inkdb.kohya.safetensors")  # stands in for its kohya twin
     with db.connection() as conn:
         lora_id = conn.execute("INSERT INTO lora_models (user_id, name, model_file_url, status) VALUES "
-                               "(%s, 'inkdb', 'loras/trained/inkdb.safetensors', 'ready') RETURNING id",
+                               "(%s, 'Ink & Wash', 'loras/trained/inkdb.safetensors', 'ready') RETURNING id",
                                (alice_id,)).fetchone()["id"]
-    result = client(service, alice_key).txt2img(prompt="a tower <lora:inkdb:0.7>", **SMALL)
+    api = client(service, alice_key)
+    # named by its database name, the PNG names it by the downloaded file's stem, as AUTOMATIC1111 would
+    result = api.txt2img(prompt="a tower <lora:Ink & Wash:0.7>", **SMALL)
     png = io.BytesIO(base64.b64decode(result.json["images"][0]))
     parsed = ParserManager().parse(Image.open(png))
     assert parsed is not None and parsed.generator == Generators.AUTOMATIC1111
@@ -236,3 +239,10 @@ def test_sd_parsers_reads_the_png_and_the_lora_hash_is_that_of_the_downloaded_fi
     other = requests.get(f"{service.url}/v2/loras/{lora_id}/download?format=diffusers", headers=headers)
     assert other.content == (folder / "inkdb.safetensors").read_bytes()
     assert "inkdb.diffusers.safetensors" in other.headers["content-disposition"]
+    assert 'filename="inkdb.safetensors"' in download.headers["content-disposition"]
+    listed = {lo["name"]: lo for lo in api.get_loras()}
+    assert listed["inkdb"]["alias"] == "Ink & Wash" and listed["inkdb"]["metadata"]["id"] == str(lora_id)
+    # the PNG's own parameters, resubmitted, name the same LoRA and give the same pixels
+    again = api.txt2img(prompt=parsed.full_prompt, **SMALL)
+    pixels = [Image.open(io.BytesIO(base64.b64decode(r.json["images"][0]))).tobytes() for r in (result, again)]
+    assert pixels[0] == pixels[1]

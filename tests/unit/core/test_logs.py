@@ -48,3 +48,40 @@ def test_apscheduler_ticks_only_at_debug(capsys):
     logs.configure("DEBUG", "text")
     logging.getLogger("apscheduler.executors.default").info('Running job "reap_leases"')
     assert "Running job" in capsys.readouterr().err
+
+
+def test_known_library_notices_become_one_project_message(capsys):
+    """diffusers' own handler is replaced by ours, and its and peft's known notices are rewritten."""
+    import warnings
+
+    import torch
+    from diffusers.utils import logging as diffusers_logging
+    from peft import LoraConfig, inject_adapter_in_model
+
+    diffusers_logging.get_logger("diffusers.loaders.lora_base")  # diffusers sets up its own handler
+    with warnings.catch_warnings():  # inside pytest's own capture: ours takes warnings here
+        warnings.simplefilter("always")
+        logging.captureWarnings(False)
+        logs.configure("DEBUG", "text")
+        logs.adopt_library_logs()
+        try:
+            logging.getLogger("diffusers.loaders.lora_base").warning(
+                "No LoRA keys associated to CLIPTextModel found with the prefix='text_encoder'. This is safe to "
+                "ignore if LoRA state dict didn't originally have any CLIPTextModel related params. Otherwise, open "
+                "an issue if you think it's unexpected: https://github.com/huggingface/diffusers/issues/new")
+            logging.getLogger("diffusers.pipelines.stable_diffusion").warning(
+                "The following part of your input was truncated because CLIP can only handle sequences up to 77 "
+                "tokens: ['on a quiet evening']")
+            model = torch.nn.Sequential(torch.nn.Linear(4, 4))
+            for name in ("ink", "water"):  # peft's own notice, from its own code
+                inject_adapter_in_model(LoraConfig(r=2, target_modules=["0"]), model, adapter_name=name)
+        finally:
+            logging.captureWarnings(False)
+            diffusers_logging.enable_default_handler()
+            diffusers_logging.disable_propagation()
+    err = capsys.readouterr().err
+    assert "open an issue" not in err and "Already found" not in err, err
+    assert "INFO diffusers.loaders.lora_base: LoRA: no weights for the text_encoder (CLIPTextModel)" in err
+    assert "WARNING diffusers.pipelines.stable_diffusion: prompt: longer than the CLIP text encoder's 77 " \
+           "tokens; these words were left out: 'on a quiet evening'" in err
+    assert "DEBUG py.warnings: LoRA: another adapter joins the resident model" in err

@@ -71,6 +71,14 @@ def test_preemption_checkpoints_and_the_resumed_run_matches_an_uninterrupted_one
     assert resumed.final_loss == pytest.approx(straight.final_loss, rel=1e-6)
 
 
+def test_checkpointing_and_exporting_are_reported_as_stages(job):
+    """Between steps the run says what it does (the job's progress shows it; no frozen bar)."""
+    run, _ = job
+    events = []
+    run(hooks=TrainingHooks(on_progress=lambda step, *_: events.append(step), on_stage=events.append))
+    assert events == [1, 2, "checkpointing", 3, 4, "checkpointing", 5, 6, "exporting"]
+
+
 def test_cancellation_checkpoints_then_raises(job):
     run, tmp = job
     with pytest.raises(JobCancelled, match="cancelled at step 1/6; a checkpoint was kept"):

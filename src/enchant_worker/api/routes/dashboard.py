@@ -44,6 +44,7 @@ router = APIRouter(tags=["dashboard"])
 CHART_MINUTES = 30
 FAILURES_SHOWN = 10
 IMAGES_SHOWN = 12
+STORIES_SHOWN = 200
 JOBS_PER_PAGE = 50
 BULK_MAX = 1000
 EVENTS_MAX_S = 300.0  # a stream ends after this long and the browser opens a new one (keeps threads fresh)
@@ -594,3 +595,35 @@ def image_page(request: Request, store: StoreDep, image_id: uuid.UUID) -> Respon
         return _html("Image not found", console.message(f"no image with id {image_id}", "alert"), path="",
                      status_code=404)
     return _html("Image", console.image_detail(image), path="/dashboard/images")
+
+
+@router.get("/dashboard/stories", response_class=HTMLResponse, responses={401: SIGN_IN_PAGE})
+@_console
+def stories_page(request: Request, store: StoreDep) -> Response:
+    """Stories, newest first, with their latest analysis' overall score; each opens its story page."""
+    from enchant_worker.api import console_story
+    from enchant_worker.sql import q
+
+    _admin(request, store)
+    rows = store.conn.execute(q("analysis_console_stories"), {"limit": STORIES_SHOWN}).fetchall()
+    return _html("Stories", console_story.stories_section(rows), path="/dashboard/stories")
+
+
+@router.get("/dashboard/stories/{story_id}", response_class=HTMLResponse, responses={401: SIGN_IN_PAGE,
+                                                                                    404: HTML_PAGE})
+@_console
+def story_page(request: Request, store: StoreDep, story_id: uuid.UUID) -> Response:
+    """A story's analysis: its scores as a chart, the pacing curve, enhancement rules and suggestions."""
+    from enchant_worker import story_analysis_store as analysis_store
+    from enchant_worker.api import console_story
+    from enchant_worker.sql import q
+
+    _admin(request, store)
+    story = store.conn.execute(q("analysis_console_story"), {"id": story_id}).fetchone()
+    if story is None:
+        return _html("Story not found", console.message(f"no story with id {story_id}", "alert"), path="",
+                     status_code=404)
+    document = analysis_store.stored(store.conn, "story", story_id, analysis_store.STORY_KEY)
+    stale = document is not None and analysis_store.is_stale(store.conn, story_id, document)
+    return _html(f"Story {story['title']}", console_story.story_page(story, document, stale),
+                 path="/dashboard/stories")

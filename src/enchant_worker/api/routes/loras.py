@@ -84,11 +84,16 @@ def train_lora(
     description: Annotated[str, Form(max_length=2000, pattern=r"^[^\x00]*$")] = "",
     base_model: Annotated[str | None, Form(min_length=1, max_length=200, pattern=r"^[^\x00]+$")] = None,
     trigger_words: Annotated[str, Form(max_length=1000, description="comma-separated")] = "",
-    learning_rate: Annotated[float, Form(ge=1e-6, le=1e-2)] = 1e-4,
-    batch_size: Annotated[int, Form(ge=1, le=16)] = 1,
-    epochs: Annotated[int, Form(ge=1, le=1000)] = 10,
-    resolution: Annotated[int, Form(ge=16, le=2048, multiple_of=8)] = 512,
-    rank: Annotated[int, Form(ge=1, le=256)] = 16,
+    # Unset knobs take the defaults the CLI's `train` gets too (the job spec's, and intake's from the model).
+    learning_rate: Annotated[float | None, Form(ge=1e-6, le=1e-2, description="default 1e-4")] = None,
+    batch_size: Annotated[int | None, Form(ge=1, le=16, description="default 1")] = None,
+    epochs: Annotated[int | None, Form(ge=1, le=1000, description="default 10 (unless steps)")] = None,
+    steps: Annotated[int | None, Form(ge=1, le=100_000, description="training steps; wins over epochs")] = None,
+    resolution: Annotated[int | None, Form(ge=16, le=2048, multiple_of=8,
+                                           description="default: the base model's image size")] = None,
+    rank: Annotated[int | None, Form(ge=1, le=256, description="default 16")] = None,
+    alpha: Annotated[float | None, Form(gt=0, le=1024, description="default: the rank")] = None,
+    seed: Annotated[int | None, Form(ge=0, le=2**32 - 1, description="default 0")] = None,
 ) -> LoraTrainingStarted:
     """Start training a LoRA style from uploaded images: the images are checked (413 above the size
     limit, 415 when a file is not an image) and kept as an upload of the caller's, a `lora_models` row
@@ -97,10 +102,10 @@ def train_lora(
     words = _trigger_words(trigger_words)
     actor = principal.actor
     upload_id, upload = store_upload(store, state, actor, images)
+    knobs = {"base_model": base_model, "learning_rate": learning_rate, "batch_size": batch_size, "epochs": epochs,
+             "max_train_steps": steps, "resolution": resolution, "rank": rank, "alpha": alpha, "seed": seed}
     request = {"name": name, "description": description, "training_images": [str(upload_id)],
-               "trigger_words": words, "learning_rate": learning_rate, "batch_size": batch_size,
-               "epochs": epochs, "resolution": resolution, "rank": rank,
-               **({"base_model": base_model} if base_model else {})}
+               "trigger_words": words, **{k: v for k, v in knobs.items() if v is not None}}
     lora_id, job_id = initiate_lora_training(store.conn, actor, settings, request, image_count=upload["file_count"])
     return LoraTrainingStarted(lora=lora_public(found(store.lora(lora_id), f"LoRA {lora_id}")),
                                job_id=job_id)

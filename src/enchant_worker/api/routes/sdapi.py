@@ -168,7 +168,7 @@ def loras(request: Request) -> list[dict[str, Any]]:
     with state.store() as store:
         rows = store.conn.execute(q("compat_loras"), {"user_id": principal.user_id,
                                                        "admin": principal.is_admin}).fetchall()
-    found = {r["name"]: {"name": r["name"], "alias": r["name"], "path": f"{r['name']}{LORA_SUFFIX}",
+    found = {r["stem"]: {"name": r["stem"], "alias": r["name"], "path": f"{r['stem']}{LORA_SUFFIX}",
                          "metadata": {"id": str(r["id"]), "trigger_words": list(r["trigger_words"] or []),
                                       "public": bool(r["is_public"])}} for r in rows}
     settings = state.settings

@@ -35,6 +35,7 @@ from enchant_worker.api.errors import COMMON, Conflict, Forbidden, NotFound, Unp
 from enchant_worker.api.routes.books import require, story_of
 from enchant_worker.api.versions import SCENE_EXTRACTION
 from enchant_worker.sql import q
+from enchant_worker.story_analysis_store import RESERVED_PREFIX
 
 router = APIRouter(tags=["story settings"], responses=COMMON)
 FEATURE = SCENE_EXTRACTION
@@ -347,8 +348,7 @@ def set_metadata(entity_type: str, entity_id: uuid.UUID, key: str, body: Metadat
     of that entity type (the story's and the global ones): 422 naming the failing path otherwise."""
     _entity_kind(entity_type)
     story_id = require(store, principal, entity_type, entity_id, WRITE)
-    if not 1 <= len(key) <= 200:
-        raise Unprocessable(("path", "key"), "key: 1 to 200 characters")
+    _writable_key(key)
     with store.transaction():
         merged = {**_metadata(store, entity_type, entity_id), key: body.value}
         _validate_metadata(store, story_id, entity_type, merged)
@@ -363,6 +363,7 @@ def delete_metadata(entity_type: str, entity_id: uuid.UUID, key: str, store: Sto
     """Remove one key (refused with 422 when a template requires it)."""
     _entity_kind(entity_type)
     story_id = require(store, principal, entity_type, entity_id, WRITE)
+    _writable_key(key)
     with store.transaction():
         merged = _metadata(store, entity_type, entity_id)
         if key not in merged:
@@ -379,8 +380,17 @@ def _entity_kind(entity_type: str) -> None:
 
 
 def _metadata(store, entity_type: str, entity_id: uuid.UUID) -> dict[str, Any]:
+    """The entity's own metadata (without the keys analyze_story writes: they have routes of their own)."""
     rows = store.conn.execute(q("sa_metadata_of"), {"entity_type": entity_type, "entity_id": entity_id}).fetchall()
-    return {r["metadata_key"]: r["metadata_value"] for r in rows}
+    return {r["metadata_key"]: r["metadata_value"] for r in rows if not r["metadata_key"].startswith(RESERVED_PREFIX)}
+
+
+def _writable_key(key: str) -> None:
+    if not 1 <= len(key) <= 200:
+        raise Unprocessable(("path", "key"), "key: 1 to 200 characters")
+    if key.startswith(RESERVED_PREFIX):
+        raise Unprocessable(("path", "key"), f"key: {RESERVED_PREFIX}* keys are written by analyze_story only "
+                            "(read them at /stories/{id}/insights and /scenes/{id}/quality)")
 
 
 def _check_schema(schema: dict) -> None:
