@@ -441,13 +441,19 @@ def _regenerate_weak(ctx: JobContext, provider, request, result, threshold: floa
             ctx.progress(DONE_BEFORE_SAVING_PCT, stage="regenerating", attempt=_attempt, images=len(_weak),
                          step=done, total=total)
 
-        again = provider.generate(replace(request, parameters={**parameters, "seeds": new_seeds}),
-                                  on_progress=on_progress, is_cancelled=ctx.is_cancelled)
-        for i, image, seed in zip(weak, again.images, again.seeds, strict=True):
-            quality = analyze_image(image)
-            tried[i].append(_try(seed, quality))
-            if _better(quality, qualities[i], threshold):
-                images[i], seeds[i], qualities[i] = image, seed, quality
+        # the local provider draws them in one call (a seed list); remote ones take one seed per call
+        if provider.name == "local":
+            calls = [(weak, {**parameters, "seeds": new_seeds})]
+        else:
+            calls = [([i], {**parameters, "seed": s, "count": 1}) for i, s in zip(weak, new_seeds, strict=True)]
+        for indices, call_parameters in calls:
+            again = provider.generate(replace(request, parameters=call_parameters), on_progress=on_progress,
+                                      is_cancelled=ctx.is_cancelled)
+            for i, image, seed in zip(indices, again.images, again.seeds, strict=False):  # fewer: kept as is
+                quality = analyze_image(image)
+                tried[i].append(_try(seed, quality))
+                if _better(quality, qualities[i], threshold):
+                    images[i], seeds[i], qualities[i] = image, seed, quality
     for i, seed in enumerate(seeds):
         for entry in tried[i]:
             entry["kept"] = entry["seed"] == seed
