@@ -139,8 +139,10 @@ def _resolve(models_dir: Path, value: str) -> Path:
 # -- CLIP models that score prompt alignment (generation.clip_alignment) --------------------------
 
 CLIP_SUBFOLDER = "clip"  # a base model folder may carry its own full CLIP model (text + vision) here
-CLIP_HOW = ('add a [models.NAME] entry with kind = "clip" (a local transformers CLIPModel folder) to '
-            "configs/models.toml, or a clip/ folder with one inside the base model's folder")
+CLIP_HOW = (
+    'add a [models.NAME] entry with kind = "clip" (a local transformers CLIPModel folder) to '
+    "configs/models.toml, or a clip/ folder with one inside the base model's folder"
+)
 
 
 @dataclass(frozen=True)
@@ -165,13 +167,17 @@ def clip_models(models_dir: Path, config_file: Path | None) -> tuple[dict[str, C
         if entry.get("kind") != "clip":
             continue
         if "path" not in entry or entry.get("builtin") not in (None, "tiny"):
-            raise ConfigurationError(f"{config_file} [models.{name}]: a clip model needs 'path' (and builtin, "
-                                     "when set, must be 'tiny')")
+            raise ConfigurationError(
+                f"{config_file} [models.{name}]: a clip model needs 'path' (and builtin, "
+                "when set, must be 'tiny')"
+            )
         models[name] = ClipSpec(name, _resolve(Path(models_dir), entry["path"]), entry.get("builtin"))
     return models, data
 
 
-def clip_for(models_dir: Path, config_file: Path | None, base_model: str | None) -> tuple[ClipSpec | None, str]:
+def clip_for(
+    models_dir: Path, config_file: Path | None, base_model: str | None
+) -> tuple[ClipSpec | None, str]:
     """The CLIP model that scores images of `base_model`, and where it came from; or None and why.
 
     In order: the base model's `clip = NAME`, the file's `default_clip`, the only clip entry, the base
@@ -182,8 +188,10 @@ def clip_for(models_dir: Path, config_file: Path | None, base_model: str | None)
     named = (entries.get(base_name) or {}).get("clip") or data.get("default_clip")
     if named:
         if named not in models:
-            return None, (f"clip model {named!r} (named in configs/models.toml) is not defined; "
-                          f"defined: {', '.join(models) or 'none'}")
+            return None, (
+                f"clip model {named!r} (named in configs/models.toml) is not defined; "
+                f"defined: {', '.join(models) or 'none'}"
+            )
         return _usable(models[named], f"configured for {base_name!r}")
     if len(models) == 1:
         return _usable(next(iter(models.values())), "the only clip model configured")
