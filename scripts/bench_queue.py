@@ -29,6 +29,12 @@ cost     during the 4-process drain: transactions per job in the bench database
          the server counts too). WAL syncs are what a durable commit waits for.
 context  the median time of one durable commit (a one-row INSERT) just before each system's run:
          fsync time drives every figure here, and it varies when the machine is shared.
+interleaved enqueue  (also alone: --only enqueue) --enqueue-rounds batches of --batch per system, the
+         systems taking turns batch by batch; the median batch's jobs/s and the median ours/peer ratio.
+fairness (--only fairness) user A queues --fair-jobs no-op jobs, then user B queues --fair-b in one
+         batch, --fair-workers listening worker processes per system; B's enqueue-to-start p50/p95
+         against B's on an idle queue, and the flood's drain, for ours (fair share), ours with
+         ENCHANT_QUEUE_FAIR_SHARE=false, procrastinate and pgqueuer (both FIFO).
 
 The peers are dev-only dependencies (`pip install -e '.[dev]'`); a missing one is skipped with a note.
 """
@@ -92,9 +98,49 @@ class Ours:
 
     completion_sql = """SELECT count(*) FILTER (WHERE status = 'completed'), count(*) FILTER (WHERE status <> 'completed')
                         FROM processing_jobs WHERE job_type = 'noop'"""
+    done_sql = "SELECT count(*) FROM processing_jobs WHERE status = 'completed'"
+    worker_env: dict[str, str] = {}
+
+    async def make_users(self) -> None:
+        """User A (the flood) and user B, both of the free tier (weight 1, no cap). Each holds an admin key,
+        so the worker's re-check lets them run the benchmark's plugin job type (it still runs, per job)."""
+        self.users = [
+            self.conn.execute(
+                "INSERT INTO users (email) VALUES (%s) RETURNING id", (f"{n}@bench",)
+            ).fetchone()["id"]
+            for n in "AB"
+        ]
+        for n, user in zip("AB", self.users, strict=True):
+            self.conn.execute(
+                "INSERT INTO api_keys (name, prefix, key_hash, role, user_id) "
+                "VALUES (%s, 'bench', %s, 'admin', %s)",
+                (f"bench {n}", f"bench-{n}", user),
+            )
+
+    async def enqueue_flood(self, n: int) -> None:
+        from enchant_worker.domain.jobs import NewJob
+
+        self.queue.enqueue_many([NewJob("noop", user_id=self.users[0]) for _ in range(n)])
+
+    async def enqueue_seqs(self, seqs: list[int]) -> None:
+        from enchant_worker.domain.jobs import NewJob
+
+        self.queue.enqueue_many([NewJob("bench_latency", {"seq": s}, user_id=self.users[1]) for s in seqs])
+
+    def fair_worker_command(self, conninfo: str) -> tuple[list[str], dict[str, str]]:
+        cmd, env = self.worker_command(conninfo, drain=False)
+        cmd[cmd.index("bench_latency")] = "noop,bench_latency"
+        return cmd, {**env, **self.worker_env}
 
     async def close(self) -> None:
         self.conn.close()
+
+
+class OursFifo(Ours):
+    """Ours with fair share off: the lease strictly by priority, then age, like the peers'."""
+
+    name = "ours-fifo"
+    worker_env = {"ENCHANT_QUEUE_FAIR_SHARE": "false"}
 
 
 class Procrastinate:
@@ -117,6 +163,20 @@ class Procrastinate:
 
     completion_sql = """SELECT count(*) FILTER (WHERE status = 'succeeded'), count(*) FILTER (WHERE status <> 'succeeded')
                         FROM procrastinate_jobs WHERE task_name = 'noop'"""
+    done_sql = "SELECT count(*) FROM procrastinate_jobs WHERE status = 'succeeded'"
+
+    async def make_users(self) -> None:  # no users: FIFO
+        pass
+
+    async def enqueue_flood(self, n: int) -> None:
+        for i in range(0, n, 1000):
+            await self.enqueue_batch(min(1000, n - i))
+
+    async def enqueue_seqs(self, seqs: list[int]) -> None:
+        await self.task.batch_defer_async(*({"seq": s} for s in seqs))
+
+    def fair_worker_command(self, conninfo: str) -> tuple[list[str], dict[str, str]]:
+        return self.worker_command(conninfo, drain=False)
 
     async def close(self) -> None:
         await self.app.close_async()
@@ -146,6 +206,20 @@ class PgQueuer:
     # Done jobs leave the queue table for the log.
     completion_sql = """SELECT (SELECT count(*) FROM pgqueuer_log WHERE status = 'successful'),
                                (SELECT count(*) FROM pgqueuer)"""
+    done_sql = "SELECT count(*) FROM pgqueuer_log WHERE status = 'successful'"
+
+    async def make_users(self) -> None:  # no users: FIFO
+        pass
+
+    async def enqueue_flood(self, n: int) -> None:
+        for i in range(0, n, 1000):
+            await self.enqueue_batch(min(1000, n - i))
+
+    async def enqueue_seqs(self, seqs: list[int]) -> None:
+        await self.queries.enqueue(["noop"] * len(seqs), [str(s).encode() for s in seqs], [0] * len(seqs))
+
+    def fair_worker_command(self, conninfo: str) -> tuple[list[str], dict[str, str]]:
+        return self.worker_command(conninfo, drain=False)
 
     async def close(self) -> None:
         await self.conn.close()
@@ -210,8 +284,10 @@ def peer_worker(system: str, conninfo: str, mode: str) -> None:
 # -- measuring ---------------------------------------------------------------------------------------
 
 
-def spawn(system, conninfo: str, processes: int, *, drain: bool, extra_env: dict | None = None) -> list:
-    cmd, env = system.worker_command(conninfo, drain)
+def spawn(
+    system, conninfo: str, processes: int, *, drain: bool, extra_env: dict | None = None, fair: bool = False
+) -> list:
+    cmd, env = system.fair_worker_command(conninfo) if fair else system.worker_command(conninfo, drain)
     env = {**os.environ, **env, **(extra_env or {})}
     return [
         subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -335,7 +411,114 @@ async def latency(systems: list, jobs: int, spacing_s: float, results: dict) -> 
             results[s.name]["p50"], results[s.name]["p95"] = qs[49] * 1000, qs[94] * 1000
 
 
-async def wait_for_lines(path: Path, count: int, timeout_s: float, procs: list) -> None:
+async def fairness(systems: list, admin: psycopg.Connection, admin_url: str, args) -> dict[str, dict]:
+    """User A queues --fair-jobs no-op jobs, then user B queues --fair-b; B's enqueue-to-start p50/p95
+    against B's on an empty queue, and the flood's drain throughput, with --fair-workers worker
+    processes per system (listening, not draining). Systems run one after the other, each on a fresh
+    database, with only its own workers running."""
+    results: dict[str, dict] = {}
+    for s in systems:
+        s.dbname = f"bench_fair_{s.name.replace('-', '_')}"
+        admin.execute(f"DROP DATABASE IF EXISTS {s.dbname} WITH (FORCE)")
+        admin.execute(f"CREATE DATABASE {s.dbname}")
+        s.conninfo = make_conninfo(admin_url, dbname=s.dbname)
+        try:
+            await s.setup(s.conninfo)
+            await s.make_users()
+            results[s.name] = await fairness_one(s, args)
+            print(f"  {s.name}: fairness {results[s.name]}", file=sys.stderr)
+        finally:
+            await s.close()
+            admin.execute(f"DROP DATABASE IF EXISTS {s.dbname} WITH (FORCE)")
+    return results
+
+
+async def fairness_one(system, args) -> dict[str, float]:
+    r: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        starts_file = Path(tmp) / "starts"
+        starts_file.touch()
+        procs = spawn(
+            system,
+            system.conninfo,
+            args.fair_workers,
+            drain=False,
+            fair=True,
+            extra_env={"BENCH_LATENCY_FILE": str(starts_file)},
+        )
+        try:
+            await system.enqueue_seqs([-1])  # warm-up: the workers are up once this one has run
+            await wait_for_lines(starts_file, 1, 60, procs)
+            expected_done = 1
+
+            async def b_latencies(first_seq: int) -> list[float]:
+                seqs = list(range(first_seq, first_seq + args.fair_b))
+                sent = time.time()
+                await system.enqueue_seqs(seqs)
+                lines = await wait_for_lines(
+                    starts_file, first_seq + args.fair_b + 1, PROCESS_TIMEOUT_S, procs
+                )
+                starts = {int(a): float(b) for a, b in (line.split() for line in lines)}
+                return [(starts[s] - sent) * 1000 for s in seqs]
+
+            empty = await b_latencies(0)  # B alone, the queue empty
+            expected_done += args.fair_b
+            while completion_count(system) < expected_done:
+                await asyncio.sleep(0.05)
+            flood_started = time.perf_counter()
+            await system.enqueue_flood(args.fair_jobs)
+            r["flood_enqueue_s"] = time.perf_counter() - flood_started
+            flooded = await b_latencies(args.fair_b)  # B right after A's flood
+            expected_done += args.fair_b + args.fair_jobs
+            while completion_count(system) < expected_done:
+                await asyncio.sleep(0.05)
+            r["flood_drain"] = args.fair_jobs / (time.perf_counter() - flood_started)
+        finally:
+            for p in procs:
+                p.send_signal(signal.SIGTERM)
+            wait_all(procs, f"{system.name} fairness workers")
+    for key, values in (("empty", empty), ("flood", flooded)):
+        qs = statistics.quantiles(values, n=100, method="inclusive")
+        r[f"b_{key}_p50"], r[f"b_{key}_p95"] = qs[49], qs[94]
+    r["b_p95_vs_empty"] = r["b_flood_p95"] / r["b_empty_p95"]
+    return r
+
+
+def completion_count(system) -> int:
+    with psycopg.connect(system.conninfo, autocommit=True) as conn:
+        return conn.execute(system.done_sql).fetchone()[0]
+
+
+def print_fairness(results: dict[str, dict], args) -> None:
+    print(
+        f"\nFairness: user A queues {args.fair_jobs:,} no-op jobs (batches of 1,000), then user B queues "
+        f"{args.fair_b} in one batch; {args.fair_workers} worker processes per system."
+    )
+    print(
+        "B's enqueue-to-start, ms (the whole batch sent at once; empty: B alone on an idle queue). "
+        "Drain: A's jobs/s from the start of the flood's enqueue until all have completed."
+    )
+    names = [n for n in ("ours", "ours-fifo", "procrastinate", "pgqueuer") if n in results]
+    print(f"{'metric':34}" + "".join(f"{n:>15}" for n in names))
+    for key, label, fmt in (
+        ("b_empty_p50", "B p50, empty queue", "{:,.1f}"),
+        ("b_empty_p95", "B p95, empty queue", "{:,.1f}"),
+        ("b_flood_p50", "B p50, after A's flood", "{:,.1f}"),
+        ("b_flood_p95", "B p95, after A's flood", "{:,.1f}"),
+        ("b_p95_vs_empty", "B p95 flood / empty (target <= 3)", "{:.2f}"),
+        ("flood_drain", "flood drain, jobs/s", "{:,.0f}"),
+    ):
+        print(f"{label:34}" + "".join(f"{fmt.format(results[n][key]):>15}" for n in names))
+    ours = results.get("ours", {})
+    for peer in names[1:]:
+        p = results[peer]
+        print(
+            f"ours vs {peer}: B p95 after the flood {p['b_flood_p95'] / ours['b_flood_p95']:.1f}x better; "
+            f"flood drain {ours['flood_drain'] / p['flood_drain']:.2f}x"
+        )
+
+
+async def wait_for_lines(path: Path, count: int, timeout_s: float, procs: list) -> list[str]:
     deadline = time.monotonic() + timeout_s
     while path.read_text().count("\n") < count:
         if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
@@ -344,6 +527,24 @@ async def wait_for_lines(path: Path, count: int, timeout_s: float, procs: list) 
                 f"(worker exit codes {[p.poll() for p in procs]})"
             )
         await asyncio.sleep(0.005)
+    return path.read_text().splitlines()
+
+
+async def interleaved_enqueue(systems: list, args, results: dict) -> None:
+    """Batch enqueue with the systems taking turns batch by batch (--enqueue-rounds batches of --batch
+    each), so that a burst of load from elsewhere on the machine hits all alike; the median batch's
+    jobs/s, and the median over rounds of ours/peer. Run last: the jobs are left in the queue."""
+    rates: dict[str, list[float]] = {s.name: [] for s in systems}
+    for _ in range(args.enqueue_rounds):
+        for s in systems:
+            started = time.perf_counter()
+            await s.enqueue_batch(args.batch)
+            rates[s.name].append(args.batch / (time.perf_counter() - started))
+    for s in systems:
+        results[s.name]["enqueue_rounds"] = statistics.median(rates[s.name])
+        if s.name != "ours":
+            ratios = [a / b for a, b in zip(rates["ours"], rates[s.name], strict=True)]
+            results[s.name]["enqueue_round_ratio"] = statistics.median(ratios)
 
 
 async def bench(systems: list, admin: psycopg.Connection, admin_url: str, args) -> dict[str, dict]:
@@ -359,16 +560,21 @@ async def bench(systems: list, admin: psycopg.Connection, admin_url: str, args) 
             s.conninfo = make_conninfo(admin_url, dbname=s.dbname)
             await s.setup(s.conninfo)
             opened.append(s)
-        overhead = {
-            (s.name, n): min(timed_drain(s, s.conninfo, n) for _ in range(2)) for n in (1, 4) for s in systems
-        }
-        for n in (1, 4):
-            for s in systems:
-                await drain(s, admin, n, overhead[s.name, n], args, results[s.name])
-        print("  latency...", file=sys.stderr)
-        await latency(systems, args.latency_jobs, 0.02, results)
-        for r in results.values():
-            r["enqueue"] = r.pop("enqueued") / r.pop("enqueue_s")
+        if args.only != "enqueue":
+            overhead = {
+                (s.name, n): min(timed_drain(s, s.conninfo, n) for _ in range(2))
+                for n in (1, 4)
+                for s in systems
+            }
+            for n in (1, 4):
+                for s in systems:
+                    await drain(s, admin, n, overhead[s.name, n], args, results[s.name])
+            print("  latency...", file=sys.stderr)
+            await latency(systems, args.latency_jobs, 0.02, results)
+            for r in results.values():
+                r["enqueue"] = r.pop("enqueued") / r.pop("enqueue_s")
+        print("  interleaved enqueue...", file=sys.stderr)
+        await interleaved_enqueue(systems, args, results)
         return results
     finally:
         for s in opened:
@@ -383,6 +589,7 @@ async def bench(systems: list, admin: psycopg.Connection, admin_url: str, args) 
 ROWS = [
     ("commit_ms", "(context) one commit, ms, before x1/x4", "{0[0]:.2f}/{0[1]:.2f}", None),
     ("enqueue", "batch enqueue, jobs/s", "{:,.0f}", True),
+    ("enqueue_rounds", "batch enqueue, interleaved, jobs/s", "{:,.0f}", True),
     ("drain1_net", "drain 1 process, jobs/s net", "{:,.0f}", True),
     ("drain1_raw", "drain 1 process, jobs/s raw", "{:,.0f}", True),
     ("overhead1", "  start+exit 1 process, s", "{:.2f}", False),
@@ -418,6 +625,11 @@ def print_table(results: dict[str, dict[str, float]], args) -> None:
             else:
                 cells.append(f"{(ours / peer if higher else peer / ours):.2f}")
         print(f"{label:40}" + "".join(f"{c:>15}" for c in cells))
+    for peer in SYSTEMS[1:]:
+        if "enqueue_round_ratio" in results.get(peer, {}):
+            print(
+                f"batch enqueue, median over rounds of ours/{peer}: {results[peer]['enqueue_round_ratio']:.2f}"
+            )
     if any(r.get(f"drain{n}_net_shaky") for r in results.values() for n in (1, 4)):
         print("* start+exit took over half of the raw time: that net figure is unreliable (raise --jobs).")
 
@@ -438,8 +650,24 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1000, help="jobs per enqueue batch (default 1000)")
     parser.add_argument("--latency-jobs", type=int, default=None, help="default 200 (30 with --quick)")
     parser.add_argument("--quick", action="store_true", help="small counts: a smoke check in under a minute")
+    parser.add_argument(
+        "--only",
+        choices=("throughput", "fairness", "enqueue"),
+        default=None,
+        help="run one part: throughput (enqueue, drains, latency), fairness, or enqueue alone (default: "
+        "throughput and fairness)",
+    )
+    parser.add_argument(
+        "--enqueue-rounds", type=int, default=40, help="interleaved enqueue: batches per system (default 40)"
+    )
+    parser.add_argument(
+        "--fair-jobs", type=int, default=None, help="user A's flood (default 20000; 2000 quick)"
+    )
+    parser.add_argument("--fair-b", type=int, default=50, help="user B's jobs after the flood (default 50)")
+    parser.add_argument("--fair-workers", type=int, default=2, help="worker processes per system (default 2)")
     args = parser.parse_args()
     args.jobs = args.jobs or (1000 if args.quick else 20000)
+    args.fair_jobs = args.fair_jobs or (2000 if args.quick else 20000)
     args.latency_jobs = args.latency_jobs or (30 if args.quick else 200)
     if args.quick:
         args.batch = min(args.batch, 250)
@@ -458,8 +686,12 @@ def main() -> None:
             )
 
     with psycopg.connect(args.database_url, autocommit=True) as admin:
-        results = asyncio.run(bench(systems, admin, args.database_url, args))
-    print_table(results, args)
+        if args.only in (None, "throughput", "enqueue"):
+            results = asyncio.run(bench(systems, admin, args.database_url, args))
+            print_table(results, args)
+        if args.only not in ("throughput", "enqueue"):
+            fair_systems = [systems[0], OursFifo(), *systems[1:]]
+            print_fairness(asyncio.run(fairness(fair_systems, admin, args.database_url, args)), args)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,19 @@ from enchant_worker.db.migrate import migrate
 REPO = Path(__file__).resolve().parents[1]
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+# The ML tier: tests that build and run tiny models (`scripts/test.sh --quick` leaves them and the slow
+# ones out). Everything else talks to Postgres and the API at most.
+ML_TESTS = ("unit/generation/", "unit/training/", "integration/generation/", "integration/training/", "gpu/",
+            "acceptance/test_generate_cli.py", "acceptance/test_train_cli.py", "integration/text/test_llm_",
+            "integration/text/test_analyze_story_llm")
+
+
+def pytest_collection_modifyitems(items) -> None:
+    for item in items:
+        where = Path(str(item.path)).resolve().relative_to(REPO / "tests").as_posix()
+        if where.startswith(ML_TESTS):
+            item.add_marker(pytest.mark.ml)
+
 
 def _with_dbname(url: str, dbname: str) -> str:
     return psycopg.conninfo.make_conninfo(url, dbname=dbname)

@@ -64,6 +64,10 @@ class Settings(BaseSettings):
     retry_max_s: float = Field(600.0, ge=0.0)
     shutdown_grace_s: float = Field(30.0, ge=0.0)
     db_retry_max_s: float = Field(30.0, gt=0.0)
+    # Fair share inside a priority level (README "Fair share"): off leases strictly by priority, then age.
+    queue_fair_share: bool = True
+    # A user with nothing running whose oldest job waited this long is served next (starvation guard).
+    queue_fair_share_max_wait_s: float = Field(60.0, ge=0.0, le=86400.0)
 
     # Generation and training.
     device: Literal["auto", "cuda", "cpu"] = "auto"

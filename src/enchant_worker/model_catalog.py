@@ -83,8 +83,8 @@ class ModelRegistry:
                 except tomllib.TOMLDecodeError as exc:
                     raise ConfigurationError(f"{config_file}: {exc}") from exc
             for name, entry in (data.get("models") or {}).items():
-                if entry.get("kind", "image") == "text":
-                    continue  # a text model (text.models), not a base model for images
+                if entry.get("kind", "image") in ("text", "clip"):
+                    continue  # a text model (text.models) or a CLIP scorer (clip_models), not a base model
                 models[name] = _parse_entry(name, entry, models_dir, config_file)
             default = data.get("default", TINY_NAME)
         return cls(models, default)
@@ -134,6 +134,80 @@ def _parse_entry(name: str, entry: dict[str, Any], models_dir: Path, source: Pat
 def _resolve(models_dir: Path, value: str) -> Path:
     path = Path(value).expanduser()
     return path if path.is_absolute() else models_dir / path
+
+
+# -- CLIP models that score prompt alignment (generation.clip_alignment) --------------------------
+
+CLIP_SUBFOLDER = "clip"  # a base model folder may carry its own full CLIP model (text + vision) here
+CLIP_HOW = (
+    'add a [models.NAME] entry with kind = "clip" (a local transformers CLIPModel folder) to '
+    "configs/models.toml, or a clip/ folder with one inside the base model's folder"
+)
+
+
+@dataclass(frozen=True)
+class ClipSpec:
+    name: str
+    path: Path
+    builtin: str | None = None  # "tiny": a random CLIP built locally on first use (tests, demos)
+
+
+def clip_models(models_dir: Path, config_file: Path | None) -> tuple[dict[str, ClipSpec], dict[str, Any]]:
+    """The `kind = "clip"` entries of configs/models.toml, and the file's data (for `default_clip`
+    and the base models' `clip = NAME`)."""
+    if config_file is None or not Path(config_file).is_file():
+        return {}, {}
+    with open(config_file, "rb") as f:
+        try:
+            data = tomllib.load(f)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigurationError(f"{config_file}: {exc}") from exc
+    models = {}
+    for name, entry in (data.get("models") or {}).items():
+        if entry.get("kind") != "clip":
+            continue
+        if "path" not in entry or entry.get("builtin") not in (None, "tiny"):
+            raise ConfigurationError(
+                f"{config_file} [models.{name}]: a clip model needs 'path' (and builtin, "
+                "when set, must be 'tiny')"
+            )
+        models[name] = ClipSpec(name, _resolve(Path(models_dir), entry["path"]), entry.get("builtin"))
+    return models, data
+
+
+def clip_for(
+    models_dir: Path, config_file: Path | None, base_model: str | None
+) -> tuple[ClipSpec | None, str]:
+    """The CLIP model that scores images of `base_model`, and where it came from; or None and why.
+
+    In order: the base model's `clip = NAME`, the file's `default_clip`, the only clip entry, the base
+    model folder's clip/ subfolder (an SD pipeline has a CLIP text encoder but no vision tower)."""
+    models, data = clip_models(models_dir, config_file)
+    entries = data.get("models") or {}
+    base_name = base_model or data.get("default") or TINY_NAME
+    named = (entries.get(base_name) or {}).get("clip") or data.get("default_clip")
+    if named:
+        if named not in models:
+            return None, (
+                f"clip model {named!r} (named in configs/models.toml) is not defined; "
+                f"defined: {', '.join(models) or 'none'}"
+            )
+        return _usable(models[named], f"configured for {base_name!r}")
+    if len(models) == 1:
+        return _usable(next(iter(models.values())), "the only clip model configured")
+    if len(models) > 1:
+        return None, f"several clip models ({', '.join(models)}) and none chosen: set default_clip"
+    base_path = (entries.get(base_name) or {}).get("path")
+    folder = _resolve(Path(models_dir), base_path) if base_path else None
+    if folder is not None and (folder / CLIP_SUBFOLDER / "config.json").is_file():
+        return ClipSpec(f"{base_name}/clip", folder / CLIP_SUBFOLDER), f"the clip/ folder of {base_name!r}"
+    return None, f"no CLIP model (text and vision) for {base_name!r}: {CLIP_HOW}"
+
+
+def _usable(spec: ClipSpec, source: str) -> tuple[ClipSpec | None, str]:
+    if spec.builtin is None and not (spec.path / "config.json").is_file():
+        return None, f"clip model {spec.name!r}: no transformers model at {spec.path} (config.json missing)"
+    return spec, source
 
 
 # -- checkpoint identity ("Model hash") -----------------------------------------------------------

@@ -94,6 +94,7 @@ def test_generate_wait_prints_the_image_paths(env, conn):
     assert waiting.returncode == 0, err
     paths = [Path(line) for line in out.split()]
     assert len(paths) == 2 and all(p.is_absolute() and p.suffix == ".png" and p.is_file() for p in paths)
+    assert all(f"{p.name}: quality " in err for p in paths)  # each image's quality score, on stderr
 
 
 @pytest.mark.parametrize(
@@ -105,6 +106,9 @@ def test_generate_wait_prints_the_image_paths(env, conn):
         (["--prompt", "x", "--lora", "ink:lots"], "error: loras[0]: strength must be a number, not 'lots'"),
         (["--prompt", "x", "--lora", "nosuch:0.5"], "error: loras[0].name: unknown LoRA 'nosuch'"),
         (["--prompt", "x", "--count", "99"], "error: count: must be from 1 to 8, not 99"),
+        (["--prompt", "x", "--regenerate-below", "2"], "error: regenerate_below: must be from 0.0 to 1.0, not 2.0"),
+        (["--prompt", "x", "--regenerate-below", "0.5", "--max-regenerations", "5"],
+         "error: max_regenerations: must be from 1 to 3, not 5"),
         (["--prompt", "x", "--model", "sd99"], "error: model: unknown model 'sd99'"),
         (["--scene", "not-a-uuid"], "'not-a-uuid' is not a UUID"),
         (["--scene", "00000000-0000-0000-0000-000000000001"], "error: scene_id: no scene has id"),

@@ -270,14 +270,43 @@ def failures_section(failures: list[Row]) -> str:
             f'{table(["job", "error", "at"], rows)}</section>')
 
 
-def gallery_section(images: list[Row], *, title: str = "Latest images", more: str | None = None) -> str:
+def gallery_section(images: list[Row], *, title: str = "Latest images", more: str | None = None,
+                    filters: str = "") -> str:
     figures = "".join(
         f'<figure><a href="/dashboard/images/{e(i["id"])}"><img loading="lazy" src="/v1/images/{e(i["id"])}/file" '
         f'alt="{e((i["prompt"] or "image")[:120])}" width="128" height="128"></a>'
-        f'<figcaption>{e((i["prompt"] or "")[:60])}</figcaption></figure>' for i in images)
+        f'<figcaption>{quality_badge(i)} {e((i["prompt"] or "")[:60])}</figcaption></figure>' for i in images)
     link = f'<p><a href="{e(more)}">next page</a></p>' if more else ""
-    return (f'<section class="wide" id="gallery"><h2><a href="/dashboard/images">{e(title)}</a></h2>'
+    return (f'<section class="wide" id="gallery"><h2><a href="/dashboard/images">{e(title)}</a></h2>{filters}'
             f'<div class="gallery">{figures or "no images yet"}</div>{link}</section>')
+
+
+QUALITY_LOW = 0.4  # below: shown as poor; from QUALITY_GOOD up: good
+QUALITY_GOOD = 0.7
+
+
+def quality_badge(image: Row) -> str:
+    """The image's quality score as a small badge ('?' where not analysed), its flags in the title."""
+    quality = image.get("quality") or {}
+    score = image.get("quality_score")
+    flags = ", ".join(quality.get("flags") or []) or "no flags"
+    if score is None:
+        why = quality.get("reason") or "not analysed"
+        return f'<span class="badge quality" title="quality unknown: {e(why)}">q ?</span>'
+    kind = "poor" if score < QUALITY_LOW else "good" if score >= QUALITY_GOOD else "fair"
+    return f'<span class="badge quality {kind}" title="quality {score:.2f}: {e(flags)}">q {score:.2f}</span>'
+
+
+def gallery_filters(values: dict[str, Any]) -> str:
+    """The gallery's filter form (GET): job, story, LoRA, minimum quality score."""
+    def text(name: str, label: str, placeholder: str = "") -> str:
+        return (f'<label>{label}<input name="{name}" value="{e(values.get(name) or "")}" '
+                f'placeholder="{e(placeholder)}"></label>')
+
+    return (f'<form class="filters" method="get" action="/dashboard/images" role="search">'
+            f'{text("job_id", "job id")}{text("story_id", "story id")}{text("lora_id", "LoRA id")}'
+            f'{text("min_quality", "minimum quality (0-1)", "e.g. 0.5")}'
+            f'<button type="submit">filter</button></form>')
 
 
 # -- jobs -----------------------------------------------------------------------------------------
@@ -446,8 +475,34 @@ def image_detail(image: Row) -> str:
             f'src="/v1/images/{e(image["id"])}/file" alt="{e((image["prompt"] or "image")[:200])}"></a>'
             f'<p><a href="/v1/images/{e(image["id"])}/file">open the full-size file</a></p></section>'
             f'<section><h2>Generation</h2><dl class="facts">{dl}</dl></section>'
+            f'<section><h2>Quality</h2>{quality_facts(image)}</section>'
             f'<section><h2>Parameters</h2>{pre_json(image["parameters"])}<h2>Timings</h2>{pre_json(image["timings"])}'
             f"</section>")
+
+
+def quality_facts(image: Row) -> str:
+    """The image's quality analysis: score, measures, flags, prompt alignment, re-generation tries."""
+    quality = image.get("quality")
+    if not quality:
+        return "<p>not analysed (made before image quality was measured, or not by generate_image)</p>"
+    if quality.get("status") == "unreadable":
+        return f'<p>{quality_badge(image)} could not be analysed: {e(quality.get("reason"))}</p>'
+    alignment = quality.get("alignment") or {}
+    if alignment.get("status") == "ok":
+        aligned = (f'{alignment["similarity"]:.3f} (CLIPScore {alignment["clip_score"]:.1f}, '
+                   f'{e(alignment.get("model"))}{", prompt truncated" if alignment.get("prompt_truncated") else ""})')
+    else:
+        aligned = f'{e(alignment.get("status", "skipped"))}: {e(alignment.get("reason", "not measured"))}'
+    facts = [("score", quality_badge(image)), ("flags", e(", ".join(quality.get("flags") or []) or "none")),
+             ("exposure (mean luminance)", e(quality.get("exposure"))), ("contrast (RMS)", e(quality.get("contrast"))),
+             ("sharpness (Laplacian variance)", e(quality.get("sharpness"))),
+             ("clipped shadows / highlights", f'{e(quality.get("clipped_dark"))} / {e(quality.get("clipped_bright"))}'),
+             ("prompt alignment", aligned)]
+    tries = quality.get("regenerations") or []
+    if tries:
+        facts.append(("re-generated", ", ".join(
+            f'seed {e(t["seed"])}: {e(t["score"])}{" (kept)" if t.get("kept") else ""}' for t in tries)))
+    return '<dl class="facts">' + "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in facts) + "</dl>"
 
 
 def message(text: str, kind: str = "note") -> str:

@@ -334,6 +334,12 @@ class ImagePublic(BaseModel):
     height: int | None
     content_hash: str | None
     timings: dict[str, Any]
+    quality_score: float | None = Field(
+        None, description="technical quality 0-1 (exposure, contrast, sharpness; 0 for a black, blank or NaN "
+                          "image); null where not analysed")
+    quality: dict[str, Any] | None = Field(
+        None, description="the analysis: measures, flags, prompt alignment (CLIP) or why it was skipped, "
+                          "re-generation tries")
     created_at: datetime
     file_url: str
 

@@ -280,10 +280,10 @@ class Store:
     def images(self, *, viewer: uuid.UUID | None, limit: int, job_id: uuid.UUID | None = None,
                scene_id: uuid.UUID | None = None, story_id: uuid.UUID | None = None, lora_id: uuid.UUID | None = None,
                created_from: datetime | None = None, created_to: datetime | None = None,
-               after: tuple[datetime, uuid.UUID] | None = None) -> list[Row]:
+               min_quality: float | None = None, after: tuple[datetime, uuid.UUID] | None = None) -> list[Row]:
         return self._all("api_image_list", viewer=viewer, limit=limit, job_id=job_id, scene_id=scene_id,
                          story_id=story_id, lora_id=str(lora_id) if lora_id else None, created_from=created_from,
-                         created_to=created_to, **_after(after))
+                         created_to=created_to, min_quality=min_quality, **_after(after))
 
     def ping(self) -> None:
         self._one("api_ping")

@@ -45,6 +45,10 @@ def register(commands) -> None:
     g.add_argument("--preset", help="generation preset, by name or id")
     g.add_argument("--branch", metavar="ID", type=uuid_arg, help="story branch whose character looks apply")
     g.add_argument("--negative-prompt", metavar="TEXT", help="replaces the preset's or the default one")
+    g.add_argument("--regenerate-below", type=float, metavar="SCORE",
+                   help="draw again (new seed) an image whose quality score (0-1) is lower")
+    g.add_argument("--max-regenerations", type=int, metavar="N", help="tries per image with --regenerate-below "
+                   "(1-3, default 1)")
     g.add_argument("--priority", type=int, default=5, help="0 is most urgent (default 5)")
     g.add_argument("--user", type=uuid_arg, metavar="USER_ID",
                    help="for this user: checked with their rights and tier, as the API would")
@@ -121,6 +125,8 @@ def _metadata(args) -> dict:
         "preset": args.preset,
         "branch_id": str(args.branch) if args.branch else None,
         "negative_prompt": args.negative_prompt,
+        "regenerate_below": args.regenerate_below,
+        "max_regenerations": args.max_regenerations,
     }
     return {k: v for k, v in metadata.items() if v is not None}
 
@@ -165,7 +171,12 @@ def cmd_generate(args) -> int:
     for warning in done.result.get("warnings") or []:
         print(f"warning: {warning}", file=sys.stderr)
     for image in done.result.get("images") or []:
-        print((Path(settings.storage) / image["path"]).resolve())
+        path = (Path(settings.storage) / image["path"]).resolve()
+        print(path)
+        if "quality_score" in image:  # stdout stays one path a line, for scripts
+            score = "unknown" if image["quality_score"] is None else f"{image['quality_score']:.2f}"
+            flags = ", ".join(image.get("quality_flags") or [])
+            print(f"{path.name}: quality {score}" + (f" ({flags})" if flags else ""), file=sys.stderr)
     return 0
 
 

@@ -5,6 +5,12 @@ seed+1, ...; derived from the job id when unset, so that a retried job draws the
 `parameters` chunk; one `images` row per image. The base pipeline and the LoRA adapters stay resident
 in this process between jobs (`providers_for`).
 
+Every stored image is analysed (`generation.image_quality`: exposure, contrast, sharpness, broken
+images) from its file, and scored for prompt alignment where a CLIP model is configured
+(`generation.clip_alignment`); the result goes into the row's `quality` and `quality_score`. With
+`regenerate_below`, images scoring lower are drawn again with new seeds (at most `max_regenerations`
+times each) before anything is stored; every seed tried is recorded with its score.
+
 Importing this module does not import torch (the CLI validates with it before enqueueing).
 """
 
@@ -15,7 +21,7 @@ import threading
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -54,6 +60,9 @@ JOB_TYPE = "generate_image"
 # Aliases a preset's `parameters` may use (the web app writes diffusers' names).
 PRESET_ALIASES = {"guidance_scale": "cfg_scale", "cfg": "cfg_scale", "num_inference_steps": "steps"}
 DONE_BEFORE_SAVING_PCT = 99  # 100 once the files and rows are written
+# A re-drawn image's seed: seed + try × stride (mod 2^32). Deterministic (a retried job draws the same
+# images) and far from the job's own seed, seed+1, ... of its other images.
+REGENERATION_SEED_STRIDE = 1_000_003
 
 
 def validate(metadata: dict[str, Any]) -> GenerateImageSpec:
@@ -172,20 +181,29 @@ def run(ctx: JobContext) -> dict[str, Any]:
     if ctx.is_cancelled():
         raise JobCancelled()  # nothing is written for a job cancelled after its last step
 
-    # 5. Store the PNGs, then one images row per image in one transaction
+    # 5. Draw again the images below the job's quality threshold (new seeds, bounded tries)
+    tried: list[list[dict[str, Any]]] = [[] for _ in result.images]
+    if spec.regeneration is not None:
+        started = time.perf_counter()
+        result, tried = _regenerate_weak(ctx, provider, request, result, *spec.regeneration)
+        timings["regenerate_s"] = time.perf_counter() - started
+
+    # 6. Store the PNGs; analyse each stored file (and its prompt alignment where a CLIP model is set)
     ctx.progress(DONE_BEFORE_SAVING_PCT, stage="saving", images=len(result.images))
     started = time.perf_counter()
     files = _write_pngs(settings.storage, job, spec, inputs, built, result, provider.name)
     timings["save_s"] = time.perf_counter() - started
+    qualities, quality_warnings = _analyse_stored(settings, files, result.images, built.prompt, result.model,
+                                                  tried, timings)
     timings["run_s"] = time.perf_counter() - run_started
     timings = {k: round(v, 4) for k, v in timings.items()}
     with ctx.connect() as conn, conn.transaction():
-        images = _insert_rows(conn, job, inputs, built, result, provider.name, files, timings)
+        images = _insert_rows(conn, job, inputs, built, result, provider.name, files, timings, qualities)
         if inputs.preset is not None and job.attempts <= 1:
             conn.execute(q("generation_preset_used"), {"id": inputs.preset.preset.id})
     ctx.progress(100, stage="done")
 
-    # 6. The result: images, the prompt explained, and what to know
+    # 7. The result: images (with their quality), the prompt explained, and what to know
     return {
         "images": images,
         "scene_id": inputs.record.scene.id if inputs.record else None,
@@ -199,7 +217,8 @@ def run(ctx: JobContext) -> dict[str, Any]:
         "loras": _lora_report(inputs.loras, result),
         "preset": inputs.preset.preset.name if inputs.preset else None,
         "prompt": built.explain(),
-        "warnings": inputs.warnings + list(result.warnings),
+        "warnings": inputs.warnings + list(result.warnings) + quality_warnings,
+        "regenerations": [{"image": i, "tries": t} for i, t in enumerate(tried) if len(t) > 1],
         "timings_s": timings,
         "details": _jsonable(result.details),
     }
@@ -356,10 +375,10 @@ def _write_once(path: Path, data: bytes) -> None:
     partial.replace(path)
 
 
-def _insert_rows(conn, job, inputs: Inputs, built, result, provider_name, files, timings) -> list[dict]:
+def _insert_rows(conn, job, inputs: Inputs, built, result, provider_name, files, timings, qualities) -> list[dict]:
     images = []
     loras = _lora_report(inputs.loras, result)
-    for f in files:
+    for f, quality in zip(files, qualities, strict=True):
         parameters = {
             **result.parameters,
             "count": len(files),
@@ -387,10 +406,93 @@ def _insert_rows(conn, job, inputs: Inputs, built, result, provider_name, files,
                 "width": f["width"],
                 "height": f["height"],
                 "timings": Jsonb(timings),
+                "quality": Jsonb(quality),
+                "quality_score": quality.get("score"),
             },
         ).fetchone()
-        images.append({"id": str(row["id"]), **f})
+        images.append({"id": str(row["id"]), **f, "quality_score": quality.get("score"),
+                       "quality_flags": quality.get("flags", [])})
     return images
+
+
+# -- 5. quality: re-generation and analysis --------------------------------------------------------
+
+
+def _regenerate_weak(ctx: JobContext, provider, request, result, threshold: float, max_tries: int):
+    """The result with each image below `threshold` drawn again (a new seed per try, all weak images of
+    a round in one provider call) until it passes or its tries are spent; the best image is kept (the
+    first to pass; else the highest score, the earliest on ties). Also every image's tries, in order:
+    [{seed, score, flags, kept}], the first being the job's own seed."""
+    from enchant_worker.generation.image_quality import analyze_image, below
+
+    images, seeds = list(result.images), list(result.seeds)
+    qualities = [analyze_image(image) for image in images]
+    tried = [[_try(seed, q)] for seed, q in zip(seeds, qualities, strict=True)]
+    parameters = {k: v for k, v in request.parameters.items() if k not in ("seed", "seeds", "count")}
+    for attempt in range(1, max_tries + 1):
+        weak = [i for i, q in enumerate(qualities) if below(q, threshold)]
+        if not weak:
+            break
+        if ctx.is_cancelled():
+            raise JobCancelled()
+        new_seeds = [(tried[i][0]["seed"] + attempt * REGENERATION_SEED_STRIDE) % (SEED_RANGE[1] + 1) for i in weak]
+
+        def on_progress(done: int, total: int, _attempt: int = attempt, _weak: list[int] = weak) -> None:
+            ctx.progress(DONE_BEFORE_SAVING_PCT, stage="regenerating", attempt=_attempt, images=len(_weak),
+                         step=done, total=total)
+
+        # the local provider draws them in one call (a seed list); remote ones take one seed per call
+        if provider.name == "local":
+            calls = [(weak, {**parameters, "seeds": new_seeds})]
+        else:
+            calls = [([i], {**parameters, "seed": s, "count": 1}) for i, s in zip(weak, new_seeds, strict=True)]
+        for indices, call_parameters in calls:
+            again = provider.generate(replace(request, parameters=call_parameters), on_progress=on_progress,
+                                      is_cancelled=ctx.is_cancelled)
+            for i, image, seed in zip(indices, again.images, again.seeds, strict=False):  # fewer: kept as is
+                quality = analyze_image(image)
+                tried[i].append(_try(seed, quality))
+                if _better(quality, qualities[i], threshold):
+                    images[i], seeds[i], qualities[i] = image, seed, quality
+    for i, seed in enumerate(seeds):
+        for entry in tried[i]:
+            entry["kept"] = entry["seed"] == seed
+    return replace(result, images=images, seeds=seeds), tried
+
+
+def _try(seed: int, quality: dict[str, Any]) -> dict[str, Any]:
+    return {"seed": seed, "score": quality.get("score"), "flags": quality.get("flags", [])}
+
+
+def _better(new: dict[str, Any], old: dict[str, Any], threshold: float) -> bool:
+    from enchant_worker.generation.image_quality import below
+
+    if below(old, threshold) and not below(new, threshold):
+        return True
+    return below(old, threshold) and (new.get("score") or 0.0) > (old.get("score") or 0.0)
+
+
+def _analyse_stored(settings, files: list[dict[str, Any]], images: list, prompt: str, model: str | None,
+                    tried: list[list[dict[str, Any]]], timings: dict[str, float]) -> tuple[list[dict], list[str]]:
+    """Each stored image's quality, with its prompt alignment or why it was skipped: the pixels from
+    memory, once the stored file is checked to hold the bytes written. A missing or corrupt file is said
+    so in its quality and a warning; the job goes on."""
+    from enchant_worker.handlers.image_quality import analyse_stored, clip_scorer
+
+    started = time.perf_counter()
+    scorer, skipped = clip_scorer(settings, model)
+    timings["clip_load_s"] = time.perf_counter() - started
+    qualities, warnings = [], []
+    timings["quality_s"] = timings["alignment_s"] = 0.0
+    for f, image, tries in zip(files, images, tried, strict=True):
+        quality = analyse_stored(Path(settings.storage) / f["path"], prompt, scorer, skipped, timings,
+                                 image=image, sha256=f["hash"])
+        if quality["status"] == "unreadable":
+            warnings.append(f"image of seed {f['seed']}: {quality['reason']}; its quality is unknown")
+        if len(tries) > 1:
+            quality["regenerations"] = tries
+        qualities.append(quality)
+    return qualities, warnings
 
 
 def _lora_report(loras: list[ResolvedLora], result) -> list[dict[str, Any]]:

@@ -224,12 +224,18 @@ def _preview(ctx: JobContext, spec: LoRATrainingSpec, base: Path, lora_file: Pat
 
 
 def _insert_preview(conn, ctx: JobContext, lora_id: uuid.UUID, preview, storage: Path) -> uuid.UUID:
+    from enchant_worker.handlers.image_quality import analyse_stored, clip_scorer
+
+    timings = dict(preview.timings_s)
+    scorer, skipped = clip_scorer(ctx.settings, preview.model)
+    quality = analyse_stored(preview.path, preview.prompt, scorer, skipped, timings)
     row = conn.execute(q("lora_preview_image"), {
         "user_id": ctx.job.user_id, "job_id": ctx.job.id, "job_created_at": ctx.job.created_at,
         "model_name": preview.model, "prompt": preview.prompt, "seed": preview.seed,
         "parameters": Jsonb({**preview.parameters, "lora_model_id": str(lora_id)}),
         "file_path": str(preview.path.relative_to(storage)), "content_hash": preview.content_hash,
-        "width": preview.width, "height": preview.height, "timings": Jsonb(preview.timings_s),
+        "width": preview.width, "height": preview.height, "timings": Jsonb(timings),
+        "quality": Jsonb(quality), "quality_score": quality.get("score"),
     }).fetchone()  # fmt: skip
     return row["id"]
 

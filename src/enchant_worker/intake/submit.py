@@ -30,6 +30,7 @@ from enchant_worker.intake.tiers import Tier, load_tiers
 from enchant_worker.jobspecs import JobSpec, JobType, Reference, job_types, parse, references
 from enchant_worker.jobspecs.base import STORY_KINDS
 from enchant_worker.queue import JobQueue
+from enchant_worker.queue.jobqueue import same_request
 from enchant_worker.sql import q
 
 # entity_type → the reference kind it is checked as (write rights: a job adds to what it is about).
@@ -196,7 +197,7 @@ def _replayed(conn, actor: Actor, request: JobRequest) -> uuid.UUID | None:
                        {"user_id": actor.user_id, "key": request.idempotency_key}).fetchone()
     if row is None:
         return None
-    if row["job_type"] != request.job_type or row["metadata"] != request.metadata:
+    if not same_request(row, request.job_type, request.metadata):
         raise IdempotencyConflict(request.idempotency_key, row["id"])
     return row["id"]
 

@@ -4,7 +4,9 @@ Metadata (one of scene_id / prompt, or a job whose entity is the scene):
 
     scene_id, prompt, negative_prompt, preset (id or name), provider, model,
     loras [{name | lora_model_id, strength}] or ["NAME:STRENGTH"], story_styles (default true),
-    seed | seeds, steps, cfg | cfg_scale, sampler, size 'WxH' | width + height, count, branch_id
+    seed | seeds, steps, cfg | cfg_scale, sampler, size 'WxH' | width + height, count, branch_id,
+    regenerate_below (0-1: an image whose quality score is lower is drawn again with a new seed),
+    max_regenerations (1-3 tries per image; default 1 when regenerate_below is set)
 
 The settings are checked here for their ranges; the model's and the preset's defaults come in at run
 time (`generation.params.validate_settings`), with the same checks.
@@ -34,6 +36,8 @@ MAX_PROMPT_CHARS = 4000
 MAX_NAME_CHARS = 200
 # AUTOMATIC1111's sampler names (generation.samplers maps each to a diffusers scheduler).
 SAMPLER_NAMES = ("Euler", "Euler a", "DDIM", "PNDM", "LMS", "DPM++ 2M", "DPM++ 2M Karras", "UniPC")
+QUALITY_THRESHOLD_RANGE = (0.0, 1.0)  # image quality scores (generation.image_quality) are 0-1
+MAX_REGENERATIONS_RANGE = (1, 3)  # bounded: each try costs a full generation
 SETTING_KEYS = ("seed", "seeds", "steps", "cfg", "cfg_scale", "sampler", "size", "width", "height", "count")
 
 Name = Annotated[str, Field(min_length=1, max_length=MAX_NAME_CHARS, pattern=r"\S")]
@@ -93,6 +97,9 @@ class GenerateImageSpec(JobSpec):
     width: Any = None
     height: Any = None
     count: Any = None
+    # Quality: draw again (new seed) an image scoring below the threshold, at most max_regenerations times
+    regenerate_below: Any = None
+    max_regenerations: Any = None
 
     @model_validator(mode="before")
     @classmethod
@@ -122,7 +129,21 @@ class GenerateImageSpec(JobSpec):
             raise InvalidJob("prompt: give either scene_id or prompt, not both")
         check_settings({k: getattr(self, k) for k in SETTING_KEYS if getattr(self, k) is not None})
         self.settings  # noqa: B018 — refuses cfg and cfg_scale together
+        self.regeneration  # noqa: B018 — range checks
         return self
+
+    @property
+    def regeneration(self) -> tuple[float, int] | None:
+        """(threshold, tries per image) when the job asks for re-generation of weak images."""
+        if self.regenerate_below is None:
+            if self.max_regenerations is not None:
+                raise InvalidJob("max_regenerations: applies only with regenerate_below (a quality score from "
+                                 f"{QUALITY_THRESHOLD_RANGE[0]} to {QUALITY_THRESHOLD_RANGE[1]}, e.g. 0.5)")
+            return None
+        threshold = check_float("regenerate_below", self.regenerate_below, QUALITY_THRESHOLD_RANGE)
+        tries = 1 if self.max_regenerations is None else check_int(
+            "max_regenerations", self.max_regenerations, MAX_REGENERATIONS_RANGE)
+        return threshold, tries
 
     @property
     def settings(self) -> dict[str, Any]:

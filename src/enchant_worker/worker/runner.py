@@ -27,7 +27,9 @@ from enchant_worker.db.connection import Database
 from enchant_worker.domain.jobs import Job
 from enchant_worker.errors import DatabaseUnavailable, InvalidJob, JobCancelled, Preempted
 from enchant_worker.intake import recheck_job
+from enchant_worker.intake.tiers import load_tiers
 from enchant_worker.queue import JobQueue, Lease
+from enchant_worker.queue.fairness import FairShare
 from enchant_worker.queue.storable import checked_json, storable_text
 from enchant_worker.sql import q as q_sql
 from enchant_worker.worker import device
@@ -77,6 +79,7 @@ class Worker:
         self._counts = [0, 0]  # completed, failed since the last heartbeat
         self._progress_reported: Callable[[], None] = lambda: None
         self._poll = AdaptivePoll(settings.poll_min_interval_s, settings.poll_interval_s)
+        self._fair_share = _fair_share(settings)  # read once: a tiers file mistake stops the start
 
     # -- public ----------------------------------------------------------------------------------
 
@@ -491,7 +494,8 @@ class Worker:
             if not self.db.pooled:  # a session SET would leak to other clients through a pooler
                 conn.execute(q_sql("worker_session"))
             q = JobQueue(conn, lease_s=self.settings.lease_seconds,
-                         retry_base_s=self.settings.retry_base_s, retry_max_s=self.settings.retry_max_s)
+                         retry_base_s=self.settings.retry_base_s, retry_max_s=self.settings.retry_max_s,
+                         fair_share=self._fair_share)
             self._local.queue = q
         return q
 
@@ -519,6 +523,15 @@ class Worker:
         log.warning("database trouble (%s); retrying in %.1fs", str(exc).strip(), delay)
         time.sleep(delay)
         self._local.delay = min(delay * 2, 10.0)
+
+
+def _fair_share(settings: Any) -> FairShare | None:
+    """The fair lease's weights and caps from the tiers file; None when ENCHANT_QUEUE_FAIR_SHARE is off."""
+    if not getattr(settings, "queue_fair_share", True):
+        return None
+    path = getattr(settings, "tiers_path", None)
+    max_wait_s = getattr(settings, "queue_fair_share_max_wait_s", 60.0)
+    return FairShare.from_tiers(load_tiers(path), max_wait_s) if path is not None else FairShare(max_wait_s=max_wait_s)
 
 
 def _text_of(exc: BaseException) -> str:

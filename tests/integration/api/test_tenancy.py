@@ -303,3 +303,13 @@ def test_admins_see_and_change_tiers_and_quotas(client, alice, bob, admin):
         assert r.status_code == 422, (bad, r.text)
     assert client.patch(f"/v2/users/{uuid.uuid4()}/tier", json={"subscription_tier": "pro"},
                         headers=admin.headers).status_code == 404
+
+
+def test_fair_share_overrides_of_zero_are_refused_naming_the_setting(client, alice, admin):
+    for key in ("fair_share_weight", "max_running_jobs"):
+        r = client.patch(f"/v2/users/{alice.user_id}/tier", json={"quota_overrides": {key: 0}}, headers=admin.headers)
+        assert r.status_code == 422 and f"{key}: must be at least 1, not 0" in r.text, r.text
+    r = client.patch(f"/v2/users/{alice.user_id}/tier", headers=admin.headers,
+                     json={"quota_overrides": {"fair_share_weight": 3, "max_running_jobs": 2}})
+    assert r.status_code == 200, r.text
+    assert r.json()["effective"]["fair_share_weight"] == 3 and r.json()["effective"]["max_running_jobs"] == 2

@@ -37,8 +37,8 @@ def test_plain_sql_insert_wakes_an_idle_worker_through_notify(start_worker, conn
     t0 = time.monotonic()
     job_id = conn.execute(
         "INSERT INTO processing_jobs (job_type, metadata) VALUES ('noop', '{}') RETURNING id").fetchone()["id"]
-    wait_for(lambda: status_of(queue, job_id) == JobStatus.COMPLETED, timeout=5)
-    assert time.monotonic() - t0 < 1.0
+    wait_for(lambda: status_of(queue, job_id) == JobStatus.COMPLETED, timeout=20)
+    assert time.monotonic() - t0 < 20  # NOTIFY: polling would take 60 s (a margin for a busy machine)
 
 
 def test_handler_errors_are_retried_then_failed_and_the_worker_goes_on(start_worker, queue):
@@ -66,12 +66,12 @@ def test_a_job_type_nobody_handles_stays_pending_and_visible(start_worker, queue
 
 def test_cancel_a_running_job_stops_it_within_a_moment(start_worker, queue):
     job_id = queue.enqueue(NewJob("noop", {"seconds": 60}))
-    start_worker(types=["noop"], heartbeat_seconds=4)
+    start_worker(types=["noop"], heartbeat_seconds=40)
     wait_for(lambda: status_of(queue, job_id) == JobStatus.PROCESSING)
     t0 = time.monotonic()
     assert queue.cancel(job_id) == "processing"
-    wait_for(lambda: status_of(queue, job_id) == JobStatus.CANCELLED, timeout=5)
-    assert time.monotonic() - t0 < 1.5  # NOTIFY, not the 4 s heartbeat
+    wait_for(lambda: status_of(queue, job_id) == JobStatus.CANCELLED, timeout=20)
+    assert time.monotonic() - t0 < 20  # NOTIFY, not the 40 s heartbeat (a margin for a busy machine)
 
 
 def test_progress_is_visible_while_running(start_worker, queue):

@@ -256,3 +256,17 @@ def test_bad_answers_are_clear_errors(misbehaving, mode, words):
         with pytest.raises(ProviderError, match="provider bad: ") as exc:
             provider.generate(GenerationRequest("x", parameters={"count": 1}))
         assert words in str(exc.value) and time.monotonic() - started < 10
+
+
+def test_a_remote_providers_images_get_their_quality_and_are_redrawn_one_seed_a_call(db, local_side, remote):
+    from enchant_worker.handlers.generate_image import REGENERATION_SEED_STRIDE as STRIDE
+
+    job = finished(db, enqueue(db, local_side, {"prompt": "a mill", "provider": "studio", **SMALL, "count": 2,
+                                                "regenerate_below": 1.0, "max_regenerations": 1}), timeout=120)
+    assert job.status == "completed", job.error_message
+    with db.connection() as conn:
+        rows = conn.execute("SELECT seed, quality, quality_score FROM images WHERE job_id = %s", (job.id,)).fetchall()
+    assert len(rows) == 2 and all(r["quality_score"] is not None for r in rows)
+    seed = SMALL["seed"]
+    tried = sorted([t["seed"] for t in r["quality"]["regenerations"]] for r in rows)
+    assert tried == [[seed, seed + STRIDE], [seed + 1, seed + 1 + STRIDE]]  # the remote honoured each new seed

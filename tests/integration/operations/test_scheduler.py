@@ -150,7 +150,7 @@ def test_start_in_thread_and_stop_for_serve(db, settings, conn):
     service = SchedulerService(db, settings, config=config, identity="enchant-scheduler:test:serve")
     started = time.monotonic()
     service.start()
-    assert time.monotonic() - started < 1
+    assert time.monotonic() - started < 10  # it returns: the scheduler runs in its thread until stop()
     wait_for(lambda: service.is_leader, 5, "leadership")
     wait_for(lambda: conn.execute("SELECT count(*) AS n FROM maintenance_runs WHERE status = 'completed'").fetchone()["n"]
              == len(TASKS), 20, "each task's first run")

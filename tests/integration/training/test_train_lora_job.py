@@ -64,6 +64,9 @@ def test_initiated_training_runs_to_a_ready_lora_with_files_and_a_preview(
     ).fetchone()
     assert image["file_path"] == job.result["preview_image"] and image["job_id"] == job_id
     assert image["prompt"] == "inkwash" and image["parameters"]["preview"] is True
+    # the preview's quality is measured too (no clip model configured here: alignment skipped)
+    assert image["quality"]["status"] in ("ok", "broken") and image["quality_score"] is not None
+    assert image["quality"]["alignment"]["status"] == "skipped"
 
 
 def test_a_stopped_worker_hands_training_back_and_another_resumes_from_the_checkpoint(

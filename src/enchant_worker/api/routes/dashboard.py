@@ -555,20 +555,34 @@ def scheduler_page(request: Request, store: StoreDep, refresh: Refresh = 3) -> R
 @router.get("/dashboard/images", response_class=HTMLResponse, responses={400: HTML_PAGE, 401: SIGN_IN_PAGE})
 @_console
 def gallery_page(request: Request, state: StateDep, store: StoreDep, job_id: Text = None, story_id: Text = None,
-                 lora_id: Text = None, cursor: Annotated[str | None, Query(max_length=1000)] = None) -> Response:
-    """Every image, newest first (filtered by job, story or LoRA); each opens full size with its parameters."""
+                 lora_id: Text = None, min_quality: Text = None,
+                 cursor: Annotated[str | None, Query(max_length=1000)] = None) -> Response:
+    """Every image, newest first (filtered by job, story, LoRA or minimum quality score), each with its
+    quality score; each opens full size with its parameters and quality analysis."""
     _admin(request, store)
     filters = {"job_id": _parse_uuid(job_id, "job_id"), "scene_id": None, "story_id": _parse_uuid(story_id, "story_id"),
-               "lora_id": _parse_uuid(lora_id, "lora_id"), "created_from": None, "created_to": None}
+               "lora_id": _parse_uuid(lora_id, "lora_id"), "created_from": None, "created_to": None,
+               "min_quality": _parse_quality(min_quality)}
     secret = state.secret(store, "cursor")
     rows = store.images(viewer=None, limit=48 + 1, after=pagination.position(secret, cursor, filters), **filters)
     items, next_cursor = pagination.page(secret, rows, 48, filters)
-    more = None
-    if next_cursor:
-        more = "/dashboard/images?" + urlencode({**{k: v for k, v in {"job_id": job_id, "story_id": story_id,
-                                                                      "lora_id": lora_id}.items() if v},
-                                                 "cursor": next_cursor})
-    return _html("Gallery", console.gallery_section(items, title="Images", more=more), path="/dashboard/images")
+    given = {k: v for k, v in {"job_id": job_id, "story_id": story_id, "lora_id": lora_id,
+                               "min_quality": min_quality}.items() if v}
+    more = "/dashboard/images?" + urlencode({**given, "cursor": next_cursor}) if next_cursor else None
+    return _html("Gallery", console.gallery_section(items, title="Images", more=more,
+                                                    filters=console.gallery_filters(given)), path="/dashboard/images")
+
+
+def _parse_quality(value: str | None) -> float | None:
+    if not value or not value.strip():
+        return None
+    try:
+        score = float(value.strip())
+    except ValueError:
+        score = float("nan")
+    if not 0.0 <= score <= 1.0:  # NaN fails too
+        raise BadRequest(f"min_quality: a quality score from 0 to 1 (e.g. 0.5), not {value.strip()[:40]!r}")
+    return score
 
 
 @router.get("/dashboard/images/{image_id}", response_class=HTMLResponse, responses={401: SIGN_IN_PAGE})

@@ -36,13 +36,15 @@ def list_images(
     lora_id: Annotated[uuid.UUID | None, Query(description="made with this LoRA, or its preview")] = None,
     created_from: Annotated[datetime | None, Query(description="created at or after (ISO 8601)")] = None,
     created_to: Annotated[datetime | None, Query(description="created before (ISO 8601)")] = None,
+    min_quality: Annotated[float | None, Query(ge=0, le=1, allow_inf_nan=False, description=(
+        "quality_score at least this (0-1); images without a score are left out"))] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 24,
     cursor: Annotated[str | None, Query(max_length=1000)] = None,
 ) -> ImagePage:
-    """The images this key may see, newest first, filtered. Follow `next_cursor` for the next page (a
+    """The images this key may see, newest first, filtered (`min_quality`: by quality score). Follow `next_cursor` for the next page (a
     changed cursor, or one made for other filters, is a 400)."""
     filters = {"job_id": job_id, "scene_id": scene_id, "story_id": story_id, "lora_id": lora_id,
-               "created_from": created_from, "created_to": created_to}
+               "created_from": created_from, "created_to": created_to, "min_quality": min_quality}
     secret = state.secret(store, "cursor")
     rows = store.images(viewer=None if principal.is_admin else principal.user_id, limit=limit + 1,
                         after=pagination.position(secret, cursor, filters), **filters)
@@ -52,7 +54,7 @@ def list_images(
 
 @router.get("/{image_id}", response_model=ImagePublic)
 def get_image(image_id: uuid.UUID, request: Request, store: StoreDep, principal: PrincipalDep) -> ImagePublic:
-    """An image's metadata: prompt, seed, model, parameters, timings."""
+    """An image's metadata: prompt, seed, model, parameters, timings, quality."""
     row = found(store.image(image_id), f"image with id {image_id}")
     check_access(store, principal, row, READ, "this image")
     return image_public(row, request.scope["api_version"])
