@@ -2,7 +2,7 @@
 without a direct URL, or while the listener is down).
 
 While work flows the worker asks again after `min_s`; every empty answer doubles the wait up to `max_s`.
-Each wait is jittered (between half and all of it), so that a fleet started together does not poll in
+Each wait is jittered (between three quarters and all of it), so that a fleet started together does not poll in
 lock-step: N idle workers spread their polls evenly, and a new job waits about max_s / N for the first.
 """
 
@@ -23,6 +23,6 @@ class AdaptivePoll:
 
     def next_wait(self) -> float:
         """The wait after an empty poll; the next one is twice as long, up to max_s."""
-        wait = self._base * self._rng.uniform(0.5, 1.0)
+        wait = self._base * self._rng.uniform(0.75, 1.0)
         self._base = min(self._base * 2, self.max_s)
         return wait
