@@ -9,6 +9,7 @@ scripts/bench_fleet.py: started on a free port, any database name passed through
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -81,7 +82,7 @@ class PgBouncer:
             os.chmod(f, 0o666)
         cmd = [self.exe, str(ini)]
         if os.geteuid() == 0:  # pgbouncer refuses to run as root
-            cmd = [self.exe, "-u", "postgres", str(ini)]
+            cmd = [self.exe, "-u", self._run_as(), str(ini)]
         # Its log goes to a file: an unread pipe fills up and stops PgBouncer dead.
         with (self.dir / "stderr.txt").open("ab") as err:
             self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
@@ -95,6 +96,13 @@ class PgBouncer:
             except OSError:
                 time.sleep(0.05)
         raise RuntimeError(f"pgbouncer did not listen on port {self.port}: {self.log()[-2000:]}")
+
+    def _run_as(self) -> str:
+        """The user PgBouncer runs as when started by root: the owner of the server's socket folder (the
+        embedded Postgres keeps it private to its own user), else `postgres`."""
+        if self.server_host.startswith("/"):
+            return pwd.getpwuid(os.stat(self.server_host).st_uid).pw_name
+        return "postgres"
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
