@@ -143,7 +143,22 @@ class OursFifo(Ours):
     worker_env = {"ENCHANT_QUEUE_FAIR_SHARE": "false"}
 
 
-class Procrastinate:
+class FifoPeer:
+    """What the fairness scenario asks of a peer queue: it has no users (FIFO), floods in batches of
+    1,000, and its workers run as for the drain."""
+
+    async def make_users(self) -> None:
+        pass
+
+    async def enqueue_flood(self, n: int) -> None:
+        for i in range(0, n, 1000):
+            await self.enqueue_batch(min(1000, n - i))
+
+    def fair_worker_command(self, conninfo: str) -> tuple[list[str], dict[str, str]]:
+        return self.worker_command(conninfo, drain=False)
+
+
+class Procrastinate(FifoPeer):
     name = "procrastinate"
 
     async def setup(self, conninfo: str) -> None:
@@ -165,24 +180,14 @@ class Procrastinate:
                         FROM procrastinate_jobs WHERE task_name = 'noop'"""
     done_sql = "SELECT count(*) FROM procrastinate_jobs WHERE status = 'succeeded'"
 
-    async def make_users(self) -> None:  # no users: FIFO
-        pass
-
-    async def enqueue_flood(self, n: int) -> None:
-        for i in range(0, n, 1000):
-            await self.enqueue_batch(min(1000, n - i))
-
     async def enqueue_seqs(self, seqs: list[int]) -> None:
         await self.task.batch_defer_async(*({"seq": s} for s in seqs))
-
-    def fair_worker_command(self, conninfo: str) -> tuple[list[str], dict[str, str]]:
-        return self.worker_command(conninfo, drain=False)
 
     async def close(self) -> None:
         await self.app.close_async()
 
 
-class PgQueuer:
+class PgQueuer(FifoPeer):
     name = "pgqueuer"
 
     async def setup(self, conninfo: str) -> None:
@@ -208,18 +213,8 @@ class PgQueuer:
                                (SELECT count(*) FROM pgqueuer)"""
     done_sql = "SELECT count(*) FROM pgqueuer_log WHERE status = 'successful'"
 
-    async def make_users(self) -> None:  # no users: FIFO
-        pass
-
-    async def enqueue_flood(self, n: int) -> None:
-        for i in range(0, n, 1000):
-            await self.enqueue_batch(min(1000, n - i))
-
     async def enqueue_seqs(self, seqs: list[int]) -> None:
         await self.queries.enqueue(["noop"] * len(seqs), [str(s).encode() for s in seqs], [0] * len(seqs))
-
-    def fair_worker_command(self, conninfo: str) -> tuple[list[str], dict[str, str]]:
-        return self.worker_command(conninfo, drain=False)
 
     async def close(self) -> None:
         await self.conn.close()
