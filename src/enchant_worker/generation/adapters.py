@@ -160,20 +160,36 @@ def check_fits(unet, header: dict, path: Path, family: str) -> None:
         raise LoraRefused(f"lora: {path.name} was made for {declared}, but the model is {family}")
     modules = dict(unet.named_modules())
     for key, info in header.items():
-        if not (key.startswith("unet.") and key.endswith((".lora_A.weight", ".lora_B.weight"))):
+        parsed = _unet_lora_module(key)
+        if parsed is None:
             continue  # other key styles (kohya...) are converted and checked by diffusers itself
-        module_name = key[len("unet.") :].rsplit(".lora_", 1)[0]
+        module_name, down = parsed
         module = modules.get(module_name)
         shape = info["shape"]
         fits = module is not None and (
             shape[1] == getattr(module, "in_features", None)
-            if key.endswith("lora_A.weight")
+            if down
             else shape[0] == getattr(module, "out_features", None)
         )
         if not fits:
             raise LoraRefused(
                 f"lora: {path.name} does not fit this {family} model (layer {module_name}): another model family?"
             )
+
+
+def _unet_lora_module(key: str) -> tuple[str, bool] | None:
+    """(UNet module, is the down matrix) of a diffusers-style key: peft's `unet.<module>.lora_A.weight` or
+    the processor style our exports write, `unet.<block>.processor.to_q_lora.down.weight`; else None."""
+    if not key.startswith("unet."):
+        return None
+    key = key[len("unet.") :]
+    for down, up in ((".lora_A.weight", ".lora_B.weight"), ("_lora.down.weight", "_lora.up.weight")):
+        if key.endswith((down, up)):
+            module = key[: -len(down if key.endswith(down) else up)].replace(".processor.", ".")
+            if down.startswith("_") and module.endswith(".to_out"):
+                module += ".0"
+            return module, key.endswith(down)
+    return None
 
 
 class AdapterCache:

@@ -1,8 +1,12 @@
-"""Write a trained LoRA as `<name>.safetensors` (diffusers/peft keys) and `<name>.kohya.safetensors`
-(kohya / AUTOMATIC1111 / ComfyUI keys), both with the training facts in the safetensors header.
+"""Write a trained LoRA as `<name>.safetensors` (diffusers keys) and `<name>.kohya.safetensors` (kohya /
+AUTOMATIC1111 / ComfyUI keys), both with the training facts in the safetensors header. Both load in
+diffusers and in ComfyUI (tests/unit/training/test_comfyui_loads_lora.py runs ComfyUI's loader on them).
 
-diffusers keys:  `unet.<module>.lora_A.weight`, `unet.<module>.lora_B.weight`, `text_encoder.<module>...`,
-                 with diffusers' `lora_adapter_metadata` (rank, alpha, targets) so the scale survives.
+diffusers keys:  diffusers' attention-processor names, `unet.<block>.attn1.processor.to_q_lora.down.weight`
+                 / `..._lora.up.weight` (`to_out_lora` for `to_out.0`) and
+                 `text_encoder.<module>.lora_linear_layer.down.weight` / `.up.weight`: the one diffusers
+                 key style ComfyUI also maps for SD 1.x/2.x (peft's `lora_A`/`lora_B` names it does not).
+                 These keys carry no alpha, so alpha / rank is folded into the up weights.
 kohya keys:      `lora_unet_<module_with_underscores>.lora_down.weight` / `.lora_up.weight` / `.alpha`,
                  `lora_te_<module>...` for the text encoder; scale = alpha / rank as in kohya's sd-scripts.
 
@@ -47,8 +51,21 @@ def to_kohya(component: str, lora: Mapping[str, torch.Tensor], alpha: float) -> 
     return out
 
 
-def _adapter_metadata(component: str, config: Mapping[str, Any]) -> dict[str, Any]:
-    return {f"{component}.{k}": sorted(v) if isinstance(v, set) else v for k, v in config.items()}
+def to_diffusers(component: str, lora: Mapping[str, torch.Tensor], scale: float) -> dict[str, torch.Tensor]:
+    """peft keys of one component → diffusers' processor-style keys, with `scale` folded into the up weights."""
+    out: dict[str, torch.Tensor] = {}
+    for key, tensor in lora.items():
+        module, _, kind = key.rpartition(".lora_")
+        down = kind == "A.weight"
+        if component == "unet":
+            block, _, projection = module.rpartition(".")
+            if projection == "0":  # to_out.0 → to_out
+                block, _, projection = block.rpartition(".")
+            name = f"unet.{block}.processor.{projection}_lora.{'down' if down else 'up'}.weight"
+        else:
+            name = f"{component}.{module}.lora_linear_layer.{'down' if down else 'up'}.weight"
+        out[name] = tensor if down else tensor * scale
+    return out
 
 
 def _write_atomic(tensors: dict[str, torch.Tensor], metadata: dict[str, str], path: Path) -> str:
@@ -66,7 +83,6 @@ def export_lora(
     output_dir: Path,
     stem: str,
     loras: Mapping[str, Mapping[str, torch.Tensor]],
-    adapter_configs: Mapping[str, Mapping[str, Any]],
     facts: Mapping[str, Any],
     dtype: torch.dtype = torch.float16,
 ) -> dict[str, Any]:
@@ -81,25 +97,18 @@ def export_lora(
     common = {k: v if isinstance(v, str) else json.dumps(v) for k, v in facts.items()}
     common["trained_with"] = "enchant-worker"
 
-    # 1. diffusers / peft format
-    diffusers_sd = {f"{c}.{k}": v for c, sd in loras.items() for k, v in sd.items()}
-    adapter_meta: dict[str, Any] = {}
-    for component in loras:
-        adapter_meta.update(_adapter_metadata(component, adapter_configs[component]))
+    alpha = float(facts["alpha"])
+
+    # 1. diffusers format
+    diffusers_sd: dict[str, torch.Tensor] = {}
+    for component, sd in loras.items():
+        diffusers_sd.update(to_diffusers(component, sd, alpha / int(facts["rank"])))
     diffusers_path = output_dir / f"{stem}.safetensors"
     diffusers_hash = _write_atomic(
-        diffusers_sd,
-        {
-            "format": "pt",
-            "lora_format": "diffusers",
-            **common,
-            "lora_adapter_metadata": json.dumps(adapter_meta, indent=2, sort_keys=True),
-        },
-        diffusers_path,
+        diffusers_sd, {"format": "pt", "lora_format": "diffusers", **common}, diffusers_path
     )
 
     # 2. kohya / AUTOMATIC1111 format
-    alpha = float(facts["alpha"])
     kohya_sd: dict[str, torch.Tensor] = {}
     for component, sd in loras.items():
         kohya_sd.update(to_kohya(component, sd, alpha))

@@ -602,7 +602,6 @@ def export(run: _Run, dataset: PreparedDataset, output_dir: Path) -> dict[str, A
     if spec.train_text_encoder:
         components["text_encoder"] = run.base.text_encoder
     loras = {name: lora_state_dict(run.trainable, name) for name in components}
-    configs = {name: module.peft_config[ADAPTER].to_dict() for name, module in components.items()}
     facts = {
         "name": spec.name,
         "trigger_words": spec.trigger_words,
@@ -620,7 +619,7 @@ def export(run: _Run, dataset: PreparedDataset, output_dir: Path) -> dict[str, A
     }
     # the family the generation side checks a LoRA against (SD 2.x has 1024-wide text embeddings)
     family = "sd2" if run.base.unet.config.cross_attention_dim == 1024 else "sd15"
-    files = export_lora(output_dir, spec.file_stem, loras, configs, {**facts, "enchant.family": family})
+    files = export_lora(output_dir, spec.file_stem, loras, {**facts, "enchant.family": family})
     return {**files, "facts": facts}
 
 

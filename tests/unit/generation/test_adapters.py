@@ -7,6 +7,7 @@ import pytest
 from enchant_worker.generation.adapters import AdapterCache, LoraRequest, check_lora_path, read_header
 from enchant_worker.generation.errors import LoraRefused
 from enchant_worker.generation.generate import generate
+from enchant_worker.training.export import to_diffusers
 
 from .conftest import make_params
 
@@ -110,8 +111,12 @@ def test_a_lora_for_another_family_is_refused(resident, lora_files, tmp_path):
         resident.adapters.activate([LoraRequest("xl", root / "xl.safetensors", 0.8)])
     wrong = {k: v[:, :5].contiguous() if k.endswith("lora_A.weight") else v for k, v in state.items()}
     save_file(wrong, str(root / "wrong.safetensors"))
-    with pytest.raises(LoraRefused, match="does not fit"):
-        resident.adapters.activate([LoraRequest("wrong", root / "wrong.safetensors", 0.8)])
+    # the same misfit in the processor-style keys our exports write
+    peft = {k.removeprefix("unet."): v for k, v in wrong.items()}
+    save_file(to_diffusers("unet", peft, 1.0), str(root / "wrong-export.safetensors"))
+    for name in ("wrong", "wrong-export"):
+        with pytest.raises(LoraRefused, match="does not fit"):
+            resident.adapters.activate([LoraRequest(name, root / f"{name}.safetensors", 0.8)])
     assert np.array_equal(image(resident), image(resident))  # the pipeline still works
 
 
