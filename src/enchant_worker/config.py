@@ -24,6 +24,8 @@ class Settings(BaseSettings):
     direct_database_url: str | None = None
     home: Path = Path(".enchant")
     storage_dir: Path | None = None  # default: home/storage
+    # file:///abs/path or s3://bucket/prefix (README "Storage backends"); unset: the storage_dir folder.
+    storage_url: str | None = None
     models_dir: Path = REPO_ROOT / "models"
     configs_dir: Path = REPO_ROOT / "configs"
     migrations_dir: Path = REPO_ROOT / "migrations"
@@ -119,6 +121,10 @@ class Settings(BaseSettings):
             raise ValueError("ENCHANT_POLL_MIN_INTERVAL_S must be at most ENCHANT_POLL_INTERVAL_S")
         if self.retry_max_s < self.retry_base_s:
             raise ValueError("ENCHANT_RETRY_MAX_S must be at least ENCHANT_RETRY_BASE_S")
+        if self.storage_url:
+            from enchant_worker.storage import parse_storage_url
+
+            parse_storage_url(self.storage_url)  # its ValueError names ENCHANT_STORAGE_URL and the fix
         if self.metrics_token is not None and len(self.metrics_token.get_secret_value()) < MIN_METRICS_TOKEN_CHARS:
             raise ValueError(f"ENCHANT_METRICS_TOKEN must be at least {MIN_METRICS_TOKEN_CHARS} characters "
                              "(make one with `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)")
@@ -126,7 +132,17 @@ class Settings(BaseSettings):
 
     @property
     def storage(self) -> Path:
+        """The local storage folder: file:// URL's, else storage_dir (with s3://, uploads stay here)."""
+        if self.storage_url and self.storage_url.startswith("file:"):
+            from enchant_worker.storage import parse_storage_url
+
+            return Path(parse_storage_url(self.storage_url)[1])
         return self.storage_dir or self.home / "storage"
+
+    @property
+    def storage_cache(self) -> Path:
+        """Local copies of objects from S3 storage that a library needs as files (LoRAs, export pictures)."""
+        return self.home / "cache" / "storage"
 
     @property
     def pgdata(self) -> Path:

@@ -15,12 +15,14 @@ import hmac
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
 from fastapi import Request
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import FileResponse, Response, StreamingResponse
 
+from enchant_worker.api.files import StoredFile
 from enchant_worker.config import Settings
 from enchant_worker.content_address import IMMUTABLE_CACHE_CONTROL, address_hash
 from enchant_worker.export.names import ascii_filename
@@ -74,19 +76,36 @@ def _etag_matches(header: str | None, etag: str) -> bool:
     return any(tag.strip().removeprefix("W/") == etag for tag in header.split(","))
 
 
-def file_response(request: Request, path: Path, *, relative: str | None, media_type: str, public: bool,
+def file_response(request: Request, file: StoredFile, *, relative: str | None, media_type: str, public: bool,
                   filename: str | None = None, disposition: str = "attachment",
                   cache: str | None = None) -> Response:
-    """The file, or 304 when the caller's copy is current; Range requests are answered by Starlette
-    (206, If-Range against this strong ETag)."""
-    etag = file_etag(path, relative)
-    headers = {"ETag": etag, "Cache-Control": cache or cache_control(relative, public=public),
+    """The file, or 304 when the caller's copy is current. A local file answers Range requests through
+    Starlette (206, If-Range against this strong ETag); an object in S3 storage is streamed whole, with
+    the ETag its content address gives (none for other keys)."""
+    etag = file_etag(file.path, relative) if file.path else _address_etag(relative)
+    headers = {"Cache-Control": cache or cache_control(relative, public=public),
                "Vary": "Authorization, X-API-Key, Cookie" if not public else "Accept-Encoding"}
+    if etag:
+        headers["ETag"] = etag
     if filename:
         headers["Content-Disposition"] = content_disposition(filename, disposition)
-    if _etag_matches(request.headers.get("if-none-match"), etag):
+    if etag and _etag_matches(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers=headers)
-    return FileResponse(path, media_type=media_type, headers=headers)
+    if file.path is not None:
+        return FileResponse(file.path, media_type=media_type, headers=headers)
+    body = file.storage.open(file.key)
+    return StreamingResponse(_chunks(body), media_type=media_type, headers=headers)
+
+
+def _address_etag(relative: str | None) -> str | None:
+    digest = address_hash(relative) if relative else None
+    return f'"{digest}"' if digest else None
+
+
+def _chunks(body) -> Iterator[bytes]:
+    with body:
+        while chunk := body.read(1 << 20):
+            yield chunk
 
 
 def public_url(settings: Settings, path: str) -> str:

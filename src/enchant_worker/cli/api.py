@@ -7,6 +7,7 @@ import sys
 from enchant_worker import logs
 from enchant_worker.cli.common import open_database, print_json, uuid_arg
 from enchant_worker.errors import ConfigurationError
+from enchant_worker.storage import storage_for
 
 
 def register(commands) -> None:
@@ -59,6 +60,7 @@ def cmd_api(args) -> int:
     from enchant_worker.worker.registry import default_registry
 
     settings, db = open_database()
+    storage_for(settings)  # a bad ENCHANT_STORAGE_URL or missing S3 credentials stop start-up, not a request
     app = create_app(settings, database_url=db.url, job_types=default_registry(module=args.handlers))
     from enchant_worker.api.routes.dashboard import stop_streams
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from enchant_worker.cli.common import open_database, print_json, uuid_arg
 from enchant_worker.errors import EnchantError
 from enchant_worker.jobspecs.export_story import FORMATS, IMAGE_QUALITIES, LAYOUTS, PAGE_SIZES
+from enchant_worker.storage import local_copy, remote, storage_for, working_folder
 
 
 class ExportError(EnchantError):
@@ -69,8 +70,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     display = Display()
     with db.connection() as conn:
         try:
-            result = export_story(conn, spec.story_id, ExportOptions.from_spec(spec), settings.storage,
-                                  progress=lambda pct, info: display.show("processing", pct, {
+            result = export_story(conn, spec.story_id, ExportOptions.from_spec(spec), working_folder(settings),
+                                  storage=remote(settings), progress=lambda pct, info: display.show("processing", pct, {
                                       "stage": info.get("phase"), "unit": "chapter", "step": info.get("chapter"),
                                       "total": info.get("chapters")}))
         except StoryNotFound as exc:
@@ -78,7 +79,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         finally:
             display.close()
     target = args.output or Path(result.filename)
-    shutil.copyfile(settings.storage / result.file, target)
+    shutil.copyfile(local_copy(storage_for(settings), result.file, settings.storage_cache), target)
     for note in result.notes:
         print(f"note: {note}", file=sys.stderr)
     print_json({**result.as_dict(), "output": str(target)})

@@ -8,6 +8,7 @@ import threading
 
 from enchant_worker import logs
 from enchant_worker.cli.common import job_types_arg, open_database
+from enchant_worker.storage import storage_for
 from enchant_worker.worker.registry import default_registry
 from enchant_worker.worker.runner import Worker
 
@@ -49,6 +50,7 @@ def cmd_serve(args) -> int:
     from enchant_worker.providers.config import check_providers
 
     check_providers(settings)  # a missing provider secret stops the worker now, not at the first job
+    storage_for(settings)  # so do a bad ENCHANT_STORAGE_URL and missing S3 credentials
     registry = default_registry(module=args.handlers)
     types = job_types_arg(args.types)
     worker = Worker(db, settings, registry, job_types=types, concurrency=args.concurrency)

@@ -7,6 +7,7 @@ import signal
 
 from enchant_worker.cli.common import job_types_arg, open_database
 from enchant_worker.providers.config import check_providers
+from enchant_worker.storage import storage_for
 from enchant_worker.worker.registry import default_registry
 from enchant_worker.worker.runner import Worker
 
@@ -29,6 +30,7 @@ def register(commands) -> None:
 def cmd_worker(args) -> int:
     settings, db = open_database(wait=True)
     check_providers(settings)  # a missing provider secret stops the worker now, not at the first job
+    storage_for(settings)  # so do a bad ENCHANT_STORAGE_URL and missing S3 credentials
     registry = default_registry(module=args.handlers)
     types = job_types_arg(args.types)
     worker = Worker(db, settings, registry, job_types=types, concurrency=args.concurrency, burst=args.burst)

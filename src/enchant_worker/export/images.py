@@ -13,6 +13,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from enchant_worker.storage import Storage, StoredFileMissing, local_copy
+
 # Longest side in pixels per quality; 'high' keeps the original size up to this bound.
 QUALITY_MAX_SIDE_PX = {"thumbnail": 320, "medium": 960, "high": 2048}
 JPEG_QUALITY = {"thumbnail": 80, "medium": 85, "high": 92}
@@ -51,13 +53,21 @@ def file_sha256(path: Path) -> str:
 class PictureCache:
     """Resampled copies under ROOT/derived/<quality>/ab/cd/<source sha256>.<ext>."""
 
-    def __init__(self, storage_root: Path):
+    def __init__(self, storage_root: Path, storage: Storage | None = None):
         self.root = Path(storage_root)
+        self.storage = storage  # object storage the images come from (copied under the root), or None
 
     def resolve(self, file_path: str) -> Path:
         """The file an images row names: absolute, or relative to the storage folder (never outside it)."""
         name = file_path.removeprefix("file://")
         path = Path(name)
+        if self.storage is not None and not path.is_absolute():
+            try:
+                return local_copy(self.storage, name, self.root)
+            except ValueError:
+                raise BadImage(f"{file_path}: outside the storage folder") from None
+            except StoredFileMissing:
+                raise BadImage(f"{path.name}: file missing from storage") from None
         if not path.is_absolute():
             root = self.root.resolve()
             path = (root / path).resolve()

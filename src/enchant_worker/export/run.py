@@ -21,6 +21,7 @@ from enchant_worker.export.document import build_book
 from enchant_worker.export.images import PictureCache, file_sha256
 from enchant_worker.export.names import safe_filename
 from enchant_worker.export.story_data import load_story
+from enchant_worker.storage import Storage
 
 EXPORTS_FOLDER = "exports"
 
@@ -73,14 +74,16 @@ def suffix_and_type(options: ExportOptions) -> tuple[str, str]:
 
 
 def export_story(conn: psycopg.Connection, story_id: uuid.UUID, options: ExportOptions, storage_root: Path, *,
-                 progress: Callable[[float, dict[str, Any]], None] = lambda p, i: None,
+                 storage: Storage | None = None, progress: Callable[[float, dict[str, Any]], None] = lambda p, i: None,
                  check: Callable[[], None] = lambda: None) -> ExportResult:
-    """Writes the export; `check` is called at every chapter and raises to stop (cancellation)."""
+    """Writes the export; `check` is called at every chapter and raises to stop (cancellation).
+    With `storage` (object storage), pictures are read from it and the export is uploaded to it;
+    `storage_root` is then only the local working folder."""
     from enchant_worker.export import epub_writer, html_writer, json_writer, pdf_writer, video_writer
 
     # 1. Read the story (text in memory, images by name).
     data = load_story(conn, story_id)
-    pictures = PictureCache(storage_root)
+    pictures = PictureCache(storage_root, storage)
     suffix, media_type = suffix_and_type(options)
     css, removed = css_rules.sanitize(options.custom_styling)
     notes = [f"Custom styling: removed {', '.join(removed)}."] if removed else []
@@ -126,10 +129,14 @@ def export_story(conn: psycopg.Connection, story_id: uuid.UUID, options: ExportO
         digest = file_sha256(tmp)
         relative = f"{EXPORTS_FOLDER}/{digest[:2]}/{digest[2:4]}/{digest}{suffix}"
         assert address_hash(relative) == digest
-        target = storage_root / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
         size = tmp.stat().st_size
-        os.replace(tmp, target)
+        if storage is not None:
+            storage.put_file(relative, tmp)
+            tmp.unlink()
+        else:
+            target = storage_root / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp, target)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):

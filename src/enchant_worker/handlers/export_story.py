@@ -13,6 +13,7 @@ from enchant_worker.export.run import ExportOptions, export_story
 from enchant_worker.export.story_data import StoryNotFound
 from enchant_worker.jobspecs.base import parse
 from enchant_worker.jobspecs.export_story import ExportStorySpec
+from enchant_worker.storage import remote, working_folder
 from enchant_worker.worker.context import JobContext
 from enchant_worker.worker.registry import Handler
 
@@ -22,8 +23,8 @@ def run(ctx: JobContext) -> dict[str, Any]:
     options = ExportOptions.from_spec(spec)
     with ctx.connect() as conn:
         try:
-            result = export_story(conn, spec.story_id, options, ctx.settings.storage,
-                                  progress=lambda pct, info: ctx.progress(pct, **info),
+            result = export_story(conn, spec.story_id, options, working_folder(ctx.settings),
+                                  storage=remote(ctx.settings), progress=lambda pct, info: ctx.progress(pct, **info),
                                   check=ctx.raise_if_cancelled)
         except StoryNotFound as exc:
             raise InvalidJob(f"story_id: {exc}") from None

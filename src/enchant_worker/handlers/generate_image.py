@@ -16,11 +16,10 @@ Importing this module does not import torch (the CLI validates with it before en
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -53,6 +52,7 @@ from enchant_worker.jobspecs.generate_image import (
     check_int,
 )
 from enchant_worker.sql import q
+from enchant_worker.storage import Storage, StoredFileMissing, local_copy, storage_for
 from enchant_worker.worker.context import JobContext
 from enchant_worker.worker.registry import Handler
 
@@ -86,7 +86,8 @@ def providers_for(settings) -> Any:
     provider inside it keeps the base pipeline and the LoRA adapters resident between jobs."""
     from enchant_worker.providers import ProviderRegistry
 
-    roots = [str(Path(settings.storage)), *(str(p) for p in settings.lora_dirs)]
+    # LoRAs copied from object storage load from its cache folder
+    roots = [str(Path(settings.storage)), str(settings.storage_cache), *(str(p) for p in settings.lora_dirs)]
     local = {
         "models_dir": str(settings.models_dir),
         "models_config": str(settings.models_config),
@@ -191,7 +192,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
     # 6. Store the PNGs; analyse each stored file (and its prompt alignment where a CLIP model is set)
     ctx.progress(DONE_BEFORE_SAVING_PCT, stage="saving", images=len(result.images))
     started = time.perf_counter()
-    files = _write_pngs(settings.storage, job, spec, inputs, built, result, provider.name)
+    files = _write_pngs(storage_for(settings), job, spec, inputs, built, result, provider.name)
     timings["save_s"] = time.perf_counter() - started
     qualities, quality_warnings = _analyse_stored(settings, files, result.images, built.prompt, result.model,
                                                   tried, timings)
@@ -239,7 +240,7 @@ def _read_inputs(conn, spec: GenerateImageSpec, ctx: JobContext) -> Inputs:
     user_id = job.user_id or (record.owner_id if record else None)
     preset = load_preset(conn, spec.preset, user_id) if spec.preset else None
     loras, warnings = resolve_loras(
-        conn, _job_loras(spec), record, user_id, Path(settings.storage), lora_folders(settings), spec.story_styles
+        conn, _job_loras(spec), record, user_id, _stored_lora(settings), lora_folders(settings), spec.story_styles
     )
     tier, style = (record.owner_tier, record.style_preference) if record else (None, None)
     if job.user_id is not None and (record is None or job.user_id != record.owner_id):
@@ -344,7 +345,7 @@ def _write_pngs(storage, job, spec, inputs: Inputs, built, result, provider_name
         }
         data = png_bytes(image, parameters, png_spec)
         relative = content_address(data, ".png", "images")
-        _write_once(Path(storage) / relative, data)
+        _write_once(storage, relative, data)
         files.append({"path": relative, "hash": content_hash(data), "seed": seed,
                       "width": image.width, "height": image.height})
     return files
@@ -365,14 +366,26 @@ def identity_hashes(loras: list[ResolvedLora], loaded: dict[str, str]) -> dict[s
     return out
 
 
-def _write_once(path: Path, data: bytes) -> None:
-    """Write `data` at `path` atomically; a content-addressed file already there is the same file."""
-    if path.is_file() and path.stat().st_size == len(data):
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.partial")
-    partial.write_bytes(data)
-    partial.replace(path)
+def _write_once(storage: Storage, key: str, data: bytes) -> None:
+    """Store `data` under its content address; an object already there is the same file."""
+    if not storage.exists(key):
+        storage.put_bytes(key, data)
+
+
+def _stored_lora(settings) -> Callable[[str], Path]:
+    """A LoRA file named relative to storage, as a path diffusers can load (copied from object storage)."""
+    storage = storage_for(settings)
+    return lambda key: storage.local_path(key) or local_copy(storage, key, settings.storage_cache)
+
+
+def _stored_copy(settings, key: str) -> Path:
+    """The stored image as a local file to check against what was written: the file itself, or a fresh
+    copy from object storage (a missing object gives a path that does not exist, and the check says so)."""
+    storage = storage_for(settings)
+    try:
+        return local_copy(storage, key, settings.storage_cache)
+    except StoredFileMissing:
+        return storage.local_path(key) or settings.storage_cache / key
 
 
 def _insert_rows(conn, job, inputs: Inputs, built, result, provider_name, files, timings, qualities) -> list[dict]:
@@ -485,7 +498,7 @@ def _analyse_stored(settings, files: list[dict[str, Any]], images: list, prompt:
     qualities, warnings = [], []
     timings["quality_s"] = timings["alignment_s"] = 0.0
     for f, image, tries in zip(files, images, tried, strict=True):
-        quality = analyse_stored(Path(settings.storage) / f["path"], prompt, scorer, skipped, timings,
+        quality = analyse_stored(_stored_copy(settings, f["path"]), prompt, scorer, skipped, timings,
                                  image=image, sha256=f["hash"])
         if quality["status"] == "unreadable":
             warnings.append(f"image of seed {f['seed']}: {quality['reason']}; its quality is unknown")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -247,7 +247,7 @@ def resolve_loras(
     job_loras: Sequence[JobLora],
     record: SceneRecord | None,
     user_id: uuid.UUID | None,
-    storage: Path,
+    storage: Callable[[str], Path],
     lora_folders: Sequence[Path],
     story_styles: bool = True,
 ) -> tuple[list[ResolvedLora], list[str]]:
@@ -289,7 +289,7 @@ def resolve_loras(
 
 
 def _resolve_job_lora(
-    conn, lora: JobLora, user_id: uuid.UUID | None, storage: Path, folders: Sequence[Path]
+    conn, lora: JobLora, user_id: uuid.UUID | None, storage: Callable[[str], Path], folders: Sequence[Path]
 ) -> ResolvedLora:
     row = conn.execute(
         q("generation_lora"), {"id": lora.lora_model_id, "name": lora.name, "user_id": user_id}
@@ -351,15 +351,21 @@ def _lora_model(row: Mapping[str, Any], id_key: str = "id") -> LoraModel:
     )
 
 
-def _lora_path(url: str, name: str, where: str, storage: Path) -> Path:
-    """A lora_models.model_file_url as a local path: relative to storage, absolute, or file://.
+def _lora_path(url: str, name: str, where: str, storage: Callable[[str], Path]) -> Path:
+    """A lora_models.model_file_url as a local path: relative to storage (`storage(key)` gives the file,
+    copied from object storage when need be), absolute, or file://.
     (Whether the file may be loaded — inside the allowed folders, safetensors — is checked on load.)"""
     if re.match(r"^[a-z][a-z0-9+.-]*://", url) and not url.startswith("file://"):
         raise InvalidJob(
             f"{where}: LoRA {name!r} is at {url}; only local files are loaded (nothing is downloaded)"
         )
     path = Path(url.removeprefix("file://")).expanduser()
-    return path if path.is_absolute() else Path(storage) / path
+    if path.is_absolute():
+        return path
+    try:
+        return storage(path.as_posix())
+    except (ValueError, FileNotFoundError) as exc:
+        raise InvalidJob(f"{where}: the file of LoRA {name!r} cannot be used: {exc}") from None
 
 
 def _as_uuid(value: Any) -> uuid.UUID | None:

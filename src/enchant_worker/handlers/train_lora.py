@@ -25,6 +25,7 @@ from enchant_worker.errors import InvalidJob, JobCancelled, Preempted
 from enchant_worker.intake.training import TRAIN_LORA as TRAIN_LORA_JOB_TYPE
 from enchant_worker.jobspecs.train_lora import LoRATrainingSpec, parse_training_request
 from enchant_worker.sql import q
+from enchant_worker.storage import remote
 from enchant_worker.worker.context import JobContext
 from enchant_worker.worker.registry import Handler
 
@@ -192,6 +193,10 @@ def run(ctx: JobContext) -> dict[str, Any]:
     # 5. The row becomes ready, pointing at the diffusers file (relative to storage); the preview is linked
     storage = Path(settings.storage)
     relative = result.lora_path.relative_to(storage)
+    if (objects := remote(settings)) is not None:  # uploaded (multipart when large) before the row says ready
+        made = [result.lora_path, result.kohya_path] + ([] if isinstance(preview, dict) else [preview.path])
+        for path in made:
+            objects.put_file(path.relative_to(storage).as_posix(), path)
     out: dict[str, Any] = {  # paths relative to storage: results are shown to users
         **result.as_job_result(),
         "lora_file": str(relative),

@@ -86,7 +86,8 @@ def test_a_missing_or_corrupt_file_is_said_so_and_the_job_completes(conn, run_wo
     written = []
     real_write = generate_image._write_once
 
-    def flaky_write(path: Path, data: bytes) -> None:
+    def flaky_write(storage, key: str, data: bytes) -> None:
+        path = storage.local_path(key)
         written.append(path)
         if len(written) == 2:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -94,7 +95,7 @@ def test_a_missing_or_corrupt_file_is_said_so_and_the_job_completes(conn, run_wo
         elif len(written) == 3:
             return  # never written: the file is missing
         else:
-            real_write(path, data)
+            real_write(storage, key, data)
 
     monkeypatch.setattr(generate_image, "_write_once", flaky_write)
     job_id = enqueue(conn, seed=11, count=3)

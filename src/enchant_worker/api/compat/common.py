@@ -9,7 +9,6 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from fastapi import Request
@@ -21,6 +20,7 @@ from enchant_worker.api.auth import Principal, hash_key
 from enchant_worker.api.deps import ApiState
 from enchant_worker.api.errors import ApiError, Unauthorized, Unprocessable
 from enchant_worker.errors import AccessDenied, InvalidJob, JobNotFound, QuotaExceeded
+from enchant_worker.storage import Storage
 
 WAIT_FOR_JOB_S = 900.0  # an A1111 or OpenAI client waits on one HTTP request for its images
 POLL_FIRST_S, POLL_MAX_S = 0.005, 0.02  # the job row is read again at these intervals (growing)
@@ -85,7 +85,7 @@ class StoredImage:
     path: str  # storage-relative
 
 
-def job_images(storage: Path, result: dict[str, Any] | None) -> list[StoredImage]:
+def job_images(storage: Storage, result: dict[str, Any] | None) -> list[StoredImage]:
     """The PNGs a finished generate_image job wrote, with their `parameters` text."""
     import io
 
@@ -93,7 +93,7 @@ def job_images(storage: Path, result: dict[str, Any] | None) -> list[StoredImage
 
     images = []
     for entry in (result or {}).get("images", []):
-        data = (Path(storage) / entry["path"]).read_bytes()
+        data = storage.get_bytes(entry["path"])
         with Image.open(io.BytesIO(data)) as image:
             text = image.text.get("parameters", "")  # type: ignore[attr-defined]
         images.append(StoredImage(data, int(entry["seed"]), int(entry["width"]), int(entry["height"]), text,

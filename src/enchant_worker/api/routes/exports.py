@@ -128,8 +128,8 @@ def get_export_file(export_id: uuid.UUID, request: Request, store: StoreDep, set
                     principal: PrincipalDep) -> Response:
     """The exported file, as an attachment named after the story. Strong ETag, 304, Range (video)."""
     result = _finished_file(_export(store, principal, export_id))
-    path = stored_file(settings, result["file"], f"export {export_id}")
-    return file_response(request, path, relative=result["file"], media_type=result["media_type"], public=False,
+    file = stored_file(settings, result["file"], f"export {export_id}")
+    return file_response(request, file, relative=result["file"], media_type=result["media_type"], public=False,
                          filename=result["filename"])
 
 

@@ -69,10 +69,9 @@ def get_image_file(image_id: uuid.UUID, request: Request, store: StoreDep, setti
     immutable (privately: this URL needs a key); strong ETag and 304."""
     row = found(store.image(image_id), f"image with id {image_id}")
     check_access(store, principal, row, READ, "this image")
-    path = stored_file(settings, row["file_path"], f"image {image_id}")
-    relative = row["file_path"] if not row["file_path"].startswith(("/", "file://")) else None
-    return file_response(request, path, relative=relative, media_type=media_type(path), public=False,
-                         filename=path.name, disposition="inline")
+    file = stored_file(settings, row["file_path"], f"image {image_id}")
+    return file_response(request, file, relative=file.key, media_type=media_type(file.name), public=False,
+                         filename=file.name, disposition="inline")
 
 
 @router.get("/{image_id}/link", response_model=SignedLink)

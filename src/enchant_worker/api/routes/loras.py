@@ -5,8 +5,8 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, File, Form, Query, UploadFile, status
-from fastapi.responses import FileResponse
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile, status
+from fastapi.responses import Response
 
 from enchant_worker.api import pagination
 from enchant_worker.api.auth import Principal, found
@@ -14,6 +14,7 @@ from enchant_worker.api.deps import PrincipalDep, SettingsDep, StateDep, StoreDe
 from enchant_worker.api.errors import COMMON, Conflict, Forbidden, Unprocessable, responses
 from enchant_worker.api.files import stored_file
 from enchant_worker.api.schemas import LoraPage, LoraPublic, LoraTrainingStarted
+from enchant_worker.api.serving import file_response
 from enchant_worker.api.store import Row, Store
 from enchant_worker.api.uploads import store_upload
 from enchant_worker.api.versions import LORA_TRAINING
@@ -117,27 +118,27 @@ def get_lora(lora_id: uuid.UUID, store: StoreDep, principal: PrincipalDep) -> Lo
     return lora_public(_lora(store, principal, lora_id, write=False))
 
 
-@router.get("/{lora_id}/download", response_class=FileResponse, responses={
+@router.get("/{lora_id}/download", response_class=Response, responses={
     **responses(409), 200: {"content": {"application/octet-stream": {}}, "description": "the .safetensors file"}})
-def download_lora(lora_id: uuid.UUID, store: StoreDep, settings: SettingsDep, principal: PrincipalDep,
-                  format: Literal["kohya", "diffusers"] = "kohya") -> FileResponse:
+def download_lora(lora_id: uuid.UUID, request: Request, store: StoreDep, settings: SettingsDep, principal: PrincipalDep,
+                  format: Literal["kohya", "diffusers"] = "kohya") -> Response:
     """The trained `.safetensors` file, in kohya's format by default (what AUTOMATIC1111, ComfyUI and
     Civitai load; its stem is the name for `<lora:NAME:W>` and its hash the one in PNGs' `Lora hashes`),
     or `?format=diffusers` (diffusers/peft keys). Each download is counted in `download_count`."""
     row = _lora(store, principal, lora_id, write=False)
     if row["status"] != "ready":
         raise Conflict(f"LoRA {lora_id} is {row['status']}; only a ready LoRA can be downloaded")
-    path = stored_file(settings, row["model_file_url"], f"LoRA {lora_id}")
-    stem = path.name.removesuffix(".safetensors")
-    filename = path.name
+    file = stored_file(settings, row["model_file_url"], f"LoRA {lora_id}")
+    stem = file.name.removesuffix(".safetensors")
+    filename = file.name
     if format == "kohya":
-        kohya = path.with_name(f"{stem}.kohya.safetensors")
-        if kohya.is_file():  # LoRAs trained before both files were written have only the diffusers one
-            path = kohya
+        # LoRAs trained before both files were written have only the diffusers one
+        file = file.sibling(f"{stem}.kohya.safetensors") or file
     else:
         filename = f"{stem}.diffusers.safetensors"
     store.count_download(lora_id)
-    return FileResponse(path, media_type="application/octet-stream", filename=filename)
+    return file_response(request, file, relative=file.key, media_type="application/octet-stream", public=False,
+                         filename=filename)
 
 
 def _set_public(store: Store, principal: Principal, lora_id: uuid.UUID, public: bool) -> Row:

@@ -41,11 +41,11 @@ def get_media(path: str, request: Request, store: StoreDep, state: StateDep, set
     if check_signature(state.secret(store, "files"), path, expires, sig, name) is None:
         left_s = max(0, int(expires - time.time()))
         file = stored_file(settings, path, "this link")
-        return file_response(request, file, relative=path, media_type=kind or media_type_of(file), public=False,
+        return file_response(request, file, relative=path, media_type=kind or media_type_of(file.name), public=False,
                              filename=name, cache=f"private, max-age={left_s}")
     if store.conn.execute(q("media_public_image"), {"path": path}).fetchone()["public"]:
         file = stored_file(settings, path, "this image")
-        return file_response(request, file, relative=path, media_type=media_type_of(file), public=True,
+        return file_response(request, file, relative=path, media_type=media_type_of(file.name), public=True,
                              disposition="inline")
     raise missing
 

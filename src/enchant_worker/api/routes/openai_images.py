@@ -18,6 +18,7 @@ from enchant_worker.errors import InvalidJob
 from enchant_worker.intake import JobRequest, submit
 from enchant_worker.jobspecs.generate_image import COUNT_RANGE, parse_size
 from enchant_worker.model_catalog import ModelRegistry
+from enchant_worker.storage import storage_for
 
 router = APIRouter(prefix="/openai/v1", tags=["openai"], include_in_schema=False, route_class=route_class(m.error_body, statuses={422: 400}))
 URL_LIFETIME_S = 3600  # OpenAI's image URLs expire after an hour too
@@ -48,7 +49,7 @@ def create_images(body: m.ImageGenerationRequest, request: Request) -> dict[str,
     row = wait_for_job(state, job_id)
     if row["status"] != "completed":
         raise GenerationFailed(f"job {job_id} {row['status']}: {row['error_message'] or 'no images'}")
-    images = job_images(state.settings.storage, row["result"])
+    images = job_images(storage_for(state.settings), row["result"])
     data = []
     if body.response_format == "b64_json":
         data = [{"b64_json": base64.b64encode(img.data).decode("ascii")} for img in images]

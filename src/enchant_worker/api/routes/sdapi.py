@@ -28,6 +28,7 @@ from enchant_worker.jobspecs.generate_image import COUNT_RANGE, SAMPLER_NAMES
 from enchant_worker.model_catalog import ModelRegistry, ModelSpec, model_sha256, model_short_hash
 from enchant_worker.queue import JobQueue
 from enchant_worker.sql import q
+from enchant_worker.storage import storage_for
 
 router = APIRouter(prefix="/sdapi/v1", tags=["automatic1111"], include_in_schema=False,
                    route_class=route_class(m.error_body, m.auth_headers))
@@ -118,7 +119,7 @@ def txt2img(body: m.Txt2ImgRequest, request: Request) -> dict[str, Any]:
     row = wait_for_job(state, job_id)
     if row["status"] == "failed":
         raise GenerationFailed(f"job {job_id} failed: {row['error_message']}")
-    images = job_images(state.settings.storage, row["result"]) if row["status"] == "completed" else []
+    images = job_images(storage_for(state.settings), row["result"]) if row["status"] == "completed" else []
     result = row["result"] or {}
     parameters = result.get("parameters") or {}
     seeds = [img.seed for img in images]
