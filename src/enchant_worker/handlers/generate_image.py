@@ -16,10 +16,12 @@ Importing this module does not import torch (the CLI validates with it before en
 
 from __future__ import annotations
 
+import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -378,14 +380,23 @@ def _stored_lora(settings) -> Callable[[str], Path]:
     return lambda key: storage.local_path(key) or local_copy(storage, key, settings.storage_cache)
 
 
-def _stored_copy(settings, key: str) -> Path:
-    """The stored image as a local file to check against what was written: the file itself, or a fresh
-    copy from object storage (a missing object gives a path that does not exist, and the check says so)."""
+@contextmanager
+def _stored_file(settings, key: str) -> Iterator[Path]:
+    """The stored image as a local file to check against what was written: the file itself, or the object
+    read back from object storage into a temporary file (gone afterwards; a missing object leaves no file,
+    and the check says so)."""
     storage = storage_for(settings)
-    try:
-        return local_copy(storage, key, settings.storage_cache)
-    except StoredFileMissing:
-        return storage.local_path(key) or settings.storage_cache / key
+    local = storage.local_path(key)
+    if local is not None:
+        yield local
+        return
+    with tempfile.TemporaryDirectory(prefix="enchant-check-") as folder:
+        path = Path(folder) / Path(key).name
+        try:
+            path.write_bytes(storage.get_bytes(key))
+        except StoredFileMissing:
+            pass
+        yield path
 
 
 def _insert_rows(conn, job, inputs: Inputs, built, result, provider_name, files, timings, qualities) -> list[dict]:
@@ -498,8 +509,8 @@ def _analyse_stored(settings, files: list[dict[str, Any]], images: list, prompt:
     qualities, warnings = [], []
     timings["quality_s"] = timings["alignment_s"] = 0.0
     for f, image, tries in zip(files, images, tried, strict=True):
-        quality = analyse_stored(_stored_copy(settings, f["path"]), prompt, scorer, skipped, timings,
-                                 image=image, sha256=f["hash"])
+        with _stored_file(settings, f["path"]) as stored:
+            quality = analyse_stored(stored, prompt, scorer, skipped, timings, image=image, sha256=f["hash"])
         if quality["status"] == "unreadable":
             warnings.append(f"image of seed {f['seed']}: {quality['reason']}; its quality is unknown")
         if len(tries) > 1:
