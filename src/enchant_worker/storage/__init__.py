@@ -111,8 +111,8 @@ def working_folder(settings) -> Path:
 
 def local_copy(storage: Storage, key: str, cache_dir: Path) -> Path:
     """A local file holding the object, for libraries that need a path (diffusers loading a LoRA, export
-    writers): the file itself for a local folder, else a copy under `cache_dir` (content-addressed keys
-    are reused; anything else is fetched again, as it may have changed)."""
+    writers): the file itself for a local folder, else a copy under `cache_dir`, reused while the object
+    is unchanged (content-addressed keys never change; others are compared by their version, an ETag)."""
     path = storage.local_path(key)
     if path is not None:
         if not path.is_file():
@@ -120,6 +120,10 @@ def local_copy(storage: Storage, key: str, cache_dir: Path) -> Path:
         return path
     target = Path(cache_dir) / check_key(key)
     if address_hash(key) and target.is_file():
+        return target
+    version = None if address_hash(key) else storage.version(key)
+    stamp = target.with_name(f".{target.name}.version")
+    if version is not None and target.is_file() and stamp.is_file() and stamp.read_text() == version:
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, partial = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
@@ -131,4 +135,6 @@ def local_copy(storage: Storage, key: str, cache_dir: Path) -> Path:
     except BaseException:
         Path(partial).unlink(missing_ok=True)
         raise
+    if version is not None:
+        stamp.write_text(version)
     return target

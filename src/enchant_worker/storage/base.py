@@ -53,6 +53,9 @@ class Storage(Protocol):
 
     def exists(self, key: str) -> bool: ...
 
+    def version(self, key: str) -> str:
+        """A token that changes whenever the object does (S3's ETag); StoredFileMissing when there is none."""
+
     def delete(self, key: str) -> None:
         """Removes the object; nothing happens when there is none."""
 

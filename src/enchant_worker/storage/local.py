@@ -57,6 +57,13 @@ class LocalStorage:
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
 
+    def version(self, key: str) -> str:
+        try:
+            stat = self._path(key).stat()
+        except FileNotFoundError:
+            raise StoredFileMissing(f"no stored file {key}") from None
+        return f"{stat.st_size}-{stat.st_mtime_ns}"
+
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
 

@@ -103,6 +103,10 @@ class S3Storage:
             return False
         return True
 
+    def version(self, key: str) -> str:
+        with self._errors(key):
+            return self.client.head_object(Bucket=self.bucket, Key=self._key(key))["ETag"]
+
     def delete(self, key: str) -> None:
         with self._errors(key):
             self.client.delete_object(Bucket=self.bucket, Key=self._key(key))

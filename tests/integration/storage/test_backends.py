@@ -63,6 +63,24 @@ def test_each_backend_stores_reads_and_deletes(storage, tmp_path):
     assert not storage.exists(key)
 
 
+def test_a_local_copy_is_reused_until_the_object_changes(endpoint, tmp_path):
+    storage = from_url(f"s3://{BUCKET}")
+    storage.put_bytes("loras/7/ink.safetensors", b"first weights")
+    reads = []
+    real_open = storage.open
+    storage.open = lambda key: reads.append(key) or real_open(key)
+    cache = tmp_path / "cache"
+    assert local_copy(storage, "loras/7/ink.safetensors", cache).read_bytes() == b"first weights"
+    assert local_copy(storage, "loras/7/ink.safetensors", cache).read_bytes() == b"first weights"
+    assert len(reads) == 1
+    storage.put_bytes("loras/7/ink.safetensors", b"retrained weights")
+    assert local_copy(storage, "loras/7/ink.safetensors", cache).read_bytes() == b"retrained weights"
+    assert len(reads) == 2
+    storage.delete("loras/7/ink.safetensors")
+    with pytest.raises(StoredFileMissing):
+        local_copy(storage, "loras/7/ink.safetensors", cache)
+
+
 def test_only_object_storage_has_presigned_urls(storage):
     storage.put_bytes("exports/ab/cd/book.pdf", b"%PDF-1.7 book")
     url = storage.url_for("exports/ab/cd/book.pdf", 60)
