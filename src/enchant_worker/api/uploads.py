@@ -158,7 +158,7 @@ def store_upload(store, state, actor, files: list[UploadFile]) -> tuple[uuid.UUI
     folder, relative = upload_folder(state.settings, actor, upload_id)
     try:
         paths = save_images(checked, folder)
-        row = record_upload(store.conn, actor, upload_id, relative, paths)
+        row = record_upload(store.conn, actor, upload_id, relative, paths, state.settings)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise

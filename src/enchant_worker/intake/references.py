@@ -19,6 +19,7 @@ from enchant_worker.jobspecs import Reference, references
 from enchant_worker.jobspecs.base import STORY_KINDS
 from enchant_worker.model_catalog import ModelRegistry
 from enchant_worker.sql import q
+from enchant_worker.storage import fetch_folder, remote
 
 UPLOADS_DIR = "uploads"  # under storage: uploads/<user id or "admin">/<upload id>/
 LORA_SUFFIX = ".safetensors"
@@ -152,13 +153,13 @@ def training_source_folder(conn, actor: Actor, field: str, value: Any, settings:
             raise InvalidJob(f"{field}: no upload has id {upload_id}")
         if not actor.owns(row["user_id"]):
             raise AccessDenied(field, f"upload {upload_id} belongs to another user")
-        return _inside(storage, storage / row["folder"], field)
+        return _uploaded(settings, storage, _inside(storage, storage / row["folder"], field))
     relative = PurePosixPath(text)
     if not relative.is_absolute() and relative.parts[:1] == (UPLOADS_DIR,):
         area = UPLOADS_DIR + "/" + (str(actor.user_id) if actor.user_id else "admin")
         if not actor.is_admin and not text.startswith(area + "/"):
             raise AccessDenied(field, "this path is in another user's upload area")
-        folder = _inside(storage, storage / relative, field)
+        folder = _uploaded(settings, storage, _inside(storage, storage / relative, field))
         if not folder.is_dir():
             raise InvalidJob(f"{field}: no upload folder {text!r} in storage")
         return folder
@@ -173,6 +174,14 @@ def training_source_folder(conn, actor: Actor, field: str, value: Any, settings:
     if not path.is_dir():
         raise InvalidJob(f"{field}: no folder {text!r} under ENCHANT_TRAINING_DIRS")
     return path
+
+
+def _uploaded(settings: Any, storage: Path, folder: Path) -> Path:
+    """The upload folder; with object storage, an upload made on another host is copied here first
+    (training reads files). Called only on a folder already checked to be inside storage."""
+    if not folder.is_dir() and (objects := remote(settings)) is not None:
+        fetch_folder(objects, folder.relative_to(storage).as_posix(), storage)
+    return folder
 
 
 def _inside(storage: Path, path: Path, field: str) -> Path:

@@ -16,6 +16,7 @@ from enchant_worker.intake.submit import JobRequest, submit
 from enchant_worker.jobspecs import READ, Reference, parse
 from enchant_worker.jobspecs.train_lora import LoRATrainingSpec
 from enchant_worker.sql import q
+from enchant_worker.storage import remote
 
 TRAIN_LORA = "train_lora"
 LORA_ENTITY = "lora_model"
@@ -27,9 +28,14 @@ def upload_folder(settings: Any, actor: Actor, upload_id: uuid.UUID) -> tuple[Pa
     return Path(settings.storage) / relative, relative
 
 
-def record_upload(conn, actor: Actor, upload_id: uuid.UUID, relative: str, files: Iterable[Path]) -> dict:
-    """The uploads row of files already written into the upload's folder."""
+def record_upload(conn, actor: Actor, upload_id: uuid.UUID, relative: str, files: Iterable[Path],
+                  settings: Any) -> dict:
+    """The uploads row of files already written into the upload's folder; with object storage the files
+    are stored there too, so a worker on another host can train from them."""
     files = list(files)
+    if (objects := remote(settings)) is not None:
+        for f in files:
+            objects.put_file(f"{relative}/{f.name}", f)
     return conn.execute(q("intake_upload_create"), {
         "id": upload_id, "user_id": actor.user_id, "purpose": "training_images", "folder": relative,
         "file_count": len(files), "total_bytes": sum(f.stat().st_size for f in files),
@@ -45,7 +51,7 @@ def upload_from_folder(conn, actor: Actor, settings: Any, source: Path) -> uuid.
     folder.mkdir(parents=True)
     try:
         copied = [Path(shutil.copy2(f, folder / f.name)) for f in files]
-        record_upload(conn, actor, upload_id, relative, copied)
+        record_upload(conn, actor, upload_id, relative, copied, settings)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise

@@ -26,7 +26,7 @@ from enchant_worker.storage.base import (
 from enchant_worker.storage.local import LocalStorage
 
 __all__ = ["Storage", "StorageConfigError", "StorageUnavailable", "StoredFileMissing", "check_key",
-           "from_url", "local_copy", "parse_storage_url", "remote", "storage_for", "working_folder"]
+           "fetch_folder", "from_url", "local_copy", "parse_storage_url", "remote", "storage_for", "working_folder"]
 
 VARIABLE = "ENCHANT_STORAGE_URL"
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
@@ -90,7 +90,7 @@ def from_url(url: str) -> Storage:
 
 def storage_for(settings) -> Storage:
     """The process's storage for these settings (made once: boto3 clients are thread-safe and reusable)."""
-    url = settings.storage_url or Path(settings.storage).resolve().as_uri()
+    url = getattr(settings, "storage_url", None) or Path(settings.storage).resolve().as_uri()
     key = (url, os.environ.get("ENCHANT_S3_ENDPOINT_URL"), os.environ.get("AWS_ENDPOINT_URL"))
     if key not in _made:
         _made[key] = from_url(url)
@@ -109,6 +109,18 @@ def working_folder(settings) -> Path:
     return Path(settings.storage) if remote(settings) is None else settings.storage_cache
 
 
+def fetch_folder(storage: Storage, prefix: str, root: Path) -> list[Path]:
+    """Copies every object under the folder `prefix` to the same relative path under `root` (an upload
+    made on another host, before training reads its files; uploads never change, so a file there is kept)."""
+    paths = []
+    for key in storage.list(prefix):
+        target = Path(root) / check_key(key)
+        if not target.is_file():
+            _download(storage, key, target)
+        paths.append(target)
+    return paths
+
+
 def local_copy(storage: Storage, key: str, cache_dir: Path) -> Path:
     """A local file holding the object, for libraries that need a path (diffusers loading a LoRA, export
     writers): the file itself for a local folder, else a copy under `cache_dir`, reused while the object
@@ -125,6 +137,14 @@ def local_copy(storage: Storage, key: str, cache_dir: Path) -> Path:
     stamp = target.with_name(f".{target.name}.version")
     if version is not None and target.is_file() and stamp.is_file() and stamp.read_text() == version:
         return target
+    _download(storage, key, target)
+    if version is not None:
+        stamp.write_text(version)
+    return target
+
+
+def _download(storage: Storage, key: str, target: Path) -> None:
+    """The object into `target`, through a temporary file beside it (never half a file under its name)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, partial = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
     try:
@@ -135,6 +155,3 @@ def local_copy(storage: Storage, key: str, cache_dir: Path) -> Path:
     except BaseException:
         Path(partial).unlink(missing_ok=True)
         raise
-    if version is not None:
-        stamp.write_text(version)
-    return target

@@ -56,6 +56,9 @@ class Storage(Protocol):
     def version(self, key: str) -> str:
         """A token that changes whenever the object does (S3's ETag); StoredFileMissing when there is none."""
 
+    def list(self, prefix: str) -> list[str]:
+        """The keys of the objects under the folder `prefix`, sorted."""
+
     def delete(self, key: str) -> None:
         """Removes the object; nothing happens when there is none."""
 

@@ -64,6 +64,11 @@ class LocalStorage:
             raise StoredFileMissing(f"no stored file {key}") from None
         return f"{stat.st_size}-{stat.st_mtime_ns}"
 
+    def list(self, prefix: str) -> list[str]:
+        folder = self._path(prefix)
+        return sorted(p.relative_to(self.root).as_posix() for p in folder.rglob("*")
+                      if p.is_file() and not p.name.endswith(".partial"))
+
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
 

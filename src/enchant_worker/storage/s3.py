@@ -107,6 +107,15 @@ class S3Storage:
         with self._errors(key):
             return self.client.head_object(Bucket=self.bucket, Key=self._key(key))["ETag"]
 
+    def list(self, prefix: str) -> list[str]:
+        start = self._key(prefix) + "/"
+        cut = len(self.prefix) + 1 if self.prefix else 0
+        keys = []
+        with self._errors(prefix):
+            for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=start):
+                keys.extend(item["Key"][cut:] for item in page.get("Contents", []))
+        return sorted(keys)
+
     def delete(self, key: str) -> None:
         with self._errors(key):
             self.client.delete_object(Bucket=self.bucket, Key=self._key(key))

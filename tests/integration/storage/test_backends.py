@@ -56,6 +56,7 @@ def test_each_backend_stores_reads_and_deletes(storage, tmp_path):
     source = tmp_path / "lora.safetensors"
     source.write_bytes(b"x" * 1000)
     storage.put_file("loras/1/lora.safetensors", source)
+    assert storage.list("loras") == ["loras/1/lora.safetensors"] and storage.list("exports") == []
     copy = local_copy(storage, "loras/1/lora.safetensors", tmp_path / "cache")
     assert copy.read_bytes() == source.read_bytes()
     storage.delete(key)
