@@ -10,6 +10,7 @@ from pathlib import Path
 
 from enchant_worker.cli.common import print_json, uuid_arg
 from enchant_worker.errors import InvalidJob
+from enchant_worker.storage import where
 
 POLL_INTERVAL_S = 0.2
 
@@ -212,7 +213,7 @@ def _extract(db, settings, chapter_ids: list, args, user_id) -> int:
             status = 1
             continue
         for image in (done.result or {}).get("images") or []:
-            print((Path(settings.storage) / image["path"]).resolve())
+            print(where(settings, image["path"]))
     return status
 
 

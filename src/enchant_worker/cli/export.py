@@ -93,7 +93,8 @@ def cmd_import(args: argparse.Namespace) -> int:
         data = read_export(args.file)
         settings, db = open_database()
         with db.connection() as conn:
-            story_id = import_story(conn, data, settings.storage, owner_email=args.owner)
+            story_id = import_story(conn, data, settings.storage, owner_email=args.owner,
+                                    storage=remote(settings))
     except ImportFailed as exc:
         raise ExportError(str(exc)) from None
     print_json({"story_id": str(story_id), "title": data["story"]["title"], "chapters": len(data["chapters"])})

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from enchant_worker.cli.common import print_json, uuid_arg
 from enchant_worker.cli.progress import follow
+from enchant_worker.storage import remote, where
 
 
 def register(commands) -> None:
@@ -171,12 +172,11 @@ def cmd_generate(args) -> int:
     for warning in done.result.get("warnings") or []:
         print(f"warning: {warning}", file=sys.stderr)
     for image in done.result.get("images") or []:
-        path = (Path(settings.storage) / image["path"]).resolve()
-        print(path)
+        print(where(settings, image["path"]))
         if "quality_score" in image:  # stdout stays one path a line, for scripts
             score = "unknown" if image["quality_score"] is None else f"{image['quality_score']:.2f}"
             flags = ", ".join(image.get("quality_flags") or [])
-            print(f"{path.name}: quality {score}" + (f" ({flags})" if flags else ""), file=sys.stderr)
+            print(f"{Path(image['path']).name}: quality {score}" + (f" ({flags})" if flags else ""), file=sys.stderr)
     return 0
 
 
@@ -229,7 +229,7 @@ def cmd_sample_story(args) -> int:
             status = 1
             continue
         for image in done.result.get("images") or []:
-            print((Path(settings.storage) / image["path"]).resolve())
+            print(where(settings, image["path"]))
     return status
 
 
@@ -245,4 +245,6 @@ def _sample_lora(settings) -> str | None:
         from enchant_worker.generation.tiny_model import build_tiny_pipeline, save_random_lora
 
         save_random_lora(build_tiny_pipeline(), path, seed=1)
+    if (objects := remote(settings)) is not None:  # workers on other hosts load it from there
+        objects.put_file(SAMPLE_LORA.as_posix(), path)
     return str(SAMPLE_LORA)

@@ -17,6 +17,7 @@ from psycopg.types.json import Jsonb
 from enchant_worker.content_address import content_address
 from enchant_worker.export.story_data import FORMAT_NAME, FORMAT_VERSION
 from enchant_worker.sql import q
+from enchant_worker.storage import Storage
 
 SUFFIXES = {"image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp"}
 
@@ -52,8 +53,9 @@ def read_export(path: Path) -> dict[str, Any]:
 
 
 def import_story(conn: psycopg.Connection, data: dict[str, Any], storage_root: Path, *,
-                 owner_email: str | None = None) -> uuid.UUID:
-    """Inserts the story with all it holds; returns its id. Refuses a story whose id is already here."""
+                 owner_email: str | None = None, storage: Storage | None = None) -> uuid.UUID:
+    """Inserts the story with all it holds; returns its id. Refuses a story whose id is already here.
+    Images go under `storage_root`, or into `storage` (object storage) when given."""
     story = data["story"]
     author = story.get("author") or {}
     email = owner_email or author.get("email")
@@ -78,7 +80,7 @@ def import_story(conn: psycopg.Connection, data: dict[str, Any], storage_root: P
                 conn.execute(q("import_chapter"), {**_pick(chapter, "id", "chapter_number", "title", "content",
                                                            "created_at"), "story_id": story["id"]})
                 for scene in chapter["scenes"]:
-                    _scene(conn, scene, chapter["id"], user_id, storage_root, written)
+                    _scene(conn, scene, chapter["id"], user_id, storage_root, written, storage)
             for t in data["emotion_transitions"]:
                 conn.execute(q("import_transition"), t)
             for field in data["custom_fields"]:
@@ -103,7 +105,7 @@ def _json(value: Any) -> Any:
 
 
 def _scene(conn: psycopg.Connection, scene: dict[str, Any], chapter_id: str, user_id: uuid.UUID,
-           storage_root: Path, written: list[Path]) -> None:
+           storage_root: Path, written: list[Path], storage: Storage | None) -> None:
     conn.execute(q("import_scene"), {**_pick(scene, "id", "scene_number", "title", "content", "summary",
                                              "emotional_tone", "location_id", "created_at"),
                                      "chapter_id": chapter_id})
@@ -121,7 +123,10 @@ def _scene(conn: psycopg.Connection, scene: dict[str, Any], chapter_id: str, use
             raise ImportFailed(f"image {image['id']}: its data does not match its sha256 (damaged file)")
         relative = content_address(data, SUFFIXES.get(image["media_type"], ".png"))
         target = storage_root / relative
-        if not target.exists():
+        if storage is not None:
+            if not storage.exists(relative):
+                storage.put_bytes(relative, data)
+        elif not target.exists():
             target.parent.mkdir(parents=True, exist_ok=True)
             tmp = target.with_name(f".import-{uuid.uuid4().hex}")
             tmp.write_bytes(data)

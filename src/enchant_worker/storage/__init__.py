@@ -26,7 +26,7 @@ from enchant_worker.storage.base import (
 from enchant_worker.storage.local import LocalStorage
 
 __all__ = ["Storage", "StorageConfigError", "StorageUnavailable", "StoredFileMissing", "check_key",
-           "fetch_folder", "from_url", "local_copy", "parse_storage_url", "remote", "storage_for", "working_folder"]
+           "fetch_folder", "from_url", "local_copy", "parse_storage_url", "remote", "storage_for", "where", "working_folder"]
 
 VARIABLE = "ENCHANT_STORAGE_URL"
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
@@ -102,6 +102,12 @@ def remote(settings) -> Storage | None:
     `settings.storage` (then code that works on files in place keeps doing so)."""
     storage = storage_for(settings)
     return None if isinstance(storage, LocalStorage) else storage
+
+
+def where(settings, key: str) -> str:
+    """What to show a person for a stored file: its absolute local path, or its s3:// URL."""
+    objects = remote(settings)
+    return f"{objects.url}/{key}" if objects is not None else str((Path(settings.storage) / key).resolve())
 
 
 def working_folder(settings) -> Path:

@@ -12,9 +12,14 @@ from fastapi.testclient import TestClient
 from enchant_worker.api import create_app
 from enchant_worker.api.auth import create_key
 from enchant_worker.api.store import Store
+from enchant_worker.db.connection import Database
 from enchant_worker.domain.jobs import NewJob
+from enchant_worker.export.importer import import_story, read_export
+from enchant_worker.export.run import ExportOptions, export_story
 from enchant_worker.queue.jobqueue import JobQueue
+from enchant_worker.storage import from_url
 from enchant_worker.worker.registry import default_registry
+from tests.support.databases import another_database
 from tests.support.object_storage import BUCKET, make_bucket, s3_env, s3_server, upload_folder
 from tests.support.stories import make_story
 from tests.support.waiting import free_port, wait_for
@@ -77,3 +82,28 @@ def test_an_export_waits_out_a_storage_outage_and_the_api_serves_it_from_s3(conn
                 assert gone.status_code == 404 and "missing from storage" in gone.text
     finally:
         workers.stop_all()
+
+
+@pytest.fixture
+def second_db(admin_url, template_db):
+    yield from another_database(admin_url, template_db)
+
+
+def test_a_json_export_moves_into_an_instance_on_object_storage_exactly(conn, second_db, tmp_path, monkeypatch):
+    local = tmp_path / "local"
+    story = make_story(conn, local, chapters=2, scenes_per_chapter=2)
+    first = export_story(conn, story.story_id, ExportOptions("json", include_images=True), local)
+    with s3_server() as endpoint:
+        for name, value in s3_env(endpoint).items():
+            monkeypatch.setenv(name, value)
+        client = make_bucket(endpoint)
+        objects = from_url(f"s3://{BUCKET}/{PREFIX}")
+        with Database(second_db).connection() as other:
+            data = read_export(local / first.file)
+            assert import_story(other, data, tmp_path / "unused", storage=objects) == story.story_id
+            again = export_story(other, story.story_id, ExportOptions("json", include_images=True),
+                                 tmp_path / "work", storage=objects)
+        assert objects.get_bytes(again.file) == (local / first.file).read_bytes()
+        images = client.list_objects_v2(Bucket=BUCKET, Prefix=f"{PREFIX}/images/")["Contents"]
+        assert len(images) == 4
+        assert not (tmp_path / "unused").exists()  # nothing went to a local folder
