@@ -25,6 +25,7 @@ from enchant_worker.errors import (
     QuotaExceeded,
 )
 from enchant_worker.jobspecs.limits import MAX_JSON_DEPTH
+from enchant_worker.storage import StorageUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -187,6 +188,12 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(DatabaseUnavailable)
     def _db_down(request: Request, exc: DatabaseUnavailable) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=503)
+
+    @app.exception_handler(StorageUnavailable)
+    def _storage_down(request: Request, exc: StorageUnavailable) -> JSONResponse:
+        log.warning("storage error: %s", exc)
+        return JSONResponse({"detail": "the file storage is unavailable; try again shortly"}, status_code=503,
+                            headers={"Retry-After": "5"})
 
     @app.exception_handler(psycopg.OperationalError)
     def _db_lost(request: Request, exc: psycopg.OperationalError) -> JSONResponse:

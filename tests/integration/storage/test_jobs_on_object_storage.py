@@ -80,6 +80,11 @@ def test_an_export_waits_out_a_storage_outage_and_the_api_serves_it_from_s3(conn
                 client.delete_object(Bucket=BUCKET, Key=f"{PREFIX}/{story.image_paths[1].relative_to(images)}")
                 gone = api.get(f"/v1/images/{story.image_ids[1]}/file", headers=headers)
                 assert gone.status_code == 404 and "missing from storage" in gone.text
+        # the object storage goes away: the API says so and when to try again, nothing else
+        with TestClient(app) as api:
+            down = api.get(f"/v1/images/{story.image_ids[0]}/file", headers=headers)
+        assert down.status_code == 503 and down.headers["retry-after"] == "5"
+        assert down.json() == {"detail": "the file storage is unavailable; try again shortly"}
     finally:
         workers.stop_all()
 
