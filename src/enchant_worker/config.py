@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     storage_dir: Path | None = None  # default: home/storage
     # file:///abs/path or s3://bucket/prefix (README "Storage backends"); unset: the storage_dir folder.
     storage_url: str | None = None
+    # With s3://, the API answers downloads with a 307 to a presigned URL of this life (seconds) instead of
+    # streaming them; 0 streams (the object store then need not be reachable by clients).
+    storage_presigned_s: int = Field(0, ge=0, le=7 * 86400)
     models_dir: Path = REPO_ROOT / "models"
     configs_dir: Path = REPO_ROOT / "configs"
     migrations_dir: Path = REPO_ROOT / "migrations"

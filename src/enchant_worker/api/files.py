@@ -1,7 +1,8 @@
 """Files in storage, as the database names them (a storage key, or an absolute path of a local file).
 
 With a local folder the API serves the file itself (Range, ETag); with object storage it streams the
-object through the API (the same authorization first; the S3 endpoint need not be reachable by clients)."""
+object through the API (the S3 endpoint need not be reachable by clients), or with
+ENCHANT_STORAGE_PRESIGNED_S redirects to a presigned URL. The caller's rights are checked first either way."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ class StoredFile:
     key: str | None  # its storage key; None for a row naming an absolute local path
     path: Path | None  # the local file, when there is one
     storage: Storage
+    presigned_s: int = 0  # > 0: redirect to a presigned URL of the object, valid this long
 
     def sibling(self, name: str) -> StoredFile | None:
         """The file `name` in the same folder, when it exists (a LoRA's kohya copy)."""
@@ -29,7 +31,7 @@ class StoredFile:
         if self.path is not None:
             path = self.path.with_name(name)
             return StoredFile(name, key, path, self.storage) if path.is_file() else None
-        return StoredFile(name, key, None, self.storage) if self.storage.exists(key) else None
+        return StoredFile(name, key, None, self.storage, self.presigned_s) if self.storage.exists(key) else None
 
 
 def stored_file(settings: Settings, name: str, what: str) -> StoredFile:
@@ -55,7 +57,7 @@ def stored_file(settings: Settings, name: str, what: str) -> StoredFile:
             raise NotFound(f"the file of {what} is missing from storage ({local.name})")
     elif not storage.exists(name):
         raise NotFound(f"the file of {what} is missing from storage ({Path(name).name})")
-    return StoredFile(Path(name).name, name, local, storage)
+    return StoredFile(Path(name).name, name, local, storage, 0 if local else settings.storage_presigned_s)
 
 
 def media_type(name: str | Path) -> str:

@@ -20,7 +20,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from fastapi import Request
-from fastapi.responses import FileResponse, Response, StreamingResponse
+from fastapi.responses import FileResponse, RedirectResponse, Response, StreamingResponse
 
 from enchant_worker.api.files import StoredFile
 from enchant_worker.config import Settings
@@ -81,7 +81,7 @@ def file_response(request: Request, file: StoredFile, *, relative: str | None, m
                   cache: str | None = None) -> Response:
     """The file, or 304 when the caller's copy is current. A local file answers Range requests through
     Starlette (206, If-Range against this strong ETag); an object in S3 storage is streamed whole, with
-    the ETag its content address gives (none for other keys)."""
+    the ETag its content address gives (none for other keys), or redirected to a presigned URL."""
     etag = file_etag(file.path, relative) if file.path else _address_etag(relative)
     headers = {"Cache-Control": cache or cache_control(relative, public=public),
                "Vary": "Authorization, X-API-Key, Cookie" if not public else "Accept-Encoding"}
@@ -93,6 +93,10 @@ def file_response(request: Request, file: StoredFile, *, relative: str | None, m
         return Response(status_code=304, headers=headers)
     if file.path is not None:
         return FileResponse(file.path, media_type=media_type, headers=headers)
+    if file.presigned_s:  # the object store serves it (Range included); the URL is this caller's alone
+        url = file.storage.url_for(file.key, file.presigned_s, content_type=media_type,
+                                   disposition=headers.get("Content-Disposition"))
+        return RedirectResponse(url, status_code=307, headers={"Cache-Control": "private, no-store"})
     body = file.storage.open(file.key)
     return StreamingResponse(_chunks(body), media_type=media_type, headers=headers)
 

@@ -62,8 +62,10 @@ class Storage(Protocol):
     def delete(self, key: str) -> None:
         """Removes the object; nothing happens when there is none."""
 
-    def url_for(self, key: str, expires_s: int) -> str | None:
-        """A presigned GET URL valid for `expires_s` seconds, or None (a local folder has none)."""
+    def url_for(self, key: str, expires_s: int, *, content_type: str | None = None,
+                disposition: str | None = None) -> str | None:
+        """A presigned GET URL valid for `expires_s` seconds whose answer carries these Content-Type and
+        Content-Disposition headers, or None (a local folder has none)."""
 
     def local_path(self, key: str) -> Path | None:
         """The file itself when the backend is a local folder (served with Range, read in place), else None."""

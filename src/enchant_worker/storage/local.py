@@ -72,7 +72,8 @@ class LocalStorage:
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
 
-    def url_for(self, key: str, expires_s: int) -> str | None:
+    def url_for(self, key: str, expires_s: int, *, content_type: str | None = None,
+                disposition: str | None = None) -> str | None:
         return None
 
     def local_path(self, key: str) -> Path | None:

@@ -120,10 +120,15 @@ class S3Storage:
         with self._errors(key):
             self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
 
-    def url_for(self, key: str, expires_s: int) -> str | None:
+    def url_for(self, key: str, expires_s: int, *, content_type: str | None = None,
+                disposition: str | None = None) -> str | None:
+        params = {"Bucket": self.bucket, "Key": self._key(key)}
+        if content_type:
+            params["ResponseContentType"] = content_type
+        if disposition:
+            params["ResponseContentDisposition"] = disposition
         with self._errors(key):
-            return self.client.generate_presigned_url(
-                "get_object", Params={"Bucket": self.bucket, "Key": self._key(key)}, ExpiresIn=int(expires_s))
+            return self.client.generate_presigned_url("get_object", Params=params, ExpiresIn=int(expires_s))
 
     def local_path(self, key: str) -> Path | None:
         return None

@@ -5,6 +5,7 @@ the API streams the stored objects (bytes equal, ETag, 304; a missing object is 
 from __future__ import annotations
 
 import hashlib
+import urllib.request
 
 import pytest
 from fastapi.testclient import TestClient
@@ -80,6 +81,17 @@ def test_an_export_waits_out_a_storage_outage_and_the_api_serves_it_from_s3(conn
                 client.delete_object(Bucket=BUCKET, Key=f"{PREFIX}/{story.image_paths[1].relative_to(images)}")
                 gone = api.get(f"/v1/images/{story.image_ids[1]}/file", headers=headers)
                 assert gone.status_code == 404 and "missing from storage" in gone.text
+            # or, with ENCHANT_STORAGE_PRESIGNED_S, a redirect to the object store after the same checks
+            presigning = create_app(s3_settings.model_copy(update={"storage_presigned_s": 120}),
+                                    database_url=db_url, job_types=default_registry(plugins=False))
+            with TestClient(presigning, follow_redirects=False) as api:
+                assert api.get(f"/v1/exports/{job_id}/file").status_code == 401
+                moved = api.get(f"/v1/exports/{job_id}/file", headers=headers)
+                assert moved.status_code == 307 and moved.headers["cache-control"] == "private, no-store"
+            with urllib.request.urlopen(moved.headers["location"], timeout=10) as answer:  # noqa: S310
+                assert answer.read() == stored
+                assert answer.headers["Content-Disposition"] == r.headers["content-disposition"]
+                assert answer.headers["Content-Type"] == "application/json"
         # the object storage goes away: the API says so and when to try again, nothing else
         with TestClient(app) as api:
             down = api.get(f"/v1/images/{story.image_ids[0]}/file", headers=headers)
