@@ -4,7 +4,7 @@ ENCHANT_STORAGE_DIR (default `<home>/storage`).
 
     storage = storage_for(settings)
     storage.put_bytes(content_address(png), png)
-    path = local_copy(storage, key, settings)     # a real file, for libraries that need one
+    path = local_copy(storage, key, settings.storage_cache)   # a real file, for libraries that need one
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from enchant_worker.storage.base import (
 )
 from enchant_worker.storage.local import LocalStorage
 
-__all__ = ["Storage", "StorageConfigError", "StorageUnavailable", "StoredFileMissing", "check_key",
-           "fetch_folder", "from_url", "local_copy", "parse_storage_url", "remote", "storage_for", "where", "working_folder"]
+__all__ = ["Storage", "StorageConfigError", "StorageUnavailable", "StoredFileMissing", "check_key", "fetch_folder",
+           "from_url", "local_copy", "parse_storage_url", "remote", "storage_for", "where", "working_folder"]
 
 VARIABLE = "ENCHANT_STORAGE_URL"
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
