@@ -135,7 +135,7 @@ class Settings(BaseSettings):
 
     @property
     def storage(self) -> Path:
-        """The local storage folder: file:// URL's, else storage_dir (with s3://, uploads stay here)."""
+        """The local storage folder: the file:// URL's, else storage_dir (with s3://, where files are made)."""
         if self.storage_url and self.storage_url.startswith("file:"):
             from enchant_worker.storage import parse_storage_url
 
