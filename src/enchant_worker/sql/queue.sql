@@ -135,12 +135,11 @@ WITH RECURSIVE waiting AS (
     -- max_wait_s goes first in its priority (with few workers a light group's share can be under one
     -- slot, and (running + k) / weight alone would then never pick it while heavier groups have work).
     SELECT grp, priority, created_at, rank,
-           CASE WHEN running = 0 AND k = 1 AND first_runnable < NOW() - make_interval(secs => %(max_wait_s)s)
+           CASE WHEN running = 0 AND k = 1 AND oldest < NOW() - make_interval(secs => %(max_wait_s)s)
                 THEN 0 ELSE (running + k)::float8 / weight END AS vtime
     FROM (
         SELECT c.grp, c.priority, c.created_at, c.rank, s.running, s.weight, s.cap,
-               first_value(c.runnable_at) OVER (PARTITION BY c.grp ORDER BY c.priority, c.created_at)
-                   AS first_runnable,
+               min(c.runnable_at) OVER (PARTITION BY c.grp) AS oldest,  -- (one sort serves both windows)
                row_number() OVER (PARTITION BY c.grp ORDER BY c.priority, c.rank, c.created_at) AS k
         FROM candidates c JOIN shares s ON s.grp = c.grp
         WHERE (SELECT count(*) FROM shares) > 1  -- one group alone needs no ranking (see picks)
