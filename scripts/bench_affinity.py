@@ -53,6 +53,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--rounds", type=int, default=2, help="rounds per side, alternating")
     p.add_argument("--steps", type=int, default=4)
     p.add_argument("--bounded-wait", type=float, default=5.0, help="max wait of the 'bounded' side (s)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch intra-op threads (1: steadier on a small shared CPU; 0: torch's default)")
     p.add_argument("--database-url", default=None)
     p.add_argument("--json", type=Path, default=None)
     return p.parse_args()
@@ -135,11 +137,12 @@ def one_round(db, settings, metadata: list[dict]) -> dict:
 def main() -> None:
     args = parse_args()
     logging.basicConfig(level=logging.WARNING)
+    import torch
     from diffusers.utils import logging as diffusers_logging
 
     diffusers_logging.set_verbosity_error()  # one notice per LoRA load about the text encoder, not ours
-    import torch
-
+    if args.threads:
+        torch.set_num_threads(args.threads)
     from enchant_worker.config import Settings
     from enchant_worker.db.connection import Database
 

@@ -94,24 +94,32 @@ class PipelineCache:
         self.loads = 0  # base model loads since start (the affinity benchmark counts them)
         self._resident: OrderedDict[str, ResidentPipeline] = OrderedDict()
         self._known_bytes: dict[str, int] = {}  # measured at an earlier load: a better estimate than files
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # one load at a time (held for seconds)
+        self._state = threading.Lock()  # the dict itself (held for microseconds: the heartbeat reads it)
 
     def is_resident(self, name: str) -> bool:
         """Whether the model is loaded now (a progress label; it may be evicted the next moment)."""
         return name in self._resident
 
     def resident(self) -> dict[str, frozenset[str]]:
-        """The resident models, most recent last, each with the SHA-256 of the LoRA files loaded into it."""
-        with self._lock:
-            return {name: frozenset(a.hashes.sha256 for a in r.adapters.loaded)
-                    for name, r in self._resident.items()}
+        """The resident models, most recent last, each with the SHA-256 of the LoRA files loaded into it.
+        Never waits for a load in progress (the worker's heartbeat asks)."""
+        with self._state:
+            items = list(self._resident.items())
+        for _ in range(3):
+            try:
+                return {name: frozenset(a.hashes.sha256 for a in r.adapters.loaded) for name, r in items}
+            except RuntimeError:  # a job loaded or evicted an adapter meanwhile: read again
+                continue
+        return {name: frozenset() for name, _ in items}
 
     def get(self, spec: ModelSpec) -> tuple[ResidentPipeline, float]:
         """The resident pipeline of `spec` and the seconds spent loading it now (0.0 when resident)."""
         with self._lock:
-            if spec.name in self._resident:
-                self._resident.move_to_end(spec.name)
-                return self._resident[spec.name], 0.0
+            with self._state:
+                if spec.name in self._resident:
+                    self._resident.move_to_end(spec.name)
+                    return self._resident[spec.name], 0.0
             self._make_room(self._known_bytes.get(spec.name) or weights_on_disk(spec))
             started = time.perf_counter()
             pipe = apply_policy(load_pipeline(spec, self.policy.dtype), self.policy)
@@ -124,8 +132,9 @@ class PipelineCache:
     def _make_room(self, need: int) -> None:
         """Evicts least recently used pipelines until one of `need` bytes fits (or none is left)."""
         while self._resident and not self._fits(need):
-            name = next(iter(self._resident))
-            del self._resident[name]  # the last reference: free_memory() can then give its memory back
+            with self._state:
+                name = next(iter(self._resident))
+                del self._resident[name]  # the last reference: free_memory() can then give its memory back
             log.info("unloading model %s (least recently used)", name)
             free_memory()
 
@@ -155,7 +164,8 @@ class PipelineCache:
         )
         resident = ResidentPipeline(spec, pipe, self.policy, adapters, load_s, pipeline_bytes(pipe))
         self._known_bytes[spec.name] = resident.nbytes
-        self._resident[spec.name] = resident
+        with self._state:
+            self._resident[spec.name] = resident
         return resident
 
     def adopt(self, spec: ModelSpec, pipe) -> ResidentPipeline:
@@ -164,6 +174,6 @@ class PipelineCache:
             return self._keep(spec, apply_policy(pipe, self.policy), 0.0)
 
     def clear(self) -> None:
-        with self._lock:
+        with self._lock, self._state:
             self._resident.clear()
         free_memory()
