@@ -79,3 +79,18 @@ def test_resident_reports_the_loaded_lora_files(models_dir, specs, lora_files):
 def test_a_budget_of_nothing_is_refused(budget):
     with pytest.raises(ValueError, match="must be"):
         ResidencyBudget(**budget)
+
+
+def test_on_cuda_a_model_fits_the_free_memory_less_the_reserve(monkeypatch):
+    """The CUDA budget's arithmetic (no GPU here: the device's free memory is stubbed)."""
+    import torch
+
+    from enchant_worker.generation.device import DevicePolicy
+
+    gib = 1024**3
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (10 * gib, 80 * gib))
+    cache = PipelineCache(DevicePolicy(torch.device("cuda"), torch.float16), [])
+    assert cache._fits(8 * gib) and not cache._fits(8 * gib + 1)  # 2 GiB kept for activations
+    capped = PipelineCache(DevicePolicy(torch.device("cuda"), torch.float16), [], ResidencyBudget(max_models=1))
+    capped._resident["a"] = object()  # one model resident: a configured count applies on CUDA too
+    assert not capped._fits(1)
