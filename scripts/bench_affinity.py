@@ -174,8 +174,8 @@ def main() -> None:
         return statistics.median(x[key] for x in results[side])
 
     per100 = {side: round(100 * median(side, "model_loads") / args.jobs, 1) for side in sides}
-    ips = {side: median(side, "images_s") for side in sides}
-    per_cpu = {side: median(side, "images_per_cpu_s") for side in sides}
+    ips = {side: round(median(side, "images_s"), 3) for side in sides}
+    per_cpu = {side: round(median(side, "images_per_cpu_s"), 3) for side in sides}
     summary = {
         "jobs": args.jobs, "rounds": args.rounds, "steps": args.steps, "size": 64, "database": where,
         "torch_threads": torch.get_num_threads(), "resident_budget": "1 base model (model_cache_max_models=1)",
