@@ -19,7 +19,8 @@ def two_models(gen_settings, models_dir, tmp_path):
         shutil.copytree(models_dir / "tiny-sd", folder / name)
     config = tmp_path / "models.toml"
     config.write_text('default = "a"\n' + "".join(
-        f'[models.{m}]\npath = "{m}"\nfamily = "sd15"\n' for m in ("a", "b")))
+        f'[models.{m}]\npath = "{m}"\nfamily = "sd15"\n[models.{m}.defaults]\nwidth = 64\nheight = 64\n'
+        for m in ("a", "b")))
     return gen_settings.model_copy(update={"models_dir": folder, "models_config": config,
                                            "model_cache_max_models": 1})
 
