@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     queue_fair_share: bool = True
     # A user with nothing running whose oldest job waited this long is served next (starvation guard).
     queue_fair_share_max_wait_s: float = Field(60.0, ge=0.0, le=86400.0)
+    # Warm affinity (README "Affinity"): how long a job may be passed over for jobs whose model and LoRAs a
+    # worker has loaded; older, it is taken in queue order. 0 turns the preference off.
+    affinity_max_wait_s: float = Field(30.0, ge=0.0, le=86400.0)
 
     # Generation and training.
     device: Literal["auto", "cuda", "cpu"] = "auto"
@@ -82,6 +85,9 @@ class Settings(BaseSettings):
     lora_dirs: list[Path] = []  # LoRA files load only from models_dir, the storage folder and these
     lora_cache_max_count: int = Field(8, ge=1, le=256)
     lora_cache_max_bytes: int = Field(2 * 1024**3, ge=1024**2)
+    # Resident base models (an LRU): unset, CUDA keeps what fits its free memory and the CPU one model.
+    model_cache_max_models: int | None = Field(None, ge=1, le=64)
+    model_cache_max_bytes: int | None = Field(None, ge=2**20)
     preempt_after_s: float = Field(120.0, ge=0.0)
     min_training_images: int = Field(5, ge=1)
     max_training_images: int = Field(50, ge=1, le=10_000)

@@ -216,6 +216,7 @@ class WorkerPublic(BaseModel):
     status: str
     job_types: list[str]
     device: dict[str, Any]
+    resident: dict[str, Any] = {}  # job keys of the models and LoRAs it has loaded (README "Affinity")
     gpu_memory_total_mb: float | None
     gpu_memory_used_mb: float | None
     concurrency: int

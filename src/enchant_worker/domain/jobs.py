@@ -67,6 +67,9 @@ class Job:
     run_after: datetime | None = None
     heartbeat_at: datetime | None = None
     lease_expires_at: datetime | None = None
+    # generate_image only: the model and '<model>|<lora>' keys the database derived (migration 0092)
+    affinity_model: str | None = None
+    affinity_loras: list[str] | None = None
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Job:

@@ -20,6 +20,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -53,6 +54,7 @@ from enchant_worker.jobspecs.generate_image import (
     GenerateImageSpec,
     check_int,
 )
+from enchant_worker.queue.affinity import Warm
 from enchant_worker.sql import q
 from enchant_worker.storage import Storage, StoredFileMissing, local_copy, storage_for
 from enchant_worker.worker.context import JobContext
@@ -83,11 +85,8 @@ _providers: dict[tuple, Any] = {}
 _providers_lock = threading.Lock()
 
 
-def providers_for(settings) -> Any:
-    """The process-wide provider registry for these settings, created on first use. The local
-    provider inside it keeps the base pipeline and the LoRA adapters resident between jobs."""
-    from enchant_worker.providers import ProviderRegistry
-
+def _provider_options(settings) -> tuple[tuple, dict[str, Any]]:
+    """The key of this configuration's provider set, and the local provider's options."""
     # LoRAs copied from object storage load from its cache folder
     roots = [str(Path(settings.storage)), str(settings.storage_cache), *(str(p) for p in settings.lora_dirs)]
     local = {
@@ -99,8 +98,18 @@ def providers_for(settings) -> Any:
         "compile": settings.compile,
         "max_adapters": settings.lora_cache_max_count,
         "max_adapter_bytes": settings.lora_cache_max_bytes,
+        "max_models": settings.model_cache_max_models,
+        "max_model_bytes": settings.model_cache_max_bytes,
     }
-    key = (*sorted(local.items()), str(settings.providers_path))
+    return (*sorted(local.items()), str(settings.providers_path)), local
+
+
+def providers_for(settings) -> Any:
+    """The process-wide provider registry for these settings, created on first use. The local
+    provider inside it keeps the base pipeline and the LoRA adapters resident between jobs."""
+    from enchant_worker.providers import ProviderRegistry
+
+    key, local = _provider_options(settings)
     with _providers_lock:
         if key not in _providers:
             from enchant_worker.providers.config import build_remote, load_providers_config
@@ -118,6 +127,50 @@ def forget_providers() -> None:
     """Drop the resident pipelines (tests; a worker keeps them for its lifetime)."""
     with _providers_lock:
         _providers.clear()
+        _warm_keys.clear()
+
+
+# -- warm affinity: the job keys this process can start without loading anything -----------------
+#
+# The lease compares the keys the database derives from each job (Job.affinity_model / affinity_loras)
+# with what a worker advertises. What a key needs is learned from the jobs run here: the model the
+# local provider used and the LoRA files it activated (story styles included); the key is warm while
+# that model is resident and those files are loaded into it.
+
+WARM_KEYS_MAX = 256
+_warm_keys: OrderedDict[tuple[str, tuple[str, ...]], tuple[str, frozenset[str]]] = OrderedDict()
+
+
+def _remember_warm(job, result) -> None:
+    if job.affinity_model is None:
+        return
+    files = frozenset(a["sha256"] for a in result.details.get("loras") or () if a.get("sha256"))
+    key = (job.affinity_model, tuple(job.affinity_loras or ()))
+    with _providers_lock:
+        _warm_keys[key] = (result.model, files)
+        _warm_keys.move_to_end(key)
+        while len(_warm_keys) > WARM_KEYS_MAX:
+            _warm_keys.popitem(last=False)
+
+
+def resident(settings) -> Warm:
+    """What this process has loaded, as job keys (the worker advertises it to each lease)."""
+    key, _ = _provider_options(settings)
+    with _providers_lock:
+        learned = list(_warm_keys.items())
+        registry = _providers.get(key)
+    local = registry.created("local") if learned and registry is not None else None
+    if local is None:
+        return Warm()
+    loaded = local.resident()
+    models: set[str] = set()
+    loras: set[str] = set()
+    for (model_key, lora_keys), (model, files) in learned:
+        if model in loaded:
+            models.add(model_key)
+            if files <= loaded[model]:
+                loras.update(lora_keys)
+    return Warm.of(models, loras)
 
 
 # -- 3. the job ---------------------------------------------------------------------------------
@@ -180,6 +233,8 @@ def run(ctx: JobContext) -> dict[str, Any]:
         loras=[LoraInput(lo.name, str(lo.path), lo.strength) for lo in inputs.loras],
     )
     result = provider.generate(request, on_progress=on_progress, is_cancelled=ctx.is_cancelled)
+    if provider.name == "local":
+        _remember_warm(job, result)
     timings.update(result.timings_s)
     if ctx.is_cancelled():
         raise JobCancelled()  # nothing is written for a job cancelled after its last step
@@ -564,5 +619,6 @@ HANDLER = Handler(
     run,
     validate=validate,
     gpu=True,
+    resident=resident,
     description="illustrate a scene or a prompt with Stable Diffusion and LoRA styles",
 )

@@ -13,7 +13,7 @@ from enchant_worker.generation.adapters import LoraRequest
 from enchant_worker.generation.device import DevicePolicy, resolve_device
 from enchant_worker.generation.generate import generate
 from enchant_worker.generation.params import GenerationParams, validate_settings
-from enchant_worker.generation.pipelines import PipelineCache, ResidentPipeline
+from enchant_worker.generation.pipelines import PipelineCache, ResidencyBudget, ResidentPipeline
 from enchant_worker.model_catalog import ModelRegistry, ModelSpec, model_short_hash
 from enchant_worker.providers.base import (
     CAP_LORA,
@@ -47,13 +47,16 @@ class LocalDiffusersProvider:
         compile: bool = False,
         max_adapters: int = 8,
         max_adapter_bytes: int = 2 * 1024**3,
+        max_models: int | None = None,
+        max_model_bytes: int | None = None,
         policy: DevicePolicy | None = None,
     ):
         self.registry = ModelRegistry.load(Path(models_dir), Path(models_config) if models_config else None)
         self.policy = policy or resolve_device(device, dtype, compile)
         roots = [Path(models_dir), *map(Path, lora_roots)]
         self.pipelines = PipelineCache(
-            self.policy, roots, max_adapters=max_adapters, max_adapter_bytes=max_adapter_bytes
+            self.policy, roots, ResidencyBudget(max_models, max_model_bytes),
+            max_adapters=max_adapters, max_adapter_bytes=max_adapter_bytes,
         )
         # One job at a time on the resident pipeline: its scheduler and active adapters are per job.
         self._run_lock = threading.Lock()
@@ -83,6 +86,10 @@ class LocalDiffusersProvider:
     def is_resident(self, model: str | None) -> bool:
         """Whether the model is loaded already (then a job starts with its LoRAs, not a model load)."""
         return self.pipelines.is_resident(self.registry.get(model).name)
+
+    def resident(self) -> dict[str, frozenset[str]]:
+        """The models loaded now, each with the SHA-256 of its loaded LoRA files."""
+        return self.pipelines.resident()
 
     @contextmanager
     def use(self, spec: ModelSpec) -> Iterator[tuple[ResidentPipeline, float]]:

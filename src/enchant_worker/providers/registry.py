@@ -78,6 +78,10 @@ class ProviderRegistry:
         self._instances[name] = provider
         return provider
 
+    def created(self, name: str) -> ImageProvider | None:
+        """The provider if it has been created already (nothing is built here)."""
+        return self._instances.get(name)
+
     def available(self) -> list[ImageProvider]:
         """Providers that can take work now (a provider that fails to start counts as unavailable)."""
         found = []

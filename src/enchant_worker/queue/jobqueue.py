@@ -17,6 +17,7 @@ from psycopg.types.json import Jsonb
 from enchant_worker.domain.jobs import Job, NewJob
 from enchant_worker.errors import IdempotencyConflict, InvalidJob, JobNotFound
 from enchant_worker.jobspecs.limits import MAX_IDEMPOTENCY_KEY_CHARS, check_json_limits, check_text
+from enchant_worker.queue.affinity import Affinity, Warm
 from enchant_worker.queue.backoff import retry_delay_s
 from enchant_worker.queue.fairness import FairShare
 from enchant_worker.queue.storable import storable_text
@@ -24,6 +25,7 @@ from enchant_worker.sql import q
 
 MAX_ATTEMPTS = 1000
 DEFAULT_FAIR_SHARE = FairShare()  # every group weighs 1, no caps (the worker passes the tiers' settings)
+DEFAULT_AFFINITY = Affinity()
 
 
 @dataclass(frozen=True)
@@ -88,11 +90,12 @@ def same_request(stored: dict[str, Any], job_type: str, metadata: Any) -> bool:
 class JobQueue:
     def __init__(self, conn: psycopg.Connection, *, lease_s: float = 60.0,
                  retry_base_s: float = 2.0, retry_max_s: float = 600.0,
-                 fair_share: FairShare | None = DEFAULT_FAIR_SHARE):
+                 fair_share: FairShare | None = DEFAULT_FAIR_SHARE, affinity: Affinity = DEFAULT_AFFINITY):
         """fair_share: the weights and caps of the fair lease; None leases strictly by priority, then
-        age (ENCHANT_QUEUE_FAIR_SHARE=false)."""
+        age (ENCHANT_QUEUE_FAIR_SHARE=false). affinity: how the fair lease prefers warm jobs."""
         self.conn = conn
         self.fair_share = fair_share
+        self.affinity = affinity
         self.lease_s = lease_s
         self.retry_base_s = retry_base_s
         self.retry_max_s = retry_max_s
@@ -156,16 +159,19 @@ class JobQueue:
 
     # -- the lease and its writes ----------------------------------------------------------------
 
-    def lease(self, worker_id: str, job_types: Iterable[str], limit: int = 1, *, start: bool = True) -> list[Job]:
+    def lease(self, worker_id: str, job_types: Iterable[str], limit: int = 1, *, start: bool = True,
+              warm: Warm | None = None) -> list[Job]:
         """Leases up to `limit` jobs, each counted as an attempt. With start=False (a prefetched batch)
         they are held, not started: a job the worker never starts goes back without spending its attempt
-        if the worker dies (mark_started, or the heartbeat, records that one started)."""
+        if the worker dies (mark_started, or the heartbeat, records that one started). `warm`: what the
+        worker has resident; the fair lease prefers jobs that need nothing loaded (README "Affinity")."""
         params = {"worker": worker_id, "types": list(job_types), "limit": limit, "lease_s": self.lease_s,
                   "start": start}
         if self.fair_share is None:
             rows = self.conn.execute(q("lease_jobs"), params).fetchall()
         else:
-            rows = self.conn.execute(q("lease_jobs_fair"), params | self.fair_share.params()).fetchall()
+            params |= self.fair_share.params() | self.affinity.params(warm, limit)
+            rows = self.conn.execute(q("lease_jobs_fair"), params).fetchall()
         jobs = [Job.from_row(r) for r in rows]
         jobs.sort(key=lambda j: (j.priority, j.created_at))
         return jobs
@@ -206,13 +212,14 @@ class JobQueue:
         return {r["id"] for r in rows}
 
     def complete_and_lease(self, done: Sequence[tuple[Lease, dict[str, Any] | None]], worker_id: str,
-                           job_types: Iterable[str], limit: int) -> tuple[set[uuid.UUID], list[Job]]:
+                           job_types: Iterable[str], limit: int, warm: Warm | None = None,
+                           ) -> tuple[set[uuid.UUID], list[Job]]:
         """Completes finished jobs and leases (prefetches, start=False) the next batch in one
         transaction: for short jobs the commit (a WAL flush) is the main cost, and this pays it once per
         batch instead of twice."""
         with self.conn.transaction():
             completed = self.complete_many(done)
-            return completed, self.lease(worker_id, job_types, limit, start=False)
+            return completed, self.lease(worker_id, job_types, limit, start=False, warm=warm)
 
     def fail(self, lease: Lease, error: str, *, attempt: int, retry: bool = True,
              result: dict[str, Any] | None = None) -> str | None:
@@ -298,10 +305,10 @@ class JobQueue:
         })
 
     def worker_heartbeat(self, worker_id: str, job_ids: Sequence[uuid.UUID], *, status: str = "running",
-                         completed: int = 0, failed: int = 0) -> None:
+                         completed: int = 0, failed: int = 0, resident: Warm | None = None) -> None:
         self.conn.execute(q("worker_heartbeat"), {
             "id": worker_id, "job_ids": list(job_ids), "status": status,
-            "completed": completed, "failed": failed,
+            "completed": completed, "failed": failed, "resident": Jsonb((resident or Warm()).describe()),
         })
 
 

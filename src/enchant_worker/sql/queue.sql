@@ -70,6 +70,12 @@ RETURNING j.*
 -- with a flood of jobs cannot hold back another's, and a group at its cap (max_running_jobs) gets none.
 -- Within a group the order stays priority then age. Every step is an index probe on
 -- idx_processing_jobs_fair; the cost grows with the number of groups waiting, not with the backlog.
+-- Warm affinity (README "Affinity"): a worker with models resident sends `prefer` and their keys
+-- (warm_models, warm_loras: what processing_jobs.affinity_model and affinity_loras hold). Each group's
+-- first `window` jobs in queue order are then ranked: 0 needs nothing loaded (its model and all its LoRAs
+-- warm, or no model at all) or has been runnable for longer than affinity_wait_s; 1 its model is warm;
+-- 2 nothing is. Within a group the order becomes priority, rank, age; between groups the rank only breaks
+-- ties of virtual time, so priority and fair share decide as before.
 WITH RECURSIVE waiting AS (
     -- Loose index scan: the groups with pending jobs, one probe each.
     (SELECT COALESCE(user_id, '00000000-0000-0000-0000-000000000000'::uuid) AS grp FROM processing_jobs
@@ -102,41 +108,53 @@ WITH RECURSIVE waiting AS (
     LEFT JOIN unnest(%(tier_names)s::text[], %(tier_weights)s::int[], %(tier_caps)s::int[])
         AS t(name, weight, cap) ON t.name = u.subscription_tier
     WHERE w.grp IS NOT NULL
+), candidates AS MATERIALIZED (
+    -- Each group's first runnable jobs in queue order (none for a group at its cap): `window` of them,
+    -- which is the lease's limit when nothing is preferred. Read without locks, with their affinity rank.
+    SELECT s.grp, c.id, c.priority, c.created_at, c.runnable_at, c.rank
+    FROM shares s
+    CROSS JOIN LATERAL (
+        SELECT p.id, p.priority, p.created_at, GREATEST(p.created_at, p.run_after) AS runnable_at,
+               CASE WHEN NOT %(prefer)s OR p.affinity_model IS NULL
+                         OR GREATEST(p.created_at, p.run_after) < NOW() - make_interval(secs => %(affinity_wait_s)s)
+                         OR (p.affinity_model = ANY(%(warm_models)s::text[])
+                             AND p.affinity_loras <@ %(warm_loras)s::text[]) THEN 0
+                    WHEN p.affinity_model = ANY(%(warm_models)s::text[]) THEN 1
+                    ELSE 2 END AS rank
+        FROM processing_jobs p
+        WHERE p.status = 'pending'
+          AND COALESCE(p.user_id, '00000000-0000-0000-0000-000000000000'::uuid) = s.grp
+          AND p.run_after <= NOW() AND p.job_type = ANY(%(types)s)
+        ORDER BY p.priority, p.created_at
+        LIMIT CASE WHEN s.running >= s.cap THEN 0 ELSE %(window)s END
+    ) c
 ), heads AS (
-    -- Each group's oldest runnable jobs in queue order: no more than this lease takes, nor than its cap
-    -- leaves room for. Read without locks: this only decides how many to take from each group.
+    -- Each group's best candidates (priority, rank, age): no more than this lease takes, nor than its cap
+    -- leaves room for. They only decide how many to take from each group.
     -- Starvation guard: a group with nothing running whose oldest job has been runnable for longer than
     -- max_wait_s goes first in its priority (with few workers a light group's share can be under one
     -- slot, and (running + k) / weight alone would then never pick it while heavier groups have work).
-    SELECT s.grp, h.priority, h.created_at,
-           CASE WHEN s.running = 0 AND h.k = 1
-                     AND h.runnable_at < NOW() - make_interval(secs => %(max_wait_s)s) THEN 0
-                ELSE (s.running + h.k)::float8 / s.weight END AS vtime
-    FROM shares s
-    CROSS JOIN LATERAL (
-        -- Numbered after the LIMIT, in the index's order: a window ordered by (priority, created_at)
-        -- would read every job sharing the last one's created_at (a whole batch enqueued at once).
-        SELECT o.priority, o.created_at, o.runnable_at, row_number() OVER () AS k FROM (
-            SELECT p.priority, p.created_at, GREATEST(p.created_at, p.run_after) AS runnable_at
-            FROM processing_jobs p
-            WHERE p.status = 'pending'
-              AND COALESCE(p.user_id, '00000000-0000-0000-0000-000000000000'::uuid) = s.grp
-              AND p.run_after <= NOW() AND p.job_type = ANY(%(types)s)
-            ORDER BY p.priority, p.created_at
-            LIMIT GREATEST(LEAST(%(limit)s, s.cap - s.running), 0)
-        ) o
-    ) h
-    WHERE (SELECT count(*) FROM shares) > 1  -- one group alone needs no ranking (see picks)
+    SELECT grp, priority, created_at, rank,
+           CASE WHEN running = 0 AND k = 1 AND oldest < NOW() - make_interval(secs => %(max_wait_s)s)
+                THEN 0 ELSE (running + k)::float8 / weight END AS vtime
+    FROM (
+        SELECT c.grp, c.priority, c.created_at, c.rank, s.running, s.weight, s.cap,
+               min(c.runnable_at) OVER (PARTITION BY c.grp) AS oldest,  -- (one sort serves both windows)
+               row_number() OVER (PARTITION BY c.grp ORDER BY c.priority, c.rank, c.created_at) AS k
+        FROM candidates c JOIN shares s ON s.grp = c.grp
+        WHERE (SELECT count(*) FROM shares) > 1  -- one group alone needs no ranking (see picks)
+    ) numbered
+    WHERE k <= LEAST(%(limit)s, cap - running)
 ), picks AS (
-    -- How many jobs each group gets: the best `limit` heads by priority, virtual time, age; and the worst
-    -- priority among them, so that a group's locked heads are not replaced by its less urgent jobs.
+    -- How many jobs each group gets: the best `limit` heads by priority, virtual time, rank, age; and the
+    -- worst priority among them, so that a group's locked heads are not replaced by its less urgent jobs.
     SELECT grp, count(*) AS n, max(priority) AS worst FROM (
-        SELECT grp, priority FROM heads ORDER BY priority, vtime, created_at LIMIT %(limit)s
+        SELECT grp, priority FROM heads ORDER BY priority, vtime, rank, created_at LIMIT %(limit)s
     ) best
     GROUP BY grp
     UNION ALL
     -- One group waiting (a single user's backlog, or only jobs without a user): as many as its cap
-    -- allows, in queue order, at any priority.
+    -- allows, at any priority.
     SELECT grp, GREATEST(LEAST(%(limit)s, cap - running), 0), 32767 FROM shares
     WHERE (SELECT count(*) FROM shares) = 1
 ), next AS (
@@ -153,6 +171,20 @@ WITH RECURSIVE waiting AS (
         LIMIT picks.n
         FOR UPDATE SKIP LOCKED
     ) l
+    WHERE NOT %(prefer)s
+    UNION ALL
+    -- With a preference: the group's candidates in its order (priority, rank, age), locked the same way.
+    -- A candidate a concurrent lease holds is skipped; the window is wider than the leases running at
+    -- once take, so the group still yields its share.
+    SELECT l.id FROM picks
+    CROSS JOIN LATERAL (
+        SELECT p.id FROM candidates c JOIN processing_jobs p ON p.id = c.id
+        WHERE c.grp = picks.grp AND c.priority <= picks.worst AND p.status = 'pending'
+        ORDER BY c.priority, c.rank, c.created_at
+        LIMIT picks.n
+        FOR UPDATE OF p SKIP LOCKED
+    ) l
+    WHERE %(prefer)s
 )
 UPDATE processing_jobs j
 SET status = 'processing', leased_by = %(worker)s, lease_token = gen_random_uuid(),
@@ -327,10 +359,12 @@ ON CONFLICT (id) DO UPDATE SET host = EXCLUDED.host, pid = EXCLUDED.pid, job_typ
     started_at = NOW(), heartbeat_at = NOW()
 
 -- worker_heartbeat --
--- The worker is alive; these are the jobs it runs; counters since the last beat.
+-- The worker is alive; these are the jobs it runs; counters since the last beat; what it has resident
+-- (the models and LoRAs its leases prefer, for admins).
 UPDATE workers
 SET heartbeat_at = NOW(), current_job_ids = %(job_ids)s::uuid[], status = %(status)s,
-    jobs_completed = jobs_completed + %(completed)s, jobs_failed = jobs_failed + %(failed)s
+    jobs_completed = jobs_completed + %(completed)s, jobs_failed = jobs_failed + %(failed)s,
+    resident = %(resident)s
 WHERE id = %(id)s
 
 -- worker_session --

@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from enchant_worker.db.connection import Database
 from enchant_worker.queue import JobQueue, Lease
+from enchant_worker.queue.affinity import Warm
 from enchant_worker.worker.context import JobContext
 
 log = logging.getLogger(__name__)
@@ -21,13 +22,15 @@ MIN_INTERVAL_S = 0.5  # progress may wake the heartbeat early, but not more ofte
 class Heartbeat:
     def __init__(self, db: Database, settings, worker_id: str,
                  held: Callable[[], dict[Lease, JobContext]],
-                 counters: Callable[[], tuple[int, int]], status: Callable[[], str]):
+                 counters: Callable[[], tuple[int, int]], status: Callable[[], str],
+                 resident: Callable[[], Warm] = Warm):
         self.db = db
         self.settings = settings
         self.worker_id = worker_id
         self.held = held
         self.counters = counters
         self.status = status
+        self.resident = resident  # recorded on the worker's row for admins
         self.wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
@@ -94,7 +97,7 @@ class Heartbeat:
                 ctx.cancel("cancel_requested")
         completed, failed = self.counters()
         queue.worker_heartbeat(self.worker_id, [le.job_id for le in held], status=self.status(),
-                               completed=completed, failed=failed)
+                               completed=completed, failed=failed, resident=self.resident())
 
 
 def log_reaped(rows: list[dict]) -> None:

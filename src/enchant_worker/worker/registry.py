@@ -29,6 +29,8 @@ class Handler:
     gpu: the handler needs the accelerator (the worker reports its device).
     timeout_s: a job running longer has hung: it is failed (and retried) by the heartbeat, which is
       the only way to take back a job from a handler that never returns while its worker lives.
+    resident: what the handler keeps loaded, as the job keys it can start without loading anything
+      (a queue.affinity.Warm, from the settings); asked before every lease, so it must be cheap.
     """
 
     job_type: str
@@ -38,6 +40,7 @@ class Handler:
     gpu: bool = False
     timeout_s: float | None = None
     description: str = ""
+    resident: Callable[[Any], Any] | None = None
 
 
 class Registry:

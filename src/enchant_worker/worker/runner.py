@@ -29,6 +29,7 @@ from enchant_worker.errors import DatabaseUnavailable, InvalidJob, JobCancelled,
 from enchant_worker.intake import recheck_job
 from enchant_worker.intake.tiers import load_tiers
 from enchant_worker.queue import JobQueue, Lease
+from enchant_worker.queue.affinity import Affinity, Warm
 from enchant_worker.queue.fairness import FairShare
 from enchant_worker.queue.storable import checked_json, storable_text
 from enchant_worker.sql import q as q_sql
@@ -80,6 +81,8 @@ class Worker:
         self._progress_reported: Callable[[], None] = lambda: None
         self._poll = AdaptivePoll(settings.poll_min_interval_s, settings.poll_interval_s)
         self._fair_share = _fair_share(settings)  # read once: a tiers file mistake stops the start
+        self._affinity = Affinity(getattr(settings, "affinity_max_wait_s", 30.0))
+        self._resident_hooks = [h.resident for h in self.handlers.values() if h.resident is not None]
 
     # -- public ----------------------------------------------------------------------------------
 
@@ -97,7 +100,7 @@ class Worker:
         listener = (Listener(self.db, self.handlers, on_work=self._wake.set, on_cancel=self._cancel_requested)
                     if self.db.session_url else contextlib.nullcontext())
         heartbeat = Heartbeat(self.db, self.settings, self.worker_id, held=self._snapshot,
-                              counters=self._take_counts, status=self._status)
+                              counters=self._take_counts, status=self._status, resident=self._warm)
         self._progress_reported = heartbeat.wake.set  # progress reaches the job row within a beat
         with listener, heartbeat:
             self._loop()
@@ -137,7 +140,9 @@ class Worker:
             prefetch = self._prefetch()
             # One job per free slot starts at once; a prefetched batch is held until each job's turn.
             limit, start = free * prefetch, prefetch == 1
-            jobs = self._with_db(lambda q: q.lease(self.worker_id, self.handlers, limit, start=start))  # noqa: B023
+            warm = self._warm()
+            jobs = self._with_db(
+                lambda q: q.lease(self.worker_id, self.handlers, limit, start=start, warm=warm))  # noqa: B023
             if not jobs:
                 if self.burst and self._busy == 0:
                     return
@@ -150,6 +155,16 @@ class Worker:
 
     def _runnable(self, queue: JobQueue) -> bool:
         return queue.conn.execute(q_sql("runnable_probe"), {"types": list(self.handlers)}).fetchone()["runnable"]
+
+    def _warm(self) -> Warm:
+        """What the handlers have loaded now, as job keys: the lease prefers jobs that need nothing more."""
+        warm = Warm()
+        for hook in self._resident_hooks:
+            try:
+                warm |= hook(self.settings)
+            except Exception:  # a preference must never stop leasing
+                log.exception("could not read what is resident; leasing without a preference")
+        return warm
 
     def _prefetch(self) -> int:
         if self._mean_job_s >= FAST_JOB_S:
@@ -231,7 +246,7 @@ class Worker:
             return []
         try:
             written, jobs = self._with_db(
-                lambda q: q.complete_and_lease(done, self.worker_id, self.handlers, prefetch))
+                lambda q: q.complete_and_lease(done, self.worker_id, self.handlers, prefetch, self._warm()))
         except Exception as exc:
             if not _unstorable(exc):
                 raise
@@ -495,7 +510,7 @@ class Worker:
                 conn.execute(q_sql("worker_session"))
             q = JobQueue(conn, lease_s=self.settings.lease_seconds,
                          retry_base_s=self.settings.retry_base_s, retry_max_s=self.settings.retry_max_s,
-                         fair_share=self._fair_share)
+                         fair_share=self._fair_share, affinity=self._affinity)
             self._local.queue = q
         return q
 
