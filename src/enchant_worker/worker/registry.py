@@ -29,6 +29,8 @@ class Handler:
     gpu: the handler needs the accelerator (the worker reports its device).
     timeout_s: a job running longer has hung: it is failed (and retried) by the heartbeat, which is
       the only way to take back a job from a handler that never returns while its worker lives.
+    run_batch: runs several jobs leased together for one batched GPU call (cross-job batching,
+      ENCHANT_GENERATION_BATCH_SIZE); one answer per job, its result or its own error.
     """
 
     job_type: str
@@ -38,6 +40,7 @@ class Handler:
     gpu: bool = False
     timeout_s: float | None = None
     description: str = ""
+    run_batch: Callable[[list[JobContext]], list[dict[str, Any] | Exception]] | None = None
 
 
 class Registry:
