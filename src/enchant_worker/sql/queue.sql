@@ -182,9 +182,11 @@ WITH head AS (
     FROM (
         SELECT p.id, p.priority, p.created_at,
                COALESCE(p.user_id, '00000000-0000-0000-0000-000000000000'::uuid) AS grp
-        FROM processing_jobs p, head
+        FROM processing_jobs p
+        -- (The key as a scalar subquery: the index then yields this key's jobs in order and stops at the
+        -- LIMIT; joined to `head`, all of a 20,000-job flood was read and sorted, 15 ms against 0.1 ms.)
         WHERE p.status = 'pending' AND p.job_type = 'generate_image'
-          AND generation_batch_key(p.metadata) = head.key AND p.run_after <= NOW()
+          AND generation_batch_key(p.metadata) = (SELECT key FROM head) AND p.run_after <= NOW()
         ORDER BY p.priority, p.created_at
         LIMIT %(limit)s * 4
     ) c
