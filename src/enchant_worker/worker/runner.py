@@ -92,7 +92,8 @@ class Worker:
         self._with_db(lambda q: q.register_worker(
             self.worker_id, host=socket.gethostname(), pid=os.getpid(), job_types=list(self.handlers),
             device=device.describe(any(h.gpu for h in self.handlers.values())), concurrency=self.concurrency))
-        log.info("worker %s serving %s with %d slot(s)", self.worker_id, ", ".join(self.handlers), self.concurrency)
+        log.info("worker %s serving %s with %d slot(s)%s", self.worker_id, ", ".join(self.handlers), self.concurrency,
+                 f", up to {self._batch_size} jobs per generation call" if self._batch_size > 1 else "")
         slots = [threading.Thread(target=self._slot, name=f"slot-{i}", daemon=True) for i in range(self.concurrency)]
         for slot in slots:
             slot.start()
