@@ -3,7 +3,8 @@
 The metadata is `jobspecs.generate_image.GenerateImageSpec`. Each image gets its own seed (seed,
 seed+1, ...; derived from the job id when unset, so that a retried job draws the same images). PNGs go to storage under content-addressed paths with AUTOMATIC1111's
 `parameters` chunk; one `images` row per image. The base pipeline and the LoRA adapters stay resident
-in this process between jobs (`providers_for`).
+in this process between jobs (`providers_for`). A GPU worker may hand several compatible jobs to
+`run_batch` at once (README "Batching"): each is prepared and finished as alone, drawn in one call.
 
 Every stored image is analysed (`generation.image_quality`: exposure, contrast, sharpness, broken
 images) from its file, and scored for prompt alignment where a CLIP model is configured
