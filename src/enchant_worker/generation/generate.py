@@ -92,8 +92,11 @@ def generate_batch(
     _use_sampler(resident, settings.sampler)
 
     # 4. Denoise every member's images together, halving the batch when memory runs out
-    items = [_Item(m, params.prompt, params.negative_prompt, seed)
-             for m, params in enumerate(members) for seed in params.settings.seeds]
+    items = [
+        _Item(m, params.prompt, params.negative_prompt, seed)
+        for m, params in enumerate(members)
+        for seed in params.settings.seeds
+    ]
     started = time.perf_counter()
     latents, batch_size = _denoise_all(pipe, settings, items, on_progress, cancelled)
     timings["denoise_s"] = time.perf_counter() - started
@@ -122,14 +125,16 @@ def generate_batch(
             answers[m] = broken
             continue
         images = pipe.image_processor.numpy_to_pil(pipe.image_processor.pt_to_numpy(mine.cpu()))
-        answers[m] = GenerationOutcome(images, params.settings.seeds, dict(timings), adapters, warnings[m],
-                                       batch_size)
+        answers[m] = GenerationOutcome(
+            images, params.settings.seeds, dict(timings), adapters, warnings[m], batch_size
+        )
     return answers  # type: ignore[return-value]  # every member has its answer by now
 
 
 def batchable(members: Sequence[GenerationParams]) -> bool:
     """Can these requests share one pipeline call? The same size, steps, guidance, sampler and LoRA set
     (prompts, negative prompts and seeds may differ)."""
+
     def key(params: GenerationParams) -> tuple:
         s = params.settings
         return s.width, s.height, s.steps, s.cfg_scale, s.sampler, params.loras
@@ -155,8 +160,9 @@ def _rows(items: Sequence[_Item], member: int) -> list[int]:
     return [i for i, item in enumerate(items) if item.member == member]
 
 
-def _guard(check: Callable[[torch.Tensor, Sequence[int]], None], values: torch.Tensor,
-           seeds: Sequence[int]) -> BrokenImage | None:
+def _guard(
+    check: Callable[[torch.Tensor, Sequence[int]], None], values: torch.Tensor, seeds: Sequence[int]
+) -> BrokenImage | None:
     try:
         check(values, seeds)
     except BrokenImage as exc:

@@ -125,8 +125,15 @@ class LocalDiffusersProvider:
                 continue
             loras = tuple(LoraRequest(x.name, Path(x.path), x.strength) for x in request.loras)
             params = GenerationParams(request.prompt, request.negative_prompt, settings, loras)
-            key = (spec.name, settings.width, settings.height, settings.steps, settings.cfg_scale,
-                   settings.sampler, loras)
+            key = (
+                spec.name,
+                settings.width,
+                settings.height,
+                settings.steps,
+                settings.cfg_scale,
+                settings.sampler,
+                loras,
+            )
             groups.setdefault(key, []).append((i, spec, params))
         cancelled = list(is_cancelled) if is_cancelled is not None else [lambda: False] * len(requests)
         # 2. One call per group, on the resident pipeline (loaded the first time)
@@ -134,13 +141,20 @@ class LocalDiffusersProvider:
             spec = members[0][1]
             try:
                 with self.use(spec) as (resident, load_s):
-                    outcomes = generate_batch(resident, [p for _, _, p in members], on_progress,
-                                              [cancelled[i] for i, _, _ in members])
+                    outcomes = generate_batch(
+                        resident,
+                        [p for _, _, p in members],
+                        on_progress,
+                        [cancelled[i] for i, _, _ in members],
+                    )
             except Exception as exc:  # the whole call's error: each member's
                 outcomes, load_s = [exc] * len(members), 0.0
             for (i, _, params), outcome in zip(members, outcomes, strict=True):
-                answers[i] = outcome if isinstance(outcome, Exception) else \
-                    self._result(spec, params.settings, outcome, load_s, len(members))
+                answers[i] = (
+                    outcome
+                    if isinstance(outcome, Exception)
+                    else self._result(spec, params.settings, outcome, load_s, len(members))
+                )
         return answers  # type: ignore[return-value]  # every request has its answer by now
 
     def _result(self, spec: ModelSpec, settings, outcome, load_s: float, jobs: int) -> GenerationResult:
