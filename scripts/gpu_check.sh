@@ -83,6 +83,9 @@ step gpu_tests 90 "$PY" -m pytest tests/gpu -m gpu -q -ra -p no:cacheprovider --
   --timeout=80
 step generate_eager 100 "$PY" scripts/bench_generate.py --sd15 --device cuda --batch 1 4 --repeats 3 \
   --json "$JSON/generate_eager.json"
+# Cross-job batching: 1, 4 and 8 jobs alone vs in one call (SD 1.5 architecture, 512 px).
+step batch 100 "$PY" scripts/bench_batch.py --sd15 --device cuda --size 512 --steps 25 --batch 1 4 8 --rounds 1 \
+  --json "$JSON/batch.json"
 step train 110 "$PY" scripts/bench_train.py --sd15 --device cuda --mixed-precision bf16 --steps 40 --warmup 5 \
   --json "$JSON/train.json"
 collect

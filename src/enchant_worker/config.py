@@ -81,6 +81,9 @@ class Settings(BaseSettings):
     device: Literal["auto", "cuda", "cpu"] = "auto"
     dtype: Literal["auto", "float16", "bfloat16", "float32"] = "auto"
     compile: bool = False
+    # Cross-job batching (README "Batching"): how many compatible generate_image jobs one GPU call takes.
+    # Unset: 4 on a CUDA device, 1 (off) on the CPU, where a batch saves little; out of memory halves it.
+    generation_batch_size: int | None = Field(None, ge=1, le=64)
     models_config: Path = REPO_ROOT / "configs" / "models.toml"
     lora_dirs: list[Path] = []  # LoRA files load only from models_dir, the storage folder and these
     lora_cache_max_count: int = Field(8, ge=1, le=256)

@@ -1,7 +1,8 @@
-"""The generation routine: one batched call for `count` images, with progress, cancellation within a
-step, out-of-memory fallback and a guard against broken images.
+"""The generation routine: one batched call for `count` images (or for several jobs' images), with
+progress, cancellation within a step, out-of-memory fallback and a guard against broken images.
 
     outcome = generate(resident, params, on_progress=..., is_cancelled=...)
+    outcomes = generate_batch(resident, [params_a, params_b], on_progress=..., is_cancelled=[...])
 """
 
 from __future__ import annotations
@@ -50,43 +51,123 @@ def generate(
     is_cancelled: CancelledFn | None = None,
 ) -> GenerationOutcome:
     """Generate one image per seed of `params`; raises GenerationCancelled, OutOfMemory, BrokenImage."""
-    pipe, settings = resident.pipe, params.settings
-    is_cancelled = is_cancelled or (lambda: False)
+    (outcome,) = generate_batch(resident, [params], on_progress, [is_cancelled or _never])
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
+
+
+def generate_batch(
+    resident: ResidentPipeline,
+    members: Sequence[GenerationParams],
+    on_progress: ProgressFn | None = None,
+    is_cancelled: Sequence[CancelledFn] | None = None,
+) -> list[GenerationOutcome | Exception]:
+    """Generate the images of several requests (jobs) in one batched pipeline call: each image with its
+    member's prompt and its own generator, so it is the image the member alone would get. Members must
+    be `batchable` (the same settings but seeds, the same LoRA set).
+
+    One answer per member: its outcome, or the error that is its alone (GenerationCancelled: its images
+    are dropped; BrokenImage). A cancelled member does not stop the others; the call stops when every
+    member is cancelled (GenerationCancelled is raised). OutOfMemory at batch size 1 and InvalidGeneration
+    of the shared settings are raised for all."""
+    if not members:
+        return []
+    if not batchable(members):
+        raise ValueError("generate_batch: members differ in settings or LoRAs; run them apart")
+    pipe, settings = resident.pipe, members[0].settings
+    cancelled = list(is_cancelled) if is_cancelled is not None else [_never] * len(members)
     timings: dict[str, float] = {}
 
     # 1. Check inputs the parameters alone could not (they depend on the model)
-    warnings = _check_against_model(pipe, params)
-    if is_cancelled():
+    warnings = [_check_against_model(pipe, params) for params in members]
+    if all(check() for check in cancelled):
         raise GenerationCancelled()
 
-    # 2. Activate the job's LoRA set (loads only what is not resident)
-    adapters = resident.adapters.activate(params.loras)
+    # 2. Activate the LoRA set (loads only what is not resident)
+    adapters = resident.adapters.activate(members[0].loras)
     timings["adapters_s"] = adapters.load_s + adapters.switch_s
 
     # 3. Pick the sampler, with the model's noise schedule (kept between jobs that use the same one)
     _use_sampler(resident, settings.sampler)
 
-    # 4. Denoise in batches, halving the batch when memory runs out
+    # 4. Denoise every member's images together, halving the batch when memory runs out
+    items = [
+        _Item(m, params.prompt, params.negative_prompt, seed)
+        for m, params in enumerate(members)
+        for seed in params.settings.seeds
+    ]
     started = time.perf_counter()
-    latents, batch_size = _denoise_all(pipe, params, on_progress, is_cancelled)
+    latents, batch_size = _denoise_all(pipe, settings, items, on_progress, cancelled)
     timings["denoise_s"] = time.perf_counter() - started
 
-    # 5. Refuse NaN latents before spending a decode on them
-    if params.nan_guard:
-        _guard_latents(latents, settings.seeds)
+    # 5. Drop the images of members cancelled meanwhile; refuse NaN latents before spending a decode
+    answers: list[GenerationOutcome | Exception | None] = [
+        GenerationCancelled() if check() else None for check in cancelled
+    ]
+    for m, params in enumerate(members):
+        if answers[m] is None and params.nan_guard:
+            answers[m] = _guard(_guard_latents, latents[_rows(items, m)], params.settings.seeds)
+    keep = [i for i, item in enumerate(items) if answers[item.member] is None]
+    items, latents = [items[i] for i in keep], latents[keep]
 
     # 6. Decode with the VAE
     started = time.perf_counter()
-    pixels = _decode(pipe, latents)
+    pixels = _decode(pipe, latents) if keep else latents
     timings["decode_s"] = time.perf_counter() - started
 
-    # 7. Refuse broken images; convert the rest
-    if params.nan_guard:
-        _guard_images(pixels, settings.seeds)
-    images = pipe.image_processor.pt_to_numpy(pixels.cpu())
-    return GenerationOutcome(
-        pipe.image_processor.numpy_to_pil(images), settings.seeds, timings, adapters, warnings, batch_size
-    )
+    # 7. Refuse broken images; convert the rest, member by member
+    for m, params in enumerate(members):
+        if answers[m] is not None:
+            continue
+        mine = pixels[_rows(items, m)]
+        if params.nan_guard and (broken := _guard(_guard_images, mine, params.settings.seeds)):
+            answers[m] = broken
+            continue
+        images = pipe.image_processor.numpy_to_pil(pipe.image_processor.pt_to_numpy(mine.cpu()))
+        answers[m] = GenerationOutcome(
+            images, params.settings.seeds, dict(timings), adapters, warnings[m], batch_size
+        )
+    return answers  # type: ignore[return-value]  # every member has its answer by now
+
+
+def batchable(members: Sequence[GenerationParams]) -> bool:
+    """Can these requests share one pipeline call? The same size, steps, guidance, sampler and LoRA set
+    (prompts, negative prompts and seeds may differ)."""
+
+    def key(params: GenerationParams) -> tuple:
+        s = params.settings
+        return s.width, s.height, s.steps, s.cfg_scale, s.sampler, params.loras
+
+    return len({key(params) for params in members}) <= 1
+
+
+@dataclass(frozen=True)
+class _Item:
+    """One image of a batch: whose it is, its prompts and its seed."""
+
+    member: int
+    prompt: str
+    negative_prompt: str
+    seed: int
+
+
+def _never() -> bool:
+    return False
+
+
+def _rows(items: Sequence[_Item], member: int) -> list[int]:
+    return [i for i, item in enumerate(items) if item.member == member]
+
+
+def _guard(
+    check: Callable[[torch.Tensor, Sequence[int]], None], values: torch.Tensor, seeds: Sequence[int]
+) -> BrokenImage | None:
+    try:
+        check(values, seeds)
+    except BrokenImage as exc:
+        return exc
+    return None
 
 
 def _use_sampler(resident: ResidentPipeline, sampler: str) -> None:
@@ -133,23 +214,21 @@ def truncation_warning(tokenizer, field_name: str, text: str) -> str | None:
     return f"{field_name}: {len(ids)} tokens, the text encoder takes {limit}; truncated, dropping '{dropped}'"
 
 
-def _denoise_all(pipe, params: GenerationParams, on_progress, is_cancelled) -> tuple[torch.Tensor, int]:
-    seeds = params.settings.seeds
-    batch_size = len(seeds)
+def _denoise_all(pipe, settings, items: Sequence[_Item], on_progress, cancelled) -> tuple[torch.Tensor, int]:
+    batch_size = len(items)
     while True:
         try:
-            chunks = [seeds[i : i + batch_size] for i in range(0, len(seeds), batch_size)]
+            chunks = [items[i : i + batch_size] for i in range(0, len(items), batch_size)]
             done = [
-                _denoise(pipe, params, chunk, index, len(chunks), on_progress, is_cancelled)
+                _denoise(pipe, settings, chunk, index, len(chunks), on_progress, cancelled)
                 for index, chunk in enumerate(chunks)
             ]
             return torch.cat(done), batch_size
         except torch.OutOfMemoryError:
             free_memory()
             if batch_size == 1:
-                s = params.settings
                 raise OutOfMemory(
-                    f"out of GPU memory at batch size 1, {s.width}x{s.height}; lower the size"
+                    f"out of GPU memory at batch size 1, {settings.width}x{settings.height}; lower the size"
                 ) from None
             batch_size = max(1, batch_size // 2)
             log.warning("out of GPU memory; retrying with batch size %d", batch_size)
@@ -159,25 +238,28 @@ def _denoise_all(pipe, params: GenerationParams, on_progress, is_cancelled) -> t
 
 
 def _denoise(
-    pipe, params: GenerationParams, seeds: Sequence[int], chunk: int, chunks: int, on_progress, is_cancelled
+    pipe, settings, items: Sequence[_Item], chunk: int, chunks: int, on_progress, cancelled
 ) -> torch.Tensor:
-    """Latents for `seeds` in one call; the step callback reports progress and raises on cancel."""
-    s = params.settings
+    """Latents for `items` in one call; the step callback reports progress and raises once every
+    member is cancelled (one cancelled member's images are dropped after the call)."""
+    s = settings
     total = s.steps * chunks
 
     def on_step_end(_pipe, step: int, _timestep, callback_kwargs: dict) -> dict:
         if on_progress is not None:
             on_progress(chunk * s.steps + step + 1, total)
-        if is_cancelled():
+        if all(check() for check in cancelled):
             raise GenerationCancelled()  # leaves the denoising loop: no more steps, no decode
         return callback_kwargs
 
-    # One CPU generator per image: the seed alone fixes the starting noise, on every device.
-    generators = [torch.Generator("cpu").manual_seed(seed) for seed in seeds]
+    # One CPU generator per image: the seed alone fixes the starting noise, on every device, and an
+    # image's noise does not depend on what else is in the batch.
+    generators = [torch.Generator("cpu").manual_seed(item.seed) for item in items]
+    negative = [item.negative_prompt for item in items]
     with torch.inference_mode():
         result = pipe(
-            prompt=[params.prompt] * len(seeds),
-            negative_prompt=[params.negative_prompt] * len(seeds) if params.negative_prompt else None,
+            prompt=[item.prompt for item in items],
+            negative_prompt=negative if any(negative) else None,
             width=s.width,
             height=s.height,
             num_inference_steps=s.steps,

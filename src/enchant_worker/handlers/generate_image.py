@@ -3,7 +3,8 @@
 The metadata is `jobspecs.generate_image.GenerateImageSpec`. Each image gets its own seed (seed,
 seed+1, ...; derived from the job id when unset, so that a retried job draws the same images). PNGs go to storage under content-addressed paths with AUTOMATIC1111's
 `parameters` chunk; one `images` row per image. The base pipeline and the LoRA adapters stay resident
-in this process between jobs (`providers_for`).
+in this process between jobs (`providers_for`). A GPU worker may hand several compatible jobs to
+`run_batch` at once (README "Batching"): each is prepared and finished as alone, drawn in one call.
 
 Every stored image is analysed (`generation.image_quality`: exposure, contrast, sharpness, broken
 images) from its file, and scored for prompt alignment where a CLIP model is configured
@@ -189,8 +190,77 @@ class Inputs:
     warnings: list[str]
 
 
+@dataclass
+class Prepared:
+    """A job read, its prompt built, its provider and parameters chosen: what the draw needs."""
+
+    inputs: Inputs
+    built: Any  # generation.prompts.BuiltPrompt
+    provider: Any
+    reason: str
+    request: Any  # providers.base.GenerationRequest
+    timings: dict[str, float]
+    run_started: float
+
+
 def run(ctx: JobContext) -> dict[str, Any]:
+    prepared = _prepare(ctx)
+    # 4. Generate: progress at each denoising step; a cancel stops within one step, before the decode
+    result = prepared.provider.generate(prepared.request, on_progress=_progress_to([ctx]),
+                                        is_cancelled=ctx.is_cancelled)
+    return _finish(ctx, prepared, result)
+
+
+def run_batch(ctxs: list[JobContext]) -> list[dict[str, Any] | Exception]:
+    """Cross-job batching: several jobs (leased together for the same batch key) drawn in shared
+    pipeline calls where their provider batches (`generate_batch`: the local provider). Each job is
+    prepared and finished on its own, so an error found late (a scene gone, a LoRA refused, a broken
+    image, a cancel) is that job's alone. One answer per job: its result or its error."""
+    answers: list[dict[str, Any] | Exception | None] = [None] * len(ctxs)
+    prepared: dict[int, Prepared] = {}
+    for i, ctx in enumerate(ctxs):
+        try:
+            prepared[i] = _prepare(ctx)
+        except Exception as exc:
+            answers[i] = exc
+    by_provider: dict[int, list[int]] = {}
+    for i, job in prepared.items():
+        by_provider.setdefault(id(job.provider), []).append(i)
+    for members in by_provider.values():
+        provider = prepared[members[0]].provider
+        draw_batch = getattr(provider, "generate_batch", None)
+        if draw_batch is not None and len(members) > 1:
+            results = draw_batch([prepared[i].request for i in members], _progress_to([ctxs[i] for i in members]),
+                                 [ctxs[i].is_cancelled for i in members])
+        else:
+            results = [_draw_alone(provider, prepared[i].request, ctxs[i]) for i in members]
+        for i, result in zip(members, results, strict=True):
+            try:
+                answers[i] = result if isinstance(result, Exception) else _finish(ctxs[i], prepared[i], result)
+            except Exception as exc:
+                answers[i] = exc
+    return answers  # type: ignore[return-value]  # every job has its answer by now
+
+
+def _draw_alone(provider, request, ctx: JobContext) -> Any:
+    try:
+        return provider.generate(request, on_progress=_progress_to([ctx]), is_cancelled=ctx.is_cancelled)
+    except Exception as exc:
+        return exc
+
+
+def _progress_to(ctxs: list[JobContext]):
+    def on_progress(done: int, total: int) -> None:
+        stage = "decoding" if done >= total else "denoising"  # the VAE decode follows the last step
+        for ctx in ctxs:
+            ctx.progress(DONE_BEFORE_SAVING_PCT * done / total, stage=stage, step=done, total=total)
+
+    return on_progress
+
+
+def _prepare(ctx: JobContext) -> Prepared:
     from enchant_worker.generation.prompts import LoraStyle, build_raw_prompt, build_scene_prompt
+    from enchant_worker.providers.base import GenerationRequest, LoraInput
 
     spec: GenerateImageSpec = ctx.spec
     job, settings = ctx.job, ctx.settings
@@ -217,14 +287,6 @@ def run(ctx: JobContext) -> dict[str, Any]:
     # the provider loads the model (and activates the LoRAs) before its first step: say so, not "0 %"
     ctx.progress(0, stage="loading LoRAs" if inputs.loras and _model_resident(provider, model) else "loading model",
                  provider=provider.name, model=model)
-
-    # 4. Generate: progress at each denoising step; a cancel stops within one step, before the decode
-    def on_progress(done: int, total: int) -> None:
-        stage = "decoding" if done >= total else "denoising"  # the VAE decode follows the last step
-        ctx.progress(DONE_BEFORE_SAVING_PCT * done / total, stage=stage, step=done, total=total)
-
-    from enchant_worker.providers.base import GenerationRequest, LoraInput
-
     request = GenerationRequest(
         prompt=built.prompt,
         negative_prompt=built.negative_prompt,
@@ -232,7 +294,14 @@ def run(ctx: JobContext) -> dict[str, Any]:
         parameters=parameters,
         loras=[LoraInput(lo.name, str(lo.path), lo.strength) for lo in inputs.loras],
     )
-    result = provider.generate(request, on_progress=on_progress, is_cancelled=ctx.is_cancelled)
+    return Prepared(inputs, built, provider, reason, request, timings, run_started)
+
+
+def _finish(ctx: JobContext, prepared: Prepared, result) -> dict[str, Any]:
+    spec: GenerateImageSpec = ctx.spec
+    job, settings = ctx.job, ctx.settings
+    inputs, built, provider, request, timings = (prepared.inputs, prepared.built, prepared.provider,
+                                                 prepared.request, prepared.timings)
     if provider.name == "local":
         _remember_warm(job, result)
     timings.update(result.timings_s)
@@ -253,7 +322,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
     timings["save_s"] = time.perf_counter() - started
     qualities, quality_warnings = _analyse_stored(settings, files, result.images, built.prompt, result.model,
                                                   tried, timings)
-    timings["run_s"] = time.perf_counter() - run_started
+    timings["run_s"] = time.perf_counter() - prepared.run_started
     timings = {k: round(v, 4) for k, v in timings.items()}
     with ctx.connect() as conn, conn.transaction():
         images = _insert_rows(conn, job, inputs, built, result, provider.name, files, timings, qualities)
@@ -267,7 +336,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
         "scene_id": inputs.record.scene.id if inputs.record else None,
         "story_id": inputs.record.story_id if inputs.record else None,
         "provider": provider.name,
-        "provider_reason": reason,
+        "provider_reason": prepared.reason,
         "cost": round(float(result.details.get("cost", provider.cost_per_image * len(result.images))), 6),
         "model": result.model,
         "parameters": result.parameters,
@@ -621,4 +690,5 @@ HANDLER = Handler(
     gpu=True,
     resident=resident,
     description="illustrate a scene or a prompt with Stable Diffusion and LoRA styles",
+    run_batch=run_batch,
 )

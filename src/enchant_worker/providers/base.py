@@ -1,7 +1,9 @@
 """The image-provider protocol, after the seed's `ImageGenerationProvider`.
 
 A third-party provider is any object with these attributes and methods, exposed through the entry
-point group `enchant_worker.providers` (see `registry.py`).
+point group `enchant_worker.providers` (see `registry.py`). Optional: `generate_batch(requests,
+on_progress, is_cancelled)`, one answer per request (its GenerationResult or its own error), for
+cross-job batching (the local provider has it; other providers draw each job alone).
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from typing import Any
 from enchant_worker.errors import InvalidJob
 from enchant_worker.generation.adapters import LoraRequest
 from enchant_worker.generation.device import DevicePolicy, resolve_device
-from enchant_worker.generation.generate import generate
+from enchant_worker.generation.generate import generate_batch
 from enchant_worker.generation.params import GenerationParams, validate_settings
 from enchant_worker.generation.pipelines import PipelineCache, ResidencyBudget, ResidentPipeline
 from enchant_worker.model_catalog import ModelRegistry, ModelSpec, model_short_hash
@@ -104,14 +104,67 @@ class LocalDiffusersProvider:
         on_progress: ProgressFn | None = None,
         is_cancelled: CancelledFn | None = None,
     ) -> GenerationResult:
-        # 1. Resolve the model and validate the parameters over its defaults
-        spec = self.registry.get(request.model)
-        settings = validate_settings(request.parameters, spec.defaults)
-        loras = tuple(LoraRequest(x.name, Path(x.path), x.strength) for x in request.loras)
-        params = GenerationParams(request.prompt, request.negative_prompt, settings, loras)
-        with self.use(spec) as (resident, load_s):  # 2. the resident pipeline (loaded the first time)
-            # 3. Generate
-            outcome = generate(resident, params, on_progress=on_progress, is_cancelled=is_cancelled)
+        (result,) = self.generate_batch([request], on_progress, [is_cancelled] if is_cancelled else None)
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    def generate_batch(
+        self,
+        requests: Sequence[GenerationRequest],
+        on_progress: ProgressFn | None = None,
+        is_cancelled: Sequence[CancelledFn] | None = None,
+    ) -> list[GenerationResult | Exception]:
+        """Several jobs' requests, those that can share a pipeline call (the same model, settings but
+        seeds, LoRA set) in one batched call each (`generation.generate.generate_batch`: every image as
+        its request alone would draw it). One answer per request: its result, or the error that is its
+        own (an invalid setting, a cancel, a broken image). An error of a whole call (out of memory at
+        batch size 1, a LoRA that does not load) is every member's answer of that call."""
+        answers: list[GenerationResult | Exception | None] = [None] * len(requests)
+        groups: dict[tuple, list[tuple[int, ModelSpec, GenerationParams]]] = {}
+        # 1. Resolve each request's model and validate its parameters over the model's defaults
+        for i, request in enumerate(requests):
+            try:
+                spec = self.registry.get(request.model)
+                settings = validate_settings(request.parameters, spec.defaults)
+            except InvalidJob as exc:
+                answers[i] = exc
+                continue
+            loras = tuple(LoraRequest(x.name, Path(x.path), x.strength) for x in request.loras)
+            params = GenerationParams(request.prompt, request.negative_prompt, settings, loras)
+            key = (
+                spec.name,
+                settings.width,
+                settings.height,
+                settings.steps,
+                settings.cfg_scale,
+                settings.sampler,
+                loras,
+            )
+            groups.setdefault(key, []).append((i, spec, params))
+        cancelled = list(is_cancelled) if is_cancelled is not None else [lambda: False] * len(requests)
+        # 2. One call per group, on the resident pipeline (loaded the first time)
+        for members in groups.values():
+            spec = members[0][1]
+            try:
+                with self.use(spec) as (resident, load_s):
+                    outcomes = generate_batch(
+                        resident,
+                        [p for _, _, p in members],
+                        on_progress,
+                        [cancelled[i] for i, _, _ in members],
+                    )
+            except Exception as exc:  # the whole call's error: each member's
+                outcomes, load_s = [exc] * len(members), 0.0
+            for (i, _, params), outcome in zip(members, outcomes, strict=True):
+                answers[i] = (
+                    outcome
+                    if isinstance(outcome, Exception)
+                    else self._result(spec, params.settings, outcome, load_s, len(members))
+                )
+        return answers  # type: ignore[return-value]  # every request has its answer by now
+
+    def _result(self, spec: ModelSpec, settings, outcome, load_s: float, jobs: int) -> GenerationResult:
         used = {
             "width": settings.width,
             "height": settings.height,
@@ -130,6 +183,7 @@ class LocalDiffusersProvider:
                 "family": spec.family,
                 "device": self.policy.describe(),
                 "batch_size": outcome.batch_size,
+                "batched_jobs": jobs,
                 "loras": outcome.adapters.active,
                 "lora_hashes": outcome.adapters.hashes,
                 "model_hash": model_short_hash(spec),

@@ -176,6 +176,21 @@ class JobQueue:
         jobs.sort(key=lambda j: (j.priority, j.created_at))
         return jobs
 
+    def lease_companions(self, worker_id: str, head: Lease, limit: int) -> list[Job]:
+        """Leases up to `limit` pending generate_image jobs that may share the head's pipeline call (the
+        same batch key), held unstarted like a prefetch; none when the head's lease was lost."""
+        if limit < 1:
+            return []
+        fair = self.fair_share or DEFAULT_FAIR_SHARE
+        rows = self.conn.execute(q("lease_batch_companions"), {
+            "worker": worker_id, "id": head.job_id, "token": head.token, "limit": limit, "lease_s": self.lease_s,
+            "caps": self.fair_share is not None,
+            **{k: v for k, v in fair.params().items() if k in ("tier_names", "tier_caps")},
+        }).fetchall()
+        jobs = [Job.from_row(r) for r in rows]
+        jobs.sort(key=lambda j: (j.priority, j.created_at))
+        return jobs
+
     def extend(self, leases: Sequence[Lease], progress: dict[uuid.UUID, dict[str, Any]] | None = None,
                started: Collection[uuid.UUID] = ()) -> dict[uuid.UUID, bool]:
         """Renews the leases and marks the jobs in `started` as running; returns {job id: cancel

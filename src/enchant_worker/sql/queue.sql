@@ -195,6 +195,62 @@ SET status = 'processing', leased_by = %(worker)s, lease_token = gen_random_uuid
 WHERE j.id = ANY(ARRAY(SELECT id FROM next))
 RETURNING j.*
 
+-- lease_batch_companions --
+-- Cross-job batching: a GPU worker holding a generate_image job (the head, checked by its token) takes up
+-- to `limit` more pending generate_image jobs with the same batch key (migration 0091), to run in the
+-- same pipeline call. Leased as a prefetch (run_started false): if the worker dies before the batched
+-- call starts, they go back without spending an attempt. Order: priority, then round robin across users
+-- (everyone's first job before anyone's second), then age; a user at their running cap (as
+-- lease_jobs_fair counts it; only with fair share on) gets none. A companion may be less urgent than
+-- other waiting work: it rides on a call that runs anyway, for a fraction of a call's time.
+WITH head AS (
+    SELECT generation_batch_key(metadata) AS key FROM processing_jobs
+    WHERE id = %(id)s AND lease_token = %(token)s AND status = 'processing' AND job_type = 'generate_image'
+), candidates AS MATERIALIZED (
+    -- The first few of the key in queue order (one range of idx_processing_jobs_batch), read without
+    -- locks (a window function cannot lock), numbered per user for the round robin.
+    SELECT c.id, c.priority, c.created_at, c.grp,
+           row_number() OVER (PARTITION BY c.grp ORDER BY c.priority, c.created_at) AS k
+    FROM (
+        SELECT p.id, p.priority, p.created_at,
+               COALESCE(p.user_id, '00000000-0000-0000-0000-000000000000'::uuid) AS grp
+        FROM processing_jobs p
+        -- (The key as a scalar subquery: the index then yields this key's jobs in order and stops at the
+        -- LIMIT; joined to `head`, all of a 20,000-job flood was read and sorted, 15 ms against 0.1 ms.)
+        WHERE p.status = 'pending' AND p.job_type = 'generate_image'
+          AND generation_batch_key(p.metadata) = (SELECT key FROM head) AND p.run_after <= NOW()
+        ORDER BY p.priority, p.created_at
+        LIMIT %(limit)s * 4
+    ) c
+), room AS (
+    -- How many more jobs each candidate user may run now (NULL: no cap).
+    SELECT g.grp,
+           COALESCE(CASE WHEN jsonb_typeof(u.quota_overrides->'max_running_jobs') = 'number'
+                         THEN GREATEST(LEAST((u.quota_overrides->>'max_running_jobs')::numeric, 1e9), 1)::int END,
+                    t.cap)
+           - (SELECT count(*) FROM processing_jobs r
+              WHERE r.status = 'processing'
+                AND COALESCE(r.user_id, '00000000-0000-0000-0000-000000000000'::uuid) = g.grp) AS free
+    FROM (SELECT DISTINCT grp FROM candidates) g
+    LEFT JOIN users u ON u.id = g.grp
+    LEFT JOIN unnest(%(tier_names)s::text[], %(tier_caps)s::int[]) AS t(name, cap) ON t.name = u.subscription_tier
+    WHERE %(caps)s
+), next AS (
+    SELECT p.id FROM processing_jobs p
+    JOIN candidates c ON c.id = p.id
+    LEFT JOIN room ON room.grp = c.grp
+    WHERE p.status = 'pending' AND (room.free IS NULL OR c.k <= room.free)
+    ORDER BY c.priority, c.k, c.created_at
+    LIMIT %(limit)s
+    FOR UPDATE OF p SKIP LOCKED
+)
+UPDATE processing_jobs j
+SET status = 'processing', leased_by = %(worker)s, lease_token = gen_random_uuid(),
+    lease_expires_at = NOW() + make_interval(secs => %(lease_s)s), heartbeat_at = NOW(),
+    attempts = j.attempts + 1, started_at = NOW(), progress_percent = 0, run_started = FALSE
+WHERE j.id = ANY(ARRAY(SELECT id FROM next))
+RETURNING j.*
+
 -- extend_leases --
 -- Heartbeat: renew the leases this worker still holds, store the latest progress, and mark the jobs whose
 -- handler has started. Returns the jobs still held, with their cancel flag; a job missing from the answer

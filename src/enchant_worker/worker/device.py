@@ -17,3 +17,19 @@ def describe(needs_gpu: bool) -> dict:
         except ImportError:
             pass
     return {"kind": "cpu", "name": platform.processor() or platform.machine()}
+
+
+CUDA_BATCH_SIZE = 4  # compatible generate_image jobs per call on a GPU unless configured
+
+
+def generation_batch_size(configured: int | None, device: str) -> int:
+    """How many generate_image jobs one pipeline call takes on this worker (1: no batching)."""
+    if configured is not None:
+        return configured
+    if device == "cpu":
+        return 1
+    try:
+        import torch
+    except ImportError:
+        return 1
+    return CUDA_BATCH_SIZE if torch.cuda.is_available() else 1

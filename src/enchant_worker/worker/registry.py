@@ -31,6 +31,8 @@ class Handler:
       the only way to take back a job from a handler that never returns while its worker lives.
     resident: what the handler keeps loaded, as the job keys it can start without loading anything
       (a queue.affinity.Warm, from the settings); asked before every lease, so it must be cheap.
+    run_batch: runs several jobs leased together for one batched GPU call (cross-job batching,
+      ENCHANT_GENERATION_BATCH_SIZE); one answer per job, its result or its own error.
     """
 
     job_type: str
@@ -41,6 +43,7 @@ class Handler:
     timeout_s: float | None = None
     description: str = ""
     resident: Callable[[Any], Any] | None = None
+    run_batch: Callable[[list[JobContext]], list[dict[str, Any] | Exception]] | None = None
 
 
 class Registry:

@@ -83,6 +83,10 @@ class Worker:
         self._fair_share = _fair_share(settings)  # read once: a tiers file mistake stops the start
         self._affinity = Affinity(getattr(settings, "affinity_max_wait_s", 30.0))
         self._resident_hooks = [h.resident for h in self.handlers.values() if h.resident is not None]
+        # Cross-job batching: jobs per GPU call, for the handlers that can run several jobs at once.
+        self._batch_size = (device.generation_batch_size(getattr(settings, "generation_batch_size", None),
+                                                         getattr(settings, "device", "auto"))
+                            if any(h.run_batch for h in self.handlers.values()) else 1)
 
     # -- public ----------------------------------------------------------------------------------
 
@@ -91,7 +95,8 @@ class Worker:
         self._with_db(lambda q: q.register_worker(
             self.worker_id, host=socket.gethostname(), pid=os.getpid(), job_types=list(self.handlers),
             device=device.describe(any(h.gpu for h in self.handlers.values())), concurrency=self.concurrency))
-        log.info("worker %s serving %s with %d slot(s)", self.worker_id, ", ".join(self.handlers), self.concurrency)
+        log.info("worker %s serving %s with %d slot(s)%s", self.worker_id, ", ".join(self.handlers), self.concurrency,
+                 f", up to {self._batch_size} jobs per generation call" if self._batch_size > 1 else "")
         slots = [threading.Thread(target=self._slot, name=f"slot-{i}", daemon=True) for i in range(self.concurrency)]
         for slot in slots:
             slot.start()
@@ -223,19 +228,24 @@ class Worker:
                 if self._stopping.is_set():
                     self._finish_release([le for le, _ in chunk[i:]])
                     break
-                ctx = self._held[lease]
                 started = time.monotonic()
-                outcome = ctx.outcome = self._execute(lease, job, ctx)
-                self._mean_job_s = 0.5 * self._mean_job_s + 0.5 * (time.monotonic() - started)
-                if outcome.kind == "completed":
-                    if not done:
-                        first_done = time.monotonic()
-                    done.append((lease, outcome.result))
-                    if time.monotonic() - first_done >= ACK_FLUSH_S:
-                        self._finish_completed(done)
-                        done = []
+                if self._batch_size > 1 and self.handlers[job.job_type].run_batch:
+                    ran = self._execute_batch(lease, job, mine)
                 else:
-                    self._finish_other(lease, job, ctx, outcome)
+                    ctx = self._held[lease]
+                    ran = [(lease, job, ctx, self._execute(lease, job, ctx))]
+                self._mean_job_s = 0.5 * self._mean_job_s + 0.5 * (time.monotonic() - started)
+                for lease_, job_, ctx, outcome in ran:
+                    ctx.outcome = outcome
+                    if outcome.kind == "completed":
+                        if not done:
+                            first_done = time.monotonic()
+                        done.append((lease_, outcome.result))
+                        if time.monotonic() - first_done >= ACK_FLUSH_S:
+                            self._finish_completed(done)
+                            done = []
+                    else:
+                        self._finish_other(lease_, job_, ctx, outcome)
             chunk = self._finish_and_refill(done)
             mine[:] = [pair for pair in mine if pair[0] in self._held] + chunk
 
@@ -267,45 +277,106 @@ class Worker:
                  f" ({outcome.error.splitlines()[0][:200]})" if outcome.error else "")
         return outcome
 
+    def _execute_batch(self, head: Lease, job: Job, mine: list[tuple[Lease, Job]]) -> list[tuple]:
+        """Cross-job batching: leases up to batch size - 1 companions of the head job (same batch key) in
+        one statement, and runs them all through the handler's run_batch. Returns (lease, job, context,
+        outcome) for each; every job's outcome is its own."""
+        companions = self._hold(self._with_db(
+            lambda q: q.lease_companions(self.worker_id, head, self._batch_size - 1)))
+        mine.extend(companions)  # held by this slot from now on (a failed slot settles them too)
+        members = [(head, job), *companions]
+        started = time.monotonic()
+        for _, member in members:
+            log.info("job %s started: %s, user %s, attempt %d of %d, batch of %d with job %s", member.id,
+                     member.job_type, member.user_id or "-", member.attempts, member.max_attempts,
+                     len(members), job.id)
+        outcomes = self._run_batch(members)
+        for (_, member), outcome in zip(members, outcomes, strict=True):
+            log.info("job %s ended: %s, user %s, attempt %d, %.3fs, %s%s", member.id, member.job_type,
+                     member.user_id or "-", member.attempts, time.monotonic() - started, outcome.kind,
+                     f" ({outcome.error.splitlines()[0][:200]})" if outcome.error else "")
+        return [(lease, member, self._held[lease], outcome)
+                for (lease, member), outcome in zip(members, outcomes, strict=True)]
+
+    def _run_batch(self, members: list[tuple[Lease, Job]]) -> list[Outcome]:
+        """Each job is checked on its own (validation, rights): one refused fails alone, and the others
+        run together in one run_batch call."""
+        handler = self.handlers[members[0][1].job_type]
+        outcomes: dict[Lease, Outcome] = {}
+        ready: list[tuple[Lease, Job, JobContext]] = []
+        for lease, job in members:
+            ctx = self._held[lease]
+            try:
+                if (lost := self._begin(lease, job, ctx, handler)) is not None:
+                    outcomes[lease] = lost
+                else:
+                    ready.append((lease, job, ctx))
+            except Exception as exc:
+                outcomes[lease] = self._error_outcome(job, ctx, exc)
+        try:
+            answers = handler.run_batch([ctx for _, _, ctx in ready]) if ready else []  # type: ignore[misc]
+        except Exception as exc:  # the batch itself broke: each job that was in it failed with it
+            answers = [exc] * len(ready)
+        for (lease, job, ctx), answer in zip(ready, answers, strict=True):
+            outcomes[lease] = (self._error_outcome(job, ctx, answer) if isinstance(answer, Exception)
+                               else self._completed(ctx, answer or {}))
+        for lease, _ in members:
+            self._held[lease].finishing = True
+        return [outcomes[lease] for lease, _ in members]
+
     def _run_handler(self, lease: Lease, job: Job, ctx: JobContext) -> Outcome:
         handler = self.handlers[job.job_type]
         try:
-            if ctx.is_cancelled():
-                raise JobCancelled()
-            if not job.run_started and (job.unstarted_reaps or job.crashes):
-                # A prefetched job that was in a dead worker's hands before: if it is what kills
-                # workers, the attempt must be spent, so record that it runs before it does.
-                if not self._with_db(lambda q: q.mark_started(lease)):
-                    return Outcome("lost")
-            ctx.started = True
-            if handler.timeout_s:
-                ctx.timeout_s, ctx.deadline = handler.timeout_s, time.monotonic() + handler.timeout_s
-            ctx.spec = handler.validate(job.metadata) if handler.validate else job.metadata
-            # The enqueue checks again, for the job's user: the row may come from plain SQL, or a right
-            # may have been lost since (AccessDenied is an InvalidJob: the job fails, never retried).
-            limits = recheck_job(ctx.connect, job, self.settings)
-            if limits.max_run_s and (ctx.timeout_s is None or limits.max_run_s < ctx.timeout_s):
-                ctx.timeout_s, ctx.deadline = limits.max_run_s, time.monotonic() + limits.max_run_s
-            result = handler.run(ctx) or {}
-            # A result that cannot be stored is the handler's error, not ours; it would fail again.
-            if problem := checked_json(result):
-                return Outcome("failed", error=f"the handler's result cannot be stored: {problem}", retry=False)
-            if ctx.timed_out or ctx.cancel_reason == "lease_lost":
+            if (lost := self._begin(lease, job, ctx, handler)) is not None:
+                return lost
+            return self._completed(ctx, handler.run(ctx) or {})
+        except Exception as exc:
+            return self._error_outcome(job, ctx, exc)
+        finally:
+            ctx.finishing = True  # from here, a job missing from a heartbeat's answer was finished by us
+
+    def _begin(self, lease: Lease, job: Job, ctx: JobContext, handler: Handler) -> Outcome | None:
+        """What runs before a handler: the cancel flag, the start, validation and the rights check
+        (raising what the handler would). Returns a "lost" outcome when the lease is gone."""
+        if ctx.is_cancelled():
+            raise JobCancelled()
+        if not job.run_started and (job.unstarted_reaps or job.crashes):
+            # A prefetched job that was in a dead worker's hands before: if it is what kills
+            # workers, the attempt must be spent, so record that it runs before it does.
+            if not self._with_db(lambda q: q.mark_started(lease)):
                 return Outcome("lost")
-            return Outcome("completed", result)
-        except InvalidJob as exc:
+        ctx.started = True
+        if handler.timeout_s:
+            ctx.timeout_s, ctx.deadline = handler.timeout_s, time.monotonic() + handler.timeout_s
+        ctx.spec = handler.validate(job.metadata) if handler.validate else job.metadata
+        # The enqueue checks again, for the job's user: the row may come from plain SQL, or a right
+        # may have been lost since (AccessDenied is an InvalidJob: the job fails, never retried).
+        limits = recheck_job(ctx.connect, job, self.settings)
+        if limits.max_run_s and (ctx.timeout_s is None or limits.max_run_s < ctx.timeout_s):
+            ctx.timeout_s, ctx.deadline = limits.max_run_s, time.monotonic() + limits.max_run_s
+        return None
+
+    @staticmethod
+    def _completed(ctx: JobContext, result: dict[str, Any]) -> Outcome:
+        # A result that cannot be stored is the handler's error, not ours; it would fail again.
+        if problem := checked_json(result):
+            return Outcome("failed", error=f"the handler's result cannot be stored: {problem}", retry=False)
+        if ctx.timed_out or ctx.cancel_reason == "lease_lost":
+            return Outcome("lost")
+        return Outcome("completed", result)
+
+    @staticmethod
+    def _error_outcome(job: Job, ctx: JobContext, exc: Exception) -> Outcome:
+        if isinstance(exc, InvalidJob):
             return Outcome("failed", error=f"invalid input: {_text_of(exc)}", retry=False)
-        except Preempted as exc:
+        if isinstance(exc, Preempted):
             return Outcome("release", result={"preempted": _text_of(exc)})
-        except JobCancelled:
+        if isinstance(exc, JobCancelled):
             if ctx.timed_out:
                 return Outcome("lost")
             return Outcome({"shutdown": "release", "lease_lost": "lost"}.get(ctx.cancel_reason, "cancelled"))
-        except Exception as exc:
-            ctx.log.exception("job %s failed", job.id)
-            return Outcome("failed", error=f"{type(exc).__name__}: {_text_of(exc)}", retry=True)
-        finally:
-            ctx.finishing = True  # from here, a job missing from a heartbeat's answer was finished by us
+        ctx.log.error("job %s failed", job.id, exc_info=exc)
+        return Outcome("failed", error=f"{type(exc).__name__}: {_text_of(exc)}", retry=True)
 
     # -- finishing -------------------------------------------------------------------------------
     #
