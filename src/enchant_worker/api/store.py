@@ -12,13 +12,14 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from enchant_worker.cache import load_story_metadata, load_user_preferences
+from enchant_worker.db.connection import Connection
 from enchant_worker.sql import q
 
 Row = dict[str, Any]
 
 
 class Store:
-    def __init__(self, conn: psycopg.Connection):
+    def __init__(self, conn: Connection):
         self.conn = conn
 
     def _one(self, query: str, /, **params: Any) -> Row | None:

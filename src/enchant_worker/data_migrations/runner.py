@@ -18,6 +18,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from enchant_worker.data_migrations.registry import DataMigration
+from enchant_worker.db.connection import Connection
 from enchant_worker.domain.jobs import NewJob
 from enchant_worker.errors import JobCancelled
 from enchant_worker.queue import JobQueue
@@ -28,7 +29,7 @@ log = logging.getLogger(__name__)
 JOB_TYPE = "data_migration"
 
 
-def run_data_migration(conn: psycopg.Connection, migration: DataMigration, *, batch_size: int,
+def run_data_migration(conn: Connection, migration: DataMigration, *, batch_size: int,
                        progress: Callable[[float], None] = lambda p: None,
                        cancelled: Callable[[], bool] = lambda: False) -> dict[str, Any]:
     """Runs `migration` to the end from its checkpoint. `conn` must be in autocommit mode.
@@ -69,7 +70,7 @@ def run_data_migration(conn: psycopg.Connection, migration: DataMigration, *, ba
     return {"migration": name, "status": "completed", "rows": final["rows_done"]}
 
 
-def _fail(conn: psycopg.Connection, name: str, exc: Exception) -> None:
+def _fail(conn: Connection, name: str, exc: Exception) -> None:
     message = f"{type(exc).__name__}: {exc}"[:4000]
     log.error("data migration %s failed: %s", name, message)
     try:
@@ -78,7 +79,7 @@ def _fail(conn: psycopg.Connection, name: str, exc: Exception) -> None:
         log.exception("could not record the failure of data migration %s", name)
 
 
-def enqueue_data_migration(conn: psycopg.Connection, migration: DataMigration) -> tuple[uuid.UUID, str]:
+def enqueue_data_migration(conn: Connection, migration: DataMigration) -> tuple[uuid.UUID, str]:
     """Queues a `data_migration` job for the migration; returns (job id, what happened).
 
     One job per migration (idempotency key): asked again while it is pending or running, the same job
@@ -98,5 +99,5 @@ def enqueue_data_migration(conn: psycopg.Connection, migration: DataMigration) -
     return job_id, "queued" if job.status == "pending" and job.attempts == 0 else f"already {job.status}"
 
 
-def status(conn: psycopg.Connection) -> list[dict[str, Any]]:
+def status(conn: Connection) -> list[dict[str, Any]]:
     return conn.execute(q("list_data_migrations")).fetchall()

@@ -15,6 +15,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from enchant_worker.content_address import content_address
+from enchant_worker.db.connection import Connection
 from enchant_worker.export.story_data import FORMAT_NAME, FORMAT_VERSION
 from enchant_worker.sql import q
 
@@ -51,7 +52,7 @@ def read_export(path: Path) -> dict[str, Any]:
     return data
 
 
-def import_story(conn: psycopg.Connection, data: dict[str, Any], storage_root: Path, *,
+def import_story(conn: Connection, data: dict[str, Any], storage_root: Path, *,
                  owner_email: str | None = None) -> uuid.UUID:
     """Inserts the story with all it holds; returns its id. Refuses a story whose id is already here."""
     story = data["story"]
@@ -102,7 +103,7 @@ def _json(value: Any) -> Any:
     return None if value is None else Jsonb(value)
 
 
-def _scene(conn: psycopg.Connection, scene: dict[str, Any], chapter_id: str, user_id: uuid.UUID,
+def _scene(conn: Connection, scene: dict[str, Any], chapter_id: str, user_id: uuid.UUID,
            storage_root: Path, written: list[Path]) -> None:
     conn.execute(q("import_scene"), {**_pick(scene, "id", "scene_number", "title", "content", "summary",
                                              "emotional_tone", "location_id", "created_at"),

@@ -13,9 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import psycopg
-
 from enchant_worker.content_address import address_hash
+from enchant_worker.db.connection import Connection
 from enchant_worker.export import css as css_rules
 from enchant_worker.export.document import build_book
 from enchant_worker.export.images import PictureCache, file_sha256
@@ -72,7 +71,7 @@ def suffix_and_type(options: ExportOptions) -> tuple[str, str]:
     return module.SUFFIX, module.MEDIA_TYPE
 
 
-def export_story(conn: psycopg.Connection, story_id: uuid.UUID, options: ExportOptions, storage_root: Path, *,
+def export_story(conn: Connection, story_id: uuid.UUID, options: ExportOptions, storage_root: Path, *,
                  progress: Callable[[float, dict[str, Any]], None] = lambda p, i: None,
                  check: Callable[[], None] = lambda: None) -> ExportResult:
     """Writes the export; `check` is called at every chapter and raises to stop (cancellation)."""

@@ -8,7 +8,9 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
+from enchant_worker.config import Settings
 from enchant_worker.db.connection import Database
 from enchant_worker.queue import JobQueue, Lease
 from enchant_worker.worker.context import JobContext
@@ -19,8 +21,8 @@ MIN_INTERVAL_S = 0.5  # progress may wake the heartbeat early, but not more ofte
 
 
 class Heartbeat:
-    def __init__(self, db: Database, settings, worker_id: str,
-                 held: Callable[[], dict[Lease, JobContext]],
+    def __init__(self, db: Database, settings: Settings, worker_id: str,
+                 held: Callable[[], dict[Lease, JobContext[Any]]],
                  counters: Callable[[], tuple[int, int]], status: Callable[[], str]):
         self.db = db
         self.settings = settings
@@ -36,7 +38,7 @@ class Heartbeat:
         self._thread.start()
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self.wake.set()
         self._thread.join(timeout=10)
@@ -97,10 +99,10 @@ class Heartbeat:
                                completed=completed, failed=failed)
 
 
-def log_reaped(rows: list[dict]) -> None:
+def log_reaped(rows: list[dict[str, Any]]) -> None:
     """One line per dead worker: how many of its jobs were running (their attempt spent) and how many it
     only held (handed back unspent)."""
-    by_worker: dict[str, list[dict]] = {}
+    by_worker: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         by_worker.setdefault(row["leased_by"] or "(unknown)", []).append(row)
     for worker, reaped in by_worker.items():

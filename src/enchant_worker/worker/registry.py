@@ -8,10 +8,10 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from importlib.metadata import entry_points
-from typing import Any
+from typing import Any, Generic
 
 from enchant_worker.errors import ConfigurationError
-from enchant_worker.worker.context import JobContext
+from enchant_worker.worker.context import JobContext, Spec
 
 log = logging.getLogger(__name__)
 
@@ -19,11 +19,11 @@ ENTRY_POINT_GROUP = "enchant_worker.handlers"
 
 
 @dataclass(frozen=True)
-class Handler:
+class Handler(Generic[Spec]):
     """How to run one job type.
 
-    validate: turns metadata into a spec or raises InvalidJob naming the field (the job then fails at
-      once, without retries).
+    validate: turns metadata into the spec `run` receives as `ctx.spec`, or raises InvalidJob naming the
+      field (the job then fails at once, without retries); without it, `ctx.spec` is the metadata.
     batch_size: how many jobs of this type one lease may take per slot. Only for short jobs: a worker
       prefetches only when every type it serves allows it; GPU jobs are leased one at a time.
     gpu: the handler needs the accelerator (the worker reports its device).
@@ -32,8 +32,8 @@ class Handler:
     """
 
     job_type: str
-    run: Callable[[JobContext], dict[str, Any] | None]
-    validate: Callable[[dict[str, Any]], Any] | None = None
+    run: Callable[[JobContext[Spec]], dict[str, Any] | None]
+    validate: Callable[[dict[str, Any]], Spec] | None = None
     batch_size: int = 1
     gpu: bool = False
     timeout_s: float | None = None
@@ -41,17 +41,17 @@ class Handler:
 
 
 class Registry:
-    def __init__(self, handlers: Iterable[Handler] = ()):
-        self._handlers: dict[str, Handler] = {}
+    def __init__(self, handlers: Iterable[Handler[Any]] = ()):
+        self._handlers: dict[str, Handler[Any]] = {}
         for handler in handlers:
             self.register(handler)
 
-    def register(self, handler: Handler) -> None:
+    def register(self, handler: Handler[Any]) -> None:
         if not isinstance(handler, Handler):
             raise ConfigurationError(f"{handler!r} is not a Handler")
         self._handlers[handler.job_type] = handler
 
-    def get(self, job_type: str) -> Handler | None:
+    def get(self, job_type: str) -> Handler[Any] | None:
         return self._handlers.get(job_type)
 
     def __contains__(self, job_type: str) -> bool:
@@ -61,7 +61,7 @@ class Registry:
     def job_types(self) -> list[str]:
         return sorted(self._handlers)
 
-    def select(self, job_types: Iterable[str] | None) -> list[Handler]:
+    def select(self, job_types: Iterable[str] | None) -> list[Handler[Any]]:
         """The handlers a worker serves; unknown names are refused with the known ones listed."""
         if not job_types:
             return [self._handlers[t] for t in self.job_types]
