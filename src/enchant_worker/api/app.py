@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
+from fastapi.routing import APIRoute
 from fastapi_offline import FastAPIOffline
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -119,8 +120,9 @@ def _missing_feature(router: APIRouter, feature: str, version: str, versions: Ve
     """The routes of a feature this version lacks: each answers 404 naming the versions that have it."""
     gate = APIRouter()
     for route in router.routes:
+        assert isinstance(route, APIRoute)  # a router of endpoints, no mounts
         message = versions.feature_missing_message(version, feature, f"/{version}{route.path}")
-        gate.add_api_route(route.path, _not_in_version(message), methods=sorted(route.methods),
+        gate.add_api_route(route.path, _not_in_version(message), methods=sorted(route.methods or ()),
                            include_in_schema=False)
     return gate
 

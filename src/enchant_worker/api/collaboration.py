@@ -69,7 +69,7 @@ def permissions_for(role: str | None, given: CollaboratorPermissions | None, *, 
                     current_role: str | None = None) -> dict[str, bool]:
     """The permissions to store: the role's rights, the grants kept from `current` (the rights it has
     beyond `current_role`'s) and the changes in `given`."""
-    role_rights = COLLABORATOR_RIGHTS.get(role, frozenset())
+    role_rights = COLLABORATOR_RIGHTS.get(role or "", frozenset())
     granted: set[str] = set()
     if isinstance(current, dict) and current_role is not None:
         granted = {r for r in RIGHTS if current.get(r) is True and r not in COLLABORATOR_RIGHTS.get(current_role, ())}
@@ -92,6 +92,7 @@ def _invitee(store: Store, body: CollaboratorCreate) -> uuid.UUID:
         if not store.user_exists(body.user_id):
             raise NotFound(f"no user with id {body.user_id} (body.user_id)")
         return body.user_id
+    assert body.email is not None  # exactly one of the two, checked above
     users = store.users_by_email(body.email)
     if not users or (users[0]["email"] != body.email and len(users) > 1):
         raise NotFound(f"no user with email {body.email!r} (body.email)" if not users else

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector, CollectorRegistry
@@ -19,7 +20,7 @@ from enchant_worker.api.store import Store
 log = logging.getLogger(__name__)
 
 # Counter families from job_counters: name, help, counter names read (each a label value, or None).
-COUNTERS = [
+COUNTERS: list[tuple[str, str, dict[str, str | None]]] = [
     ("enchant_jobs_enqueued", "Jobs enqueued", {"enqueued": None}),
     ("enchant_job_leases", "Leases taken (a job leased again after a retry or a hand-back counts again)",
      {"leased": None}),
@@ -36,8 +37,8 @@ MB = 2**20
 
 
 class QueueCollector(Collector):
-    def __init__(self, open_store: Callable[[], object]):
-        self.open_store = open_store  # a context manager giving a Store
+    def __init__(self, open_store: Callable[[], AbstractContextManager[Store]]):
+        self.open_store = open_store
 
     def collect(self) -> Iterator:
         with self.open_store() as store:
@@ -109,7 +110,7 @@ def _counters(values: dict[tuple[str, str], float]) -> Iterator[CounterMetricFam
         family = CounterMetricFamily(name, documentation, labels=["job_type", "status"] if labelled else ["job_type"])
         for job_type in job_types:
             for counter, label in counters.items():
-                family.add_metric([job_type, label] if labelled else [job_type], values.get((job_type, counter), 0.0))
+                family.add_metric([job_type, label or ""] if labelled else [job_type], values.get((job_type, counter), 0.0))
         yield family
 
 
@@ -125,7 +126,7 @@ def _duration(store: Store, values: dict[tuple[str, str], float]) -> HistogramMe
     return duration
 
 
-def make_registry(open_store: Callable[[], object]) -> CollectorRegistry:
+def make_registry(open_store: Callable[[], AbstractContextManager[Store]]) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(QueueCollector(open_store))
     return registry

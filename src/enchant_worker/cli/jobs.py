@@ -58,7 +58,7 @@ def cmd_enqueue(args) -> int:
     metadata = parse_metadata(args.metadata)
     check_idempotency_key(args.idempotency_key)
     registry = default_registry()
-    plugins = {t: registry.get(t).validate for t in registry.job_types if t not in job_types()}
+    plugins = {t: registry[t].validate for t in registry.job_types if t not in job_types()}
     settings, db = open_database()
     request = JobRequest(args.job_type, metadata, priority=args.priority, max_attempts=args.max_attempts,
                          entity_type=args.entity_type, entity_id=args.entity_id,

@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 from enchant_worker.data_migrations.registry import DataMigration
-from enchant_worker.db.connection import Connection
+from enchant_worker.db.connection import Connection, one
 from enchant_worker.scheduling.tasks import record_story_metrics
 from enchant_worker.sql import q
 
 
 def _first_day(conn: Connection) -> date | None:
-    return conn.execute(q("first_image_day")).fetchone()["day"]
+    return one(conn.execute(q("first_image_day")))["day"]
 
 
 def _metrics_days(conn: Connection) -> int:

@@ -18,7 +18,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from enchant_worker.data_migrations.registry import DataMigration
-from enchant_worker.db.connection import Connection
+from enchant_worker.db.connection import Connection, one
 from enchant_worker.domain.jobs import NewJob
 from enchant_worker.errors import JobCancelled
 from enchant_worker.queue import JobQueue
@@ -36,8 +36,8 @@ def run_data_migration(conn: Connection, migration: DataMigration, *, batch_size
     Raises what a batch raised (after recording it), or JobCancelled when `cancelled()` turned true."""
     name = migration.name
     limit = migration.batch_size or batch_size
-    row = conn.execute(q("register_data_migration"), {
-        "name": name, "from_version": migration.from_version, "to_version": migration.to_version}).fetchone()
+    row = one(conn.execute(q("register_data_migration"), {
+        "name": name, "from_version": migration.from_version, "to_version": migration.to_version}))
     if row["status"] == "completed":
         return {"migration": name, "status": "completed", "rows": row["rows_done"], "already_completed": True}
     try:
@@ -53,11 +53,11 @@ def run_data_migration(conn: Connection, migration: DataMigration, *, batch_size
             raise JobCancelled(f"data migration {name} stopped; it continues from its checkpoint when run again")
         try:
             with conn.transaction():
-                state = conn.execute(q("lock_data_migration"), {"name": name}).fetchone()
+                state = one(conn.execute(q("lock_data_migration"), {"name": name}))
                 done, checkpoint = migration.batch(conn, state["checkpoint"], limit)
                 if done:
-                    advanced = conn.execute(q("advance_data_migration"), {
-                        "name": name, "rows": int(done), "checkpoint": Jsonb(checkpoint)}).fetchone()
+                    advanced = one(conn.execute(q("advance_data_migration"), {
+                        "name": name, "rows": int(done), "checkpoint": Jsonb(checkpoint)}))
         except Exception as exc:
             _fail(conn, name, exc)
             raise
@@ -65,7 +65,7 @@ def run_data_migration(conn: Connection, migration: DataMigration, *, batch_size
             break
         progress(advanced["progress_percent"])
     conn.execute(q("complete_data_migration"), {"name": name})
-    final = conn.execute(q("get_data_migration"), {"name": name}).fetchone()
+    final = one(conn.execute(q("get_data_migration"), {"name": name}))
     log.info("data migration %s completed (%d unit(s))", name, final["rows_done"])
     return {"migration": name, "status": "completed", "rows": final["rows_done"]}
 

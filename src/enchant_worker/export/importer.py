@@ -15,7 +15,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from enchant_worker.content_address import content_address
-from enchant_worker.db.connection import Connection
+from enchant_worker.db.connection import Connection, one
 from enchant_worker.export.story_data import FORMAT_NAME, FORMAT_VERSION
 from enchant_worker.sql import q
 
@@ -63,11 +63,11 @@ def import_story(conn: Connection, data: dict[str, Any], storage_root: Path, *,
     written: list[Path] = []
     try:
         with conn.transaction():
-            if conn.execute(q("import_story_exists"), {"id": story["id"]}).fetchone()["found"]:
+            if one(conn.execute(q("import_story_exists"), {"id": story["id"]}))["found"]:
                 raise ImportFailed(f"story {story['id']} already exists in this database; delete it first "
                                    "or import into another instance")
-            user_id = conn.execute(q("import_user_by_email"), {"email": email,
-                                   "display_name": author.get("display_name")}).fetchone()["id"]
+            user_id = one(conn.execute(q("import_user_by_email"), {"email": email,
+                                   "display_name": author.get("display_name")}))["id"]
             conn.execute(q("import_story"), {**_pick(story, "id", "title", "description", "genre",
                                                      "style_preference", "created_at", "updated_at"),
                                              "user_id": user_id})

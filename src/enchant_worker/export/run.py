@@ -112,8 +112,10 @@ def export_story(conn: Connection, story_id: uuid.UUID, options: ExportOptions, 
                 json_writer.write(data, out, report, include_images=options.include_images, pictures=pictures,
                                   notes=notes)
             elif options.format == "html":
+                assert book is not None  # built for every format but json
                 html_writer.write(book, out, report, folder=options.html_mode == "folder")
             elif options.format == "epub":
+                assert book is not None
                 epub_writer.write(book, out, report)
             elif options.format == "pdf":
                 pdf_writer.write(book, out, report)

@@ -52,6 +52,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
         # 4. Store
         store.save(conn, spec.story_id, analysis, content_hash, job_id=ctx.job.id, text_model=model_name)
         saved = store.stored(conn, "story", spec.story_id, store.STORY_KEY)
+    assert saved is not None  # stored just above, in this transaction
     return _summary(saved, reused=False)
 
 

@@ -102,7 +102,7 @@ class _Scene:
 class BuiltinAnalyzer:
     name = NAME
     version = VERSION
-    capabilities = ("scene_segmentation", "characters", "aliases", "locations", "emotions", "dialogue")
+    capabilities: tuple[str, ...] = ("scene_segmentation", "characters", "aliases", "locations", "emotions", "dialogue")
 
     def analyze_chapter(self, text: str, options: ProcessingOptions | None = None) -> ChapterAnalysis:
         options = options or ProcessingOptions()

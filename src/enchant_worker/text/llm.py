@@ -70,7 +70,7 @@ _lock = threading.Lock()
 class LlmAnalyzer:
     name = NAME
     version = "1"
-    capabilities = ("scene_segmentation", "characters", "aliases", "locations", "emotions", "summaries",
+    capabilities: tuple[str, ...] = ("scene_segmentation", "characters", "aliases", "locations", "emotions", "summaries",
                     "custom_fields")
 
     def __init__(self, spec: TextModelSpec, device: str = "auto"):

@@ -54,6 +54,9 @@ class Registry:
     def get(self, job_type: str) -> Handler[Any] | None:
         return self._handlers.get(job_type)
 
+    def __getitem__(self, job_type: str) -> Handler[Any]:
+        return self._handlers[job_type]
+
     def __contains__(self, job_type: str) -> bool:
         return job_type in self._handlers
 

@@ -120,7 +120,7 @@ def failure_of(exc: Exception) -> Failure | None:
         for e in exc.errors():
             loc = [str(x) for x in e.get("loc", ()) if x != "body"]
             parts.append(f"{'.'.join(loc) or 'body'}: {e.get('msg', '')}")
-        first = next((e for e in exc.errors()), {})
+        first: dict[str, Any] = next((e for e in exc.errors()), {})
         field = ".".join(str(x) for x in first.get("loc", ()) if x != "body") or None
         return Failure(422, "; ".join(parts) or "invalid request", "RequestValidationError", field)
     if isinstance(exc, QuotaExceeded):

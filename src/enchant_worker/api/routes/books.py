@@ -39,6 +39,7 @@ from enchant_worker.api.errors import (
 )
 from enchant_worker.api.store import Store
 from enchant_worker.api.versions import SCENE_EXTRACTION
+from enchant_worker.db.connection import one
 from enchant_worker.errors import InvalidJob
 from enchant_worker.intake import JobRequest, submit
 from enchant_worker.jobspecs import parse
@@ -48,8 +49,8 @@ from enchant_worker.text.errors import BookTooLarge, UnreadableBook
 from enchant_worker.text.ingest import decode, read_book, read_limited
 
 router = APIRouter(tags=["scene extraction"], responses=COMMON)
-SAME_AGAIN = {200: {"model": IngestReport, "description": "The same text again: nothing changed"}}
-SAME_CHAPTER = {200: {"model": ChapterStatus, "description": "The same text again: nothing changed"}}
+SAME_AGAIN: dict[int | str, dict[str, Any]] = {200: {"model": IngestReport, "description": "The same text again: nothing changed"}}
+SAME_CHAPTER: dict[int | str, dict[str, Any]] = {200: {"model": ChapterStatus, "description": "The same text again: nothing changed"}}
 FEATURE = SCENE_EXTRACTION
 ENTITY_KINDS = ("story", "chapter", "scene", "character", "location", "branch", "custom_field", "template")
 
@@ -58,7 +59,7 @@ ENTITY_KINDS = ("story", "chapter", "scene", "character", "location", "branch", 
 
 
 def story_of(store: Store, kind: str, entity_id: uuid.UUID) -> uuid.UUID | None:
-    return store.conn.execute(q("sa_entity_story"), {"kind": kind, "id": entity_id}).fetchone()["story_id"]
+    return one(store.conn.execute(q("sa_entity_story"), {"kind": kind, "id": entity_id}))["story_id"]
 
 
 def require(store: Store, principal: Principal, kind: str, entity_id: uuid.UUID, right: str) -> uuid.UUID:
@@ -198,7 +199,7 @@ def list_chapters(story_id: uuid.UUID, store: StoreDep, principal: PrincipalDep)
 def get_chapter(chapter_id: uuid.UUID, store: StoreDep, principal: PrincipalDep) -> dict:
     """A chapter with its text and its latest extraction (revision, analyzer, what changed)."""
     require(store, principal, "chapter", chapter_id, READ)
-    return store.conn.execute(q("sa_chapter"), {"id": chapter_id}).fetchone()
+    return one(store.conn.execute(q("sa_chapter"), {"id": chapter_id}))
 
 
 @router.post("/chapters/{chapter_id}/extract-scenes", response_model=ExtractAccepted,
@@ -239,7 +240,7 @@ def list_scenes(chapter_id: uuid.UUID, store: StoreDep, principal: PrincipalDep,
 def get_scene(scene_id: uuid.UUID, store: StoreDep, principal: PrincipalDep) -> dict:
     """One scene with its characters, their emotions and transitions, its location and custom fields."""
     story_id = require(store, principal, "scene", scene_id, READ)
-    row = store.conn.execute(q("sa_scenes"), {"scene_id": scene_id, "chapter_id": None, "retired": True}).fetchone()
+    row = one(store.conn.execute(q("sa_scenes"), {"scene_id": scene_id, "chapter_id": None, "retired": True}))
     row["custom_fields"] = custom_values(store, story_id, "scene", scene_id)
     return row
 
@@ -257,7 +258,7 @@ def update_scene(scene_id: uuid.UUID, body: SceneUpdate, store: StoreDep, princi
             **{k: changes.get(k) for k in ("title", "summary", "emotional_tone")}})
         store.add_edit_history(entity_type="scene", entity_id=scene_id, user_id=principal.user_id,
                                action_type="update", changes=changes, comment=comment)
-    row = store.conn.execute(q("sa_scenes"), {"scene_id": scene_id, "chapter_id": None, "retired": True}).fetchone()
+    row = one(store.conn.execute(q("sa_scenes"), {"scene_id": scene_id, "chapter_id": None, "retired": True}))
     row["custom_fields"] = custom_values(store, story_id, "scene", scene_id)
     return row
 
@@ -267,7 +268,7 @@ def scene_characters(scene_id: uuid.UUID, store: StoreDep, principal: PrincipalD
     """The characters present in a scene, each with its emotion there (primary, intensity, secondary,
     triggers, face and body notes), the transition into this scene, and its custom field values."""
     story_id = require(store, principal, "scene", scene_id, READ)
-    row = store.conn.execute(q("sa_scenes"), {"scene_id": scene_id, "chapter_id": None, "retired": True}).fetchone()
+    row = one(store.conn.execute(q("sa_scenes"), {"scene_id": scene_id, "chapter_id": None, "retired": True}))
     characters = row["characters"]
     for character in characters:
         character["custom_fields"] = custom_values(store, story_id, "character", character["id"])
@@ -302,11 +303,11 @@ def update_character(character_id: uuid.UUID, body: CharacterUpdate, store: Stor
     story_id = require(store, principal, "character", character_id, WRITE)
     changes = body.model_dump(exclude_unset=True)
     with store.transaction():
-        row = store.conn.execute(q("sa_character_update"), {
+        row = one(store.conn.execute(q("sa_character_update"), {
             "id": character_id, "name": changes.get("name"), "aliases": changes.get("aliases"),
             "set_appearance": "appearance_description" in changes,
             "appearance": changes.get("appearance_description"),
-            "set_personality": "personality" in changes, "personality": changes.get("personality")}).fetchone()
+            "set_personality": "personality" in changes, "personality": changes.get("personality")}))
         store.add_edit_history(entity_type="character", entity_id=character_id, user_id=principal.user_id,
                                action_type="update", changes=changes)
     row["custom_fields"] = custom_values(store, story_id, "character", character_id)

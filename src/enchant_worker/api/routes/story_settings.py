@@ -34,6 +34,7 @@ from enchant_worker.api.deps import PrincipalDep, StoreDep
 from enchant_worker.api.errors import COMMON, Conflict, Forbidden, NotFound, Unprocessable, responses
 from enchant_worker.api.routes.books import require, story_of
 from enchant_worker.api.versions import SCENE_EXTRACTION
+from enchant_worker.db.connection import one
 from enchant_worker.sql import q
 from enchant_worker.story_analysis_store import RESERVED_PREFIX
 
@@ -56,8 +57,8 @@ def list_branches(story_id: uuid.UUID, store: StoreDep, principal: PrincipalDep)
 def create_branch(story_id: uuid.UUID, body: BranchCreate, store: StoreDep, principal: PrincipalDep) -> dict:
     """A new branch from a chapter on (write rights)."""
     require(store, principal, "story", story_id, WRITE)
-    return store.conn.execute(q("sa_branch_create"), {**body.model_dump(), "story_id": story_id,
-                                                      "created_by": principal.user_id}).fetchone()
+    return one(store.conn.execute(q("sa_branch_create"), {**body.model_dump(), "story_id": story_id,
+                                                      "created_by": principal.user_id}))
 
 
 @router.patch("/branches/{branch_id}", response_model=BranchPublic)
@@ -65,9 +66,9 @@ def update_branch(branch_id: uuid.UUID, body: BranchUpdate, store: StoreDep, pri
     """Rename, describe, activate or deactivate a branch (an inactive branch changes no picture)."""
     require(store, principal, "branch", branch_id, WRITE)
     changes = body.model_dump(exclude_unset=True)
-    return store.conn.execute(q("sa_branch_update"), {
+    return one(store.conn.execute(q("sa_branch_update"), {
         "id": branch_id, "branch_name": changes.get("branch_name"), "is_active": changes.get("is_active"),
-        "set_description": "description" in changes, "description": changes.get("description")}).fetchone()
+        "set_description": "description" in changes, "description": changes.get("description")}))
 
 
 @router.get("/branches/{branch_id}/character-states", response_model=list[BranchStatePublic])
@@ -84,7 +85,7 @@ def add_branch_state(branch_id: uuid.UUID, body: BranchStateCreate, store: Store
     """A character's look (and mood) in this branch from `chapter_number` on; the chapter must be at or
     after the branch point and the character of the same story (422 otherwise)."""
     story_id = require(store, principal, "branch", branch_id, WRITE)
-    branch = store.conn.execute(q("sa_branch_get"), {"id": branch_id}).fetchone()
+    branch = one(store.conn.execute(q("sa_branch_get"), {"id": branch_id}))
     if body.chapter_number < branch["branch_point_chapter"]:
         raise Unprocessable(("body", "chapter_number"), f"chapter_number: the branch starts at chapter "
                             f"{branch['branch_point_chapter']}; a state for chapter {body.chapter_number} "
@@ -92,7 +93,7 @@ def add_branch_state(branch_id: uuid.UUID, body: BranchStateCreate, store: Store
     if story_of(store, "character", body.character_id) != story_id:
         raise Unprocessable(("body", "character_id"), f"character_id: no character {body.character_id} in this "
                             "branch's story")
-    return store.conn.execute(q("sa_branch_state_create"), {**body.model_dump(), "branch_id": branch_id}).fetchone()
+    return one(store.conn.execute(q("sa_branch_state_create"), {**body.model_dump(), "branch_id": branch_id}))
 
 
 # -- LoRA styles ---------------------------------------------------------------------------------
@@ -117,10 +118,10 @@ def add_story_lora(story_id: uuid.UUID, body: StoryLoraCreate, store: StoreDep, 
                             "available to this key (yours or public)")
     _check_strength(lora, body.strength)
     scenes = _check_scenes(store, story_id, body.apply_to_scenes)
-    setting = store.conn.execute(q("sa_story_lora_create"), {
+    setting = one(store.conn.execute(q("sa_story_lora_create"), {
         "story_id": story_id, "lora_model_id": body.lora_model_id, "strength": body.strength,
-        "apply_to_scenes": scenes}).fetchone()
-    return store.conn.execute(q("sa_story_lora_get"), {"id": setting["id"], "story_id": story_id}).fetchone()
+        "apply_to_scenes": scenes}))
+    return one(store.conn.execute(q("sa_story_lora_get"), {"id": setting["id"], "story_id": story_id}))
 
 
 @router.patch("/stories/{story_id}/loras/{setting_id}", response_model=StoryLoraPublic)
@@ -132,13 +133,13 @@ def update_story_lora(story_id: uuid.UUID, setting_id: uuid.UUID, body: StoryLor
     if current is None:
         raise NotFound(f"no LoRA style {setting_id} on story {story_id}")
     if body.strength is not None:
-        lora = store.conn.execute(q("sa_lora_usable"), {"id": current["lora_model_id"], "user_id": None,
-                                                        "admin": True}).fetchone()
+        lora = one(store.conn.execute(q("sa_lora_usable"), {"id": current["lora_model_id"], "user_id": None,
+                                                        "admin": True}))
         _check_strength(lora, body.strength)
     scenes = _check_scenes(store, story_id, body.apply_to_scenes) if body.apply_to_scenes is not None else None
     store.conn.execute(q("sa_story_lora_update"), {"id": setting_id, "story_id": story_id,
                                                    "strength": body.strength, "apply_to_scenes": scenes})
-    return store.conn.execute(q("sa_story_lora_get"), {"id": setting_id, "story_id": story_id}).fetchone()
+    return one(store.conn.execute(q("sa_story_lora_get"), {"id": setting_id, "story_id": story_id}))
 
 
 @router.delete("/stories/{story_id}/loras/{setting_id}", status_code=status.HTTP_204_NO_CONTENT,
@@ -214,10 +215,10 @@ def create_custom_field(story_id: uuid.UUID, body: CustomFieldCreate, store: Sto
 
     try:
         with store.transaction():
-            return store.conn.execute(q("sa_custom_field_create"), {
+            return one(store.conn.execute(q("sa_custom_field_create"), {
                 **field, "story_id": story_id, "default_value": Jsonb(body.default_value)
                 if body.default_value is not None else None, "applies_to": list(body.applies_to),
-                "metadata": Jsonb(body.metadata)}).fetchone()
+                "metadata": Jsonb(body.metadata)}))
     except psycopg.errors.UniqueViolation:
         raise Conflict(f"story {story_id} has a custom field named {body.field_name!r} already") from None
 
@@ -227,18 +228,18 @@ def update_custom_field(field_id: uuid.UUID, body: CustomFieldUpdate, store: Sto
                         principal: PrincipalDep) -> dict:
     """Rename a field, change its default, entities or metadata (its type stays)."""
     require(store, principal, "custom_field", field_id, WRITE)
-    field = store.conn.execute(q("sa_custom_field_get"), {"id": field_id}).fetchone()
+    field = one(store.conn.execute(q("sa_custom_field_get"), {"id": field_id}))
     changes = body.model_dump(exclude_unset=True)
     if "default_value" in changes:
         check_value(field, changes["default_value"], "default_value")
     if changes.get("metadata") is not None:
         _check_field_metadata(changes["metadata"])
     default = changes.get("default_value")
-    return store.conn.execute(q("sa_custom_field_update"), {
+    return one(store.conn.execute(q("sa_custom_field_update"), {
         "id": field_id, "field_name": changes.get("field_name"), "set_default": "default_value" in changes,
         "default_value": Jsonb(default) if default is not None else None,
         "applies_to": changes.get("applies_to"),
-        "metadata": Jsonb(changes["metadata"]) if changes.get("metadata") is not None else None}).fetchone()
+        "metadata": Jsonb(changes["metadata"]) if changes.get("metadata") is not None else None}))
 
 
 @router.delete("/custom-fields/{field_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
@@ -254,7 +255,7 @@ def set_custom_value(field_id: uuid.UUID, body: CustomValueSet, store: StoreDep,
     """Set the field's value on a character, location or scene of the same story. The value must match
     the field's type (422 naming the field) and the field must apply to that kind of entity."""
     story_id = require(store, principal, "custom_field", field_id, WRITE)
-    field = store.conn.execute(q("sa_custom_field_get"), {"id": field_id}).fetchone()
+    field = one(store.conn.execute(q("sa_custom_field_get"), {"id": field_id}))
     if body.entity_type + "s" not in field["applies_to"]:
         raise Unprocessable(("body", "entity_type"), f"entity_type: custom field {field['field_name']!r} applies "
                             f"to {', '.join(field['applies_to'])}, not {body.entity_type}s")
@@ -262,9 +263,9 @@ def set_custom_value(field_id: uuid.UUID, body: CustomValueSet, store: StoreDep,
         raise Unprocessable(("body", "entity_id"), f"entity_id: no {body.entity_type} {body.entity_id} in this "
                             "field's story")
     check_value(field, body.value, "value")
-    return store.conn.execute(q("sa_custom_value_set"), {
+    return one(store.conn.execute(q("sa_custom_value_set"), {
         "field_id": field_id, "entity_type": body.entity_type, "entity_id": body.entity_id,
-        "value": Jsonb(body.value)}).fetchone()
+        "value": Jsonb(body.value)}))
 
 
 @router.delete("/custom-fields/{field_id}/values/{entity_type}/{entity_id}", status_code=status.HTTP_204_NO_CONTENT,
@@ -301,9 +302,9 @@ def create_template(story_id: uuid.UUID, body: TemplateCreate, store: StoreDep, 
     with the schema error otherwise); from then on, that entity type's metadata must match it."""
     require(store, principal, "story", story_id, WRITE)
     _check_schema(body.template_schema)
-    return store.conn.execute(q("sa_template_create"), {
+    return one(store.conn.execute(q("sa_template_create"), {
         "story_id": story_id, "entity_type": body.entity_type, "template_name": body.template_name,
-        "template_schema": Jsonb(body.template_schema)}).fetchone()
+        "template_schema": Jsonb(body.template_schema)}))
 
 
 @router.post("/templates", response_model=TemplatePublic, status_code=status.HTTP_201_CREATED)
@@ -312,9 +313,9 @@ def create_global_template(body: TemplateCreate, store: StoreDep, principal: Pri
     if not principal.is_admin:
         raise Forbidden("only an admin key may create a global template; use /stories/{id}/templates")
     _check_schema(body.template_schema)
-    return store.conn.execute(q("sa_template_create"), {
+    return one(store.conn.execute(q("sa_template_create"), {
         "story_id": None, "entity_type": body.entity_type, "template_name": body.template_name,
-        "template_schema": Jsonb(body.template_schema)}).fetchone()
+        "template_schema": Jsonb(body.template_schema)}))
 
 
 @router.delete("/templates/{template_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
