@@ -11,6 +11,7 @@ scripts/setup.sh
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1
 .venv/bin/ruff check src tests scripts
 .venv/bin/lint-imports
+.venv/bin/mypy
 if [ "${1:-}" = "--quick" ]; then
   shift
   set -- -m "not ml and not slow" "$@"

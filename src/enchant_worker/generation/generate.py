@@ -10,6 +10,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -50,7 +51,8 @@ def generate(
     is_cancelled: CancelledFn | None = None,
 ) -> GenerationOutcome:
     """Generate one image per seed of `params`; raises GenerationCancelled, OutOfMemory, BrokenImage."""
-    pipe, settings = resident.pipe, params.settings
+    pipe: Any = resident.pipe  # a diffusers pipeline; the resident's type names no diffusers class
+    settings = params.settings
     is_cancelled = is_cancelled or (lambda: False)
     timings: dict[str, float] = {}
 
@@ -93,7 +95,7 @@ def _use_sampler(resident: ResidentPipeline, sampler: str) -> None:
     """Set the pipeline's scheduler for `sampler`. Building one (from_config, a few ms) is skipped when
     the previous job left the same sampler in place: set_timesteps() resets a scheduler's state at the
     start of every call, as diffusers does when a pipeline is called again."""
-    pipe = resident.pipe
+    pipe: Any = resident.pipe
     current = getattr(resident, "sampler_in_use", None)
     if current is not None and current[0] == sampler and pipe.scheduler is current[1]:
         return
