@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from enchant_worker import __version__
 from enchant_worker.api import errors
+from enchant_worker.api.auth import Principal
 from enchant_worker.api.deps import ApiState, JobTypes, Limits, PrincipalDep
 from enchant_worker.api.docs import DOCS_STATIC_URL, SWAGGER_UI_PARAMETERS, DocsPolicy
 from enchant_worker.api.metrics import make_registry
@@ -82,7 +83,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     state.metrics = make_registry(state.store)
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI):
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
         state.close()
 
@@ -127,7 +128,7 @@ def _missing_feature(router: APIRouter, feature: str, version: str, versions: Ve
     return gate
 
 
-def _not_in_version(message: str):
+def _not_in_version(message: str) -> Callable[[Principal], None]:
     def endpoint(principal: PrincipalDep) -> None:
         raise errors.NotFound(message)
 

@@ -38,7 +38,8 @@ def _json(value: Any) -> Any:
 
 
 def _diff(old: Row, new: Row, fields: tuple[str, ...]) -> dict[str, Any]:
-    return _json({f: {"old": old[f], "new": new[f]} for f in fields if old[f] != new[f]})
+    changes: dict[str, Any] = _json({f: {"old": old[f], "new": new[f]} for f in fields if old[f] != new[f]})
+    return changes
 
 
 def _story_rights(store: Store, principal: Principal, story_id: uuid.UUID) -> tuple[Row, frozenset[str]]:
@@ -97,7 +98,8 @@ def _invitee(store: Store, body: CollaboratorCreate) -> uuid.UUID:
     if not users or (users[0]["email"] != body.email and len(users) > 1):
         raise NotFound(f"no user with email {body.email!r} (body.email)" if not users else
                        f"several users have the email {body.email!r} but for case; give its exact spelling")
-    return users[0]["id"]
+    user_id: uuid.UUID = users[0]["id"]
+    return user_id
 
 
 def invite(store: Store, principal: Principal, story_id: uuid.UUID, body: CollaboratorCreate) -> Row:

@@ -124,7 +124,8 @@ class ApiState:
 
 
 def get_state(request: Request) -> ApiState:
-    return request.app.state.api
+    state: ApiState = request.app.state.api
+    return state
 
 
 StateDep = Annotated[ApiState, Depends(get_state)]

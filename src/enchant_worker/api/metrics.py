@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from enchant_worker.api.store import Store
@@ -40,13 +41,13 @@ class QueueCollector(Collector):
     def __init__(self, open_store: Callable[[], AbstractContextManager[Store]]):
         self.open_store = open_store
 
-    def collect(self) -> Iterator:
+    def collect(self) -> Iterator[Metric]:
         with self.open_store() as store:
             yield from self._queue(store)
             yield from self._workers(store)
             yield from self._costs(store)
 
-    def _costs(self, store: Store) -> Iterator:
+    def _costs(self, store: Store) -> Iterator[Metric]:
         cost = CounterMetricFamily("enchant_image_cost", "What users' images cost, by provider (cost_per_image in "
                                    "configs/providers.toml; local is 0)", labels=["user_id", "provider"])
         images = CounterMetricFamily("enchant_images_generated", "Images of completed generate_image jobs",
@@ -56,7 +57,7 @@ class QueueCollector(Collector):
             images.add_metric([r["user_id"], r["provider"] or ""], r["images"] or 0)
         yield from (cost, images)
 
-    def _queue(self, store: Store) -> Iterator:
+    def _queue(self, store: Store) -> Iterator[Metric]:
         depth = GaugeMetricFamily("enchant_queue_jobs", "Jobs by status and job type", labels=["status", "job_type"])
         seen_types = set()
         for r in store.queue_counts():
@@ -74,7 +75,7 @@ class QueueCollector(Collector):
         yield from _counters(values)
         yield _duration(store, values)
 
-    def _workers(self, store: Store) -> Iterator:
+    def _workers(self, store: Store) -> Iterator[Metric]:
         heartbeat = GaugeMetricFamily("enchant_worker_last_heartbeat_timestamp_seconds",
                                       "When the worker last sent a heartbeat (Unix time)", labels=["worker", "host"])
         age = GaugeMetricFamily("enchant_worker_heartbeat_age_seconds", "Seconds since the worker's last heartbeat",

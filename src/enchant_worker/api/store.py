@@ -51,7 +51,8 @@ class Store:
         return bytes(row["secret"]) if row else None
 
     def ensure_user(self, email: str) -> uuid.UUID:
-        return self._row("api_user_ensure", email=email)["id"]
+        user_id: uuid.UUID = self._row("api_user_ensure", email=email)["id"]
+        return user_id
 
     def user_exists(self, user_id: uuid.UUID) -> bool:
         return bool(self._row("api_user_exists", id=user_id)["found"])

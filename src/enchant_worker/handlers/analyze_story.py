@@ -22,11 +22,11 @@ from enchant_worker.worker.registry import Handler
 JOB_TYPE = "analyze_story"
 
 
-def run(ctx: JobContext) -> dict[str, Any]:
+def run(ctx: JobContext[AnalyzeStorySpec]) -> dict[str, Any]:
     from enchant_worker import story_analysis_store as store
     from enchant_worker.text.story_analysis import analyze_story
 
-    spec: AnalyzeStorySpec = ctx.spec
+    spec = ctx.spec
     scorer = fixer = None
     model_name = None
     if spec.analyzer == "llm":

@@ -24,11 +24,11 @@ JOB_TYPE = "extract_scenes"
 ILLUSTRATE_JOB_TYPE = "generate_image"
 
 
-def run(ctx: JobContext) -> dict[str, Any]:
+def run(ctx: JobContext[ExtractScenesSpec]) -> dict[str, Any]:
     from enchant_worker import books
     from enchant_worker.text.registry import LLM_ANALYZER, default_analyzers
 
-    spec: ExtractScenesSpec = ctx.spec
+    spec = ctx.spec
     analyzer: TextAnalyzer
     try:
         if spec.analyzer == LLM_ANALYZER:

@@ -133,7 +133,7 @@ class Inputs:
     warnings: list[str]
 
 
-def run(ctx: JobContext) -> dict[str, Any]:
+def run(ctx: JobContext[GenerateImageSpec]) -> dict[str, Any]:
     from enchant_worker.generation.prompts import LoraStyle, build_raw_prompt, build_scene_prompt
 
     spec: GenerateImageSpec = ctx.spec

@@ -7,14 +7,14 @@ import base64
 import binascii
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 
 from enchant_worker.api.auth import Principal, hash_key
@@ -149,10 +149,10 @@ def route_class(shape: Callable[[Failure], dict[str, Any]],
     the status codes `statuses` maps to others (OpenAI answers invalid requests with 400, not 422)."""
 
     class CompatRoute(APIRoute):
-        def get_route_handler(self) -> Callable:
+        def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
             handler = super().get_route_handler()
 
-            async def answer(request: Request):
+            async def answer(request: Request) -> Response:
                 try:
                     return await handler(request)
                 except Exception as exc:

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from enchant_worker.api import pagination
 from enchant_worker.api.auth import ADMIN, Principal, found, hash_key, story_rights
-from enchant_worker.api.deps import CacheDep, PrincipalDep, SettingsDep, StateDep, StoreDep
+from enchant_worker.api.deps import ApiState, CacheDep, PrincipalDep, SettingsDep, StateDep, StoreDep
 from enchant_worker.api.errors import COMMON, ApiError, Forbidden, NotFound, responses
 from enchant_worker.api.serving import public_url
 from enchant_worker.api.store import Row, Store
@@ -354,7 +354,7 @@ def delete_comment(comment_id: uuid.UUID, store: StoreDep, principal: PrincipalD
 
 # -- public styles and presets --------------------------------------------------------------------------
 
-def _public_page(state, store: Store, query: str, count: str, limit: int, cursor: str | None) -> PublicPage:
+def _public_page(state: ApiState, store: Store, query: str, count: str, limit: int, cursor: str | None) -> PublicPage:
     """Public styles or presets, most used first, paged by (uses, created_at, id)."""
     secret = state.secret(store, "cursor")
     filters = {"list": query}

@@ -19,11 +19,11 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from html import escape
 from importlib.resources import files
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, ParamSpec
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Path, Query, Request
@@ -41,6 +41,7 @@ from enchant_worker.api.store import Row, Store
 from enchant_worker.domain.jobs import JobStatus
 
 router = APIRouter(tags=["dashboard"])
+P = ParamSpec("P")
 CHART_MINUTES = 30
 FAILURES_SHOWN = 10
 IMAGES_SHOWN = 12
@@ -125,7 +126,7 @@ def _html(title: str, body: str, *, path: str, events: str | None = None, refres
                         status_code=status_code, headers=NO_STORE)
 
 
-def _console(handler):  # noqa: ANN001, ANN202 - wraps route functions, keeping their signature for FastAPI
+def _console(handler: Callable[P, Response]) -> Callable[P, Response]:  # keeps the signature for FastAPI
     """Answers SignedOut with the sign-in form and Forbidden403 with a 403 page."""
     import functools
 

@@ -118,7 +118,8 @@ def _finished_file(row: Row) -> dict[str, Any]:
     if row["status"] != "completed" or not (row["result"] or {}).get("file"):
         raise Conflict(f"the export is {row['status']}, not completed"
                        + (f": {row['error_message']}" if row["error_message"] else "; try again when it is done"))
-    return row["result"]
+    result: dict[str, Any] = row["result"]
+    return result
 
 
 @router.get("/exports/{export_id}/file", response_class=Response, responses={

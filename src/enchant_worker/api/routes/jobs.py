@@ -112,7 +112,7 @@ def bulk_action(body: JobBulk, store: StoreDep, queue: QueueDep, admin: AdminDep
 BULK_FROM = {"cancel": ("pending", "processing"), "retry": ("failed", "cancelled")}
 
 
-def bulk(store: Store, queue: JobQueue, principal: Principal, action: str, filters: dict, limit: int
+def bulk(store: Store, queue: JobQueue, principal: Principal, action: str, filters: dict[str, Any], limit: int
          ) -> JobBulkResult:
     """One action on each job matching `filters` (a job that changed state meanwhile is skipped)."""
     rows = store.job_ids_matching(limit=limit, **filters)

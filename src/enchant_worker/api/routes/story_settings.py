@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Response, status
@@ -33,6 +34,7 @@ from enchant_worker.api.book_schemas import (
 from enchant_worker.api.deps import PrincipalDep, StoreDep
 from enchant_worker.api.errors import COMMON, Conflict, Forbidden, NotFound, Unprocessable, responses
 from enchant_worker.api.routes.books import require, story_of
+from enchant_worker.api.store import Store
 from enchant_worker.api.versions import SCENE_EXTRACTION
 from enchant_worker.db.connection import one
 from enchant_worker.sql import q
@@ -47,14 +49,14 @@ METADATA_ENTITY_TYPES = ("story", "chapter", "scene", "character", "location")
 
 
 @router.get("/stories/{story_id}/branches", response_model=list[BranchPublic])
-def list_branches(story_id: uuid.UUID, store: StoreDep, principal: PrincipalDep) -> list[dict]:
+def list_branches(story_id: uuid.UUID, store: StoreDep, principal: PrincipalDep) -> list[dict[str, Any]]:
     """The story's "what-if" branches. A branch applies from `branch_point_chapter` on, while active."""
     require(store, principal, "story", story_id, READ)
     return store.conn.execute(q("sa_branches"), {"story_id": story_id}).fetchall()
 
 
 @router.post("/stories/{story_id}/branches", response_model=BranchPublic, status_code=status.HTTP_201_CREATED)
-def create_branch(story_id: uuid.UUID, body: BranchCreate, store: StoreDep, principal: PrincipalDep) -> dict:
+def create_branch(story_id: uuid.UUID, body: BranchCreate, store: StoreDep, principal: PrincipalDep) -> dict[str, Any]:
     """A new branch from a chapter on (write rights)."""
     require(store, principal, "story", story_id, WRITE)
     return one(store.conn.execute(q("sa_branch_create"), {**body.model_dump(), "story_id": story_id,
@@ -62,7 +64,7 @@ def create_branch(story_id: uuid.UUID, body: BranchCreate, store: StoreDep, prin
 
 
 @router.patch("/branches/{branch_id}", response_model=BranchPublic)
-def update_branch(branch_id: uuid.UUID, body: BranchUpdate, store: StoreDep, principal: PrincipalDep) -> dict:
+def update_branch(branch_id: uuid.UUID, body: BranchUpdate, store: StoreDep, principal: PrincipalDep) -> dict[str, Any]:
     """Rename, describe, activate or deactivate a branch (an inactive branch changes no picture)."""
     require(store, principal, "branch", branch_id, WRITE)
     changes = body.model_dump(exclude_unset=True)
@@ -72,7 +74,7 @@ def update_branch(branch_id: uuid.UUID, body: BranchUpdate, store: StoreDep, pri
 
 
 @router.get("/branches/{branch_id}/character-states", response_model=list[BranchStatePublic])
-def list_branch_states(branch_id: uuid.UUID, store: StoreDep, principal: PrincipalDep) -> list[dict]:
+def list_branch_states(branch_id: uuid.UUID, store: StoreDep, principal: PrincipalDep) -> list[dict[str, Any]]:
     """The branch's character states, by chapter."""
     require(store, principal, "branch", branch_id, READ)
     return store.conn.execute(q("sa_branch_states"), {"branch_id": branch_id}).fetchall()
@@ -81,7 +83,7 @@ def list_branch_states(branch_id: uuid.UUID, store: StoreDep, principal: Princip
 @router.post("/branches/{branch_id}/character-states", response_model=BranchStatePublic,
              status_code=status.HTTP_201_CREATED)
 def add_branch_state(branch_id: uuid.UUID, body: BranchStateCreate, store: StoreDep,
-                     principal: PrincipalDep) -> dict:
+                     principal: PrincipalDep) -> dict[str, Any]:
     """A character's look (and mood) in this branch from `chapter_number` on; the chapter must be at or
     after the branch point and the character of the same story (422 otherwise)."""
     story_id = require(store, principal, "branch", branch_id, WRITE)
@@ -100,14 +102,14 @@ def add_branch_state(branch_id: uuid.UUID, body: BranchStateCreate, store: Store
 
 
 @router.get("/stories/{story_id}/loras", response_model=list[StoryLoraPublic])
-def list_story_loras(story_id: uuid.UUID, store: StoreDep, principal: PrincipalDep) -> list[dict]:
+def list_story_loras(story_id: uuid.UUID, store: StoreDep, principal: PrincipalDep) -> list[dict[str, Any]]:
     """The LoRA styles applied to the story's scenes, with strength and `apply_to_scenes`."""
     require(store, principal, "story", story_id, READ)
     return store.conn.execute(q("sa_story_loras"), {"story_id": story_id}).fetchall()
 
 
 @router.post("/stories/{story_id}/loras", response_model=StoryLoraPublic, status_code=status.HTTP_201_CREATED)
-def add_story_lora(story_id: uuid.UUID, body: StoryLoraCreate, store: StoreDep, principal: PrincipalDep) -> dict:
+def add_story_lora(story_id: uuid.UUID, body: StoryLoraCreate, store: StoreDep, principal: PrincipalDep) -> dict[str, Any]:
     """Apply a LoRA the caller may use (theirs or public) to all scenes (`["all"]`) or to given scene
     ids of the story; the strength must lie in the LoRA's `strength_range`."""
     require(store, principal, "story", story_id, WRITE)
@@ -126,7 +128,7 @@ def add_story_lora(story_id: uuid.UUID, body: StoryLoraCreate, store: StoreDep, 
 
 @router.patch("/stories/{story_id}/loras/{setting_id}", response_model=StoryLoraPublic)
 def update_story_lora(story_id: uuid.UUID, setting_id: uuid.UUID, body: StoryLoraUpdate, store: StoreDep,
-                      principal: PrincipalDep) -> dict:
+                      principal: PrincipalDep) -> dict[str, Any]:
     """Change a style's strength or the scenes it applies to."""
     require(store, principal, "story", story_id, WRITE)
     current = store.conn.execute(q("sa_story_lora_get"), {"id": setting_id, "story_id": story_id}).fetchone()
@@ -152,7 +154,7 @@ def remove_story_lora(story_id: uuid.UUID, setting_id: uuid.UUID, store: StoreDe
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-def _check_strength(lora: dict, strength: float) -> None:
+def _check_strength(lora: dict[str, Any], strength: float) -> None:
     bounds = {"min": 0.0, "max": 1.0, **(lora["strength_range"] or {})}
     lo, hi = float(bounds["min"]), float(bounds["max"])
     if not lo <= strength <= hi:
@@ -160,7 +162,7 @@ def _check_strength(lora: dict, strength: float) -> None:
                             f"{lora['name']!r} (its strength_range), not {strength:g}")
 
 
-def _check_scenes(store, story_id, scenes: list[str]) -> list[str]:
+def _check_scenes(store: Store, story_id: uuid.UUID, scenes: list[str]) -> list[str]:
     if scenes == ["all"]:
         return scenes
     ids = []
@@ -181,10 +183,10 @@ def _check_scenes(store, story_id, scenes: list[str]) -> list[str]:
 # -- custom fields -------------------------------------------------------------------------------
 
 
-def check_value(field: dict, value: Any, where: str) -> None:
+def check_value(field: dict[str, Any], value: Any, where: str) -> None:
     """A value must match its field's type: 422 naming the field otherwise."""
     kind = field["field_type"]
-    ok = {"text": lambda v: isinstance(v, str),
+    ok: Callable[[Any], bool] = {"text": lambda v: isinstance(v, str),
           "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v),
           "boolean": lambda v: isinstance(v, bool),
           "array": lambda v: isinstance(v, list),
@@ -195,7 +197,7 @@ def check_value(field: dict, value: Any, where: str) -> None:
 
 
 @router.get("/stories/{story_id}/custom-fields", response_model=list[CustomFieldPublic])
-def list_custom_fields(story_id: uuid.UUID, store: StoreDep, principal: PrincipalDep) -> list[dict]:
+def list_custom_fields(story_id: uuid.UUID, store: StoreDep, principal: PrincipalDep) -> list[dict[str, Any]]:
     """The story's custom fields. `metadata.prompt: true` puts a field's values into image prompts."""
     require(store, principal, "story", story_id, READ)
     return store.conn.execute(q("sa_custom_fields"), {"story_id": story_id}).fetchall()
@@ -204,7 +206,7 @@ def list_custom_fields(story_id: uuid.UUID, store: StoreDep, principal: Principa
 @router.post("/stories/{story_id}/custom-fields", response_model=CustomFieldPublic,
              status_code=status.HTTP_201_CREATED, responses=responses(409))
 def create_custom_field(story_id: uuid.UUID, body: CustomFieldCreate, store: StoreDep,
-                        principal: PrincipalDep) -> dict:
+                        principal: PrincipalDep) -> dict[str, Any]:
     """A field of type text, number, boolean, json or array on characters, locations and/or scenes; the
     default must match the type (422). One field name per story (409)."""
     require(store, principal, "story", story_id, WRITE)
@@ -225,7 +227,7 @@ def create_custom_field(story_id: uuid.UUID, body: CustomFieldCreate, store: Sto
 
 @router.patch("/custom-fields/{field_id}", response_model=CustomFieldPublic)
 def update_custom_field(field_id: uuid.UUID, body: CustomFieldUpdate, store: StoreDep,
-                        principal: PrincipalDep) -> dict:
+                        principal: PrincipalDep) -> dict[str, Any]:
     """Rename a field, change its default, entities or metadata (its type stays)."""
     require(store, principal, "custom_field", field_id, WRITE)
     field = one(store.conn.execute(q("sa_custom_field_get"), {"id": field_id}))
@@ -251,7 +253,7 @@ def delete_custom_field(field_id: uuid.UUID, store: StoreDep, principal: Princip
 
 
 @router.put("/custom-fields/{field_id}/values", response_model=CustomValuePublic)
-def set_custom_value(field_id: uuid.UUID, body: CustomValueSet, store: StoreDep, principal: PrincipalDep) -> dict:
+def set_custom_value(field_id: uuid.UUID, body: CustomValueSet, store: StoreDep, principal: PrincipalDep) -> dict[str, Any]:
     """Set the field's value on a character, location or scene of the same story. The value must match
     the field's type (422 naming the field) and the field must apply to that kind of entity."""
     story_id = require(store, principal, "custom_field", field_id, WRITE)
@@ -280,7 +282,7 @@ def delete_custom_value(field_id: uuid.UUID, entity_type: str, entity_id: uuid.U
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-def _check_field_metadata(metadata: dict) -> None:
+def _check_field_metadata(metadata: dict[str, Any]) -> None:
     if "prompt" in metadata and not isinstance(metadata["prompt"], bool):
         raise Unprocessable(("body", "metadata", "prompt"), "metadata.prompt: must be true or false")
 
@@ -290,14 +292,14 @@ def _check_field_metadata(metadata: dict) -> None:
 
 @router.get("/stories/{story_id}/templates", response_model=list[TemplatePublic])
 def list_templates(story_id: uuid.UUID, store: StoreDep, principal: PrincipalDep,
-                   entity_type: str | None = None) -> list[dict]:
+                   entity_type: str | None = None) -> list[dict[str, Any]]:
     """The entity templates that apply to the story: its own and the global ones."""
     require(store, principal, "story", story_id, READ)
     return store.conn.execute(q("sa_templates"), {"story_id": story_id, "entity_type": entity_type}).fetchall()
 
 
 @router.post("/stories/{story_id}/templates", response_model=TemplatePublic, status_code=status.HTTP_201_CREATED)
-def create_template(story_id: uuid.UUID, body: TemplateCreate, store: StoreDep, principal: PrincipalDep) -> dict:
+def create_template(story_id: uuid.UUID, body: TemplateCreate, store: StoreDep, principal: PrincipalDep) -> dict[str, Any]:
     """A template for one entity type of the story: `template_schema` must be a valid JSON Schema (422
     with the schema error otherwise); from then on, that entity type's metadata must match it."""
     require(store, principal, "story", story_id, WRITE)
@@ -308,7 +310,7 @@ def create_template(story_id: uuid.UUID, body: TemplateCreate, store: StoreDep, 
 
 
 @router.post("/templates", response_model=TemplatePublic, status_code=status.HTTP_201_CREATED)
-def create_global_template(body: TemplateCreate, store: StoreDep, principal: PrincipalDep) -> dict:
+def create_global_template(body: TemplateCreate, store: StoreDep, principal: PrincipalDep) -> dict[str, Any]:
     """A template every story's entities of that type must match (admin keys only)."""
     if not principal.is_admin:
         raise Forbidden("only an admin key may create a global template; use /stories/{id}/templates")
@@ -335,7 +337,7 @@ def delete_template(template_id: uuid.UUID, store: StoreDep, principal: Principa
 
 
 @router.get("/entities/{entity_type}/{entity_id}/metadata", response_model=dict[str, Any])
-def get_metadata(entity_type: str, entity_id: uuid.UUID, store: StoreDep, principal: PrincipalDep) -> dict:
+def get_metadata(entity_type: str, entity_id: uuid.UUID, store: StoreDep, principal: PrincipalDep) -> dict[str, Any]:
     """An entity's metadata as one object (key → value)."""
     _entity_kind(entity_type)
     require(store, principal, entity_type, entity_id, READ)
@@ -344,7 +346,7 @@ def get_metadata(entity_type: str, entity_id: uuid.UUID, store: StoreDep, princi
 
 @router.put("/entities/{entity_type}/{entity_id}/metadata/{key}", response_model=dict[str, Any])
 def set_metadata(entity_type: str, entity_id: uuid.UUID, key: str, body: MetadataSet, store: StoreDep,
-                 principal: PrincipalDep) -> dict:
+                 principal: PrincipalDep) -> dict[str, Any]:
     """Set one key of an entity's metadata. The whole metadata object must still match every template
     of that entity type (the story's and the global ones): 422 naming the failing path otherwise."""
     _entity_kind(entity_type)
@@ -360,7 +362,7 @@ def set_metadata(entity_type: str, entity_id: uuid.UUID, key: str, body: Metadat
 
 @router.delete("/entities/{entity_type}/{entity_id}/metadata/{key}", response_model=dict[str, Any])
 def delete_metadata(entity_type: str, entity_id: uuid.UUID, key: str, store: StoreDep,
-                    principal: PrincipalDep) -> dict:
+                    principal: PrincipalDep) -> dict[str, Any]:
     """Remove one key (refused with 422 when a template requires it)."""
     _entity_kind(entity_type)
     story_id = require(store, principal, entity_type, entity_id, WRITE)
@@ -380,7 +382,7 @@ def _entity_kind(entity_type: str) -> None:
         raise NotFound(f"entity type {entity_type!r} has no metadata here; one of {', '.join(METADATA_ENTITY_TYPES)}")
 
 
-def _metadata(store, entity_type: str, entity_id: uuid.UUID) -> dict[str, Any]:
+def _metadata(store: Store, entity_type: str, entity_id: uuid.UUID) -> dict[str, Any]:
     """The entity's own metadata (without the keys analyze_story writes: they have routes of their own)."""
     rows = store.conn.execute(q("sa_metadata_of"), {"entity_type": entity_type, "entity_id": entity_id}).fetchall()
     return {r["metadata_key"]: r["metadata_value"] for r in rows if not r["metadata_key"].startswith(RESERVED_PREFIX)}
@@ -394,7 +396,7 @@ def _writable_key(key: str) -> None:
                             "(read them at /stories/{id}/insights and /scenes/{id}/quality)")
 
 
-def _check_schema(schema: dict) -> None:
+def _check_schema(schema: dict[str, Any]) -> None:
     from jsonschema import SchemaError
     from jsonschema.validators import validator_for
 
@@ -406,7 +408,7 @@ def _check_schema(schema: dict) -> None:
                             f"{exc.message}") from None
 
 
-def _validate_metadata(store, story_id, entity_type: str, metadata: dict) -> None:
+def _validate_metadata(store: Store, story_id: uuid.UUID, entity_type: str, metadata: dict[str, Any]) -> None:
     from jsonschema.validators import validator_for
 
     templates = store.conn.execute(q("sa_templates"), {"story_id": story_id, "entity_type": entity_type}).fetchall()
