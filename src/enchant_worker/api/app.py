@@ -68,7 +68,7 @@ class NoJobTypes:
 def create_app(settings: Settings | None = None, *, database_url: str | None = None,
                job_types: JobTypes | None = None, versions: Mapping[str, VersionInfo] | None = None,
                limits: Limits | None = None, cache: Cache | None = None) -> FastAPI:
-    """The app. `job_types` is the worker's handler registry (`worker.registry.default_registry()`),
+    """The app. `job_types` is the worker's handler registry (`handlers.default_registry()`),
     passed in so that job creation validates each type's metadata with its handler's `validate`.
     `cache` defaults to the process's `shared_cache(settings)` (Redis when ENCHANT_REDIS_URL is set).
     Building the app opens no connection: the pool opens on the first request."""

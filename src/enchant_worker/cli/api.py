@@ -56,7 +56,7 @@ def cmd_api(args) -> int:
     import uvicorn
 
     from enchant_worker.api import create_app
-    from enchant_worker.worker.registry import default_registry
+    from enchant_worker.handlers import default_registry
 
     settings, db = open_database()
     app = create_app(settings, database_url=db.url, job_types=default_registry(module=args.handlers))

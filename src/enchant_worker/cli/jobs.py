@@ -11,9 +11,9 @@ from enchant_worker.cli.common import (
     uuid_arg,
 )
 from enchant_worker.domain.jobs import JobStatus
+from enchant_worker.handlers import default_registry
 from enchant_worker.jobspecs import job_types
 from enchant_worker.queue import JobQueue
-from enchant_worker.worker.registry import default_registry
 
 
 def register(commands) -> None:

@@ -1,5 +1,6 @@
-"""Handlers by job type: the built-in ones, those of installed plugins (entry point group
-`enchant_worker.handlers`), and those of a module named with `--handlers`."""
+"""Handlers by job type: the registry a worker is given (`handlers.default_registry` builds it from the
+built-in handlers, installed plugins of the entry point group `enchant_worker.handlers`, and a module
+named with `--handlers`)."""
 
 from __future__ import annotations
 
@@ -95,14 +96,3 @@ class Registry:
                 continue
             for handler in loaded if isinstance(loaded, list | tuple) else [loaded]:
                 self.register(handler)
-
-
-def default_registry(*, plugins: bool = True, module: str | None = None) -> Registry:
-    from enchant_worker.handlers import builtin_handlers
-
-    registry = Registry(builtin_handlers())
-    if plugins:
-        registry.load_entry_points()
-    if module:
-        registry.load_module(module)
-    return registry
