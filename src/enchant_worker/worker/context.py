@@ -41,7 +41,7 @@ class JobContext(Generic[Spec]):
     log: logging.Logger
     connect: Callable[[], AbstractContextManager[Connection]]  # the slot's own connection
     settings: Settings
-    spec: Spec = field(init=False)  # the metadata as validated by the handler's `validate`, set before it runs
+    spec: Spec = field(init=False, repr=False)  # the handler's `validate` of the metadata, set before `run`
     cancel_event: threading.Event = field(default_factory=threading.Event)
     cancel_reason: CancelReason | None = None
     deadline: float | None = None  # time.monotonic() past which the job has timed out
