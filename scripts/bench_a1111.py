@@ -56,8 +56,8 @@ def main() -> None:
     from enchant_worker.config import Settings
     from enchant_worker.db.connection import Database
     from enchant_worker.generation.tiny_model import save_tiny_model
+    from enchant_worker.handlers import default_registry
     from enchant_worker.handlers.generate_image import providers_for
-    from enchant_worker.worker.registry import default_registry
     from tests.support.http_server import ServerThread
     from tests.support.workers import WorkerThreads
 

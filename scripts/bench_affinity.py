@@ -98,9 +98,9 @@ def job_mix(jobs: int, steps: int) -> list[dict]:
 def one_round(db, settings, metadata: list[dict]) -> dict:
     """Enqueue the mix, drain it with a cold burst worker; loads, throughput and queue order."""
     from enchant_worker.domain.jobs import NewJob
+    from enchant_worker.handlers import default_registry
     from enchant_worker.handlers.generate_image import forget_providers, providers_for
     from enchant_worker.queue import JobQueue
-    from enchant_worker.worker.registry import default_registry
     from enchant_worker.worker.runner import Worker
 
     forget_providers()  # cold: nothing resident

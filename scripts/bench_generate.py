@@ -256,7 +256,7 @@ def bare_round(bench: Bench) -> tuple[float, list]:
 
 def run_worker(bench: Bench) -> None:
     """An in-process Worker (burst: drains the queue, then returns), as `enchant-worker work --burst`."""
-    from enchant_worker.worker.registry import default_registry
+    from enchant_worker.handlers import default_registry
     from enchant_worker.worker.runner import Worker
 
     registry = default_registry(plugins=False)

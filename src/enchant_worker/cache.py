@@ -28,7 +28,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
     from enchant_worker.config import Settings
@@ -105,7 +105,7 @@ class RedisStore:
         return f"{self.prefix}version:{key}"
 
     def get(self, key: str) -> str | None:
-        return self.client.get(self.prefix + key)
+        return cast("str | None", self.client.get(self.prefix + key))  # decode_responses: text, not bytes
 
     def version(self, key: str) -> Any:
         return self.client.get(self._v(key))
@@ -172,9 +172,9 @@ class Cache:
     # -- every operation goes through here: Redis when it answers, memory otherwise -----------------
 
     def _call(self, op: str, key: str, *args: Any, ttl_s: float = 86400) -> Any:
-        if self.backend == "redis":
+        if self.redis is not None and self.backend == "redis":
             try:
-                self._replay_missed()
+                self._replay_missed(self.redis)
                 if op == "invalidate":
                     return self.redis.invalidate(key, ttl_s)
                 return getattr(self.redis, op)(key, *args)
@@ -194,7 +194,7 @@ class Cache:
                         str(exc).strip() or type(exc).__name__, self.retry_redis_s)
             self.memory.clear()  # start clean: memory may hold values from an earlier outage
 
-    def _replay_missed(self) -> None:
+    def _replay_missed(self, redis_store: RedisStore) -> None:
         """Redis is back: apply the invalidations it missed, and drop the in-process values."""
         if not self._missed_invalidations:
             return
@@ -202,7 +202,7 @@ class Cache:
             missed, self._missed_invalidations = self._missed_invalidations, {}
         try:
             for key, ttl_s in missed.items():
-                self.redis.invalidate(key, ttl_s)
+                redis_store.invalidate(key, ttl_s)
         except Exception:
             with self._lock:
                 self._missed_invalidations.update(missed)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from enchant_worker.worker.registry import default_registry
+from enchant_worker.handlers import default_registry
 from enchant_worker.worker.runner import Worker
 
 

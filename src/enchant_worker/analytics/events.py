@@ -186,7 +186,7 @@ def parse_event(index: int, raw: Any) -> Event:
             message += f"; {event_type} events have {', '.join(model.model_fields)}"
         raise InvalidEvent((*where, "event_data", *loc), f"{name}.event_data.{path}: {message}") from None
     refs = tuple(references(parsed, f"{name}.event_data."))
-    return Event(event_type, data, session_id, refs)
+    return Event(str(event_type), data, session_id, refs)  # a known type's name: _model_of checked it
 
 
 def _model_of(event_type: Any, where: tuple, name: str) -> type[BaseModel]:

@@ -60,9 +60,9 @@ def check_rate(conn, actor: Actor, count: int, settings: Any) -> None:
     """Refuses the batch when it would take the user past their tier's events per minute. Admin keys and
     users of a tier without a limit (0) are not limited."""
     tier = tier_of(conn, actor, settings)
-    limit = tier.events_per_minute if tier is not None else 0
-    if limit <= 0:
+    if tier is None or tier.events_per_minute <= 0:
         return
+    limit = tier.events_per_minute
     if count > limit:
         raise QuotaExceeded(f"events: a batch of {count} events is above the {tier.name} tier's limit of {limit} "
                             "events per minute; send smaller batches", RATE_WINDOW_S)

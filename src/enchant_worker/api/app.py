@@ -7,16 +7,18 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
+from fastapi.routing import APIRoute
 from fastapi_offline import FastAPIOffline
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from enchant_worker import __version__
 from enchant_worker.api import errors
+from enchant_worker.api.auth import Principal
 from enchant_worker.api.deps import ApiState, JobTypes, Limits, PrincipalDep
 from enchant_worker.api.docs import DOCS_STATIC_URL, SWAGGER_UI_PARAMETERS, DocsPolicy
 from enchant_worker.api.metrics import make_registry
@@ -66,7 +68,7 @@ class NoJobTypes:
 def create_app(settings: Settings | None = None, *, database_url: str | None = None,
                job_types: JobTypes | None = None, versions: Mapping[str, VersionInfo] | None = None,
                limits: Limits | None = None, cache: Cache | None = None) -> FastAPI:
-    """The app. `job_types` is the worker's handler registry (`worker.registry.default_registry()`),
+    """The app. `job_types` is the worker's handler registry (`handlers.default_registry()`),
     passed in so that job creation validates each type's metadata with its handler's `validate`.
     `cache` defaults to the process's `shared_cache(settings)` (Redis when ENCHANT_REDIS_URL is set).
     Building the app opens no connection: the pool opens on the first request."""
@@ -81,7 +83,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     state.metrics = make_registry(state.store)
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI):
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
         state.close()
 
@@ -119,13 +121,14 @@ def _missing_feature(router: APIRouter, feature: str, version: str, versions: Ve
     """The routes of a feature this version lacks: each answers 404 naming the versions that have it."""
     gate = APIRouter()
     for route in router.routes:
+        assert isinstance(route, APIRoute)  # a router of endpoints, no mounts
         message = versions.feature_missing_message(version, feature, f"/{version}{route.path}")
-        gate.add_api_route(route.path, _not_in_version(message), methods=sorted(route.methods),
+        gate.add_api_route(route.path, _not_in_version(message), methods=sorted(route.methods or ()),
                            include_in_schema=False)
     return gate
 
 
-def _not_in_version(message: str):
+def _not_in_version(message: str) -> Callable[[Principal], None]:
     def endpoint(principal: PrincipalDep) -> None:
         raise errors.NotFound(message)
 

@@ -23,8 +23,9 @@ def client_address(peer: str | None, headers: Mapping[str, str], trusted: Iterab
     peer_ip = _ip(peer)
     if peer_ip is None or not _trusted(peer_ip, networks):
         return str(peer_ip) if peer_ip is not None else None
-    hops = [_ip(part) for part in headers.get(header, "").split(",") if part.strip()]
-    if not hops or any(hop is None for hop in hops):  # a malformed header proves nothing: the peer it is
+    parsed = [_ip(part) for part in headers.get(header, "").split(",") if part.strip()]
+    hops = [hop for hop in parsed if hop is not None]
+    if not hops or len(hops) < len(parsed):  # a malformed header proves nothing: the peer it is
         return str(peer_ip)
     for hop in reversed(hops):
         if not _trusted(hop, networks):

@@ -38,7 +38,8 @@ def _json(value: Any) -> Any:
 
 
 def _diff(old: Row, new: Row, fields: tuple[str, ...]) -> dict[str, Any]:
-    return _json({f: {"old": old[f], "new": new[f]} for f in fields if old[f] != new[f]})
+    changes: dict[str, Any] = _json({f: {"old": old[f], "new": new[f]} for f in fields if old[f] != new[f]})
+    return changes
 
 
 def _story_rights(store: Store, principal: Principal, story_id: uuid.UUID) -> tuple[Row, frozenset[str]]:
@@ -69,7 +70,7 @@ def permissions_for(role: str | None, given: CollaboratorPermissions | None, *, 
                     current_role: str | None = None) -> dict[str, bool]:
     """The permissions to store: the role's rights, the grants kept from `current` (the rights it has
     beyond `current_role`'s) and the changes in `given`."""
-    role_rights = COLLABORATOR_RIGHTS.get(role, frozenset())
+    role_rights = COLLABORATOR_RIGHTS.get(role or "", frozenset())
     granted: set[str] = set()
     if isinstance(current, dict) and current_role is not None:
         granted = {r for r in RIGHTS if current.get(r) is True and r not in COLLABORATOR_RIGHTS.get(current_role, ())}
@@ -92,11 +93,13 @@ def _invitee(store: Store, body: CollaboratorCreate) -> uuid.UUID:
         if not store.user_exists(body.user_id):
             raise NotFound(f"no user with id {body.user_id} (body.user_id)")
         return body.user_id
+    assert body.email is not None  # exactly one of the two, checked above
     users = store.users_by_email(body.email)
     if not users or (users[0]["email"] != body.email and len(users) > 1):
         raise NotFound(f"no user with email {body.email!r} (body.email)" if not users else
                        f"several users have the email {body.email!r} but for case; give its exact spelling")
-    return users[0]["id"]
+    user_id: uuid.UUID = users[0]["id"]
+    return user_id
 
 
 def invite(store: Store, principal: Principal, story_id: uuid.UUID, body: CollaboratorCreate) -> Row:

@@ -6,9 +6,8 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Any, Protocol, cast
 
-import psycopg
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from psycopg.rows import dict_row
@@ -21,6 +20,7 @@ from enchant_worker.api.versions import Versions
 from enchant_worker.api.views import ViewBuffer
 from enchant_worker.cache import Cache, shared_cache
 from enchant_worker.config import Settings
+from enchant_worker.db.connection import Connection
 from enchant_worker.jobspecs import job_types
 from enchant_worker.queue import JobQueue
 
@@ -64,22 +64,24 @@ class ApiState:
     limits: Limits
     metrics: Any = None  # the Prometheus registry (api.metrics)
     cache: Cache | None = None  # None: this process's shared_cache(settings), made on first use
-    _pool: ConnectionPool | None = None
+    _pool: ConnectionPool[Connection] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _secrets: dict[str, bytes] = field(default_factory=dict)
     views: ViewBuffer = field(default_factory=ViewBuffer)  # community views, written in batches
 
     @property
-    def pool(self) -> ConnectionPool:
+    def pool(self) -> ConnectionPool[Connection]:
         """Opened on first use, so building the app touches no database."""
         with self._lock:
             if self._pool is None:
-                self._pool = ConnectionPool(self.database_url, min_size=1, max_size=POOL_MAX_CONNECTIONS,
-                                            # no server-side prepared statements: ENCHANT_DATABASE_URL
-                                            # may be a pooler in transaction mode
-                                            kwargs={"autocommit": True, "row_factory": dict_row,
-                                                    "prepare_threshold": None},
-                                            timeout=POOL_WAIT_S, open=True, name="enchant-api")
+                pool = ConnectionPool(self.database_url, min_size=1, max_size=POOL_MAX_CONNECTIONS,
+                                      # no server-side prepared statements: ENCHANT_DATABASE_URL
+                                      # may be a pooler in transaction mode
+                                      kwargs={"autocommit": True, "row_factory": dict_row,
+                                              "prepare_threshold": None},
+                                      timeout=POOL_WAIT_S, open=True, name="enchant-api")
+                # the row_factory among the kwargs makes the rows dicts, which the pool's type cannot see
+                self._pool = cast("ConnectionPool[Connection]", pool)
             return self._pool
 
     def plugin_validators(self) -> dict[str, Any]:
@@ -122,7 +124,8 @@ class ApiState:
 
 
 def get_state(request: Request) -> ApiState:
-    return request.app.state.api
+    state: ApiState = request.app.state.api
+    return state
 
 
 StateDep = Annotated[ApiState, Depends(get_state)]
@@ -135,7 +138,7 @@ def get_settings(state: StateDep) -> Settings:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
-def get_conn(state: StateDep) -> Iterator[psycopg.Connection]:
+def get_conn(state: StateDep) -> Iterator[Connection]:
     try:
         with state.pool.connection() as conn:
             yield conn
@@ -143,7 +146,7 @@ def get_conn(state: StateDep) -> Iterator[psycopg.Connection]:
         raise ServiceUnavailable(f"no database connection available: {exc}") from exc
 
 
-SessionDep = Annotated[psycopg.Connection, Depends(get_conn)]
+SessionDep = Annotated[Connection, Depends(get_conn)]
 
 
 def get_store(conn: SessionDep) -> Store:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+from typing import Any
 
 import psycopg
 from fastapi import FastAPI, Request
@@ -118,7 +119,7 @@ class ServiceUnavailable(ApiError):
 
 
 # OpenAPI: the error responses each route may give, by status.
-def responses(*codes: int) -> dict[int | str, dict]:
+def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     text = {400: "Bad request (e.g. a tampered cursor)", 401: "No or unknown API key",
             403: "Outside this key's rights", 404: "Unknown id, version or feature", 409: "Wrong state",
             410: "Version past its sunset", 413: "Body or upload too large", 415: "Upload is not an image",
@@ -157,11 +158,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     def _api_error(request: Request, exc: ApiError) -> JSONResponse:
         if isinstance(exc, Unprocessable):
-            body = {"detail": [{"loc": exc.loc, "msg": exc.detail, "type": exc.kind}]}
-            return JSONResponse(body, status_code=422)
-        body = {"detail": exc.detail}
-        if getattr(exc, "status", None):
-            body["status"] = exc.status
+            return JSONResponse({"detail": [{"loc": exc.loc, "msg": exc.detail, "type": exc.kind}]}, status_code=422)
+        body: dict[str, Any] = {"detail": exc.detail}
+        if status := getattr(exc, "status", None):
+            body["status"] = status
         return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(JobNotFound)

@@ -10,8 +10,10 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from enchant_worker.api.store import Store
@@ -19,7 +21,7 @@ from enchant_worker.api.store import Store
 log = logging.getLogger(__name__)
 
 # Counter families from job_counters: name, help, counter names read (each a label value, or None).
-COUNTERS = [
+COUNTERS: list[tuple[str, str, dict[str, str | None]]] = [
     ("enchant_jobs_enqueued", "Jobs enqueued", {"enqueued": None}),
     ("enchant_job_leases", "Leases taken (a job leased again after a retry or a hand-back counts again)",
      {"leased": None}),
@@ -36,16 +38,16 @@ MB = 2**20
 
 
 class QueueCollector(Collector):
-    def __init__(self, open_store: Callable[[], object]):
-        self.open_store = open_store  # a context manager giving a Store
+    def __init__(self, open_store: Callable[[], AbstractContextManager[Store]]):
+        self.open_store = open_store
 
-    def collect(self) -> Iterator:
+    def collect(self) -> Iterator[Metric]:
         with self.open_store() as store:
             yield from self._queue(store)
             yield from self._workers(store)
             yield from self._costs(store)
 
-    def _costs(self, store: Store) -> Iterator:
+    def _costs(self, store: Store) -> Iterator[Metric]:
         cost = CounterMetricFamily("enchant_image_cost", "What users' images cost, by provider (cost_per_image in "
                                    "configs/providers.toml; local is 0)", labels=["user_id", "provider"])
         images = CounterMetricFamily("enchant_images_generated", "Images of completed generate_image jobs",
@@ -55,7 +57,7 @@ class QueueCollector(Collector):
             images.add_metric([r["user_id"], r["provider"] or ""], r["images"] or 0)
         yield from (cost, images)
 
-    def _queue(self, store: Store) -> Iterator:
+    def _queue(self, store: Store) -> Iterator[Metric]:
         depth = GaugeMetricFamily("enchant_queue_jobs", "Jobs by status and job type", labels=["status", "job_type"])
         seen_types = set()
         for r in store.queue_counts():
@@ -73,7 +75,7 @@ class QueueCollector(Collector):
         yield from _counters(values)
         yield _duration(store, values)
 
-    def _workers(self, store: Store) -> Iterator:
+    def _workers(self, store: Store) -> Iterator[Metric]:
         heartbeat = GaugeMetricFamily("enchant_worker_last_heartbeat_timestamp_seconds",
                                       "When the worker last sent a heartbeat (Unix time)", labels=["worker", "host"])
         age = GaugeMetricFamily("enchant_worker_heartbeat_age_seconds", "Seconds since the worker's last heartbeat",
@@ -109,7 +111,7 @@ def _counters(values: dict[tuple[str, str], float]) -> Iterator[CounterMetricFam
         family = CounterMetricFamily(name, documentation, labels=["job_type", "status"] if labelled else ["job_type"])
         for job_type in job_types:
             for counter, label in counters.items():
-                family.add_metric([job_type, label] if labelled else [job_type], values.get((job_type, counter), 0.0))
+                family.add_metric([job_type, label or ""] if labelled else [job_type], values.get((job_type, counter), 0.0))
         yield family
 
 
@@ -125,7 +127,7 @@ def _duration(store: Store, values: dict[tuple[str, str], float]) -> HistogramMe
     return duration
 
 
-def make_registry(open_store: Callable[[], object]) -> CollectorRegistry:
+def make_registry(open_store: Callable[[], AbstractContextManager[Store]]) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(QueueCollector(open_store))
     return registry

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -51,7 +52,7 @@ def storable_json(value: Any, depth: int = 0) -> Any:
     return value
 
 
-def bounded_json(field: str):
+def bounded_json(field: str) -> Callable[[Any], Any]:
     """A validator for caller-supplied JSON: `check_json_limits` (depth, string lengths, storable text;
     its message names the path, e.g. `metadata.a.b`), then finite numbers."""
 

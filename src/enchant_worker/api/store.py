@@ -12,17 +12,22 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from enchant_worker.cache import load_story_metadata, load_user_preferences
+from enchant_worker.db.connection import Connection, one
 from enchant_worker.sql import q
 
 Row = dict[str, Any]
 
 
 class Store:
-    def __init__(self, conn: psycopg.Connection):
+    def __init__(self, conn: Connection):
         self.conn = conn
 
     def _one(self, query: str, /, **params: Any) -> Row | None:
         return self.conn.execute(q(query), params).fetchone()
+
+    def _row(self, query: str, /, **params: Any) -> Row:
+        """The row of a statement that always returns one (INSERT … RETURNING, an aggregate)."""
+        return one(self.conn.execute(q(query), params))
 
     def _all(self, query: str, /, **params: Any) -> list[Row]:
         return self.conn.execute(q(query), params).fetchall()
@@ -30,7 +35,7 @@ class Store:
     # -- keys and users --------------------------------------------------------------------------
 
     def create_key(self, *, name: str, prefix: str, key_hash: str, role: str, user_id: uuid.UUID | None) -> Row:
-        return self._one("api_key_create", name=name, prefix=prefix, key_hash=key_hash, role=role, user_id=user_id)
+        return self._row("api_key_create", name=name, prefix=prefix, key_hash=key_hash, role=role, user_id=user_id)
 
     def list_keys(self) -> list[Row]:
         return self._all("api_key_list")
@@ -46,10 +51,11 @@ class Store:
         return bytes(row["secret"]) if row else None
 
     def ensure_user(self, email: str) -> uuid.UUID:
-        return self._one("api_user_ensure", email=email)["id"]
+        user_id: uuid.UUID = self._row("api_user_ensure", email=email)["id"]
+        return user_id
 
     def user_exists(self, user_id: uuid.UUID) -> bool:
-        return self._one("api_user_exists", id=user_id)["found"]
+        return bool(self._row("api_user_exists", id=user_id)["found"])
 
     # -- stories and rights ----------------------------------------------------------------------
 
@@ -82,14 +88,14 @@ class Store:
 
     def invite_collaborator(self, *, story_id: uuid.UUID, user_id: uuid.UUID, role: str,
                             permissions: dict[str, bool], invited_by: uuid.UUID | None) -> Row:
-        return self._one("api_collaborator_invite", story_id=story_id, user_id=user_id, role=role,
+        return self._row("api_collaborator_invite", story_id=story_id, user_id=user_id, role=role,
                          permissions=Jsonb(permissions), invited_by=invited_by)
 
-    def set_collaborator_status(self, collaborator_id: uuid.UUID, status: str) -> Row | None:
-        return self._one("api_collaborator_respond", id=collaborator_id, status=status)
+    def set_collaborator_status(self, collaborator_id: uuid.UUID, status: str) -> Row:
+        return self._row("api_collaborator_respond", id=collaborator_id, status=status)
 
-    def update_collaborator(self, collaborator_id: uuid.UUID, *, role: str, permissions: dict[str, bool]) -> Row | None:
-        return self._one("api_collaborator_update", id=collaborator_id, role=role, permissions=Jsonb(permissions))
+    def update_collaborator(self, collaborator_id: uuid.UUID, *, role: str, permissions: dict[str, bool]) -> Row:
+        return self._row("api_collaborator_update", id=collaborator_id, role=role, permissions=Jsonb(permissions))
 
     def delete_collaborator(self, collaborator_id: uuid.UUID) -> bool:
         return self._one("api_collaborator_delete", id=collaborator_id) is not None
@@ -221,7 +227,7 @@ class Store:
     # -- LoRAs -----------------------------------------------------------------------------------
 
     def create_lora(self, **values: Any) -> Row:
-        return self._one("api_lora_create", **values)
+        return self._row("api_lora_create", **values)
 
     def user_tiers(self, *, user_id: uuid.UUID | None, limit: int,
                    after: tuple[datetime, uuid.UUID] | None = None) -> list[Row]:
@@ -252,7 +258,7 @@ class Store:
     # -- presets ---------------------------------------------------------------------------------
 
     def create_preset(self, *, parameters: dict[str, Any], **values: Any) -> Row:
-        return self._one("api_preset_create", parameters=Jsonb(parameters), **values)
+        return self._row("api_preset_create", parameters=Jsonb(parameters), **values)
 
     def preset(self, preset_id: uuid.UUID) -> Row | None:
         return self._one("api_preset_get", id=preset_id)

@@ -10,12 +10,18 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from fastapi import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from enchant_worker.api.errors import PayloadTooLarge, Unprocessable, UnsupportedMediaType
+
+if TYPE_CHECKING:
+    from enchant_worker.api.deps import ApiState
+    from enchant_worker.api.store import Store
+    from enchant_worker.intake import Actor
 
 IMAGE_FORMATS = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp", "BMP": ".bmp"}
 MIN_IMAGE_SIDE_PX = 16
@@ -131,7 +137,7 @@ UPLOAD_PATH_SUFFIXES = ("/loras", "/uploads")  # POST: multipart training images
 
 
 def is_upload(scope: Scope) -> bool:
-    return scope["method"] == "POST" and scope["path"].endswith(UPLOAD_PATH_SUFFIXES)
+    return bool(scope["method"] == "POST" and scope["path"].endswith(UPLOAD_PATH_SUFFIXES))
 
 
 def is_other_body(scope: Scope) -> bool:
@@ -146,7 +152,7 @@ def _size_text(n: int) -> str:
     return f"{n} bytes"
 
 
-def store_upload(store, state, actor, files: list[UploadFile]) -> tuple[uuid.UUID, dict]:
+def store_upload(store: Store, state: ApiState, actor: Actor, files: list[UploadFile]) -> tuple[uuid.UUID, dict[str, Any]]:
     """Checks the images (413, 415), writes them into a new upload of `actor`'s and records it; returns
     the upload's id and row. Nothing is left behind when a step fails."""
     from enchant_worker.intake.training import record_upload, upload_folder

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from email.utils import format_datetime
+from typing import Any
 
 BASIC_GENERATION = "basic_generation"
 SCENE_EXTRACTION = "scene_extraction"
@@ -89,7 +90,7 @@ class Versions:
         sunset = self.table[version].sunset_date
         return sunset is not None and (today or datetime.now(UTC).date()) >= sunset
 
-    def describe(self) -> list[dict]:
+    def describe(self) -> list[dict[str, Any]]:
         return [{"version": v, "deprecated": i.deprecated,
                  "sunset_date": i.sunset_date.isoformat() if i.sunset_date else None,
                  "supported_features": list(i.supported_features),

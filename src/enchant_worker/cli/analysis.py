@@ -71,8 +71,9 @@ def cmd_analyze(args) -> int:
     if job.status != "completed":
         print(f"error: analyze_story job {job_id} {job.status}: {job.error_message or ''}", file=sys.stderr)
         return 1
-    if job.result.get("reused"):
-        print(f"unchanged since the analysis of {job.result['computed_at']}: reused", file=sys.stderr)
+    result = job.result or {}
+    if result.get("reused"):
+        print(f"unchanged since the analysis of {result['computed_at']}: reused", file=sys.stderr)
     return _show(db, args.story, args.json)
 
 

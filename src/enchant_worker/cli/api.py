@@ -57,7 +57,7 @@ def cmd_api(args) -> int:
     import uvicorn
 
     from enchant_worker.api import create_app
-    from enchant_worker.worker.registry import default_registry
+    from enchant_worker.handlers import default_registry
 
     settings, db = open_database()
     storage_for(settings)  # a bad ENCHANT_STORAGE_URL or missing S3 credentials stop start-up, not a request

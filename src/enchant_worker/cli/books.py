@@ -9,6 +9,7 @@ import uuid
 from pathlib import Path
 
 from enchant_worker.cli.common import print_json, uuid_arg
+from enchant_worker.db.connection import one
 from enchant_worker.errors import InvalidJob
 from enchant_worker.storage import where
 
@@ -106,7 +107,7 @@ def cmd_extract(args) -> int:
             if not rows:
                 raise InvalidJob(f"--story: no story with id {args.story}, or it has no chapters")
             chapter_ids = [r["id"] for r in rows]
-            user_id = conn.execute(q("extraction_new_scene_owner"), {"story_id": args.story}).fetchone()["user_id"]
+            user_id = one(conn.execute(q("extraction_new_scene_owner"), {"story_id": args.story}))["user_id"]
     return _extract(db, settings, chapter_ids, args, user_id)
 
 
@@ -130,7 +131,8 @@ def cmd_scenes(args) -> int:
 def _validate(args) -> None:
     from enchant_worker.handlers.extract_scenes import HANDLER
 
-    HANDLER.validate({"chapter_id": str(uuid.uuid4()), **_metadata(args)})
+    if HANDLER.validate is not None:
+        HANDLER.validate({"chapter_id": str(uuid.uuid4()), **_metadata(args)})
 
 
 def _metadata(args) -> dict:
@@ -205,11 +207,11 @@ def _extract(db, settings, chapter_ids: list, args, user_id) -> int:
                 story_ids.add(row["story_id"])
                 for scene in conn.execute(q("scenes_of_story"), {"story_id": row["story_id"]}).fetchall():
                     print(_scene_line(scene))
-    for job_id in image_jobs:
-        done = _wait(queue, job_id, deadline)
+    for image_job in image_jobs:
+        done = _wait(queue, image_job, deadline)
         if done is None or done.status != "completed":
             why = "still running" if done is None else f"{done.status}: {done.error_message or ''}"
-            print(f"error: generate_image job {job_id} {why}", file=sys.stderr)
+            print(f"error: generate_image job {image_job} {why}", file=sys.stderr)
             status = 1
             continue
         for image in (done.result or {}).get("images") or []:

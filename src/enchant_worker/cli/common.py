@@ -100,6 +100,6 @@ def print_json(value: Any) -> None:
 
 
 def _default(value: Any) -> Any:
-    if is_dataclass(value):
+    if is_dataclass(value) and not isinstance(value, type):
         return asdict(value)
     return str(value)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from enchant_worker.cli.common import print_json, uuid_arg
 from enchant_worker.cli.progress import follow
+from enchant_worker.db.connection import one
 from enchant_worker.storage import remote, where
 
 
@@ -202,7 +203,7 @@ def cmd_sample_story(args) -> int:
     # 2. The rows, in one statement
     queue = JobQueue(db.open())
     with queue.conn.transaction():
-        row = queue.conn.execute(q("insert_sample_story"), {"lora_file": lora_file}).fetchone()
+        row = one(queue.conn.execute(q("insert_sample_story"), {"lora_file": lora_file}))
     print(f"story {row['story_id']}: scenes {', '.join(map(str, row['scene_ids']))}"
           + ("" if lora_file else " (no LoRA style: the default model is not the tiny one)"), file=sys.stderr)
     if not args.enqueue:

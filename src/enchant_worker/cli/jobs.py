@@ -11,9 +11,9 @@ from enchant_worker.cli.common import (
     uuid_arg,
 )
 from enchant_worker.domain.jobs import JobStatus
+from enchant_worker.handlers import default_registry
 from enchant_worker.jobspecs import job_types
 from enchant_worker.queue import JobQueue
-from enchant_worker.worker.registry import default_registry
 
 
 def register(commands) -> None:
@@ -58,7 +58,7 @@ def cmd_enqueue(args) -> int:
     metadata = parse_metadata(args.metadata)
     check_idempotency_key(args.idempotency_key)
     registry = default_registry()
-    plugins = {t: registry.get(t).validate for t in registry.job_types if t not in job_types()}
+    plugins = {t: registry[t].validate for t in registry.job_types if t not in job_types()}
     settings, db = open_database()
     request = JobRequest(args.job_type, metadata, priority=args.priority, max_attempts=args.max_attempts,
                          entity_type=args.entity_type, entity_id=args.entity_id,

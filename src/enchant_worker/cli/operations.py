@@ -6,6 +6,7 @@ import logging
 import signal
 import threading
 from pathlib import Path
+from typing import Any
 
 from enchant_worker.cli.common import open_database, print_json
 from enchant_worker.config import Settings, get_settings
@@ -88,7 +89,7 @@ def cmd_maintenance_list(args) -> int:
     runs = tasks.last_runs(db)
     with db.connection() as conn:
         leader = current_leader(conn)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name, task in tasks.TASKS.items():
         timing = config.tasks.get(name)
         rows.append({"task": name, "schedule": str(timing) if timing else "disabled",

@@ -6,9 +6,9 @@ import logging
 import signal
 
 from enchant_worker.cli.common import job_types_arg, open_database
+from enchant_worker.handlers import default_registry
 from enchant_worker.providers.config import check_providers
 from enchant_worker.storage import storage_for
-from enchant_worker.worker.registry import default_registry
 from enchant_worker.worker.runner import Worker
 
 log = logging.getLogger(__name__)

@@ -4,23 +4,22 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
-import psycopg
-
 from enchant_worker.data_migrations.registry import DataMigration
+from enchant_worker.db.connection import Connection, one
 from enchant_worker.scheduling.tasks import record_story_metrics
 from enchant_worker.sql import q
 
 
-def _first_day(conn: psycopg.Connection) -> date | None:
-    return conn.execute(q("first_image_day")).fetchone()["day"]
+def _first_day(conn: Connection) -> date | None:
+    return one(conn.execute(q("first_image_day")))["day"]
 
 
-def _metrics_days(conn: psycopg.Connection) -> int:
+def _metrics_days(conn: Connection) -> int:
     first = _first_day(conn)
     return 0 if first is None else (datetime.now(UTC).date() - first).days + 1
 
 
-def _metrics_batch(conn: psycopg.Connection, checkpoint, limit: int) -> tuple[int, dict]:
+def _metrics_batch(conn: Connection, checkpoint, limit: int) -> tuple[int, dict]:
     """Records the daily story metrics of `limit` days, from the oldest image's day up to today."""
     today = datetime.now(UTC).date()
     if checkpoint is None:

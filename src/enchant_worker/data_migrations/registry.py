@@ -11,8 +11,7 @@ from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Any
 
-import psycopg
-
+from enchant_worker.db.connection import Connection
 from enchant_worker.errors import ConfigurationError
 
 log = logging.getLogger(__name__)
@@ -36,8 +35,8 @@ class DataMigration:
     name: str
     from_version: str
     to_version: str
-    count: Callable[[psycopg.Connection], int]
-    batch: Callable[[psycopg.Connection, Checkpoint, int], tuple[int, Checkpoint]]
+    count: Callable[[Connection], int]
+    batch: Callable[[Connection, Checkpoint, int], tuple[int, Checkpoint]]
     description: str = ""
     batch_size: int | None = None  # default: ENCHANT_DATA_MIGRATION_BATCH_SIZE
 

@@ -18,6 +18,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from enchant_worker.data_migrations.registry import DataMigration
+from enchant_worker.db.connection import Connection, one
 from enchant_worker.domain.jobs import NewJob
 from enchant_worker.errors import JobCancelled
 from enchant_worker.queue import JobQueue
@@ -28,15 +29,15 @@ log = logging.getLogger(__name__)
 JOB_TYPE = "data_migration"
 
 
-def run_data_migration(conn: psycopg.Connection, migration: DataMigration, *, batch_size: int,
+def run_data_migration(conn: Connection, migration: DataMigration, *, batch_size: int,
                        progress: Callable[[float], None] = lambda p: None,
                        cancelled: Callable[[], bool] = lambda: False) -> dict[str, Any]:
     """Runs `migration` to the end from its checkpoint. `conn` must be in autocommit mode.
     Raises what a batch raised (after recording it), or JobCancelled when `cancelled()` turned true."""
     name = migration.name
     limit = migration.batch_size or batch_size
-    row = conn.execute(q("register_data_migration"), {
-        "name": name, "from_version": migration.from_version, "to_version": migration.to_version}).fetchone()
+    row = one(conn.execute(q("register_data_migration"), {
+        "name": name, "from_version": migration.from_version, "to_version": migration.to_version}))
     if row["status"] == "completed":
         return {"migration": name, "status": "completed", "rows": row["rows_done"], "already_completed": True}
     try:
@@ -52,11 +53,11 @@ def run_data_migration(conn: psycopg.Connection, migration: DataMigration, *, ba
             raise JobCancelled(f"data migration {name} stopped; it continues from its checkpoint when run again")
         try:
             with conn.transaction():
-                state = conn.execute(q("lock_data_migration"), {"name": name}).fetchone()
+                state = one(conn.execute(q("lock_data_migration"), {"name": name}))
                 done, checkpoint = migration.batch(conn, state["checkpoint"], limit)
                 if done:
-                    advanced = conn.execute(q("advance_data_migration"), {
-                        "name": name, "rows": int(done), "checkpoint": Jsonb(checkpoint)}).fetchone()
+                    advanced = one(conn.execute(q("advance_data_migration"), {
+                        "name": name, "rows": int(done), "checkpoint": Jsonb(checkpoint)}))
         except Exception as exc:
             _fail(conn, name, exc)
             raise
@@ -64,12 +65,12 @@ def run_data_migration(conn: psycopg.Connection, migration: DataMigration, *, ba
             break
         progress(advanced["progress_percent"])
     conn.execute(q("complete_data_migration"), {"name": name})
-    final = conn.execute(q("get_data_migration"), {"name": name}).fetchone()
+    final = one(conn.execute(q("get_data_migration"), {"name": name}))
     log.info("data migration %s completed (%d unit(s))", name, final["rows_done"])
     return {"migration": name, "status": "completed", "rows": final["rows_done"]}
 
 
-def _fail(conn: psycopg.Connection, name: str, exc: Exception) -> None:
+def _fail(conn: Connection, name: str, exc: Exception) -> None:
     message = f"{type(exc).__name__}: {exc}"[:4000]
     log.error("data migration %s failed: %s", name, message)
     try:
@@ -78,7 +79,7 @@ def _fail(conn: psycopg.Connection, name: str, exc: Exception) -> None:
         log.exception("could not record the failure of data migration %s", name)
 
 
-def enqueue_data_migration(conn: psycopg.Connection, migration: DataMigration) -> tuple[uuid.UUID, str]:
+def enqueue_data_migration(conn: Connection, migration: DataMigration) -> tuple[uuid.UUID, str]:
     """Queues a `data_migration` job for the migration; returns (job id, what happened).
 
     One job per migration (idempotency key): asked again while it is pending or running, the same job
@@ -98,5 +99,5 @@ def enqueue_data_migration(conn: psycopg.Connection, migration: DataMigration) -
     return job_id, "queued" if job.status == "pending" and job.attempts == 0 else f"already {job.status}"
 
 
-def status(conn: psycopg.Connection) -> list[dict[str, Any]]:
+def status(conn: Connection) -> list[dict[str, Any]]:
     return conn.execute(q("list_data_migrations")).fetchall()

@@ -6,14 +6,27 @@ import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TypeVar
 
 import psycopg
-from psycopg.rows import dict_row
+from psycopg.rows import DictRow, dict_row
 
 from enchant_worker.config import Settings
 from enchant_worker.errors import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
+
+# What connect() returns: rows are dicts keyed by column name.
+Connection = psycopg.Connection[DictRow]
+Row = TypeVar("Row")
+
+
+def one(cursor: psycopg.Cursor[Row]) -> Row:
+    """The row of a statement that always returns one (an aggregate, INSERT … RETURNING, a probe)."""
+    row = cursor.fetchone()
+    if row is None:  # a broken query or schema, never a caller's input
+        raise RuntimeError("the statement returned no row")
+    return row
 
 
 def database_url(settings: Settings) -> str:
@@ -62,7 +75,7 @@ def too_many_message(url: str, exc: BaseException) -> str:
 
 
 def connect(url: str, *, autocommit: bool = True, retry_for_s: float = 0.0,
-            prepare: bool = True) -> psycopg.Connection:
+            prepare: bool = True) -> Connection:
     """A dict-row connection. With retry_for_s, keeps trying with backoff (a worker outlives a DB restart).
     prepare=False: no server-side prepared statements (a pooler in transaction mode would hand them to
     another client's session)."""
@@ -110,11 +123,11 @@ class Database:
     def session_url(self) -> str | None:
         return self.direct_url or (None if self.pooled else self.url)
 
-    def open(self, *, autocommit: bool = True) -> psycopg.Connection:
+    def open(self, *, autocommit: bool = True) -> Connection:
         """A new connection the caller closes."""
         return connect(self.url, autocommit=autocommit, retry_for_s=self.retry_for_s, prepare=not self.pooled)
 
-    def open_session(self) -> psycopg.Connection:
+    def open_session(self) -> Connection:
         """A connection with a session of its own (for LISTEN); DatabaseUnavailable when there is none."""
         if self.session_url is None:
             raise DatabaseUnavailable("no session connection: ENCHANT_DATABASE_URL is a pooler in transaction "
@@ -122,7 +135,7 @@ class Database:
         return connect(self.session_url, retry_for_s=self.retry_for_s)
 
     @contextmanager
-    def connection(self, *, autocommit: bool = True) -> Iterator[psycopg.Connection]:
+    def connection(self, *, autocommit: bool = True) -> Iterator[Connection]:
         conn = self.open(autocommit=autocommit)
         try:
             yield conn

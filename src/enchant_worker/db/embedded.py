@@ -9,6 +9,10 @@ from __future__ import annotations
 import logging
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pgserver.postgres_server import PostgresServer
 
 log = logging.getLogger(__name__)
 
@@ -18,12 +22,12 @@ log = logging.getLogger(__name__)
 warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
 
 
-def _server(pgdata: Path):
+def _server(pgdata: Path) -> PostgresServer:
     logging.getLogger("pgserver").setLevel(logging.WARNING)
-    import pgserver
+    from pgserver.postgres_server import get_server
 
     pgdata.mkdir(parents=True, exist_ok=True)
-    return pgserver.get_server(pgdata.resolve(), cleanup_mode=None)
+    return get_server(pgdata.resolve(), cleanup_mode=None)
 
 
 def start(pgdata: Path) -> str:
@@ -43,7 +47,7 @@ def _ensure_database(admin_url: str) -> None:
             conn.execute(q("create_embedded_database"))
 
 
-def status(pgdata: Path) -> dict:
+def status(pgdata: Path) -> dict[str, Any]:
     """What is known of the embedded server without starting it."""
     pid_file = pgdata / "postmaster.pid"
     if not (pgdata / "PG_VERSION").exists():
@@ -66,7 +70,7 @@ def stop(pgdata: Path) -> bool:
     """Stops the embedded server; False when it was not running."""
     if not status(pgdata)["running"]:
         return False
-    from pgserver._commands import pg_ctl
+    from pgserver._commands import pg_ctl  # type: ignore[attr-defined]  # made at import from the binaries
 
     server = _server(pgdata)
     pg_ctl(["-w", "stop"], pgdata=server.pgdata, user=server.system_user)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import psycopg
 
+from enchant_worker.db.connection import Connection, one
 from enchant_worker.errors import MigrationError
 from enchant_worker.sql import q
 
@@ -52,14 +53,14 @@ def discover(directory: Path) -> list[Migration]:
     return found
 
 
-def applied(conn: psycopg.Connection) -> dict[str, str]:
+def applied(conn: Connection) -> dict[str, str]:
     """version → hash of what is recorded; empty when the table does not exist yet."""
-    if not conn.execute(q("schema_migrations_exists")).fetchone()["present"]:
+    if not one(conn.execute(q("schema_migrations_exists")))["present"]:
         return {}
     return {r["version"]: r["migration_hash"] for r in conn.execute(q("applied_migrations"))}
 
 
-def check(conn: psycopg.Connection, directory: Path) -> list[Migration]:
+def check(conn: Connection, directory: Path) -> list[Migration]:
     """Refuses changed files; returns the migrations not applied yet."""
     done = applied(conn)
     pending = []
@@ -76,7 +77,7 @@ def check(conn: psycopg.Connection, directory: Path) -> list[Migration]:
     return pending
 
 
-def migrate(conn: psycopg.Connection, directory: Path) -> list[str]:
+def migrate(conn: Connection, directory: Path) -> list[str]:
     """Applies what is pending; returns the versions applied. `conn` must be in autocommit mode."""
     conn.execute(q("lock_migrations"))
     try:

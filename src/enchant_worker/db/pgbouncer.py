@@ -17,6 +17,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -31,7 +32,8 @@ def binary() -> str | None:
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
 class PgBouncer:
@@ -43,7 +45,7 @@ class PgBouncer:
         self.exe = exe
         info = psycopg.conninfo.conninfo_to_dict(server_url)
         self.user = info.get("user") or "postgres"
-        self.server_host = info.get("host") or "127.0.0.1"
+        self.server_host = str(info.get("host") or "127.0.0.1")
         self.server_port = int(info.get("port") or 5432)
         self.mode = mode
         self.pool_size = pool_size
@@ -51,7 +53,7 @@ class PgBouncer:
         self.connect_query = connect_query  # run on each new server connection (README, Running a fleet)
         self.port = port or _free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="enchant-pgbouncer-"))
-        self.proc: subprocess.Popen | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
 
     def url(self, dbname: str) -> str:
         return f"postgresql://{self.user}@127.0.0.1:{self.port}/{dbname}"
@@ -129,7 +131,7 @@ class PgBouncer:
                 pass
         return text
 
-    def admin(self, command: str) -> list[tuple]:
+    def admin(self, command: str) -> list[tuple[Any, ...]]:
         """A command of PgBouncer's admin console (SHOW POOLS, SHOW SERVERS ...)."""
         with psycopg.connect(self.url("pgbouncer"), autocommit=True) as conn:
             return conn.execute(command, prepare=False).fetchall()
@@ -137,6 +139,6 @@ class PgBouncer:
     def __enter__(self) -> PgBouncer:
         return self.start()
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)

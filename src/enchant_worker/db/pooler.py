@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import psycopg
 
+from enchant_worker.db.connection import one
 from enchant_worker.errors import ConfigurationError
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ def _open(url: str) -> psycopg.Connection:
 def detect(url: str) -> Pooling:
     with _open(url) as conn:
         told = conn.info.backend_pid
-        actual = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+        actual = one(conn.execute("SELECT pg_backend_pid()"))[0]
         if told == actual:
             return Pooling("direct")
         try:
@@ -53,8 +54,8 @@ def detect(url: str) -> Pooling:
             raise
         with _open(url) as other:
             for _ in range(PROBE_ROUNDS):
-                mine = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
-                theirs = other.execute("SELECT pg_backend_pid()").fetchone()[0]
+                mine = one(conn.execute("SELECT pg_backend_pid()"))[0]
+                theirs = one(other.execute("SELECT pg_backend_pid()"))[0]
                 if mine == theirs:
                     return Pooling("transaction")
         return Pooling("session")

@@ -7,7 +7,7 @@ import base64
 import zipfile
 from collections.abc import Callable
 from html import escape
-from typing import BinaryIO
+from typing import IO, BinaryIO
 
 from enchant_worker.export.document import Book, Chapter, Figure, Paragraph
 from enchant_worker.export.images import Picture
@@ -30,22 +30,22 @@ def write(book: Book, out: BinaryIO, progress: Callable[[int, int], None], *, fo
                 zf.write(figure.picture.path, name, compress_type=zipfile.ZIP_STORED)
                 written.add(name)
 
-        def image(picture: Picture, f: BinaryIO) -> None:
+        def image(picture: Picture, f: IO[bytes]) -> None:
             f.write(f"images/{picture.sha256}{picture.suffix}".encode())
 
         with zf.open("index.html", "w", force_zip64=True) as f:
             _write_html(book, f, progress, image=image)
 
 
-def _inline(picture: Picture, f: BinaryIO) -> None:
+def _inline(picture: Picture, f: IO[bytes]) -> None:
     f.write(f"data:{picture.media_type};base64,".encode())
     with open(picture.path, "rb") as src:
         while chunk := src.read(B64_CHUNK_BYTES):
             f.write(base64.b64encode(chunk))
 
 
-def _write_html(book: Book, f: BinaryIO, progress: Callable[[int, int], None],
-                image: Callable[[Picture, BinaryIO], None]) -> None:
+def _write_html(book: Book, f: IO[bytes], progress: Callable[[int, int], None],
+                image: Callable[[Picture, IO[bytes]], None]) -> None:
     def w(text: str) -> None:
         f.write(text.encode())
 
@@ -72,8 +72,8 @@ def _write_html(book: Book, f: BinaryIO, progress: Callable[[int, int], None],
     w("</main>\n</body>\n</html>\n")
 
 
-def _chapter(chapter: Chapter, w: Callable[[str], None], f: BinaryIO,
-             image: Callable[[Picture, BinaryIO], None]) -> None:
+def _chapter(chapter: Chapter, w: Callable[[str], None], f: IO[bytes],
+             image: Callable[[Picture, IO[bytes]], None]) -> None:
     w(f'<section id="chapter-{chapter.number}">\n<h2>{escape(chapter.heading)}</h2>\n')
     group: str | None = None
     for block in chapter.blocks:

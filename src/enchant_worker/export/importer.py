@@ -15,6 +15,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from enchant_worker.content_address import content_address
+from enchant_worker.db.connection import Connection, one
 from enchant_worker.export.story_data import FORMAT_NAME, FORMAT_VERSION
 from enchant_worker.sql import q
 from enchant_worker.storage import Storage
@@ -52,7 +53,7 @@ def read_export(path: Path) -> dict[str, Any]:
     return data
 
 
-def import_story(conn: psycopg.Connection, data: dict[str, Any], storage_root: Path, *,
+def import_story(conn: Connection, data: dict[str, Any], storage_root: Path, *,
                  owner_email: str | None = None, storage: Storage | None = None) -> uuid.UUID:
     """Inserts the story with all it holds; returns its id. Refuses a story whose id is already here.
     Images go under `storage_root`, or into `storage` (object storage) when given."""
@@ -64,11 +65,11 @@ def import_story(conn: psycopg.Connection, data: dict[str, Any], storage_root: P
     written: list[Path] = []
     try:
         with conn.transaction():
-            if conn.execute(q("import_story_exists"), {"id": story["id"]}).fetchone()["found"]:
+            if one(conn.execute(q("import_story_exists"), {"id": story["id"]}))["found"]:
                 raise ImportFailed(f"story {story['id']} already exists in this database; delete it first "
                                    "or import into another instance")
-            user_id = conn.execute(q("import_user_by_email"), {"email": email,
-                                   "display_name": author.get("display_name")}).fetchone()["id"]
+            user_id = one(conn.execute(q("import_user_by_email"), {"email": email,
+                                   "display_name": author.get("display_name")}))["id"]
             conn.execute(q("import_story"), {**_pick(story, "id", "title", "description", "genre",
                                                      "style_preference", "created_at", "updated_at"),
                                              "user_id": user_id})
@@ -104,7 +105,7 @@ def _json(value: Any) -> Any:
     return None if value is None else Jsonb(value)
 
 
-def _scene(conn: psycopg.Connection, scene: dict[str, Any], chapter_id: str, user_id: uuid.UUID,
+def _scene(conn: Connection, scene: dict[str, Any], chapter_id: str, user_id: uuid.UUID,
            storage_root: Path, written: list[Path], storage: Storage | None) -> None:
     conn.execute(q("import_scene"), {**_pick(scene, "id", "scene_number", "title", "content", "summary",
                                              "emotional_tone", "location_id", "created_at"),

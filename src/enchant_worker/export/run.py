@@ -13,9 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import psycopg
-
 from enchant_worker.content_address import address_hash
+from enchant_worker.db.connection import Connection
 from enchant_worker.export import css as css_rules
 from enchant_worker.export.document import build_book
 from enchant_worker.export.images import PictureCache, file_sha256
@@ -73,7 +72,7 @@ def suffix_and_type(options: ExportOptions) -> tuple[str, str]:
     return module.SUFFIX, module.MEDIA_TYPE
 
 
-def export_story(conn: psycopg.Connection, story_id: uuid.UUID, options: ExportOptions, storage_root: Path, *,
+def export_story(conn: Connection, story_id: uuid.UUID, options: ExportOptions, storage_root: Path, *,
                  storage: Storage | None = None, progress: Callable[[float, dict[str, Any]], None] = lambda p, i: None,
                  check: Callable[[], None] = lambda: None) -> ExportResult:
     """Writes the export; `check` is called at every chapter and raises to stop (cancellation).
@@ -116,8 +115,10 @@ def export_story(conn: psycopg.Connection, story_id: uuid.UUID, options: ExportO
                 json_writer.write(data, out, report, include_images=options.include_images, pictures=pictures,
                                   notes=notes)
             elif options.format == "html":
+                assert book is not None  # built for every format but json
                 html_writer.write(book, out, report, folder=options.html_mode == "folder")
             elif options.format == "epub":
+                assert book is not None
                 epub_writer.write(book, out, report)
             elif options.format == "pdf":
                 pdf_writer.write(book, out, report)

@@ -12,8 +12,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-import psycopg
-
+from enchant_worker.db.connection import Connection
 from enchant_worker.sql import q
 
 FORMAT_NAME = "enchant-story"
@@ -39,11 +38,11 @@ def plain(value: Any) -> Any:
     return value
 
 
-def _rows(conn: psycopg.Connection, name: str, story_id: uuid.UUID) -> list[dict[str, Any]]:
+def _rows(conn: Connection, name: str, story_id: uuid.UUID) -> list[dict[str, Any]]:
     return [{k: plain(v) for k, v in row.items()} for row in conn.execute(q(name), {"story_id": story_id})]
 
 
-def load_story(conn: psycopg.Connection, story_id: uuid.UUID) -> dict[str, Any]:
+def load_story(conn: Connection, story_id: uuid.UUID) -> dict[str, Any]:
     """The story as the JSON export's document (without image bytes; `images[].file_path` names them)."""
     story = conn.execute(q("export_story_row"), {"story_id": story_id}).fetchone()
     if story is None:

@@ -182,7 +182,7 @@ class _Renderer:
             with self._lock:
                 self._loaded[index] = loaded
         if shot.kind == "title":
-            return av.VideoFrame.from_ndarray(loaded, format="yuv420p")
+            return av.VideoFrame.from_ndarray(loaded, format="yuv420p")  # type: ignore[arg-type]  # one array for titles
         y_plane, u_plane, v_plane = loaded
         # A window of the frame's aspect ratio shrinks (or grows) by ZOOM and drifts across the still;
         # even coordinates keep the chroma planes aligned.
@@ -203,8 +203,7 @@ class _Renderer:
         from PIL import Image, ImageOps
 
         with Image.open(path) as im:
-            im = im.convert("RGB")
-            return ImageOps.fit(im, self.size, Image.Resampling.LANCZOS)
+            return ImageOps.fit(im.convert("RGB"), self.size, Image.Resampling.LANCZOS)
 
     def _card(self, text: str) -> Any:
         from PIL import Image, ImageDraw

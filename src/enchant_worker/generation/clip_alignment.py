@@ -39,7 +39,8 @@ class ClipScorer:
         # 2. Load the towers, the tokenizer and the image preparation settings
         self.name = spec.name
         self.device = torch.device(device)
-        self.model = CLIPModel.from_pretrained(str(spec.path), local_files_only=True).to(self.device).eval()
+        # transformers types .to() as a wrapper mypy reads wrong
+        self.model = CLIPModel.from_pretrained(str(spec.path), local_files_only=True).to(self.device).eval()  # type: ignore[arg-type]
         self.max_tokens = int(self.model.config.text_config.max_position_embeddings)
         self.tokenizer = CLIPTokenizer.from_pretrained(str(spec.path), local_files_only=True,
                                                        model_max_length=self.max_tokens)
@@ -65,7 +66,7 @@ class ClipScorer:
         rgb = image.convert("RGB")
         scale = self.size_px / min(rgb.size)
         rgb = rgb.resize((max(self.crop_px, round(rgb.width * scale)), max(self.crop_px, round(rgb.height * scale))),
-                         Image.BICUBIC)
+                         Image.Resampling.BICUBIC)
         left, top = (rgb.width - self.crop_px) // 2, (rgb.height - self.crop_px) // 2
         rgb = rgb.crop((left, top, left + self.crop_px, top + self.crop_px))
         array = (np.asarray(rgb, dtype=np.float32) / 255.0 - self.mean) / self.std

@@ -11,6 +11,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -75,7 +76,8 @@ def generate_batch(
         return []
     if not batchable(members):
         raise ValueError("generate_batch: members differ in settings or LoRAs; run them apart")
-    pipe, settings = resident.pipe, members[0].settings
+    pipe: Any = resident.pipe  # a diffusers pipeline; the resident's type names no diffusers class
+    settings = members[0].settings
     cancelled = list(is_cancelled) if is_cancelled is not None else [_never] * len(members)
     timings: dict[str, float] = {}
 
@@ -174,7 +176,7 @@ def _use_sampler(resident: ResidentPipeline, sampler: str) -> None:
     """Set the pipeline's scheduler for `sampler`. Building one (from_config, a few ms) is skipped when
     the previous job left the same sampler in place: set_timesteps() resets a scheduler's state at the
     start of every call, as diffusers does when a pipeline is called again."""
-    pipe = resident.pipe
+    pipe: Any = resident.pipe
     current = getattr(resident, "sampler_in_use", None)
     if current is not None and current[0] == sampler and pipe.scheduler is current[1]:
         return

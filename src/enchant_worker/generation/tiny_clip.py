@@ -10,6 +10,7 @@ import json
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -18,9 +19,9 @@ from enchant_worker.generation.tokenizer_files import vocab_size, write_tokenize
 TINY_CLIP_SEED = 0
 TINY_CLIP_MARKER = "enchant_tiny_clip.json"  # written last: a folder without it is an interrupted build
 TINY_CLIP_IMAGE_PX = 32
-TINY_CLIP_TEXT = dict(hidden_size=32, intermediate_size=37, num_attention_heads=4, num_hidden_layers=2,
+TINY_CLIP_TEXT: dict[str, Any] = dict(hidden_size=32, intermediate_size=37, num_attention_heads=4, num_hidden_layers=2,
                       max_position_embeddings=77)
-TINY_CLIP_VISION = dict(hidden_size=32, intermediate_size=37, num_attention_heads=4, num_hidden_layers=2,
+TINY_CLIP_VISION: dict[str, Any] = dict(hidden_size=32, intermediate_size=37, num_attention_heads=4, num_hidden_layers=2,
                         image_size=TINY_CLIP_IMAGE_PX, patch_size=8)
 TINY_CLIP_PROJECTION = 16
 

@@ -150,9 +150,11 @@ def build_tiny_pipeline(seed: int = TINY_SEED, tokenizer_dir: Path | None = None
     text_encoder = CLIPTextModel(_text_config(TINY_TEXT))
     with tempfile.TemporaryDirectory() as tmp:
         tokenizer = _tokenizer(tokenizer_dir or Path(tmp))
+    # The ignores in this file: diffusers' and transformers' models are torch modules, but their own
+    # annotations hide .to()/.eval() from mypy.
     return StableDiffusionPipeline(
-        unet=unet.eval(),
-        vae=vae.eval(),
+        unet=unet.eval(),  # type: ignore[attr-defined]
+        vae=vae.eval(),  # type: ignore[attr-defined]
         text_encoder=text_encoder.eval(),
         tokenizer=tokenizer,
         scheduler=_scheduler(),
@@ -214,9 +216,9 @@ def build_sd15_random(device: str | torch.device = "cpu", dtype: torch.dtype = t
 
     torch.manual_seed(seed)
     with torch.device(device):
-        unet = UNet2DConditionModel(**SD15_UNET).to(dtype)
-        vae = AutoencoderKL(**SD15_VAE).to(dtype)
-        text_encoder = CLIPTextModel(_text_config(CLIP_L_TEXT)).to(dtype)
+        unet = UNet2DConditionModel(**SD15_UNET).to(dtype)  # type: ignore[attr-defined]
+        vae = AutoencoderKL(**SD15_VAE).to(dtype)  # type: ignore[attr-defined]
+        text_encoder = CLIPTextModel(_text_config(CLIP_L_TEXT)).to(dtype)  # type: ignore[arg-type]
     with tempfile.TemporaryDirectory() as tmp:
         tokenizer = _tokenizer(Path(tmp))
     return StableDiffusionPipeline(
@@ -243,10 +245,10 @@ def build_sdxl_random(device: str | torch.device = "cpu", dtype: torch.dtype = t
 
     torch.manual_seed(seed)
     with torch.device(device):
-        unet = UNet2DConditionModel(**SDXL_UNET).to(dtype)
-        vae = AutoencoderKL(**{**SD15_VAE, "sample_size": 1024, "scaling_factor": 0.13025}).to(dtype)
-        text_encoder = CLIPTextModel(_text_config(CLIP_L_TEXT)).to(dtype)
-        text_encoder_2 = CLIPTextModelWithProjection(_text_config(OPENCLIP_BIGG_TEXT)).to(dtype)
+        unet = UNet2DConditionModel(**SDXL_UNET).to(dtype)  # type: ignore[attr-defined]
+        vae = AutoencoderKL(**{**SD15_VAE, "sample_size": 1024, "scaling_factor": 0.13025}).to(dtype)  # type: ignore[attr-defined]
+        text_encoder = CLIPTextModel(_text_config(CLIP_L_TEXT)).to(dtype)  # type: ignore[arg-type]
+        text_encoder_2 = CLIPTextModelWithProjection(_text_config(OPENCLIP_BIGG_TEXT)).to(dtype)  # type: ignore[arg-type]
     with tempfile.TemporaryDirectory() as tmp:
         tokenizer = _tokenizer(Path(tmp))
     return StableDiffusionXLPipeline(

@@ -8,6 +8,7 @@ text tokenizes (unknown words fall back to single characters); the common words 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 BOS_TOKEN = "<|startoftext|>"
@@ -42,7 +43,7 @@ def bytes_to_unicode() -> dict[int, str]:
     return dict(zip(printable, (chr(c) for c in chars), strict=True))
 
 
-def build_vocab_and_merges(words: tuple[str, ...] = COMMON_WORDS) -> tuple[dict[str, int], list[str]]:
+def build_vocab_and_merges(words: Sequence[str] = COMMON_WORDS) -> tuple[dict[str, int], list[str]]:
     """The vocabulary (token → id) and the ranked merges that spell each word in `words` whole."""
     symbols = list(bytes_to_unicode().values())
     vocab_list = symbols + [s + "</w>" for s in symbols]

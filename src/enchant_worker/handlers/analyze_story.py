@@ -22,11 +22,11 @@ from enchant_worker.worker.registry import Handler
 JOB_TYPE = "analyze_story"
 
 
-def run(ctx: JobContext) -> dict[str, Any]:
+def run(ctx: JobContext[AnalyzeStorySpec]) -> dict[str, Any]:
     from enchant_worker import story_analysis_store as store
     from enchant_worker.text.story_analysis import analyze_story
 
-    spec: AnalyzeStorySpec = ctx.spec
+    spec = ctx.spec
     scorer = fixer = None
     model_name = None
     if spec.analyzer == "llm":
@@ -52,6 +52,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
         # 4. Store
         store.save(conn, spec.story_id, analysis, content_hash, job_id=ctx.job.id, text_model=model_name)
         saved = store.stored(conn, "story", spec.story_id, store.STORY_KEY)
+    assert saved is not None  # stored just above, in this transaction
     return _summary(saved, reused=False)
 
 

@@ -20,7 +20,7 @@ def validate(metadata: dict[str, Any]) -> DataMigration:
         raise InvalidJob(f"name: {exc}") from None
 
 
-def run(ctx: JobContext) -> dict[str, Any]:
+def run(ctx: JobContext[DataMigration]) -> dict[str, Any]:
     with ctx.connect() as conn:
         return run_data_migration(conn, ctx.spec, batch_size=ctx.settings.data_migration_batch_size, progress=ctx.progress,
                                   cancelled=ctx.is_cancelled)

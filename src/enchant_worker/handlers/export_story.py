@@ -18,8 +18,8 @@ from enchant_worker.worker.context import JobContext
 from enchant_worker.worker.registry import Handler
 
 
-def run(ctx: JobContext) -> dict[str, Any]:
-    spec: ExportStorySpec = ctx.spec
+def run(ctx: JobContext[ExportStorySpec]) -> dict[str, Any]:
+    spec = ctx.spec
     options = ExportOptions.from_spec(spec)
     with ctx.connect() as conn:
         try:

@@ -15,7 +15,7 @@ from enchant_worker.errors import InvalidJob
 from enchant_worker.jobspecs import parse
 from enchant_worker.jobspecs.extract_scenes import ExtractScenesSpec
 from enchant_worker.sql import q
-from enchant_worker.text.analysis import ProcessingOptions
+from enchant_worker.text.analysis import ProcessingOptions, TextAnalyzer
 from enchant_worker.text.errors import AnalyzerUnavailable
 from enchant_worker.worker.context import JobContext
 from enchant_worker.worker.registry import Handler
@@ -24,11 +24,12 @@ JOB_TYPE = "extract_scenes"
 ILLUSTRATE_JOB_TYPE = "generate_image"
 
 
-def run(ctx: JobContext) -> dict[str, Any]:
+def run(ctx: JobContext[ExtractScenesSpec]) -> dict[str, Any]:
     from enchant_worker import books
     from enchant_worker.text.registry import LLM_ANALYZER, default_analyzers
 
-    spec: ExtractScenesSpec = ctx.spec
+    spec = ctx.spec
+    analyzer: TextAnalyzer
     try:
         if spec.analyzer == LLM_ANALYZER:
             from enchant_worker.text.llm import llm_analyzer

@@ -203,7 +203,7 @@ class Prepared:
     run_started: float
 
 
-def run(ctx: JobContext) -> dict[str, Any]:
+def run(ctx: JobContext[GenerateImageSpec]) -> dict[str, Any]:
     prepared = _prepare(ctx)
     # 4. Generate: progress at each denoising step; a cancel stops within one step, before the decode
     result = prepared.provider.generate(prepared.request, on_progress=_progress_to([ctx]),
@@ -211,7 +211,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
     return _finish(ctx, prepared, result)
 
 
-def run_batch(ctxs: list[JobContext]) -> list[dict[str, Any] | Exception]:
+def run_batch(ctxs: list[JobContext[GenerateImageSpec]]) -> list[dict[str, Any] | Exception]:
     """Cross-job batching: several jobs (leased together for the same batch key) drawn in shared
     pipeline calls where their provider batches (`generate_batch`: the local provider). Each job is
     prepared and finished on its own, so an error found late (a scene gone, a LoRA refused, a broken
@@ -258,7 +258,7 @@ def _progress_to(ctxs: list[JobContext]):
     return on_progress
 
 
-def _prepare(ctx: JobContext) -> Prepared:
+def _prepare(ctx: JobContext[GenerateImageSpec]) -> Prepared:
     from enchant_worker.generation.prompts import LoraStyle, build_raw_prompt, build_scene_prompt
     from enchant_worker.providers.base import GenerationRequest, LoraInput
 

@@ -11,10 +11,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from enchant_worker.config import Settings
 from enchant_worker.errors import ConfigurationError
 
 
-def clip_scorer(settings, model: str | None) -> tuple[Any, str]:
+def clip_scorer(settings: Settings, model: str | None) -> tuple[Any, str]:
     """The resident CLIP scorer for this base model, or None and why none (said in each image's quality)."""
     from enchant_worker.model_catalog import clip_for
 

@@ -21,7 +21,7 @@ def validate(metadata: dict[str, Any]) -> float:
     return float(seconds)
 
 
-def run(ctx: JobContext) -> dict[str, Any]:
+def run(ctx: JobContext[float]) -> dict[str, Any]:
     deadline = time.monotonic() + ctx.spec
     while (left := deadline - time.monotonic()) > 0:
         if ctx.cancel_event.wait(min(left, 0.05)):

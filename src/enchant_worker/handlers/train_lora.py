@@ -127,7 +127,7 @@ def _mark_failed(ctx: JobContext, lora_id: uuid.UUID, reason: str) -> None:
         )
 
 
-def run(ctx: JobContext) -> dict[str, Any]:
+def run(ctx: JobContext[dict[str, Any]]) -> dict[str, Any]:
     from enchant_worker.training.dataset import MANIFEST, load_dataset, prepare_dataset
     from enchant_worker.training.trainer import TrainingHooks, train_lora
 

@@ -154,9 +154,10 @@ def recheck_job(connect: Callable[[], Any], job: Job, settings: Any) -> Recheck:
             raise JobTypeNotAllowed("job_type", f"the job's user may not run {job.job_type} jobs")
         if spec is not None:
             check_references(conn, actor, spec, settings)
-        entity = (job.entity_type, job.entity_id)
-        if None not in entity and not actor.is_admin and entity != _named_entity(spec):
-            _check_entity(conn, actor, *entity, settings)
+        entity_type, entity_id = job.entity_type, job.entity_id
+        if (entity_type is not None and entity_id is not None and not actor.is_admin
+                and (entity_type, entity_id) != _named_entity(spec)):
+            _check_entity(conn, actor, entity_type, entity_id, settings)
         tier = tier_of(conn, actor, settings)
     return Recheck(float(tier.max_run_s) if tier is not None and tier.max_run_s else None)
 

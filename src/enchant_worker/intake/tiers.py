@@ -39,7 +39,8 @@ class Tier:
     def with_overrides(self, overrides: dict[str, Any] | None) -> Tier:
         """The tier with a user's own exceptions (users.quota_overrides) applied."""
         known = {f.name for f in fields(self)} - {"name"}
-        return replace(self, **{k: int(v) for k, v in (overrides or {}).items() if k in known})
+        changes: dict[str, Any] = {k: int(v) for k, v in (overrides or {}).items() if k in known}
+        return replace(self, **changes)
 
 
 def check_overrides(overrides: dict[str, Any]) -> dict[str, int]:

@@ -107,7 +107,8 @@ def fill_model_defaults(request: dict[str, Any], settings: Any) -> None:
     registry = ModelRegistry.from_settings(settings)
     if not request.get("base_model"):
         request["base_model"] = registry.default
-    nested = [request.get(k) for k in ("training_parameters", "parameters") if isinstance(request.get(k), dict)]
+    nested: list[dict[str, Any]] = [request[k] for k in ("training_parameters", "parameters")
+                                    if isinstance(request.get(k), dict)]
     configured = registry.models.get(str(request["base_model"]))
     size = configured.defaults.get("width") if configured else None
     if size and "resolution" not in request and not any("resolution" in n for n in nested):

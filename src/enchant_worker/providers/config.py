@@ -21,9 +21,12 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from enchant_worker.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from enchant_worker.config import Settings
 
 ROLES = ("stability", "midjourney", "dalle", "custom")
 LOCAL = "local"
@@ -78,7 +81,7 @@ def build_remote(config: ProvidersConfig) -> list[Any]:
     return out
 
 
-def check_providers(settings: Any) -> ProvidersConfig:
+def check_providers(settings: Settings) -> ProvidersConfig:
     """At a worker's start: the file parses, roles name providers, every secret is set."""
     config = load_providers_config(settings.providers_path)
     build_remote(config)

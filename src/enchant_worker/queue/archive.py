@@ -5,12 +5,11 @@ Lives in the queue package because only the queue writes processing_jobs; the sc
 
 from __future__ import annotations
 
-import psycopg
-
+from enchant_worker.db.connection import Connection
 from enchant_worker.sql import q
 
 
-def archive_finished_jobs(conn: psycopg.Connection, *, older_than_s: float, batch_size: int = 5000,
+def archive_finished_jobs(conn: Connection, *, older_than_s: float, batch_size: int = 5000,
                           max_batches: int = 1000) -> int:
     """Moves jobs that finished more than `older_than_s` ago, one batch (one short transaction) at a
     time; returns how many moved."""

@@ -12,9 +12,10 @@ from typing import Any, Protocol
 
 
 class _TierLike(Protocol):
-    name: str
-    fair_share_weight: int
-    max_running_jobs: int | None
+    @property
+    def fair_share_weight(self) -> int: ...
+    @property
+    def max_running_jobs(self) -> int | None: ...
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,9 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import psycopg
 from psycopg.types.json import Jsonb
 
+from enchant_worker.db.connection import Connection, one
 from enchant_worker.domain.jobs import Job, NewJob
 from enchant_worker.errors import IdempotencyConflict, InvalidJob, JobNotFound
 from enchant_worker.jobspecs.limits import MAX_IDEMPOTENCY_KEY_CHARS, check_json_limits, check_text
@@ -34,6 +34,13 @@ class Lease:
 
     job_id: uuid.UUID
     token: uuid.UUID
+
+    @classmethod
+    def of(cls, job: Job) -> Lease:
+        """The lease of a job this worker just leased."""
+        if job.lease_token is None:
+            raise ValueError(f"job {job.id} is not leased")
+        return cls(job.id, job.lease_token)
 
 
 def _check(job: NewJob) -> None:
@@ -84,11 +91,11 @@ def same_request(stored: dict[str, Any], job_type: str, metadata: Any) -> bool:
     compared as JSON stores it (tuples are lists, keys are text)."""
     if stored["job_type"] != job_type:
         return False
-    return stored["metadata"] == metadata or stored["metadata"] == json.loads(_metadata_json(metadata))
+    return bool(stored["metadata"] == metadata or stored["metadata"] == json.loads(_metadata_json(metadata)))
 
 
 class JobQueue:
-    def __init__(self, conn: psycopg.Connection, *, lease_s: float = 60.0,
+    def __init__(self, conn: Connection, *, lease_s: float = 60.0,
                  retry_base_s: float = 2.0, retry_max_s: float = 600.0,
                  fair_share: FairShare | None = DEFAULT_FAIR_SHARE, affinity: Affinity = DEFAULT_AFFINITY):
         """fair_share: the weights and caps of the fair lease; None leases strictly by priority, then
@@ -139,8 +146,7 @@ class JobQueue:
             {"users": [u for u, _ in first_of_key], "keys": [k for _, k in first_of_key]})}
         out = []
         for job_id, job in zip(ids, jobs, strict=True):
-            holder = holders.get((job.user_id, job.idempotency_key)) if job.idempotency_key else None
-            if holder is None:
+            if job.idempotency_key is None or (holder := holders.get((job.user_id, job.idempotency_key))) is None:
                 out.append(job_id)
                 continue
             if not same_request(holder, job.job_type, job.metadata):
@@ -254,7 +260,7 @@ class JobQueue:
         }).fetchone()
         return row is not None
 
-    def release(self, leases: Sequence[Lease], results: dict[uuid.UUID, dict] | None = None) -> set[uuid.UUID]:
+    def release(self, leases: Sequence[Lease], results: dict[uuid.UUID, dict[str, Any]] | None = None) -> set[uuid.UUID]:
         """Hands jobs back to pending without spending an attempt."""
         if not leases:
             return set()
@@ -288,7 +294,7 @@ class JobQueue:
         if row is None:
             job = self.get(job_id)
             raise InvalidJob(f"job {job_id} is already {job.status}; only pending or running jobs can be cancelled")
-        return row["status"]
+        return str(row["status"])
 
     def retry(self, job_id: uuid.UUID | str) -> None:
         if self.conn.execute(q("retry_job"), {"id": _uuid(job_id)}).fetchone() is None:
@@ -304,10 +310,10 @@ class JobQueue:
 
     def should_yield(self, job: Job, urgent_types: Sequence[str], wait_s: float, alive_s: float) -> bool:
         """Should this long job hand its worker to urgent work of `urgent_types` (the `should_yield` query of queue.sql)?"""
-        row = self.conn.execute(q("should_yield"), {
+        row = one(self.conn.execute(q("should_yield"), {
             "types": list(urgent_types), "priority": job.priority, "wait_s": wait_s, "alive_s": alive_s,
             "job_type": job.job_type, "id": job.id, "started_at": job.started_at,
-        }).fetchone()
+        }))
         return bool(row["yield"])
 
     # -- workers ---------------------------------------------------------------------------------

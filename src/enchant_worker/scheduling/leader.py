@@ -20,9 +20,11 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from typing import Any
 
 import psycopg
 
+from enchant_worker.db.connection import one
 from enchant_worker.sql import q
 
 log = logging.getLogger(__name__)
@@ -83,7 +85,7 @@ class LeaderElection:
                 if not self._take_lease(conn):
                     log.warning("scheduler %s lost the leader lease; stepping down", self.identity)
                     self._step_down(release=True)
-            elif self.lease_only or conn.execute(q("try_scheduler_lock")).fetchone()[0]:
+            elif self.lease_only or one(conn.execute(q("try_scheduler_lock")))[0]:
                 if self._take_lease(conn):
                     self._leader.set()
                     log.info("scheduler %s is now the leader", self.identity)
@@ -146,7 +148,7 @@ class LeaderElection:
             log.exception("scheduler leadership callback failed")
 
 
-def current_leader(conn: psycopg.Connection) -> str | None:
+def current_leader(conn: psycopg.Connection[Any]) -> str | None:
     """The identity (application_name) of the scheduler leading now, or None."""
     row = conn.execute(q("scheduler_lease_holder")).fetchone() or conn.execute(q("scheduler_leader")).fetchone()
     if row is None:

@@ -173,6 +173,7 @@ def parse_schedule(data: dict[str, Any], text: str, defaults: dict[str, Timing],
         section = f"jobs.{name}"
         _check_keys(entry, JOB_KEYS, section, where)
         timing = _timing(entry, section, where, tz, required=True)
+        assert timing is not None  # required: _timing raised instead
         job_type = entry.get("job_type")
         if not isinstance(job_type, str) or not job_type:
             raise where.error(section, "job_type", "job_type: the job type to enqueue is required (e.g. \"noop\")")

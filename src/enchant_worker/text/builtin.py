@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from enchant_worker.text import lexicon as lx
@@ -102,7 +103,7 @@ class _Scene:
 class BuiltinAnalyzer:
     name = NAME
     version = VERSION
-    capabilities = ("scene_segmentation", "characters", "aliases", "locations", "emotions", "dialogue")
+    capabilities: tuple[str, ...] = ("scene_segmentation", "characters", "aliases", "locations", "emotions", "dialogue")
 
     def analyze_chapter(self, text: str, options: ProcessingOptions | None = None) -> ChapterAnalysis:
         options = options or ProcessingOptions()
@@ -245,10 +246,10 @@ class NameResolver:
         self.mentions: Counter[str] = Counter()
         forms = sorted(self.lookup, key=len, reverse=True)
         self._pattern = (re.compile(r"\b(" + "|".join(map(re.escape, forms)) + r")(?:['’]s)?\b") if forms else None)
-        self._first_words = {_CAP_TOKEN.match(form).group(0) for form in forms if _CAP_TOKEN.match(form)}
+        self._first_words = {m.group(0) for form in forms if (m := _CAP_TOKEN.match(form))}
 
     @classmethod
-    def from_text(cls, text: str, known: tuple[KnownCharacter, ...] | list = ()) -> NameResolver:
+    def from_text(cls, text: str, known: Sequence[KnownCharacter] = ()) -> NameResolver:
         candidates = _candidates(text)
         known_forms = {form: k.name for k in known for form in (k.name, *k.aliases)}
         accepted = {s: c for s, c in candidates.items() if _is_name(c, s in known_forms)}
@@ -335,7 +336,7 @@ def _candidates(text: str) -> dict[str, _Candidate]:
                                                      and words[0] not in lx.COMMON_WORD_NAMES)):
             offset += len(words[0]) + 1
             words = words[1:]
-        kept = []
+        kept: list[str] = []
         for word in words:
             if word in lx.NOT_NAMES and not (kept and word in lx.PLACE_SUFFIXES):
                 break
@@ -512,7 +513,7 @@ def _emotions(sentences: list[str], mentions: list[list[str]], present: list[str
                 continue
             weight = 1.0 + (1.0 if word in lx.STRONG_CUES else 0.0) + boost - soften
             for name in who[:2]:
-                scores[name][emotion] += weight
+                scores[name][emotion] += weight  # type: ignore[assignment]  # a Counter of float weights
                 if weight > strongest.get(name, (0.0, ""))[0]:
                     strongest[name] = (weight, sentence)
         for name in who[:1]:
@@ -548,7 +549,7 @@ def _clause(sentence: str, vocabulary: frozenset[str]) -> str:
 def _tone(sentences: list[str], emotions: list[EmotionReading]) -> str:
     counts: Counter[str] = Counter()
     for reading in emotions:
-        counts[reading.primary_emotion] += reading.intensity
+        counts[reading.primary_emotion] += reading.intensity  # type: ignore[assignment]  # float weights
     if not counts:
         for sentence in sentences:
             for word in _WORD.findall(sentence):

@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import codecs
 import hashlib
-import io
 import re
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from enchant_worker.text.errors import BookTooLarge, UnreadableBook
 
@@ -91,7 +91,7 @@ def read_file(path: Path | str, *, max_bytes: int = DEFAULT_MAX_BYTES, fmt: str 
     return read_book(path.read_bytes(), filename=path.name, max_bytes=max_bytes, fmt=fmt)
 
 
-def read_limited(stream: io.RawIOBase | io.BufferedIOBase, max_bytes: int, name: str = "the upload") -> bytes:
+def read_limited(stream: IO[bytes], max_bytes: int, name: str = "the upload") -> bytes:
     """Reads a stream in chunks, refusing it as soon as it passes `max_bytes` (memory stays bounded)."""
     chunks, total = [], 0
     while chunk := stream.read(1 << 20):

@@ -70,7 +70,7 @@ _lock = threading.Lock()
 class LlmAnalyzer:
     name = NAME
     version = "1"
-    capabilities = ("scene_segmentation", "characters", "aliases", "locations", "emotions", "summaries",
+    capabilities: tuple[str, ...] = ("scene_segmentation", "characters", "aliases", "locations", "emotions", "summaries",
                     "custom_fields")
 
     def __init__(self, spec: TextModelSpec, device: str = "auto"):
@@ -115,7 +115,7 @@ class LlmAnalyzer:
             except (OSError, ValueError) as exc:
                 raise AnalyzerUnavailable(f"text model {self.spec.name!r} cannot be loaded from {self.spec.path}: "
                                           f"{exc}") from None
-            model.to(device).eval()
+            model.to(device).eval()  # type: ignore[arg-type]
             context = int(getattr(model.config, "max_position_embeddings", 2048) or 2048)
             loaded = _Loaded(tokenizer, model, enforcer_tokenizer_data(tokenizer), device, context)
             _resident[self.spec.path] = loaded

@@ -43,14 +43,15 @@ def scene_tension(emotions: dict[str, int], strongest: float, cue_count: int, wo
     total = sum(emotions.values())
     kind = sum(TENSE.get(e, 0.3) * n for e, n in emotions.items()) / total
     density = min(1.0, 100.0 * cue_count / max(1, words) / 2.0)
-    top = max(emotions, key=emotions.get)
+    top = max(emotions, key=lambda e: emotions[e])
     return round(kind * (0.5 * density + 0.5 * max(strongest, density)), 3), top
 
 
 def analyze_pacing(story: StoryInput, scene_features: list[SceneFeatures]) -> PacingAnalysis:
     notes: list[str] = []
-    chapter_words = [{"chapter": c.number, "words": sum(1 for _ in c.text.split())} for c in story.chapters]
-    median = statistics.median([c["words"] for c in chapter_words]) if chapter_words else 0.0
+    chapter_words: list[dict[str, Any]] = [{"chapter": c.number, "words": sum(1 for _ in c.text.split())}
+                                           for c in story.chapters]
+    median: float = statistics.median([c["words"] for c in chapter_words]) if chapter_words else 0.0
     inconsistencies = []
     deviations = []
     for row in chapter_words:
@@ -68,7 +69,7 @@ def analyze_pacing(story: StoryInput, scene_features: list[SceneFeatures]) -> Pa
     scenes = story.scenes
     scene_words = [{"chapter": s.chapter, "scene": s.number, "words": f.words}
                    for s, f in zip(scenes, scene_features, strict=True)]
-    curve = []
+    curve: list[dict[str, Any]] = []
     for scene, feats in zip(scenes, scene_features, strict=True):
         strongest = max((e.intensity for e in scene.emotions), default=0.0)
         tension, emotion = scene_tension(feats.cue_emotions, strongest, feats.emotion_cues, feats.words)

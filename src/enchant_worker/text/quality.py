@@ -88,7 +88,8 @@ class QualityScore:
     @classmethod
     def from_parts(cls, scores: dict[str, float], evidence: dict[str, dict[str, Any]], **extra) -> QualityScore:
         overall = round(sum(scores[f] for f in SCORE_FIELDS) / len(SCORE_FIELDS), 3)
-        return cls(overall=overall, **{f: round(scores[f], 3) for f in SCORE_FIELDS}, evidence=evidence, **extra)
+        rounded: dict[str, Any] = {f: round(scores[f], 3) for f in SCORE_FIELDS}
+        return cls(overall=overall, **rounded, evidence=evidence, **extra)
 
 
 @dataclass
@@ -235,7 +236,7 @@ def dominant_emotion(scene: SceneInput, feats: SceneFeatures) -> str | None:
     if scene.emotions:
         return max(scene.emotions, key=lambda e: e.intensity).emotion
     if feats.cue_emotions:
-        return max(feats.cue_emotions, key=feats.cue_emotions.get)
+        return max(feats.cue_emotions, key=lambda e: feats.cue_emotions[e])
     return None
 
 

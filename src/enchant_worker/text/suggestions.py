@@ -72,7 +72,7 @@ def suggest_scenes(chapter: ChapterInput, scores: list[QualityScore], profiles: 
     out: list[SceneSuggestion] = []
     for index, (scene, score) in enumerate(zip(chapter.scenes, scores, strict=True)):
         words = score.evidence["pacing"]["words"]
-        where = dict(chapter=chapter.number, scene=scene.number, scene_id=scene.id)
+        where: dict[str, Any] = dict(chapter=chapter.number, scene=scene.number, scene_id=scene.id)
         lead = scene.characters[0] if scene.characters else "the point-of-view character"
         if index > 0:
             before = chapter.scenes[index - 1]

@@ -91,13 +91,13 @@ def load_base_model(folder: Path, name: str | None = None) -> BaseModel:
     from enchant_worker import logs
 
     logs.adopt_library_logs()  # their notices in our format, the known ones rewritten
-    folder = str(folder)
+    where = str(folder)
     opts: dict[str, Any] = {"local_files_only": True}
     return BaseModel(
-        name=name or Path(folder).name,
-        unet=UNet2DConditionModel.from_pretrained(folder, subfolder="unet", **opts),
-        vae=AutoencoderKL.from_pretrained(folder, subfolder="vae", **opts),
-        text_encoder=CLIPTextModel.from_pretrained(folder, subfolder="text_encoder", **opts),
-        tokenizer=CLIPTokenizer.from_pretrained(folder, subfolder="tokenizer", **opts),
-        noise_scheduler=DDPMScheduler.from_pretrained(folder, subfolder="scheduler", **opts),
+        name=name or Path(where).name,
+        unet=UNet2DConditionModel.from_pretrained(where, subfolder="unet", **opts),
+        vae=AutoencoderKL.from_pretrained(where, subfolder="vae", **opts),
+        text_encoder=CLIPTextModel.from_pretrained(where, subfolder="text_encoder", **opts),
+        tokenizer=CLIPTokenizer.from_pretrained(where, subfolder="tokenizer", **opts),
+        noise_scheduler=DDPMScheduler.from_pretrained(where, subfolder="scheduler", **opts),
     )

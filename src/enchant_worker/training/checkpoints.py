@@ -116,7 +116,7 @@ def load_latest_checkpoint(root: Path) -> Checkpoint | None:
 
 def capture_rng(generator: torch.Generator) -> dict[str, Any]:
     """The random states that shape the next steps: our generator's and torch's global ones."""
-    state = {"generator": generator.get_state(), "torch": torch.get_rng_state()}
+    state: dict[str, Any] = {"generator": generator.get_state(), "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state

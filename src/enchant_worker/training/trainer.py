@@ -284,7 +284,7 @@ def add_lora_adapters(base: BaseModel, spec: LoRATrainingSpec) -> dict[str, torc
     from peft import LoraConfig, inject_adapter_in_model
 
     torch.manual_seed(spec.seed)
-    config = dict(r=spec.rank, lora_alpha=spec.lora_alpha, init_lora_weights="gaussian")
+    config: dict[str, Any] = {"r": spec.rank, "lora_alpha": spec.lora_alpha, "init_lora_weights": "gaussian"}
     modules = {"unet": base.unet}
     base.unet.add_adapter(LoraConfig(target_modules=UNET_TARGETS, **config))
     if spec.train_text_encoder:
@@ -327,8 +327,8 @@ def load_pixels(path: Path, bucket: tuple[int, int]) -> torch.Tensor:
     from PIL import Image, ImageOps
 
     width, height = bucket
-    with Image.open(path) as im:
-        im = ImageOps.exif_transpose(im)
+    with Image.open(path) as opened:
+        im: Image.Image = ImageOps.exif_transpose(opened)
         if im.mode in ("RGBA", "LA", "P"):
             im = im.convert("RGBA")
             canvas = Image.new("RGBA", im.size, (255, 255, 255, 255))

@@ -7,16 +7,27 @@ import logging
 import math
 import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 from enchant_worker.domain.jobs import Job
 from enchant_worker.errors import JobCancelled
 from enchant_worker.queue.storable import json_problem
 
+if TYPE_CHECKING:
+    from enchant_worker.config import Settings
+    from enchant_worker.db.connection import Connection
+    from enchant_worker.worker.runner import Outcome
+
+# Why a job's cancel flag was set: an admin asked, its lease went to another worker, it ran past its
+# time, or the worker is stopping.
+CancelReason = Literal["cancel_requested", "lease_lost", "timeout", "shutdown"]
+Spec = TypeVar("Spec")
+
 
 @dataclass
-class JobContext:
+class JobContext(Generic[Spec]):
     """Handed to a handler for one job.
 
     `progress()` and `is_cancelled()` are cheap: progress is written by the heartbeat thread, and the
@@ -28,17 +39,17 @@ class JobContext:
 
     job: Job
     log: logging.Logger
-    connect: Callable[[], Any]  # a context manager giving the slot's own psycopg connection
-    settings: Any
-    spec: Any = None  # the metadata as validated by the handler's `validate`
+    connect: Callable[[], AbstractContextManager[Connection]]  # the slot's own connection
+    settings: Settings
+    spec: Spec = field(init=False, repr=False)  # the handler's `validate` of the metadata, set before `run`
     cancel_event: threading.Event = field(default_factory=threading.Event)
-    cancel_reason: str | None = None  # 'cancel_requested', 'lease_lost', 'timeout' or 'shutdown'
+    cancel_reason: CancelReason | None = None
     deadline: float | None = None  # time.monotonic() past which the job has timed out
     timeout_s: float | None = None
     timed_out: bool = False  # set by the heartbeat, which then failed the job for retry elsewhere
     started: bool = False  # the handler was called (a prefetched job may wait in its batch before)
     finishing: bool = False  # the handler returned; the worker is writing (or will write) the outcome
-    outcome: Any = None  # the worker's Outcome of the handler's run, once known
+    outcome: Outcome | None = None  # the handler's run, once known
     on_progress: Callable[[], None] = lambda: None
     preempt_check: Callable[[], bool] = lambda: False
     _progress: dict[str, Any] = field(default_factory=dict)
@@ -64,7 +75,7 @@ class JobContext:
             value, self._progress = self._progress, {}
         return value or None
 
-    def cancel(self, reason: str) -> None:
+    def cancel(self, reason: CancelReason) -> None:
         if not self.cancel_event.is_set():
             self.cancel_reason = reason
             self.cancel_event.set()
@@ -98,4 +109,4 @@ def _storable(info: dict[str, Any], log: logging.Logger) -> dict[str, Any] | Non
     if problem := json_problem(value, "progress"):  # NUL or lone surrogates: the heartbeat's write would fail
         log.warning("progress details dropped (%s)", problem)
         return None
-    return value
+    return value  # type: ignore[no-any-return]  # json.loads of a dict's dump is a dict

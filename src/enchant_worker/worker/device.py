@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import platform
+from typing import Any
 
 
-def describe(needs_gpu: bool) -> dict:
+def describe(needs_gpu: bool) -> dict[str, Any]:
     if needs_gpu:
         try:
             import torch

@@ -37,7 +37,7 @@ class Listener:
         self.ready.wait(timeout=10)
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
 

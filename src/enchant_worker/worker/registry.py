@@ -1,5 +1,6 @@
-"""Handlers by job type: the built-in ones, those of installed plugins (entry point group
-`enchant_worker.handlers`), and those of a module named with `--handlers`."""
+"""Handlers by job type: the registry a worker is given (`handlers.default_registry` builds it from the
+built-in handlers, installed plugins of the entry point group `enchant_worker.handlers`, and a module
+named with `--handlers`)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from importlib.metadata import entry_points
-from typing import Any
+from typing import Any, Generic
 
 from enchant_worker.errors import ConfigurationError
-from enchant_worker.worker.context import JobContext
+from enchant_worker.worker.context import JobContext, Spec
 
 log = logging.getLogger(__name__)
 
@@ -19,11 +20,11 @@ ENTRY_POINT_GROUP = "enchant_worker.handlers"
 
 
 @dataclass(frozen=True)
-class Handler:
+class Handler(Generic[Spec]):
     """How to run one job type.
 
-    validate: turns metadata into a spec or raises InvalidJob naming the field (the job then fails at
-      once, without retries).
+    validate: turns metadata into the spec `run` receives as `ctx.spec`, or raises InvalidJob naming the
+      field (the job then fails at once, without retries); without it, `ctx.spec` is the metadata.
     batch_size: how many jobs of this type one lease may take per slot. Only for short jobs: a worker
       prefetches only when every type it serves allows it; GPU jobs are leased one at a time.
     gpu: the handler needs the accelerator (the worker reports its device).
@@ -36,8 +37,8 @@ class Handler:
     """
 
     job_type: str
-    run: Callable[[JobContext], dict[str, Any] | None]
-    validate: Callable[[dict[str, Any]], Any] | None = None
+    run: Callable[[JobContext[Spec]], dict[str, Any] | None]
+    validate: Callable[[dict[str, Any]], Spec] | None = None
     batch_size: int = 1
     gpu: bool = False
     timeout_s: float | None = None
@@ -47,18 +48,21 @@ class Handler:
 
 
 class Registry:
-    def __init__(self, handlers: Iterable[Handler] = ()):
-        self._handlers: dict[str, Handler] = {}
+    def __init__(self, handlers: Iterable[Handler[Any]] = ()):
+        self._handlers: dict[str, Handler[Any]] = {}
         for handler in handlers:
             self.register(handler)
 
-    def register(self, handler: Handler) -> None:
+    def register(self, handler: Handler[Any]) -> None:
         if not isinstance(handler, Handler):
             raise ConfigurationError(f"{handler!r} is not a Handler")
         self._handlers[handler.job_type] = handler
 
-    def get(self, job_type: str) -> Handler | None:
+    def get(self, job_type: str) -> Handler[Any] | None:
         return self._handlers.get(job_type)
+
+    def __getitem__(self, job_type: str) -> Handler[Any]:
+        return self._handlers[job_type]
 
     def __contains__(self, job_type: str) -> bool:
         return job_type in self._handlers
@@ -67,7 +71,7 @@ class Registry:
     def job_types(self) -> list[str]:
         return sorted(self._handlers)
 
-    def select(self, job_types: Iterable[str] | None) -> list[Handler]:
+    def select(self, job_types: Iterable[str] | None) -> list[Handler[Any]]:
         """The handlers a worker serves; unknown names are refused with the known ones listed."""
         if not job_types:
             return [self._handlers[t] for t in self.job_types]
@@ -98,14 +102,3 @@ class Registry:
                 continue
             for handler in loaded if isinstance(loaded, list | tuple) else [loaded]:
                 self.register(handler)
-
-
-def default_registry(*, plugins: bool = True, module: str | None = None) -> Registry:
-    from enchant_worker.handlers import builtin_handlers
-
-    registry = Registry(builtin_handlers())
-    if plugins:
-        registry.load_entry_points()
-    if module:
-        registry.load_module(module)
-    return registry

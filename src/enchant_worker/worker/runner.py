@@ -19,11 +19,12 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, TypeVar
 
 import psycopg
 
-from enchant_worker.db.connection import Database
+from enchant_worker.config import Settings
+from enchant_worker.db.connection import Connection, Database, one
 from enchant_worker.domain.jobs import Job
 from enchant_worker.errors import DatabaseUnavailable, InvalidJob, JobCancelled, Preempted
 from enchant_worker.intake import recheck_job
@@ -41,6 +42,7 @@ from enchant_worker.worker.polling import AdaptivePoll
 from enchant_worker.worker.registry import Handler, Registry
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 FAST_JOB_S = 0.02  # below this mean run time, a worker prefetches up to a handler's batch_size
 ACK_FLUSH_S = 0.05  # completions of short jobs wait at most this long to be written together
@@ -49,26 +51,31 @@ PREEMPT_CHECK_S = 2.0  # a long job asks at every step whether to yield; the dat
 UNSTORED_OUTCOME = "the worker could not store this job's outcome (see the worker's log)"
 
 
+# What became of a handler's run: `release` hands the job back unspent (shutdown, preempted), `lost`
+# means another worker holds it now.
+OutcomeKind = Literal["completed", "failed", "cancelled", "release", "lost"]
+
+
 @dataclass
 class Outcome:
-    kind: str  # completed | failed | cancelled | release | lost
+    kind: OutcomeKind
     result: dict[str, Any] | None = None
     error: str | None = None
     retry: bool = True
 
 
 class Worker:
-    def __init__(self, db: Database, settings, registry: Registry, *, job_types: Iterable[str] | None = None,
+    def __init__(self, db: Database, settings: Settings, registry: Registry, *, job_types: Iterable[str] | None = None,
                  concurrency: int = 1, burst: bool = False, worker_id: str | None = None):
         if concurrency < 1:
             raise InvalidJob(f"concurrency: must be at least 1, got {concurrency}")
         self.db = db
         self.settings = settings
-        self.handlers: dict[str, Handler] = {h.job_type: h for h in registry.select(job_types)}
+        self.handlers: dict[str, Handler[Any]] = {h.job_type: h for h in registry.select(job_types)}
         self.concurrency = concurrency
         self.burst = burst
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-        self._held: dict[Lease, JobContext] = {}
+        self._held: dict[Lease, JobContext[Any]] = {}
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -159,7 +166,7 @@ class Worker:
             self._dispatch(jobs, free)
 
     def _runnable(self, queue: JobQueue) -> bool:
-        return queue.conn.execute(q_sql("runnable_probe"), {"types": list(self.handlers)}).fetchone()["runnable"]
+        return bool(one(queue.conn.execute(q_sql("runnable_probe"), {"types": list(self.handlers)}))["runnable"])
 
     def _warm(self) -> Warm:
         """What the handlers have loaded now, as job keys: the lease prefers jobs that need nothing more."""
@@ -177,7 +184,7 @@ class Worker:
         return min(h.batch_size for h in self.handlers.values())
 
     def _hold(self, jobs: list[Job]) -> list[tuple[Lease, Job]]:
-        pairs = [(Lease(job.id, job.lease_token), job) for job in jobs]
+        pairs = [(Lease.of(job), job) for job in jobs]
         with self._lock:
             for lease, job in pairs:
                 self._held[lease] = self._context(job)
@@ -192,9 +199,9 @@ class Worker:
                 self._busy += 1
             self._chunks.put(pairs[i * size:(i + 1) * size])
 
-    def _context(self, job: Job) -> JobContext:
+    def _context(self, job: Job) -> JobContext[Any]:
         handler = self.handlers[job.job_type]
-        ctx = JobContext(job=job, log=logging.getLogger(f"enchant_worker.job.{job.job_type}"),
+        ctx: JobContext[Any] = JobContext(job=job, log=logging.getLogger(f"enchant_worker.job.{job.job_type}"),
                          connect=self._handler_connection, settings=self.settings,
                          on_progress=self._progress_reported)
         if handler.gpu:
@@ -266,7 +273,7 @@ class Worker:
         self._forget([le for le, _ in done], completed=len(written))
         return self._hold(jobs)
 
-    def _execute(self, lease: Lease, job: Job, ctx: JobContext) -> Outcome:
+    def _execute(self, lease: Lease, job: Job, ctx: JobContext[Any]) -> Outcome:
         """Runs the job's handler, with one INFO line when it starts and one when it ends."""
         started = time.monotonic()
         log.info("job %s started: %s, user %s, attempt %d of %d", job.id, job.job_type, job.user_id or "-",
@@ -324,7 +331,7 @@ class Worker:
             self._held[lease].finishing = True
         return [outcomes[lease] for lease, _ in members]
 
-    def _run_handler(self, lease: Lease, job: Job, ctx: JobContext) -> Outcome:
+    def _run_handler(self, lease: Lease, job: Job, ctx: JobContext[Any]) -> Outcome:
         handler = self.handlers[job.job_type]
         try:
             if (lost := self._begin(lease, job, ctx, handler)) is not None:
@@ -372,9 +379,9 @@ class Worker:
         if isinstance(exc, Preempted):
             return Outcome("release", result={"preempted": _text_of(exc)})
         if isinstance(exc, JobCancelled):
-            if ctx.timed_out:
+            if ctx.timed_out or ctx.cancel_reason == "lease_lost":
                 return Outcome("lost")
-            return Outcome({"shutdown": "release", "lease_lost": "lost"}.get(ctx.cancel_reason, "cancelled"))
+            return Outcome("release" if ctx.cancel_reason == "shutdown" else "cancelled")
         ctx.log.error("job %s failed", job.id, exc_info=exc)
         return Outcome("failed", error=f"{type(exc).__name__}: {_text_of(exc)}", retry=True)
 
@@ -435,10 +442,10 @@ class Worker:
             if lease.job_id not in written:
                 log.warning("job %s finished but its lease was lost; the result was not recorded", lease.job_id)
 
-    def _finish_other(self, lease: Lease, job: Job, ctx: JobContext, outcome: Outcome) -> None:
+    def _finish_other(self, lease: Lease, job: Job, ctx: JobContext[Any], outcome: Outcome) -> None:
         if outcome.kind == "failed":
             try:
-                status = self._with_db(lambda q: q.fail(lease, outcome.error, attempt=job.attempts,
+                status = self._with_db(lambda q: q.fail(lease, outcome.error or "", attempt=job.attempts,
                                                         retry=outcome.retry))
             except Exception as exc:
                 if not _unstorable(exc):
@@ -476,8 +483,8 @@ class Worker:
         go back. No job is left held, renewed by the heartbeat but run by nobody."""
         held = self._snapshot()
         leases = [le for le in leases if le in held]
-        done = [(le, held[le].outcome.result) for le in leases
-                if held[le].outcome is not None and held[le].outcome.kind == "completed"]
+        done = [(le, outcome.result) for le in leases
+                if (outcome := held[le].outcome) is not None and outcome.kind == "completed"]
         started = [le for le in leases if held[le].started and le not in dict(done)]
         unstarted = [le for le in leases if not held[le].started]
         try:
@@ -533,14 +540,14 @@ class Worker:
 
     # -- helpers ---------------------------------------------------------------------------------
 
-    def _snapshot(self) -> dict[Lease, JobContext]:
+    def _snapshot(self) -> dict[Lease, JobContext[Any]]:
         with self._lock:
             return dict(self._held)
 
     def _take_counts(self) -> tuple[int, int]:
         with self._lock:
-            counts, self._counts = tuple(self._counts), [0, 0]
-        return counts
+            (completed, failed), self._counts = self._counts, [0, 0]
+        return completed, failed
 
     def _status(self) -> str:
         return "stopping" if self._stopping.is_set() else "running"
@@ -560,7 +567,7 @@ class Worker:
                                                       self.settings.lease_seconds))
 
     @contextmanager
-    def _handler_connection(self) -> Iterator[psycopg.Connection]:
+    def _handler_connection(self) -> Iterator[Connection]:
         """The slot thread's own connection for handlers (apart from the queue's, so a handler that
         breaks its connection cannot break the job's bookkeeping)."""
         conn = getattr(self._local, "handler_conn", None)
@@ -585,7 +592,7 @@ class Worker:
             self._local.queue = q
         return q
 
-    def _with_db(self, action: Callable[[JobQueue], Any]) -> Any:
+    def _with_db(self, action: Callable[[JobQueue], T]) -> T:
         """Runs a queue statement, reconnecting while the database is away; once the worker is stopping
         and its grace period is over, it gives up (the leases then expire and are reaped)."""
         while True:
@@ -611,7 +618,7 @@ class Worker:
         self._local.delay = min(delay * 2, 10.0)
 
 
-def _fair_share(settings: Any) -> FairShare | None:
+def _fair_share(settings: Settings) -> FairShare | None:
     """The fair lease's weights and caps from the tiers file; None when ENCHANT_QUEUE_FAIR_SHARE is off."""
     if not getattr(settings, "queue_fair_share", True):
         return None
@@ -645,12 +652,13 @@ def _unstorable(exc: BaseException) -> bool:
 
 def _every(interval_s: float, check: Callable[[], bool]) -> Callable[[], bool]:
     """`check`, asked at most once per interval; between asks the last answer stands."""
-    state = {"at": -interval_s, "answer": False}
+    at, answer = -interval_s, False
 
     def ask() -> bool:
+        nonlocal at, answer
         now = time.monotonic()
-        if now - state["at"] >= interval_s:
-            state["at"], state["answer"] = now, check()
-        return state["answer"]
+        if now - at >= interval_s:
+            at, answer = now, check()
+        return answer
 
     return ask

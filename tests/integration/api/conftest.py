@@ -14,7 +14,7 @@ from enchant_worker.api import create_app
 from enchant_worker.api.auth import create_key
 from enchant_worker.api.deps import Limits
 from enchant_worker.api.store import Store
-from enchant_worker.worker.registry import default_registry
+from enchant_worker.handlers import default_registry
 
 
 @dataclass(frozen=True)

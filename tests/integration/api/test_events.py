@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from enchant_worker.analytics.events import MAX_EVENT_DATA_BYTES
 from enchant_worker.api import create_app
-from enchant_worker.worker.registry import default_registry
+from enchant_worker.handlers import default_registry
 
 PEER = "203.0.113.9"  # the client's own address as the API sees the TCP connection
 PROXY = "10.1.2.3"

@@ -60,7 +60,7 @@ def test_the_limit_is_a_setting(settings, db_url):
     from fastapi.testclient import TestClient
 
     from enchant_worker.api import create_app
-    from enchant_worker.worker.registry import default_registry
+    from enchant_worker.handlers import default_registry
 
     small = settings.model_copy(update={"request_max_json_bytes": 4096})
     with TestClient(create_app(small, database_url=db_url, job_types=default_registry(plugins=False))) as c:

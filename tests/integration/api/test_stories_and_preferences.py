@@ -12,7 +12,7 @@ from psycopg.types.json import Jsonb
 
 from enchant_worker.api import create_app
 from enchant_worker.cache import Cache
-from enchant_worker.worker.registry import default_registry
+from enchant_worker.handlers import default_registry
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 

@@ -9,8 +9,8 @@ import pytest
 from psycopg.types.json import Jsonb
 
 from enchant_worker.domain.jobs import JobStatus
+from enchant_worker.handlers import default_registry
 from enchant_worker.queue import JobQueue
-from enchant_worker.worker.registry import default_registry
 from enchant_worker.worker.runner import Worker
 
 

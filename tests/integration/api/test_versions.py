@@ -9,7 +9,8 @@ from fastapi.testclient import TestClient
 
 from enchant_worker.api import create_app
 from enchant_worker.api.versions import API_VERSIONS, VersionInfo, validate_api_version
-from enchant_worker.worker.registry import Handler, default_registry
+from enchant_worker.handlers import default_registry
+from enchant_worker.worker.registry import Handler
 
 
 def test_versions_route_matches_the_seed(client, alice):

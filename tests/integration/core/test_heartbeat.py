@@ -33,8 +33,8 @@ def test_the_heartbeat_warns_only_of_leases_really_lost(db, settings, conn, capl
 
     heartbeat = Heartbeat(db, settings, "w", held=lambda: dict(held), counters=lambda: (0, 0),
                           status=lambda: "running")
-    with caplog.at_level(logging.WARNING, logger="enchant_worker.worker.heartbeat"):
-        heartbeat.beat(queue)
+    with caplog.at_level(logging.WARNING, logger="enchant_worker.worker.watchdog"):
+        heartbeat.tick(queue)
 
     assert [r.getMessage() for r in caplog.records] == [f"lost the lease of job {taken.id}; stopping it"]
     assert held[lease_of(taken)].cancel_reason == "lease_lost"

@@ -6,8 +6,8 @@ import threading
 import pytest
 
 from enchant_worker.domain.jobs import JobStatus, NewJob
+from enchant_worker.handlers import default_registry
 from enchant_worker.queue import JobQueue
-from enchant_worker.worker.registry import default_registry
 from enchant_worker.worker.runner import UNSTORED_OUTCOME, Worker
 from tests.support.counting_handlers import SETUP_SQL
 from tests.support.workers import WorkerThreads

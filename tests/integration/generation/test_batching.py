@@ -152,8 +152,8 @@ def test_out_of_memory_shrinks_the_batch_and_no_job_fails(conn, queue, gen_setti
 def test_a_worker_that_crashes_holding_a_batch_gives_each_job_back_once(db, conn, queue, gen_settings, run_worker,
                                                                         monkeypatch):
     import enchant_worker.generation.generate as gen
+    from enchant_worker.handlers import default_registry
     from enchant_worker.worker.heartbeat import Heartbeat
-    from enchant_worker.worker.registry import default_registry
     from enchant_worker.worker.runner import Worker
 
     jobs = _enqueue(queue, [{"prompt": p, "seed": i} for i, p in enumerate(("a fox", "a ship", "a moon"))],

@@ -162,7 +162,7 @@ def test_same_seed_same_pixels_lora_strength_zero_is_the_base_and_loras_stack(
 
 
 def test_cancel_mid_generation_stops_within_a_step_and_writes_nothing(db, conn, queue, gen_settings):
-    from enchant_worker.worker.registry import default_registry
+    from enchant_worker.handlers import default_registry
     from enchant_worker.worker.runner import Worker
 
     job_id = queue.enqueue(NewJob("generate_image", {"prompt": "a very long night", "steps": 150,

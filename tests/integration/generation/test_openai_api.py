@@ -15,7 +15,7 @@ from PIL import Image
 from enchant_worker.api import create_app
 from enchant_worker.api.auth import create_key
 from enchant_worker.api.store import Store
-from enchant_worker.worker.registry import default_registry
+from enchant_worker.handlers import default_registry
 from tests.support.http_server import ServerThread
 from tests.support.workers import WorkerThreads
 

@@ -20,6 +20,7 @@ from enchant_worker.api.auth import create_key
 from enchant_worker.api.store import Store
 from enchant_worker.db.connection import Database
 from enchant_worker.errors import ConfigurationError
+from enchant_worker.handlers import default_registry
 from enchant_worker.intake import JobRequest, submit
 from enchant_worker.intake.actor import SYSTEM, Actor
 from enchant_worker.providers.base import GenerationRequest
@@ -27,7 +28,6 @@ from enchant_worker.providers.config import check_providers
 from enchant_worker.providers.http import ProviderError
 from enchant_worker.providers.remote import A1111Provider, OpenAIProvider
 from enchant_worker.queue import JobQueue
-from enchant_worker.worker.registry import default_registry
 from tests.conftest import _fresh_database
 from tests.support.http_server import ServerThread, free_port
 from tests.support.workers import WorkerThreads

@@ -17,9 +17,9 @@ from enchant_worker.db.connection import Database
 from enchant_worker.domain.jobs import NewJob
 from enchant_worker.export.importer import import_story, read_export
 from enchant_worker.export.run import ExportOptions, export_story
+from enchant_worker.handlers import default_registry
 from enchant_worker.queue.jobqueue import JobQueue
 from enchant_worker.storage import from_url
-from enchant_worker.worker.registry import default_registry
 from tests.support.databases import another_database
 from tests.support.object_storage import BUCKET, make_bucket, s3_env, s3_server, upload_folder
 from tests.support.stories import make_story

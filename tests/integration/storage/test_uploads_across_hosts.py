@@ -14,9 +14,9 @@ from enchant_worker.api import create_app
 from enchant_worker.api.auth import create_key
 from enchant_worker.api.store import Store
 from enchant_worker.errors import AccessDenied
+from enchant_worker.handlers import default_registry
 from enchant_worker.intake.actor import Actor
 from enchant_worker.intake.references import training_source_folder
-from enchant_worker.worker.registry import default_registry
 from tests.support.object_storage import BUCKET, make_bucket, s3_env, s3_server
 
 pytestmark = pytest.mark.timeout(120)

@@ -15,7 +15,7 @@ print(",".join(heavy))
 
 
 @pytest.mark.parametrize("imports", [
-    "from enchant_worker.worker.registry import default_registry; default_registry()",
+    "from enchant_worker.handlers import default_registry; default_registry()",
     "import enchant_worker.cli; enchant_worker.cli._parser()",
     "from enchant_worker.api import create_app",
     "import enchant_worker.scheduling",

@@ -2,9 +2,9 @@ import pytest
 
 from enchant_worker.config import Settings
 from enchant_worker.errors import ConfigurationError, InvalidJob
-from enchant_worker.handlers import noop
+from enchant_worker.handlers import default_registry, noop
 from enchant_worker.sql import _parse, queries
-from enchant_worker.worker.registry import Handler, Registry, default_registry
+from enchant_worker.worker.registry import Handler, Registry
 
 
 def test_named_blocks_parse():

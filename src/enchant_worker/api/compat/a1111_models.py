@@ -109,7 +109,9 @@ def a1111_fields(text: str) -> dict[str, Any]:
     if len(_PARAM.findall(last)) < 3:
         lines.append(last)
         last = ""
-    prompt, negative, in_negative = [], [], False
+    prompt: list[str] = []
+    negative: list[str] = []
+    in_negative = False
     for line in lines:
         line = line.strip()
         if line.startswith("Negative prompt:"):

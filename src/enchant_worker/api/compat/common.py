@@ -7,13 +7,13 @@ import base64
 import binascii
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 
 from enchant_worker.api.auth import Principal, hash_key
@@ -120,7 +120,7 @@ def failure_of(exc: Exception) -> Failure | None:
         for e in exc.errors():
             loc = [str(x) for x in e.get("loc", ()) if x != "body"]
             parts.append(f"{'.'.join(loc) or 'body'}: {e.get('msg', '')}")
-        first = next((e for e in exc.errors()), {})
+        first: dict[str, Any] = next((e for e in exc.errors()), {})
         field = ".".join(str(x) for x in first.get("loc", ()) if x != "body") or None
         return Failure(422, "; ".join(parts) or "invalid request", "RequestValidationError", field)
     if isinstance(exc, QuotaExceeded):
@@ -149,10 +149,10 @@ def route_class(shape: Callable[[Failure], dict[str, Any]],
     the status codes `statuses` maps to others (OpenAI answers invalid requests with 400, not 422)."""
 
     class CompatRoute(APIRoute):
-        def get_route_handler(self) -> Callable:
+        def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
             handler = super().get_route_handler()
 
-            async def answer(request: Request):
+            async def answer(request: Request) -> Response:
                 try:
                     return await handler(request)
                 except Exception as exc:

@@ -19,6 +19,7 @@ from enchant_worker.api.errors import COMMON, NotFound, Unprocessable, invalid_j
 from enchant_worker.api.routes.books import require
 from enchant_worker.api.store import Store
 from enchant_worker.api.versions import SCENE_EXTRACTION
+from enchant_worker.db.connection import one
 from enchant_worker.errors import InvalidJob
 from enchant_worker.intake import JobRequest, submit
 from enchant_worker.jobspecs import parse
@@ -158,8 +159,8 @@ def scene_quality(scene_id: uuid.UUID, store: StoreDep, principal: PrincipalDep)
     if value is None:
         raise NotFound(f"scene {scene_id} has no quality score yet: POST /stories/{story_id}/analyze queues the "
                        "story's analysis")
-    row = store.conn.execute("SELECT coalesce(content, '') AS content FROM scenes WHERE id = %s", (scene_id,)
-                             ).fetchone()
+    row = one(store.conn.execute("SELECT coalesce(content, '') AS content FROM scenes WHERE id = %s", (scene_id,)
+                             ))
     return SceneQualityPublic(scene_id=scene_id, **{k: v for k, v in value.items() if k in SceneQualityPublic.model_fields},
                               stale=analysis_store.text_sha256(row["content"]) != value.get("text_sha256"))
 

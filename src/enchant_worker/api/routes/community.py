@@ -16,11 +16,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from enchant_worker.api import pagination
 from enchant_worker.api.auth import ADMIN, Principal, found, hash_key, story_rights
-from enchant_worker.api.deps import CacheDep, PrincipalDep, SettingsDep, StateDep, StoreDep
+from enchant_worker.api.deps import ApiState, CacheDep, PrincipalDep, SettingsDep, StateDep, StoreDep
 from enchant_worker.api.errors import COMMON, ApiError, Forbidden, NotFound, responses
 from enchant_worker.api.serving import public_url
 from enchant_worker.api.store import Row, Store
 from enchant_worker.api.versions import BASIC_GENERATION
+from enchant_worker.db.connection import one
 from enchant_worker.sql import q
 
 router = APIRouter(prefix="/community", tags=["community"], responses=COMMON)
@@ -162,10 +163,10 @@ def publish(body: Publish, response: Response, store: StoreDep, cache: CacheDep,
         raise NotFound(f"no story with id {body.story_id}")
     if not principal.is_admin and ADMIN not in story_rights(store, principal, body.story_id):
         raise Forbidden("only the story's owner (or an admin) may publish it")
-    title = body.title or store.story_metadata(body.story_id)["title"]
-    row = store.conn.execute(q("community_publish"), {
+    title = body.title or (store.story_metadata(body.story_id) or {}).get("title")
+    row = one(store.conn.execute(q("community_publish"), {
         "story_id": body.story_id, "published_by": principal.user_id, "title": title,
-        "description": body.description, "tags": body.tags, "category": body.category}).fetchone()
+        "description": body.description, "tags": body.tags, "category": body.category}))
     if not row["created"]:
         response.status_code = status.HTTP_200_OK
     _invalidate(cache)
@@ -185,7 +186,7 @@ def update_listing(listing_id: uuid.UUID, body: ListingUpdate, store: StoreDep, 
     for name in ("title", "description", "tags", "category", "is_featured"):
         params[f"set_{name}"] = name in given
         params[name] = getattr(body, name)
-    row = store.conn.execute(q("community_update"), params).fetchone()
+    row = one(store.conn.execute(q("community_update"), params))
     _invalidate(cache)
     return listing(row)
 
@@ -327,14 +328,15 @@ def comment(listing_id: uuid.UUID, body: CommentCreate, store: StoreDep, princip
     """Comment (at most 2,000 characters; 5 a minute per user; the same text twice in 10 minutes is refused)."""
     _listing(store, listing_id)
     content = body.content.strip()
-    pressure = store.conn.execute(q("community_comment_pressure"), {
+    pressure = one(store.conn.execute(q("community_comment_pressure"), {
         "user_id": _user(principal), "story_id": listing_id, "content": content, "window_s": COMMENT_WINDOW_S,
-        "duplicate_s": DUPLICATE_COMMENT_S}).fetchone()
+        "duplicate_s": DUPLICATE_COMMENT_S}))
     if pressure["duplicate"]:
         raise TooManyRequests("you already posted this comment on this story; say something new")
     if pressure["recent"] >= COMMENTS_PER_WINDOW:
         raise TooManyRequests(f"at most {COMMENTS_PER_WINDOW} comments a minute; try again in a minute")
     row, _ = _interact(store, principal, listing_id, "comment", content)
+    assert row is not None  # a comment is always added (a like or share may exist already)
     name = store.conn.execute("SELECT display_name FROM users WHERE id = %s", (row["user_id"],)).fetchone()
     return Comment(id=row["id"], user_id=row["user_id"], author=name["display_name"] if name else None,
                    content=row["content"], created_at=row["created_at"])
@@ -352,7 +354,7 @@ def delete_comment(comment_id: uuid.UUID, store: StoreDep, principal: PrincipalD
 
 # -- public styles and presets --------------------------------------------------------------------------
 
-def _public_page(state, store: Store, query: str, count: str, limit: int, cursor: str | None) -> PublicPage:
+def _public_page(state: ApiState, store: Store, query: str, count: str, limit: int, cursor: str | None) -> PublicPage:
     """Public styles or presets, most used first, paged by (uses, created_at, id)."""
     secret = state.secret(store, "cursor")
     filters = {"list": query}

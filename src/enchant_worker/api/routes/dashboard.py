@@ -19,11 +19,11 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from html import escape
 from importlib.resources import files
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, ParamSpec
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Path, Query, Request
@@ -41,6 +41,7 @@ from enchant_worker.api.store import Row, Store
 from enchant_worker.domain.jobs import JobStatus
 
 router = APIRouter(tags=["dashboard"])
+P = ParamSpec("P")
 CHART_MINUTES = 30
 FAILURES_SHOWN = 10
 IMAGES_SHOWN = 12
@@ -67,8 +68,8 @@ def _login(message: str, status_code: int, refresh: int) -> HTMLResponse:
     return HTMLResponse(page, status_code=status_code, headers=NO_STORE)
 
 
-SIGN_IN_PAGE = {"description": "the sign-in form, with why the key was refused", "content": {"text/html": {}}}
-HTML_PAGE = {"content": {"text/html": {}}}
+SIGN_IN_PAGE: dict[str, Any] = {"description": "the sign-in form, with why the key was refused", "content": {"text/html": {}}}
+HTML_PAGE: dict[str, Any] = {"content": {"text/html": {}}}
 
 
 class SignedOut(Exception):
@@ -125,7 +126,7 @@ def _html(title: str, body: str, *, path: str, events: str | None = None, refres
                         status_code=status_code, headers=NO_STORE)
 
 
-def _console(handler):  # noqa: ANN001, ANN202 - wraps route functions, keeping their signature for FastAPI
+def _console(handler: Callable[P, Response]) -> Callable[P, Response]:  # keeps the signature for FastAPI
     """Answers SignedOut with the sign-in form and Forbidden403 with a 403 page."""
     import functools
 
@@ -244,9 +245,9 @@ def events(request: Request, state: StateDep, store: StoreDep,
     def render(s: Store) -> str:
         if view == "overview":
             return render_overview(s, range_)
-        if view == "job":
+        if view == "job" and id_ is not None:
             return render_job(s, id_)
-        if view == "lora":
+        if view == "lora" and id_ is not None:
             return render_training(s, id_)
         if view == "workers":
             return console.workers_section([worker_public(r) for r in s.workers(include_stopped=True)])
@@ -504,7 +505,7 @@ def loras_page(request: Request, state: StateDep, store: StoreDep,
                cursor: Annotated[str | None, Query(max_length=1000)] = None) -> Response:
     """Every LoRA with its status, owner, base model, training job and error; each links to its training page."""
     _admin(request, store)
-    filters = {"scope": "visible", "status": status, "owner": None, "is_public": None}
+    filters: dict[str, Any] = {"scope": "visible", "status": status, "owner": None, "is_public": None}
     secret = state.secret(store, "cursor")
     rows = store.loras(viewer=None, me=None, limit=JOBS_PER_PAGE + 1, status=status, mine_only=False,
                        after=pagination.position(secret, cursor, filters))
@@ -560,7 +561,7 @@ def gallery_page(request: Request, state: StateDep, store: StoreDep, job_id: Tex
     """Every image, newest first (filtered by job, story, LoRA or minimum quality score), each with its
     quality score; each opens full size with its parameters and quality analysis."""
     _admin(request, store)
-    filters = {"job_id": _parse_uuid(job_id, "job_id"), "scene_id": None, "story_id": _parse_uuid(story_id, "story_id"),
+    filters: dict[str, Any] = {"job_id": _parse_uuid(job_id, "job_id"), "scene_id": None, "story_id": _parse_uuid(story_id, "story_id"),
                "lora_id": _parse_uuid(lora_id, "lora_id"), "created_from": None, "created_to": None,
                "min_quality": _parse_quality(min_quality)}
     secret = state.secret(store, "cursor")

@@ -18,6 +18,7 @@ from enchant_worker.api.deps import AdminDep, PrincipalDep, SessionDep, Settings
 from enchant_worker.api.errors import COMMON, Unprocessable, invalid_job_error, responses
 from enchant_worker.api.event_schemas import EventAggregates, EventBatch, EventCount, EventsAccepted
 from enchant_worker.api.versions import BASIC_GENERATION
+from enchant_worker.db.connection import one
 from enchant_worker.errors import AccessDenied, InvalidJob
 from enchant_worker.sql import q
 
@@ -64,7 +65,7 @@ def event_aggregates(
         raise Unprocessable(("query", "from"), "from: must not be after `to`")
     rows = conn.execute(q("event_aggregates"), {"event_type": event_type, "from_ts": from_ts, "to_ts": to_ts,
                                                 "limit": MAX_AGGREGATE_ROWS}).fetchall()
-    oldest = conn.execute(q("oldest_event")).fetchone()["at"]
+    oldest = one(conn.execute(q("oldest_event")))["at"]
     return EventAggregates(items=[EventCount(**r) for r in rows], oldest_event_at=oldest)
 
 

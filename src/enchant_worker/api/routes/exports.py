@@ -101,7 +101,7 @@ def list_exports(story_id: uuid.UUID, request: Request, state: StateDep, store: 
                  cursor: Annotated[str | None, Query(max_length=1000)] = None) -> ExportPage:
     """The story's exports, newest first; follow `next_cursor` for the next page."""
     _readable_story(store, principal, story_id)
-    filters = {"job_type": JOB_TYPE, "entity_type": "story", "entity_id": story_id}
+    filters: dict[str, Any] = {"job_type": JOB_TYPE, "entity_type": "story", "entity_id": story_id}
     secret = state.secret(store, "cursor")
     rows = store.jobs(viewer=None, limit=limit + 1, after=pagination.position(secret, cursor, filters), **filters)
     items, next_cursor = pagination.page(secret, rows, limit, filters)
@@ -118,7 +118,8 @@ def _finished_file(row: Row) -> dict[str, Any]:
     if row["status"] != "completed" or not (row["result"] or {}).get("file"):
         raise Conflict(f"the export is {row['status']}, not completed"
                        + (f": {row['error_message']}" if row["error_message"] else "; try again when it is done"))
-    return row["result"]
+    result: dict[str, Any] = row["result"]
+    return result
 
 
 @router.get("/exports/{export_id}/file", response_class=Response, responses={

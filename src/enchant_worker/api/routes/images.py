@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
@@ -43,7 +43,7 @@ def list_images(
 ) -> ImagePage:
     """The images this key may see, newest first, filtered (`min_quality`: by quality score). Follow `next_cursor` for the next page (a
     changed cursor, or one made for other filters, is a 400)."""
-    filters = {"job_id": job_id, "scene_id": scene_id, "story_id": story_id, "lora_id": lora_id,
+    filters: dict[str, Any] = {"job_id": job_id, "scene_id": scene_id, "story_id": story_id, "lora_id": lora_id,
                "created_from": created_from, "created_to": created_to, "min_quality": min_quality}
     secret = state.secret(store, "cursor")
     rows = store.images(viewer=None if principal.is_admin else principal.user_id, limit=limit + 1,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, status
 
@@ -89,7 +89,7 @@ def list_jobs(
     Follow `next_cursor` for the next page (a changed cursor is a 400)."""
     if user_id is not None and not principal.is_admin and user_id != principal.user_id:
         raise Forbidden("user_id: only an admin key may list another user's jobs")
-    filters = {"status": status_.value if status_ else None, "job_type": job_type, "user_id": user_id,
+    filters: dict[str, Any] = {"status": status_.value if status_ else None, "job_type": job_type, "user_id": user_id,
                "entity_type": entity_type, "entity_id": entity_id, "story_id": story_id,
                "created_from": created_from, "created_to": created_to}
     secret = state.secret(store, "cursor")
@@ -112,7 +112,7 @@ def bulk_action(body: JobBulk, store: StoreDep, queue: QueueDep, admin: AdminDep
 BULK_FROM = {"cancel": ("pending", "processing"), "retry": ("failed", "cancelled")}
 
 
-def bulk(store: Store, queue: JobQueue, principal: Principal, action: str, filters: dict, limit: int
+def bulk(store: Store, queue: JobQueue, principal: Principal, action: str, filters: dict[str, Any], limit: int
          ) -> JobBulkResult:
     """One action on each job matching `filters` (a job that changed state meanwhile is skipped)."""
     rows = store.job_ids_matching(limit=limit, **filters)
@@ -172,11 +172,12 @@ def act(store: Store, queue: JobQueue, principal: Principal, before: Row, action
         elif action == "retry":
             queue.retry(job_id)
         else:
+            assert priority is not None  # the priority action always carries one
             queue.set_priority(job_id, priority)
     except InvalidJob as exc:
         raise Conflict(str(exc), status=_status(store, job_id)) from None
     after = found(store.job(job_id), f"job with id {job_id}")
-    detail = {"priority": [before["priority"], priority]} if action == "priority" else {}
+    detail: dict[str, Any] = {"priority": [before["priority"], priority]} if action == "priority" else {}
     if action == "cancel" and after["status"] == "processing":
         detail["note"] = "cancel requested; the running job stops at its next step"
     store.record_job_action(job_id=job_id, action=action, key_id=principal.key_id, key_name=principal.name,

@@ -19,6 +19,7 @@ from enchant_worker.api.files import media_type as media_type_of
 from enchant_worker.api.files import stored_file
 from enchant_worker.api.serving import check_signature, file_response
 from enchant_worker.content_address import address_hash
+from enchant_worker.db.connection import one
 from enchant_worker.sql import q
 
 router = APIRouter(tags=["media"])
@@ -39,11 +40,11 @@ def get_media(path: str, request: Request, store: StoreDep, state: StateDep, set
     suffix = "." + path.rsplit(".", 1)[-1].lower() if "." in path else ""
     kind = EXPORT_TYPES.get(suffix)
     if check_signature(state.secret(store, "files"), path, expires, sig, name) is None:
-        left_s = max(0, int(expires - time.time()))
+        left_s = max(0, int((expires or 0) - time.time()))
         file = stored_file(settings, path, "this link")
         return file_response(request, file, relative=path, media_type=kind or media_type_of(file.name), public=False,
                              filename=name, cache=f"private, max-age={left_s}")
-    if store.conn.execute(q("media_public_image"), {"path": path}).fetchone()["public"]:
+    if one(store.conn.execute(q("media_public_image"), {"path": path}))["public"]:
         file = stored_file(settings, path, "this image")
         return file_response(request, file, relative=path, media_type=media_type_of(file.name), public=True,
                              disposition="inline")

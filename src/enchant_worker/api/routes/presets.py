@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
 
@@ -41,7 +41,7 @@ def list_presets(
     cursor: Annotated[str | None, Query(max_length=1000)] = None,
 ) -> PresetPage:
     """Own presets and public ones, newest first (all for an admin), filtered; follow `next_cursor`."""
-    filters = {"owner": owner, "is_public": is_public}
+    filters: dict[str, Any] = {"owner": owner, "is_public": is_public}
     secret = state.secret(store, "cursor")
     rows = store.presets(viewer=None if principal.is_admin else principal.user_id, limit=limit + 1,
                          after=pagination.position(secret, cursor, filters), **filters)

@@ -50,7 +50,7 @@ def _gpu_memory(device: dict[str, Any], key: str) -> float | None:
     if isinstance(device.get(f"{key}_mb"), int | float):
         return float(device[f"{key}_mb"])
     if isinstance(device.get(f"{key}_bytes"), int | float):
-        return device[f"{key}_bytes"] / MB
+        return float(device[f"{key}_bytes"]) / MB
     return None
 
 

@@ -18,6 +18,7 @@ from fastapi import APIRouter, Request
 from psycopg.types.json import Jsonb
 
 from enchant_worker import __version__
+from enchant_worker.api.auth import Principal
 from enchant_worker.api.compat import a1111_models as m
 from enchant_worker.api.compat.common import caller, job_images, principal_ref, route_class, wait_for_job
 from enchant_worker.api.deps import ApiState
@@ -43,7 +44,8 @@ class GenerationFailed(ApiError):
 
 
 def _state(request: Request) -> ApiState:
-    return request.app.state.api
+    state: ApiState = request.app.state.api
+    return state
 
 
 def _models(state: ApiState) -> ModelRegistry:
@@ -64,7 +66,7 @@ def _checkpoint(registry: ModelRegistry, value: str, field: str) -> ModelSpec:
     return registry.models[name]
 
 
-def _options(state: ApiState, principal) -> dict[str, Any]:
+def _options(state: ApiState, principal: Principal) -> dict[str, Any]:
     with state.store() as store:
         row = store.conn.execute(q("compat_options_get"), {"principal": principal_ref(principal)}).fetchone()
     return dict(row["options"]) if row else {}

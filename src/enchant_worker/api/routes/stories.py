@@ -42,7 +42,8 @@ def get_story(story_id: uuid.UUID, store: StoreDep, principal: PrincipalDep, cac
     story = cache.story_metadata(str(story_id), lambda: store.story_metadata(story_id))
     if story is None:  # deleted since the rights check
         raise NotFound(f"no story with id {story_id}")
-    return story
+    metadata: Row = story
+    return metadata
 
 
 @router.patch("/{story_id}", response_model=StoryPublic)

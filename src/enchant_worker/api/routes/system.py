@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hmac
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
@@ -45,7 +45,7 @@ def readyz(state: StateDep) -> Response:
 
 
 @router.get("/versions", response_model=list[VersionPublic], tags=["versions"], responses=responses(401))
-def versions(state: StateDep, principal: PrincipalDep) -> list[dict]:
+def versions(state: StateDep, principal: PrincipalDep) -> list[dict[str, Any]]:
     """The API versions with their features, deprecation and sunset date."""
     return state.versions.describe()
 

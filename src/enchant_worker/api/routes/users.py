@@ -15,7 +15,6 @@ from enchant_worker.api.auth import Principal
 from enchant_worker.api.deps import AdminDep, CacheDep, PrincipalDep, SettingsDep, StateDep, StoreDep
 from enchant_worker.api.errors import COMMON, NotFound, Unprocessable, responses
 from enchant_worker.api.schemas import (
-    MAX_JSON_DEPTH,
     MAX_PREFERENCE_KEYS,
     MAX_PREFERENCES_BYTES,
     PreferencesUpdate,
@@ -24,14 +23,16 @@ from enchant_worker.api.schemas import (
     storable_json,
 )
 from enchant_worker.api.versions import BASIC_GENERATION
+from enchant_worker.config import Settings
 from enchant_worker.intake.tiers import check_overrides, load_tiers
+from enchant_worker.jobspecs.limits import MAX_JSON_DEPTH
 
 # Preferences steer generation (the prompt builder reads `style_preference`): every version has them.
 router = APIRouter(prefix="/users", tags=["users"], responses=COMMON)
 FEATURE = BASIC_GENERATION
 
 
-def _user_id(principal: Principal):
+def _user_id(principal: Principal) -> uuid.UUID:
     if principal.user_id is None:
         raise NotFound("this key acts for no user (an admin key without one), so it has no preferences")
     return principal.user_id
@@ -79,10 +80,11 @@ def put_preferences(body: PreferencesUpdate, store: StoreDep, principal: Princip
         cache.invalidate_user_preferences(user_id)
     if stored is None:
         raise NotFound(f"no user with id {user_id}")
-    return stored
+    preferences_row: dict[str, Any] = stored
+    return preferences_row
 
 
-def _tier_view(row: dict, settings) -> UserTier:
+def _tier_view(row: dict[str, Any], settings: Settings) -> UserTier:
     tier = load_tiers(settings.tiers_path)[row["subscription_tier"]].with_overrides(row["quota_overrides"])
     return UserTier(id=row["id"], email=row.get("email"), subscription_tier=row["subscription_tier"],
                     quota_overrides=row["quota_overrides"] or {}, effective=tier.limits(),
