@@ -74,7 +74,7 @@ def main() -> None:
             key = create_key(store, name="bench", role="admin", user_id=None)[0]
         workers = WorkerThreads(db, settings)
         workers.start(types=["generate_image"], poll_interval_s=0.05)
-        app = create_app(settings, database_url=url, job_types=default_registry(plugins=False))
+        app = create_app(settings, database_url=url, session_url=url, job_types=default_registry(plugins=False))
         body = {"prompt": PROMPT, "negative_prompt": NEGATIVE, "seed": SEED, "steps": args.steps,
                 "cfg_scale": CFG, "width": args.size, "height": args.size, "sampler_name": "Euler",
                 "batch_size": 1, "n_iter": 1}
