@@ -26,7 +26,7 @@ import psycopg
 from enchant_worker.db.connection import Database
 from enchant_worker.domain.jobs import Job
 from enchant_worker.errors import DatabaseUnavailable, InvalidJob, JobCancelled, Preempted
-from enchant_worker.intake import recheck_job
+from enchant_worker.intake import Rechecks
 from enchant_worker.intake.tiers import load_tiers
 from enchant_worker.queue import JobQueue, Lease
 from enchant_worker.queue.fairness import FairShare
@@ -202,6 +202,7 @@ class Worker:
         every job the slot holds (it is updated in place on a refill), for _settle."""
         chunk = list(mine)
         while chunk:
+            rechecks = Rechecks(self._handler_connection, self.settings)  # users read once per lease
             done: list[tuple[Lease, dict[str, Any] | None]] = []
             first_done = 0.0
             for i, (lease, job) in enumerate(chunk):
@@ -210,7 +211,7 @@ class Worker:
                     break
                 ctx = self._held[lease]
                 started = time.monotonic()
-                outcome = ctx.outcome = self._execute(lease, job, ctx)
+                outcome = ctx.outcome = self._execute(lease, job, ctx, rechecks)
                 self._mean_job_s = 0.5 * self._mean_job_s + 0.5 * (time.monotonic() - started)
                 if outcome.kind == "completed":
                     if not done:
@@ -241,18 +242,18 @@ class Worker:
         self._forget([le for le, _ in done], completed=len(written))
         return self._hold(jobs)
 
-    def _execute(self, lease: Lease, job: Job, ctx: JobContext) -> Outcome:
+    def _execute(self, lease: Lease, job: Job, ctx: JobContext, rechecks: Rechecks) -> Outcome:
         """Runs the job's handler, with one INFO line when it starts and one when it ends."""
         started = time.monotonic()
         log.info("job %s started: %s, user %s, attempt %d of %d", job.id, job.job_type, job.user_id or "-",
                  job.attempts, job.max_attempts)
-        outcome = self._run_handler(lease, job, ctx)
+        outcome = self._run_handler(lease, job, ctx, rechecks)
         log.info("job %s ended: %s, user %s, attempt %d, %.3fs, %s%s", job.id, job.job_type, job.user_id or "-",
                  job.attempts, time.monotonic() - started, outcome.kind,
                  f" ({outcome.error.splitlines()[0][:200]})" if outcome.error else "")
         return outcome
 
-    def _run_handler(self, lease: Lease, job: Job, ctx: JobContext) -> Outcome:
+    def _run_handler(self, lease: Lease, job: Job, ctx: JobContext, rechecks: Rechecks) -> Outcome:
         handler = self.handlers[job.job_type]
         try:
             if ctx.is_cancelled():
@@ -268,7 +269,7 @@ class Worker:
             ctx.spec = handler.validate(job.metadata) if handler.validate else job.metadata
             # The enqueue checks again, for the job's user: the row may come from plain SQL, or a right
             # may have been lost since (AccessDenied is an InvalidJob: the job fails, never retried).
-            limits = recheck_job(ctx.connect, job, self.settings)
+            limits = rechecks.check(job)
             if limits.max_run_s and (ctx.timeout_s is None or limits.max_run_s < ctx.timeout_s):
                 ctx.timeout_s, ctx.deadline = limits.max_run_s, time.monotonic() + limits.max_run_s
             result = handler.run(ctx) or {}
