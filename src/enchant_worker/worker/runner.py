@@ -202,7 +202,7 @@ class Worker:
         every job the slot holds (it is updated in place on a refill), for _settle."""
         chunk = list(mine)
         while chunk:
-            rechecks = Rechecks(self._handler_connection, self.settings)  # users read once per lease
+            self._local.rechecks = Rechecks(self._handler_connection, self.settings)  # each user read once a lease
             done: list[tuple[Lease, dict[str, Any] | None]] = []
             first_done = 0.0
             for i, (lease, job) in enumerate(chunk):
@@ -211,7 +211,7 @@ class Worker:
                     break
                 ctx = self._held[lease]
                 started = time.monotonic()
-                outcome = ctx.outcome = self._execute(lease, job, ctx, rechecks)
+                outcome = ctx.outcome = self._execute(lease, job, ctx)
                 self._mean_job_s = 0.5 * self._mean_job_s + 0.5 * (time.monotonic() - started)
                 if outcome.kind == "completed":
                     if not done:
@@ -242,18 +242,18 @@ class Worker:
         self._forget([le for le, _ in done], completed=len(written))
         return self._hold(jobs)
 
-    def _execute(self, lease: Lease, job: Job, ctx: JobContext, rechecks: Rechecks) -> Outcome:
+    def _execute(self, lease: Lease, job: Job, ctx: JobContext) -> Outcome:
         """Runs the job's handler, with one INFO line when it starts and one when it ends."""
         started = time.monotonic()
         log.info("job %s started: %s, user %s, attempt %d of %d", job.id, job.job_type, job.user_id or "-",
                  job.attempts, job.max_attempts)
-        outcome = self._run_handler(lease, job, ctx, rechecks)
+        outcome = self._run_handler(lease, job, ctx)
         log.info("job %s ended: %s, user %s, attempt %d, %.3fs, %s%s", job.id, job.job_type, job.user_id or "-",
                  job.attempts, time.monotonic() - started, outcome.kind,
                  f" ({outcome.error.splitlines()[0][:200]})" if outcome.error else "")
         return outcome
 
-    def _run_handler(self, lease: Lease, job: Job, ctx: JobContext, rechecks: Rechecks) -> Outcome:
+    def _run_handler(self, lease: Lease, job: Job, ctx: JobContext) -> Outcome:
         handler = self.handlers[job.job_type]
         try:
             if ctx.is_cancelled():
@@ -269,7 +269,7 @@ class Worker:
             ctx.spec = handler.validate(job.metadata) if handler.validate else job.metadata
             # The enqueue checks again, for the job's user: the row may come from plain SQL, or a right
             # may have been lost since (AccessDenied is an InvalidJob: the job fails, never retried).
-            limits = rechecks.check(job)
+            limits = self._local.rechecks.check(job)
             if limits.max_run_s and (ctx.timeout_s is None or limits.max_run_s < ctx.timeout_s):
                 ctx.timeout_s, ctx.deadline = limits.max_run_s, time.monotonic() + limits.max_run_s
             result = handler.run(ctx) or {}
