@@ -9,7 +9,9 @@ request with a user key, timed until its answer is in (intake, the queue, the wo
 rows, reading it back, base64, JSON, HTTP); "bare" is the worker's own resident pipeline object called
 directly with the same prompt, seed, steps, CFG and size. Rounds alternate the two sides, after one
 warm-up each. Prints the median time of each, the ratio bare/ours (≥ 0.95 is the target), the overhead
-per request in ms (median of ours − bare per round), and whether the pixels are the same.
+per request in ms (median of ours − bare per round), and whether the pixels are the same. The request
+wakes on its job's end through the API's LISTEN (api.job_waits); --no-listen measures the polling
+fallback instead.
 """
 
 from __future__ import annotations
@@ -42,6 +44,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--database-url", default=None)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--no-listen", action="store_true",
+                        help="the API polls the job row instead of LISTENing for its end (as behind a pooler "
+                             "without ENCHANT_DIRECT_DATABASE_URL)")
     args = parser.parse_args()
 
     import numpy as np
@@ -74,7 +79,8 @@ def main() -> None:
             key = create_key(store, name="bench", role="admin", user_id=None)[0]
         workers = WorkerThreads(db, settings)
         workers.start(types=["generate_image"], poll_interval_s=0.05)
-        app = create_app(settings, database_url=url, job_types=default_registry(plugins=False))
+        app = create_app(settings, database_url=url, session_url=None if args.no_listen else url,
+                         job_types=default_registry(plugins=False))
         body = {"prompt": PROMPT, "negative_prompt": NEGATIVE, "seed": SEED, "steps": args.steps,
                 "cfg_scale": CFG, "width": args.size, "height": args.size, "sampler_name": "Euler",
                 "batch_size": 1, "n_iter": 1}
@@ -129,7 +135,8 @@ def main() -> None:
             workers.stop_all(15)
     overhead = statistics.median(o - b for o, b in zip(ours_s, bare_s, strict=True))
     summary = {
-        "database": where, "rounds": args.rounds, "steps": args.steps, "size": args.size,
+        "database": where, "listen": not args.no_listen, "rounds": args.rounds, "steps": args.steps,
+        "size": args.size,
         "bare_median_s": statistics.median(bare_s), "ours_median_s": statistics.median(ours_s),
         "ratio_bare_over_ours": statistics.median(bare_s) / statistics.median(ours_s),
         "overhead_ms_per_request": overhead * 1000, "same_pixels": same,

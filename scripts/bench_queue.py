@@ -14,10 +14,9 @@ drain    fill the queue with --jobs jobs, then time from spawning 1 (then 4) wor
          the faster of two tries).
          Workers and their settings: ours `python -m enchant_worker.cli worker --types noop --burst`
          (concurrency 1; the noop handler's batch_size sets how many it prefetches); procrastinate
-         App.run_worker(wait=False), concurrency 1 (its default: one job per fetch), async task;
-         pgqueuer QueueManager.run(mode=drain, batch_size=10) (its default), durable (logged) tables,
-         async entrypoint. Every job is checked to have completed. Caveat: on an empty queue our
-         burst worker takes ~1 s to exit (heartbeat minimum interval, listener poll), after a longer
+         App.run_worker(wait=False), async task, concurrency as tuned; pgqueuer
+         QueueManager.run(mode=drain), batch_size as tuned, durable (logged) tables, async entrypoint.
+         Every job is checked to have completed. Caveat: on an empty queue our burst worker takes ~1 s to exit (heartbeat minimum interval, listener poll), after a longer
          run less, so subtracting its empty-queue spawn flatters our "net" a little; "raw" does not.
 latency  one idle worker process per system; --latency-jobs jobs each, enqueued one at a time, the
          systems taking turns 20 ms apart. From time.time() just before the enqueue call (one
@@ -31,6 +30,9 @@ context  the median time of one durable commit (a one-row INSERT) just before ea
          fsync time drives every figure here, and it varies when the machine is shared.
 interleaved enqueue  (also alone: --only enqueue) --enqueue-rounds batches of --batch per system, the
          systems taking turns batch by batch; the median batch's jobs/s and the median ours/peer ratio.
+tuning   first of all, the peers at their best: procrastinate's concurrency (1, 4, 16; its default 1)
+         and pgqueuer's batch_size (10, 50, 200; its default 10), each value draining --tune-jobs jobs
+         with one process (best of two); every later phase uses the fastest (--tune-jobs 0: defaults).
 fairness (--only fairness) user A queues --fair-jobs no-op jobs, then user B queues --fair-b in one
          batch, --fair-workers listening worker processes per system; B's enqueue-to-start p50/p95
          against B's on an idle queue, and the flood's drain, for ours (fair share), ours with
@@ -160,6 +162,8 @@ class FifoPeer:
 
 class Procrastinate(FifoPeer):
     name = "procrastinate"
+    knob, choices = "concurrency", (1, 4, 16)  # tasks run at once per worker (its default: 1)
+    value = 1
 
     async def setup(self, conninfo: str) -> None:
         self.app = procrastinate_app(conninfo)
@@ -174,7 +178,7 @@ class Procrastinate(FifoPeer):
         await self.task.defer_async(seq=seq)
 
     def worker_command(self, conninfo: str, drain: bool) -> tuple[list[str], dict[str, str]]:
-        return peer_worker_command(self.name, conninfo, drain)
+        return peer_worker_command(self.name, conninfo, drain, self.value)
 
     completion_sql = """SELECT count(*) FILTER (WHERE status = 'succeeded'), count(*) FILTER (WHERE status <> 'succeeded')
                         FROM procrastinate_jobs WHERE task_name = 'noop'"""
@@ -189,6 +193,8 @@ class Procrastinate(FifoPeer):
 
 class PgQueuer(FifoPeer):
     name = "pgqueuer"
+    knob, choices = "batch_size", (10, 50, 200)  # jobs per dequeue (its default: 10)
+    value = 10
 
     async def setup(self, conninfo: str) -> None:
         import asyncpg
@@ -206,7 +212,7 @@ class PgQueuer(FifoPeer):
         await self.queries.enqueue("noop", str(seq).encode())
 
     def worker_command(self, conninfo: str, drain: bool) -> tuple[list[str], dict[str, str]]:
-        return peer_worker_command(self.name, conninfo, drain)
+        return peer_worker_command(self.name, conninfo, drain, self.value)
 
     # Done jobs leave the queue table for the log.
     completion_sql = """SELECT (SELECT count(*) FROM pgqueuer_log WHERE status = 'successful'),
@@ -242,15 +248,26 @@ def asyncpg_params(conninfo: str) -> dict:
     return {k: v for k, v in params.items() if k in ("host", "port", "user", "password", "database")}
 
 
-def peer_worker_command(system: str, conninfo: str, drain: bool) -> tuple[list[str], dict[str, str]]:
-    return [sys.executable, __file__, "peer-worker", system, conninfo, "drain" if drain else "listen"], {}
+def peer_worker_command(
+    system: str, conninfo: str, drain: bool, value: int
+) -> tuple[list[str], dict[str, str]]:
+    return [
+        sys.executable,
+        __file__,
+        "peer-worker",
+        system,
+        conninfo,
+        "drain" if drain else "listen",
+        str(value),
+    ], {}
 
 
-def peer_worker(system: str, conninfo: str, mode: str) -> None:
-    """A peer's worker process (this script re-run): drains and exits, or listens until SIGTERM."""
+def peer_worker(system: str, conninfo: str, mode: str, value: str) -> None:
+    """A peer's worker process (this script re-run): drains and exits, or listens until SIGTERM. `value`
+    is the peer's knob (procrastinate's concurrency, pgqueuer's batch size)."""
     drain = mode == "drain"
     if system == "procrastinate":
-        procrastinate_app(conninfo).run_worker(wait=not drain, concurrency=1)
+        procrastinate_app(conninfo).run_worker(wait=not drain, concurrency=int(value))
         return
 
     import asyncpg
@@ -270,7 +287,9 @@ def peer_worker(system: str, conninfo: str, mode: str) -> None:
                 record_start(job.payload.decode())
 
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, qm.shutdown.set)
-        await qm.run(batch_size=10, mode=QueueExecutionMode.drain if drain else QueueExecutionMode.continuous)
+        await qm.run(
+            batch_size=int(value), mode=QueueExecutionMode.drain if drain else QueueExecutionMode.continuous
+        )
         await conn.close()
 
     asyncio.run(main())
@@ -365,6 +384,49 @@ async def drain(system, admin: psycopg.Connection, n: int, overhead: float, args
         )
         r["wal_kb"] /= 1024
     print(f"  {system.name}: drain x{n} {raw:.2f} s raw, {overhead:.2f} s start+exit", file=sys.stderr)
+
+
+async def tune(
+    peers: list, admin: psycopg.Connection, admin_url: str, jobs: int
+) -> dict[str, dict[int, float]]:
+    """The peers at their best: each value of a peer's knob drains `jobs` no-op jobs with one worker
+    process, on a fresh database of its own, the values taking turns (twice, best kept); the fastest
+    value is the one every later phase uses."""
+    rates: dict[str, dict[int, float]] = {}
+    for s in peers:
+        s.dbname = f"bench_tune_{s.name}"
+        admin.execute(f"DROP DATABASE IF EXISTS {s.dbname} WITH (FORCE)")
+        admin.execute(f"CREATE DATABASE {s.dbname}")
+        s.conninfo = make_conninfo(admin_url, dbname=s.dbname)
+        await s.setup(s.conninfo)
+        try:
+            rates[s.name] = {v: 0.0 for v in s.choices}
+            for _ in range(2):
+                for value in s.choices:
+                    s.value = value
+                    await fill(s, jobs, 1000)
+                    rates[s.name][value] = max(rates[s.name][value], jobs / timed_drain(s, s.conninfo, 1))
+            s.value = max(s.choices, key=lambda v: rates[s.name][v])
+            print(
+                f"  {s.name} {s.knob}: "
+                + ", ".join(f"{v} {r:,.0f} jobs/s" for v, r in rates[s.name].items())
+                + f"; using {s.value}",
+                file=sys.stderr,
+            )
+        finally:
+            await s.close()
+            admin.execute(f"DROP DATABASE IF EXISTS {s.dbname} WITH (FORCE)")
+    return rates
+
+
+def print_tuning(rates: dict[str, dict[int, float]], peers: list) -> None:
+    print(
+        "\nPeers tuned: drain jobs/s of one worker process for each value of its knob (best of two); the "
+        "fastest is used throughout."
+    )
+    for s in peers:
+        cells = ", ".join(f"{v}: {r:,.0f}" for v, r in rates[s.name].items())
+        print(f"{s.name} {s.knob} {cells} -> {s.value}")
 
 
 async def latency(systems: list, jobs: int, spacing_s: float, results: dict) -> None:
@@ -631,7 +693,7 @@ def print_table(results: dict[str, dict[str, float]], args) -> None:
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "peer-worker":
-        peer_worker(*sys.argv[2:5])
+        peer_worker(*sys.argv[2:6])
         return
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
@@ -659,11 +721,19 @@ def main() -> None:
         "--fair-jobs", type=int, default=None, help="user A's flood (default 20000; 2000 quick)"
     )
     parser.add_argument("--fair-b", type=int, default=50, help="user B's jobs after the flood (default 50)")
+    parser.add_argument(
+        "--tune-jobs",
+        type=int,
+        default=None,
+        help="jobs per drain of the peers' sweep (default 2000; 500 with --quick; 0: no sweep, their defaults)",
+    )
     parser.add_argument("--fair-workers", type=int, default=2, help="worker processes per system (default 2)")
     args = parser.parse_args()
     args.jobs = args.jobs or (1000 if args.quick else 20000)
     args.fair_jobs = args.fair_jobs or (2000 if args.quick else 20000)
     args.latency_jobs = args.latency_jobs or (30 if args.quick else 200)
+    if args.tune_jobs is None:
+        args.tune_jobs = 500 if args.quick else 2000
     if args.quick:
         args.batch = min(args.batch, 250)
 
@@ -681,6 +751,9 @@ def main() -> None:
             )
 
     with psycopg.connect(args.database_url, autocommit=True) as admin:
+        peers = [s for s in systems if hasattr(s, "knob")]
+        if args.tune_jobs and args.only != "enqueue":
+            print_tuning(asyncio.run(tune(peers, admin, args.database_url, args.tune_jobs)), peers)
         if args.only in (None, "throughput", "enqueue"):
             results = asyncio.run(bench(systems, admin, args.database_url, args))
             print_table(results, args)

@@ -67,10 +67,13 @@ class NoJobTypes:
 
 def create_app(settings: Settings | None = None, *, database_url: str | None = None,
                job_types: JobTypes | None = None, versions: Mapping[str, VersionInfo] | None = None,
-               limits: Limits | None = None, cache: Cache | None = None) -> FastAPI:
+               limits: Limits | None = None, cache: Cache | None = None,
+               session_url: str | None = None) -> FastAPI:
     """The app. `job_types` is the worker's handler registry (`handlers.default_registry()`),
     passed in so that job creation validates each type's metadata with its handler's `validate`.
     `cache` defaults to the process's `shared_cache(settings)` (Redis when ENCHANT_REDIS_URL is set).
+    `session_url` (`Database.session_url`: the server itself) is where requests waiting on a job LISTEN
+    for its end; without it they poll.
     Building the app opens no connection: the pool opens on the first request."""
     settings = settings or get_settings()
     if database_url is None:
@@ -79,7 +82,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         database_url = configured_url(settings)
     state = ApiState(settings=settings, database_url=database_url, job_types=job_types or NoJobTypes(),
                      versions=Versions(versions or API_VERSIONS), limits=limits or Limits.from_settings(settings),
-                     cache=cache)
+                     cache=cache, session_url=session_url)
     state.metrics = make_registry(state.store)
 
     @asynccontextmanager

@@ -15,6 +15,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from enchant_worker.api.auth import Principal, hash_key
 from enchant_worker.api.errors import Forbidden, ServiceUnavailable, Unauthorized
+from enchant_worker.api.job_waits import JobWaits
 from enchant_worker.api.store import Store
 from enchant_worker.api.versions import Versions
 from enchant_worker.api.views import ViewBuffer
@@ -68,6 +69,11 @@ class ApiState:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _secrets: dict[str, bytes] = field(default_factory=dict)
     views: ViewBuffer = field(default_factory=ViewBuffer)  # community views, written in batches
+    session_url: str | None = None  # where to LISTEN for job ends (None: requests waiting on jobs poll)
+    job_waits: JobWaits = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.job_waits = JobWaits(self.session_url)
 
     @property
     def pool(self) -> ConnectionPool[Connection]:
@@ -97,6 +103,7 @@ class ApiState:
         return self.cache
 
     def close(self) -> None:
+        self.job_waits.close()
         with self._lock:
             if self._pool is not None:
                 try:

@@ -61,7 +61,8 @@ def cmd_api(args) -> int:
 
     settings, db = open_database()
     storage_for(settings)  # a bad ENCHANT_STORAGE_URL or missing S3 credentials stop start-up, not a request
-    app = create_app(settings, database_url=db.url, job_types=default_registry(module=args.handlers))
+    app = create_app(settings, database_url=db.url, session_url=db.session_url,
+                     job_types=default_registry(module=args.handlers))
     from enchant_worker.api.routes.dashboard import stop_streams
 
     class _Server(uvicorn.Server):

@@ -58,7 +58,7 @@ def cmd_serve(args) -> int:
     scheduler = start_scheduler(db, settings)
     worker_thread.start()
     try:
-        app = create_app(settings, database_url=db.url, job_types=registry)
+        app = create_app(settings, database_url=db.url, session_url=db.session_url, job_types=registry)
         config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level.lower(),
                                 log_config=None, access_log=logs.access_log_enabled(),
                                 proxy_headers=False)  # the client address: ENCHANT_TRUSTED_PROXIES only

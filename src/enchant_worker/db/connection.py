@@ -57,7 +57,8 @@ def _redacted(url: str) -> str:
 CONNECTION_BUDGET = (
     "a worker holds 2 + 2 x --concurrency connections through ENCHANT_DATABASE_URL (lease, heartbeat, and per "
     "slot one for finishing jobs and one for handlers) plus 1 for LISTEN through ENCHANT_DIRECT_DATABASE_URL "
-    "(or the main URL when there is no pooler); an API process up to 10, a scheduler 1 + 4 while tasks run"
+    "(or the main URL when there is no pooler); an API process up to 10 plus 1 for LISTEN (once a request waits "
+    "on a job), a scheduler 1 + 4 while tasks run"
 )
 
 

@@ -3,7 +3,7 @@ every row and file a job names), roles and subscription tiers (caps, quotas), up
 training initiation — shared by the API, the CLI and the worker's re-check. Torch-free."""
 
 from enchant_worker.intake.actor import ADMIN, SYSTEM, SYSTEM_ACTOR, USER, Actor
-from enchant_worker.intake.submit import JobRequest, Recheck, checked_spec, recheck_job, submit
+from enchant_worker.intake.submit import JobRequest, Recheck, Rechecks, checked_spec, submit
 
-__all__ = ["ADMIN", "SYSTEM", "SYSTEM_ACTOR", "USER", "Actor", "JobRequest", "Recheck", "checked_spec",
-           "recheck_job", "submit"]
+__all__ = ["ADMIN", "SYSTEM", "SYSTEM_ACTOR", "USER", "Actor", "JobRequest", "Recheck", "Rechecks", "checked_spec",
+           "submit"]

@@ -2,7 +2,7 @@
 
 `submit` validates the metadata with the job type's spec, checks that the caller may enqueue the type
 and use everything it names (`references`), applies the caller's tier (priority floor, attempts, daily
-quotas) and enqueues, all in one transaction. `recheck_job` runs the same checks for the job's user when
+quotas) and enqueues, all in one transaction. `Rechecks` runs the same checks for the job's user when
 a worker is about to run it: the row may have been inserted by plain SQL, or a right lost since.
 """
 
@@ -118,8 +118,11 @@ def tier_of(conn, actor: Actor, settings: Any) -> Tier | None:
     row = conn.execute(q("intake_user"), {"id": actor.user_id}).fetchone()
     if row is None:
         raise AccessDenied("user_id", f"no user has id {actor.user_id}")
-    tiers = load_tiers(settings.tiers_path)
-    return tiers[row["subscription_tier"]].with_overrides(row["quota_overrides"])
+    return _tier(row, settings)
+
+
+def _tier(row: Mapping[str, Any], settings: Any) -> Tier:
+    return load_tiers(settings.tiers_path)[row["subscription_tier"]].with_overrides(row["quota_overrides"])
 
 
 def actor_for_job(conn, job: Job) -> Actor:
@@ -130,10 +133,18 @@ def actor_for_job(conn, job: Job) -> Actor:
 
 def actor_for_user(conn, user_id: uuid.UUID) -> Actor:
     """A user as an actor: an admin when the user holds a live admin key, else an ordinary user."""
+    return _actor(_user_row(conn, user_id))
+
+
+def _user_row(conn, user_id: uuid.UUID) -> Mapping[str, Any]:
     row = conn.execute(q("intake_user"), {"id": user_id}).fetchone()
     if row is None:
         raise AccessDenied("user_id", f"no user has id {user_id}")
-    return Actor(user_id, ADMIN if row["is_admin"] else USER)
+    return row
+
+
+def _actor(row: Mapping[str, Any]) -> Actor:
+    return Actor(row["id"], ADMIN if row["is_admin"] else USER)
 
 
 @dataclass(frozen=True)
@@ -141,25 +152,42 @@ class Recheck:
     max_run_s: float | None  # the tier's limit on the run time (None: the handler's own)
 
 
-def recheck_job(connect: Callable[[], Any], job: Job, settings: Any) -> Recheck:
-    """The enqueue checks again, for the job's user, before a worker runs it; raises `InvalidJob`
-    (`AccessDenied`) naming the field. Opens no connection for an ownerless job that names nothing."""
-    jt = job_types().get(job.job_type)
-    spec = parse(jt.spec, job.metadata) if jt is not None else None
-    if job.user_id is None and (spec is None or next(references(spec), None) is None):
-        return Recheck(None)
-    with connect() as conn:
-        actor = actor_for_job(conn, job)
-        if not actor.is_admin and (jt is None or not jt.user_allowed):
-            raise JobTypeNotAllowed("job_type", f"the job's user may not run {job.job_type} jobs")
-        if spec is not None:
-            check_references(conn, actor, spec, settings)
-        entity_type, entity_id = job.entity_type, job.entity_id
-        if (entity_type is not None and entity_id is not None and not actor.is_admin
-                and (entity_type, entity_id) != _named_entity(spec)):
-            _check_entity(conn, actor, entity_type, entity_id, settings)
-        tier = tier_of(conn, actor, settings)
-    return Recheck(float(tier.max_run_s) if tier is not None and tier.max_run_s else None)
+class Rechecks:
+    """The enqueue checks again, for each job's user, before a worker runs the jobs of one lease (the row
+    may come from plain SQL, or a right may have been lost since). Each user's row (admin or not, tier) is
+    read once for the lease instead of once or twice per job; the references of every job are checked
+    every time. The jobs of a lease are taken together and start moments apart (a worker leases several
+    at once only while its jobs take milliseconds), so a right lost after a lease is seen by the next."""
+
+    def __init__(self, connect: Callable[[], Any], settings: Any):
+        self.connect = connect
+        self.settings = settings
+        self._users: dict[uuid.UUID, Mapping[str, Any]] = {}
+
+    def check(self, job: Job) -> Recheck:
+        """Raises `InvalidJob` (`AccessDenied`) naming the field. Opens no connection for an ownerless job
+        that names nothing."""
+        jt = job_types().get(job.job_type)
+        spec = parse(jt.spec, job.metadata) if jt is not None else None
+        if job.user_id is None and (spec is None or next(references(spec), None) is None):
+            return Recheck(None)
+        with self.connect() as conn:
+            row = None if job.user_id is None else self._user(conn, job.user_id)
+            actor = Actor(None, SYSTEM) if row is None else _actor(row)
+            if not actor.is_admin and (jt is None or not jt.user_allowed):
+                raise JobTypeNotAllowed("job_type", f"the job's user may not run {job.job_type} jobs")
+            if spec is not None:
+                check_references(conn, actor, spec, self.settings)
+            entity = (job.entity_type, job.entity_id)
+            if None not in entity and not actor.is_admin and entity != _named_entity(spec):
+                _check_entity(conn, actor, *entity, self.settings)
+        tier = None if row is None or actor.is_admin else _tier(row, self.settings)
+        return Recheck(float(tier.max_run_s) if tier is not None and tier.max_run_s else None)
+
+    def _user(self, conn, user_id: uuid.UUID) -> Mapping[str, Any]:
+        if user_id not in self._users:
+            self._users[user_id] = _user_row(conn, user_id)
+        return self._users[user_id]
 
 
 # -- helpers --------------------------------------------------------------------------------------

@@ -515,3 +515,7 @@ ORDER BY job_type, status
 SELECT id, job_type, error_message, attempts, max_attempts, errors, crashes, completed_at, user_id
 FROM processing_jobs WHERE status = 'failed' AND completed_at IS NOT NULL
 ORDER BY completed_at DESC LIMIT %(limit)s
+
+-- listen_job_done --
+-- The API's wake-ups for requests waiting on a job (the trigger of migration 0093 notifies its id).
+LISTEN enchant_done

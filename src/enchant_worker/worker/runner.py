@@ -27,7 +27,7 @@ from enchant_worker.config import Settings
 from enchant_worker.db.connection import Connection, Database, one
 from enchant_worker.domain.jobs import Job
 from enchant_worker.errors import DatabaseUnavailable, InvalidJob, JobCancelled, Preempted
-from enchant_worker.intake import recheck_job
+from enchant_worker.intake import Rechecks
 from enchant_worker.intake.tiers import load_tiers
 from enchant_worker.queue import JobQueue, Lease
 from enchant_worker.queue.affinity import Affinity, Warm
@@ -229,6 +229,7 @@ class Worker:
         every job the slot holds (it is updated in place on a refill), for _settle."""
         chunk = list(mine)
         while chunk:
+            self._local.rechecks = Rechecks(self._handler_connection, self.settings)  # each user read once a lease
             done: list[tuple[Lease, dict[str, Any] | None]] = []
             first_done = 0.0
             for i, (lease, job) in enumerate(chunk):
@@ -358,7 +359,7 @@ class Worker:
         ctx.spec = handler.validate(job.metadata) if handler.validate else job.metadata
         # The enqueue checks again, for the job's user: the row may come from plain SQL, or a right
         # may have been lost since (AccessDenied is an InvalidJob: the job fails, never retried).
-        limits = recheck_job(ctx.connect, job, self.settings)
+        limits = self._local.rechecks.check(job)
         if limits.max_run_s and (ctx.timeout_s is None or limits.max_run_s < ctx.timeout_s):
             ctx.timeout_s, ctx.deadline = limits.max_run_s, time.monotonic() + limits.max_run_s
         return None

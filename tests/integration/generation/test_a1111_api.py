@@ -33,7 +33,9 @@ def service(db, gen_settings, lora_sources):
     loras = gen_settings.storage / "loras"
     loras.mkdir(parents=True, exist_ok=True)
     shutil.copy(lora_sources["ink"], loras / "ink.safetensors")
-    app = create_app(gen_settings, database_url=gen_settings.database_url, job_types=default_registry(plugins=False))
+    # requests wake on the job's end through LISTEN (the OpenAI tests' app polls)
+    app = create_app(gen_settings, database_url=gen_settings.database_url, session_url=db.session_url,
+                     job_types=default_registry(plugins=False))
     workers = WorkerThreads(db, gen_settings)
     workers.start(types=["generate_image"], poll_interval_s=0.05)
     with ServerThread(app) as server:

@@ -23,7 +23,6 @@ from enchant_worker.errors import AccessDenied, InvalidJob, JobNotFound, QuotaEx
 from enchant_worker.storage import Storage
 
 WAIT_FOR_JOB_S = 900.0  # an A1111 or OpenAI client waits on one HTTP request for its images
-POLL_FIRST_S, POLL_MAX_S = 0.005, 0.02  # the job row is read again at these intervals (growing)
 FINISHED = ("completed", "failed", "cancelled")
 
 
@@ -58,21 +57,22 @@ def principal_ref(principal: Principal) -> str:
 
 def wait_for_job(state: ApiState, job_id: uuid.UUID, timeout_s: float = WAIT_FOR_JOB_S) -> dict[str, Any]:
     """The job's row once it has finished. Reads the row (a pool connection for each read, never held
-    while waiting), sooner at first: a tiny model's job takes a few hundred milliseconds."""
+    while waiting) again when the job's end is notified (api.job_waits), or polls without a listener."""
     deadline = time.monotonic() + timeout_s
-    delay = POLL_FIRST_S
-    while True:
-        with state.store() as store:
-            row = store.job(job_id)
-        if row is None:
-            raise JobNotFound(f"job {job_id} is gone")
-        if row["status"] in FINISHED:
-            return row
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"job {job_id} has not finished after {timeout_s:.0f} s; it is still queued "
-                               f"(GET /v2/jobs/{job_id} shows it)")
-        time.sleep(delay)
-        delay = min(delay * 1.5, POLL_MAX_S)
+    with state.job_waits.watch(job_id) as waiting:
+        while True:
+            waiting.arm()
+            with state.store() as store:
+                row = store.job(job_id)
+            if row is None:
+                raise JobNotFound(f"job {job_id} is gone")
+            if row["status"] in FINISHED:
+                return row
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"job {job_id} has not finished after {timeout_s:.0f} s; it is still queued "
+                                   f"(GET /v2/jobs/{job_id} shows it)")
+            waiting.wait(left)
 
 
 @dataclass(frozen=True)
