@@ -31,7 +31,9 @@ class StoredFile:
         if self.path is not None:
             path = self.path.with_name(name)
             return StoredFile(name, key, path, self.storage) if path.is_file() else None
-        return StoredFile(name, key, None, self.storage, self.presigned_s) if self.storage.exists(key) else None
+        if key is None or not self.storage.exists(key):
+            return None
+        return StoredFile(name, key, None, self.storage, self.presigned_s)
 
 
 def stored_file(settings: Settings, name: str, what: str) -> StoredFile:

@@ -17,6 +17,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 from urllib.parse import quote
 
 from fastapi import Request
@@ -93,9 +94,11 @@ def file_response(request: Request, file: StoredFile, *, relative: str | None, m
         return Response(status_code=304, headers=headers)
     if file.path is not None:
         return FileResponse(file.path, media_type=media_type, headers=headers)
-    if file.presigned_s:  # the object store serves it (Range included); the URL is this caller's alone
-        url = file.storage.url_for(file.key, file.presigned_s, content_type=media_type,
-                                   disposition=headers.get("Content-Disposition"))
+    assert file.key is not None  # a StoredFile has a path or a key
+    # with presigned URLs, the object store serves it (Range included); the URL is this caller's alone
+    url = file.storage.url_for(file.key, file.presigned_s, content_type=media_type,
+                               disposition=headers.get("Content-Disposition")) if file.presigned_s else None
+    if url is not None:
         return RedirectResponse(url, status_code=307, headers={"Cache-Control": "private, no-store"})
     body = file.storage.open(file.key)
     return StreamingResponse(_chunks(body), media_type=media_type, headers=headers)
@@ -106,7 +109,7 @@ def _address_etag(relative: str | None) -> str | None:
     return f'"{digest}"' if digest else None
 
 
-def _chunks(body) -> Iterator[bytes]:
+def _chunks(body: BinaryIO) -> Iterator[bytes]:
     with body:
         while chunk := body.read(1 << 20):
             yield chunk

@@ -178,9 +178,10 @@ class Rechecks:
                 raise JobTypeNotAllowed("job_type", f"the job's user may not run {job.job_type} jobs")
             if spec is not None:
                 check_references(conn, actor, spec, self.settings)
-            entity = (job.entity_type, job.entity_id)
-            if None not in entity and not actor.is_admin and entity != _named_entity(spec):
-                _check_entity(conn, actor, *entity, self.settings)
+            entity_type, entity_id = job.entity_type, job.entity_id
+            if (entity_type is not None and entity_id is not None and not actor.is_admin
+                    and (entity_type, entity_id) != _named_entity(spec)):
+                _check_entity(conn, actor, entity_type, entity_id, self.settings)
         tier = None if row is None or actor.is_admin else _tier(row, self.settings)
         return Recheck(float(tier.max_run_s) if tier is not None and tier.max_run_s else None)
 

@@ -51,11 +51,11 @@ class Affinity:
 
     def params(self, warm: Warm | None, limit: int) -> dict[str, Any]:
         """The lease's parameters: no preference (and a window of `limit`) when nothing is warm."""
-        prefer = bool(warm and warm.models) and self.max_wait_s > 0
+        prefer = warm is not None and bool(warm.models) and self.max_wait_s > 0
         return {
             "prefer": prefer,
             "window": max(self.window, limit) if prefer else limit,
-            "warm_models": sorted(warm.models) if prefer else [],
-            "warm_loras": sorted(warm.loras) if prefer else [],
+            "warm_models": sorted(warm.models) if warm is not None and prefer else [],
+            "warm_loras": sorted(warm.loras) if warm is not None and prefer else [],
             "affinity_wait_s": self.max_wait_s,
         }

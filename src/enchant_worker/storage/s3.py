@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from enchant_worker.storage.base import StorageConfigError, StorageUnavailable, StoredFileMissing, check_key
 
@@ -66,7 +66,7 @@ class S3Storage:
             upload_id = self.client.create_multipart_upload(Bucket=self.bucket, Key=full)["UploadId"]
         try:
             with self._errors(key), open(path, "rb") as f:
-                parts = []
+                parts: list[dict[str, Any]] = []
                 while chunk := f.read(self.part_size):
                     number = len(parts) + 1
                     answer = self.client.upload_part(Bucket=self.bucket, Key=full, UploadId=upload_id,
@@ -110,7 +110,7 @@ class S3Storage:
     def list(self, prefix: str) -> list[str]:
         start = self._key(prefix) + "/"
         cut = len(self.prefix) + 1 if self.prefix else 0
-        keys = []
+        keys: list[str] = []
         with self._errors(prefix):
             for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=start):
                 keys.extend(item["Key"][cut:] for item in page.get("Contents", []))

@@ -44,7 +44,7 @@ class Handler(Generic[Spec]):
     timeout_s: float | None = None
     description: str = ""
     resident: Callable[[Any], Any] | None = None
-    run_batch: Callable[[list[JobContext]], list[dict[str, Any] | Exception]] | None = None
+    run_batch: Callable[[list[JobContext[Spec]]], list[dict[str, Any] | Exception]] | None = None
 
 
 class Registry:

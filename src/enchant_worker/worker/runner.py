@@ -201,7 +201,7 @@ class Worker:
 
     def _context(self, job: Job) -> JobContext[Any]:
         handler = self.handlers[job.job_type]
-        ctx: JobContext[Any] = JobContext(job=job, log=logging.getLogger(f"enchant_worker.job.{job.job_type}"),
+        ctx: JobContext[Any] = JobContext[Any](job=job, log=logging.getLogger(f"enchant_worker.job.{job.job_type}"),
                          connect=self._handler_connection, settings=self.settings,
                          on_progress=self._progress_reported)
         if handler.gpu:
@@ -285,7 +285,8 @@ class Worker:
                  f" ({outcome.error.splitlines()[0][:200]})" if outcome.error else "")
         return outcome
 
-    def _execute_batch(self, head: Lease, job: Job, mine: list[tuple[Lease, Job]]) -> list[tuple]:
+    def _execute_batch(self, head: Lease, job: Job, mine: list[tuple[Lease, Job]]
+                       ) -> list[tuple[Lease, Job, JobContext[Any], Outcome]]:
         """Cross-job batching: leases up to batch size - 1 companions of the head job (same batch key) in
         one statement, and runs them all through the handler's run_batch. Returns (lease, job, context,
         outcome) for each; every job's outcome is its own."""
@@ -311,7 +312,7 @@ class Worker:
         run together in one run_batch call."""
         handler = self.handlers[members[0][1].job_type]
         outcomes: dict[Lease, Outcome] = {}
-        ready: list[tuple[Lease, Job, JobContext]] = []
+        ready: list[tuple[Lease, Job, JobContext[Any]]] = []
         for lease, job in members:
             ctx = self._held[lease]
             try:
@@ -343,7 +344,7 @@ class Worker:
         finally:
             ctx.finishing = True  # from here, a job missing from a heartbeat's answer was finished by us
 
-    def _begin(self, lease: Lease, job: Job, ctx: JobContext, handler: Handler) -> Outcome | None:
+    def _begin(self, lease: Lease, job: Job, ctx: JobContext[Any], handler: Handler[Any]) -> Outcome | None:
         """What runs before a handler: the cancel flag, the start, validation and the rights check
         (raising what the handler would). Returns a "lost" outcome when the lease is gone."""
         if ctx.is_cancelled():
@@ -365,7 +366,7 @@ class Worker:
         return None
 
     @staticmethod
-    def _completed(ctx: JobContext, result: dict[str, Any]) -> Outcome:
+    def _completed(ctx: JobContext[Any], result: dict[str, Any]) -> Outcome:
         # A result that cannot be stored is the handler's error, not ours; it would fail again.
         if problem := checked_json(result):
             return Outcome("failed", error=f"the handler's result cannot be stored: {problem}", retry=False)
@@ -374,7 +375,7 @@ class Worker:
         return Outcome("completed", result)
 
     @staticmethod
-    def _error_outcome(job: Job, ctx: JobContext, exc: Exception) -> Outcome:
+    def _error_outcome(job: Job, ctx: JobContext[Any], exc: Exception) -> Outcome:
         if isinstance(exc, InvalidJob):
             return Outcome("failed", error=f"invalid input: {_text_of(exc)}", retry=False)
         if isinstance(exc, Preempted):
