@@ -44,9 +44,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--database-url", default=None)
     parser.add_argument("--json", type=Path, default=None)
-    parser.add_argument("--no-listen", action="store_true",
-                        help="the API polls the job row instead of LISTENing for its end (as behind a pooler "
-                             "without ENCHANT_DIRECT_DATABASE_URL)")
+    parser.add_argument(
+        "--no-listen",
+        action="store_true",
+        help="the API polls the job row instead of LISTENing for its end (as behind a pooler "
+        "without ENCHANT_DIRECT_DATABASE_URL)",
+    )
     args = parser.parse_args()
 
     import numpy as np
@@ -71,19 +74,38 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, fresh_database(args) as (url, where):
         models = Path(tmp) / "models"
         save_tiny_model(models / "tiny-sd")
-        settings = Settings(database_url=url, home=Path(tmp) / "home", models_dir=models, device="cpu",
-                            poll_interval_s=0.05, heartbeat_seconds=1.0)
+        settings = Settings(
+            database_url=url,
+            home=Path(tmp) / "home",
+            models_dir=models,
+            device="cpu",
+            poll_interval_s=0.05,
+            heartbeat_seconds=1.0,
+        )
         db = Database(url)
         with db.connection() as conn:
             store = Store(conn)
             key = create_key(store, name="bench", role="admin", user_id=None)[0]
         workers = WorkerThreads(db, settings)
         workers.start(types=["generate_image"], poll_interval_s=0.05)
-        app = create_app(settings, database_url=url, session_url=None if args.no_listen else url,
-                         job_types=default_registry(plugins=False))
-        body = {"prompt": PROMPT, "negative_prompt": NEGATIVE, "seed": SEED, "steps": args.steps,
-                "cfg_scale": CFG, "width": args.size, "height": args.size, "sampler_name": "Euler",
-                "batch_size": 1, "n_iter": 1}
+        app = create_app(
+            settings,
+            database_url=url,
+            session_url=None if args.no_listen else url,
+            job_types=default_registry(plugins=False),
+        )
+        body = {
+            "prompt": PROMPT,
+            "negative_prompt": NEGATIVE,
+            "seed": SEED,
+            "steps": args.steps,
+            "cfg_scale": CFG,
+            "width": args.size,
+            "height": args.size,
+            "sampler_name": "Euler",
+            "batch_size": 1,
+            "n_iter": 1,
+        }
         session = requests.Session()
         session.headers["Authorization"] = f"Bearer {key}"
         try:
@@ -108,9 +130,16 @@ def main() -> None:
                 def bare():
                     started = time.perf_counter()
                     with torch.inference_mode():
-                        out = pipe(prompt=[PROMPT], negative_prompt=[NEGATIVE], width=args.size, height=args.size,
-                                   num_inference_steps=args.steps, guidance_scale=CFG,
-                                   generator=[torch.Generator("cpu").manual_seed(SEED)], output_type="pil")
+                        out = pipe(
+                            prompt=[PROMPT],
+                            negative_prompt=[NEGATIVE],
+                            width=args.size,
+                            height=args.size,
+                            num_inference_steps=args.steps,
+                            guidance_scale=CFG,
+                            generator=[torch.Generator("cpu").manual_seed(SEED)],
+                            output_type="pil",
+                        )
                     return time.perf_counter() - started, out.images[0]
 
                 bare()
@@ -128,18 +157,25 @@ def main() -> None:
                     if i == 0:
                         same = bool((bare_image == our_image).all())
                 with db.connection() as conn:
-                    rows = conn.execute("SELECT result->'timings_s' AS t, EXTRACT(EPOCH FROM completed_at - "
-                                        "created_at)::FLOAT8 AS e2e FROM processing_jobs WHERE id = ANY(%s::uuid[])",
-                                        (job_ids[1:],)).fetchall()
+                    rows = conn.execute(
+                        "SELECT result->'timings_s' AS t, EXTRACT(EPOCH FROM completed_at - "
+                        "created_at)::FLOAT8 AS e2e FROM processing_jobs WHERE id = ANY(%s::uuid[])",
+                        (job_ids[1:],),
+                    ).fetchall()
         finally:
             workers.stop_all(15)
     overhead = statistics.median(o - b for o, b in zip(ours_s, bare_s, strict=True))
     summary = {
-        "database": where, "listen": not args.no_listen, "rounds": args.rounds, "steps": args.steps,
+        "database": where,
+        "listen": not args.no_listen,
+        "rounds": args.rounds,
+        "steps": args.steps,
         "size": args.size,
-        "bare_median_s": statistics.median(bare_s), "ours_median_s": statistics.median(ours_s),
+        "bare_median_s": statistics.median(bare_s),
+        "ours_median_s": statistics.median(ours_s),
         "ratio_bare_over_ours": statistics.median(bare_s) / statistics.median(ours_s),
-        "overhead_ms_per_request": overhead * 1000, "same_pixels": same,
+        "overhead_ms_per_request": overhead * 1000,
+        "same_pixels": same,
         # where our time goes (medians over the timed jobs): waiting for a worker, the handler's run
         # (generation, PNG, rows), and the job's life from insert to completion (the database's clock)
         "job_queue_wait_ms": 1000 * statistics.median(r["t"]["queue_wait_s"] for r in rows),
@@ -149,10 +185,14 @@ def main() -> None:
     print("| side | median s per image |\n|---|---:|")
     print(f"| bare diffusers pipeline | {summary['bare_median_s']:.4f} |")
     print(f"| /sdapi/v1/txt2img end to end | {summary['ours_median_s']:.4f} |")
-    print(f"ratio bare/ours {summary['ratio_bare_over_ours']:.3f} (target ≥ 0.95); overhead "
-          f"{summary['overhead_ms_per_request']:.1f} ms per request; same pixels: {same}")
-    print(f"job: queue wait {summary['job_queue_wait_ms']:.1f} ms, run {summary['job_run_ms']:.1f} ms, "
-          f"created → completed {summary['job_created_to_completed_ms']:.1f} ms (medians)")
+    print(
+        f"ratio bare/ours {summary['ratio_bare_over_ours']:.3f} (target ≥ 0.95); overhead "
+        f"{summary['overhead_ms_per_request']:.1f} ms per request; same pixels: {same}"
+    )
+    print(
+        f"job: queue wait {summary['job_queue_wait_ms']:.1f} ms, run {summary['job_run_ms']:.1f} ms, "
+        f"created → completed {summary['job_created_to_completed_ms']:.1f} ms (medians)"
+    )
     if args.json:
         args.json.write_text(json.dumps(summary, indent=2))
 

@@ -56,8 +56,12 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--rounds", type=int, default=4, help="rounds per side, alternating")
     p.add_argument("--steps", type=int, default=4)
     p.add_argument("--bounded-wait", type=float, default=5.0, help="max wait of the 'bounded' side (s)")
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch intra-op threads (1: steadier on a small shared CPU; 0: torch's default)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch intra-op threads (1: steadier on a small shared CPU; 0: torch's default)",
+    )
     p.add_argument("--database-url", default=None)
     p.add_argument("--json", type=Path, default=None)
     return p.parse_args()
@@ -75,9 +79,13 @@ def build_models(folder: Path) -> Path:
     for i, name in enumerate(LORA_FILES):
         save_random_lora(pipe, folder / "loras" / f"{name}.safetensors", seed=i + 1)
     config = folder / "models.toml"
-    config.write_text(f'default = "{MODELS[0]}"\n' + "".join(
-        f'\n[models.{m}]\npath = "{m}"\nfamily = "sd15"\n[models.{m}.defaults]\nwidth = 64\nheight = 64\n'
-        for m in MODELS))
+    config.write_text(
+        f'default = "{MODELS[0]}"\n'
+        + "".join(
+            f'\n[models.{m}]\npath = "{m}"\nfamily = "sd15"\n[models.{m}.defaults]\nwidth = 64\nheight = 64\n'
+            for m in MODELS
+        )
+    )
     return config
 
 
@@ -90,9 +98,19 @@ def job_mix(jobs: int, steps: int) -> list[dict]:
         block = combos[:]
         rng.shuffle(block)
         order.extend(block)
-    return [{"prompt": f"a lighthouse at dusk, study {i}", "provider": "local", "model": m, "loras": list(s),
-             "story_styles": False, "steps": steps, "seed": 1000 + i, "sampler": "Euler"}
-            for i, (m, s) in enumerate(order[:jobs])]
+    return [
+        {
+            "prompt": f"a lighthouse at dusk, study {i}",
+            "provider": "local",
+            "model": m,
+            "loras": list(s),
+            "story_styles": False,
+            "steps": steps,
+            "seed": 1000 + i,
+            "sampler": "Euler",
+        }
+        for i, (m, s) in enumerate(order[:jobs])
+    ]
 
 
 def one_round(db, settings, metadata: list[dict]) -> dict:
@@ -115,11 +133,16 @@ def one_round(db, settings, metadata: list[dict]) -> dict:
         thread.start()
         thread.join()
         cpu = time.process_time() - cpu
-        rows = conn.execute("SELECT status, error_message, created_at, started_at, completed_at, result "
-                            "FROM processing_jobs WHERE id = ANY(%s) ORDER BY started_at", (ids,)).fetchall()
+        rows = conn.execute(
+            "SELECT status, error_message, created_at, started_at, completed_at, result "
+            "FROM processing_jobs WHERE id = ANY(%s) ORDER BY started_at",
+            (ids,),
+        ).fetchall()
     bad = [r for r in rows if r["status"] != "completed"]
     if bad or len(rows) != len(ids):
-        raise SystemExit(f"{len(bad)} of {len(ids)} jobs not completed: {bad[0]['error_message'] if bad else ''}")
+        raise SystemExit(
+            f"{len(bad)} of {len(ids)} jobs not completed: {bad[0]['error_message'] if bad else ''}"
+        )
     seconds = (max(r["completed_at"] for r in rows) - min(r["created_at"] for r in rows)).total_seconds()
     images = sum(len(r["result"]["images"]) for r in rows)
     waits = sorted((r["started_at"] - r["created_at"]).total_seconds() for r in rows)
@@ -159,16 +182,26 @@ def main() -> None:
         config = build_models(folder)
         metadata = job_mix(args.jobs, args.steps)
         db = Database(url)
-        base = Settings(database_url=url, home=folder / "home", storage_dir=folder / "storage",
-                        models_dir=folder / "models", models_config=config, lora_dirs=[folder / "loras"],
-                        device="cpu", model_cache_max_models=1, poll_interval_s=0.2)
+        base = Settings(
+            database_url=url,
+            home=folder / "home",
+            storage_dir=folder / "storage",
+            models_dir=folder / "models",
+            models_config=config,
+            lora_dirs=[folder / "loras"],
+            device="cpu",
+            model_cache_max_models=1,
+            poll_interval_s=0.2,
+        )
         for r in range(args.rounds):
             for side, wait in sides.items() if r % 2 == 0 else reversed(sides.items()):
                 settings = base.model_copy(update={"affinity_max_wait_s": wait})
                 started = time.perf_counter()
                 results[side].append(one_round(db, settings, metadata))
-                print(f"round {r + 1} {side:8s} {results[side][-1]} ({time.perf_counter() - started:.1f} s)",
-                      flush=True)
+                print(
+                    f"round {r + 1} {side:8s} {results[side][-1]} ({time.perf_counter() - started:.1f} s)",
+                    flush=True,
+                )
 
     def median(side: str, key: str) -> float:
         return statistics.median(x[key] for x in results[side])
@@ -177,32 +210,47 @@ def main() -> None:
     ips = {side: round(median(side, "images_s"), 3) for side in sides}
     per_cpu = {side: round(median(side, "images_per_cpu_s"), 3) for side in sides}
     summary = {
-        "jobs": args.jobs, "rounds": args.rounds, "steps": args.steps, "size": 64, "database": where,
-        "torch_threads": torch.get_num_threads(), "resident_budget": "1 base model (model_cache_max_models=1)",
+        "jobs": args.jobs,
+        "rounds": args.rounds,
+        "steps": args.steps,
+        "size": 64,
+        "database": where,
+        "torch_threads": torch.get_num_threads(),
+        "resident_budget": "1 base model (model_cache_max_models=1)",
         "mix": f"{len(MODELS)} base models x {len(LORA_SETS)} LoRA sets, interleaved",
-        "model_loads_per_100_jobs": per100, "images_s": ips, "images_per_cpu_s": per_cpu,
+        "model_loads_per_100_jobs": per100,
+        "images_s": ips,
+        "images_per_cpu_s": per_cpu,
         "rounds_detail": results,
         "fewer_model_loads": round(per100["without"] / max(per100["with"], 1e-9), 1),
         "images_s_ratio": round(ips["with"] / ips["without"], 2),
         "images_per_cpu_s_ratio": round(per_cpu["with"] / per_cpu["without"], 2),
-        "bounded": {"max_wait_s": args.bounded_wait,
-                    "fewer_model_loads": round(per100["without"] / max(per100["bounded"], 1e-9), 1),
-                    "images_s_ratio": round(ips["bounded"] / ips["without"], 2)},
+        "bounded": {
+            "max_wait_s": args.bounded_wait,
+            "fewer_model_loads": round(per100["without"] / max(per100["bounded"], 1e-9), 1),
+            "images_s_ratio": round(ips["bounded"] / ips["without"], 2),
+        },
     }
     if args.json:
         args.json.write_text(json.dumps(summary, indent=2))
     print()
-    print(f"{args.jobs} generate_image jobs, {summary['mix']}; tiny models on the CPU, 64x64, {args.steps} steps; "
-          f"one worker slot; resident budget ONE base model; median of {args.rounds} round(s); database {where}")
+    print(
+        f"{args.jobs} generate_image jobs, {summary['mix']}; tiny models on the CPU, 64x64, {args.steps} steps; "
+        f"one worker slot; resident budget ONE base model; median of {args.rounds} round(s); database {where}"
+    )
     print(f"{'':28s}{'without':>10s}{'with':>10s}{'bounded':>10s}")
     print(f"{'model loads per 100 jobs':28s}" + "".join(f"{per100[s]:>10}" for s in sides))
     print(f"{'images/s':28s}" + "".join(f"{ips[s]:>10}" for s in sides))
     print(f"{'images per CPU-second':28s}" + "".join(f"{per_cpu[s]:>10}" for s in sides))
-    print(f"with / without: {summary['fewer_model_loads']}x fewer model loads (target >= 5x), "
-          f"{summary['images_s_ratio']}x images/s (target >= 1.5x), "
-          f"{summary['images_per_cpu_s_ratio']}x images per CPU-second")
-    print(f"bounded ({args.bounded_wait:g} s) / without: {summary['bounded']['fewer_model_loads']}x fewer model loads, "
-          f"{summary['bounded']['images_s_ratio']}x images/s")
+    print(
+        f"with / without: {summary['fewer_model_loads']}x fewer model loads (target >= 5x), "
+        f"{summary['images_s_ratio']}x images/s (target >= 1.5x), "
+        f"{summary['images_per_cpu_s_ratio']}x images per CPU-second"
+    )
+    print(
+        f"bounded ({args.bounded_wait:g} s) / without: {summary['bounded']['fewer_model_loads']}x fewer model loads, "
+        f"{summary['bounded']['images_s_ratio']}x images/s"
+    )
 
 
 if __name__ == "__main__":

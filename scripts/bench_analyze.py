@@ -51,12 +51,16 @@ _SENTENCES = re.compile(r"(?<=[.!?…])[\"'”’)]*\s+")
 
 def load_gold(path: Path) -> tuple[dict, list[str]]:
     _, header, body = path.read_text().split("---\n", 2)
-    return json.loads(header), [c.strip("\n") for c in re.split(r"^%%$", body, flags=re.MULTILINE) if c.strip()]
+    return json.loads(header), [
+        c.strip("\n") for c in re.split(r"^%%$", body, flags=re.MULTILINE) if c.strip()
+    ]
 
 
 def load_weak(path: Path) -> tuple[dict, list[str]]:
     _, header, body = path.read_text().split("---\n", 2)
-    return json.loads(header), [c.strip("\n") for c in re.split(r"^@@$", body, flags=re.MULTILINE) if c.strip()]
+    return json.loads(header), [
+        c.strip("\n") for c in re.split(r"^@@$", body, flags=re.MULTILINE) if c.strip()
+    ]
 
 
 def _replace_words(text: str, should, replacement) -> str:
@@ -65,7 +69,12 @@ def _replace_words(text: str, should, replacement) -> str:
 
 def flat(chapters: list[str]) -> list[str]:
     def cue(word: str) -> bool:
-        return word.lower() in lx.CUE_EMOTION or word.lower() in lx.INTENSIFIERS or word.lower() in lx.STRONG_CUES
+        return (
+            word.lower() in lx.CUE_EMOTION
+            or word.lower() in lx.INTENSIFIERS
+            or word.lower() in lx.STRONG_CUES
+        )
+
     return [_replace_words(c, cue, lambda w: FLAT_WORD).replace("!", ".") for c in chapters]
 
 
@@ -86,9 +95,18 @@ def static(chapters: list[str], name: str) -> list[str]:
                 elif any(t[0].isupper() and t != "I" for t in tokens[1:]):
                     about = False
                 lowered = {t.lower() for t in tokens}
-                if about and (forms.intersection(tokens) or lowered & THIRD_PERSON) or narrator and "I" in tokens:
-                    sentence = _replace_words(sentence, lambda w: w.lower() in lx.CUE_EMOTION, lambda w: "calmly")
-                    sentence = _replace_words(sentence, lambda w: w.lower() in INTROSPECTION, lambda w: "looked")
+                if (
+                    about
+                    and (forms.intersection(tokens) or lowered & THIRD_PERSON)
+                    or narrator
+                    and "I" in tokens
+                ):
+                    sentence = _replace_words(
+                        sentence, lambda w: w.lower() in lx.CUE_EMOTION, lambda w: "calmly"
+                    )
+                    sentence = _replace_words(
+                        sentence, lambda w: w.lower() in INTROSPECTION, lambda w: "looked"
+                    )
                 pieces.append(sentence)
             paragraphs.append(" ".join(pieces))
         out.append("\n\n".join(paragraphs))
@@ -104,7 +122,7 @@ def uneven(chapters: list[str]) -> list[str]:
     text = "\n\n".join(chapters)
     sentences = _SENTENCES.split(text)
     first = " ".join(sentences[:2])
-    rest = text[len(first):].strip()
+    rest = text[len(first) :].strip()
     last_at = rest.rfind("\n\n", 0, int(len(rest) * 0.93))
     return [first, rest[:last_at].strip(), rest[last_at:].strip()]
 
@@ -125,8 +143,11 @@ def write_variants() -> None:
         name = main_character(chapters)
         made = {"flat": flat(chapters), "static": static(chapters, name), "uneven": uneven(chapters)}
         for weakness, texts in made.items():
-            header = {"original": path.stem, "weakness": weakness, **({"character": name} if weakness == "static"
-                                                                      else {})}
+            header = {
+                "original": path.stem,
+                "weakness": weakness,
+                **({"character": name} if weakness == "static" else {}),
+            }
             body = "\n@@\n".join(texts)
             (WEAK / f"{path.stem}.{weakness}.txt").write_text(f"---\n{json.dumps(header)}\n---\n{body}\n")
     print(f"wrote {len(list(WEAK.glob('*.txt')))} weak variants to {WEAK}")
@@ -137,22 +158,28 @@ def rules(analysis) -> set[str]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--words", type=int, default=100_000, help="words of the speed novel")
     parser.add_argument("--write-variants", action="store_true", help="regenerate the weak variants first")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args()
     if args.write_variants or not WEAK.is_dir():
         write_variants()
-    originals = {p.stem: analyze_story(story_from_texts(p.stem, load_gold(p)[1])) for p in sorted(GOLD.glob("*.txt"))}
+    originals = {
+        p.stem: analyze_story(story_from_texts(p.stem, load_gold(p)[1])) for p in sorted(GOLD.glob("*.txt"))
+    }
     pairs_overall = pairs_target = wins_overall = wins_target = 0
     fired_ok = fired_total = 0
     print("story                          overall  coher visual  chdev pacing emotion  rules")
     for name, analysis in originals.items():
         s = analysis.story_scores()
-        print(f"{name:30} {s['overall']:.3f}    {s['narrative_coherence']:.2f}  {s['visual_potential']:.2f}   "
-              f"{s['character_development']:.2f}  {s['pacing']:.2f}   {s['emotional_impact']:.2f}   "
-              f"{','.join(sorted(rules(analysis))) or '-'}")
+        print(
+            f"{name:30} {s['overall']:.3f}    {s['narrative_coherence']:.2f}  {s['visual_potential']:.2f}   "
+            f"{s['character_development']:.2f}  {s['pacing']:.2f}   {s['emotional_impact']:.2f}   "
+            f"{','.join(sorted(rules(analysis))) or '-'}"
+        )
         fired_total += 1
         fired_ok += not rules(analysis)
     for path in sorted(WEAK.glob("*.txt")):
@@ -169,14 +196,20 @@ def main() -> int:
         if expected:
             fired_total += 1
             fired_ok += expected in rules(analysis)
-        print(f"{path.stem:30} {s['overall']:.3f}    {s['narrative_coherence']:.2f}  {s['visual_potential']:.2f}   "
-              f"{s['character_development']:.2f}  {s['pacing']:.2f}   {s['emotional_impact']:.2f}   "
-              f"{','.join(sorted(rules(analysis))) or '-'}"
-              + (f"   {target} {original[target]:.2f} -> {s[target]:.2f}" if args.verbose else ""))
-    print(f"\npairwise ranking accuracy, overall: {wins_overall}/{pairs_overall} = {wins_overall / pairs_overall:.2f}"
-          f"; targeted score: {wins_target}/{pairs_target} = {wins_target / pairs_target:.2f} (target >= 0.9)")
-    print(f"enhancement rules: {fired_ok}/{fired_total} stories as expected (fire on static -> "
-          "character_development and uneven -> pacing, none on originals)")
+        print(
+            f"{path.stem:30} {s['overall']:.3f}    {s['narrative_coherence']:.2f}  {s['visual_potential']:.2f}   "
+            f"{s['character_development']:.2f}  {s['pacing']:.2f}   {s['emotional_impact']:.2f}   "
+            f"{','.join(sorted(rules(analysis))) or '-'}"
+            + (f"   {target} {original[target]:.2f} -> {s[target]:.2f}" if args.verbose else "")
+        )
+    print(
+        f"\npairwise ranking accuracy, overall: {wins_overall}/{pairs_overall} = {wins_overall / pairs_overall:.2f}"
+        f"; targeted score: {wins_target}/{pairs_target} = {wins_target / pairs_target:.2f} (target >= 0.9)"
+    )
+    print(
+        f"enhancement rules: {fired_ok}/{fired_total} stories as expected (fire on static -> "
+        "character_development and uneven -> pacing, none on originals)"
+    )
     speed(args.words)
     return 0
 
@@ -201,12 +234,18 @@ def speed(words: int) -> None:
     analysis = analyze_story(story)
     analyse_s = time.process_time() - cpu
     n = analysis.insights["counts"]["words"]
-    print(f"\nspeed on a {n:,}-word novel ({len(chapters)} chapters, {len(story.scenes)} scenes; gold texts of {per} "
-          f"words repeated), one thread, CPU seconds:")
-    print(f"  analysis (scores, pacing, insights, suggestions, rules): {analyse_s:.2f} s = {n / analyse_s:,.0f} "
-          f"words/s (target: 100,000 words < 10 s)")
-    print(f"  reference, builtin scene extraction of the same text: {extract_s:.2f} s = {n / extract_s:,.0f} words/s;"
-          f" analysis/extraction time ratio {analyse_s / extract_s:.2f}")
+    print(
+        f"\nspeed on a {n:,}-word novel ({len(chapters)} chapters, {len(story.scenes)} scenes; gold texts of {per} "
+        f"words repeated), one thread, CPU seconds:"
+    )
+    print(
+        f"  analysis (scores, pacing, insights, suggestions, rules): {analyse_s:.2f} s = {n / analyse_s:,.0f} "
+        f"words/s (target: 100,000 words < 10 s)"
+    )
+    print(
+        f"  reference, builtin scene extraction of the same text: {extract_s:.2f} s = {n / extract_s:,.0f} words/s;"
+        f" analysis/extraction time ratio {analyse_s / extract_s:.2f}"
+    )
     print(f"  both (a story never extracted): {analyse_s + extract_s:.2f} s")
     stories = [story_from_texts(p.stem, load_gold(p)[1]) for p in sorted(GOLD.glob("*.txt"))]
     rounds = 50
@@ -215,7 +254,9 @@ def speed(words: int) -> None:
         for story in stories:
             analyze_story(story)
     per_story = (time.process_time() - cpu) / (rounds * len(stories))
-    print(f"  gold stories (~{per // len(stories)} words, 3-4 chapters each): {1 / per_story:,.0f} stories per CPU-second")
+    print(
+        f"  gold stories (~{per // len(stories)} words, 3-4 chapters each): {1 / per_story:,.0f} stories per CPU-second"
+    )
 
 
 if __name__ == "__main__":

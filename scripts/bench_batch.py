@@ -38,17 +38,33 @@ from enchant_worker.generation.params import GenerationParams, validate_settings
 from enchant_worker.generation.pipelines import PipelineCache  # noqa: E402
 from enchant_worker.generation.tiny_model import build_sd15_random, build_tiny_pipeline  # noqa: E402
 
-PROMPTS = ("a lighthouse at night", "a fox in the snow", "the queen in her castle", "a ship in a storm",
-           "a market at dawn", "a dragon over the hills", "a library by candlelight", "two knights duelling")
+PROMPTS = (
+    "a lighthouse at night",
+    "a fox in the snow",
+    "the queen in her castle",
+    "a ship in a storm",
+    "a market at dawn",
+    "a dragon over the hills",
+    "a library by candlelight",
+    "two knights duelling",
+)
 
 
 def jobs(args, n: int, round_: int) -> list[GenerationParams]:
     """n jobs as different users send them: their own prompts and seeds, the shared settings."""
     return [
         GenerationParams(
-            PROMPTS[i % len(PROMPTS)], "blurry",
-            validate_settings({"seed": 1000 * round_ + i, "steps": args.steps, "width": args.size,
-                               "height": args.size, "cfg_scale": 7.0}),
+            PROMPTS[i % len(PROMPTS)],
+            "blurry",
+            validate_settings(
+                {
+                    "seed": 1000 * round_ + i,
+                    "steps": args.steps,
+                    "width": args.size,
+                    "height": args.size,
+                    "cfg_scale": 7.0,
+                }
+            ),
             nan_guard=not args.sd15,  # random weights can give black images; not what is measured here
         )
         for i in range(n)
@@ -81,7 +97,11 @@ def difference(alone_out, batched_out) -> tuple[int, float]:
     for a, b in zip(alone_out, batched_out, strict=True):
         for x, y in zip(a.images, b.images, strict=True):
             diff = np.abs(np.asarray(x, dtype=np.int16) - np.asarray(y, dtype=np.int16))
-            largest, differing, total = max(largest, int(diff.max())), differing + int((diff > 0).sum()), total + diff.size
+            largest, differing, total = (
+                max(largest, int(diff.max())),
+                differing + int((diff > 0).sum()),
+                total + diff.size,
+            )
     return largest, differing / total
 
 
@@ -99,9 +119,15 @@ def bench(resident, args, n: int) -> dict:
         d = difference(out_alone, out_batched)
         largest, share = max(largest, d[0]), max(share, d[1])
     a, b = statistics.median(alone_s), statistics.median(batched_s)
-    row = {"n": n, "alone_images_s": round(n / a, 3), "batched_images_s": round(n / b, 3),
-           "batched_over_alone": round(a / b, 3), "rounds": args.rounds,
-           "max_pixel_difference": largest, "share_of_values_differing": round(share, 6)}
+    row = {
+        "n": n,
+        "alone_images_s": round(n / a, 3),
+        "batched_images_s": round(n / b, 3),
+        "batched_over_alone": round(a / b, 3),
+        "rounds": args.rounds,
+        "max_pixel_difference": largest,
+        "share_of_values_differing": round(share, 6),
+    }
     if torch.cuda.is_available():
         row["peak_gpu_mib"] = round(torch.cuda.max_memory_allocated() / 2**20)
     print(json.dumps(row), flush=True)
@@ -109,7 +135,9 @@ def bench(resident, args, n: int) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--sd15", action="store_true", help="real SD 1.5 architecture, random weights")
     parser.add_argument("--size", type=int, default=None, help="pixels (default 64 on the CPU, 512 on a GPU)")
     parser.add_argument("--steps", type=int, default=None, help="default 10 on the CPU, 25 on a GPU")
@@ -127,21 +155,34 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        pipe = build_sd15_random(device=policy.device, dtype=policy.dtype) if args.sd15 else build_tiny_pipeline()
+        pipe = (
+            build_sd15_random(device=policy.device, dtype=policy.dtype)
+            if args.sd15
+            else build_tiny_pipeline()
+        )
         resident = PipelineCache(policy, [folder]).adopt(
-            ModelSpec("sd15-random" if args.sd15 else "tiny-sd", folder, "sd15"), pipe)
-        summary = {"model": "sd15 architecture, random weights" if args.sd15 else "tiny-sd",
-                   "device": policy.describe(), "torch": torch.__version__, "threads": torch.get_num_threads(),
-                   "size": args.size, "steps": args.steps, "batching": []}
+            ModelSpec("sd15-random" if args.sd15 else "tiny-sd", folder, "sd15"), pipe
+        )
+        summary = {
+            "model": "sd15 architecture, random weights" if args.sd15 else "tiny-sd",
+            "device": policy.describe(),
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+            "size": args.size,
+            "steps": args.steps,
+            "batching": [],
+        }
         for n in args.batch:
             summary["batching"].append(bench(resident, args, n))
             if args.json:  # rewritten after each N: a run cut short keeps what it measured
                 args.json.parent.mkdir(parents=True, exist_ok=True)
                 args.json.write_text(json.dumps(summary, indent=2))
     for row in summary["batching"]:
-        print(f"N={row['n']}: batched {row['batched_images_s']} images/s vs alone {row['alone_images_s']} "
-              f"= {row['batched_over_alone']}x; images differ by at most {row['max_pixel_difference']}/255 in "
-              f"{row['share_of_values_differing']:.4%} of values")
+        print(
+            f"N={row['n']}: batched {row['batched_images_s']} images/s vs alone {row['alone_images_s']} "
+            f"= {row['batched_over_alone']}x; images differ by at most {row['max_pixel_difference']}/255 in "
+            f"{row['share_of_values_differing']:.4%} of values"
+        )
 
 
 if __name__ == "__main__":

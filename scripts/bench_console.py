@@ -73,16 +73,29 @@ SELECT b.id, (SELECT id FROM chapters ORDER BY id OFFSET (b.n % 100) LIMIT 1), '
 
 
 def job_list(**filters):
-    base = {"viewer": None, "limit": 51, "status": None, "job_type": None, "user_id": None, "entity_type": None,
-            "entity_id": None, "story_id": None, "created_from": None, "created_to": None,
-            "after_created": None, "after_id": None}
+    base = {
+        "viewer": None,
+        "limit": 51,
+        "status": None,
+        "job_type": None,
+        "user_id": None,
+        "entity_type": None,
+        "entity_id": None,
+        "story_id": None,
+        "created_from": None,
+        "created_to": None,
+        "after_created": None,
+        "after_id": None,
+    }
     return "api_job_list", {**base, **filters}
 
 
 def queries(conn) -> list[tuple[str, str, dict]]:
     user = conn.execute("SELECT id FROM users WHERE email = 'bench7@example.org'").fetchone()["id"]
     story = conn.execute("SELECT id FROM stories ORDER BY title LIMIT 1").fetchone()["id"]
-    some = conn.execute("SELECT id FROM processing_jobs ORDER BY created_at DESC OFFSET 500 LIMIT 1").fetchone()["id"]
+    some = conn.execute(
+        "SELECT id FROM processing_jobs ORDER BY created_at DESC OFFSET 500 LIMIT 1"
+    ).fetchone()["id"]
     page1 = conn.execute(q("api_job_list"), job_list(status="failed")[1]).fetchall()
     now = datetime.now(UTC)
     prefix = str(some).replace("-", "")[:6]
@@ -90,25 +103,50 @@ def queries(conn) -> list[tuple[str, str, dict]]:
         ("overview: counts by type and state", "api_console_counts", {}),
         ("overview: oldest pending per type", "api_queue_oldest_pending", {}),
         ("overview: run times p50/p95 (30 min)", "api_queue_run_times", {"minutes": 30}),
-        ("overview: throughput 30 min / 1 min bars", "api_queue_throughput_binned", {"minutes": 30, "bucket_s": 60}),
-        ("overview: throughput 24 h / 30 min bars", "api_queue_throughput_binned", {"minutes": 1440, "bucket_s": 1800}),
+        (
+            "overview: throughput 30 min / 1 min bars",
+            "api_queue_throughput_binned",
+            {"minutes": 30, "bucket_s": 60},
+        ),
+        (
+            "overview: throughput 24 h / 30 min bars",
+            "api_queue_throughput_binned",
+            {"minutes": 1440, "bucket_s": 1800},
+        ),
         ("overview: recent failures", "api_console_failures", {"limit": 10}),
         ("overview: workers", "api_workers", {"include_stopped": False}),
         ("list: newest 50", *job_list()),
         ("list: status=failed", *job_list(status="failed")),
-        ("list: status=failed, page 2", *job_list(status="failed", after_created=page1[49]["created_at"],
-                                                  after_id=page1[49]["id"])),
+        (
+            "list: status=failed, page 2",
+            *job_list(status="failed", after_created=page1[49]["created_at"], after_id=page1[49]["id"]),
+        ),
         ("list: type=train_lora", *job_list(job_type="train_lora")),
         ("list: user", *job_list(user_id=user)),
         ("list: story", *job_list(story_id=story)),
-        ("list: created in one hour a week ago", *job_list(created_from=now - timedelta(days=7, hours=1),
-                                                           created_to=now - timedelta(days=7))),
+        (
+            "list: created in one hour a week ago",
+            *job_list(created_from=now - timedelta(days=7, hours=1), created_to=now - timedelta(days=7)),
+        ),
         ("list: status=pending, type=noop", *job_list(status="pending", job_type="noop")),
-        ("search: id prefix", "api_job_id_range", {"low": uuid.UUID(prefix.ljust(32, "0")),
-                                                   "high": uuid.UUID(prefix.ljust(32, "f")), "limit": 20}),
-        ("bulk: select failed generate_image", "api_job_ids_matching", {
-            "limit": 1000, "status": "failed", "job_type": "generate_image", "user_id": None, "story_id": None,
-            "created_from": None, "created_to": None}),
+        (
+            "search: id prefix",
+            "api_job_id_range",
+            {"low": uuid.UUID(prefix.ljust(32, "0")), "high": uuid.UUID(prefix.ljust(32, "f")), "limit": 20},
+        ),
+        (
+            "bulk: select failed generate_image",
+            "api_job_ids_matching",
+            {
+                "limit": 1000,
+                "status": "failed",
+                "job_type": "generate_image",
+                "user_id": None,
+                "story_id": None,
+                "created_from": None,
+                "created_to": None,
+            },
+        ),
     ]
 
 
@@ -127,8 +165,10 @@ def main() -> int:
     args = parser.parse_args()
     admin_url = os.environ.get("ENCHANT_DATABASE_URL")
     if not admin_url:
-        print("set ENCHANT_DATABASE_URL to a Postgres server (a database bench_console is created there)",
-              file=sys.stderr)
+        print(
+            "set ENCHANT_DATABASE_URL to a Postgres server (a database bench_console is created there)",
+            file=sys.stderr,
+        )
         return 2
     admin = connect(admin_url)
     admin.execute("DROP DATABASE IF EXISTS bench_console WITH (FORCE)")
@@ -146,7 +186,9 @@ def main() -> int:
         conn.execute("VACUUM ANALYZE")  # what autovacuum does to a table that big: statistics, visibility map
         fill_s = time.perf_counter() - started
         n = conn.execute("SELECT count(*) AS n FROM processing_jobs").fetchone()["n"]
-        print(f"{n:,} jobs in processing_jobs (filled and analysed in {fill_s:.0f} s); {args.runs} runs each\n")
+        print(
+            f"{n:,} jobs in processing_jobs (filled and analysed in {fill_s:.0f} s); {args.runs} runs each\n"
+        )
         print(f"| query | median ms | p95 ms | rows | under {TARGET_MS:.0f} ms | indexes, no seq scan |")
         print("|---|---:|---:|---:|---|---|")
         worst = 0.0
@@ -162,12 +204,16 @@ def main() -> int:
             indexed, plan = explain(conn, name, params)
             ok_all &= indexed and median < TARGET_MS
             worst = max(worst, median)
-            print(f"| {label} | {median:.2f} | {p95:.2f} | {rows} | {'yes' if median < TARGET_MS else 'NO'} | "
-                  f"{'yes' if indexed else 'NO'} |")
+            print(
+                f"| {label} | {median:.2f} | {p95:.2f} | {rows} | {'yes' if median < TARGET_MS else 'NO'} | "
+                f"{'yes' if indexed else 'NO'} |"
+            )
             if args.plans or not indexed:
                 print("\n".join("    " + line for line in plan.splitlines()))
         _ = pagination  # the list pages with the API's keyset cursor: page 2 above is what a cursor asks for
-        print(f"\nslowest median {worst:.2f} ms; {'all' if ok_all else 'NOT all'} under {TARGET_MS:.0f} ms with indexes")
+        print(
+            f"\nslowest median {worst:.2f} ms; {'all' if ok_all else 'NOT all'} under {TARGET_MS:.0f} ms with indexes"
+        )
         conn.close()
         return 0 if ok_all else 1
     finally:

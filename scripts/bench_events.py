@@ -78,7 +78,11 @@ def bench_ingest(conn, url: str, total: int) -> None:
     user = Store(conn).ensure_user("bench@example.org")
     conn.execute("UPDATE users SET quota_overrides = '{\"events_per_minute\": 0}' WHERE id = %s", (user,))
     key, _ = create_key(Store(conn), name="bench", role="user", user_id=user)
-    story = str(conn.execute("INSERT INTO stories (user_id, title) VALUES (%s, 'B') RETURNING id", (user,)).fetchone()["id"])
+    story = str(
+        conn.execute(
+            "INSERT INTO stories (user_id, title) VALUES (%s, 'B') RETURNING id", (user,)
+        ).fetchone()["id"]
+    )
     event = {"event_type": "story_view", "event_data": {"story_id": story}, "session_id": "bench"}
     headers = {"Authorization": f"Bearer {key}"}
     app = create_app(Settings(database_url=url), database_url=url)
@@ -86,7 +90,9 @@ def bench_ingest(conn, url: str, total: int) -> None:
         client.post("/v1/events", json={"events": [event]}, headers=headers)  # warm the pool and the caches
         started = time.perf_counter()
         for _ in range(total // 500):
-            assert client.post("/v1/events", json={"events": [event] * 500}, headers=headers).status_code == 202
+            assert (
+                client.post("/v1/events", json={"events": [event] * 500}, headers=headers).status_code == 202
+            )
         batched_s = time.perf_counter() - started
         singles = total // 5  # one per request is slow: time a fifth as many
         started = time.perf_counter()
@@ -95,31 +101,47 @@ def bench_ingest(conn, url: str, total: int) -> None:
         single_s = time.perf_counter() - started
     started = time.perf_counter()
     for _ in range(total // 500):
-        conn.execute(q("insert_events"), {"user_id": user, "ip_address": "203.0.113.9", "user_agent": "bench",
-                                          "event_type": ["story_view"] * 500,
-                                          "event_data": [json.dumps(event["event_data"])] * 500,
-                                          "session_id": ["bench"] * 500})
+        conn.execute(
+            q("insert_events"),
+            {
+                "user_id": user,
+                "ip_address": "203.0.113.9",
+                "user_agent": "bench",
+                "event_type": ["story_view"] * 500,
+                "event_data": [json.dumps(event["event_data"])] * 500,
+                "session_id": ["bench"] * 500,
+            },
+        )
     insert_s = time.perf_counter() - started
     batched, single, bare = total / batched_s, singles / single_s, total / insert_s
-    print(f"ingest: batches of 500 {batched:,.0f} events/s; one per request {single:,.0f} events/s "
-          f"(batches x{batched / single:.1f}); bare multi-row INSERT {bare:,.0f} events/s "
-          f"(the API reaches {batched / bare:.2f} of it)")
+    print(
+        f"ingest: batches of 500 {batched:,.0f} events/s; one per request {single:,.0f} events/s "
+        f"(batches x{batched / single:.1f}); bare multi-row INSERT {bare:,.0f} events/s "
+        f"(the API reaches {batched / bare:.2f} of it)"
+    )
     conn.execute("DELETE FROM user_analytics_events")
 
 
 def bench_rollup_and_expiry(conn, total: int, stories: int) -> None:
     rng = random.Random(7)
-    users = [conn.execute("INSERT INTO users (email) VALUES (%s) RETURNING id", (f"u{i}@b",)).fetchone()["id"]
-             for i in range(50)]
+    users = [
+        conn.execute("INSERT INTO users (email) VALUES (%s) RETURNING id", (f"u{i}@b",)).fetchone()["id"]
+        for i in range(50)
+    ]
     story_ids, image_ids = [], []
     for _ in range(stories):
-        story = conn.execute("INSERT INTO stories (user_id, title) VALUES (%s, 'S') RETURNING id",
-                             (users[0],)).fetchone()["id"]
-        chapter = conn.execute("INSERT INTO chapters (story_id, chapter_number) VALUES (%s, 1) RETURNING id",
-                               (story,)).fetchone()["id"]
-        scene = conn.execute("INSERT INTO scenes (chapter_id) VALUES (%s) RETURNING id", (chapter,)).fetchone()["id"]
-        image = conn.execute("INSERT INTO images (scene_id, file_path) VALUES (%s, 'x.png') RETURNING id",
-                             (scene,)).fetchone()["id"]
+        story = conn.execute(
+            "INSERT INTO stories (user_id, title) VALUES (%s, 'S') RETURNING id", (users[0],)
+        ).fetchone()["id"]
+        chapter = conn.execute(
+            "INSERT INTO chapters (story_id, chapter_number) VALUES (%s, 1) RETURNING id", (story,)
+        ).fetchone()["id"]
+        scene = conn.execute(
+            "INSERT INTO scenes (chapter_id) VALUES (%s) RETURNING id", (chapter,)
+        ).fetchone()["id"]
+        image = conn.execute(
+            "INSERT INTO images (scene_id, file_path) VALUES (%s, 'x.png') RETURNING id", (scene,)
+        ).fetchone()["id"]
         story_ids.append(str(story))
         image_ids.append(str(image))
     today = datetime.now(UTC).date()
@@ -137,8 +159,12 @@ def bench_rollup_and_expiry(conn, total: int, stories: int) -> None:
         at = noon - timedelta(days=rng.randint(0, 1), seconds=rng.randint(0, 40000))
         rows.append((rng.choice(users), data[0], json.dumps(data[1]), at))
     started = time.perf_counter()
-    with conn.cursor() as cur, cur.copy("COPY user_analytics_events (user_id, event_type, event_data, created_at) "
-                                        "FROM STDIN") as copy:
+    with (
+        conn.cursor() as cur,
+        cur.copy(
+            "COPY user_analytics_events (user_id, event_type, event_data, created_at) FROM STDIN"
+        ) as copy,
+    ):
         for row in rows:
             copy.write_row(row)
     insert_s = time.perf_counter() - started
@@ -150,21 +176,30 @@ def bench_rollup_and_expiry(conn, total: int, stories: int) -> None:
     started = time.perf_counter()
     result = rollup_events(conn, first, last)
     rollup_s = time.perf_counter() - started
-    snapshot = conn.execute("SELECT story_id, metric_type, recorded_at, metric_value FROM story_metrics "
-                            "ORDER BY 1, 2, 3").fetchall()
+    snapshot = conn.execute(
+        "SELECT story_id, metric_type, recorded_at, metric_value FROM story_metrics ORDER BY 1, 2, 3"
+    ).fetchall()
     started = time.perf_counter()
     rollup_events(conn, first, last)
     again_s = time.perf_counter() - started
-    same = snapshot == conn.execute("SELECT story_id, metric_type, recorded_at, metric_value FROM story_metrics "
-                                    "ORDER BY 1, 2, 3").fetchall()
-    print(f"rollup: {total:,} events of {stories} stories over 2 days -> {result['metric_rows']} metric rows, "
-          f"{result['images_rated']} image ratings in {rollup_s:.2f} s = {rollup_s / scan_s:.1f}x one scan of the "
-          f"events ({total / rollup_s:,.0f} events/s); again {again_s:.2f} s, identical rows: {same}")
+    same = (
+        snapshot
+        == conn.execute(
+            "SELECT story_id, metric_type, recorded_at, metric_value FROM story_metrics ORDER BY 1, 2, 3"
+        ).fetchall()
+    )
+    print(
+        f"rollup: {total:,} events of {stories} stories over 2 days -> {result['metric_rows']} metric rows, "
+        f"{result['images_rated']} image ratings in {rollup_s:.2f} s = {rollup_s / scan_s:.1f}x one scan of the "
+        f"events ({total / rollup_s:,.0f} events/s); again {again_s:.2f} s, identical rows: {same}"
+    )
     started = time.perf_counter()
     deleted = expire_events(conn, datetime.now(UTC) + timedelta(days=2))
     expire_s = time.perf_counter() - started
-    print(f"expire: {deleted:,} events deleted in {expire_s:.2f} s = {expire_s / insert_s:.2f}x their COPY "
-          f"({deleted / expire_s:,.0f} events/s)")
+    print(
+        f"expire: {deleted:,} events deleted in {expire_s:.2f} s = {expire_s / insert_s:.2f}x their COPY "
+        f"({deleted / expire_s:,.0f} events/s)"
+    )
 
 
 if __name__ == "__main__":

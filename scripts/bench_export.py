@@ -50,15 +50,40 @@ def child(args: argparse.Namespace) -> None:
         result = export_story(conn, uuid.UUID(args.story), ExportOptions(**options), Path(args.storage))
         seconds = time.perf_counter() - start
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    print(json.dumps({"seconds": seconds, "peak_mb": usage.ru_maxrss / 1024, "cpu_s": usage.ru_utime + usage.ru_stime,
-                      "bytes": result.bytes, "file": result.file}))
+    print(
+        json.dumps(
+            {
+                "seconds": seconds,
+                "peak_mb": usage.ru_maxrss / 1024,
+                "cpu_s": usage.ru_utime + usage.ru_stime,
+                "bytes": result.bytes,
+                "file": result.file,
+            }
+        )
+    )
 
 
 def run_child(url: str, story: uuid.UUID, storage: Path, options: dict, cold: bool) -> dict:
     if cold:
         shutil.rmtree(storage / "derived", ignore_errors=True)
-    out = subprocess.run([sys.executable, __file__, "--child", "--url", url, "--story", str(story), "--storage",
-                          str(storage), "--options", json.dumps(options)], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [
+            sys.executable,
+            __file__,
+            "--child",
+            "--url",
+            url,
+            "--story",
+            str(story),
+            "--storage",
+            str(storage),
+            "--options",
+            json.dumps(options),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -71,8 +96,13 @@ def pandoc_epub(conn, story_id: uuid.UUID, storage: Path, work: Path) -> dict | 
     from enchant_worker.export.images import PictureCache
     from enchant_worker.export.story_data import load_story
 
-    book = build_book(load_story(conn, story_id), layout="text-with-images", include_images=True,
-                      image_quality="medium", pictures=PictureCache(storage))
+    book = build_book(
+        load_story(conn, story_id),
+        layout="text-with-images",
+        include_images=True,
+        image_quality="medium",
+        pictures=PictureCache(storage),
+    )
     lines = [f"% {book.title}\n% {book.author}\n"]
     for chapter in book.chapters:
         lines.append(f"\n# {chapter.heading}\n")
@@ -85,17 +115,28 @@ def pandoc_epub(conn, story_id: uuid.UUID, storage: Path, work: Path) -> dict | 
     source.write_text("".join(lines))
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     start = time.perf_counter()
-    subprocess.run([pandoc, str(source), "-o", str(work / "pandoc.epub"), "--to", "epub3",
-                    "--metadata", "lang=en"], check=True, capture_output=True)
+    subprocess.run(
+        [pandoc, str(source), "-o", str(work / "pandoc.epub"), "--to", "epub3", "--metadata", "lang=en"],
+        check=True,
+        capture_output=True,
+    )
     seconds = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return {"seconds": seconds, "peak_mb": max(peak, before) / 1024, "bytes": (work / "pandoc.epub").stat().st_size}
+    return {
+        "seconds": seconds,
+        "peak_mb": max(peak, before) / 1024,
+        "bytes": (work / "pandoc.epub").stat().st_size,
+    }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--database-url", default=os.environ.get("ENCHANT_DATABASE_URL",
-                                                                 "postgresql://postgres@127.0.0.1:5432/postgres"))
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("ENCHANT_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
+    )
     parser.add_argument("--chapters", type=int, default=30)
     parser.add_argument("--scenes", type=int, default=10, help="scenes (and images) per chapter")
     parser.add_argument("--image-size", type=int, default=512)
@@ -130,13 +171,28 @@ def main() -> None:
         with connect(url) as conn:
             migrate(conn, REPO / "migrations")
             t = time.perf_counter()
-            story = make_story(conn, storage, title="Benchmark of the Lantern River", chapters=args.chapters,
-                               scenes_per_chapter=args.scenes, image_size=(args.image_size,) * 2, paragraphs=8)
-            video_story = make_story(conn, storage, title="Video", chapters=max(1, args.video_scenes // 10),
-                                     scenes_per_chapter=min(10, args.video_scenes),
-                                     image_size=(args.image_size,) * 2, seed=2)
-            print(f"story: {args.chapters} chapters, {args.chapters * args.scenes} scenes and images "
-                  f"({time.perf_counter() - t:.1f} s to generate)")
+            story = make_story(
+                conn,
+                storage,
+                title="Benchmark of the Lantern River",
+                chapters=args.chapters,
+                scenes_per_chapter=args.scenes,
+                image_size=(args.image_size,) * 2,
+                paragraphs=8,
+            )
+            video_story = make_story(
+                conn,
+                storage,
+                title="Video",
+                chapters=max(1, args.video_scenes // 10),
+                scenes_per_chapter=min(10, args.video_scenes),
+                image_size=(args.image_size,) * 2,
+                seed=2,
+            )
+            print(
+                f"story: {args.chapters} chapters, {args.chapters * args.scenes} scenes and images "
+                f"({time.perf_counter() - t:.1f} s to generate)"
+            )
             rows = []
             for fmt in ("json", "html", "epub", "pdf"):
                 cold = run_child(url, story.story_id, storage, {"format": fmt}, cold=True)
@@ -150,8 +206,13 @@ def main() -> None:
             from enchant_worker.export.images import PictureCache
             from enchant_worker.export.story_data import load_story
 
-            book = build_book(load_story(conn, video_story.story_id), layout="text-with-images",
-                              include_images=True, image_quality="high", pictures=PictureCache(storage))
+            book = build_book(
+                load_story(conn, video_story.story_id),
+                layout="text-with-images",
+                include_images=True,
+                image_quality="high",
+                pictures=PictureCache(storage),
+            )
             video["video_s"] = plan(book, 4.0)[1]
             video["times_real_time"] = video["video_s"] / video["seconds"]
             figures["video"] = video
@@ -163,19 +224,27 @@ def main() -> None:
 
     print(f"\n{'format':<8}{'cold s':>9}{'warm s':>9}{'target s':>10}{'peak MiB (cold)':>17}{'size MiB':>10}")
     for fmt, cold, warm, target in rows:
-        print(f"{fmt:<8}{cold['seconds']:>9.2f}{warm['seconds']:>9.2f}{target:>10.0f}{cold['peak_mb']:>17.0f}"
-              f"{cold['bytes'] / 2**20:>10.1f}")
-    print(f"{'video':<8}{video['seconds']:>9.2f}{'':>9}{'':>10}{video['peak_mb']:>17.0f}{video['bytes'] / 2**20:>10.1f}"
-          f"   {video['video_s']:.0f} s of 720p video: {video['times_real_time']:.1f}x real time (target >= 4)")
+        print(
+            f"{fmt:<8}{cold['seconds']:>9.2f}{warm['seconds']:>9.2f}{target:>10.0f}{cold['peak_mb']:>17.0f}"
+            f"{cold['bytes'] / 2**20:>10.1f}"
+        )
+    print(
+        f"{'video':<8}{video['seconds']:>9.2f}{'':>9}{'':>10}{video['peak_mb']:>17.0f}{video['bytes'] / 2**20:>10.1f}"
+        f"   {video['video_s']:.0f} s of 720p video: {video['times_real_time']:.1f}x real time (target >= 4)"
+    )
     # On a shared machine the wall clock counts other people's work; CPU time does not. Two dedicated
     # cores give at most 2 CPU-seconds per second.
-    print(f"{'':<8}video CPU time {video['cpu_s']:.1f} s: {video['video_s'] / (video['cpu_s'] / 2):.1f}x real time "
-          "on 2 dedicated cores (upper bound from CPU time)")
+    print(
+        f"{'':<8}video CPU time {video['cpu_s']:.1f} s: {video['video_s'] / (video['cpu_s'] / 2):.1f}x real time "
+        "on 2 dedicated cores (upper bound from CPU time)"
+    )
     if reference:
         epub = figures["epub"]["warm"]
-        print(f"\nEPUB vs pandoc (same text, same medium JPEGs): ours {epub['seconds']:.2f} s, {epub['peak_mb']:.0f} MiB; "
-              f"pandoc {reference['seconds']:.2f} s, {reference['peak_mb']:.0f} MiB "
-              f"(pandoc/ours time {reference['seconds'] / epub['seconds']:.1f}x)")
+        print(
+            f"\nEPUB vs pandoc (same text, same medium JPEGs): ours {epub['seconds']:.2f} s, {epub['peak_mb']:.0f} MiB; "
+            f"pandoc {reference['seconds']:.2f} s, {reference['peak_mb']:.0f} MiB "
+            f"(pandoc/ours time {reference['seconds'] / epub['seconds']:.1f}x)"
+        )
     else:
         print("\npandoc not installed: no reference run (Debian: apt-get install pandoc)")
     worst = max([c["peak_mb"] for _, c, _, _ in rows] + [video["peak_mb"]])

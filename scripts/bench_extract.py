@@ -61,15 +61,37 @@ def score_breaks(gold: list[int], predicted: list[int], index) -> tuple[int, int
     p = [index(o) for o in predicted]
     matched, used = 0, set()
     for pi in p:
-        hit = next((k for k, gi in enumerate(g) if k not in used and abs(gi - pi) <= BREAK_TOLERANCE_SENTENCES), None)
+        hit = next(
+            (k for k, gi in enumerate(g) if k not in used and abs(gi - pi) <= BREAK_TOLERANCE_SENTENCES), None
+        )
         if hit is not None:
             used.add(hit)
             matched += 1
     return matched, len(p), len(g)
 
 
-TITLE_WORDS = {"lord", "lady", "captain", "queen", "king", "brother", "sister", "aunt", "uncle", "old", "father",
-               "mother", "mr.", "mrs.", "miss", "dr.", "doctor", "detective", "sir", "the"}
+TITLE_WORDS = {
+    "lord",
+    "lady",
+    "captain",
+    "queen",
+    "king",
+    "brother",
+    "sister",
+    "aunt",
+    "uncle",
+    "old",
+    "father",
+    "mother",
+    "mr.",
+    "mrs.",
+    "miss",
+    "dr.",
+    "doctor",
+    "detective",
+    "sir",
+    "the",
+}
 
 
 def bare(form: str) -> str:
@@ -87,11 +109,15 @@ def dominant(scene) -> str | None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--analyzer", default="builtin")
     parser.add_argument("--words", type=int, default=5000, help="words of the speed chapter")
     parser.add_argument("--rounds", type=int, default=20, help="analyses timed for the speed figure")
-    parser.add_argument("--text-model", help="the llm analyzer's model (default: default_text, else tiny-text)")
+    parser.add_argument(
+        "--text-model", help="the llm analyzer's model (default: default_text, else tiny-text)"
+    )
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args()
     if args.analyzer == "llm":
@@ -140,19 +166,45 @@ def main() -> int:
             if best is not None and dominant(best) == gold_emotion:
                 e_ok += 1
         emotions_ok += e_ok
-        rows.append((chapter["name"], len(result.scenes), len(chapter["emotions"]), m, p, g, c_found,
-                     len(chapter["characters"]), e_ok, len(chapter["emotions"])))
+        rows.append(
+            (
+                chapter["name"],
+                len(result.scenes),
+                len(chapter["emotions"]),
+                m,
+                p,
+                g,
+                c_found,
+                len(chapter["characters"]),
+                e_ok,
+                len(chapter["emotions"]),
+            )
+        )
         if args.verbose:
             print(f"-- {chapter['name']}: {[(c.name, c.aliases) for c in result.characters]}")
             print(f"   emotions: {[dominant(s) for s in result.scenes]} gold {chapter['emotions']}")
 
     if args.analyzer == "llm":  # speed of a language model is tokens per second; validity of its JSON
         stats = analyzer.stats
-        print_quality(analyzer, chapters, tp, n_pred, n_gold, chars_found, chars_total, aliases_ok, aliases_total,
-                      emotions_ok, emotions_total, rows)
-        print(f"llm ({analyzer.spec.name}, {analyzer._load().device})  {stats.tokens:,} tokens in "
-              f"{stats.seconds:.1f} s: {stats.tokens / max(stats.seconds, 1e-9):.1f} tokens/s; JSON valid "
-              f"{stats.valid}/{stats.outputs} ({100 * stats.valid / max(stats.outputs, 1):.0f}%)")
+        print_quality(
+            analyzer,
+            chapters,
+            tp,
+            n_pred,
+            n_gold,
+            chars_found,
+            chars_total,
+            aliases_ok,
+            aliases_total,
+            emotions_ok,
+            emotions_total,
+            rows,
+        )
+        print(
+            f"llm ({analyzer.spec.name}, {analyzer._load().device})  {stats.tokens:,} tokens in "
+            f"{stats.seconds:.1f} s: {stats.tokens / max(stats.seconds, 1e-9):.1f} tokens/s; JSON valid "
+            f"{stats.valid}/{stats.outputs} ({100 * stats.valid / max(stats.outputs, 1):.0f}%)"
+        )
         return 0
 
     # 4. Speed on a ~5,000-word chapter
@@ -172,27 +224,61 @@ def main() -> int:
         analyzer.analyze_chapter(big)
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
 
-    print_quality(analyzer, chapters, tp, n_pred, n_gold, chars_found, chars_total, aliases_ok, aliases_total,
-                  emotions_ok, emotions_total, rows)
-    print(f"speed             {args.rounds / cpu:.1f} chapters per CPU-second of {len(big.split()):,} words, one "
-          f"thread ({1000 * cpu / args.rounds:.1f} ms CPU each; wall {args.rounds / elapsed:.1f}/s on this machine "
-          f"now)   (target >= 20)")
+    print_quality(
+        analyzer,
+        chapters,
+        tp,
+        n_pred,
+        n_gold,
+        chars_found,
+        chars_total,
+        aliases_ok,
+        aliases_total,
+        emotions_ok,
+        emotions_total,
+        rows,
+    )
+    print(
+        f"speed             {args.rounds / cpu:.1f} chapters per CPU-second of {len(big.split()):,} words, one "
+        f"thread ({1000 * cpu / args.rounds:.1f} ms CPU each; wall {args.rounds / elapsed:.1f}/s on this machine "
+        f"now)   (target >= 20)"
+    )
     return 0
 
 
-def print_quality(analyzer, chapters, tp, n_pred, n_gold, chars_found, chars_total, aliases_ok, aliases_total,
-                  emotions_ok, emotions_total, rows) -> None:
+def print_quality(
+    analyzer,
+    chapters,
+    tp,
+    n_pred,
+    n_gold,
+    chars_found,
+    chars_total,
+    aliases_ok,
+    aliases_total,
+    emotions_ok,
+    emotions_total,
+    rows,
+) -> None:
     precision = tp / n_pred if n_pred else 0.0
     recall = tp / n_gold if n_gold else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     print(f"analyzer {analyzer.name} on {len(chapters)} gold chapters ({GOLD.name}/)")
-    print(f"{'chapter':24} {'scenes':>6} {'gold':>4} {'breaks ok/pred/gold':>20} {'chars':>7} {'emotions':>8}")
+    print(
+        f"{'chapter':24} {'scenes':>6} {'gold':>4} {'breaks ok/pred/gold':>20} {'chars':>7} {'emotions':>8}"
+    )
     for name, scenes, gold_scenes, m, p, g, cf, ct, eo, et in rows:
-        print(f"{name:24} {scenes:>6} {gold_scenes:>4} {f'{m}/{p}/{g}':>20} {f'{cf}/{ct}':>7} {f'{eo}/{et}':>8}")
+        print(
+            f"{name:24} {scenes:>6} {gold_scenes:>4} {f'{m}/{p}/{g}':>20} {f'{cf}/{ct}':>7} {f'{eo}/{et}':>8}"
+        )
     print()
-    print(f"scene breaks      precision {precision:.2f}  recall {recall:.2f}  F1 {f1:.2f}   (target F1 >= 0.8)")
-    print(f"characters        recall {chars_found / chars_total:.2f} ({chars_found}/{chars_total})   "
-          f"(target >= 0.9)")
+    print(
+        f"scene breaks      precision {precision:.2f}  recall {recall:.2f}  F1 {f1:.2f}   (target F1 >= 0.8)"
+    )
+    print(
+        f"characters        recall {chars_found / chars_total:.2f} ({chars_found}/{chars_total})   "
+        f"(target >= 0.9)"
+    )
     print(f"alias merges      accuracy {aliases_ok / aliases_total:.2f} ({aliases_ok}/{aliases_total})")
     print(f"dominant emotion  accuracy {emotions_ok / emotions_total:.2f} ({emotions_ok}/{emotions_total})")
 

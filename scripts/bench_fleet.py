@@ -79,11 +79,17 @@ class Monitor:
         self.me = self.conn.info.backend_pid
 
     def backends(self) -> list[int]:
-        return [r[0] for r in self.conn.execute(
-            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> %s", (DB, self.me))]
+        return [
+            r[0]
+            for r in self.conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> %s", (DB, self.me)
+            )
+        ]
 
     def commits(self) -> int:
-        return self.conn.execute("SELECT xact_commit FROM pg_stat_database WHERE datname = %s", (DB,)).fetchone()[0]
+        return self.conn.execute(
+            "SELECT xact_commit FROM pg_stat_database WHERE datname = %s", (DB,)
+        ).fetchone()[0]
 
     def count(self, sql: str) -> int:
         return self.conn.execute(sql).fetchone()[0]
@@ -112,7 +118,12 @@ def run(server_url: str, n: int, pooled: bool, args, bouncer) -> dict:
         # idle
         backends = mon.backends()
         result["conns_idle"] = len(backends)
-        c0, t0, b0, w0 = mon.commits(), cpu_ticks(backends), cpu_ticks([bouncer.proc.pid]) if pooled else 0, time.monotonic()
+        c0, t0, b0, w0 = (
+            mon.commits(),
+            cpu_ticks(backends),
+            cpu_ticks([bouncer.proc.pid]) if pooled else 0,
+            time.monotonic(),
+        )
         time.sleep(args.idle_s)
         dt = time.monotonic() - w0
         result["idle_tps"] = (mon.commits() - c0) / dt
@@ -125,8 +136,11 @@ def run(server_url: str, n: int, pooled: bool, args, bouncer) -> dict:
             time.sleep(random.uniform(0.1, 0.4))
             job = queue.enqueue(NewJob("noop"))
             while True:
-                row = mon.conn.execute("SELECT extract(epoch FROM started_at - created_at) FROM processing_jobs "
-                                       "WHERE id = %s AND started_at IS NOT NULL", (job,)).fetchone()
+                row = mon.conn.execute(
+                    "SELECT extract(epoch FROM started_at - created_at) FROM processing_jobs "
+                    "WHERE id = %s AND started_at IS NOT NULL",
+                    (job,),
+                ).fetchone()
                 if row:
                     lat.append(float(row[0]) * 1000)
                     break
@@ -171,12 +185,22 @@ def run(server_url: str, n: int, pooled: bool, args, bouncer) -> dict:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--server", default=os.environ.get("ENCHANT_BENCH_SERVER", "postgresql://postgres@127.0.0.1:5432/postgres"))
-    p.add_argument("--direct", default="10", help="comma-separated fleet sizes to run direct (4+ connections each)")
+    p.add_argument(
+        "--server",
+        default=os.environ.get("ENCHANT_BENCH_SERVER", "postgresql://postgres@127.0.0.1:5432/postgres"),
+    )
+    p.add_argument(
+        "--direct", default="10", help="comma-separated fleet sizes to run direct (4+ connections each)"
+    )
     p.add_argument("--pooled", default="10,50,100,200", help="comma-separated fleet sizes through PgBouncer")
-    p.add_argument("--pool-size", type=int, default=20, help="PgBouncer default_pool_size (server connections)")
-    p.add_argument("--connect-query", default="SET enable_bitmapscan = off",
-                   help="PgBouncer connect_query: the worker session setting, made per server connection")
+    p.add_argument(
+        "--pool-size", type=int, default=20, help="PgBouncer default_pool_size (server connections)"
+    )
+    p.add_argument(
+        "--connect-query",
+        default="SET enable_bitmapscan = off",
+        help="PgBouncer connect_query: the worker session setting, made per server connection",
+    )
     p.add_argument("--jobs", type=int, default=20000)
     p.add_argument("--latency-jobs", type=int, default=40)
     p.add_argument("--idle-s", type=float, default=10.0)
@@ -193,37 +217,52 @@ def main() -> int:
         max_conn = conn.execute("SHOW max_connections").fetchone()[0]
     with connect(make_conninfo(server, dbname=DB)) as conn:
         migrate(conn, REPO / "migrations")
-    print(f"server {conninfo_to_dict(server).get('host')}:{conninfo_to_dict(server).get('port')} "
-          f"max_connections={max_conn}; {os.cpu_count()} CPUs; PgBouncer pool_size={args.pool_size}; "
-          f"{args.jobs} jobs per drain", flush=True)
+    print(
+        f"server {conninfo_to_dict(server).get('host')}:{conninfo_to_dict(server).get('port')} "
+        f"max_connections={max_conn}; {os.cpu_count()} CPUs; PgBouncer pool_size={args.pool_size}; "
+        f"{args.jobs} jobs per drain",
+        flush=True,
+    )
     rows = []
-    with pgbouncer.PgBouncer(make_conninfo(server, dbname=DB), mode="transaction", pool_size=args.pool_size,
-                             max_client_conn=5000, connect_query=args.connect_query or None) as bouncer:
-        plan = [(int(n), False) for n in args.direct.split(",") if n] + \
-               [(int(n), True) for n in args.pooled.split(",") if n]
+    with pgbouncer.PgBouncer(
+        make_conninfo(server, dbname=DB),
+        mode="transaction",
+        pool_size=args.pool_size,
+        max_client_conn=5000,
+        connect_query=args.connect_query or None,
+    ) as bouncer:
+        plan = [(int(n), False) for n in args.direct.split(",") if n] + [
+            (int(n), True) for n in args.pooled.split(",") if n
+        ]
         for n, pooled in plan:
             r = run(server, n, pooled, args, bouncer)
             rows.append(r)
             print(fmt(r, rows), flush=True)
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
-    print("\n| mode | N | server conns idle / peak | idle tx/s | idle server CPU | PgBouncer CPU idle | "
-          "enqueue-to-start p50 / p95 | drain jobs/s (vs direct) | drain server CPU |")
+    print(
+        "\n| mode | N | server conns idle / peak | idle tx/s | idle server CPU | PgBouncer CPU idle | "
+        "enqueue-to-start p50 / p95 | drain jobs/s (vs direct) | drain server CPU |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         ref = next((d for d in rows if d["mode"] == "direct" and d["n"] == r["n"]), None)
         ratio = f" ({r['drain_jps'] / ref['drain_jps']:.2f}x)" if ref and r is not ref else ""
-        print(f"| {r['mode']} | {r['n']} | {r['conns_idle']} / {r['conns_peak']} | {r['idle_tps']:.0f} | "
-              f"{r['idle_cpu']:.1f}% | {r['idle_bouncer_cpu']:.1f}% | {r['lat_p50']:.0f} / {r['lat_p95']:.0f} ms | "
-              f"{r['drain_jps']:.0f}{ratio} | {r['drain_cpu']:.0f}% |")
+        print(
+            f"| {r['mode']} | {r['n']} | {r['conns_idle']} / {r['conns_peak']} | {r['idle_tps']:.0f} | "
+            f"{r['idle_cpu']:.1f}% | {r['idle_bouncer_cpu']:.1f}% | {r['lat_p50']:.0f} / {r['lat_p95']:.0f} ms | "
+            f"{r['drain_jps']:.0f}{ratio} | {r['drain_cpu']:.0f}% |"
+        )
     return 0
 
 
 def fmt(r: dict, rows: list[dict]) -> str:
-    return (f"{r['mode']:6} N={r['n']:<4} conns idle={r['conns_idle']} peak={r['conns_peak']}  "
-            f"idle {r['idle_tps']:.0f} tx/s cpu {r['idle_cpu']:.1f}% (bouncer {r['idle_bouncer_cpu']:.1f}%)  "
-            f"latency p50 {r['lat_p50']:.0f} ms p95 {r['lat_p95']:.0f} ms  "
-            f"drain {r['drain_jps']:.0f} jobs/s cpu {r['drain_cpu']:.0f}%")
+    return (
+        f"{r['mode']:6} N={r['n']:<4} conns idle={r['conns_idle']} peak={r['conns_peak']}  "
+        f"idle {r['idle_tps']:.0f} tx/s cpu {r['idle_cpu']:.1f}% (bouncer {r['idle_bouncer_cpu']:.1f}%)  "
+        f"latency p50 {r['lat_p50']:.0f} ms p95 {r['lat_p95']:.0f} ms  "
+        f"drain {r['drain_jps']:.0f} jobs/s cpu {r['drain_cpu']:.0f}%"
+    )
 
 
 if __name__ == "__main__":

@@ -167,7 +167,6 @@ def bench_throughput(resident, args, batch: int) -> dict:
     return result
 
 
-
 def in_thread(fn):
     """fn() in a fresh thread, as the worker runs a job in its slot thread. Torch called from the
     process's main thread ran 2-4x slower and erratic on a loaded CPU here (OpenMP's spinning team of
@@ -283,7 +282,9 @@ def worker_round(bench: Bench, seeds: list[int]) -> dict:
         ).fetchall()
     bad = [r for r in rows if r["status"] != "completed"]
     if bad or len(rows) != len(ids):
-        raise SystemExit(f"worker: {len(bad)} of {len(ids)} jobs not completed: {bad[0]['error_message'] if bad else ''}")
+        raise SystemExit(
+            f"worker: {len(bad)} of {len(ids)} jobs not completed: {bad[0]['error_message'] if bad else ''}"
+        )
     enqueued = min(r["created_at"] for r in rows)
     last = max(r["completed_at"] for r in rows)
     by_id = {r["id"]: r for r in rows}
@@ -345,7 +346,9 @@ def bench_end_to_end(bench: Bench) -> dict:
     # pipeline runs once; neither model load nor first-call set-up is timed.
     warm = worker_round(bench, [SEED0 + 10_000])
     bench.pipe = resident_pipe(bench)
-    bare_warm_s = in_thread(lambda: timed(lambda: run_bare(bench, [SEED0 + 20_000 + i for i in range(bench.args.count)])))
+    bare_warm_s = in_thread(
+        lambda: timed(lambda: run_bare(bench, [SEED0 + 20_000 + i for i in range(bench.args.count)]))
+    )
 
     seeds = [seeds_of(a, j)[0] for j in range(a.jobs)]
     bare_s, ours_s, ours_wall_s, breakdowns, check = [], [], [], [], None
@@ -394,7 +397,9 @@ def bench_end_to_end(bench: Bench) -> dict:
         "ratio_from_overhead": round(b / images * 1000 / (b / images * 1000 + outside_ms), 3),
         "ratio_per_round": [round(x / y, 3) for x, y in zip(bare_s, ours_s, strict=True)],
         "ratio_with_worker_exit": round(b / w, 3),
-        "worker_exit_ms": round(statistics.median(x - y for x, y in zip(ours_wall_s, ours_s, strict=True)) * 1000),
+        "worker_exit_ms": round(
+            statistics.median(x - y for x, y in zip(ours_wall_s, ours_s, strict=True)) * 1000
+        ),
         "bare_ms_per_image": round(b / images * 1000, 1),
         "ours_ms_per_image": per_image_ms,
         "same_images": check,
@@ -493,28 +498,44 @@ def main() -> None:
     )
     parser.add_argument("--steps", type=int, default=None, help="default 10 on CPU, 25 on GPU")
     parser.add_argument("--jobs", type=int, default=None, help="jobs per round (default 4 tiny, 2 sd15)")
-    parser.add_argument("--count", type=int, default=None, help="images per job, one batched call (default 2 tiny, 1 sd15)")
     parser.add_argument(
-        "--batch", type=int, nargs="+", default=None,
+        "--count", type=int, default=None, help="images per job, one batched call (default 2 tiny, 1 sd15)"
+    )
+    parser.add_argument(
+        "--batch",
+        type=int,
+        nargs="+",
+        default=None,
         help="in-process mode instead of (a): the bare pipeline vs generation.generate() at these batch "
         "sizes, no database (the GPU check, where no Postgres runs)",
     )
-    parser.add_argument("--rounds", type=int, default=None, help="timed rounds of each side, alternated "
-                        "(default 12 tiny, 3 sd15)")
-    parser.add_argument("--repeats", type=int, default=5, help="LoRA switches per set (b); timed calls (--batch)")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=None,
+        help="timed rounds of each side, alternated (default 12 tiny, 3 sd15)",
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=5, help="LoRA switches per set (b); timed calls (--batch)"
+    )
     parser.add_argument("--warmup", type=int, default=1, help="warm-up calls per side (--batch)")
     parser.add_argument("--rank", type=int, default=16)
     parser.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"])
     parser.add_argument("--compile", action="store_true", help="torch.compile the UNet (GPU)")
     parser.add_argument(
-        "--compile-mode", default=None,
+        "--compile-mode",
+        default=None,
         help="with --compile: a torch.compile mode for the UNet instead of the worker's own "
         "(apply_policy's max-autotune-no-cudagraphs), e.g. 'default', which compiles in a fraction of "
         "the time; the bare side and ours still call the same compiled UNet (--batch)",
     )
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch intra-op threads, both sides (default: torch's, one per core). On a small "
-                        "shared CPU, 1 keeps OpenMP's spinning team from stalling on other work: far steadier")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch intra-op threads, both sides (default: torch's, one per core). On a small "
+        "shared CPU, 1 keeps OpenMP's spinning team from stalling on other work: far steadier",
+    )
     parser.add_argument("--database-url", default=None, help="any database on the server to use")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
@@ -604,11 +625,23 @@ def run_end_to_end(args, policy) -> dict:
                 'description = "SD 1.5 architecture, random weights, in memory (bench)"\n'
             )
         settings = Settings(
-            database_url=url, home=folder / "home", storage_dir=folder / "storage", models_dir=models_dir,
-            models_config=models_config, device=args.device, compile=args.compile, lora_dirs=[folder],
+            database_url=url,
+            home=folder / "home",
+            storage_dir=folder / "storage",
+            models_dir=models_dir,
+            models_config=models_config,
+            device=args.device,
+            compile=args.compile,
+            lora_dirs=[folder],
         )
-        bench = Bench(args, settings, Database(url), SD15_NAME if args.sd15 else "tiny-sd",
-                      built.prompt, built.negative_prompt)
+        bench = Bench(
+            args,
+            settings,
+            Database(url),
+            SD15_NAME if args.sd15 else "tiny-sd",
+            built.prompt,
+            built.negative_prompt,
+        )
         build_s = 0.0
         if args.sd15:
             started = time.perf_counter()
@@ -633,18 +666,28 @@ def run_end_to_end(args, policy) -> dict:
     print(json.dumps(summary, indent=2, default=str))
     e = summary["end_to_end"]
     print()
-    print(f"(a) {summary['model']}, {args.size}x{args.size}, {args.steps} steps, {SAMPLER}, "
-          f"{e['jobs']} jobs x {e['count_per_job']} images, {e['rounds']} rounds, device {policy.device}, "
-          f"{torch.get_num_threads()} torch threads, "
-          f"database {where}; both sides warmed first (model load not timed)")
+    print(
+        f"(a) {summary['model']}, {args.size}x{args.size}, {args.steps} steps, {SAMPLER}, "
+        f"{e['jobs']} jobs x {e['count_per_job']} images, {e['rounds']} rounds, device {policy.device}, "
+        f"{torch.get_num_threads()} torch threads, "
+        f"database {where}; both sides warmed first (model load not timed)"
+    )
     print(f"    bare pipeline loop      {e['bare_images_s']:>8} images/s  (median round; in a fresh thread)")
-    print(f"    queue + worker (e2e)    {e['ours_images_s']:>8} images/s  (median round; enqueue -> last job completed)")
-    print(f"    ratio ours/bare         {e['ratio']:>8}   target >= 0.95; per round {e['ratio_per_round']}; "
-          f"best rounds {e['ratio_best_rounds']}")
-    print(f"    burst worker's exit     {e['worker_exit_ms']:>8} ms after the last job (not counted; "
-          f"counted: ratio {e['ratio_with_worker_exit']})")
-    print(f"    ours outside pipeline   {e['ours_outside_pipeline_ms_per_image']:>8} ms/image of "
-          f"{e['bare_ms_per_image']} ms/image bare -> ratio from our overhead alone {e['ratio_from_overhead']}")
+    print(
+        f"    queue + worker (e2e)    {e['ours_images_s']:>8} images/s  (median round; enqueue -> last job completed)"
+    )
+    print(
+        f"    ratio ours/bare         {e['ratio']:>8}   target >= 0.95; per round {e['ratio_per_round']}; "
+        f"best rounds {e['ratio_best_rounds']}"
+    )
+    print(
+        f"    burst worker's exit     {e['worker_exit_ms']:>8} ms after the last job (not counted; "
+        f"counted: ratio {e['ratio_with_worker_exit']})"
+    )
+    print(
+        f"    ours outside pipeline   {e['ours_outside_pipeline_ms_per_image']:>8} ms/image of "
+        f"{e['bare_ms_per_image']} ms/image bare -> ratio from our overhead alone {e['ratio_from_overhead']}"
+    )
     print("    ours ms/image (median)  " + ", ".join(f"{k} {v}" for k, v in e["ours_ms_per_image"].items()))
     print(f"    same images             {e['same_images']}")
     print(f"(b) LoRA switch / load = {summary['lora']['switch_over_load']}  (target < 0.10)")

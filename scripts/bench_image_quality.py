@@ -54,7 +54,9 @@ def timed(fn, *args):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--images", type=int, default=20, help="rounds: one image each")
     parser.add_argument("--steps", type=int, default=None, help="denoising steps (default: the model's, 20)")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
@@ -69,8 +71,9 @@ def main() -> None:
         # 1. The tiny pipeline (resident in the provider) and the tiny CLIP, built locally
         save_tiny_model(root / "tiny-sd")
         provider = LocalDiffusersProvider(models_dir=root, models_config=None, device=args.device)
-        clip_load_s, scorer = timed(ClipScorer, ClipSpec("tiny-clip", save_tiny_clip(root / "tiny-clip")),
-                                    args.device)
+        clip_load_s, scorer = timed(
+            ClipScorer, ClipSpec("tiny-clip", save_tiny_clip(root / "tiny-clip")), args.device
+        )
         parameters = {"count": 1, **({"steps": args.steps} if args.steps else {})}
         provider.generate(GenerationRequest(PROMPT, parameters={**parameters, "seed": 0}))  # load + warm up
         scorer.similarity(PROMPT, Image.new("RGB", (64, 64)))
@@ -81,7 +84,9 @@ def main() -> None:
 
         gen, quality, decoded, clip = [], [], [], []
         for i in range(args.images):
-            t, result = timed(provider.generate, GenerationRequest(PROMPT, parameters={**parameters, "seed": i + 1}))
+            t, result = timed(
+                provider.generate, GenerationRequest(PROMPT, parameters={**parameters, "seed": i + 1})
+            )
             gen.append(t)
             path, image = root / f"image-{i}.png", result.images[0]
             image.save(path)
@@ -116,17 +121,27 @@ def main() -> None:
     }
     print(f"tiny model, {args.images} images, {torch.get_num_threads()} threads; per image (median):")
     print(f"  generation                 {g * 1000:9.1f} ms   1.000")
-    print(f"  quality (the handler's)    {summary['quality_s_median'] * 1000:9.2f} ms   "
-          f"{summary['quality_over_generation']:.4f}  (total ratio {summary['quality_over_generation_total']:.4f};"
-          f" target < 0.03)")
-    print(f"  quality decoding the file  {summary['quality_decoding_file_s_median'] * 1000:9.2f} ms   "
-          f"{summary['decoding_file_over_generation']:.4f}  (a LoRA preview's path)")
-    print(f"  CLIP alignment (tiny CLIP) {summary['clip_s_median'] * 1000:9.2f} ms   "
-          f"{summary['clip_over_generation']:.4f}  (measured apart; load once {clip_load_s:.2f} s)")
-    print(f"  quality of a 512 px image  {larger[512] * 1000:9.2f} ms   {summary['quality_512px_over_tiny_generation']:.4f}"
-          "  (against the tiny generation: an upper bound)")
-    print(f"  quality of a 1024 px image {larger[1024] * 1000:9.2f} ms   "
-          f"{summary['quality_1024px_over_tiny_generation']:.4f}")
+    print(
+        f"  quality (the handler's)    {summary['quality_s_median'] * 1000:9.2f} ms   "
+        f"{summary['quality_over_generation']:.4f}  (total ratio {summary['quality_over_generation_total']:.4f};"
+        f" target < 0.03)"
+    )
+    print(
+        f"  quality decoding the file  {summary['quality_decoding_file_s_median'] * 1000:9.2f} ms   "
+        f"{summary['decoding_file_over_generation']:.4f}  (a LoRA preview's path)"
+    )
+    print(
+        f"  CLIP alignment (tiny CLIP) {summary['clip_s_median'] * 1000:9.2f} ms   "
+        f"{summary['clip_over_generation']:.4f}  (measured apart; load once {clip_load_s:.2f} s)"
+    )
+    print(
+        f"  quality of a 512 px image  {larger[512] * 1000:9.2f} ms   {summary['quality_512px_over_tiny_generation']:.4f}"
+        "  (against the tiny generation: an upper bound)"
+    )
+    print(
+        f"  quality of a 1024 px image {larger[1024] * 1000:9.2f} ms   "
+        f"{summary['quality_1024px_over_tiny_generation']:.4f}"
+    )
     if args.json:
         args.json.write_text(json.dumps(summary, indent=2))
 

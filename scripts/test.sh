@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Sets everything up and runs the checks: the lock matches pyproject.toml, lint, layer rules, types,
+# Sets everything up and runs the checks: the lock matches pyproject.toml, formatting, lint, layer rules, types,
 # then the test suite. Tests use ENCHANT_DATABASE_URL when set, otherwise the embedded Postgres (started
 # under .enchant-test/).
 # Extra arguments go to pytest, e.g. `scripts/test.sh tests/unit -x`. `--quick` first: leave out the ML
@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 scripts/lock.sh --check
 scripts/setup.sh
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1
+.venv/bin/ruff format --check src tests scripts
 .venv/bin/ruff check src tests scripts
 .venv/bin/lint-imports
 .venv/bin/mypy

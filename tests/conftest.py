@@ -20,9 +20,17 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 # The ML tier: tests that build and run tiny models (`scripts/test.sh --quick` leaves them and the slow
 # ones out). Everything else talks to Postgres and the API at most.
-ML_TESTS = ("unit/generation/", "unit/training/", "integration/generation/", "integration/training/", "gpu/",
-            "acceptance/test_generate_cli.py", "acceptance/test_train_cli.py", "integration/text/test_llm_",
-            "integration/text/test_analyze_story_llm")
+ML_TESTS = (
+    "unit/generation/",
+    "unit/training/",
+    "integration/generation/",
+    "integration/training/",
+    "gpu/",
+    "acceptance/test_generate_cli.py",
+    "acceptance/test_train_cli.py",
+    "integration/text/test_llm_",
+    "integration/text/test_analyze_story_llm",
+)
 
 
 def pytest_collection_modifyitems(items) -> None:
@@ -91,9 +99,17 @@ def empty_db_url(admin_url) -> Iterator[str]:
 
 @pytest.fixture
 def settings(db_url, tmp_path) -> Settings:
-    return Settings(database_url=db_url, home=tmp_path / "home", lease_seconds=5, heartbeat_seconds=0.5,
-                    poll_interval_s=0.5, reap_interval_s=0.5, retry_base_s=0.2, retry_max_s=2,
-                    shutdown_grace_s=2)
+    return Settings(
+        database_url=db_url,
+        home=tmp_path / "home",
+        lease_seconds=5,
+        heartbeat_seconds=0.5,
+        poll_interval_s=0.5,
+        reap_interval_s=0.5,
+        retry_base_s=0.2,
+        retry_max_s=2,
+        shutdown_grace_s=2,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -128,6 +144,9 @@ def conn(db) -> Iterator[psycopg.Connection]:
 def cli_env(db_url, tmp_path) -> dict[str, str]:
     """Environment for running the CLI as a subprocess against this test's database."""
     env = dict(os.environ)
-    env.update(ENCHANT_DATABASE_URL=db_url, ENCHANT_HOME=str(tmp_path / "home"),
-               PYTHONPATH=os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]))
+    env.update(
+        ENCHANT_DATABASE_URL=db_url,
+        ENCHANT_HOME=str(tmp_path / "home"),
+        PYTHONPATH=os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]),
+    )
     return env

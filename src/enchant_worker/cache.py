@@ -97,8 +97,9 @@ class RedisStore:
     def __init__(self, url: str, prefix: str):
         import redis
 
-        self.client = redis.Redis.from_url(url, socket_connect_timeout=REDIS_TIMEOUT_S,
-                                           socket_timeout=REDIS_TIMEOUT_S, decode_responses=True)
+        self.client = redis.Redis.from_url(
+            url, socket_connect_timeout=REDIS_TIMEOUT_S, socket_timeout=REDIS_TIMEOUT_S, decode_responses=True
+        )
         self.prefix = prefix
 
     def _v(self, key: str) -> str:
@@ -136,9 +137,20 @@ class RedisStore:
 class Cache:
     """The caches of one process. `backend` says which store serves now: 'redis' or 'memory'."""
 
-    def __init__(self, redis_url: str | None = None, *, prefix: str = "enchant:", retry_redis_s: float = 30.0,
-                 ttls: dict[str, float] | None = None):
-        ttls = {"user_preferences": 300.0, "story_metadata": 3600.0, "community_content": 86400.0, **(ttls or {})}
+    def __init__(
+        self,
+        redis_url: str | None = None,
+        *,
+        prefix: str = "enchant:",
+        retry_redis_s: float = 30.0,
+        ttls: dict[str, float] | None = None,
+    ):
+        ttls = {
+            "user_preferences": 300.0,
+            "story_metadata": 3600.0,
+            "community_content": 86400.0,
+            **(ttls or {}),
+        }
         self.memory = MemoryStore()
         self.redis: RedisStore | None = RedisStore(redis_url, prefix) if redis_url else None
         self.retry_redis_s = retry_redis_s
@@ -151,11 +163,15 @@ class Cache:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Cache:
-        return cls(settings.redis_url, retry_redis_s=settings.cache_retry_redis_s, ttls={
-            "user_preferences": settings.cache_user_preferences_ttl_s,
-            "story_metadata": settings.cache_story_metadata_ttl_s,
-            "community_content": settings.cache_community_content_ttl_s,
-        })
+        return cls(
+            settings.redis_url,
+            retry_redis_s=settings.cache_retry_redis_s,
+            ttls={
+                "user_preferences": settings.cache_user_preferences_ttl_s,
+                "story_metadata": settings.cache_story_metadata_ttl_s,
+                "community_content": settings.cache_community_content_ttl_s,
+            },
+        )
 
     def invalidate_story(self, story_id: Any) -> None:
         """Call after a write to the story's row (title, description, genre, style_preference) commits."""
@@ -190,8 +206,11 @@ class Cache:
             first = time.monotonic() >= self._redis_down_until
             self._redis_down_until = time.monotonic() + self.retry_redis_s
         if first:
-            log.warning("Redis cache unreachable (%s); using the in-process cache, retrying Redis in %.0fs",
-                        str(exc).strip() or type(exc).__name__, self.retry_redis_s)
+            log.warning(
+                "Redis cache unreachable (%s); using the in-process cache, retrying Redis in %.0fs",
+                str(exc).strip() or type(exc).__name__,
+                self.retry_redis_s,
+            )
             self.memory.clear()  # start clean: memory may hold values from an earlier outage
 
     def _replay_missed(self, redis_store: RedisStore) -> None:
@@ -245,8 +264,9 @@ class CacheNamespace:
 
     def set(self, key: Any, value: Any) -> None:
         k = self._key(key)
-        self.cache._call("set_if_version", k, json.dumps(value, default=str), self.ttl_s,
-                         self.cache._call("version", k))
+        self.cache._call(
+            "set_if_version", k, json.dumps(value, default=str), self.ttl_s, self.cache._call("version", k)
+        )
 
     def invalidate(self, key: Any) -> None:
         self.cache._call("invalidate", self._key(key), ttl_s=self.ttl_s)
@@ -265,8 +285,13 @@ def shared_cache(settings: Settings) -> Cache:
     """This process's Cache for these settings, made on first use. One per process, so that the API, the
     worker and the scheduler of `serve` see each other's invalidations even without Redis, and a job's
     reads find what the previous job loaded."""
-    key = (settings.redis_url, settings.cache_retry_redis_s, settings.cache_user_preferences_ttl_s,
-           settings.cache_story_metadata_ttl_s, settings.cache_community_content_ttl_s)
+    key = (
+        settings.redis_url,
+        settings.cache_retry_redis_s,
+        settings.cache_user_preferences_ttl_s,
+        settings.cache_story_metadata_ttl_s,
+        settings.cache_community_content_ttl_s,
+    )
     with _shared_lock:
         if key not in _shared:
             _shared[key] = Cache.from_settings(settings)

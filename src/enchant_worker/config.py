@@ -37,7 +37,9 @@ class Settings(BaseSettings):
     # Tenancy: subscription tiers (caps, quotas) and the folders admins may train from.
     tiers_file: Path | None = None  # default: configs_dir/tiers.toml
     training_dirs: list[Path] = []
-    providers_file: Path | None = None  # default: configs_dir/providers.toml (remote providers, roles)  # admin keys and the CLI may name training-image folders under these
+    providers_file: Path | None = (
+        None  # default: configs_dir/providers.toml (remote providers, roles)  # admin keys and the CLI may name training-image folders under these
+    )
 
     # Control API.
     upload_max_file_bytes: int = Field(20 * 2**20, ge=1024)
@@ -137,9 +139,14 @@ class Settings(BaseSettings):
             from enchant_worker.storage import parse_storage_url
 
             parse_storage_url(self.storage_url)  # its ValueError names ENCHANT_STORAGE_URL and the fix
-        if self.metrics_token is not None and len(self.metrics_token.get_secret_value()) < MIN_METRICS_TOKEN_CHARS:
-            raise ValueError(f"ENCHANT_METRICS_TOKEN must be at least {MIN_METRICS_TOKEN_CHARS} characters "
-                             "(make one with `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)")
+        if (
+            self.metrics_token is not None
+            and len(self.metrics_token.get_secret_value()) < MIN_METRICS_TOKEN_CHARS
+        ):
+            raise ValueError(
+                f"ENCHANT_METRICS_TOKEN must be at least {MIN_METRICS_TOKEN_CHARS} characters "
+                "(make one with `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)"
+            )
         return self
 
     @property

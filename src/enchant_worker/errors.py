@@ -59,8 +59,10 @@ class IdempotencyConflict(EnchantError):
     """The idempotency key was used before for a different job."""
 
     def __init__(self, key: str, job_id: object):
-        super().__init__(f"idempotency_key: {key!r} was used for job {job_id}, which has another job type or "
-                         "metadata; use a new key for a new job")
+        super().__init__(
+            f"idempotency_key: {key!r} was used for job {job_id}, which has another job type or "
+            "metadata; use a new key for a new job"
+        )
         self.job_id = job_id
 
 

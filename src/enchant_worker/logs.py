@@ -24,14 +24,26 @@ ML_LIBRARIES = ("diffusers", "transformers")
 
 # (pattern over the library's message, level, the project's message with the pattern's groups)
 KNOWN_NOTICES: tuple[tuple[re.Pattern[str], int, str], ...] = (
-    (re.compile(r"No LoRA keys associated to (\w+) found with the prefix='(\w+)'", re.S), logging.INFO,
-     "LoRA: no weights for the {1} ({0}); it styles the UNet only (usual for LoRAs trained without "
-     "the text encoder)"),
-    (re.compile(r"Already found a `peft_config` attribute in the model", re.S), logging.DEBUG,
-     "LoRA: another adapter joins the resident model (LoRAs stay loaded side by side)"),
-    (re.compile(r"The following part of your input was truncated because (\w+) can only handle sequences up "
-                r"to (\d+) tokens: \[?(.*?)\]?$", re.S), logging.WARNING,
-     "prompt: longer than the {0} text encoder's {1} tokens; these words were left out: {2}"),
+    (
+        re.compile(r"No LoRA keys associated to (\w+) found with the prefix='(\w+)'", re.S),
+        logging.INFO,
+        "LoRA: no weights for the {1} ({0}); it styles the UNet only (usual for LoRAs trained without "
+        "the text encoder)",
+    ),
+    (
+        re.compile(r"Already found a `peft_config` attribute in the model", re.S),
+        logging.DEBUG,
+        "LoRA: another adapter joins the resident model (LoRAs stay loaded side by side)",
+    ),
+    (
+        re.compile(
+            r"The following part of your input was truncated because (\w+) can only handle sequences up "
+            r"to (\d+) tokens: \[?(.*?)\]?$",
+            re.S,
+        ),
+        logging.WARNING,
+        "prompt: longer than the {0} text encoder's {1} tokens; these words were left out: {2}",
+    ),
 )
 
 
@@ -55,8 +67,12 @@ class JsonFormatter(logging.Formatter):
     """One JSON object per record: time (UTC, ISO 8601), level, logger, message, and the traceback."""
 
     def format(self, record: logging.LogRecord) -> str:
-        out = {"time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-               "level": record.levelname, "logger": record.name, "message": record.getMessage()}
+        out = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
         if record.exc_info:
             out["exception"] = self.formatException(record.exc_info)
         return json.dumps(out, default=str)

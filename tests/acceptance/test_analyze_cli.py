@@ -16,7 +16,10 @@ def cli(env, *args):
 
 
 def test_analyze_and_print_insights(cli_env, conn):
-    assert cli(cli_env, "ingest", str(SAMPLE), "--user", "me@example.org", "--extract", "--no-wait").returncode == 0
+    assert (
+        cli(cli_env, "ingest", str(SAMPLE), "--user", "me@example.org", "--extract", "--no-wait").returncode
+        == 0
+    )
     story = str(conn.execute("SELECT id FROM stories").fetchone()["id"])
     missing = cli(cli_env, "insights", story)
     assert missing.returncode == 2 and f"run `enchant-worker analyze {story}`" in missing.stderr
@@ -30,8 +33,14 @@ def test_analyze_and_print_insights(cli_env, conn):
     assert out.returncode == 0, out.stderr
     text = out.stdout
     assert "The Lamp at Marrow Point: 3 chapter(s), 6 scene(s), 516 words" in text
-    for field in ("overall", "narrative_coherence", "visual_potential", "character_development", "pacing",
-                  "emotional_impact"):
+    for field in (
+        "overall",
+        "narrative_coherence",
+        "visual_potential",
+        "character_development",
+        "pacing",
+        "emotional_impact",
+    ):
         assert f"  {field}" in text
     assert "tension: " in text and "ch1.1 " in text
     assert "the builtin analyzer proposes no text edits" in text

@@ -29,9 +29,10 @@ def cli(env, *args, check=True):
     return out
 
 
-
 def test_keys_create_list_revoke(cli_env, conn):
-    created = cli(cli_env, "keys", "create", "--name", "web app", "--role", "user", "--email", "ann@example.org")
+    created = cli(
+        cli_env, "keys", "create", "--name", "web app", "--role", "user", "--email", "ann@example.org"
+    )
     key = created.stdout.strip()
     assert key.startswith("ew_") and "shown only this once" in created.stderr
     assert key not in json.dumps([dict(r) for r in conn.execute("SELECT * FROM api_keys")], default=str)
@@ -51,8 +52,13 @@ def api_server(cli_env):
     key = cli(cli_env, "keys", "create", "--name", "dashboard", "--role", "admin").stdout.strip()
     port = free_port()
     started = time.monotonic()
-    proc = subprocess.Popen([*CLI, "api", "--port", str(port), "--log-level", "WARNING"], env=cli_env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [*CLI, "api", "--port", str(port), "--log-level", "WARNING"],
+        env=cli_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     base = f"http://127.0.0.1:{port}"
 
     def up():
@@ -88,8 +94,11 @@ def chromium(tmp_path):
 def offline_chromium(tmp_path):
     """Chromium as on a box without internet: every host but this one's loopback resolves to nothing and
     every other request goes to a proxy that is not there (loopback goes direct)."""
-    with _chromium(tmp_path / "chromium-profile", "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-                   "--proxy-server=http://127.0.0.1:9") as page:  # loopback bypasses a proxy
+    with _chromium(
+        tmp_path / "chromium-profile",
+        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+        "--proxy-server=http://127.0.0.1:9",
+    ) as page:  # loopback bypasses a proxy
         yield page
 
 
@@ -107,8 +116,10 @@ def _watch_dashboard(page: DevTools, base: str, key: str, conn) -> None:
 
     # Signed in through the form (a POST; the key comes back as a cookie): the page shows the empty queue.
     wait_for(lambda: page.evaluate("!!document.querySelector('form input[name=key]')"), timeout=30, every=0.2)
-    page.evaluate(f"document.querySelector('input[name=key]').value = {json.dumps(key)}; "
-                  "document.querySelector('form').submit()")
+    page.evaluate(
+        f"document.querySelector('input[name=key]').value = {json.dumps(key)}; "
+        "document.querySelector('form').submit()"
+    )
     wait_for(lambda: text("total-pending") == "0", timeout=30, every=0.2)
     assert page.evaluate("location.search") == "?refresh=1"
     assert page.evaluate("document.cookie") == ""  # HttpOnly: out of the page's scripts' reach
@@ -123,8 +134,14 @@ def _watch_dashboard(page: DevTools, base: str, key: str, conn) -> None:
     wait_for(lambda: text("total-pending") == "3", timeout=30, every=0.2)
     assert page.evaluate("window.__same_page") == 1
     # A worker picks one up and another fails: processing, failures and workers change live too.
-    queue.register_worker("gpu-0", host="box", pid=1, job_types=["noop"],
-                          device={"kind": "cuda", "name": "H100", "memory_total_mb": 80000}, concurrency=1)
+    queue.register_worker(
+        "gpu-0",
+        host="box",
+        pid=1,
+        job_types=["noop"],
+        device={"kind": "cuda", "name": "H100", "memory_total_mb": 80000},
+        concurrency=1,
+    )
     running, failing = queue.lease("gpu-0", ["noop"], limit=2)
     queue.fail(Lease(failing.id, failing.lease_token), "CUDA out of memory at step 3", attempt=1, retry=False)
     queue.extend([Lease(running.id, running.lease_token)], {running.id: {"percent": 55}})
@@ -147,21 +164,36 @@ def test_docs_render_without_internet(api_server, offline_chromium):
     page.call("Page.enable")
     page.call("Network.enable")
     page.call("Page.navigate", url=f"{base}/docs")
-    wait_for(lambda: page.evaluate(OPERATIONS_SHOWN) > 25, timeout=30, every=0.2, what="Swagger UI's operations")
+    wait_for(
+        lambda: page.evaluate(OPERATIONS_SHOWN) > 25, timeout=30, every=0.2, what="Swagger UI's operations"
+    )
     paths = page.evaluate("[...document.querySelectorAll('.opblock-summary-path')].map(e => e.textContent)")
     assert "/v2/jobs" in paths and "/healthz" in paths
     assert page.evaluate("document.querySelector('.info .title').textContent").startswith("Enchant Worker")
 
     page.call("Page.navigate", url=f"{base}/redoc")
-    wait_for(lambda: page.evaluate("(document.querySelector('.api-content') || {}).innerText || ''").count("/v2/jobs"),
-             timeout=30, every=0.2, what="ReDoc's operations")
+    wait_for(
+        lambda: page.evaluate("(document.querySelector('.api-content') || {}).innerText || ''").count(
+            "/v2/jobs"
+        ),
+        timeout=30,
+        every=0.2,
+        what="ReDoc's operations",
+    )
     page.evaluate("1")  # collects the events that came meanwhile
-    sent = {e["params"]["requestId"]: e["params"]["request"]["url"] for e in page.events
-            if e["method"] == "Network.requestWillBeSent"}
-    assert {f"{base}/docs-static/swagger-ui-bundle.js", f"{base}/docs-static/redoc.standalone.js"} <= set(sent.values())
+    sent = {
+        e["params"]["requestId"]: e["params"]["request"]["url"]
+        for e in page.events
+        if e["method"] == "Network.requestWillBeSent"
+    }
+    assert {f"{base}/docs-static/swagger-ui-bundle.js", f"{base}/docs-static/redoc.standalone.js"} <= set(
+        sent.values()
+    )
     # The ReDoc bundle asks for one outside file (the Redocly logo); the page's policy stops it in the
     # browser. Nothing else leaves this server, and nothing of it fails.
-    failed = {e["params"]["requestId"]: e["params"] for e in page.events if e["method"] == "Network.loadingFailed"}
+    failed = {
+        e["params"]["requestId"]: e["params"] for e in page.events if e["method"] == "Network.loadingFailed"
+    }
     outside = {i: u for i, u in sent.items() if not u.startswith((base, "data:", "blob:"))}
     assert all(failed.get(i, {}).get("blockedReason") == "csp" for i in outside), (outside, failed)
     assert not [sent.get(i) for i in failed if i not in outside]

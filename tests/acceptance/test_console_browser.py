@@ -25,22 +25,34 @@ REPO = Path(__file__).resolve().parents[2]
 WIDTHS = (360, 900, 1400)
 SCREENSHOTS = REPO / "docs" / "screenshots"  # refreshed when ENCHANT_UPDATE_SCREENSHOTS=1
 README_SHOTS = ("overview-360", "overview-900", "overview-1400", "jobs-360", "job-900", "training-1400")
-AXE_CANDIDATES = [os.environ.get("ENCHANT_AXE_JS", ""), str(REPO / ".enchant-test/npm/node_modules/axe-core/axe.min.js"),
-                  "/usr/share/nodejs/axe-core/axe.min.js", "/usr/lib/nodejs/axe-core/axe.min.js"]
+AXE_CANDIDATES = [
+    os.environ.get("ENCHANT_AXE_JS", ""),
+    str(REPO / ".enchant-test/npm/node_modules/axe-core/axe.min.js"),
+    "/usr/share/nodejs/axe-core/axe.min.js",
+    "/usr/lib/nodejs/axe-core/axe.min.js",
+]
 
 
 def _go(page: DevTools, url: str) -> None:
     page.call("Page.navigate", url=url)
-    wait_for(lambda: page.evaluate("document.readyState") == "complete"
-             and page.evaluate("location.href") == url, timeout=30, every=0.1)
+    wait_for(
+        lambda: page.evaluate("document.readyState") == "complete" and page.evaluate("location.href") == url,
+        timeout=30,
+        every=0.1,
+    )
 
 
 def _click(page: DevTools, selector: str) -> None:
     before = page.evaluate("location.href")
     assert page.evaluate(f"!!document.querySelector({json.dumps(selector)})"), selector
     page.evaluate(f"document.querySelector({json.dumps(selector)}).click()")
-    wait_for(lambda: page.evaluate("location.href") != before and page.evaluate("document.readyState") == "complete",
-             timeout=30, every=0.1)
+    wait_for(
+        lambda: (
+            page.evaluate("location.href") != before and page.evaluate("document.readyState") == "complete"
+        ),
+        timeout=30,
+        every=0.1,
+    )
 
 
 def _text(page: DevTools) -> str:
@@ -66,30 +78,63 @@ def seeded(api_server, cli_env, conn):  # noqa: F811 - the imported fixture
     job whose error holds HTML, a LoRA in training with its loss so far, and an image with its file."""
     queue = JobQueue(conn)
     pending = queue.enqueue_many([NewJob("noop"), NewJob("noop"), NewJob("export_story", {"story_id": "x"})])
-    queue.register_worker("gpu-0", host="box", pid=7, job_types=["noop", "train_lora"],
-                          device={"kind": "cuda", "name": "H100", "memory_total_mb": 80000,
-                                  "loaded_models": ["sd15"]}, concurrency=1)
+    queue.register_worker(
+        "gpu-0",
+        host="box",
+        pid=7,
+        job_types=["noop", "train_lora"],
+        device={"kind": "cuda", "name": "H100", "memory_total_mb": 80000, "loaded_models": ["sd15"]},
+        concurrency=1,
+    )
     failing = queue.enqueue(NewJob("generate_image", {"prompt": "<b>bold</b>"}, max_attempts=1))
     [leased] = queue.lease("gpu-0", ["generate_image"])
-    queue.fail(Lease(leased.id, leased.lease_token), "CUDA <oom> at step 3\nTraceback line 2", attempt=1, retry=False)
-    lora = conn.execute("INSERT INTO lora_models (name, model_file_url) VALUES ('inkwash', '') RETURNING id"
-                        ).fetchone()["id"]
-    training = queue.enqueue(NewJob("train_lora", {"base_model": "sd15"}, entity_type="lora_model", entity_id=lora,
-                                    priority=1))
+    queue.fail(
+        Lease(leased.id, leased.lease_token), "CUDA <oom> at step 3\nTraceback line 2", attempt=1, retry=False
+    )
+    lora = conn.execute(
+        "INSERT INTO lora_models (name, model_file_url) VALUES ('inkwash', '') RETURNING id"
+    ).fetchone()["id"]
+    training = queue.enqueue(
+        NewJob("train_lora", {"base_model": "sd15"}, entity_type="lora_model", entity_id=lora, priority=1)
+    )
     [train] = queue.lease("gpu-0", ["train_lora"])
     train_lease = Lease(train.id, train.lease_token)
     for step in (1, 2, 3):
-        queue.extend([train_lease], {training: {"percent": step, "info": {
-            "stage": "training", "step": step, "total": 100, "loss": 0.5 / step, "s_per_step": 0.2, "eta_s": 20}}})
+        queue.extend(
+            [train_lease],
+            {
+                training: {
+                    "percent": step,
+                    "info": {
+                        "stage": "training",
+                        "step": step,
+                        "total": 100,
+                        "loss": 0.5 / step,
+                        "s_per_step": 0.2,
+                        "eta_s": 20,
+                    },
+                }
+            },
+        )
     queue.worker_heartbeat("gpu-0", [training])
     storage = Path(cli_env["ENCHANT_HOME"]) / "storage"
     _png(storage / "images" / "fox.png")
-    image = conn.execute("INSERT INTO images (file_path, prompt, seed, parameters, width, height, job_id) VALUES "
-                         "('images/fox.png', 'a fox in the snow', 42, %s, 64, 64, %s) RETURNING id",
-                         [Jsonb({"steps": 25, "cfg_scale": 7}), failing]).fetchone()["id"]
+    image = conn.execute(
+        "INSERT INTO images (file_path, prompt, seed, parameters, width, height, job_id) VALUES "
+        "('images/fox.png', 'a fox in the snow', 42, %s, 64, 64, %s) RETURNING id",
+        [Jsonb({"steps": 25, "cfg_scale": 7}), failing],
+    ).fetchone()["id"]
     story = _analysed_story(conn)
-    return {"queue": queue, "pending": pending, "failed": failing, "lora": lora, "training": training,
-            "train_lease": train_lease, "image": image, "story": story}
+    return {
+        "queue": queue,
+        "pending": pending,
+        "failed": failing,
+        "lora": lora,
+        "training": training,
+        "train_lease": train_lease,
+        "image": image,
+        "story": story,
+    }
 
 
 def _analysed_story(conn):
@@ -98,10 +143,14 @@ def _analysed_story(conn):
     from enchant_worker.text.story_analysis import analyze_story
 
     text = (REPO / "samples" / "the-lamp-at-marrow-point.md").read_text()
-    story = conn.execute("INSERT INTO stories (title) VALUES ('The Lamp at Marrow Point') RETURNING id").fetchone()["id"]
+    story = conn.execute(
+        "INSERT INTO stories (title) VALUES ('The Lamp at Marrow Point') RETURNING id"
+    ).fetchone()["id"]
     for number, chapter in enumerate(text.split("\n## ")[1:], start=1):
-        conn.execute("INSERT INTO chapters (story_id, chapter_number, content) VALUES (%s, %s, %s)",
-                     (story, number, chapter.split("\n", 1)[1]))
+        conn.execute(
+            "INSERT INTO chapters (story_id, chapter_number, content) VALUES (%s, %s, %s)",
+            (story, number, chapter.split("\n", 1)[1]),
+        )
     _, story_input = store.load_story(conn, story)
     store.save(conn, story, analyze_story(story_input), story_input.content_hash("builtin"))
     return story
@@ -110,8 +159,10 @@ def _analysed_story(conn):
 def _sign_in(page: DevTools, base: str, key: str) -> None:
     page.call("Page.enable")
     _go(page, f"{base}/dashboard?refresh=1")
-    page.evaluate(f"document.querySelector('input[name=key]').value = {json.dumps(key)}; "
-                  "document.querySelector('form').submit()")
+    page.evaluate(
+        f"document.querySelector('input[name=key]').value = {json.dumps(key)}; "
+        "document.querySelector('form').submit()"
+    )
     wait_for(lambda: page.evaluate("!!document.getElementById('total-pending')"), timeout=30, every=0.1)
     assert page.evaluate("document.cookie") == ""  # HttpOnly
 
@@ -147,16 +198,24 @@ def test_an_admin_works_the_console(api_server, chromium, seeded, conn):  # noqa
     _click(page, "#confirm")
     assert "cancel requested by dashboard" in _text(page)
     queue.finish_cancelled(seeded["train_lease"])
-    wait_for(lambda: page.evaluate("document.querySelector('#job-summary .badge').textContent") == "cancelled",
-             timeout=30, every=0.2)
+    wait_for(
+        lambda: page.evaluate("document.querySelector('#job-summary .badge').textContent") == "cancelled",
+        timeout=30,
+        every=0.2,
+    )
     assert page.evaluate("window.__console.updates") >= 1
     actions = conn.execute("SELECT action, key_name FROM job_actions ORDER BY id").fetchall()
-    assert [(a["action"], a["key_name"]) for a in actions] == [("retry", "dashboard"), ("cancel", "dashboard")]
+    assert [(a["action"], a["key_name"]) for a in actions] == [
+        ("retry", "dashboard"),
+        ("cancel", "dashboard"),
+    ]
 
     # Open an image from the gallery: full size, with its parameters.
     _go(page, f"{base}/dashboard/images")
     _click(page, f"a[href='/dashboard/images/{seeded['image']}']")
-    wait_for(lambda: page.evaluate("document.querySelector('img.full').naturalWidth") == 64, timeout=30, every=0.1)
+    wait_for(
+        lambda: page.evaluate("document.querySelector('img.full').naturalWidth") == 64, timeout=30, every=0.1
+    )
     assert "a fox in the snow" in _text(page) and "cfg_scale" in _text(page)
 
 
@@ -169,8 +228,22 @@ def test_the_training_page_grows_its_loss_chart_live(api_server, chromium, seede
     assert page.evaluate(points) == "3" and "step 3/100" in _text(page)
     wait_for(lambda: page.evaluate("window.__console && window.__console.opens") >= 1, timeout=30, every=0.1)
     for step in (4, 5):
-        queue.extend([seeded["train_lease"]], {seeded["training"]: {"percent": step, "info": {
-            "stage": "training", "step": step, "total": 100, "loss": 0.5 / step, "s_per_step": 0.2, "eta_s": 19}}})
+        queue.extend(
+            [seeded["train_lease"]],
+            {
+                seeded["training"]: {
+                    "percent": step,
+                    "info": {
+                        "stage": "training",
+                        "step": step,
+                        "total": 100,
+                        "loss": 0.5 / step,
+                        "s_per_step": 0.2,
+                        "eta_s": 19,
+                    },
+                }
+            },
+        )
     wait_for(lambda: page.evaluate(points) == "5", timeout=30, every=0.2)
     assert "step 5/100" in _text(page)
 
@@ -183,8 +256,11 @@ def test_live_updates_survive_a_dropped_stream(api_server, chromium, seeded):  #
     wait_for(lambda: page.evaluate("window.__console.opens") >= 2, timeout=30, every=0.2)  # reconnected
     before = int(page.evaluate("document.getElementById('total-pending').textContent"))
     queue.enqueue(NewJob("noop"))
-    wait_for(lambda: page.evaluate("document.getElementById('total-pending').textContent") == str(before + 1),
-             timeout=30, every=0.2)
+    wait_for(
+        lambda: page.evaluate("document.getElementById('total-pending').textContent") == str(before + 1),
+        timeout=30,
+        every=0.2,
+    )
 
 
 def _overflow(page: DevTools) -> list[str]:
@@ -207,9 +283,12 @@ def _axe(page: DevTools) -> list[str] | None:
     if source is None:
         return None
     page.evaluate(source.read_text())
-    page.call("Runtime.evaluate", expression="window.__axe = null; axe.run(document, {resultTypes: ['violations']})"
-              ".then(r => { window.__axe = r.violations.filter(v => v.impact === 'serious' || v.impact === 'critical')"
-              ".map(v => v.id + ': ' + v.nodes.map(n => n.target.join(' ')).slice(0, 3).join(', ')); })")
+    page.call(
+        "Runtime.evaluate",
+        expression="window.__axe = null; axe.run(document, {resultTypes: ['violations']})"
+        ".then(r => { window.__axe = r.violations.filter(v => v.impact === 'serious' || v.impact === 'critical')"
+        ".map(v => v.id + ': ' + v.nodes.map(n => n.target.join(' ')).slice(0, 3).join(', ')); })",
+    )
     wait_for(lambda: page.evaluate("window.__axe !== null"), timeout=60, every=0.2)
     return page.evaluate("window.__axe")
 
@@ -228,19 +307,36 @@ OWN_CHECKS = """(() => {
 })()"""
 
 
-def test_no_page_scrolls_sideways_and_none_has_serious_accessibility_problems(api_server, chromium, seeded, tmp_path):  # noqa: F811
+def test_no_page_scrolls_sideways_and_none_has_serious_accessibility_problems(
+    api_server,  # noqa: F811
+    chromium,  # noqa: F811
+    seeded,
+    tmp_path,
+):
     base, key, _ = api_server
     page = chromium
     _sign_in(page, base, key)
-    pages = {"overview": "/dashboard", "jobs": "/dashboard/jobs", "job": f"/dashboard/jobs/{seeded['failed']}",
-             "training": f"/dashboard/loras/{seeded['lora']}", "workers": "/dashboard/workers",
-             "scheduler": "/dashboard/scheduler", "gallery": "/dashboard/images",
-             "image": f"/dashboard/images/{seeded['image']}", "stories": "/dashboard/stories",
-             "story": f"/dashboard/stories/{seeded['story']}"}
+    pages = {
+        "overview": "/dashboard",
+        "jobs": "/dashboard/jobs",
+        "job": f"/dashboard/jobs/{seeded['failed']}",
+        "training": f"/dashboard/loras/{seeded['lora']}",
+        "workers": "/dashboard/workers",
+        "scheduler": "/dashboard/scheduler",
+        "gallery": "/dashboard/images",
+        "image": f"/dashboard/images/{seeded['image']}",
+        "stories": "/dashboard/stories",
+        "story": f"/dashboard/stories/{seeded['story']}",
+    }
     problems, axe_ran = {}, False
     for width in WIDTHS:
-        page.call("Emulation.setDeviceMetricsOverride", width=width, height=900, deviceScaleFactor=1,
-                  mobile=width < 600)
+        page.call(
+            "Emulation.setDeviceMetricsOverride",
+            width=width,
+            height=900,
+            deviceScaleFactor=1,
+            mobile=width < 600,
+        )
         for name, path in pages.items():
             if width == 900 and name not in ("overview", "jobs", "job", "training"):
                 continue  # the middle width for the pages with the widest tables

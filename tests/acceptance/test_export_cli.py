@@ -19,8 +19,13 @@ def second_db(admin_url, template_db):
 
 
 def cli(env, *args, check=True):
-    run = subprocess.run([sys.executable, "-m", "enchant_worker.cli", *args], env=env, capture_output=True,
-                         text=True, timeout=120)
+    run = subprocess.run(
+        [sys.executable, "-m", "enchant_worker.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     if check:
         assert run.returncode == 0, run.stderr
     return run

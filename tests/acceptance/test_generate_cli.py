@@ -51,15 +51,37 @@ def test_models_list_names_the_default_tiny_model(env):
 
 
 def test_generate_then_a_burst_worker_writes_pngs_and_wait_prints_their_paths(env, conn, tmp_path):
-    queued = cli(env, "generate", "--prompt", "a lighthouse in a storm", "--steps", "2", "--seed", "3", "--no-wait")
+    queued = cli(
+        env, "generate", "--prompt", "a lighthouse in a storm", "--steps", "2", "--seed", "3", "--no-wait"
+    )
     assert queued.returncode == 0, queued.stderr
     job_id = uuid.UUID(queued.stdout.strip())
     # a LoRA row whose file is remote: accepted at enqueue, refused by the worker (nothing is downloaded)
-    conn.execute("INSERT INTO lora_models (name, model_file_url, status) "
-                 "VALUES ('remote', 'https://example.org/remote.safetensors', 'ready')")
-    waiting = subprocess.Popen([*CLI, "generate", "--prompt", "a quiet harbour", "--steps", "2", "--count", "2",
-                                "--lora", "remote:0.5", "--wait", "--timeout", "170"], env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    conn.execute(
+        "INSERT INTO lora_models (name, model_file_url, status) "
+        "VALUES ('remote', 'https://example.org/remote.safetensors', 'ready')"
+    )
+    waiting = subprocess.Popen(
+        [
+            *CLI,
+            "generate",
+            "--prompt",
+            "a quiet harbour",
+            "--steps",
+            "2",
+            "--count",
+            "2",
+            "--lora",
+            "remote:0.5",
+            "--wait",
+            "--timeout",
+            "170",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 60
     while conn.execute("SELECT COUNT(*) AS n FROM processing_jobs").fetchone()["n"] < 2:
         assert time.monotonic() < deadline and waiting.poll() is None, waiting.communicate()
@@ -68,8 +90,9 @@ def test_generate_then_a_burst_worker_writes_pngs_and_wait_prints_their_paths(en
     assert worker.returncode == 0, worker.stderr
     out, err = waiting.communicate(timeout=60)
 
-    job = conn.execute("SELECT status, result, error_message FROM processing_jobs WHERE id = %s",
-                       (job_id,)).fetchone()
+    job = conn.execute(
+        "SELECT status, result, error_message FROM processing_jobs WHERE id = %s", (job_id,)
+    ).fetchone()
     assert job["status"] == "completed", job["error_message"]
     storage = Path(env["ENCHANT_HOME"]) / "storage"
     [image] = job["result"]["images"]
@@ -81,9 +104,27 @@ def test_generate_then_a_burst_worker_writes_pngs_and_wait_prints_their_paths(en
 
 
 def test_generate_wait_prints_the_image_paths(env, conn):
-    waiting = subprocess.Popen([*CLI, "generate", "--prompt", "a red door", "--steps", "2", "--count", "2",
-                                "--seed", "11", "--wait", "--timeout", "170"], env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    waiting = subprocess.Popen(
+        [
+            *CLI,
+            "generate",
+            "--prompt",
+            "a red door",
+            "--steps",
+            "2",
+            "--count",
+            "2",
+            "--seed",
+            "11",
+            "--wait",
+            "--timeout",
+            "170",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 60
     while conn.execute("SELECT COUNT(*) AS n FROM processing_jobs").fetchone()["n"] < 1:
         assert time.monotonic() < deadline and waiting.poll() is None, waiting.communicate()
@@ -106,9 +147,14 @@ def test_generate_wait_prints_the_image_paths(env, conn):
         (["--prompt", "x", "--lora", "ink:lots"], "error: loras[0]: strength must be a number, not 'lots'"),
         (["--prompt", "x", "--lora", "nosuch:0.5"], "error: loras[0].name: unknown LoRA 'nosuch'"),
         (["--prompt", "x", "--count", "99"], "error: count: must be from 1 to 8, not 99"),
-        (["--prompt", "x", "--regenerate-below", "2"], "error: regenerate_below: must be from 0.0 to 1.0, not 2.0"),
-        (["--prompt", "x", "--regenerate-below", "0.5", "--max-regenerations", "5"],
-         "error: max_regenerations: must be from 1 to 3, not 5"),
+        (
+            ["--prompt", "x", "--regenerate-below", "2"],
+            "error: regenerate_below: must be from 0.0 to 1.0, not 2.0",
+        ),
+        (
+            ["--prompt", "x", "--regenerate-below", "0.5", "--max-regenerations", "5"],
+            "error: max_regenerations: must be from 1 to 3, not 5",
+        ),
         (["--prompt", "x", "--model", "sd99"], "error: model: unknown model 'sd99'"),
         (["--scene", "not-a-uuid"], "'not-a-uuid' is not a UUID"),
         (["--scene", "00000000-0000-0000-0000-000000000001"], "error: scene_id: no scene has id"),
@@ -130,12 +176,18 @@ def test_sample_story_is_illustrated_in_its_lora_style_by_a_burst_worker(env, co
     assert worker.returncode == 0, worker.stderr
     storage = Path(env["ENCHANT_HOME"]) / "storage"
     for job_id in job_ids:
-        job = conn.execute("SELECT status, result, error_message FROM processing_jobs WHERE id = %s",
-                           (job_id,)).fetchone()
+        job = conn.execute(
+            "SELECT status, result, error_message FROM processing_jobs WHERE id = %s", (job_id,)
+        ).fetchone()
         assert job["status"] == "completed", job["error_message"]
         prompt = job["result"]["prompt"]["prompt"]
         assert prompt.startswith("inkwash style, Mara") and "the lighthouse" in prompt
         assert [lo["name"] for lo in job["result"]["loras"]] == ["inkwash"]
         assert all((storage / image["path"]).is_file() for image in job["result"]["images"])
-    first = conn.execute("SELECT result FROM processing_jobs WHERE id = %s", (job_ids[0],)).fetchone()["result"]
-    assert "determined expression, intense, dramatic facial expression, hints of fear" in first["prompt"]["prompt"]
+    first = conn.execute("SELECT result FROM processing_jobs WHERE id = %s", (job_ids[0],)).fetchone()[
+        "result"
+    ]
+    assert (
+        "determined expression, intense, dramatic facial expression, hints of fear"
+        in first["prompt"]["prompt"]
+    )

@@ -35,7 +35,11 @@ def test_bad_files_are_refused_with_the_reason(cli_env, tmp_path):
     empty.write_bytes(b"")
     binary = tmp_path / "cover.jpg"
     binary.write_bytes(b"\xff\xd8\xff\xe0\x00\x10JFIF\x00")
-    for path, message in ((empty, "is empty"), (binary, "looks binary"), (tmp_path / "none.txt", "no such file")):
+    for path, message in (
+        (empty, "is empty"),
+        (binary, "looks binary"),
+        (tmp_path / "none.txt", "no such file"),
+    ):
         out = cli(cli_env, "ingest", str(path))
         assert out.returncode == 2 and message in out.stderr, out.stderr
     small = dict(cli_env, ENCHANT_INGEST_MAX_BYTES="1024")

@@ -14,8 +14,12 @@ from tests.support.waiting import free_port
 
 def test_serve_answers_http_runs_jobs_and_stops_on_sigterm(cli_env, conn):
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "enchant_worker.cli", "serve", "--port", str(port),
-                             "--types", "noop"], env=cli_env, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "enchant_worker.cli", "serve", "--port", str(port), "--types", "noop"],
+        env=cli_env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -32,7 +36,9 @@ def test_serve_answers_http_runs_jobs_and_stops_on_sigterm(cli_env, conn):
         while queue.get(job_id).status != JobStatus.COMPLETED:
             assert time.monotonic() < deadline, "the in-process worker did not run the job"
             time.sleep(0.05)
-        leader = conn.execute("SELECT COUNT(*) AS n FROM pg_locks WHERE locktype = 'advisory' AND granted").fetchone()
+        leader = conn.execute(
+            "SELECT COUNT(*) AS n FROM pg_locks WHERE locktype = 'advisory' AND granted"
+        ).fetchone()
         assert leader["n"] >= 1  # the scheduler holds leadership
     finally:
         proc.send_signal(signal.SIGTERM)

@@ -67,7 +67,10 @@ def test_train_no_wait_then_a_worker_makes_the_lora_ready(env, images, conn):
     assert job.status == JobStatus.PENDING and job.priority == 8
     [upload_id] = job.metadata["training_images"]  # the folder was copied into an upload in storage
     upload = conn.execute("SELECT folder, file_count FROM uploads WHERE id = %s", (upload_id,)).fetchone()
-    assert upload["file_count"] == 6 and (Path(env["ENCHANT_STORAGE_DIR"]) / upload["folder"] / "page0.txt").is_file()
+    assert (
+        upload["file_count"] == 6
+        and (Path(env["ENCHANT_STORAGE_DIR"]) / upload["folder"] / "page0.txt").is_file()
+    )
 
     worker_burst(env)
     job = JobQueue(conn).get(ids["job_id"])

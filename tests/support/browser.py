@@ -47,16 +47,32 @@ def _chromium(profile: Path, *extra: str):
 
     if CHROMIUM is None:
         pytest.skip("needs Chromium: apt-get install -y chromium")
-    proc = subprocess.Popen([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                             "--disable-component-update", "--no-first-run", "--disable-sync", *extra,
-                             f"--user-data-dir={profile}", "--remote-debugging-port=0", "about:blank"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--no-first-run",
+            "--disable-sync",
+            *extra,
+            f"--user-data-dir={profile}",
+            "--remote-debugging-port=0",
+            "about:blank",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         port_file = profile / "DevToolsActivePort"
         wait_for(lambda: port_file.exists() and port_file.read_text().strip(), timeout=30)
         port = int(port_file.read_text().split()[0])
         pages = httpx.get(f"http://127.0.0.1:{port}/json/list").json()
-        with connect([p for p in pages if p["type"] == "page"][0]["webSocketDebuggerUrl"], max_size=2**24) as ws:
+        with connect(
+            [p for p in pages if p["type"] == "page"][0]["webSocketDebuggerUrl"], max_size=2**24
+        ) as ws:
             yield DevTools(ws)
     finally:
         proc.terminate()

@@ -8,7 +8,9 @@ import time
 from enchant_worker.worker.registry import Handler
 
 # Tests create this table before a worker starts (two slots creating it at once would race).
-SETUP_SQL = "CREATE TABLE executions (job_id UUID NOT NULL, pid INTEGER NOT NULL, at TIMESTAMPTZ DEFAULT NOW())"
+SETUP_SQL = (
+    "CREATE TABLE executions (job_id UUID NOT NULL, pid INTEGER NOT NULL, at TIMESTAMPTZ DEFAULT NOW())"
+)
 
 
 def _record(ctx) -> None:

@@ -50,8 +50,9 @@ class Host:
     link: str  # the veth end inside the namespace
 
     def run(self, argv: list[str], env: dict[str, str], log) -> subprocess.Popen:
-        return subprocess.Popen(["ip", "netns", "exec", self.ns, *argv], env=env, stdout=log,
-                                stderr=subprocess.STDOUT)
+        return subprocess.Popen(
+            ["ip", "netns", "exec", self.ns, *argv], env=env, stdout=log, stderr=subprocess.STDOUT
+        )
 
     def link_down(self) -> None:
         ip("link", "set", self.link, "down", ns=self.ns)

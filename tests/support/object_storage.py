@@ -13,8 +13,12 @@ from tests.support.waiting import free_port
 
 BUCKET = "enchant-test"
 # No credentials from a real profile or instance metadata: only what the tests set.
-ISOLATED_ENV = {"AWS_EC2_METADATA_DISABLED": "true", "AWS_CONFIG_FILE": "/nonexistent/aws-config",
-                "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/aws-credentials", "AWS_DEFAULT_REGION": "us-east-1"}
+ISOLATED_ENV = {
+    "AWS_EC2_METADATA_DISABLED": "true",
+    "AWS_CONFIG_FILE": "/nonexistent/aws-config",
+    "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/aws-credentials",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "enchant-test", "AWS_SECRET_ACCESS_KEY": "enchant-test-secret"}
 
 
@@ -45,9 +49,15 @@ def s3_env(endpoint: str) -> dict[str, str]:
 def make_bucket(endpoint: str, bucket: str = BUCKET):
     import boto3
 
-    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", **{
-        "aws_access_key_id": CREDENTIALS["AWS_ACCESS_KEY_ID"],
-        "aws_secret_access_key": CREDENTIALS["AWS_SECRET_ACCESS_KEY"]})
+    client = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        **{
+            "aws_access_key_id": CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            "aws_secret_access_key": CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        },
+    )
     client.create_bucket(Bucket=bucket)
     return client
 

@@ -14,12 +14,19 @@ class WorkerThreads:
         self.settings = settings
         self.started: list[tuple[Worker, threading.Thread]] = []
 
-    def start(self, *, types=None, concurrency: int = 1, burst: bool = False, module: str | None = None,
-              **overrides) -> tuple[Worker, threading.Thread]:
+    def start(
+        self, *, types=None, concurrency: int = 1, burst: bool = False, module: str | None = None, **overrides
+    ) -> tuple[Worker, threading.Thread]:
         """A worker with these settings overrides, running in its own thread; returns (worker, thread)."""
         registry = default_registry(plugins=False, module=module)
-        worker = Worker(self.db, self.settings.model_copy(update=overrides), registry,
-                        job_types=list(types) if types else None, concurrency=concurrency, burst=burst)
+        worker = Worker(
+            self.db,
+            self.settings.model_copy(update=overrides),
+            registry,
+            job_types=list(types) if types else None,
+            concurrency=concurrency,
+            burst=burst,
+        )
         thread = threading.Thread(target=worker.run, daemon=True)
         thread.start()
         self.started.append((worker, thread))

@@ -144,16 +144,19 @@ class Event:
 def parse_batch(raw: Any) -> list[Event]:
     """The request body `{"events": [...]}`; raises InvalidEvent naming the first wrong field."""
     if not isinstance(raw, dict):
-        raise InvalidEvent(("body",), "the body must be a JSON object {\"events\": [...]}")
+        raise InvalidEvent(("body",), 'the body must be a JSON object {"events": [...]}')
     for key in raw:
         if key != "events":
-            raise InvalidEvent(("body", key), f"{key}: unknown field; the body has only \"events\"")
+            raise InvalidEvent(("body", key), f'{key}: unknown field; the body has only "events"')
     events = raw.get("events")
     if not isinstance(events, list) or not events:
         raise InvalidEvent(("body", "events"), "events: a list of 1 to 500 events is required")
     if len(events) > MAX_BATCH_EVENTS:
-        raise InvalidEvent(("body", "events"), f"events: {len(events)} events, above the limit of "
-                                               f"{MAX_BATCH_EVENTS} per request; send them in several batches")
+        raise InvalidEvent(
+            ("body", "events"),
+            f"events: {len(events)} events, above the limit of "
+            f"{MAX_BATCH_EVENTS} per request; send them in several batches",
+        )
     return [parse_event(i, event) for i, event in enumerate(events)]
 
 
@@ -164,8 +167,10 @@ def parse_event(index: int, raw: Any) -> Event:
         raise InvalidEvent(where, f"{name}: an event is an object with event_type, event_data and session_id")
     for key in raw:
         if key not in ENVELOPE_FIELDS:
-            raise InvalidEvent((*where, key), f"{name}.{_shown(key)}: unknown field; an event has "
-                                              f"{', '.join(ENVELOPE_FIELDS)}")
+            raise InvalidEvent(
+                (*where, key),
+                f"{name}.{_shown(key)}: unknown field; an event has {', '.join(ENVELOPE_FIELDS)}",
+            )
     event_type = raw.get("event_type")
     model = _model_of(event_type, where, name)
     session_id = _session_id(raw.get("session_id"), where, name)
@@ -195,17 +200,26 @@ def _model_of(event_type: Any, where: tuple, name: str) -> type[BaseModel]:
     if isinstance(event_type, str) and CUSTOM_EVENT_TYPE.match(event_type):
         return CustomData
     shown = json.dumps(event_type)[:80] if event_type is not None else "missing"
-    raise InvalidEvent((*where, "event_type"),
-                       f"{name}.event_type: {shown} is not an event type; use one of {', '.join(EVENT_TYPES)}, "
-                       "or custom.NAME (lower-case letters, digits, _) for your own")
+    raise InvalidEvent(
+        (*where, "event_type"),
+        f"{name}.event_type: {shown} is not an event type; use one of {', '.join(EVENT_TYPES)}, "
+        "or custom.NAME (lower-case letters, digits, _) for your own",
+    )
 
 
 def _session_id(value: Any, where: tuple, name: str) -> str | None:
     if value is None:
         return None
-    if not isinstance(value, str) or not 1 <= len(value) <= MAX_SESSION_ID_CHARS or not SESSION_ID.match(value):
-        raise InvalidEvent((*where, "session_id"), f"{name}.session_id: must be 1 to {MAX_SESSION_ID_CHARS} "
-                                                   "printable ASCII characters without spaces")
+    if (
+        not isinstance(value, str)
+        or not 1 <= len(value) <= MAX_SESSION_ID_CHARS
+        or not SESSION_ID.match(value)
+    ):
+        raise InvalidEvent(
+            (*where, "session_id"),
+            f"{name}.session_id: must be 1 to {MAX_SESSION_ID_CHARS} "
+            "printable ASCII characters without spaces",
+        )
     return value
 
 
@@ -218,11 +232,16 @@ def _check_bounds(data: dict[str, Any], where: tuple, name: str) -> None:
     try:
         size = len(json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode())
     except ValueError:  # NaN or Infinity, which Python's JSON reader lets through and JSONB cannot hold
-        raise InvalidEvent((*where, "event_data"), f"{name}.event_data: numbers must be finite "
-                                                   "(NaN and Infinity are not JSON)") from None
+        raise InvalidEvent(
+            (*where, "event_data"),
+            f"{name}.event_data: numbers must be finite (NaN and Infinity are not JSON)",
+        ) from None
     if size > MAX_EVENT_DATA_BYTES:
-        raise InvalidEvent((*where, "event_data"), f"{name}.event_data: {size} bytes as compact JSON, above the "
-                                                   f"limit of {MAX_EVENT_DATA_BYTES} bytes per event")
+        raise InvalidEvent(
+            (*where, "event_data"),
+            f"{name}.event_data: {size} bytes as compact JSON, above the "
+            f"limit of {MAX_EVENT_DATA_BYTES} bytes per event",
+        )
 
 
 def _shown(key: str) -> str:

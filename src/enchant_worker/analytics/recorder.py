@@ -33,14 +33,17 @@ def record_events(conn, actor: Actor, events: list[Event], client: Client, setti
     with conn.transaction():
         check_references(conn, actor, events, settings)
         check_rate(conn, actor, len(events), settings)
-        conn.execute(q("insert_events"), {
-            "user_id": actor.user_id,
-            "ip_address": client.ip_address,
-            "user_agent": client.user_agent[:MAX_USER_AGENT_CHARS] if client.user_agent else None,
-            "event_type": [e.event_type for e in events],
-            "event_data": [json.dumps(e.event_data, ensure_ascii=False) for e in events],
-            "session_id": [e.session_id for e in events],
-        })
+        conn.execute(
+            q("insert_events"),
+            {
+                "user_id": actor.user_id,
+                "ip_address": client.ip_address,
+                "user_agent": client.user_agent[:MAX_USER_AGENT_CHARS] if client.user_agent else None,
+                "event_type": [e.event_type for e in events],
+                "event_data": [json.dumps(e.event_data, ensure_ascii=False) for e in events],
+                "session_id": [e.session_id for e in events],
+            },
+        )
     return len(events)
 
 
@@ -64,18 +67,26 @@ def check_rate(conn, actor: Actor, count: int, settings: Any) -> None:
         return
     limit = tier.events_per_minute
     if count > limit:
-        raise QuotaExceeded(f"events: a batch of {count} events is above the {tier.name} tier's limit of {limit} "
-                            "events per minute; send smaller batches", RATE_WINDOW_S)
+        raise QuotaExceeded(
+            f"events: a batch of {count} events is above the {tier.name} tier's limit of {limit} "
+            "events per minute; send smaller batches",
+            RATE_WINDOW_S,
+        )
     conn.execute(q("lock_user_events"), {"user_id": actor.user_id})
     # The (count + sent - limit)-th oldest recent event is the one whose leaving makes room for the batch.
-    row = conn.execute(q("recent_user_events"), {"user_id": actor.user_id, "window_s": RATE_WINDOW_S,
-                                                 "nth": 0}).fetchone()
+    row = conn.execute(
+        q("recent_user_events"), {"user_id": actor.user_id, "window_s": RATE_WINDOW_S, "nth": 0}
+    ).fetchone()
     over = row["events"] + count - limit
     if over <= 0:
         return
-    row = conn.execute(q("recent_user_events"), {"user_id": actor.user_id, "window_s": RATE_WINDOW_S,
-                                                 "nth": over}).fetchone()
+    row = conn.execute(
+        q("recent_user_events"), {"user_id": actor.user_id, "window_s": RATE_WINDOW_S, "nth": over}
+    ).fetchone()
     retry_after = max(1, math.ceil(float(row["frees_in_s"] or RATE_WINDOW_S)))
-    raise QuotaExceeded(f"events: {row['events']} events in the last minute and {count} more would pass the "
-                        f"{tier.name} tier's limit of {limit} per minute; retry in {retry_after} s (nothing of "
-                        "this batch was stored)", retry_after)
+    raise QuotaExceeded(
+        f"events: {row['events']} events in the last minute and {count} more would pass the "
+        f"{tier.name} tier's limit of {limit} per minute; retry in {retry_after} s (nothing of "
+        "this batch was stored)",
+        retry_after,
+    )

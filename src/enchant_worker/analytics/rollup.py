@@ -35,13 +35,20 @@ def rollup_events(conn, first_day: date, last_day: date) -> dict[str, Any]:
     image rated in them; one transaction. Returns what changed."""
     with conn.transaction():
         rows = conn.execute(q("rollup_story_events"), {"from_day": first_day, "to_day": last_day}).fetchall()
-        rated = conn.execute(q("upsert_image_ratings"), {"from_ts": day_start(first_day),
-                                                        "to_ts": day_start(last_day + timedelta(days=1))}).fetchall()
+        rated = conn.execute(
+            q("upsert_image_ratings"),
+            {"from_ts": day_start(first_day), "to_ts": day_start(last_day + timedelta(days=1))},
+        ).fetchall()
         images = sorted({r["image_id"] for r in rated})
         if images:
             conn.execute(q("refresh_image_user_rating"), {"ids": images})
-    return {"from": first_day.isoformat(), "to": last_day.isoformat(), "stories": len({r["story_id"] for r in rows}),
-            "metric_rows": len(rows), "images_rated": len(images)}
+    return {
+        "from": first_day.isoformat(),
+        "to": last_day.isoformat(),
+        "stories": len({r["story_id"] for r in rows}),
+        "metric_rows": len(rows),
+        "images_rated": len(images),
+    }
 
 
 def expiry_cutoff(now: datetime, retention_days: float, rollup_days_back: int) -> datetime:

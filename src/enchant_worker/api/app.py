@@ -52,8 +52,23 @@ from enchant_worker.config import Settings, get_settings
 log = logging.getLogger(__name__)
 
 # Each versioned router with the feature it belongs to.
-FEATURE_ROUTERS = [jobs, queue, presets, images, catalog, loras, uploads, stories, users, exports, community,
-                   books, story_settings, analysis, events]
+FEATURE_ROUTERS = [
+    jobs,
+    queue,
+    presets,
+    images,
+    catalog,
+    loras,
+    uploads,
+    stories,
+    users,
+    exports,
+    community,
+    books,
+    story_settings,
+    analysis,
+    events,
+]
 
 
 class NoJobTypes:
@@ -65,10 +80,16 @@ class NoJobTypes:
         return None
 
 
-def create_app(settings: Settings | None = None, *, database_url: str | None = None,
-               job_types: JobTypes | None = None, versions: Mapping[str, VersionInfo] | None = None,
-               limits: Limits | None = None, cache: Cache | None = None,
-               session_url: str | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    database_url: str | None = None,
+    job_types: JobTypes | None = None,
+    versions: Mapping[str, VersionInfo] | None = None,
+    limits: Limits | None = None,
+    cache: Cache | None = None,
+    session_url: str | None = None,
+) -> FastAPI:
     """The app. `job_types` is the worker's handler registry (`handlers.default_registry()`),
     passed in so that job creation validates each type's metadata with its handler's `validate`.
     `cache` defaults to the process's `shared_cache(settings)` (Redis when ENCHANT_REDIS_URL is set).
@@ -80,9 +101,15 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         from enchant_worker.db.connection import database_url as configured_url
 
         database_url = configured_url(settings)
-    state = ApiState(settings=settings, database_url=database_url, job_types=job_types or NoJobTypes(),
-                     versions=Versions(versions or API_VERSIONS), limits=limits or Limits.from_settings(settings),
-                     cache=cache, session_url=session_url)
+    state = ApiState(
+        settings=settings,
+        database_url=database_url,
+        job_types=job_types or NoJobTypes(),
+        versions=Versions(versions or API_VERSIONS),
+        limits=limits or Limits.from_settings(settings),
+        cache=cache,
+        session_url=session_url,
+    )
     state.metrics = make_registry(state.store)
 
     @asynccontextmanager
@@ -91,11 +118,17 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         state.close()
 
     # /docs and /redoc load Swagger UI and ReDoc from this server, not a CDN (see api.docs).
-    app = FastAPIOffline(title="Enchant Worker control API", version=__version__, lifespan=lifespan,
-                         static_url=DOCS_STATIC_URL, swagger_ui_parameters=SWAGGER_UI_PARAMETERS,
-                         description="Submit and watch jobs, manage LoRA styles and presets, see queues and "
-                         "GPUs. Send an API key as `Authorization: Bearer <key>` or `X-API-Key`. Versions: "
-                         + ", ".join(f"/{v}" for v in state.versions.names) + " (see GET /versions).")
+    app = FastAPIOffline(
+        title="Enchant Worker control API",
+        version=__version__,
+        lifespan=lifespan,
+        static_url=DOCS_STATIC_URL,
+        swagger_ui_parameters=SWAGGER_UI_PARAMETERS,
+        description="Submit and watch jobs, manage LoRA styles and presets, see queues and "
+        "GPUs. Send an API key as `Authorization: Bearer <key>` or `X-API-Key`. Versions: "
+        + ", ".join(f"/{v}" for v in state.versions.names)
+        + " (see GET /versions).",
+    )
     app.state.api = state
     app.state.versions = state.versions
     errors.install(app)
@@ -109,12 +142,24 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
             if state.versions.supports(version, module.FEATURE):
                 app.include_router(module.router, prefix=f"/{version}")
             else:
-                app.include_router(_missing_feature(module.router, module.FEATURE, version, state.versions),
-                                   prefix=f"/{version}")
-    app.add_middleware(BodyLimit, max_bytes=state.limits.upload_total_bytes, applies=is_upload,
-                       what="the upload", setting="ENCHANT_UPLOAD_MAX_REQUEST_BYTES")
-    app.add_middleware(BodyLimit, max_bytes=state.limits.json_body_bytes, applies=is_other_body,
-                       what="the request body", setting="ENCHANT_REQUEST_MAX_JSON_BYTES")
+                app.include_router(
+                    _missing_feature(module.router, module.FEATURE, version, state.versions),
+                    prefix=f"/{version}",
+                )
+    app.add_middleware(
+        BodyLimit,
+        max_bytes=state.limits.upload_total_bytes,
+        applies=is_upload,
+        what="the upload",
+        setting="ENCHANT_UPLOAD_MAX_REQUEST_BYTES",
+    )
+    app.add_middleware(
+        BodyLimit,
+        max_bytes=state.limits.json_body_bytes,
+        applies=is_other_body,
+        what="the request body",
+        setting="ENCHANT_REQUEST_MAX_JSON_BYTES",
+    )
     app.add_middleware(VersionHeaders, versions=state.versions)
     app.add_middleware(DocsPolicy)
     return app
@@ -126,8 +171,9 @@ def _missing_feature(router: APIRouter, feature: str, version: str, versions: Ve
     for route in router.routes:
         assert isinstance(route, APIRoute)  # a router of endpoints, no mounts
         message = versions.feature_missing_message(version, feature, f"/{version}{route.path}")
-        gate.add_api_route(route.path, _not_in_version(message), methods=sorted(route.methods or ()),
-                           include_in_schema=False)
+        gate.add_api_route(
+            route.path, _not_in_version(message), methods=sorted(route.methods or ()), include_in_schema=False
+        )
     return gate
 
 
@@ -158,10 +204,19 @@ class VersionHeaders:
         extra = [(k.lower().encode(), v.encode()) for k, v in self.versions.headers(version).items()]
         if self.versions.past_sunset(version):
             supported = [v for v in self.versions.names if not self.versions.past_sunset(v)]
-            body = json.dumps({"detail": f"API {version} was retired on {self.versions.table[version].sunset_date}; "
-                                         f"use {', '.join('/' + v for v in supported) or 'a newer version'}"}).encode()
-            await send({"type": "http.response.start", "status": 410,
-                        "headers": [(b"content-type", b"application/json"), *extra]})
+            body = json.dumps(
+                {
+                    "detail": f"API {version} was retired on {self.versions.table[version].sunset_date}; "
+                    f"use {', '.join('/' + v for v in supported) or 'a newer version'}"
+                }
+            ).encode()
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 410,
+                    "headers": [(b"content-type", b"application/json"), *extra],
+                }
+            )
             await send({"type": "http.response.body", "body": body})
             return
 

@@ -25,7 +25,16 @@ from enchant_worker.intake.actor import USER as USER_ROLE
 from enchant_worker.intake.actor import Actor
 from enchant_worker.intake.rights import ADMIN, COLLABORATOR_RIGHTS, READ, WRITE
 
-__all__ = ["ADMIN", "COLLABORATOR_RIGHTS", "READ", "WRITE", "Principal", "check_access", "found", "story_rights"]
+__all__ = [
+    "ADMIN",
+    "COLLABORATOR_RIGHTS",
+    "READ",
+    "WRITE",
+    "Principal",
+    "check_access",
+    "found",
+    "story_rights",
+]
 
 KEY_PREFIX = "ew_"
 SHOWN_PREFIX_CHARS = 11  # "ew_" and 8 characters: enough to recognise a key in a listing
@@ -47,8 +56,9 @@ def create_key(store: Store, *, name: str, role: str, user_id: uuid.UUID | None)
     if role == "user" and user_id is None:
         raise ValueError("a user key needs the user it acts for")
     key = new_key()
-    row = store.create_key(name=name, prefix=key[:SHOWN_PREFIX_CHARS], key_hash=hash_key(key), role=role,
-                           user_id=user_id)
+    row = store.create_key(
+        name=name, prefix=key[:SHOWN_PREFIX_CHARS], key_hash=hash_key(key), role=role, user_id=user_id
+    )
     return key, row
 
 
@@ -84,7 +94,9 @@ def check_access(store: Store, principal: Principal, row: Row, right: str, what:
         return
     if right in story_rights(store, principal, row.get("story_id")):
         return
-    raise Forbidden(f"this key may not {'read' if right == READ else 'change'} {what} (it belongs to another user)")
+    raise Forbidden(
+        f"this key may not {'read' if right == READ else 'change'} {what} (it belongs to another user)"
+    )
 
 
 def found(row: Row | None, what: str) -> Row:

@@ -89,8 +89,12 @@ class ChapterPublic(BaseModel):
 
 class ExtractRequest(_In):
     analyzer: str = ANALYZER
-    text_model: str | None = Field(default=None, min_length=1, max_length=200,
-                                   description='the llm analyzer\'s model (configs/models.toml, kind = "text")')
+    text_model: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description='the llm analyzer\'s model (configs/models.toml, kind = "text")',
+    )
     illustrate: bool = False
     steps: int | None = Field(default=None, ge=1, le=150)
 
@@ -211,8 +215,12 @@ class BranchStatePublic(BaseModel):
 class StoryLoraCreate(_In):
     lora_model_id: uuid.UUID
     strength: float = Field(default=0.8, ge=0.0, le=2.0)
-    apply_to_scenes: list[str] = Field(default_factory=lambda: ["all"], min_length=1, max_length=1000,
-                                       description="['all'] or ids of the story's scenes")
+    apply_to_scenes: list[str] = Field(
+        default_factory=lambda: ["all"],
+        min_length=1,
+        max_length=1000,
+        description="['all'] or ids of the story's scenes",
+    )
 
 
 class StoryLoraUpdate(_In):
@@ -236,8 +244,9 @@ class CustomFieldCreate(_In):
     field_type: FIELD_TYPES
     default_value: Any = None
     applies_to: list[APPLIES_TO] = Field(min_length=1, max_length=3)
-    metadata: dict[str, Any] = Field(default_factory=dict,
-                                     description='{"prompt": true} adds the values to image prompts')
+    metadata: dict[str, Any] = Field(
+        default_factory=dict, description='{"prompt": true} adds the values to image prompts'
+    )
 
 
 class CustomFieldUpdate(_In):

@@ -16,8 +16,12 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
-def client_address(peer: str | None, headers: Mapping[str, str], trusted: Iterable[Network | str],
-                   header: str = "X-Forwarded-For") -> str | None:
+def client_address(
+    peer: str | None,
+    headers: Mapping[str, str],
+    trusted: Iterable[Network | str],
+    header: str = "X-Forwarded-For",
+) -> str | None:
     """The client's IP address as text, or None when the peer is not an IP (a test client, a socket)."""
     networks = [ipaddress.ip_network(n, strict=False) if isinstance(n, str) else n for n in trusted]
     peer_ip = _ip(peer)
@@ -42,7 +46,7 @@ def _ip(text: str | None) -> Address | None:
         return None
     text = text.strip()
     if text.startswith("[") and "]" in text:  # [v6]:port
-        text = text[1:text.index("]")]
+        text = text[1 : text.index("]")]
     elif text.count(":") == 1:  # v4:port
         text = text.split(":", 1)[0]
     try:

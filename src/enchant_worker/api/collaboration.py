@@ -34,7 +34,9 @@ FIELDS = ("story_id", "user_id", "role", "permissions", "invited_by", "invited_a
 
 def _json(value: Any) -> Any:
     """As stored in edit_history.changes (UUIDs and datetimes as strings)."""
-    return json.loads(json.dumps(value, default=lambda v: v.isoformat() if hasattr(v, "isoformat") else str(v)))
+    return json.loads(
+        json.dumps(value, default=lambda v: v.isoformat() if hasattr(v, "isoformat") else str(v))
+    )
 
 
 def _diff(old: Row, new: Row, fields: tuple[str, ...]) -> dict[str, Any]:
@@ -66,21 +68,29 @@ def _collaborator(store: Store, story_id: uuid.UUID, collaborator_id: uuid.UUID)
     return row
 
 
-def permissions_for(role: str | None, given: CollaboratorPermissions | None, *, current: Any = None,
-                    current_role: str | None = None) -> dict[str, bool]:
+def permissions_for(
+    role: str | None,
+    given: CollaboratorPermissions | None,
+    *,
+    current: Any = None,
+    current_role: str | None = None,
+) -> dict[str, bool]:
     """The permissions to store: the role's rights, the grants kept from `current` (the rights it has
     beyond `current_role`'s) and the changes in `given`."""
     role_rights = COLLABORATOR_RIGHTS.get(role or "", frozenset())
     granted: set[str] = set()
     if isinstance(current, dict) and current_role is not None:
-        granted = {r for r in RIGHTS if current.get(r) is True and r not in COLLABORATOR_RIGHTS.get(current_role, ())}
+        granted = {
+            r for r in RIGHTS if current.get(r) is True and r not in COLLABORATOR_RIGHTS.get(current_role, ())
+        }
     for right, value in (given.model_dump(exclude_none=True) if given else {}).items():
         if value:
             granted.add(right)
         elif right in role_rights:
-            raise Unprocessable(("body", "permissions", right),
-                                f"the {role} role always has the {right!r} right; to withdraw it, choose a role "
-                                "without it")
+            raise Unprocessable(
+                ("body", "permissions", right),
+                f"the {role} role always has the {right!r} right; to withdraw it, choose a role without it",
+            )
         else:
             granted.discard(right)
     return {r: r in role_rights or r in granted for r in RIGHTS}
@@ -96,8 +106,11 @@ def _invitee(store: Store, body: CollaboratorCreate) -> uuid.UUID:
     assert body.email is not None  # exactly one of the two, checked above
     users = store.users_by_email(body.email)
     if not users or (users[0]["email"] != body.email and len(users) > 1):
-        raise NotFound(f"no user with email {body.email!r} (body.email)" if not users else
-                       f"several users have the email {body.email!r} but for case; give its exact spelling")
+        raise NotFound(
+            f"no user with email {body.email!r} (body.email)"
+            if not users
+            else f"several users have the email {body.email!r} but for case; give its exact spelling"
+        )
     user_id: uuid.UUID = users[0]["id"]
     return user_id
 
@@ -118,19 +131,32 @@ def invite(store: Store, principal: Principal, story_id: uuid.UUID, body: Collab
             raise Conflict(f"user {user_id} owns story {story_id}: an owner needs no invitation")
         existing = store.collaborator_of_user(story_id, user_id)
         if existing is not None:
-            raise Conflict(f"user {user_id} already has invitation {existing['id']} to story {story_id} "
-                           f"(status {existing['status']}, role {existing['role']}); change it with PATCH "
-                           f"/v2/stories/{story_id}/collaborators/{existing['id']} or remove it first")
-        row = store.invite_collaborator(story_id=story_id, user_id=user_id, role=body.role, permissions=permissions,
-                                        invited_by=principal.user_id)
-        store.add_edit_history(entity_type=ENTITY, entity_id=row["id"], user_id=principal.user_id,
-                               action_type="create", changes=_json({f: row[f] for f in FIELDS}),
-                               comment=body.comment)
+            raise Conflict(
+                f"user {user_id} already has invitation {existing['id']} to story {story_id} "
+                f"(status {existing['status']}, role {existing['role']}); change it with PATCH "
+                f"/v2/stories/{story_id}/collaborators/{existing['id']} or remove it first"
+            )
+        row = store.invite_collaborator(
+            story_id=story_id,
+            user_id=user_id,
+            role=body.role,
+            permissions=permissions,
+            invited_by=principal.user_id,
+        )
+        store.add_edit_history(
+            entity_type=ENTITY,
+            entity_id=row["id"],
+            user_id=principal.user_id,
+            action_type="create",
+            changes=_json({f: row[f] for f in FIELDS}),
+            comment=body.comment,
+        )
     return row
 
 
-def answer(store: Store, principal: Principal, story_id: uuid.UUID, collaborator_id: uuid.UUID,
-           accept: bool) -> Row:
+def answer(
+    store: Store, principal: Principal, story_id: uuid.UUID, collaborator_id: uuid.UUID, accept: bool
+) -> Row:
     """The invitee accepts or declines. Answering the same way again changes nothing; accepting a
     declined invitation, or declining an accepted one, is a 409."""
     _story_rights(store, principal, story_id)
@@ -138,22 +164,36 @@ def answer(store: Store, principal: Principal, story_id: uuid.UUID, collaborator
     with store.transaction():
         row = _collaborator(store, story_id, collaborator_id)
         if principal.user_id is None or row["user_id"] != principal.user_id:
-            raise Forbidden(f"only the invited user may {'accept' if accept else 'decline'} invitation "
-                            f"{collaborator_id}")
+            raise Forbidden(
+                f"only the invited user may {'accept' if accept else 'decline'} invitation {collaborator_id}"
+            )
         if row["status"] == status:
             return row
         if row["status"] != "pending":
-            raise Conflict(f"invitation {collaborator_id} was declined; ask to be invited again" if accept else
-                           f"invitation {collaborator_id} was accepted; to leave the story, DELETE "
-                           f"/v2/stories/{story_id}/collaborators/{collaborator_id}")
+            raise Conflict(
+                f"invitation {collaborator_id} was declined; ask to be invited again"
+                if accept
+                else f"invitation {collaborator_id} was accepted; to leave the story, DELETE "
+                f"/v2/stories/{story_id}/collaborators/{collaborator_id}"
+            )
         new = store.set_collaborator_status(collaborator_id, status)
-        store.add_edit_history(entity_type=ENTITY, entity_id=collaborator_id, user_id=principal.user_id,
-                               action_type="update", changes=_diff(row, new, ("status", "accepted_at")))
+        store.add_edit_history(
+            entity_type=ENTITY,
+            entity_id=collaborator_id,
+            user_id=principal.user_id,
+            action_type="update",
+            changes=_diff(row, new, ("status", "accepted_at")),
+        )
     return new
 
 
-def update(store: Store, principal: Principal, story_id: uuid.UUID, collaborator_id: uuid.UUID,
-           body: CollaboratorUpdate) -> Row:
+def update(
+    store: Store,
+    principal: Principal,
+    story_id: uuid.UUID,
+    collaborator_id: uuid.UUID,
+    body: CollaboratorUpdate,
+) -> Row:
     """Change the role or permissions; a body that changes nothing records nothing."""
     story, rights = _story_rights(store, principal, story_id)
     _may_administer(rights, story_id, "change collaborators")
@@ -161,15 +201,24 @@ def update(store: Store, principal: Principal, story_id: uuid.UUID, collaborator
         row = _collaborator(store, story_id, collaborator_id)
         role = body.role or row["role"]
         if "owner" in (role, row["role"]) and not _is_story_owner(principal, story["owner_id"]):
-            raise Forbidden(f"only the owner of story {story_id} may grant the owner role or change a "
-                            "collaborator who has it")
-        permissions = permissions_for(role, body.permissions, current=row["permissions"], current_role=row["role"])
+            raise Forbidden(
+                f"only the owner of story {story_id} may grant the owner role or change a "
+                "collaborator who has it"
+            )
+        permissions = permissions_for(
+            role, body.permissions, current=row["permissions"], current_role=row["role"]
+        )
         if role == row["role"] and permissions == row["permissions"]:
             return row
         new = store.update_collaborator(collaborator_id, role=role, permissions=permissions)
-        store.add_edit_history(entity_type=ENTITY, entity_id=collaborator_id, user_id=principal.user_id,
-                               action_type="update", changes=_diff(row, new, ("role", "permissions")),
-                               comment=body.comment)
+        store.add_edit_history(
+            entity_type=ENTITY,
+            entity_id=collaborator_id,
+            user_id=principal.user_id,
+            action_type="update",
+            changes=_diff(row, new, ("role", "permissions")),
+            comment=body.comment,
+        )
     return new
 
 
@@ -182,8 +231,15 @@ def remove(store: Store, principal: Principal, story_id: uuid.UUID, collaborator
         if not leaving:
             _may_administer(rights, story_id, "remove collaborators")
             if row["role"] == "owner" and not _is_story_owner(principal, story["owner_id"]):
-                raise Forbidden(f"only the owner of story {story_id} may remove a collaborator with the owner role")
+                raise Forbidden(
+                    f"only the owner of story {story_id} may remove a collaborator with the owner role"
+                )
         store.delete_collaborator(collaborator_id)
-        store.add_edit_history(entity_type=ENTITY, entity_id=collaborator_id, user_id=principal.user_id,
-                               action_type="delete", changes=_json({f: row[f] for f in FIELDS}),
-                               comment="left the story" if leaving else None)
+        store.add_edit_history(
+            entity_type=ENTITY,
+            entity_id=collaborator_id,
+            user_id=principal.user_id,
+            action_type="delete",
+            changes=_json({f: row[f] for f in FIELDS}),
+            comment="left the story" if leaving else None,
+        )

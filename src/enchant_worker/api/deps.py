@@ -52,8 +52,13 @@ class Limits:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Limits:
-        return cls(settings.upload_max_file_bytes, settings.upload_max_request_bytes,
-                   settings.min_training_images, settings.max_training_images, settings.request_max_json_bytes)
+        return cls(
+            settings.upload_max_file_bytes,
+            settings.upload_max_request_bytes,
+            settings.min_training_images,
+            settings.max_training_images,
+            settings.request_max_json_bytes,
+        )
 
 
 @dataclass
@@ -80,12 +85,17 @@ class ApiState:
         """Opened on first use, so building the app touches no database."""
         with self._lock:
             if self._pool is None:
-                pool = ConnectionPool(self.database_url, min_size=1, max_size=POOL_MAX_CONNECTIONS,
-                                      # no server-side prepared statements: ENCHANT_DATABASE_URL
-                                      # may be a pooler in transaction mode
-                                      kwargs={"autocommit": True, "row_factory": dict_row,
-                                              "prepare_threshold": None},
-                                      timeout=POOL_WAIT_S, open=True, name="enchant-api")
+                pool = ConnectionPool(
+                    self.database_url,
+                    min_size=1,
+                    max_size=POOL_MAX_CONNECTIONS,
+                    # no server-side prepared statements: ENCHANT_DATABASE_URL
+                    # may be a pooler in transaction mode
+                    kwargs={"autocommit": True, "row_factory": dict_row, "prepare_threshold": None},
+                    timeout=POOL_WAIT_S,
+                    open=True,
+                    name="enchant-api",
+                )
                 # the row_factory among the kwargs makes the rows dicts, which the pool's type cannot see
                 self._pool = cast("ConnectionPool[Connection]", pool)
             return self._pool
@@ -93,7 +103,11 @@ class ApiState:
     def plugin_validators(self) -> dict[str, Any]:
         """Job types that plugins add (admin-only), with their handlers' validators."""
         known = job_types()
-        return {t: getattr(self.job_types.get(t), "validate", None) for t in self.job_types.job_types if t not in known}
+        return {
+            t: getattr(self.job_types.get(t), "validate", None)
+            for t in self.job_types.job_types
+            if t not in known
+        }
 
     def get_cache(self) -> Cache:
         """The TTL caches (story metadata, user preferences). By default the process's shared one, so
@@ -164,8 +178,12 @@ StoreDep = Annotated[Store, Depends(get_store)]
 
 
 def get_queue(conn: SessionDep, settings: SettingsDep) -> JobQueue:
-    return JobQueue(conn, lease_s=settings.lease_seconds, retry_base_s=settings.retry_base_s,
-                    retry_max_s=settings.retry_max_s)
+    return JobQueue(
+        conn,
+        lease_s=settings.lease_seconds,
+        retry_base_s=settings.retry_base_s,
+        retry_max_s=settings.retry_max_s,
+    )
 
 
 QueueDep = Annotated[JobQueue, Depends(get_queue)]

@@ -13,9 +13,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 DOCS_STATIC_URL = "/docs-static"
 DOCS_PAGES = ("/docs", "/redoc")
 # Swagger UI starts from an inline script and ReDoc builds its search worker from a blob.
-DOCS_CSP = ("default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
-            "img-src 'self' data:; font-src 'self' data:; worker-src 'self' blob:; connect-src 'self'; "
-            "frame-ancestors 'none'")
+DOCS_CSP = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; font-src 'self' data:; worker-src 'self' blob:; connect-src 'self'; "
+    "frame-ancestors 'none'"
+)
 SWAGGER_UI_PARAMETERS = {"validatorUrl": None}  # the validator badge would send the spec's address out
 
 
@@ -32,8 +34,10 @@ class DocsPolicy:
 
         async def send_with_policy(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message = {**message, "headers": [*message.get("headers", []),
-                                                  (b"content-security-policy", DOCS_CSP.encode())]}
+                message = {
+                    **message,
+                    "headers": [*message.get("headers", []), (b"content-security-policy", DOCS_CSP.encode())],
+                }
             await send(message)
 
         await self.app(scope, receive, send_with_policy)

@@ -120,10 +120,18 @@ class ServiceUnavailable(ApiError):
 
 # OpenAPI: the error responses each route may give, by status.
 def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
-    text = {400: "Bad request (e.g. a tampered cursor)", 401: "No or unknown API key",
-            403: "Outside this key's rights", 404: "Unknown id, version or feature", 409: "Wrong state",
-            410: "Version past its sunset", 413: "Body or upload too large", 415: "Upload is not an image",
-            429: "Too many requests: a quota or rate limit (see Retry-After)", 503: "Database unavailable"}
+    text = {
+        400: "Bad request (e.g. a tampered cursor)",
+        401: "No or unknown API key",
+        403: "Outside this key's rights",
+        404: "Unknown id, version or feature",
+        409: "Wrong state",
+        410: "Version past its sunset",
+        413: "Body or upload too large",
+        415: "Upload is not an image",
+        429: "Too many requests: a quota or rate limit (see Retry-After)",
+        503: "Database unavailable",
+    }
     return {code: {"model": Problem, "description": text[code]} for code in codes}
 
 
@@ -148,8 +156,18 @@ def _path(text: str) -> list[str | int]:
 
 
 # Fields of a job request outside its metadata (a message naming one of them locates it in the body).
-REQUEST_FIELDS = frozenset({"job_type", "priority", "max_attempts", "entity_type", "entity_id", "idempotency_key",
-                            "metadata", "quota"})
+REQUEST_FIELDS = frozenset(
+    {
+        "job_type",
+        "priority",
+        "max_attempts",
+        "entity_type",
+        "entity_id",
+        "idempotency_key",
+        "metadata",
+        "quota",
+    }
+)
 
 
 def install(app: FastAPI) -> None:
@@ -158,7 +176,9 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     def _api_error(request: Request, exc: ApiError) -> JSONResponse:
         if isinstance(exc, Unprocessable):
-            return JSONResponse({"detail": [{"loc": exc.loc, "msg": exc.detail, "type": exc.kind}]}, status_code=422)
+            return JSONResponse(
+                {"detail": [{"loc": exc.loc, "msg": exc.detail, "type": exc.kind}]}, status_code=422
+            )
         body: dict[str, Any] = {"detail": exc.detail}
         if status := getattr(exc, "status", None):
             body["status"] = status
@@ -182,8 +202,9 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(QuotaExceeded)
     def _quota(request: Request, exc: QuotaExceeded) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=429,
-                            headers={"Retry-After": str(exc.retry_after_s)})
+        return JSONResponse(
+            {"detail": str(exc)}, status_code=429, headers={"Retry-After": str(exc.retry_after_s)}
+        )
 
     @app.exception_handler(DatabaseUnavailable)
     def _db_down(request: Request, exc: DatabaseUnavailable) -> JSONResponse:
@@ -192,8 +213,11 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StorageUnavailable)
     def _storage_down(request: Request, exc: StorageUnavailable) -> JSONResponse:
         log.warning("storage error: %s", exc)
-        return JSONResponse({"detail": "the file storage is unavailable; try again shortly"}, status_code=503,
-                            headers={"Retry-After": "5"})
+        return JSONResponse(
+            {"detail": "the file storage is unavailable; try again shortly"},
+            status_code=503,
+            headers={"Retry-After": "5"},
+        )
 
     @app.exception_handler(psycopg.OperationalError)
     def _db_lost(request: Request, exc: psycopg.OperationalError) -> JSONResponse:
@@ -204,20 +228,36 @@ def install(app: FastAPI) -> None:
     def _data_error(request: Request, exc: psycopg.DataError) -> JSONResponse:
         # Values the schema lets through but Postgres cannot store (e.g. a NUL character in text).
         message = str(exc).strip().splitlines()[0]
-        return JSONResponse({"detail": [{"loc": ["body"], "msg": f"value cannot be stored: {message}",
-                                         "type": "data_error"}]}, status_code=422)
+        return JSONResponse(
+            {
+                "detail": [
+                    {"loc": ["body"], "msg": f"value cannot be stored: {message}", "type": "data_error"}
+                ]
+            },
+            status_code=422,
+        )
 
     @app.exception_handler(RequestValidationError)
     def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
-                  for e in exc.errors()]
+        errors = [
+            {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+            for e in exc.errors()
+        ]
         return JSONResponse({"detail": errors}, status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
     def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if isinstance(exc.__cause__, RecursionError):  # FastAPI's 400 for JSON too deep to parse at all
-            body = {"detail": [{"loc": ["body"], "msg": f"JSON nested deeper than the limit of {MAX_JSON_DEPTH} "
-                                "levels of objects and arrays", "type": "json_too_deep"}]}
+            body = {
+                "detail": [
+                    {
+                        "loc": ["body"],
+                        "msg": f"JSON nested deeper than the limit of {MAX_JSON_DEPTH} "
+                        "levels of objects and arrays",
+                        "type": "json_too_deep",
+                    }
+                ]
+            }
             return JSONResponse(body, status_code=422)
         detail = exc.detail
         if exc.status_code == 404 and detail == "Not Found":

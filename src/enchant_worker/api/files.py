@@ -13,8 +13,13 @@ from enchant_worker.api.errors import NotFound
 from enchant_worker.config import Settings
 from enchant_worker.storage import Storage, storage_for
 
-MEDIA_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp",
-               ".safetensors": "application/octet-stream"}
+MEDIA_TYPES = {
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".webp": "image/webp",
+    ".safetensors": "application/octet-stream",
+}
 
 
 @dataclass(frozen=True)

@@ -102,8 +102,11 @@ class JobWaits:
             except Exception as exc:  # the database away, or anything else: never let this thread die
                 self._listening.clear()
                 self._wake_all()  # waiters poll until the listener is back
-                log.warning("the API's job listener lost its connection (%s); requests waiting on jobs poll "
-                            "until it is back", str(exc).strip() or type(exc).__name__)
+                log.warning(
+                    "the API's job listener lost its connection (%s); requests waiting on jobs poll "
+                    "until it is back",
+                    str(exc).strip() or type(exc).__name__,
+                )
                 self._stop.wait(delay)
                 delay = min(delay * 2, 10.0)
         self._listening.clear()

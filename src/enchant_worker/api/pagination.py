@@ -39,8 +39,10 @@ def encode(secret: bytes, key: list[Any], filters: dict[str, Any]) -> str:
 def decode(secret: bytes, cursor: str, filters: dict[str, Any]) -> list[Any]:
     """The sort key a cursor names (as JSON values: the caller types them); 400 when it was changed or
     made for other filters."""
-    bad = BadRequest("cursor: invalid or tampered pagination cursor; pass the next_cursor of a previous "
-                     "page unchanged, with the same filters, or omit it to start from the first page")
+    bad = BadRequest(
+        "cursor: invalid or tampered pagination cursor; pass the next_cursor of a previous "
+        "page unchanged, with the same filters, or omit it to start from the first page"
+    )
     try:
         payload_text, mac_text = cursor.split(".")
         payload, mac = _unb64(payload_text), _unb64(mac_text)
@@ -57,13 +59,20 @@ def decode(secret: bytes, cursor: str, filters: dict[str, Any]) -> list[Any]:
     if not isinstance(key, list):
         raise bad
     if data.get("f") != _filters_hash(filters):
-        raise BadRequest("cursor: this cursor was made for other filters; repeat the filters of the first "
-                         "page or omit the cursor")
+        raise BadRequest(
+            "cursor: this cursor was made for other filters; repeat the filters of the first "
+            "page or omit the cursor"
+        )
     return key
 
 
-def page(secret: bytes, rows: list[dict[str, Any]], limit: int, filters: dict[str, Any],
-         key: Callable[[dict[str, Any]], list[Any]] | None = None) -> tuple[list[dict[str, Any]], str | None]:
+def page(
+    secret: bytes,
+    rows: list[dict[str, Any]],
+    limit: int,
+    filters: dict[str, Any],
+    key: Callable[[dict[str, Any]], list[Any]] | None = None,
+) -> tuple[list[dict[str, Any]], str | None]:
     """The first `limit` rows (fetched as limit + 1) and the cursor of the next page, or None on the last
     page. Every list route pages this way; `key` gives a row's sort key (default: newest first by
     (created_at, id))."""
@@ -71,7 +80,9 @@ def page(secret: bytes, rows: list[dict[str, Any]], limit: int, filters: dict[st
     if len(rows) <= limit:
         return items, None
     last = items[-1]
-    return items, encode(secret, key(last) if key else [last["created_at"].isoformat(), str(last["id"])], filters)
+    return items, encode(
+        secret, key(last) if key else [last["created_at"].isoformat(), str(last["id"])], filters
+    )
 
 
 def position(secret: bytes, cursor: str | None, filters: dict[str, Any]) -> tuple[datetime, uuid.UUID] | None:
@@ -83,12 +94,14 @@ def position(secret: bytes, cursor: str | None, filters: dict[str, Any]) -> tupl
         created, row_id = key
         return datetime.fromisoformat(created), uuid.UUID(row_id)
     except (ValueError, TypeError):
-        raise BadRequest("cursor: invalid or tampered pagination cursor; pass the next_cursor of a previous "
-                         "page unchanged") from None
+        raise BadRequest(
+            "cursor: invalid or tampered pagination cursor; pass the next_cursor of a previous page unchanged"
+        ) from None
 
 
-def key_position(secret: bytes, cursor: str | None, filters: dict[str, Any], names: tuple[str, ...]
-                 ) -> dict[str, Any]:
+def key_position(
+    secret: bytes, cursor: str | None, filters: dict[str, Any], names: tuple[str, ...]
+) -> dict[str, Any]:
     """A cursor's sort key as query parameters `after_<name>` (all None on the first page)."""
     if not cursor:
         return {f"after_{n}": None for n in names}

@@ -70,7 +70,9 @@ Text = Annotated[str, AfterValidator(_no_nul)]
 Name = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_no_nul)]
 JsonObject = Annotated[dict[str, Any], AfterValidator(storable_json)]
 Priority = Annotated[int, Field(ge=0, le=32767, description="0 is most urgent; default 5")]
-EntityType = Literal["story", "chapter", "scene", "character", "location", "branch", "image", "lora_model", "user"]
+EntityType = Literal[
+    "story", "chapter", "scene", "character", "location", "branch", "image", "lora_model", "user"
+]
 
 
 class Strict(BaseModel):
@@ -79,18 +81,27 @@ class Strict(BaseModel):
 
 # -- jobs ------------------------------------------------------------------------------------------
 
+
 class JobCreate(Strict):
     job_type: Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[a-z][a-z0-9_]*$")]
     metadata: Annotated[dict[str, Any], AfterValidator(bounded_json("metadata"))] = Field(
-        default_factory=dict, description="the job's input, validated per job type")
-    priority: Priority | None = Field(default=None, description="0 is most urgent; default: the job type's "
-                                      "(5; train_lora 8), never more urgent than the caller's tier allows")
+        default_factory=dict, description="the job's input, validated per job type"
+    )
+    priority: Priority | None = Field(
+        default=None,
+        description="0 is most urgent; default: the job type's "
+        "(5; train_lora 8), never more urgent than the caller's tier allows",
+    )
     max_attempts: Annotated[int, Field(ge=1, le=1000)] | None = Field(
-        default=None, description="tries before the job fails; default: the job type's (3), capped by the tier")
+        default=None,
+        description="tries before the job fails; default: the job type's (3), capped by the tier",
+    )
     entity_type: EntityType | None = None
     entity_id: uuid.UUID | None = None
-    idempotency_key: Annotated[str, Field(min_length=1, max_length=MAX_IDEMPOTENCY_KEY_CHARS),
-                               AfterValidator(_no_nul)] | None = None
+    idempotency_key: (
+        Annotated[str, Field(min_length=1, max_length=MAX_IDEMPOTENCY_KEY_CHARS), AfterValidator(_no_nul)]
+        | None
+    ) = None
 
 
 class JobUpdate(Strict):
@@ -123,10 +134,13 @@ class JobPublic(BaseModel):
     started_at: datetime | None
     completed_at: datetime | None
     heartbeat_at: datetime | None
-    stage: str | None = Field(None, description="what the job is doing: queued, waiting to retry, the stage a "
-                                                "running job reported (loading model, denoising, decoding, "
-                                                "saving; preparing data, caching latents, training, checkpointing, exporting, preview), "
-                                                "or done / failed / cancelled")
+    stage: str | None = Field(
+        None,
+        description="what the job is doing: queued, waiting to retry, the stage a "
+        "running job reported (loading model, denoising, decoding, "
+        "saving; preparing data, caching latents, training, checkpointing, exporting, preview), "
+        "or done / failed / cancelled",
+    )
 
     @model_validator(mode="after")
     def _fill_stage(self) -> JobPublic:
@@ -164,7 +178,11 @@ def job_stage(status: str, progress: dict[str, Any] | None, run_after: datetime 
     """One word or two for a job's state, the same for every job type once it has finished."""
     status = getattr(status, "value", status)
     if status == "pending":
-        return "waiting to retry" if attempts and run_after and run_after > datetime.now(run_after.tzinfo) else "queued"
+        return (
+            "waiting to retry"
+            if attempts and run_after and run_after > datetime.now(run_after.tzinfo)
+            else "queued"
+        )
     if status == "processing":
         stage = progress.get("stage") if isinstance(progress, dict) else None
         return str(stage) if stage else "running"
@@ -177,6 +195,7 @@ class JobPage(BaseModel):
 
 
 # -- queue and workers -----------------------------------------------------------------------------
+
 
 class TypeCounts(BaseModel):
     job_type: str
@@ -231,13 +250,16 @@ class WorkerPublic(BaseModel):
 
 # -- LoRAs -----------------------------------------------------------------------------------------
 
+
 class LoraPublic(BaseModel):
     id: uuid.UUID
     user_id: uuid.UUID | None
     name: str
     description: str | None
-    model_file_url: str = Field(description="where the trained file downloads (the same URL before, during "
-                                            "and after training; 409 until the LoRA is ready)")
+    model_file_url: str = Field(
+        description="where the trained file downloads (the same URL before, during "
+        "and after training; 409 until the LoRA is ready)"
+    )
     trigger_words: list[str] | None
     strength_range: dict[str, Any] | None
     training_images_count: int | None
@@ -256,7 +278,9 @@ class UserTier(BaseModel):
     email: str | None
     subscription_tier: str
     quota_overrides: dict[str, int]
-    effective: dict[str, int] = Field(description="the tier's limits with the overrides applied (0: no limit)")
+    effective: dict[str, int] = Field(
+        description="the tier's limits with the overrides applied (0: no limit)"
+    )
     usage_today: dict[str, int]
     active_jobs: int
 
@@ -282,14 +306,18 @@ class LoraTrainingStarted(BaseModel):
 
 # -- presets ---------------------------------------------------------------------------------------
 
+
 class PresetCreate(Strict):
     name: Name
     description: Annotated[str, Field(max_length=2000), AfterValidator(_no_nul)] | None = None
     provider: Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_no_nul)] = "local"
     model_name: Name
-    parameters: JsonObject = Field(default_factory=dict, description="generation parameters (steps, cfg_scale...)")
+    parameters: JsonObject = Field(
+        default_factory=dict, description="generation parameters (steps, cfg_scale...)"
+    )
     style_modifiers: list[Annotated[str, Field(max_length=200), AfterValidator(_no_nul)]] = Field(
-        default_factory=list, max_length=50)
+        default_factory=list, max_length=50
+    )
     is_public: bool = False
 
 
@@ -300,7 +328,8 @@ class PresetUpdate(Strict):
     model_name: Name | None = None
     parameters: JsonObject | None = None
     style_modifiers: list[Annotated[str, Field(max_length=200), AfterValidator(_no_nul)]] | None = Field(
-        default=None, max_length=50)
+        default=None, max_length=50
+    )
     is_public: bool | None = None
 
 
@@ -320,6 +349,7 @@ class PresetPublic(BaseModel):
 
 # -- images, models, providers, stories ------------------------------------------------------------
 
+
 class ImagePublic(BaseModel):
     id: uuid.UUID
     scene_id: uuid.UUID | None
@@ -337,11 +367,15 @@ class ImagePublic(BaseModel):
     content_hash: str | None
     timings: dict[str, Any]
     quality_score: float | None = Field(
-        None, description="technical quality 0-1 (exposure, contrast, sharpness; 0 for a black, blank or NaN "
-                          "image); null where not analysed")
+        None,
+        description="technical quality 0-1 (exposure, contrast, sharpness; 0 for a black, blank or NaN "
+        "image); null where not analysed",
+    )
     quality: dict[str, Any] | None = Field(
-        None, description="the analysis: measures, flags, prompt alignment (CLIP) or why it was skipped, "
-                          "re-generation tries")
+        None,
+        description="the analysis: measures, flags, prompt alignment (CLIP) or why it was skipped, "
+        "re-generation tries",
+    )
     created_at: datetime
     file_url: str
 
@@ -379,7 +413,8 @@ class StoryUpdate(Strict):
     genre: Label | None = None
     style_preference: Label | None = Field(None, description="e.g. 'artistic'; guides provider choice")
     comment: Annotated[str, Field(max_length=2000), AfterValidator(_no_nul)] | None = Field(
-        None, description="why: stored with the edit history entry, not on the story")
+        None, description="why: stored with the edit history entry, not on the story"
+    )
 
     @field_validator("title")
     @classmethod
@@ -431,7 +466,9 @@ class CollaboratorCreate(Strict):
 
     user_id: uuid.UUID | None = None
     email: Annotated[str, Field(min_length=1, max_length=320), AfterValidator(_no_nul)] | None = None
-    role: CollaboratorRole = Field("contributor", description="'owner' may be granted only by the story's owner")
+    role: CollaboratorRole = Field(
+        "contributor", description="'owner' may be granted only by the story's owner"
+    )
     permissions: CollaboratorPermissions | None = None
     comment: Comment | None = Field(None, description="stored with the edit history entry")
 

@@ -77,15 +77,25 @@ def _etag_matches(header: str | None, etag: str) -> bool:
     return any(tag.strip().removeprefix("W/") == etag for tag in header.split(","))
 
 
-def file_response(request: Request, file: StoredFile, *, relative: str | None, media_type: str, public: bool,
-                  filename: str | None = None, disposition: str = "attachment",
-                  cache: str | None = None) -> Response:
+def file_response(
+    request: Request,
+    file: StoredFile,
+    *,
+    relative: str | None,
+    media_type: str,
+    public: bool,
+    filename: str | None = None,
+    disposition: str = "attachment",
+    cache: str | None = None,
+) -> Response:
     """The file, or 304 when the caller's copy is current. A local file answers Range requests through
     Starlette (206, If-Range against this strong ETag); an object in S3 storage is streamed whole, with
     the ETag its content address gives (none for other keys), or redirected to a presigned URL."""
     etag = file_etag(file.path, relative) if file.path else _address_etag(relative)
-    headers = {"Cache-Control": cache or cache_control(relative, public=public),
-               "Vary": "Authorization, X-API-Key, Cookie" if not public else "Accept-Encoding"}
+    headers = {
+        "Cache-Control": cache or cache_control(relative, public=public),
+        "Vary": "Authorization, X-API-Key, Cookie" if not public else "Accept-Encoding",
+    }
     if etag:
         headers["ETag"] = etag
     if filename:
@@ -96,8 +106,16 @@ def file_response(request: Request, file: StoredFile, *, relative: str | None, m
         return FileResponse(file.path, media_type=media_type, headers=headers)
     assert file.key is not None  # a StoredFile has a path or a key
     # with presigned URLs, the object store serves it (Range included); the URL is this caller's alone
-    url = file.storage.url_for(file.key, file.presigned_s, content_type=media_type,
-                               disposition=headers.get("Content-Disposition")) if file.presigned_s else None
+    url = (
+        file.storage.url_for(
+            file.key,
+            file.presigned_s,
+            content_type=media_type,
+            disposition=headers.get("Content-Disposition"),
+        )
+        if file.presigned_s
+        else None
+    )
     if url is not None:
         return RedirectResponse(url, status_code=307, headers={"Cache-Control": "private, no-store"})
     body = file.storage.open(file.key)
@@ -126,8 +144,9 @@ def signature(secret: bytes, relative: str, expires: int, name: str | None = Non
     return hmac.new(secret, f"{relative}\n{expires}\n{name or ''}".encode(), hashlib.sha256).hexdigest()
 
 
-def signed_url(settings: Settings, secret: bytes, relative: str, expires_in_s: int,
-               filename: str | None = None) -> tuple[str, int]:
+def signed_url(
+    settings: Settings, secret: bytes, relative: str, expires_in_s: int, filename: str | None = None
+) -> tuple[str, int]:
     """An expiring URL of a stored file (storage-relative path) and its expiry (Unix seconds)."""
     expires = int(time.time()) + min(max(1, expires_in_s), settings.signed_url_max_s)
     query = f"expires={expires}&sig={signature(secret, relative, expires, filename)}"
@@ -136,8 +155,9 @@ def signed_url(settings: Settings, secret: bytes, relative: str, expires_in_s: i
     return public_url(settings, f"{MEDIA_PREFIX}{quote(relative)}?{query}"), expires
 
 
-def check_signature(secret: bytes, relative: str, expires: int | None, sig: str | None,
-                    name: str | None = None) -> str | None:
+def check_signature(
+    secret: bytes, relative: str, expires: int | None, sig: str | None, name: str | None = None
+) -> str | None:
     """None when the URL is valid now; else why not."""
     if expires is None or sig is None:
         return "missing"

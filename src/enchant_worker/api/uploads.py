@@ -37,21 +37,26 @@ class CheckedImage:
     height: int
 
 
-def check_images(files: list[UploadFile], *, max_file_bytes: int, min_count: int, max_count: int
-                 ) -> list[CheckedImage]:
+def check_images(
+    files: list[UploadFile], *, max_file_bytes: int, min_count: int, max_count: int
+) -> list[CheckedImage]:
     """Each upload must be a PNG, JPEG, WebP or BMP image within the size limit; the first problem is
     reported naming the file (`images[2] (cat.txt)`)."""
     from PIL import Image, UnidentifiedImageError  # Pillow loads in ~50 ms: only when an upload comes
 
     if not min_count <= len(files) <= max_count:
-        raise Unprocessable(("body", "images"), f"images: between {min_count} and {max_count} training images "
-                            f"are needed, got {len(files)}")
+        raise Unprocessable(
+            ("body", "images"),
+            f"images: between {min_count} and {max_count} training images are needed, got {len(files)}",
+        )
     checked = []
     for i, upload in enumerate(files):
         where = f"images[{i}] ({upload.filename or 'unnamed'})"
         size = upload.size if upload.size is not None else _size(upload)
         if size > max_file_bytes:
-            raise PayloadTooLarge(f"{where}: {size} bytes, above the limit of {max_file_bytes} bytes per image")
+            raise PayloadTooLarge(
+                f"{where}: {size} bytes, above the limit of {max_file_bytes} bytes per image"
+            )
         upload.file.seek(0)
         try:
             with Image.open(upload.file) as im:
@@ -59,15 +64,20 @@ def check_images(files: list[UploadFile], *, max_file_bytes: int, min_count: int
                 if fmt in IMAGE_FORMATS and width * height <= MAX_IMAGE_PIXELS:
                     im.verify()
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError):
-            raise UnsupportedMediaType(f"{where}: not an image Pillow can read; upload PNG, JPEG, WebP or BMP "
-                                       "files") from None
+            raise UnsupportedMediaType(
+                f"{where}: not an image Pillow can read; upload PNG, JPEG, WebP or BMP files"
+            ) from None
         if fmt not in IMAGE_FORMATS:
-            raise UnsupportedMediaType(f"{where}: {fmt} images are not accepted; upload PNG, JPEG, WebP or BMP")
+            raise UnsupportedMediaType(
+                f"{where}: {fmt} images are not accepted; upload PNG, JPEG, WebP or BMP"
+            )
         if width * height > MAX_IMAGE_PIXELS:
             raise PayloadTooLarge(f"{where}: {width}x{height} pixels, above the limit of {MAX_IMAGE_PIXELS}")
         if min(width, height) < MIN_IMAGE_SIDE_PX:
-            raise Unprocessable(("body", "images", i), f"{where}: {width}x{height} pixels; each side must be "
-                                f"at least {MIN_IMAGE_SIDE_PX}")
+            raise Unprocessable(
+                ("body", "images", i),
+                f"{where}: {width}x{height} pixels; each side must be at least {MIN_IMAGE_SIDE_PX}",
+            )
         checked.append(CheckedImage(upload, IMAGE_FORMATS[fmt], width, height))
     return checked
 
@@ -95,13 +105,16 @@ class BodyLimit:
     """Refuses request bodies above `max_bytes` with a 413 naming the limit, on the requests `applies`
     selects: at once when Content-Length says so, or as soon as a chunked body passes the limit."""
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int, applies: Callable[[Scope], bool], what: str,
-                 setting: str):
+    def __init__(
+        self, app: ASGIApp, *, max_bytes: int, applies: Callable[[Scope], bool], what: str, setting: str
+    ):
         self.app = app
         self.max_bytes = max_bytes
         self.applies = applies
-        self.message = (f"{what} is larger than the limit of {max_bytes} bytes ({_size_text(max_bytes)}, "
-                        f"set by {setting})")
+        self.message = (
+            f"{what} is larger than the limit of {max_bytes} bytes ({_size_text(max_bytes)}, "
+            f"set by {setting})"
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not self.applies(scope):
@@ -127,9 +140,17 @@ class BodyLimit:
 
     async def _refuse(self, send: Send) -> None:
         body = json.dumps({"detail": self.message}).encode()
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                                (b"connection", b"close")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
 
@@ -152,14 +173,20 @@ def _size_text(n: int) -> str:
     return f"{n} bytes"
 
 
-def store_upload(store: Store, state: ApiState, actor: Actor, files: list[UploadFile]) -> tuple[uuid.UUID, dict[str, Any]]:
+def store_upload(
+    store: Store, state: ApiState, actor: Actor, files: list[UploadFile]
+) -> tuple[uuid.UUID, dict[str, Any]]:
     """Checks the images (413, 415), writes them into a new upload of `actor`'s and records it; returns
     the upload's id and row. Nothing is left behind when a step fails."""
     from enchant_worker.intake.training import record_upload, upload_folder
 
     limits = state.limits
-    checked = check_images(files, max_file_bytes=limits.upload_file_bytes,
-                           min_count=limits.min_training_images, max_count=limits.max_training_images)
+    checked = check_images(
+        files,
+        max_file_bytes=limits.upload_file_bytes,
+        min_count=limits.min_training_images,
+        max_count=limits.max_training_images,
+    )
     upload_id = uuid.uuid4()
     folder, relative = upload_folder(state.settings, actor, upload_id)
     try:

@@ -33,8 +33,11 @@ API_VERSIONS: dict[str, VersionInfo] = {
 }
 
 # Job types that need a feature beyond basic generation (others are basic_generation).
-JOB_TYPE_FEATURES = {"train_lora": LORA_TRAINING, "extract_scenes": SCENE_EXTRACTION,
-                     "analyze_story": SCENE_EXTRACTION}
+JOB_TYPE_FEATURES = {
+    "train_lora": LORA_TRAINING,
+    "extract_scenes": SCENE_EXTRACTION,
+    "analyze_story": SCENE_EXTRACTION,
+}
 
 _VERSION_SEGMENT = re.compile(r"^v\d+$")
 
@@ -91,8 +94,13 @@ class Versions:
         return sunset is not None and (today or datetime.now(UTC).date()) >= sunset
 
     def describe(self) -> list[dict[str, Any]]:
-        return [{"version": v, "deprecated": i.deprecated,
-                 "sunset_date": i.sunset_date.isoformat() if i.sunset_date else None,
-                 "supported_features": list(i.supported_features),
-                 "valid": validate_api_version(v, self.table)}
-                for v, i in ((v, self.table[v]) for v in self.names)]
+        return [
+            {
+                "version": v,
+                "deprecated": i.deprecated,
+                "sunset_date": i.sunset_date.isoformat() if i.sunset_date else None,
+                "supported_features": list(i.supported_features),
+                "valid": validate_api_version(v, self.table),
+            }
+            for v, i in ((v, self.table[v]) for v in self.names)
+        ]

@@ -32,7 +32,10 @@ class ViewBuffer:
         """Counts the view; True when a batch is due (the caller then flushes on its connection)."""
         with self._lock:
             self._pending.add((story_id, viewer, datetime.now(UTC).date()))
-            return len(self._pending) >= self.flush_at or time.monotonic() - self._last_flush >= self.flush_every_s
+            return (
+                len(self._pending) >= self.flush_at
+                or time.monotonic() - self._last_flush >= self.flush_every_s
+            )
 
     def flush(self, conn: Any) -> int:
         """Writes the pending views in one statement; returns how many there were."""
@@ -43,8 +46,14 @@ class ViewBuffer:
             return 0
         rows = list(batch)
         try:
-            conn.execute(q("community_views_record"), {"story_ids": [r[0] for r in rows],
-                                                       "viewers": [r[1] for r in rows], "days": [r[2] for r in rows]})
+            conn.execute(
+                q("community_views_record"),
+                {
+                    "story_ids": [r[0] for r in rows],
+                    "viewers": [r[1] for r in rows],
+                    "days": [r[2] for r in rows],
+                },
+            )
         except Exception:
             with self._lock:  # keep them for the next try
                 self._pending |= batch

@@ -18,10 +18,12 @@ POLL_INTERVAL_S = 0.2
 
 def register(commands) -> None:
     p = commands.add_parser(
-        "ingest", help="add a book (text, Markdown, EPUB) as a story with its chapters",
+        "ingest",
+        help="add a book (text, Markdown, EPUB) as a story with its chapters",
         description="Read a plain text, Markdown or EPUB file, split it into chapters and store them as a new "
         "story (or into --story). Ingesting the same file again changes nothing. With --extract, queue an "
-        "extract_scenes job per chapter; with --illustrate, also a generate_image job per new scene.")
+        "extract_scenes job per chapter; with --illustrate, also a generate_image job per new scene.",
+    )
     p.add_argument("file", type=Path, metavar="FILE")
     target = p.add_mutually_exclusive_group()
     target.add_argument("--story", type=uuid_arg, metavar="ID", help="add the chapters to this story")
@@ -29,31 +31,45 @@ def register(commands) -> None:
     p.add_argument("--format", choices=["text", "markdown", "epub"], help="default: detected")
     p.add_argument("--user", metavar="EMAIL", help="the story's owner (created if new; default: none)")
     p.add_argument("--extract", action="store_true", help="queue scene extraction for each chapter")
-    p.add_argument("--illustrate", action="store_true", help="also illustrate each new scene (implies --extract)")
-    p.add_argument("--analyzer", default="builtin", help="text analyzer for --extract: builtin (default) or llm")
-    p.add_argument("--text-model", help="the llm analyzer's model (configs/models.toml, kind = \"text\")")
+    p.add_argument(
+        "--illustrate", action="store_true", help="also illustrate each new scene (implies --extract)"
+    )
+    p.add_argument(
+        "--analyzer", default="builtin", help="text analyzer for --extract: builtin (default) or llm"
+    )
+    p.add_argument("--text-model", help='the llm analyzer\'s model (configs/models.toml, kind = "text")')
     p.add_argument("--steps", type=int, help="denoising steps of the illustrations")
-    p.add_argument("--wait", action=argparse.BooleanOptionalAction, default=None,
-                   help="wait for the jobs and print the scenes and images (default: in a terminal)")
+    p.add_argument(
+        "--wait",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="wait for the jobs and print the scenes and images (default: in a terminal)",
+    )
     p.add_argument("--timeout", type=float, metavar="S", help="stop waiting after S seconds")
     p.add_argument("--json", action="store_true", help="print the ingest report as JSON")
     p.set_defaults(func=cmd_ingest)
 
-    e = commands.add_parser("extract", help="queue scene extraction of a chapter or of a whole story",
-                            description="Queue an extract_scenes job for a chapter, or one per chapter of a story.")
+    e = commands.add_parser(
+        "extract",
+        help="queue scene extraction of a chapter or of a whole story",
+        description="Queue an extract_scenes job for a chapter, or one per chapter of a story.",
+    )
     what = e.add_mutually_exclusive_group(required=True)
     what.add_argument("--chapter", type=uuid_arg, metavar="ID")
     what.add_argument("--story", type=uuid_arg, metavar="ID")
     e.add_argument("--analyzer", default="builtin", help="builtin (default) or llm")
-    e.add_argument("--text-model", help="the llm analyzer's model (configs/models.toml, kind = \"text\")")
+    e.add_argument("--text-model", help='the llm analyzer\'s model (configs/models.toml, kind = "text")')
     e.add_argument("--illustrate", action="store_true", help="illustrate each new scene")
     e.add_argument("--steps", type=int, help="denoising steps of the illustrations")
     e.add_argument("--wait", action=argparse.BooleanOptionalAction, default=None)
     e.add_argument("--timeout", type=float, metavar="S")
     e.set_defaults(func=cmd_extract)
 
-    s = commands.add_parser("scenes", help="list a story's scenes with characters and emotions",
-                            description="Print a story's current scenes: characters, emotions, location.")
+    s = commands.add_parser(
+        "scenes",
+        help="list a story's scenes with characters and emotions",
+        description="Print a story's current scenes: characters, emotions, location.",
+    )
     s.add_argument("story", type=uuid_arg, metavar="STORY_ID")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_scenes)
@@ -155,12 +171,17 @@ def _user(conn, email: str | None) -> uuid.UUID | None:
 def _print_report(report: dict) -> None:
     book = report["book"]
     state = "created" if report["created"] else ("unchanged" if report["unchanged"] else "updated")
-    print(f"story {report['story_id']} ({state}): {report['title']!r}, {book['format']}, {book['encoding']}, "
-          f"{len(report['chapters'])} chapter(s)", file=sys.stderr)
+    print(
+        f"story {report['story_id']} ({state}): {report['title']!r}, {book['format']}, {book['encoding']}, "
+        f"{len(report['chapters'])} chapter(s)",
+        file=sys.stderr,
+    )
     for chapter in report["chapters"]:
         words = f", {chapter['words']} words" if "words" in chapter else ""
-        print(f"  chapter {chapter['number']}: {chapter['title'] or '(untitled)'}{words} [{chapter['status']}]",
-              file=sys.stderr)
+        print(
+            f"  chapter {chapter['number']}: {chapter['title'] or '(untitled)'}{words} [{chapter['status']}]",
+            file=sys.stderr,
+        )
     for note in book["notes"]:
         print(f"  note: {note}", file=sys.stderr)
 
@@ -173,14 +194,18 @@ def _extract(db, settings, chapter_ids: list, args, user_id) -> int:
     metadata = _metadata(args)
     queue = JobQueue(db.open())
     actor = actor_for_user(queue.conn, user_id) if user_id else SYSTEM_ACTOR  # the story owner's job
-    jobs = [submit(queue.conn, actor, JobRequest("extract_scenes", {"chapter_id": str(c), **metadata}), settings)
-            for c in chapter_ids]
+    jobs = [
+        submit(queue.conn, actor, JobRequest("extract_scenes", {"chapter_id": str(c), **metadata}), settings)
+        for c in chapter_ids
+    ]
     wait = sys.stdout.isatty() if args.wait is None else args.wait
     if not wait:
         for job_id in jobs:
             print(job_id)
-        print(f"queued {len(jobs)} extract_scenes job(s); a worker runs them (`enchant-worker worker`)",
-              file=sys.stderr)
+        print(
+            f"queued {len(jobs)} extract_scenes job(s); a worker runs them (`enchant-worker worker`)",
+            file=sys.stderr,
+        )
         return 0
     deadline = None if args.timeout is None else time.monotonic() + args.timeout
     status = 0
@@ -194,8 +219,11 @@ def _extract(db, settings, chapter_ids: list, args, user_id) -> int:
             continue
         result = done.result or {}
         counts = result.get("counts", {})
-        print(f"chapter {result.get('chapter_id')}: revision {result.get('revision')}, "
-              + ", ".join(f"{v} {k}" for k, v in counts.items() if v), file=sys.stderr)
+        print(
+            f"chapter {result.get('chapter_id')}: revision {result.get('revision')}, "
+            + ", ".join(f"{v} {k}" for k, v in counts.items() if v),
+            file=sys.stderr,
+        )
         image_jobs += result.get("illustration_jobs") or []
     story_ids = set()
     with db.connection() as conn:
@@ -230,8 +258,12 @@ def _wait(queue, job_id, deadline: float | None):
 
 
 def _scene_line(row: dict) -> str:
-    people = "; ".join(f"{c['name']}" + (f" ({c['emotion']} {c['intensity']})" if c.get("emotion") else "")
-                       for c in row["characters"] or [])
+    people = "; ".join(
+        f"{c['name']}" + (f" ({c['emotion']} {c['intensity']})" if c.get("emotion") else "")
+        for c in row["characters"] or []
+    )
     where = f" @ {row['location']}" if row["location"] else ""
-    return (f"ch{row['chapter_number']}.{row['scene_number']} [{row['emotional_tone'] or '-'}] "
-            f"{row['title'] or ''}{where} — {people or 'no named characters'}")
+    return (
+        f"ch{row['chapter_number']}.{row['scene_number']} [{row['emotional_tone'] or '-'}] "
+        f"{row['title'] or ''}{where} — {people or 'no named characters'}"
+    )

@@ -51,8 +51,9 @@ def positive_int(value: str) -> int:
     if number < 1:
         raise argparse.ArgumentTypeError(f"{_shown(value)} is not a whole number of at least 1")
     if number > BIGINT_MAX:
-        raise argparse.ArgumentTypeError(f"{_shown(value)} is above the largest allowed, {BIGINT_MAX} "
-                                         "(a Postgres bigint)")
+        raise argparse.ArgumentTypeError(
+            f"{_shown(value)} is above the largest allowed, {BIGINT_MAX} (a Postgres bigint)"
+        )
     return number
 
 
@@ -62,10 +63,13 @@ def parse_metadata(text: str, *, field: str = "metadata") -> Any:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InvalidJob(f"--{field} is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+        raise InvalidJob(
+            f"--{field} is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
+        ) from None
     except RecursionError:  # far deeper than the limit: the parser itself gives up
-        raise InvalidJob(f"{field}: nested deeper than the limit of {MAX_JSON_DEPTH} levels of objects and "
-                         "arrays") from None
+        raise InvalidJob(
+            f"{field}: nested deeper than the limit of {MAX_JSON_DEPTH} levels of objects and arrays"
+        ) from None
     check_json_limits(value, field=field)
     return value
 

@@ -10,12 +10,18 @@ from enchant_worker.db.setup import connect_database, migrate_database
 
 
 def register(commands) -> None:
-    p = commands.add_parser("migrate", help="apply pending schema migrations",
-                            description="Apply the SQL files of the migrations folder that are not applied yet.")
+    p = commands.add_parser(
+        "migrate",
+        help="apply pending schema migrations",
+        description="Apply the SQL files of the migrations folder that are not applied yet.",
+    )
     p.set_defaults(func=cmd_migrate)
 
-    p = commands.add_parser("db", help="the embedded Postgres (used when ENCHANT_DATABASE_URL is unset)",
-                            description="Manage the private Postgres kept under ENCHANT_HOME/pgdata.")
+    p = commands.add_parser(
+        "db",
+        help="the embedded Postgres (used when ENCHANT_DATABASE_URL is unset)",
+        description="Manage the private Postgres kept under ENCHANT_HOME/pgdata.",
+    )
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     actions.add_parser("start", help="start it (initialising it the first time)").set_defaults(func=cmd_start)
     actions.add_parser("stop", help="stop it").set_defaults(func=cmd_stop)

@@ -14,30 +14,48 @@ from enchant_worker.storage import remote, where
 
 
 def register(commands) -> None:
-    p = commands.add_parser("models", help="base models: list them, build the tiny one",
-                            description="The base models of configs/models.toml (ENCHANT_MODELS_CONFIG).")
+    p = commands.add_parser(
+        "models",
+        help="base models: list them, build the tiny one",
+        description="The base models of configs/models.toml (ENCHANT_MODELS_CONFIG).",
+    )
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
-    b = actions.add_parser("build-tiny", help="build the tiny random SD 1.5-shaped model (no download)",
-                           description="Build the tiny randomly initialised SD 1.5-shaped pipeline (UNet, VAE, "
-                           "CLIP text encoder, locally written tokenizer files, scheduler). Generation builds "
-                           "it by itself when it is missing.")
+    b = actions.add_parser(
+        "build-tiny",
+        help="build the tiny random SD 1.5-shaped model (no download)",
+        description="Build the tiny randomly initialised SD 1.5-shaped pipeline (UNet, VAE, "
+        "CLIP text encoder, locally written tokenizer files, scheduler). Generation builds "
+        "it by itself when it is missing.",
+    )
     b.add_argument("--path", type=Path, help="where to write it (default: ENCHANT_MODELS_DIR/tiny-sd)")
     b.set_defaults(func=cmd_build_tiny)
-    ls = actions.add_parser("list", help="list the configured base models",
-                            description="List the configured base models.")
+    ls = actions.add_parser(
+        "list", help="list the configured base models", description="List the configured base models."
+    )
     ls.add_argument("--json", action="store_true", help="print JSON instead of a table")
     ls.set_defaults(func=cmd_models_list)
 
     g = commands.add_parser(
-        "generate", help="illustrate a scene or a prompt (enqueues a generate_image job)",
+        "generate",
+        help="illustrate a scene or a prompt (enqueues a generate_image job)",
         description="Enqueue a generate_image job. With --wait (the default in a terminal) show its progress "
-        "and print the image paths once a worker has run it; otherwise print the job id.")
+        "and print the image paths once a worker has run it; otherwise print the job id.",
+    )
     what = g.add_mutually_exclusive_group(required=True)
-    what.add_argument("--scene", metavar="ID", type=uuid_arg, help="the scene to illustrate (prompt built from it)")
+    what.add_argument(
+        "--scene", metavar="ID", type=uuid_arg, help="the scene to illustrate (prompt built from it)"
+    )
     what.add_argument("--prompt", metavar="TEXT", help="a prompt of your own")
-    g.add_argument("--lora", metavar="NAME:STRENGTH", action="append", default=[],
-                   help="a LoRA by name (a lora_models row, or NAME.safetensors in a LoRA folder); repeatable")
-    g.add_argument("--seed", type=int, help="seed of the first image; image i uses seed+i (default: from the job id)")
+    g.add_argument(
+        "--lora",
+        metavar="NAME:STRENGTH",
+        action="append",
+        default=[],
+        help="a LoRA by name (a lora_models row, or NAME.safetensors in a LoRA folder); repeatable",
+    )
+    g.add_argument(
+        "--seed", type=int, help="seed of the first image; image i uses seed+i (default: from the job id)"
+    )
     g.add_argument("--steps", type=int, help="denoising steps (default: the model's)")
     g.add_argument("--count", type=int, help="images in the job (default 1)")
     g.add_argument("--size", metavar="WxH", help="image size, e.g. 512x512 (default: the model's)")
@@ -47,30 +65,51 @@ def register(commands) -> None:
     g.add_argument("--preset", help="generation preset, by name or id")
     g.add_argument("--branch", metavar="ID", type=uuid_arg, help="story branch whose character looks apply")
     g.add_argument("--negative-prompt", metavar="TEXT", help="replaces the preset's or the default one")
-    g.add_argument("--regenerate-below", type=float, metavar="SCORE",
-                   help="draw again (new seed) an image whose quality score (0-1) is lower")
-    g.add_argument("--max-regenerations", type=int, metavar="N", help="tries per image with --regenerate-below "
-                   "(1-3, default 1)")
+    g.add_argument(
+        "--regenerate-below",
+        type=float,
+        metavar="SCORE",
+        help="draw again (new seed) an image whose quality score (0-1) is lower",
+    )
+    g.add_argument(
+        "--max-regenerations",
+        type=int,
+        metavar="N",
+        help="tries per image with --regenerate-below (1-3, default 1)",
+    )
     g.add_argument("--priority", type=int, default=5, help="0 is most urgent (default 5)")
-    g.add_argument("--user", type=uuid_arg, metavar="USER_ID",
-                   help="for this user: checked with their rights and tier, as the API would")
-    g.add_argument("--wait", action=argparse.BooleanOptionalAction, default=None,
-                   help="wait for the images (default: when run in a terminal)")
+    g.add_argument(
+        "--user",
+        type=uuid_arg,
+        metavar="USER_ID",
+        help="for this user: checked with their rights and tier, as the API would",
+    )
+    g.add_argument(
+        "--wait",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="wait for the images (default: when run in a terminal)",
+    )
     g.add_argument("--timeout", type=float, metavar="S", help="stop waiting after S seconds")
     g.set_defaults(func=cmd_generate)
 
     s = commands.add_parser(
-        "sample-story", help="add a small sample story and illustrate its scenes",
+        "sample-story",
+        help="add a small sample story and illustrate its scenes",
         description="Add a sample story (two scenes, characters with emotions, a location and, on the tiny "
         "model, a LoRA style) and enqueue a generate_image job per scene. With --wait (the default in a "
-        "terminal) wait for the images and print their paths.")
+        "terminal) wait for the images and print their paths.",
+    )
     s.add_argument("--steps", type=int, help="denoising steps (default: the model's)")
     s.add_argument("--no-enqueue", dest="enqueue", action="store_false", help="only add the story")
-    s.add_argument("--wait", action=argparse.BooleanOptionalAction, default=None,
-                   help="wait for the images (default: when run in a terminal)")
+    s.add_argument(
+        "--wait",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="wait for the images (default: when run in a terminal)",
+    )
     s.add_argument("--timeout", type=float, metavar="S", help="stop waiting after S seconds")
     s.set_defaults(func=cmd_sample_story)
-
 
 
 # -- models ---------------------------------------------------------------------------------------
@@ -103,8 +142,10 @@ def cmd_models_list(args) -> int:
         available = "yes" if m["available"] else "no"
         if m["builtin"] == "tiny" and not Path(m["path"]).exists():
             available = "on use"  # built when first used
-        print(f"{m['name'][:16] + ('*' if m['default'] else ''):16} {m['family']:6} {m['format']:11} "
-              f"{available:9}  {m['path']}")
+        print(
+            f"{m['name'][:16] + ('*' if m['default'] else ''):16} {m['family']:6} {m['format']:11} "
+            f"{available:9}  {m['path']}"
+        )
     print("* the default model", file=sys.stderr)
     return 0
 
@@ -151,8 +192,11 @@ def cmd_generate(args) -> int:
     wait = sys.stdout.isatty() if args.wait is None else args.wait
     if not wait:
         print(job_id)
-        print(f"queued {JOB_TYPE} job {job_id}; a worker runs it (`enchant-worker worker`), "
-              f"`enchant-worker job {job_id}` shows it", file=sys.stderr)
+        print(
+            f"queued {JOB_TYPE} job {job_id}; a worker runs it (`enchant-worker worker`), "
+            f"`enchant-worker job {job_id}` shows it",
+            file=sys.stderr,
+        )
         return 0
 
     # 3. Wait, showing progress, and print the image paths
@@ -160,15 +204,22 @@ def cmd_generate(args) -> int:
     try:
         done = follow(JobQueue(conn), job_id, args.timeout)
     except KeyboardInterrupt:
-        print(f"\nstopped waiting; the job goes on (`enchant-worker cancel {job_id}` stops it)", file=sys.stderr)
+        print(
+            f"\nstopped waiting; the job goes on (`enchant-worker cancel {job_id}` stops it)", file=sys.stderr
+        )
         return 130
     if done is None:
-        print(f"error: job {job_id} is still running after {args.timeout:g} s; "
-              f"`enchant-worker job {job_id}` shows it later", file=sys.stderr)
+        print(
+            f"error: job {job_id} is still running after {args.timeout:g} s; "
+            f"`enchant-worker job {job_id}` shows it later",
+            file=sys.stderr,
+        )
         return 1
     if done.status != "completed":
-        print(f"error: job {job_id} {done.status}" + (f": {done.error_message}" if done.error_message else ""),
-              file=sys.stderr)
+        print(
+            f"error: job {job_id} {done.status}" + (f": {done.error_message}" if done.error_message else ""),
+            file=sys.stderr,
+        )
         return 1
     for warning in done.result.get("warnings") or []:
         print(f"warning: {warning}", file=sys.stderr)
@@ -177,7 +228,10 @@ def cmd_generate(args) -> int:
         if "quality_score" in image:  # stdout stays one path a line, for scripts
             score = "unknown" if image["quality_score"] is None else f"{image['quality_score']:.2f}"
             flags = ", ".join(image.get("quality_flags") or [])
-            print(f"{Path(image['path']).name}: quality {score}" + (f" ({flags})" if flags else ""), file=sys.stderr)
+            print(
+                f"{Path(image['path']).name}: quality {score}" + (f" ({flags})" if flags else ""),
+                file=sys.stderr,
+            )
     return 0
 
 
@@ -204,17 +258,29 @@ def cmd_sample_story(args) -> int:
     queue = JobQueue(db.open())
     with queue.conn.transaction():
         row = one(queue.conn.execute(q("insert_sample_story"), {"lora_file": lora_file}))
-    print(f"story {row['story_id']}: scenes {', '.join(map(str, row['scene_ids']))}"
-          + ("" if lora_file else " (no LoRA style: the default model is not the tiny one)"), file=sys.stderr)
+    print(
+        f"story {row['story_id']}: scenes {', '.join(map(str, row['scene_ids']))}"
+        + ("" if lora_file else " (no LoRA style: the default model is not the tiny one)"),
+        file=sys.stderr,
+    )
     if not args.enqueue:
         for scene_id in row["scene_ids"]:
             print(scene_id)
         return 0
     # 3. One job per scene
     metadata = {"steps": args.steps} if args.steps is not None else {}
-    jobs = [queue.enqueue(NewJob(JOB_TYPE, {"scene_id": str(scene_id), **metadata}, entity_type="scene",
-                                 entity_id=scene_id, user_id=row["user_id"]))
-            for scene_id in row["scene_ids"]]
+    jobs = [
+        queue.enqueue(
+            NewJob(
+                JOB_TYPE,
+                {"scene_id": str(scene_id), **metadata},
+                entity_type="scene",
+                entity_id=scene_id,
+                user_id=row["user_id"],
+            )
+        )
+        for scene_id in row["scene_ids"]
+    ]
     wait = sys.stdout.isatty() if args.wait is None else args.wait
     if not wait:
         for job_id in jobs:

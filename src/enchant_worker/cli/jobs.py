@@ -17,17 +17,24 @@ from enchant_worker.queue import JobQueue
 
 
 def register(commands) -> None:
-    p = commands.add_parser("enqueue", help="add a job; prints its id",
-                            description="Add a job to the queue and print its id.")
+    p = commands.add_parser(
+        "enqueue", help="add a job; prints its id", description="Add a job to the queue and print its id."
+    )
     p.add_argument("job_type", metavar="TYPE", help="job type, e.g. noop or generate_image")
     p.add_argument("--metadata", default="{}", help="the job's input as a JSON object (default {})")
     p.add_argument("--priority", type=int, help="0 is most urgent (default: the job type's, 5 for most)")
     p.add_argument("--max-attempts", type=int, help="tries before the job fails (default: the job type's, 3)")
-    p.add_argument("--user", type=uuid_arg, metavar="USER_ID",
-                   help="enqueue for this user: checked with their rights, role and tier, as the API would")
+    p.add_argument(
+        "--user",
+        type=uuid_arg,
+        metavar="USER_ID",
+        help="enqueue for this user: checked with their rights, role and tier, as the API would",
+    )
     p.add_argument("--entity-type", help="what the job is about, e.g. scene")
     p.add_argument("--entity-id", type=uuid_arg, help="the id of that entity")
-    p.add_argument("--idempotency-key", help="enqueueing the same key twice gives the same job (at most 200 characters)")
+    p.add_argument(
+        "--idempotency-key", help="enqueueing the same key twice gives the same job (at most 200 characters)"
+    )
     p.set_defaults(func=cmd_enqueue)
 
     p = commands.add_parser("jobs", help="list recent jobs", description="List recent jobs, newest first.")
@@ -37,13 +44,14 @@ def register(commands) -> None:
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_jobs)
 
-    for name, func, text in (("job", cmd_job, "show one job"),
-                             ("cancel", cmd_cancel, "cancel a pending job, or ask a running one to stop"),
-                             ("retry", cmd_retry, "run a failed or cancelled job again")):
+    for name, func, text in (
+        ("job", cmd_job, "show one job"),
+        ("cancel", cmd_cancel, "cancel a pending job, or ask a running one to stop"),
+        ("retry", cmd_retry, "run a failed or cancelled job again"),
+    ):
         p = commands.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
         p.add_argument("job_id", metavar="ID")
         p.set_defaults(func=func)
-
 
 
 def _queue() -> JobQueue:
@@ -60,9 +68,15 @@ def cmd_enqueue(args) -> int:
     registry = default_registry()
     plugins = {t: registry[t].validate for t in registry.job_types if t not in job_types()}
     settings, db = open_database()
-    request = JobRequest(args.job_type, metadata, priority=args.priority, max_attempts=args.max_attempts,
-                         entity_type=args.entity_type, entity_id=args.entity_id,
-                         idempotency_key=args.idempotency_key)
+    request = JobRequest(
+        args.job_type,
+        metadata,
+        priority=args.priority,
+        max_attempts=args.max_attempts,
+        entity_type=args.entity_type,
+        entity_id=args.entity_id,
+        idempotency_key=args.idempotency_key,
+    )
     with db.connection() as conn:
         actor: Actor = actor_for_user(conn, args.user) if args.user else SYSTEM_ACTOR
         print(submit(conn, actor, request, settings, plugins))
@@ -76,9 +90,11 @@ def cmd_jobs(args) -> int:
         return 0
     print(f"{'id':36}  {'type':16} {'status':10} {'pri':>3} {'try':>5} {'prog':>4}  created")
     for j in jobs:
-        print(f"{j.id}  {j.job_type[:16]:16} {j.status:10} {j.priority:>3} {j.attempts:>2}/{j.max_attempts:<2} "
-              f"{j.progress_percent:>3}%  {j.created_at:%Y-%m-%d %H:%M:%S}"
-              + (f"  {j.error_message[:60]}" if j.error_message else ""))
+        print(
+            f"{j.id}  {j.job_type[:16]:16} {j.status:10} {j.priority:>3} {j.attempts:>2}/{j.max_attempts:<2} "
+            f"{j.progress_percent:>3}%  {j.created_at:%Y-%m-%d %H:%M:%S}"
+            + (f"  {j.error_message[:60]}" if j.error_message else "")
+        )
     return 0
 
 
@@ -89,7 +105,9 @@ def cmd_job(args) -> int:
 
 def cmd_cancel(args) -> int:
     status = _queue().cancel(args.job_id)
-    print("cancelled" if status == "cancelled" else "cancel requested; the running job stops at its next step")
+    print(
+        "cancelled" if status == "cancelled" else "cancel requested; the running job stops at its next step"
+    )
     return 0
 
 

@@ -16,26 +16,38 @@ log = logging.getLogger(__name__)
 
 def register(commands) -> None:
     p = commands.add_parser(
-        "scheduler", help="run maintenance and recurring jobs (one leader at a time)",
+        "scheduler",
+        help="run maintenance and recurring jobs (one leader at a time)",
         description="Run the scheduler: of all the schedulers sharing the database, one leads (a Postgres "
         "advisory lock) and runs the maintenance tasks and recurring jobs of configs/schedule.toml "
-        "(ENCHANT_SCHEDULE_FILE); the others wait to take over. SIGTERM or Ctrl-C hands leadership over.")
-    p.add_argument("--schedule", type=Path, metavar="FILE", help="the schedule file (default: configs/schedule.toml)")
+        "(ENCHANT_SCHEDULE_FILE); the others wait to take over. SIGTERM or Ctrl-C hands leadership over.",
+    )
+    p.add_argument(
+        "--schedule", type=Path, metavar="FILE", help="the schedule file (default: configs/schedule.toml)"
+    )
     p.set_defaults(func=cmd_scheduler)
 
-    p = commands.add_parser("maintenance", help="list or run maintenance tasks",
-                            description="The scheduler's maintenance tasks: list them, or run one now.")
+    p = commands.add_parser(
+        "maintenance",
+        help="list or run maintenance tasks",
+        description="The scheduler's maintenance tasks: list them, or run one now.",
+    )
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     a = actions.add_parser("list", help="the tasks, their schedule, their last run and the leader")
-    a.add_argument("--schedule", type=Path, metavar="FILE", help="the schedule file (default: configs/schedule.toml)")
+    a.add_argument(
+        "--schedule", type=Path, metavar="FILE", help="the schedule file (default: configs/schedule.toml)"
+    )
     a.add_argument("--json", action="store_true", help="print JSON")
     a.set_defaults(func=cmd_maintenance_list)
     a = actions.add_parser("run", help="run one task now (safe while the scheduler runs)")
     a.add_argument("task", metavar="TASK")
     a.set_defaults(func=cmd_maintenance_run)
 
-    p = commands.add_parser("data-migrations", help="named Python data migrations",
-                            description="Data migrations run as data_migration jobs in resumable batches.")
+    p = commands.add_parser(
+        "data-migrations",
+        help="named Python data migrations",
+        description="Data migrations run as data_migration jobs in resumable batches.",
+    )
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     actions.add_parser("list", help="the registered data migrations").set_defaults(func=cmd_dm_list)
     a = actions.add_parser("run", help="queue a data_migration job (or continue a failed one)")
@@ -92,12 +104,24 @@ def cmd_maintenance_list(args) -> int:
     rows: list[dict[str, Any]] = []
     for name, task in tasks.TASKS.items():
         timing = config.tasks.get(name)
-        rows.append({"task": name, "schedule": str(timing) if timing else "disabled",
-                     "description": task.description, "last_run": runs.get(name),
-                     **({"options": config.options[name]} if name in config.options else {})})
+        rows.append(
+            {
+                "task": name,
+                "schedule": str(timing) if timing else "disabled",
+                "description": task.description,
+                "last_run": runs.get(name),
+                **({"options": config.options[name]} if name in config.options else {}),
+            }
+        )
     for job in config.jobs:
-        rows.append({"task": f"job:{job.name}", "schedule": str(job.timing),
-                     "description": f"enqueue a {job.job_type} job", "last_run": runs.get(f"job:{job.name}")})
+        rows.append(
+            {
+                "task": f"job:{job.name}",
+                "schedule": str(job.timing),
+                "description": f"enqueue a {job.job_type} job",
+                "last_run": runs.get(f"job:{job.name}"),
+            }
+        )
     if args.json:
         print_json({"leader": leader, "tasks": rows})
         return 0
@@ -164,6 +188,8 @@ def cmd_dm_status(args) -> int:
         if r is None:
             print(f"{name:32} never run")
             continue
-        print(f"{name:32} {r['status']:9} {r['progress_percent'] or 0:>3}%  {r['rows_done']}/{r['rows_total'] or '?'}"
-              + (f"  error: {r['error_message']}" if r["error_message"] else ""))
+        print(
+            f"{name:32} {r['status']:9} {r['progress_percent'] or 0:>3}%  {r['rows_done']}/{r['rows_total'] or '?'}"
+            + (f"  error: {r['error_message']}" if r["error_message"] else "")
+        )
     return 0

@@ -25,7 +25,11 @@ def progress_line(status: str, percent: float, info: dict[str, Any] | None = Non
     waiting job says `queued` (with the step a paused run reached), a finished one its state."""
     p = info if isinstance(info, dict) else {}
     if status == "pending":
-        return f"queued (paused at step {p['step']}/{p['total']})" if p.get("step") and p.get("total") else "queued"
+        return (
+            f"queued (paused at step {p['step']}/{p['total']})"
+            if p.get("step") and p.get("total")
+            else "queued"
+        )
     if status in FINISHED:
         return str(status)
     pct = max(0, min(100, int(percent)))
@@ -88,7 +92,9 @@ class Display:
 
 def live_workers(conn, job_type: str) -> int:
     """How many running workers with a recent heartbeat serve `job_type`."""
-    return conn.execute(q("api_workers_serving"), {"job_type": job_type, "live_s": LIVE_WORKER_S}).fetchone()["n"]
+    return conn.execute(q("api_workers_serving"), {"job_type": job_type, "live_s": LIVE_WORKER_S}).fetchone()[
+        "n"
+    ]
 
 
 def follow(queue, job_id, timeout_s: float | None = None, display: Display | None = None):
@@ -102,14 +108,19 @@ def follow(queue, job_id, timeout_s: float | None = None, display: Display | Non
         while True:
             job = queue.get(job_id)
             if job.status in FINISHED:
-                display.show("processing", 100 if job.status == "completed" else job.progress_percent,
-                             {"stage": str(job.status)})
+                display.show(
+                    "processing",
+                    100 if job.status == "completed" else job.progress_percent,
+                    {"stage": str(job.status)},
+                )
                 return job
             waited = time.monotonic() - started
             if job.status == "pending" and waited > NO_WORKER_HINT_AFTER_S and not hinted:
                 if not live_workers(queue.conn, job.job_type):
-                    display.note("waiting for a worker: none is running for this job type; start one with "
-                                 "`enchant-worker worker` (or `worker --burst`)")
+                    display.note(
+                        "waiting for a worker: none is running for this job type; start one with "
+                        "`enchant-worker worker` (or `worker --burst`)"
+                    )
                 hinted = True
             display.show(job.status, job.progress_percent, job.progress)
             if timeout_s is not None and waited > timeout_s:

@@ -17,15 +17,19 @@ log = logging.getLogger(__name__)
 
 def register(commands) -> None:
     p = commands.add_parser(
-        "serve", help="API + worker + scheduler in one process (one box)",
+        "serve",
+        help="API + worker + scheduler in one process (one box)",
         description="Run the control API, a worker and the maintenance scheduler in one process: the "
         "single-box mode. Ctrl-C or SIGTERM stops the API, lets the running job finish within "
-        "ENCHANT_SHUTDOWN_GRACE_S (else hands it back), then stops the scheduler.")
+        "ENCHANT_SHUTDOWN_GRACE_S (else hands it back), then stops the scheduler.",
+    )
     p.add_argument("--host", default="127.0.0.1", help="API address (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="API port (default 8000)")
     p.add_argument("--types", help="comma-separated job types the worker serves (default: all)")
     p.add_argument("--concurrency", type=int, default=1, help="jobs run at once (default 1)")
-    p.add_argument("--handlers", metavar="MODULE", help="also register the Handlers in MODULE's HANDLERS list")
+    p.add_argument(
+        "--handlers", metavar="MODULE", help="also register the Handlers in MODULE's HANDLERS list"
+    )
     p.set_defaults(func=cmd_serve)
 
 
@@ -59,9 +63,15 @@ def cmd_serve(args) -> int:
     worker_thread.start()
     try:
         app = create_app(settings, database_url=db.url, session_url=db.session_url, job_types=registry)
-        config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level.lower(),
-                                log_config=None, access_log=logs.access_log_enabled(),
-                                proxy_headers=False)  # the client address: ENCHANT_TRUSTED_PROXIES only
+        config = uvicorn.Config(
+            app,
+            host=args.host,
+            port=args.port,
+            log_level=args.log_level.lower(),
+            log_config=None,
+            access_log=logs.access_log_enabled(),
+            proxy_headers=False,
+        )  # the client address: ENCHANT_TRUSTED_PROXIES only
         _Server(config).run()  # owns SIGINT/SIGTERM; returns once the API has stopped
     finally:
         log.info("stopping the worker and the scheduler (signal again to hand back running jobs now)")
@@ -71,4 +81,3 @@ def cmd_serve(args) -> int:
         worker_thread.join(timeout=settings.shutdown_grace_s + 15)
         scheduler.stop()
     return 0
-

@@ -43,8 +43,12 @@ def register(commands) -> None:
         help="a model of configs/models.toml, a folder under the models folder, "
         "or a diffusers folder's path (default: the configured default model)",
     )
-    p.add_argument("--user", type=uuid_arg, metavar="USER_ID",
-                   help="train for this user (their LoRA, checked with their rights and tier)")
+    p.add_argument(
+        "--user",
+        type=uuid_arg,
+        metavar="USER_ID",
+        help="train for this user (their LoRA, checked with their rights and tier)",
+    )
     p.add_argument("--description", default="")
     p.add_argument("--no-wait", action="store_true", help="print the LoRA and job ids and return at once")
     p.set_defaults(func=cmd_train)  # fmt: skip
@@ -95,7 +99,9 @@ def cmd_train(args) -> int:
     with db.connection() as conn, conn.transaction():
         actor = actor_for_user(conn, args.user) if args.user else SYSTEM_ACTOR
         request["training_images"] = [str(upload_from_folder(conn, actor, settings, images))]
-        lora_id, job_id = initiate_lora_training(conn, actor, settings, request, image_count=len(checked.images))
+        lora_id, job_id = initiate_lora_training(
+            conn, actor, settings, request, image_count=len(checked.images)
+        )
     if args.no_wait:
         print_json({"lora_model_id": lora_id, "job_id": job_id})
         return 0

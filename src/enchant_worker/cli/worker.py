@@ -16,14 +16,18 @@ log = logging.getLogger(__name__)
 
 def register(commands) -> None:
     p = commands.add_parser(
-        "worker", help="run jobs",
+        "worker",
+        help="run jobs",
         description="Lease jobs from the queue and run them. SIGTERM or Ctrl-C stops leasing and lets running "
         "jobs finish within ENCHANT_SHUTDOWN_GRACE_S, then hands them back without spending an attempt; a "
-        "second signal hands them back at once.")
+        "second signal hands them back at once.",
+    )
     p.add_argument("--types", help="comma-separated job types to serve (default: every registered type)")
     p.add_argument("--concurrency", type=int, default=1, help="jobs run at once (default 1; 1 per GPU)")
     p.add_argument("--burst", action="store_true", help="exit once nothing is runnable")
-    p.add_argument("--handlers", metavar="MODULE", help="import MODULE and register the Handlers in its HANDLERS list")
+    p.add_argument(
+        "--handlers", metavar="MODULE", help="import MODULE and register the Handlers in its HANDLERS list"
+    )
     p.set_defaults(func=cmd_worker)
 
 
@@ -38,12 +42,14 @@ def cmd_worker(args) -> int:
 
     def on_signal(signum, frame):
         signals["count"] += 1
-        log.info("received %s; %s", signal.Signals(signum).name,
-                 "stopping now" if signals["count"] > 1 else "finishing running jobs (signal again to stop now)")
+        log.info(
+            "received %s; %s",
+            signal.Signals(signum).name,
+            "stopping now" if signals["count"] > 1 else "finishing running jobs (signal again to stop now)",
+        )
         worker.stop(now=signals["count"] > 1)
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     worker.run()
     return 0
-

@@ -2,11 +2,16 @@
 resumable batches."""
 
 from enchant_worker.data_migrations.registry import (
-           DataMigration,
-           DataMigrationRegistry,
-           default_data_migrations,
+    DataMigration,
+    DataMigrationRegistry,
+    default_data_migrations,
 )
 from enchant_worker.data_migrations.runner import enqueue_data_migration, run_data_migration
 
-__all__ = ["DataMigration", "DataMigrationRegistry", "default_data_migrations", "enqueue_data_migration",
-           "run_data_migration"]
+__all__ = [
+    "DataMigration",
+    "DataMigrationRegistry",
+    "default_data_migrations",
+    "enqueue_data_migration",
+    "run_data_migration",
+]

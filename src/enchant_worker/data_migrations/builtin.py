@@ -36,10 +36,14 @@ def _metrics_batch(conn: Connection, checkpoint, limit: int) -> tuple[int, dict]
 
 
 BACKFILL_STORY_METRICS = DataMigration(
-    name="backfill_story_metrics", from_version="0.1", to_version="0.1",
-    count=_metrics_days, batch=_metrics_batch, batch_size=31,
+    name="backfill_story_metrics",
+    from_version="0.1",
+    to_version="0.1",
+    count=_metrics_days,
+    batch=_metrics_batch,
+    batch_size=31,
     description="record the daily story_metrics of every day since the first image (the scheduler keeps "
-                "only today and yesterday current)",
+    "only today and yesterday current)",
 )
 
 BUILTIN = [BACKFILL_STORY_METRICS]

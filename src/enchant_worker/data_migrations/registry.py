@@ -56,7 +56,8 @@ class DataMigrationRegistry:
         migration = self._migrations.get(name)
         if migration is None:
             raise ConfigurationError(
-                f"unknown data migration {name!r}; known: {', '.join(self.names) or '(none)'}")
+                f"unknown data migration {name!r}; known: {', '.join(self.names) or '(none)'}"
+            )
         return migration
 
     def __contains__(self, name: str) -> bool:
@@ -88,7 +89,9 @@ class DataMigrationRegistry:
                 self.register(migration)
 
 
-def default_data_migrations(modules: str | Iterable[str] | None = None, *, plugins: bool = True) -> DataMigrationRegistry:
+def default_data_migrations(
+    modules: str | Iterable[str] | None = None, *, plugins: bool = True
+) -> DataMigrationRegistry:
     """Built-in migrations, plugins, and `modules` (default: ENCHANT_DATA_MIGRATION_MODULES)."""
     from enchant_worker.config import get_settings
     from enchant_worker.data_migrations.builtin import BUILTIN

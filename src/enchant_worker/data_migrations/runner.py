@@ -29,15 +29,24 @@ log = logging.getLogger(__name__)
 JOB_TYPE = "data_migration"
 
 
-def run_data_migration(conn: Connection, migration: DataMigration, *, batch_size: int,
-                       progress: Callable[[float], None] = lambda p: None,
-                       cancelled: Callable[[], bool] = lambda: False) -> dict[str, Any]:
+def run_data_migration(
+    conn: Connection,
+    migration: DataMigration,
+    *,
+    batch_size: int,
+    progress: Callable[[float], None] = lambda p: None,
+    cancelled: Callable[[], bool] = lambda: False,
+) -> dict[str, Any]:
     """Runs `migration` to the end from its checkpoint. `conn` must be in autocommit mode.
     Raises what a batch raised (after recording it), or JobCancelled when `cancelled()` turned true."""
     name = migration.name
     limit = migration.batch_size or batch_size
-    row = one(conn.execute(q("register_data_migration"), {
-        "name": name, "from_version": migration.from_version, "to_version": migration.to_version}))
+    row = one(
+        conn.execute(
+            q("register_data_migration"),
+            {"name": name, "from_version": migration.from_version, "to_version": migration.to_version},
+        )
+    )
     if row["status"] == "completed":
         return {"migration": name, "status": "completed", "rows": row["rows_done"], "already_completed": True}
     try:
@@ -50,14 +59,20 @@ def run_data_migration(conn: Connection, migration: DataMigration, *, batch_size
     while True:
         if cancelled():
             conn.execute(q("pause_data_migration"), {"name": name})
-            raise JobCancelled(f"data migration {name} stopped; it continues from its checkpoint when run again")
+            raise JobCancelled(
+                f"data migration {name} stopped; it continues from its checkpoint when run again"
+            )
         try:
             with conn.transaction():
                 state = one(conn.execute(q("lock_data_migration"), {"name": name}))
                 done, checkpoint = migration.batch(conn, state["checkpoint"], limit)
                 if done:
-                    advanced = one(conn.execute(q("advance_data_migration"), {
-                        "name": name, "rows": int(done), "checkpoint": Jsonb(checkpoint)}))
+                    advanced = one(
+                        conn.execute(
+                            q("advance_data_migration"),
+                            {"name": name, "rows": int(done), "checkpoint": Jsonb(checkpoint)},
+                        )
+                    )
         except Exception as exc:
             _fail(conn, name, exc)
             raise
@@ -85,11 +100,20 @@ def enqueue_data_migration(conn: Connection, migration: DataMigration) -> tuple[
     One job per migration (idempotency key): asked again while it is pending or running, the same job
     is returned; after it failed or was cancelled, it is queued again and continues from its checkpoint.
     """
-    conn.execute(q("register_data_migration"), {
-        "name": migration.name, "from_version": migration.from_version, "to_version": migration.to_version})
+    conn.execute(
+        q("register_data_migration"),
+        {"name": migration.name, "from_version": migration.from_version, "to_version": migration.to_version},
+    )
     queue = JobQueue(conn)
-    job_id = queue.enqueue(NewJob(JOB_TYPE, {"name": migration.name}, priority=7, entity_type="data_migration",
-                                  idempotency_key=f"{JOB_TYPE}:{migration.name}"))
+    job_id = queue.enqueue(
+        NewJob(
+            JOB_TYPE,
+            {"name": migration.name},
+            priority=7,
+            entity_type="data_migration",
+            idempotency_key=f"{JOB_TYPE}:{migration.name}",
+        )
+    )
     job = queue.get(job_id)
     if job.status in ("failed", "cancelled"):
         queue.retry(job_id)

@@ -64,19 +64,26 @@ CONNECTION_BUDGET = (
 
 def _too_many(exc: psycopg.OperationalError) -> bool:
     text = str(exc)
-    return (getattr(exc, "sqlstate", None) == "53300" or "too many clients" in text
-            or "too many connections" in text or "no more connections allowed" in text)
+    return (
+        getattr(exc, "sqlstate", None) == "53300"
+        or "too many clients" in text
+        or "too many connections" in text
+        or "no more connections allowed" in text
+    )
 
 
 def too_many_message(url: str, exc: BaseException) -> str:
-    return (f"the database at {_redacted(url)} refuses new connections: {str(exc).strip()}. Its connection budget "
-            f"is spent (Postgres max_connections, a role or database CONNECTION LIMIT, or the pooler's "
-            f"max_client_conn): {CONNECTION_BUDGET}. Put PgBouncer in transaction mode in front of the server "
-            "(ENCHANT_DATABASE_URL) with ENCHANT_DIRECT_DATABASE_URL naming the server, or raise the limit.")
+    return (
+        f"the database at {_redacted(url)} refuses new connections: {str(exc).strip()}. Its connection budget "
+        f"is spent (Postgres max_connections, a role or database CONNECTION LIMIT, or the pooler's "
+        f"max_client_conn): {CONNECTION_BUDGET}. Put PgBouncer in transaction mode in front of the server "
+        "(ENCHANT_DATABASE_URL) with ENCHANT_DIRECT_DATABASE_URL naming the server, or raise the limit."
+    )
 
 
-def connect(url: str, *, autocommit: bool = True, retry_for_s: float = 0.0,
-            prepare: bool = True) -> Connection:
+def connect(
+    url: str, *, autocommit: bool = True, retry_for_s: float = 0.0, prepare: bool = True
+) -> Connection:
     """A dict-row connection. With retry_for_s, keeps trying with backoff (a worker outlives a DB restart).
     prepare=False: no server-side prepared statements (a pooler in transaction mode would hand them to
     another client's session)."""
@@ -85,7 +92,9 @@ def connect(url: str, *, autocommit: bool = True, retry_for_s: float = 0.0,
     extra = {} if prepare else {"prepare_threshold": None}
     while True:
         try:
-            return psycopg.connect(url, autocommit=autocommit, row_factory=dict_row, connect_timeout=5, **extra)
+            return psycopg.connect(
+                url, autocommit=autocommit, row_factory=dict_row, connect_timeout=5, **extra
+            )
         except psycopg.ProgrammingError as exc:
             raise DatabaseUnavailable(f"invalid database URL ({exc}); check ENCHANT_DATABASE_URL") from exc
         except psycopg.OperationalError as exc:
@@ -113,8 +122,9 @@ class Database:
     nor set session state. `direct_url`, when known, reaches the server itself for what needs a session
     (LISTEN, session advisory locks); `session_url` is that, or `url` when it is not pooled, or None."""
 
-    def __init__(self, url: str, *, retry_for_s: float = 0.0, direct_url: str | None = None,
-                 pooled: bool = False):
+    def __init__(
+        self, url: str, *, retry_for_s: float = 0.0, direct_url: str | None = None, pooled: bool = False
+    ):
         self.url = url
         self.retry_for_s = retry_for_s
         self.direct_url = direct_url
@@ -131,8 +141,10 @@ class Database:
     def open_session(self) -> Connection:
         """A connection with a session of its own (for LISTEN); DatabaseUnavailable when there is none."""
         if self.session_url is None:
-            raise DatabaseUnavailable("no session connection: ENCHANT_DATABASE_URL is a pooler in transaction "
-                                      "mode and ENCHANT_DIRECT_DATABASE_URL is not set or unreachable")
+            raise DatabaseUnavailable(
+                "no session connection: ENCHANT_DATABASE_URL is a pooler in transaction "
+                "mode and ENCHANT_DIRECT_DATABASE_URL is not set or unreachable"
+            )
         return connect(self.session_url, retry_for_s=self.retry_for_s)
 
     @contextmanager

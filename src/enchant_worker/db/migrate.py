@@ -88,7 +88,9 @@ def migrate(conn: Connection, directory: Path) -> list[str]:
             try:
                 with conn.transaction():
                     conn.execute(migration.sql)
-                    conn.execute(q("record_migration"), {"version": migration.version, "hash": migration.hash})
+                    conn.execute(
+                        q("record_migration"), {"version": migration.version, "hash": migration.hash}
+                    )
             except psycopg.Error as exc:
                 raise MigrationError(f"migration {migration.path.name} failed: {str(exc).strip()}") from exc
         return [m.version for m in pending]

@@ -37,8 +37,16 @@ def _free_port() -> int:
 
 
 class PgBouncer:
-    def __init__(self, server_url: str, *, mode: str = "transaction", pool_size: int = 20,
-                 max_client_conn: int = 2000, port: int | None = None, connect_query: str | None = None):
+    def __init__(
+        self,
+        server_url: str,
+        *,
+        mode: str = "transaction",
+        pool_size: int = 20,
+        max_client_conn: int = 2000,
+        port: int | None = None,
+        connect_query: str | None = None,
+    ):
         exe = binary()
         if exe is None:
             raise RuntimeError("pgbouncer is not installed (Debian: apt-get install -y pgbouncer)")
@@ -64,7 +72,8 @@ class PgBouncer:
         ini.write_text(
             "[databases]\n"
             f"* = host={self.server_host} port={self.server_port}"
-            + (f" connect_query='{self.connect_query}'" if self.connect_query else "") + "\n"
+            + (f" connect_query='{self.connect_query}'" if self.connect_query else "")
+            + "\n"
             "[pgbouncer]\n"
             f"listen_addr = 127.0.0.1\nlisten_port = {self.port}\nunix_socket_dir =\n"
             f"auth_type = trust\nauth_file = {self.dir / 'users.txt'}\n"

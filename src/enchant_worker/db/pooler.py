@@ -63,14 +63,18 @@ def detect(url: str) -> Pooling:
 
 def explain(mode: str, *, what: str = "ENCHANT_DATABASE_URL") -> str:
     if mode == "statement":
-        return (f"{what} points at a pooler in statement mode (PgBouncer pool_mode = statement), which refuses "
-                "transactions of more than one statement; the queue needs them. Set pool_mode = transaction "
-                "for this database in pgbouncer.ini (or add a [databases] entry with pool_mode=transaction).")
+        return (
+            f"{what} points at a pooler in statement mode (PgBouncer pool_mode = statement), which refuses "
+            "transactions of more than one statement; the queue needs them. Set pool_mode = transaction "
+            "for this database in pgbouncer.ini (or add a [databases] entry with pool_mode=transaction)."
+        )
     if mode == "session":
-        return (f"{what} points at a pooler in session mode (PgBouncer pool_mode = session): every client "
-                "connection keeps a server connection of its own, so the pooler saves nothing. It works; for "
-                "a fleet set pool_mode = transaction and ENCHANT_DIRECT_DATABASE_URL to the server itself "
-                "(see README, Running a fleet).")
+        return (
+            f"{what} points at a pooler in session mode (PgBouncer pool_mode = session): every client "
+            "connection keeps a server connection of its own, so the pooler saves nothing. It works; for "
+            "a fleet set pool_mode = transaction and ENCHANT_DIRECT_DATABASE_URL to the server itself "
+            "(see README, Running a fleet)."
+        )
     return ""
 
 
@@ -82,8 +86,10 @@ def check_pooled_url(url: str) -> Pooling:
     if pooling.mode == "session":
         log.warning("%s", explain("session"))
     elif pooling.mode == "transaction":
-        log.info("ENCHANT_DATABASE_URL is a pooler in transaction mode: no LISTEN, session locks or "
-                 "prepared statements on it")
+        log.info(
+            "ENCHANT_DATABASE_URL is a pooler in transaction mode: no LISTEN, session locks or "
+            "prepared statements on it"
+        )
     return pooling
 
 
@@ -93,12 +99,16 @@ def check_direct_url(url: str) -> str | None:
     try:
         pooling = detect(url)
     except psycopg.Error as exc:
-        log.warning("ENCHANT_DIRECT_DATABASE_URL is unreachable (%s); running without it: workers poll "
-                    "for work (ENCHANT_POLL_INTERVAL_S at most) instead of LISTEN, the scheduler elects its "
-                    "leader through a lease row, and migrations cannot run", str(exc).strip().splitlines()[0])
+        log.warning(
+            "ENCHANT_DIRECT_DATABASE_URL is unreachable (%s); running without it: workers poll "
+            "for work (ENCHANT_POLL_INTERVAL_S at most) instead of LISTEN, the scheduler elects its "
+            "leader through a lease row, and migrations cannot run",
+            str(exc).strip().splitlines()[0],
+        )
         return None
     if pooling.pooled:
         raise ConfigurationError(
             f"ENCHANT_DIRECT_DATABASE_URL points at a pooler in {pooling.mode} mode; it must name the Postgres "
-            "server itself (it carries LISTEN, the migration lock and the scheduler's leader lock)")
+            "server itself (it carries LISTEN, the migration lock and the scheduler's leader lock)"
+        )
     return url

@@ -24,14 +24,18 @@ def connect_database(settings: Settings, *, retry_for_s: float = 0.0) -> Databas
         return Database(url, retry_for_s=retry_for_s)
     try:
         pooling = pooler.check_pooled_url(url)
-        direct = pooler.check_direct_url(settings.direct_database_url) if settings.direct_database_url else None
+        direct = (
+            pooler.check_direct_url(settings.direct_database_url) if settings.direct_database_url else None
+        )
     except psycopg.OperationalError as exc:
         if _too_many(exc):
             raise DatabaseUnavailable(too_many_message(url, exc)) from exc
         raise DatabaseUnavailable(f"could not inspect the database connection: {str(exc).strip()}") from exc
     if pooling.pooled and direct is None and not settings.direct_database_url:
-        log.info("no ENCHANT_DIRECT_DATABASE_URL behind the pooler: workers poll for work and the scheduler "
-                 "elects its leader through a lease row")
+        log.info(
+            "no ENCHANT_DIRECT_DATABASE_URL behind the pooler: workers poll for work and the scheduler "
+            "elects its leader through a lease row"
+        )
     return Database(url, retry_for_s=retry_for_s, direct_url=direct, pooled=pooling.pooled)
 
 
@@ -47,7 +51,8 @@ def migrate_database(db: Database, settings: Settings) -> list[str]:
                 f"{len(pending)} migration(s) pending ({names}), but ENCHANT_DATABASE_URL is a pooler in "
                 "transaction mode, which cannot hold the migration lock (a session advisory lock). Set "
                 "ENCHANT_DIRECT_DATABASE_URL to the Postgres server itself, or run once "
-                "`ENCHANT_DATABASE_URL=<the server's URL> enchant-worker migrate`.")
+                "`ENCHANT_DATABASE_URL=<the server's URL> enchant-worker migrate`."
+            )
         return []
     with connect(db.session_url, retry_for_s=db.retry_for_s) as conn:
         return migrate(conn, settings.migrations_dir)

@@ -34,9 +34,12 @@ def sanitize(css: str | None) -> tuple[str, list[str]]:
         text = _ESCAPE.sub("", text)
         note("CSS escapes")
     text = _COMMENT.sub("", text)
-    for pattern, what in ((r"(?is)<\s*(script|style)\b.*?(<\s*/\s*\1\s*>|$)", "HTML script and style elements"),
-                          (r"<\s*/?\s*[a-zA-Z!][^>]*>?", "HTML tags"), (r"<", "'<' (HTML inside CSS)"),
-                          (r"-->", "'-->'")):
+    for pattern, what in (
+        (r"(?is)<\s*(script|style)\b.*?(<\s*/\s*\1\s*>|$)", "HTML script and style elements"),
+        (r"<\s*/?\s*[a-zA-Z!][^>]*>?", "HTML tags"),
+        (r"<", "'<' (HTML inside CSS)"),
+        (r"-->", "'-->'"),
+    ):
         if re.search(pattern, text):
             text = re.sub(pattern, "", text)
             note(what)

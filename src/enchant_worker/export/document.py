@@ -92,9 +92,18 @@ def _clip(text: str, limit: int = CAPTION_MAX_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
-def build_book(data: dict[str, Any], *, layout: str, include_images: bool, image_quality: str,
-               pictures: PictureCache, language: str = "en", css: str = "", page_size: str = "A4",
-               on_chapter: Callable[[int, int], None] = lambda i, n: None) -> Book:
+def build_book(
+    data: dict[str, Any],
+    *,
+    layout: str,
+    include_images: bool,
+    image_quality: str,
+    pictures: PictureCache,
+    language: str = "en",
+    css: str = "",
+    page_size: str = "A4",
+    on_chapter: Callable[[int, int], None] = lambda i, n: None,
+) -> Book:
     """The book of a story (`story_data.load_story`). Images are resampled here (once per quality and
     file); a missing or corrupt file is skipped with a note."""
     from datetime import UTC, datetime
@@ -128,14 +137,30 @@ def build_book(data: dict[str, Any], *, layout: str, include_images: bool, image
         notes.append("Exported without illustrations (include_images was off).")
     cover = next((f.picture for c in chapters for f in c.figures), None)
     story = data["story"]
-    return Book(identifier=f"urn:uuid:{story['id']}", title=story.get("title") or "Untitled",
-                author=author_name(data), language=language, description=story.get("description") or "",
-                modified=datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
-                layout=layout, chapters=chapters, notes=notes, css=css, cover=cover, page_size=page_size)
+    return Book(
+        identifier=f"urn:uuid:{story['id']}",
+        title=story.get("title") or "Untitled",
+        author=author_name(data),
+        language=language,
+        description=story.get("description") or "",
+        modified=datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
+        layout=layout,
+        chapters=chapters,
+        notes=notes,
+        css=css,
+        cover=cover,
+        page_size=page_size,
+    )
 
 
-def _figure(scene: dict[str, Any], layout: str, quality: str, pictures: PictureCache, notes: list[str],
-            chapter: Chapter) -> Figure | None:
+def _figure(
+    scene: dict[str, Any],
+    layout: str,
+    quality: str,
+    pictures: PictureCache,
+    notes: list[str],
+    chapter: Chapter,
+) -> Figure | None:
     image = scene["images"][-1]  # the newest illustration of the scene
     summary = " ".join((scene.get("summary") or "").split())
     alt = _clip(summary or scene.get("title") or f"Illustration of scene {scene['scene_number']}")

@@ -44,16 +44,22 @@ def _inline(picture: Picture, f: IO[bytes]) -> None:
             f.write(base64.b64encode(chunk))
 
 
-def _write_html(book: Book, f: IO[bytes], progress: Callable[[int, int], None],
-                image: Callable[[Picture, IO[bytes]], None]) -> None:
+def _write_html(
+    book: Book,
+    f: IO[bytes],
+    progress: Callable[[int, int], None],
+    image: Callable[[Picture, IO[bytes]], None],
+) -> None:
     def w(text: str) -> None:
         f.write(text.encode())
 
-    w(f'<!DOCTYPE html>\n<html lang="{escape(book.language)}">\n<head>\n<meta charset="utf-8">\n'
-      f'<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-      f"<title>{escape(book.title)}</title>\n"
-      f'<meta name="author" content="{escape(book.author)}">\n'
-      f"<style>{BASE_CSS}\n{book.css}</style>\n</head>\n<body>\n")
+    w(
+        f'<!DOCTYPE html>\n<html lang="{escape(book.language)}">\n<head>\n<meta charset="utf-8">\n'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"<title>{escape(book.title)}</title>\n"
+        f'<meta name="author" content="{escape(book.author)}">\n'
+        f"<style>{BASE_CSS}\n{book.css}</style>\n</head>\n<body>\n"
+    )
     w(f'<header>\n<h1 class="title">{escape(book.title)}</h1>\n<p class="author">{escape(book.author)}</p>\n')
     if book.description:
         w(f"<p>{escape(book.description)}</p>\n")
@@ -72,12 +78,15 @@ def _write_html(book: Book, f: IO[bytes], progress: Callable[[int, int], None],
     w("</main>\n</body>\n</html>\n")
 
 
-def _chapter(chapter: Chapter, w: Callable[[str], None], f: IO[bytes],
-             image: Callable[[Picture, IO[bytes]], None]) -> None:
+def _chapter(
+    chapter: Chapter, w: Callable[[str], None], f: IO[bytes], image: Callable[[Picture, IO[bytes]], None]
+) -> None:
     w(f'<section id="chapter-{chapter.number}">\n<h2>{escape(chapter.heading)}</h2>\n')
     group: str | None = None
     for block in chapter.blocks:
-        wanted = {"gallery": "gallery", "panel": "panels"}.get(block.style) if isinstance(block, Figure) else None
+        wanted = (
+            {"gallery": "gallery", "panel": "panels"}.get(block.style) if isinstance(block, Figure) else None
+        )
         if wanted != group:
             if group:
                 w("</div>\n")

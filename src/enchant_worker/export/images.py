@@ -86,7 +86,9 @@ class PictureCache:
         except OSError as exc:
             raise BadImage(f"{source.name}: cannot be read ({exc.strerror or exc})") from None
         for ext, media in ((".jpg", "image/jpeg"), (".png", "image/png")):
-            cached = self.root / "derived" / quality / source_hash[:2] / source_hash[2:4] / f"{source_hash}{ext}"
+            cached = (
+                self.root / "derived" / quality / source_hash[:2] / source_hash[2:4] / f"{source_hash}{ext}"
+            )
             if cached.is_file():
                 try:
                     with Image.open(cached) as im:
@@ -101,10 +103,16 @@ class PictureCache:
                 im.load()
                 has_alpha = im.mode in ("RGBA", "LA") or (im.mode == "P" and "transparency" in im.info)
                 image = im.convert("RGBA" if has_alpha else "RGB")
-        except (OSError, UnidentifiedImageError, Image.DecompressionBombError, SyntaxError, ValueError) as exc:
+        except (
+            OSError,
+            UnidentifiedImageError,
+            Image.DecompressionBombError,
+            SyntaxError,
+            ValueError,
+        ) as exc:
             raise BadImage(f"{source.name}: not a readable image ({type(exc).__name__})") from None
         image.thumbnail((QUALITY_MAX_SIDE_PX[quality],) * 2, Image.Resampling.LANCZOS)
-        ext, media, fmt = ((".png", "image/png", "PNG") if has_alpha else (".jpg", "image/jpeg", "JPEG"))
+        ext, media, fmt = (".png", "image/png", "PNG") if has_alpha else (".jpg", "image/jpeg", "JPEG")
         target = self.root / "derived" / quality / source_hash[:2] / source_hash[2:4] / f"{source_hash}{ext}"
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=ext)

@@ -18,8 +18,15 @@ SCHEMA_PATH = Path(__file__).with_name("story.schema.json")
 IMAGE_MEDIA_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp"}
 
 
-def write(data: dict[str, Any], out: BinaryIO, progress: Callable[[int, int], None], *, include_images: bool,
-          pictures: PictureCache, notes: list[str]) -> None:
+def write(
+    data: dict[str, Any],
+    out: BinaryIO,
+    progress: Callable[[int, int], None],
+    *,
+    include_images: bool,
+    pictures: PictureCache,
+    notes: list[str],
+) -> None:
     def dump(value: Any) -> bytes:
         return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode()
 
@@ -29,8 +36,10 @@ def write(data: dict[str, Any], out: BinaryIO, progress: Callable[[int, int], No
     out.write(text[:-1] + b',"chapters":[')  # the head's closing brace opens the chapter list instead
     total = len(data["chapters"])
     for index, chapter in enumerate(data["chapters"]):
-        scenes = [{**scene, "images": [_image(i, include_images, pictures, notes) for i in scene["images"]]}
-                  for scene in chapter["scenes"]]
+        scenes = [
+            {**scene, "images": [_image(i, include_images, pictures, notes) for i in scene["images"]]}
+            for scene in chapter["scenes"]
+        ]
         out.write((b"," if index else b"") + dump({**chapter, "scenes": scenes}))
         progress(index + 1, total)
     out.write(b'],"notes":' + dump(notes) + b"}\n")  # last: images found missing while writing add notes
@@ -38,7 +47,9 @@ def write(data: dict[str, Any], out: BinaryIO, progress: Callable[[int, int], No
 
 def _image(row: dict[str, Any], include: bool, pictures: PictureCache, notes: list[str]) -> dict[str, Any]:
     image = {k: v for k, v in row.items() if k not in ("file_path", "content_hash")}
-    image["media_type"] = IMAGE_MEDIA_TYPES.get(Path(row["file_path"]).suffix.lower(), "application/octet-stream")
+    image["media_type"] = IMAGE_MEDIA_TYPES.get(
+        Path(row["file_path"]).suffix.lower(), "application/octet-stream"
+    )
     try:
         path = pictures.resolve(row["file_path"])
         if not path.is_file():

@@ -66,15 +66,27 @@ def suffix_and_type(options: ExportOptions) -> tuple[str, str]:
     from enchant_worker.export import epub_writer, html_writer, json_writer, pdf_writer, video_writer
 
     if options.format == "html":
-        return ((html_writer.FOLDER_SUFFIX, html_writer.FOLDER_MEDIA_TYPE) if options.html_mode == "folder"
-                else (html_writer.SUFFIX, html_writer.MEDIA_TYPE))
-    module = {"json": json_writer, "epub": epub_writer, "pdf": pdf_writer, "video": video_writer}[options.format]
+        return (
+            (html_writer.FOLDER_SUFFIX, html_writer.FOLDER_MEDIA_TYPE)
+            if options.html_mode == "folder"
+            else (html_writer.SUFFIX, html_writer.MEDIA_TYPE)
+        )
+    module = {"json": json_writer, "epub": epub_writer, "pdf": pdf_writer, "video": video_writer}[
+        options.format
+    ]
     return module.SUFFIX, module.MEDIA_TYPE
 
 
-def export_story(conn: Connection, story_id: uuid.UUID, options: ExportOptions, storage_root: Path, *,
-                 storage: Storage | None = None, progress: Callable[[float, dict[str, Any]], None] = lambda p, i: None,
-                 check: Callable[[], None] = lambda: None) -> ExportResult:
+def export_story(
+    conn: Connection,
+    story_id: uuid.UUID,
+    options: ExportOptions,
+    storage_root: Path,
+    *,
+    storage: Storage | None = None,
+    progress: Callable[[float, dict[str, Any]], None] = lambda p, i: None,
+    check: Callable[[], None] = lambda: None,
+) -> ExportResult:
     """Writes the export; `check` is called at every chapter and raises to stop (cancellation).
     With `storage` (object storage), pictures are read from it and the export is uploaded to it;
     `storage_root` is then only the local working folder."""
@@ -90,16 +102,26 @@ def export_story(conn: Connection, story_id: uuid.UUID, options: ExportOptions, 
     def step(start: float, span: float, phase: str) -> Callable[[int, int], None]:
         def report(done: int, total: int) -> None:
             check()
-            progress(start + span * done / max(total, 1), {"phase": phase, "chapter": done, "chapters": total})
+            progress(
+                start + span * done / max(total, 1), {"phase": phase, "chapter": done, "chapters": total}
+            )
+
         return report
 
     # 2. Build the document model (images resampled once per quality, reused across exports).
     book = None
     if options.format != "json":
-        book = build_book(data, layout=options.layout, include_images=options.include_images,
-                          image_quality="high" if options.format == "video" else options.image_quality,
-                          pictures=pictures, language=options.language, css=css, page_size=options.page_size,
-                          on_chapter=step(0, 40, "images"))
+        book = build_book(
+            data,
+            layout=options.layout,
+            include_images=options.include_images,
+            image_quality="high" if options.format == "video" else options.image_quality,
+            pictures=pictures,
+            language=options.language,
+            css=css,
+            page_size=options.page_size,
+            on_chapter=step(0, 40, "images"),
+        )
         book.notes[:0] = notes
         notes = book.notes
 
@@ -112,8 +134,9 @@ def export_story(conn: Connection, story_id: uuid.UUID, options: ExportOptions, 
         with os.fdopen(fd, "wb") as out:
             report = step(0 if book is None else 40, 100 if book is None else 60, "writing")
             if options.format == "json":
-                json_writer.write(data, out, report, include_images=options.include_images, pictures=pictures,
-                                  notes=notes)
+                json_writer.write(
+                    data, out, report, include_images=options.include_images, pictures=pictures, notes=notes
+                )
             elif options.format == "html":
                 assert book is not None  # built for every format but json
                 html_writer.write(book, out, report, folder=options.html_mode == "folder")
@@ -123,8 +146,9 @@ def export_story(conn: Connection, story_id: uuid.UUID, options: ExportOptions, 
             elif options.format == "pdf":
                 pdf_writer.write(book, out, report)
             else:
-                video_writer.write(book, out, report, resolution=options.video_resolution,
-                                   scene_s=options.scene_seconds)
+                video_writer.write(
+                    book, out, report, resolution=options.video_resolution, scene_s=options.scene_seconds
+                )
             out.flush()
             os.fsync(out.fileno())
         digest = file_sha256(tmp)
@@ -141,15 +165,26 @@ def export_story(conn: Connection, story_id: uuid.UUID, options: ExportOptions, 
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
-            raise ExportFailed(f"the storage disk is full ({exc.strerror}) while writing the {options.format} "
-                               f"export; free space under {storage_root} and retry the job. Nothing was kept."
-                               ) from exc
+            raise ExportFailed(
+                f"the storage disk is full ({exc.strerror}) while writing the {options.format} "
+                f"export; free space under {storage_root} and retry the job. Nothing was kept."
+            ) from exc
         raise
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    figures = book.figure_count if book is not None else sum(
-        1 for c in data["chapters"] for s in c["scenes"] if s["images"])
-    return ExportResult(file=relative, filename=safe_filename(data["story"]["title"], suffix),
-                        media_type=media_type, bytes=size, sha256=digest, chapters=len(data["chapters"]),
-                        illustrations=figures, notes=notes)
+    figures = (
+        book.figure_count
+        if book is not None
+        else sum(1 for c in data["chapters"] for s in c["scenes"] if s["images"])
+    )
+    return ExportResult(
+        file=relative,
+        filename=safe_filename(data["story"]["title"], suffix),
+        media_type=media_type,
+        bytes=size,
+        sha256=digest,
+        chapters=len(data["chapters"]),
+        illustrations=figures,
+        notes=notes,
+    )

@@ -71,8 +71,14 @@ def plan(book: Any, scene_s: float) -> tuple[list[Shot], float]:
     return shots, t
 
 
-def write(book: Any, out: BinaryIO, progress: Callable[[int, int], None], *, resolution: str = "720p",
-          scene_s: float = 4.0) -> None:
+def write(
+    book: Any,
+    out: BinaryIO,
+    progress: Callable[[int, int], None],
+    *,
+    resolution: str = "720p",
+    scene_s: float = 4.0,
+) -> None:
     import av
     from av.subtitles.subtitle import SubtitleSet
 
@@ -106,7 +112,9 @@ def write(book: Any, out: BinaryIO, progress: Callable[[int, int], None], *, res
                     for packet in video.encode(vf):
                         container.mux(packet)
                     if n % FPS == 0:  # once per second of video: progress, and a chance to cancel
-                        chapters_done = max((s.chapter_index for s in shots if s.start_s <= n / FPS), default=0)
+                        chapters_done = max(
+                            (s.chapter_index for s in shots if s.start_s <= n / FPS), default=0
+                        )
                         progress(chapters_done, len(book.chapters))
                     n += 1
         for packet in video.encode():
@@ -124,7 +132,8 @@ def _subtitle(container: Any, stream: Any, subtitle_set: Any, shot: Shot) -> Non
     start_ms = round(shot.start_s * 1000)
     length_ms = round(shot.duration_s * 1000)
     packet = stream.codec_context.encode_subtitle(
-        subtitle_set.create(f"0,0,Default,,0,0,0,,{text}".encode(), 0, length_ms, start_ms))
+        subtitle_set.create(f"0,0,Default,,0,0,0,,{text}".encode(), 0, length_ms, start_ms)
+    )
     packet.stream = stream
     packet.pts = packet.dts = start_ms
     packet.duration = length_ms
@@ -174,11 +183,18 @@ class _Renderer:
                 card = av.VideoFrame.from_image(self._card(shot.text)).reformat(format="yuv420p")
                 loaded = card.to_ndarray()
             else:
-                yuv = av.VideoFrame.from_image(self._still(shot.picture.path)).reformat(format="yuv420p").to_ndarray()
+                yuv = (
+                    av.VideoFrame.from_image(self._still(shot.picture.path))
+                    .reformat(format="yuv420p")
+                    .to_ndarray()
+                )
                 quarter = height * width // 4
                 chroma = yuv[height:].reshape(-1)
-                loaded = (yuv[:height], chroma[:quarter].reshape(height // 2, width // 2),
-                          chroma[quarter:].reshape(height // 2, width // 2))
+                loaded = (
+                    yuv[:height],
+                    chroma[:quarter].reshape(height // 2, width // 2),
+                    chroma[quarter:].reshape(height // 2, width // 2),
+                )
             with self._lock:
                 self._loaded[index] = loaded
         if shot.kind == "title":
@@ -192,11 +208,16 @@ class _Renderer:
         box_w, box_h = 2 * round(width * scale / 2), 2 * round(height * scale / 2)
         fx = eased if shot.pan in (0, 3) else 1 - eased
         left, top = 2 * round((width - box_w) * fx / 2), 2 * round((height - box_h) / 4)
-        planes = np.concatenate([
-            y_plane[top:top + box_h, left:left + box_w].ravel(),
-            u_plane[top // 2:(top + box_h) // 2, left // 2:(left + box_w) // 2].ravel(),
-            v_plane[top // 2:(top + box_h) // 2, left // 2:(left + box_w) // 2].ravel()]).reshape(box_h * 3 // 2, box_w)
-        return av.VideoFrame.from_ndarray(planes, format="yuv420p").reformat(width, height, interpolation="BILINEAR")
+        planes = np.concatenate(
+            [
+                y_plane[top : top + box_h, left : left + box_w].ravel(),
+                u_plane[top // 2 : (top + box_h) // 2, left // 2 : (left + box_w) // 2].ravel(),
+                v_plane[top // 2 : (top + box_h) // 2, left // 2 : (left + box_w) // 2].ravel(),
+            ]
+        ).reshape(box_h * 3 // 2, box_w)
+        return av.VideoFrame.from_ndarray(planes, format="yuv420p").reformat(
+            width, height, interpolation="BILINEAR"
+        )
 
     def _still(self, path: Path) -> Any:
         """The picture cropped to the frame's aspect ratio (centre), at frame size."""
@@ -232,4 +253,3 @@ def _font(size: int) -> Any:
         return ImageFont.truetype(str(Path(reportlab.__file__).parent / "fonts" / "Vera.ttf"), size)
     except (ImportError, OSError):
         return ImageFont.load_default(size)
-

@@ -42,31 +42,42 @@ class ClipScorer:
         # transformers types .to() as a wrapper mypy reads wrong
         self.model = CLIPModel.from_pretrained(str(spec.path), local_files_only=True).to(self.device).eval()  # type: ignore[arg-type]
         self.max_tokens = int(self.model.config.text_config.max_position_embeddings)
-        self.tokenizer = CLIPTokenizer.from_pretrained(str(spec.path), local_files_only=True,
-                                                       model_max_length=self.max_tokens)
+        self.tokenizer = CLIPTokenizer.from_pretrained(
+            str(spec.path), local_files_only=True, model_max_length=self.max_tokens
+        )
         self.size_px, self.crop_px, self.mean, self.std = _preprocessing(spec.path, self.model)
 
     def similarity(self, prompt: str, image: Any) -> dict[str, Any]:
         """The alignment of `prompt` and a PIL image (prompts past the text tower's length are cut, and
         the result says so)."""
-        tokens = self.tokenizer([prompt], truncation=True, max_length=self.max_tokens, padding=True,
-                                return_tensors="pt")
+        tokens = self.tokenizer(
+            [prompt], truncation=True, max_length=self.max_tokens, padding=True, return_tensors="pt"
+        )
         truncated = len(self.tokenizer.tokenize(prompt)) + 2 > self.max_tokens  # + start and end tokens
         pixels = torch.from_numpy(self._prepare(image)).to(self.device)
         with torch.inference_mode():
-            text = _features(self.model.get_text_features(**{k: v.to(self.device) for k, v in tokens.items()}))
+            text = _features(
+                self.model.get_text_features(**{k: v.to(self.device) for k, v in tokens.items()})
+            )
             vision = _features(self.model.get_image_features(pixel_values=pixels))
             cosine = float(torch.nn.functional.cosine_similarity(text.float(), vision.float()).item())
-        return {"status": "ok", "model": self.name, "similarity": round(cosine, 4),
-                "clip_score": round(100.0 * max(cosine, 0.0), 2), "prompt_truncated": truncated}
+        return {
+            "status": "ok",
+            "model": self.name,
+            "similarity": round(cosine, 4),
+            "clip_score": round(100.0 * max(cosine, 0.0), 2),
+            "prompt_truncated": truncated,
+        }
 
     def _prepare(self, image: Any) -> np.ndarray:
         from PIL import Image
 
         rgb = image.convert("RGB")
         scale = self.size_px / min(rgb.size)
-        rgb = rgb.resize((max(self.crop_px, round(rgb.width * scale)), max(self.crop_px, round(rgb.height * scale))),
-                         Image.Resampling.BICUBIC)
+        rgb = rgb.resize(
+            (max(self.crop_px, round(rgb.width * scale)), max(self.crop_px, round(rgb.height * scale))),
+            Image.Resampling.BICUBIC,
+        )
         left, top = (rgb.width - self.crop_px) // 2, (rgb.height - self.crop_px) // 2
         rgb = rgb.crop((left, top, left + self.crop_px, top + self.crop_px))
         array = (np.asarray(rgb, dtype=np.float32) / 255.0 - self.mean) / self.std

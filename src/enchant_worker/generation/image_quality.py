@@ -19,7 +19,9 @@ from typing import Any
 import numpy as np
 
 QUALITY_VERSION = 1  # bump when a measure or the score changes: stored results say which they used
-ANALYSIS_MAX_SIDE_PX = 256  # larger images are analysed downscaled: ~1 ms whatever the size, comparable sharpness
+ANALYSIS_MAX_SIDE_PX = (
+    256  # larger images are analysed downscaled: ~1 ms whatever the size, comparable sharpness
+)
 BLACK_MAX_VALUE = 2 / 255  # as generation.generate: nothing brighter than this is a black image
 BLANK_MAX_STD = 1 / 255  # luminance spread below one grey level: a flat, blank image
 CLIP_LOW, CLIP_HIGH = 2 / 255, 253 / 255  # pixels at or past these are clipped shadows / highlights
@@ -68,7 +70,9 @@ def analyze_image(image: Any) -> dict[str, Any]:
         "exposure": max(0.0, 1.0 - ((mean - 0.5) / 0.5) ** 2),
         "contrast": min(1.0, std / CONTRAST_FULL_STD),
         "sharpness": laplacian_var / (laplacian_var + SHARPNESS_KNEE),
-        "clipping": max(0.0, 1.0 - max(0.0, dark + bright - CLIPPED_FREE_FRACTION) / (1 - CLIPPED_FREE_FRACTION)),
+        "clipping": max(
+            0.0, 1.0 - max(0.0, dark + bright - CLIPPED_FREE_FRACTION) / (1 - CLIPPED_FREE_FRACTION)
+        ),
     }
     broken = bool({"nan", "black", "blank"} & set(flags))
     score = 0.0 if broken else sum(WEIGHTS[k] * v for k, v in scores.items())
@@ -91,8 +95,13 @@ def analyze_image(image: Any) -> dict[str, Any]:
 
 def unreadable(reason: str) -> dict[str, Any]:
     """The result for an image that could not be analysed (no score: a `min_quality` filter skips it)."""
-    return {"version": QUALITY_VERSION, "status": "unreadable", "score": None, "flags": ["unreadable"],
-            "reason": reason}
+    return {
+        "version": QUALITY_VERSION,
+        "status": "unreadable",
+        "score": None,
+        "flags": ["unreadable"],
+        "reason": reason,
+    }
 
 
 def load_image(path: Path) -> tuple[Any, str | None]:
@@ -133,8 +142,10 @@ def check_stored(path: Path, sha256: str) -> str | None:
     except OSError as exc:
         return f"the image file {path.name} could not be read: {exc}"
     if hashlib.sha256(data).hexdigest() != sha256:
-        return (f"the image file {path.name} is corrupt: its {len(data)} bytes are not those written "
-                f"(SHA-256 {sha256[:12]}…)")
+        return (
+            f"the image file {path.name} is corrupt: its {len(data)} bytes are not those written "
+            f"(SHA-256 {sha256[:12]}…)"
+        )
     return None
 
 
@@ -177,7 +188,7 @@ def _laplacian_variance(luma: np.ndarray) -> float:
     """Variance of the 4-neighbour Laplacian (OpenCV's usual focus measure), on the inner pixels."""
     if luma.shape[0] < 3 or luma.shape[1] < 3:
         return 0.0
-    lap = (luma[:-2, 1:-1] + luma[2:, 1:-1] + luma[1:-1, :-2] + luma[1:-1, 2:] - 4.0 * luma[1:-1, 1:-1])
+    lap = luma[:-2, 1:-1] + luma[2:, 1:-1] + luma[1:-1, :-2] + luma[1:-1, 2:] - 4.0 * luma[1:-1, 1:-1]
     return float(lap.var())
 
 

@@ -58,7 +58,9 @@ def format_parameters(p: ImageParameters) -> str:
         settings.append(("Model hash", p.model_hash))
     settings.append(("Model", p.model))
     if p.loras:
-        settings.append(("Lora hashes", '"' + ", ".join(f"{_hash_name(name)}: {h}" for name, _, h in p.loras) + '"'))
+        settings.append(
+            ("Lora hashes", '"' + ", ".join(f"{_hash_name(name)}: {h}" for name, _, h in p.loras) + '"')
+        )
     if p.version:
         settings.append(("Version", p.version))
     lines = [prompt]

@@ -208,8 +208,11 @@ def transition_parts(transition: EmotionTransition) -> list[PromptPart]:
 
 
 def _detail_parts(details: Sequence[Detail]) -> list[PromptPart]:
-    return [PromptPart(f"{_clean(d.field)}: {_clean(d.value)}", f"custom_fields:{d.id or d.field}")
-            for d in details if d.value and d.value.strip()]
+    return [
+        PromptPart(f"{_clean(d.field)}: {_clean(d.value)}", f"custom_fields:{d.id or d.field}")
+        for d in details
+        if d.value and d.value.strip()
+    ]
 
 
 def _clean(text: str) -> str:

@@ -19,10 +19,21 @@ from enchant_worker.generation.tokenizer_files import vocab_size, write_tokenize
 TINY_CLIP_SEED = 0
 TINY_CLIP_MARKER = "enchant_tiny_clip.json"  # written last: a folder without it is an interrupted build
 TINY_CLIP_IMAGE_PX = 32
-TINY_CLIP_TEXT: dict[str, Any] = dict(hidden_size=32, intermediate_size=37, num_attention_heads=4, num_hidden_layers=2,
-                      max_position_embeddings=77)
-TINY_CLIP_VISION: dict[str, Any] = dict(hidden_size=32, intermediate_size=37, num_attention_heads=4, num_hidden_layers=2,
-                        image_size=TINY_CLIP_IMAGE_PX, patch_size=8)
+TINY_CLIP_TEXT: dict[str, Any] = dict(
+    hidden_size=32,
+    intermediate_size=37,
+    num_attention_heads=4,
+    num_hidden_layers=2,
+    max_position_embeddings=77,
+)
+TINY_CLIP_VISION: dict[str, Any] = dict(
+    hidden_size=32,
+    intermediate_size=37,
+    num_attention_heads=4,
+    num_hidden_layers=2,
+    image_size=TINY_CLIP_IMAGE_PX,
+    patch_size=8,
+)
 TINY_CLIP_PROJECTION = 16
 
 
@@ -31,11 +42,18 @@ def build_tiny_clip(seed: int = TINY_CLIP_SEED):
     from transformers import CLIPConfig, CLIPModel, CLIPTextConfig, CLIPVisionConfig
 
     eos_id = vocab_size() - 1
-    text = CLIPTextConfig(vocab_size=max(1000, vocab_size()), bos_token_id=eos_id - 1, eos_token_id=eos_id,
-                          pad_token_id=eos_id, projection_dim=TINY_CLIP_PROJECTION, **TINY_CLIP_TEXT)
+    text = CLIPTextConfig(
+        vocab_size=max(1000, vocab_size()),
+        bos_token_id=eos_id - 1,
+        eos_token_id=eos_id,
+        pad_token_id=eos_id,
+        projection_dim=TINY_CLIP_PROJECTION,
+        **TINY_CLIP_TEXT,
+    )
     vision = CLIPVisionConfig(projection_dim=TINY_CLIP_PROJECTION, **TINY_CLIP_VISION)
-    config = CLIPConfig(text_config=text.to_dict(), vision_config=vision.to_dict(),
-                        projection_dim=TINY_CLIP_PROJECTION)
+    config = CLIPConfig(
+        text_config=text.to_dict(), vision_config=vision.to_dict(), projection_dim=TINY_CLIP_PROJECTION
+    )
     torch.manual_seed(seed)
     return CLIPModel(config).eval()
 
@@ -51,9 +69,10 @@ def save_tiny_clip(folder: Path, seed: int = TINY_CLIP_SEED) -> Path:
     try:
         build_tiny_clip(seed).save_pretrained(str(staging), safe_serialization=True)
         write_tokenizer_files(staging)
-        CLIPImageProcessor(size={"shortest_edge": TINY_CLIP_IMAGE_PX},
-                           crop_size={"height": TINY_CLIP_IMAGE_PX, "width": TINY_CLIP_IMAGE_PX}
-                           ).save_pretrained(str(staging))
+        CLIPImageProcessor(
+            size={"shortest_edge": TINY_CLIP_IMAGE_PX},
+            crop_size={"height": TINY_CLIP_IMAGE_PX, "width": TINY_CLIP_IMAGE_PX},
+        ).save_pretrained(str(staging))
         (staging / TINY_CLIP_MARKER).write_text(json.dumps({"seed": seed}), encoding="utf-8")
         if folder.exists():
             shutil.rmtree(folder, ignore_errors=True)

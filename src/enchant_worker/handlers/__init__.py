@@ -18,8 +18,15 @@ def builtin_handlers() -> list[Handler[Any]]:
         train_lora,
     )
 
-    return [noop.HANDLER, data_migration.HANDLER, train_lora.HANDLER, generate_image.HANDLER,
-            export_story.HANDLER, extract_scenes.HANDLER, analyze_story.HANDLER]
+    return [
+        noop.HANDLER,
+        data_migration.HANDLER,
+        train_lora.HANDLER,
+        generate_image.HANDLER,
+        export_story.HANDLER,
+        extract_scenes.HANDLER,
+        analyze_story.HANDLER,
+    ]
 
 
 def default_registry(*, plugins: bool = True, module: str | None = None) -> Registry:

@@ -41,7 +41,9 @@ def run(ctx: JobContext[AnalyzeStorySpec]) -> dict[str, Any]:
         # 2. Unchanged: reuse
         previous = store.stored(conn, "story", spec.story_id, store.STORY_KEY)
         if previous and previous.get("content_hash") == content_hash and not spec.force:
-            ctx.log.info("story %s unchanged since its analysis of %s: reused", spec.story_id, previous["computed_at"])
+            ctx.log.info(
+                "story %s unchanged since its analysis of %s: reused", spec.story_id, previous["computed_at"]
+            )
             return _summary(previous, reused=True)
         ctx.progress(10, step="analysing", analyzer=spec.analyzer, scenes=len(story_input.scenes))
         ctx.raise_if_cancelled()
@@ -71,11 +73,23 @@ def _llm(ctx: JobContext, spec: AnalyzeStorySpec):
 
 def _summary(document: dict[str, Any], *, reused: bool) -> dict[str, Any]:
     insights = document["insights"]
-    return {"reused": reused, "content_hash": document["content_hash"], "analyzer": document["analyzer"],
-            "computed_at": document["computed_at"], "scores": insights["scores"], "counts": insights["counts"],
-            "enhancement_rules": [s["type"] for s in document["enhancement"]["suggestions"]],
-            "auto_fixes": len(document["enhancement"]["auto_fixes"]), "notes": document["notes"]}
+    return {
+        "reused": reused,
+        "content_hash": document["content_hash"],
+        "analyzer": document["analyzer"],
+        "computed_at": document["computed_at"],
+        "scores": insights["scores"],
+        "counts": insights["counts"],
+        "enhancement_rules": [s["type"] for s in document["enhancement"]["suggestions"]],
+        "auto_fixes": len(document["enhancement"]["auto_fixes"]),
+        "notes": document["notes"],
+    }
 
 
-HANDLER = Handler(JOB_TYPE, run, validate=lambda m: parse(AnalyzeStorySpec, m), timeout_s=1800.0,
-                  description="score a story's scenes, pacing and characters; suggestions and enhancement rules")
+HANDLER = Handler(
+    JOB_TYPE,
+    run,
+    validate=lambda m: parse(AnalyzeStorySpec, m),
+    timeout_s=1800.0,
+    description="score a story's scenes, pacing and characters; suggestions and enhancement rules",
+)

@@ -13,7 +13,9 @@ from enchant_worker.worker.registry import Handler
 def validate(metadata: dict[str, Any]) -> DataMigration:
     name = metadata.get("name")
     if not isinstance(name, str) or not name:
-        raise InvalidJob("name: the data migration to run is required (see `enchant-worker data-migrations list`)")
+        raise InvalidJob(
+            "name: the data migration to run is required (see `enchant-worker data-migrations list`)"
+        )
     try:
         return default_data_migrations().get(name)
     except ConfigurationError as exc:
@@ -22,8 +24,15 @@ def validate(metadata: dict[str, Any]) -> DataMigration:
 
 def run(ctx: JobContext[DataMigration]) -> dict[str, Any]:
     with ctx.connect() as conn:
-        return run_data_migration(conn, ctx.spec, batch_size=ctx.settings.data_migration_batch_size, progress=ctx.progress,
-                                  cancelled=ctx.is_cancelled)
+        return run_data_migration(
+            conn,
+            ctx.spec,
+            batch_size=ctx.settings.data_migration_batch_size,
+            progress=ctx.progress,
+            cancelled=ctx.is_cancelled,
+        )
 
 
-HANDLER = Handler("data_migration", run, validate=validate, description="run a named data migration in batches")
+HANDLER = Handler(
+    "data_migration", run, validate=validate, description="run a named data migration in batches"
+)

@@ -23,9 +23,15 @@ def run(ctx: JobContext[ExportStorySpec]) -> dict[str, Any]:
     options = ExportOptions.from_spec(spec)
     with ctx.connect() as conn:
         try:
-            result = export_story(conn, spec.story_id, options, working_folder(ctx.settings),
-                                  storage=remote(ctx.settings), progress=lambda pct, info: ctx.progress(pct, **info),
-                                  check=ctx.raise_if_cancelled)
+            result = export_story(
+                conn,
+                spec.story_id,
+                options,
+                working_folder(ctx.settings),
+                storage=remote(ctx.settings),
+                progress=lambda pct, info: ctx.progress(pct, **info),
+                check=ctx.raise_if_cancelled,
+            )
         except StoryNotFound as exc:
             raise InvalidJob(f"story_id: {exc}") from None
         except JobCancelled:
@@ -34,5 +40,10 @@ def run(ctx: JobContext[ExportStorySpec]) -> dict[str, Any]:
     return result.as_dict()
 
 
-HANDLER = Handler("export_story", run, validate=lambda m: parse(ExportStorySpec, m), timeout_s=3600,
-                  description="export a story as pdf, epub, html, json or video")
+HANDLER = Handler(
+    "export_story",
+    run,
+    validate=lambda m: parse(ExportStorySpec, m),
+    timeout_s=3600,
+    description="export a story as pdf, epub, html, json or video",
+)

@@ -49,25 +49,31 @@ def run(ctx: JobContext[ExtractScenesSpec]) -> dict[str, Any]:
         ctx.progress(10, step="analysing", analyzer=analyzer.name)
         ctx.raise_if_cancelled()
         # 2. Analyse
-        analysis = analyzer.analyze_chapter(chapter["content"] or "",
-                                            ProcessingOptions(known_characters=known, custom_fields=fields))
+        analysis = analyzer.analyze_chapter(
+            chapter["content"] or "", ProcessingOptions(known_characters=known, custom_fields=fields)
+        )
         ctx.progress(60, step="storing", scenes=len(analysis.scenes))
         ctx.raise_if_cancelled()
         # 3. Store
         try:
-            summary = books.apply_extraction(conn, spec.chapter_id, analysis, job_id=ctx.job.id,
-                                             content_hash=chapter["content_hash"])
+            summary = books.apply_extraction(
+                conn, spec.chapter_id, analysis, job_id=ctx.job.id, content_hash=chapter["content_hash"]
+            )
         except LookupError as exc:
             raise InvalidJob(f"chapter_id: {exc}") from None
         # 4. Illustrate the new scenes
         jobs: list[str] = []
         if spec.illustrate and summary["new_scene_ids"]:
-            jobs, summary["illustration_skipped"] = _illustrate(conn, ctx, spec, chapter, summary["new_scene_ids"])
+            jobs, summary["illustration_skipped"] = _illustrate(
+                conn, ctx, spec, chapter, summary["new_scene_ids"]
+            )
     summary["illustration_jobs"] = jobs
     return summary
 
 
-def _illustrate(conn, ctx: JobContext, spec: ExtractScenesSpec, chapter, scene_ids) -> tuple[list[str], str | None]:
+def _illustrate(
+    conn, ctx: JobContext, spec: ExtractScenesSpec, chapter, scene_ids
+) -> tuple[list[str], str | None]:
     """A generate_image job per new scene, through intake as the job's user (the story's owner for a job
     with no user): their rights, tier and quotas. A quota used up skips the rest, said in the result."""
     from enchant_worker.errors import QuotaExceeded
@@ -80,8 +86,12 @@ def _illustrate(conn, ctx: JobContext, spec: ExtractScenesSpec, chapter, scene_i
     extra = {"steps": spec.steps} if spec.steps is not None else {}
     jobs: list[str] = []
     for scene_id in scene_ids:
-        request = JobRequest(ILLUSTRATE_JOB_TYPE, {"scene_id": str(scene_id), **extra}, priority=ctx.job.priority,
-                             idempotency_key=f"{JOB_TYPE}:{ctx.job.id}:{scene_id}")
+        request = JobRequest(
+            ILLUSTRATE_JOB_TYPE,
+            {"scene_id": str(scene_id), **extra},
+            priority=ctx.job.priority,
+            idempotency_key=f"{JOB_TYPE}:{ctx.job.id}:{scene_id}",
+        )
         try:
             jobs.append(str(submit(conn, actor, request, ctx.settings)))
         except QuotaExceeded as exc:
@@ -89,5 +99,10 @@ def _illustrate(conn, ctx: JobContext, spec: ExtractScenesSpec, chapter, scene_i
     return jobs, None
 
 
-HANDLER = Handler(JOB_TYPE, run, validate=lambda m: parse(ExtractScenesSpec, m), timeout_s=600.0,
-                  description="split a chapter into scenes, characters, locations and emotions")
+HANDLER = Handler(
+    JOB_TYPE,
+    run,
+    validate=lambda m: parse(ExtractScenesSpec, m),
+    timeout_s=600.0,
+    description="split a chapter into scenes, characters, locations and emotions",
+)

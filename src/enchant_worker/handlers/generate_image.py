@@ -76,8 +76,10 @@ def validate(metadata: dict[str, Any]) -> GenerateImageSpec:
 
 
 def _job_loras(spec: GenerateImageSpec) -> tuple[JobLora, ...]:
-    return tuple(JobLora(index=i, name=lo.name, lora_model_id=lo.lora_model_id, strength=lo.strength)
-                 for i, lo in enumerate(spec.loras))
+    return tuple(
+        JobLora(index=i, name=lo.name, lora_model_id=lo.lora_model_id, strength=lo.strength)
+        for i, lo in enumerate(spec.loras)
+    )
 
 
 # -- 2. resident providers (one set per process and configuration) -----------------------------
@@ -206,8 +208,9 @@ class Prepared:
 def run(ctx: JobContext[GenerateImageSpec]) -> dict[str, Any]:
     prepared = _prepare(ctx)
     # 4. Generate: progress at each denoising step; a cancel stops within one step, before the decode
-    result = prepared.provider.generate(prepared.request, on_progress=_progress_to([ctx]),
-                                        is_cancelled=ctx.is_cancelled)
+    result = prepared.provider.generate(
+        prepared.request, on_progress=_progress_to([ctx]), is_cancelled=ctx.is_cancelled
+    )
     return _finish(ctx, prepared, result)
 
 
@@ -230,13 +233,18 @@ def run_batch(ctxs: list[JobContext[GenerateImageSpec]]) -> list[dict[str, Any] 
         provider = prepared[members[0]].provider
         draw_batch = getattr(provider, "generate_batch", None)
         if draw_batch is not None and len(members) > 1:
-            results = draw_batch([prepared[i].request for i in members], _progress_to([ctxs[i] for i in members]),
-                                 [ctxs[i].is_cancelled for i in members])
+            results = draw_batch(
+                [prepared[i].request for i in members],
+                _progress_to([ctxs[i] for i in members]),
+                [ctxs[i].is_cancelled for i in members],
+            )
         else:
             results = [_draw_alone(provider, prepared[i].request, ctxs[i]) for i in members]
         for i, result in zip(members, results, strict=True):
             try:
-                answers[i] = result if isinstance(result, Exception) else _finish(ctxs[i], prepared[i], result)
+                answers[i] = (
+                    result if isinstance(result, Exception) else _finish(ctxs[i], prepared[i], result)
+                )
             except Exception as exc:
                 answers[i] = exc
     return answers  # type: ignore[return-value]  # every job has its answer by now
@@ -285,8 +293,12 @@ def _prepare(ctx: JobContext[GenerateImageSpec]) -> Prepared:
     model = spec.model or (inputs.preset.model_name if inputs.preset else None)
     parameters = _parameters(spec, inputs.preset, job.id)
     # the provider loads the model (and activates the LoRAs) before its first step: say so, not "0 %"
-    ctx.progress(0, stage="loading LoRAs" if inputs.loras and _model_resident(provider, model) else "loading model",
-                 provider=provider.name, model=model)
+    ctx.progress(
+        0,
+        stage="loading LoRAs" if inputs.loras and _model_resident(provider, model) else "loading model",
+        provider=provider.name,
+        model=model,
+    )
     request = GenerationRequest(
         prompt=built.prompt,
         negative_prompt=built.negative_prompt,
@@ -300,8 +312,13 @@ def _prepare(ctx: JobContext[GenerateImageSpec]) -> Prepared:
 def _finish(ctx: JobContext, prepared: Prepared, result) -> dict[str, Any]:
     spec: GenerateImageSpec = ctx.spec
     job, settings = ctx.job, ctx.settings
-    inputs, built, provider, request, timings = (prepared.inputs, prepared.built, prepared.provider,
-                                                 prepared.request, prepared.timings)
+    inputs, built, provider, request, timings = (
+        prepared.inputs,
+        prepared.built,
+        prepared.provider,
+        prepared.request,
+        prepared.timings,
+    )
     if provider.name == "local":
         _remember_warm(job, result)
     timings.update(result.timings_s)
@@ -320,8 +337,9 @@ def _finish(ctx: JobContext, prepared: Prepared, result) -> dict[str, Any]:
     started = time.perf_counter()
     files = _write_pngs(storage_for(settings), job, spec, inputs, built, result, provider.name)
     timings["save_s"] = time.perf_counter() - started
-    qualities, quality_warnings = _analyse_stored(settings, files, result.images, built.prompt, result.model,
-                                                  tried, timings)
+    qualities, quality_warnings = _analyse_stored(
+        settings, files, result.images, built.prompt, result.model, tried, timings
+    )
     timings["run_s"] = time.perf_counter() - prepared.run_started
     timings = {k: round(v, 4) for k, v in timings.items()}
     with ctx.connect() as conn, conn.transaction():
@@ -366,7 +384,13 @@ def _read_inputs(conn, spec: GenerateImageSpec, ctx: JobContext) -> Inputs:
     user_id = job.user_id or (record.owner_id if record else None)
     preset = load_preset(conn, spec.preset, user_id) if spec.preset else None
     loras, warnings = resolve_loras(
-        conn, _job_loras(spec), record, user_id, _stored_lora(settings), lora_folders(settings), spec.story_styles
+        conn,
+        _job_loras(spec),
+        record,
+        user_id,
+        _stored_lora(settings),
+        lora_folders(settings),
+        spec.story_styles,
     )
     tier, style = (record.owner_tier, record.style_preference) if record else (None, None)
     if job.user_id is not None and (record is None or job.user_id != record.owner_id):
@@ -429,7 +453,9 @@ def _parameters(spec: GenerateImageSpec, preset: PresetRecord | None, job_id: uu
 # -- 4. files and rows ----------------------------------------------------------------------------
 
 
-def _write_pngs(storage, job, spec, inputs: Inputs, built, result, provider_name: str) -> list[dict[str, Any]]:
+def _write_pngs(
+    storage, job, spec, inputs: Inputs, built, result, provider_name: str
+) -> list[dict[str, Any]]:
     from enchant_worker.content_address import content_address, content_hash
     from enchant_worker.generation.png_metadata import ImageParameters, png_bytes
 
@@ -463,17 +489,30 @@ def _write_pngs(storage, job, spec, inputs: Inputs, built, result, provider_name
             "model": result.model,
             "seed": seed,
             "parameters": p,
-            "loras": [{"name": lo.name, "file": lo.file_stem, "strength": lo.strength,
-                       "hash": lora_hashes.get(lo.name)}
-                      for lo in inputs.loras],
+            "loras": [
+                {
+                    "name": lo.name,
+                    "file": lo.file_stem,
+                    "strength": lo.strength,
+                    "hash": lora_hashes.get(lo.name),
+                }
+                for lo in inputs.loras
+            ],
             "prompt": built.prompt,
             "negative_prompt": built.negative_prompt,
         }
         data = png_bytes(image, parameters, png_spec)
         relative = content_address(data, ".png", "images")
         _write_once(storage, relative, data)
-        files.append({"path": relative, "hash": content_hash(data), "seed": seed,
-                      "width": image.width, "height": image.height})
+        files.append(
+            {
+                "path": relative,
+                "hash": content_hash(data),
+                "seed": seed,
+                "width": image.width,
+                "height": image.height,
+            }
+        )
     return files
 
 
@@ -523,7 +562,9 @@ def _stored_file(settings, key: str) -> Iterator[Path]:
         yield path
 
 
-def _insert_rows(conn, job, inputs: Inputs, built, result, provider_name, files, timings, qualities) -> list[dict]:
+def _insert_rows(
+    conn, job, inputs: Inputs, built, result, provider_name, files, timings, qualities
+) -> list[dict]:
     images = []
     loras = _lora_report(inputs.loras, result)
     for f, quality in zip(files, qualities, strict=True):
@@ -558,8 +599,14 @@ def _insert_rows(conn, job, inputs: Inputs, built, result, provider_name, files,
                 "quality_score": quality.get("score"),
             },
         ).fetchone()
-        images.append({"id": str(row["id"]), **f, "quality_score": quality.get("score"),
-                       "quality_flags": quality.get("flags", [])})
+        images.append(
+            {
+                "id": str(row["id"]),
+                **f,
+                "quality_score": quality.get("score"),
+                "quality_flags": quality.get("flags", []),
+            }
+        )
     return images
 
 
@@ -583,20 +630,33 @@ def _regenerate_weak(ctx: JobContext, provider, request, result, threshold: floa
             break
         if ctx.is_cancelled():
             raise JobCancelled()
-        new_seeds = [(tried[i][0]["seed"] + attempt * REGENERATION_SEED_STRIDE) % (SEED_RANGE[1] + 1) for i in weak]
+        new_seeds = [
+            (tried[i][0]["seed"] + attempt * REGENERATION_SEED_STRIDE) % (SEED_RANGE[1] + 1) for i in weak
+        ]
 
         def on_progress(done: int, total: int, _attempt: int = attempt, _weak: list[int] = weak) -> None:
-            ctx.progress(DONE_BEFORE_SAVING_PCT, stage="regenerating", attempt=_attempt, images=len(_weak),
-                         step=done, total=total)
+            ctx.progress(
+                DONE_BEFORE_SAVING_PCT,
+                stage="regenerating",
+                attempt=_attempt,
+                images=len(_weak),
+                step=done,
+                total=total,
+            )
 
         # the local provider draws them in one call (a seed list); remote ones take one seed per call
         if provider.name == "local":
             calls = [(weak, {**parameters, "seeds": new_seeds})]
         else:
-            calls = [([i], {**parameters, "seed": s, "count": 1}) for i, s in zip(weak, new_seeds, strict=True)]
+            calls = [
+                ([i], {**parameters, "seed": s, "count": 1}) for i, s in zip(weak, new_seeds, strict=True)
+            ]
         for indices, call_parameters in calls:
-            again = provider.generate(replace(request, parameters=call_parameters), on_progress=on_progress,
-                                      is_cancelled=ctx.is_cancelled)
+            again = provider.generate(
+                replace(request, parameters=call_parameters),
+                on_progress=on_progress,
+                is_cancelled=ctx.is_cancelled,
+            )
             for i, image, seed in zip(indices, again.images, again.seeds, strict=False):  # fewer: kept as is
                 quality = analyze_image(image)
                 tried[i].append(_try(seed, quality))
@@ -620,8 +680,15 @@ def _better(new: dict[str, Any], old: dict[str, Any], threshold: float) -> bool:
     return below(old, threshold) and (new.get("score") or 0.0) > (old.get("score") or 0.0)
 
 
-def _analyse_stored(settings, files: list[dict[str, Any]], images: list, prompt: str, model: str | None,
-                    tried: list[list[dict[str, Any]]], timings: dict[str, float]) -> tuple[list[dict], list[str]]:
+def _analyse_stored(
+    settings,
+    files: list[dict[str, Any]],
+    images: list,
+    prompt: str,
+    model: str | None,
+    tried: list[list[dict[str, Any]]],
+    timings: dict[str, float],
+) -> tuple[list[dict], list[str]]:
     """Each stored image's quality, with its prompt alignment or why it was skipped: the pixels from
     memory, once the stored file is checked to hold the bytes written. A missing or corrupt file is said
     so in its quality and a warning; the job goes on."""

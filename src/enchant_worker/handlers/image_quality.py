@@ -34,8 +34,16 @@ def clip_scorer(settings: Settings, model: str | None) -> tuple[Any, str]:
         return None, f"clip model {spec.name!r} could not be loaded: {type(exc).__name__}: {exc}"
 
 
-def analyse_stored(path: Path, prompt: str, scorer: Any, skipped: str, timings: dict[str, float], *,
-                   image: Any = None, sha256: str | None = None) -> dict[str, Any]:
+def analyse_stored(
+    path: Path,
+    prompt: str,
+    scorer: Any,
+    skipped: str,
+    timings: dict[str, float],
+    *,
+    image: Any = None,
+    sha256: str | None = None,
+) -> dict[str, Any]:
     """The quality of the image stored at `path` with its `alignment` (or why it was skipped); the time
     spent is added to timings["quality_s"] and timings["alignment_s"].
 

@@ -94,7 +94,9 @@ class PresetRecord:
 # -- scene ---------------------------------------------------------------------------------------
 
 
-def load_scene(conn, scene_id: uuid.UUID, branch_id: uuid.UUID | None, cache: Cache | None = None) -> SceneRecord:
+def load_scene(
+    conn, scene_id: uuid.UUID, branch_id: uuid.UUID | None, cache: Cache | None = None
+) -> SceneRecord:
     """The scene with its characters (branch look, emotion) and location; InvalidJob when unknown.
     The story's owner and style preference come from `cache` (read from the database without one)."""
     row = conn.execute(q("generation_scene"), {"scene_id": scene_id}).fetchone()
@@ -111,8 +113,10 @@ def load_scene(conn, scene_id: uuid.UUID, branch_id: uuid.UUID | None, cache: Ca
         if branch["parent_story_id"] != row["story_id"]:
             raise InvalidJob(f"branch_id: branch {branch_id} belongs to another story than scene {scene_id}")
         if branch["is_active"] is False:
-            raise InvalidJob(f"branch_id: branch {branch['branch_name']!r} is inactive; activate it "
-                             "(PATCH /branches/{id}) or leave branch_id out")
+            raise InvalidJob(
+                f"branch_id: branch {branch['branch_name']!r} is inactive; activate it "
+                "(PATCH /branches/{id}) or leave branch_id out"
+            )
         if row["chapter_number"] < branch["branch_point_chapter"]:
             branch_id = None  # before the branch point the story is shared: the branch changes nothing
     rows = conn.execute(
@@ -121,8 +125,12 @@ def load_scene(conn, scene_id: uuid.UUID, branch_id: uuid.UUID | None, cache: Ca
     ).fetchall()
     details = prompt_details(conn, row["chapter_id"], row["id"], [r["id"] for r in rows], row["location_id"])
     location = (
-        Location(row["location_name"], row["location_description"], str(row["location_id"]),
-                 details.get(("location", str(row["location_id"])), ()))
+        Location(
+            row["location_name"],
+            row["location_description"],
+            str(row["location_id"]),
+            details.get(("location", str(row["location_id"])), ()),
+        )
         if row["location_id"]
         else None
     )
@@ -169,21 +177,32 @@ def user_tier(conn, user_id: uuid.UUID | None) -> str | None:
     return None if row is None else row["subscription_tier"]
 
 
-def prompt_details(conn, chapter_id, scene_id, character_ids, location_id) -> dict[tuple[str, str], tuple[Detail, ...]]:
+def prompt_details(
+    conn, chapter_id, scene_id, character_ids, location_id
+) -> dict[tuple[str, str], tuple[Detail, ...]]:
     """Custom field values marked `prompt: true` of the scene, its characters and its location."""
     entities = [("scene", scene_id), *(("character", c) for c in character_ids)]
     if location_id is not None:
         entities.append(("location", location_id))
-    rows = conn.execute(q("generation_prompt_details"), {
-        "chapter_id": chapter_id, "entity_types": [e[0] for e in entities],
-        "entity_ids": [e[1] for e in entities]}).fetchall()
+    rows = conn.execute(
+        q("generation_prompt_details"),
+        {
+            "chapter_id": chapter_id,
+            "entity_types": [e[0] for e in entities],
+            "entity_ids": [e[1] for e in entities],
+        },
+    ).fetchall()
     found: dict[tuple[str, str], list[Detail]] = {}
     for r in rows:
         value = r["value"]
-        text = ", ".join(map(str, value)) if isinstance(value, list) else (
-            ("yes" if value else "no") if isinstance(value, bool) else str(value))
+        text = (
+            ", ".join(map(str, value))
+            if isinstance(value, list)
+            else (("yes" if value else "no") if isinstance(value, bool) else str(value))
+        )
         found.setdefault((r["entity_type"], str(r["entity_id"])), []).append(
-            Detail(r["field_name"], text, str(r["field_id"])))
+            Detail(r["field_name"], text, str(r["field_id"]))
+        )
     return {k: tuple(v) for k, v in found.items()}
 
 
@@ -194,8 +213,11 @@ def _character(row: Mapping[str, Any], details: tuple[Detail, ...] = ()) -> Char
         emotion = CharacterEmotion(
             primary_emotion=row["primary_emotion"],
             emotion_intensity=None if intensity is None else float(intensity),
-            secondary_emotions={k: float(v) for k, v in (row["secondary_emotions"] or {}).items()
-                                if isinstance(v, int | float)},
+            secondary_emotions={
+                k: float(v)
+                for k, v in (row["secondary_emotions"] or {}).items()
+                if isinstance(v, int | float)
+            },
             facial_expression_notes=row["facial_expression_notes"],
             body_language_notes=row["body_language_notes"],
             id=str(row["emotion_id"]),
@@ -211,10 +233,12 @@ def _character(row: Mapping[str, Any], details: tuple[Detail, ...] = ()) -> Char
         )
     transition = None
     if row["transition_id"] is not None:
-        transition = EmotionTransition(row["transition_type"], row["from_emotion"], row["transition_cause"],
-                                       str(row["transition_id"]))
-    return Character(row["name"], row["appearance_description"], emotion, state, str(row["id"]),
-                     transition, details)
+        transition = EmotionTransition(
+            row["transition_type"], row["from_emotion"], row["transition_cause"], str(row["transition_id"])
+        )
+    return Character(
+        row["name"], row["appearance_description"], emotion, state, str(row["id"]), transition, details
+    )
 
 
 # -- preset --------------------------------------------------------------------------------------
@@ -223,9 +247,7 @@ def _character(row: Mapping[str, Any], details: tuple[Detail, ...] = ()) -> Char
 def load_preset(conn, ref: str, user_id: uuid.UUID | None) -> PresetRecord:
     """A preset by id or name; InvalidJob naming `preset` when there is none the user may use."""
     preset_id = _as_uuid(ref)
-    row = conn.execute(
-        q("generation_preset"), {"id": preset_id, "name": ref, "user_id": user_id}
-    ).fetchone()
+    row = conn.execute(q("generation_preset"), {"id": preset_id, "name": ref, "user_id": user_id}).fetchone()
     if row is None:
         raise InvalidJob(f"preset: no generation preset {ref!r} (by id or name) is available to this user")
     parameters = dict(row["parameters"] or {})
@@ -295,7 +317,9 @@ def _resolve_job_lora(
         q("generation_lora"), {"id": lora.lora_model_id, "name": lora.name, "user_id": user_id}
     ).fetchone()
     if row is None and lora.lora_model_id is not None:
-        raise InvalidJob(f"{lora.field}.lora_model_id: no LoRA {lora.lora_model_id} is available to this user")
+        raise InvalidJob(
+            f"{lora.field}.lora_model_id: no LoRA {lora.lora_model_id} is available to this user"
+        )
     if row is None:
         return _file_lora(lora, folders)
     model = _lora_model(row)
@@ -377,4 +401,8 @@ def _as_uuid(value: Any) -> uuid.UUID | None:
 
 def lora_folders(settings) -> list[Path]:
     """Where LoRAs named by file are looked for, in order."""
-    return [Path(settings.models_dir) / "loras", Path(settings.storage) / "loras", *map(Path, settings.lora_dirs)]
+    return [
+        Path(settings.models_dir) / "loras",
+        Path(settings.storage) / "loras",
+        *map(Path, settings.lora_dirs),
+    ]

@@ -50,8 +50,10 @@ def training_folders(ctx: JobContext, spec: LoRATrainingSpec) -> LoRATrainingSpe
 
     with ctx.connect() as conn:
         actor = actor_for_job(conn, ctx.job)
-        folders = [training_source_folder(conn, actor, f"training_images[{i}]", value, ctx.settings)
-                   for i, value in enumerate(spec.training_images)]
+        folders = [
+            training_source_folder(conn, actor, f"training_images[{i}]", value, ctx.settings)
+            for i, value in enumerate(spec.training_images)
+        ]
     return spec.model_copy(update={"training_images": [str(f) for f in folders]})
 
 
@@ -138,8 +140,9 @@ def run(ctx: JobContext[dict[str, Any]]) -> dict[str, Any]:
     trained: dict[str, Any] = {}  # the last training figures, kept on the later stages' reports
 
     def on_progress(step: int, total: int, loss: float, s_per_step: float, eta_s: float) -> None:
-        trained.update(step=step, total=total, loss=round(loss, 5), s_per_step=round(s_per_step, 3),
-                       eta_s=round(eta_s))
+        trained.update(
+            step=step, total=total, loss=round(loss, 5), s_per_step=round(s_per_step, 3), eta_s=round(eta_s)
+        )
         ctx.progress(TRAINING_PCT * step / total, stage="training", **trained)
 
     def on_stage(stage: str) -> None:  # checkpointing, exporting: at the last step's percentage
@@ -161,7 +164,9 @@ def run(ctx: JobContext[dict[str, Any]]) -> dict[str, Any]:
         base = base_model_folder(spec.base_model, settings)
         device = None if settings.device == "auto" else settings.device
         hooks = TrainingHooks(
-            on_progress=on_progress, on_stage=on_stage, should_stop=ctx.is_cancelled,
+            on_progress=on_progress,
+            on_stage=on_stage,
+            should_stop=ctx.is_cancelled,
             should_yield=ctx.should_yield,
         )
         # loads the model and encodes every image and caption once before the first step

@@ -5,5 +5,15 @@ training initiation — shared by the API, the CLI and the worker's re-check. To
 from enchant_worker.intake.actor import ADMIN, SYSTEM, SYSTEM_ACTOR, USER, Actor
 from enchant_worker.intake.submit import JobRequest, Recheck, Rechecks, checked_spec, submit
 
-__all__ = ["ADMIN", "SYSTEM", "SYSTEM_ACTOR", "USER", "Actor", "JobRequest", "Recheck", "Rechecks", "checked_spec",
-           "submit"]
+__all__ = [
+    "ADMIN",
+    "SYSTEM",
+    "SYSTEM_ACTOR",
+    "USER",
+    "Actor",
+    "JobRequest",
+    "Recheck",
+    "Rechecks",
+    "checked_spec",
+    "submit",
+]

@@ -43,8 +43,7 @@ def check_reference(conn, actor: Actor, ref: Reference, settings: Any) -> None:
     elif ref.kind == "lora_training":
         _lora_training(conn, actor, ref)
     elif ref.kind in ("upload", "training_source"):
-        training_source_folder(conn, actor, ref.field, ref.value, settings,
-                               uploads_only=ref.kind == "upload")
+        training_source_folder(conn, actor, ref.field, ref.value, settings, uploads_only=ref.kind == "upload")
     elif ref.kind == "user":
         if not actor.is_admin and _uuid(ref) != actor.user_id:
             raise AccessDenied(ref.field, "a user may start work only for themselves")
@@ -53,7 +52,9 @@ def check_reference(conn, actor: Actor, ref: Reference, settings: Any) -> None:
     elif ref.kind == "model":
         registry = ModelRegistry.from_settings(settings)
         if ref.value not in registry.models:
-            raise InvalidJob(f"{ref.field}: unknown model {ref.value!r}; known models: {', '.join(registry.names())}")
+            raise InvalidJob(
+                f"{ref.field}: unknown model {ref.value!r}; known models: {', '.join(registry.names())}"
+            )
     elif ref.kind == "text_model":
         from enchant_worker.text.errors import AnalyzerUnavailable
         from enchant_worker.text.models import resolve_text_model
@@ -75,8 +76,11 @@ def _story_bound(conn, actor: Actor, ref: Reference) -> None:
     if story_id is None:
         raise InvalidJob(f"{ref.field}: no {_ROW_NAMES.get(ref.kind, ref.kind)} has id {row_id}")
     if ref.right not in story_rights(conn, actor, story_id):
-        raise AccessDenied(ref.field, f"this user may not {_VERB[ref.right]} {ref.kind} {row_id} "
-                                      "(its story is not theirs or not shared with them)")
+        raise AccessDenied(
+            ref.field,
+            f"this user may not {_VERB[ref.right]} {ref.kind} {row_id} "
+            "(its story is not theirs or not shared with them)",
+        )
 
 
 def _image(conn, actor: Actor, ref: Reference) -> None:
@@ -94,16 +98,24 @@ def _named_row(conn, actor: Actor, ref: Reference, settings: Any) -> None:
     value = ref.value
     row_id = _as_uuid(value)
     what = "generation preset" if ref.kind == "preset" else "LoRA"
-    row = conn.execute(q(f"intake_{ref.kind}"), {
-        "id": row_id, "name": None if row_id else str(value), "user_id": actor.user_id, "admin": actor.is_admin,
-    }).fetchone()
+    row = conn.execute(
+        q(f"intake_{ref.kind}"),
+        {
+            "id": row_id,
+            "name": None if row_id else str(value),
+            "user_id": actor.user_id,
+            "admin": actor.is_admin,
+        },
+    ).fetchone()
     if row is not None and not row["usable"]:
         raise AccessDenied(ref.field, f"{what} {value} is private to another user")
     if row is None and ref.kind == "lora" and row_id is None and _lora_file_exists(str(value), settings):
         return  # a LoRA file placed in a LoRA folder by the operator: usable by everyone
     if row is None and ref.kind == "lora" and row_id is None:
-        raise InvalidJob(f"{ref.field}: unknown LoRA {value!r}: neither this user's nor a public LoRA has "
-                         "that name, and no LoRA folder holds a file of that name")
+        raise InvalidJob(
+            f"{ref.field}: unknown LoRA {value!r}: neither this user's nor a public LoRA has "
+            "that name, and no LoRA folder holds a file of that name"
+        )
     if row is None:
         raise InvalidJob(f"{ref.field}: no {what} {value!r} (by id or name) is available to this user")
     if ref.kind == "lora" and row["status"] != "ready":
@@ -119,26 +131,34 @@ def _base_model(actor: Actor, ref: Reference, settings: Any) -> None:
     models_dir = Path(settings.models_dir)
     is_path = "/" in name or "\\" in name or name.startswith((".", "~"))
     if is_path and not actor.is_admin:
-        raise AccessDenied(ref.field, "name a configured base model or a folder under the models folder; "
-                                      "server paths are not accepted")
+        raise AccessDenied(
+            ref.field,
+            "name a configured base model or a folder under the models folder; server paths are not accepted",
+        )
     folder = Path(name).expanduser() if is_path else models_dir / name
     if not (folder / "model_index.json").is_file():
-        available = sorted({*registry.names(), *(p.parent.name for p in models_dir.glob("*/model_index.json"))})
-        raise InvalidJob(f"{ref.field}: unknown base model {name!r}; available: {', '.join(available) or 'none'}")
+        available = sorted(
+            {*registry.names(), *(p.parent.name for p in models_dir.glob("*/model_index.json"))}
+        )
+        raise InvalidJob(
+            f"{ref.field}: unknown base model {name!r}; available: {', '.join(available) or 'none'}"
+        )
 
 
 def _lora_training(conn, actor: Actor, ref: Reference) -> None:
     row_id = _uuid(ref)
-    row = conn.execute(q("intake_lora"), {"id": row_id, "name": None, "user_id": actor.user_id,
-                                          "admin": actor.is_admin}).fetchone()
+    row = conn.execute(
+        q("intake_lora"), {"id": row_id, "name": None, "user_id": actor.user_id, "admin": actor.is_admin}
+    ).fetchone()
     if row is None:
         raise InvalidJob(f"{ref.field}: no LoRA has id {row_id}")
     if not actor.owns(row["user_id"]):
         raise AccessDenied(ref.field, f"LoRA {row_id} belongs to another user; only its owner may train it")
 
 
-def training_source_folder(conn, actor: Actor, field: str, value: Any, settings: Any, *,
-                           uploads_only: bool = False) -> Path:
+def training_source_folder(
+    conn, actor: Actor, field: str, value: Any, settings: Any, *, uploads_only: bool = False
+) -> Path:
     """The folder of training images that `value` names, checked for `actor`:
     - an upload id (the user's own upload; an admin's any);
     - a storage-relative path under the user's upload area (`uploads/<user id>/...`);
@@ -164,13 +184,19 @@ def training_source_folder(conn, actor: Actor, field: str, value: Any, settings:
             raise InvalidJob(f"{field}: no upload folder {text!r} in storage")
         return folder
     if uploads_only or not actor.is_admin:
-        raise AccessDenied(field, "name an upload (its id from POST /v2/uploads, or its storage path "
-                                  "uploads/<your user id>/...); server paths are not accepted")
+        raise AccessDenied(
+            field,
+            "name an upload (its id from POST /v2/uploads, or its storage path "
+            "uploads/<your user id>/...); server paths are not accepted",
+        )
     path = Path(text).expanduser().resolve()
     roots = [Path(r).expanduser().resolve() for r in settings.training_dirs]
     if not any(path == root or path.is_relative_to(root) for root in roots):
-        raise AccessDenied(field, "an admin may name a folder only under ENCHANT_TRAINING_DIRS "
-                                  f"({len(roots)} configured); upload the images instead")
+        raise AccessDenied(
+            field,
+            "an admin may name a folder only under ENCHANT_TRAINING_DIRS "
+            f"({len(roots)} configured); upload the images instead",
+        )
     if not path.is_dir():
         raise InvalidJob(f"{field}: no folder {text!r} under ENCHANT_TRAINING_DIRS")
     return path
@@ -195,7 +221,11 @@ def _lora_file_exists(name: str, settings: Any) -> bool:
     if "/" in name or "\\" in name or name.startswith("."):
         return False
     file_name = name if name.endswith(LORA_SUFFIX) else name + LORA_SUFFIX
-    folders = [Path(settings.models_dir) / "loras", Path(settings.storage) / "loras", *map(Path, settings.lora_dirs)]
+    folders = [
+        Path(settings.models_dir) / "loras",
+        Path(settings.storage) / "loras",
+        *map(Path, settings.lora_dirs),
+    ]
     return any((folder / file_name).is_file() for folder in folders)
 
 

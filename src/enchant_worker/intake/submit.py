@@ -58,7 +58,9 @@ PluginValidators = Mapping[str, Callable[[dict[str, Any]], Any] | None]
 NO_PLUGINS: PluginValidators = MappingProxyType({})
 
 
-def submit(conn, actor: Actor, request: JobRequest, settings: Any, plugins: PluginValidators = NO_PLUGINS) -> uuid.UUID:
+def submit(
+    conn, actor: Actor, request: JobRequest, settings: Any, plugins: PluginValidators = NO_PLUGINS
+) -> uuid.UUID:
     """Enqueue `request` for `actor`; its id (an existing job's for a repeated idempotency key)."""
     job_type, spec = checked_spec(actor, request.job_type, request.metadata, plugins)
     entity = _entity(request, spec)
@@ -71,31 +73,50 @@ def submit(conn, actor: Actor, request: JobRequest, settings: Any, plugins: Plug
         if existing is not None:
             return existing
         tier = tier_of(conn, actor, settings)
-        priority = request.priority if request.priority is not None else (job_type.priority if job_type else 5)
-        attempts = request.max_attempts if request.max_attempts is not None else (
-            job_type.max_attempts if job_type else 3)
+        priority = (
+            request.priority if request.priority is not None else (job_type.priority if job_type else 5)
+        )
+        attempts = (
+            request.max_attempts
+            if request.max_attempts is not None
+            else (job_type.max_attempts if job_type else 3)
+        )
         if tier is not None:
             priority = _capped_priority(tier, priority, explicit=request.priority is not None)
             _check_attempts(tier, attempts)
             _check_quotas(conn, actor, tier, spec)
-        job_id = JobQueue(conn).enqueue(NewJob(
-            request.job_type, request.metadata, priority=priority, max_attempts=attempts,
-            entity_type=entity[0] if entity else None, entity_id=entity[1] if entity else None,
-            user_id=actor.user_id, idempotency_key=request.idempotency_key, run_after=request.run_after))
+        job_id = JobQueue(conn).enqueue(
+            NewJob(
+                request.job_type,
+                request.metadata,
+                priority=priority,
+                max_attempts=attempts,
+                entity_type=entity[0] if entity else None,
+                entity_id=entity[1] if entity else None,
+                user_id=actor.user_id,
+                idempotency_key=request.idempotency_key,
+                run_after=request.run_after,
+            )
+        )
         if tier is not None and spec is not None:
             for kind, amount in spec.usage().items():
-                conn.execute(q("intake_usage_add"), {"user_id": actor.user_id, "kind": kind, "amount": amount})
+                conn.execute(
+                    q("intake_usage_add"), {"user_id": actor.user_id, "kind": kind, "amount": amount}
+                )
     return job_id
 
 
-def checked_spec(actor: Actor, job_type: str, metadata: Any,
-                 plugins: PluginValidators = NO_PLUGINS) -> tuple[JobType | None, JobSpec | None]:
+def checked_spec(
+    actor: Actor, job_type: str, metadata: Any, plugins: PluginValidators = NO_PLUGINS
+) -> tuple[JobType | None, JobSpec | None]:
     """The job type and its validated spec; a plugin type (admins only) has no spec here."""
     known = job_types()
     jt = known.get(job_type)
     if jt is None and job_type in plugins:
         if not actor.is_admin:
-            raise JobTypeNotAllowed("job_type", f"{job_type} is a plugin job type; only admin keys may enqueue it")
+            raise JobTypeNotAllowed(
+                "job_type", f"{job_type} is a plugin job type; only admin keys may enqueue it"
+            )
         if not isinstance(metadata, dict):
             raise InvalidJob("metadata: must be a JSON object")
         validate = plugins[job_type]
@@ -107,7 +128,9 @@ def checked_spec(actor: Actor, job_type: str, metadata: Any,
         raise InvalidJob(f"job_type: unknown job type {job_type!r}; known: {', '.join(names)}")
     if not jt.user_allowed and not actor.is_admin:
         allowed = ", ".join(sorted(t.name for t in known.values() if t.user_allowed))
-        raise JobTypeNotAllowed("job_type", f"a user key may not enqueue {job_type} jobs; users may enqueue {allowed}")
+        raise JobTypeNotAllowed(
+            "job_type", f"a user key may not enqueue {job_type} jobs; users may enqueue {allowed}"
+        )
     return jt, parse(jt.spec, metadata)
 
 
@@ -179,8 +202,12 @@ class Rechecks:
             if spec is not None:
                 check_references(conn, actor, spec, self.settings)
             entity_type, entity_id = job.entity_type, job.entity_id
-            if (entity_type is not None and entity_id is not None and not actor.is_admin
-                    and (entity_type, entity_id) != _named_entity(spec)):
+            if (
+                entity_type is not None
+                and entity_id is not None
+                and not actor.is_admin
+                and (entity_type, entity_id) != _named_entity(spec)
+            ):
                 _check_entity(conn, actor, entity_type, entity_id, self.settings)
         tier = None if row is None or actor.is_admin else _tier(row, self.settings)
         return Recheck(float(tier.max_run_s) if tier is not None and tier.max_run_s else None)
@@ -207,15 +234,19 @@ def _entity(request: JobRequest, spec: JobSpec | None) -> tuple[str, uuid.UUID] 
         return named
     given = (request.entity_type, request.entity_id)
     if named is not None and named != given:
-        raise InvalidJob(f"entity_id: the job is about {named[0]} {named[1]} (its metadata says so), "
-                         f"not {given[0]} {given[1]}")
+        raise InvalidJob(
+            f"entity_id: the job is about {named[0]} {named[1]} (its metadata says so), "
+            f"not {given[0]} {given[1]}"
+        )
     return given  # type: ignore[return-value]
 
 
 def _check_entity(conn, actor: Actor, entity_type: str, entity_id: uuid.UUID, settings: Any) -> None:
     kind = ENTITY_KINDS.get(entity_type)
     if kind is None:
-        raise InvalidJob(f"entity_type: must be one of {', '.join(sorted(ENTITY_KINDS))}, not {entity_type!r}")
+        raise InvalidJob(
+            f"entity_type: must be one of {', '.join(sorted(ENTITY_KINDS))}, not {entity_type!r}"
+        )
     check_reference(conn, actor, Reference("entity_id", kind, WRITE, entity_id), settings)
 
 
@@ -223,8 +254,9 @@ def _replayed(conn, actor: Actor, request: JobRequest) -> uuid.UUID | None:
     """The job this user already enqueued with this idempotency key (the same request sent again)."""
     if request.idempotency_key is None:
         return None
-    row = conn.execute(q("intake_idempotent_job"),
-                       {"user_id": actor.user_id, "key": request.idempotency_key}).fetchone()
+    row = conn.execute(
+        q("intake_idempotent_job"), {"user_id": actor.user_id, "key": request.idempotency_key}
+    ).fetchone()
     if row is None:
         return None
     if not same_request(row, request.job_type, request.metadata):
@@ -237,13 +269,17 @@ def _capped_priority(tier: Tier, priority: int, *, explicit: bool) -> int:
         return priority
     if not explicit:  # the type's default is more urgent than the tier allows: the tier's best
         return tier.priority_floor
-    raise InvalidJob(f"priority: the {tier.name} tier may ask for {tier.priority_floor} (its most urgent) "
-                     f"or a higher number, not {priority}")
+    raise InvalidJob(
+        f"priority: the {tier.name} tier may ask for {tier.priority_floor} (its most urgent) "
+        f"or a higher number, not {priority}"
+    )
 
 
 def _check_attempts(tier: Tier, attempts: int) -> None:
     if attempts > tier.max_attempts:
-        raise InvalidJob(f"max_attempts: the {tier.name} tier allows at most {tier.max_attempts}, not {attempts}")
+        raise InvalidJob(
+            f"max_attempts: the {tier.name} tier allows at most {tier.max_attempts}, not {attempts}"
+        )
 
 
 def _check_quotas(conn, actor: Actor, tier: Tier, spec: JobSpec | None) -> None:
@@ -251,19 +287,27 @@ def _check_quotas(conn, actor: Actor, tier: Tier, spec: JobSpec | None) -> None:
     if tier.max_active_jobs:
         active = conn.execute(q("intake_active_jobs"), {"user_id": actor.user_id}).fetchone()["n"]
         if active >= tier.max_active_jobs:
-            raise QuotaExceeded(f"quota: {active} jobs are waiting or running, the most the {tier.name} tier "
-                                "allows at once; try again when some have finished", ACTIVE_JOBS_RETRY_AFTER_S)
+            raise QuotaExceeded(
+                f"quota: {active} jobs are waiting or running, the most the {tier.name} tier "
+                "allows at once; try again when some have finished",
+                ACTIVE_JOBS_RETRY_AFTER_S,
+            )
     wanted = spec.usage() if spec is not None else {}
     if not wanted:
         return
     if tier.images_per_job and wanted.get("images", 0) > tier.images_per_job:
-        raise InvalidJob(f"count: the {tier.name} tier allows at most {tier.images_per_job} images per job, not "
-                         f"{wanted['images']} (send several jobs)")
+        raise InvalidJob(
+            f"count: the {tier.name} tier allows at most {tier.images_per_job} images per job, not "
+            f"{wanted['images']} (send several jobs)"
+        )
     used = {r["kind"]: r["amount"] for r in conn.execute(q("intake_usage"), {"user_id": actor.user_id})}
     for kind, amount in wanted.items():
         limit = getattr(tier, QUOTA_OF_USAGE[kind], 0)
         if limit and used.get(kind, 0) + amount > limit:
             retry = conn.execute(q("intake_seconds_to_midnight")).fetchone()["s"]
-            raise QuotaExceeded(f"quota: {used.get(kind, 0)} of the {tier.name} tier's {limit} {kind} per day "
-                                f"are used, and this job asks for {amount} more; the quota renews at "
-                                "midnight UTC", max(1, retry))
+            raise QuotaExceeded(
+                f"quota: {used.get(kind, 0)} of the {tier.name} tier's {limit} {kind} per day "
+                f"are used, and this job asks for {amount} more; the quota renews at "
+                "midnight UTC",
+                max(1, retry),
+            )

@@ -34,7 +34,9 @@ class Tier:
 
     def limits(self) -> dict[str, int]:
         """The tier's limits, those it does not set left out."""
-        return {f.name: v for f in fields(self) if f.name != "name" and (v := getattr(self, f.name)) is not None}
+        return {
+            f.name: v for f in fields(self) if f.name != "name" and (v := getattr(self, f.name)) is not None
+        }
 
     def with_overrides(self, overrides: dict[str, Any] | None) -> Tier:
         """The tier with a user's own exceptions (users.quota_overrides) applied."""
@@ -53,8 +55,11 @@ def check_overrides(overrides: dict[str, Any]) -> dict[str, int]:
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 2**31 - 1:
             raise ValueError(f"{key}: must be a whole number from 0 to {2**31 - 1}, not {value!r}")
         if key in AT_LEAST_ONE and value < 1:
-            hint = "the user's jobs would never run" if key == "fair_share_weight" else \
-                "the user's jobs would wait forever; leave the setting out for no cap"
+            hint = (
+                "the user's jobs would never run"
+                if key == "fair_share_weight"
+                else "the user's jobs would wait forever; leave the setting out for no cap"
+            )
             raise ValueError(f"{key}: must be at least 1, not {value} ({hint})")
         checked[key] = value
     return checked
@@ -73,8 +78,10 @@ def load_tiers(path: Path) -> dict[str, Tier]:
         raise ConfigurationError(f"{path}: {exc}") from exc
     for name, values in (data.get("tiers") or {}).items():
         if name not in TIERS:
-            raise ConfigurationError(f"{path}:{_line_of(text, name)}: [tiers.{name}]: unknown tier; "
-                                     f"tiers are {', '.join(TIERS)} (users.subscription_tier)")
+            raise ConfigurationError(
+                f"{path}:{_line_of(text, name)}: [tiers.{name}]: unknown tier; "
+                f"tiers are {', '.join(TIERS)} (users.subscription_tier)"
+            )
         if not isinstance(values, dict):
             raise ConfigurationError(f"{path}: tiers.{name}: must be a table ([tiers.{name}])")
         try:

@@ -28,18 +28,26 @@ def upload_folder(settings: Any, actor: Actor, upload_id: uuid.UUID) -> tuple[Pa
     return Path(settings.storage) / relative, relative
 
 
-def record_upload(conn, actor: Actor, upload_id: uuid.UUID, relative: str, files: Iterable[Path],
-                  settings: Any) -> dict:
+def record_upload(
+    conn, actor: Actor, upload_id: uuid.UUID, relative: str, files: Iterable[Path], settings: Any
+) -> dict:
     """The uploads row of files already written into the upload's folder; with object storage the files
     are stored there too, so a worker on another host can train from them."""
     files = list(files)
     if (objects := remote(settings)) is not None:
         for f in files:
             objects.put_file(f"{relative}/{f.name}", f)
-    return conn.execute(q("intake_upload_create"), {
-        "id": upload_id, "user_id": actor.user_id, "purpose": "training_images", "folder": relative,
-        "file_count": len(files), "total_bytes": sum(f.stat().st_size for f in files),
-    }).fetchone()
+    return conn.execute(
+        q("intake_upload_create"),
+        {
+            "id": upload_id,
+            "user_id": actor.user_id,
+            "purpose": "training_images",
+            "folder": relative,
+            "file_count": len(files),
+            "total_bytes": sum(f.stat().st_size for f in files),
+        },
+    ).fetchone()
 
 
 def upload_from_folder(conn, actor: Actor, settings: Any, source: Path) -> uuid.UUID:
@@ -58,10 +66,17 @@ def upload_from_folder(conn, actor: Actor, settings: Any, source: Path) -> uuid.
     return upload_id
 
 
-def initiate_lora_training(conn, actor: Actor, settings: Any, request: dict[str, Any], *,
-                           entity_id: uuid.UUID | None = None, idempotency_key: str | None = None,
-                           priority: int | None = None, image_count: int | None = None,
-                           ) -> tuple[uuid.UUID, uuid.UUID]:
+def initiate_lora_training(
+    conn,
+    actor: Actor,
+    settings: Any,
+    request: dict[str, Any],
+    *,
+    entity_id: uuid.UUID | None = None,
+    idempotency_key: str | None = None,
+    priority: int | None = None,
+    image_count: int | None = None,
+) -> tuple[uuid.UUID, uuid.UUID]:
     """Validate a training request, create its `lora_models` row (status training) unless it names the
     caller's existing LoRA (`lora_model_id`, or the job's entity as the seed writes it), and enqueue its
     `train_lora` job — in one transaction. Returns (lora_model_id, job_id); `InvalidJob` naming the field."""
@@ -87,14 +102,26 @@ def initiate_lora_training(conn, actor: Actor, settings: Any, request: dict[str,
             })  # fmt: skip
         else:
             lora_id = _uuid(named)
-            row = conn.execute(q("intake_lora"), {"id": lora_id, "name": None, "user_id": actor.user_id,
-                                                  "admin": actor.is_admin}).fetchone()
+            row = conn.execute(
+                q("intake_lora"),
+                {"id": lora_id, "name": None, "user_id": actor.user_id, "admin": actor.is_admin},
+            ).fetchone()
             if row is not None and "name" not in request:
                 request["name"] = row["name"]  # the seed's shape names the LoRA on its row only
         request["lora_model_id"] = str(lora_id)
-        job_id = submit(conn, actor, JobRequest(
-            TRAIN_LORA, request, priority=priority, entity_type=LORA_ENTITY, entity_id=lora_id,
-            idempotency_key=idempotency_key), settings)
+        job_id = submit(
+            conn,
+            actor,
+            JobRequest(
+                TRAIN_LORA,
+                request,
+                priority=priority,
+                entity_type=LORA_ENTITY,
+                entity_id=lora_id,
+                idempotency_key=idempotency_key,
+            ),
+            settings,
+        )
         conn.execute(q("lora_training_job"), {"id": lora_id, "job_id": job_id})
     return lora_id, job_id
 
@@ -107,8 +134,9 @@ def fill_model_defaults(request: dict[str, Any], settings: Any) -> None:
     registry = ModelRegistry.from_settings(settings)
     if not request.get("base_model"):
         request["base_model"] = registry.default
-    nested: list[dict[str, Any]] = [request[k] for k in ("training_parameters", "parameters")
-                                    if isinstance(request.get(k), dict)]
+    nested: list[dict[str, Any]] = [
+        request[k] for k in ("training_parameters", "parameters") if isinstance(request.get(k), dict)
+    ]
     configured = registry.models.get(str(request["base_model"]))
     size = configured.defaults.get("width") if configured else None
     if size and "resolution" not in request and not any("resolution" in n for n in nested):

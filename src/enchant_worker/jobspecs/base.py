@@ -28,18 +28,20 @@ READ, WRITE = "read", "write"
 # Rows that belong to a story: rights on them are rights on their story.
 STORY_KINDS = frozenset({"story", "chapter", "scene", "character", "location", "branch"})
 # What a reference may point at; `enchant_worker.intake.references` knows how to check each kind.
-REFERENCE_KINDS = STORY_KINDS | frozenset({
-    "image",  # the image's owner, or rights on its scene's story
-    "preset",  # generation preset by id or name: the owner's, or a public one
-    "lora",  # LoRA by id or name, to apply: the owner's, or a public one
-    "lora_training",  # the LoRA being (re)trained: its owner only
-    "upload",  # a file the caller uploaded (upload id or storage-relative path under their uploads)
-    "training_source",  # an upload, or for admins and the CLI a folder under ENCHANT_TRAINING_DIRS
-    "model",  # a model named in configs/models.toml
-    "base_model",  # a model to train on: configured, or a folder under ENCHANT_MODELS_DIR (admins: a path)
-    "user",  # a user id: the caller's own (admins: any)
-    "text_model",  # a text model of configs/models.toml (kind = "text"); default when None
-})
+REFERENCE_KINDS = STORY_KINDS | frozenset(
+    {
+        "image",  # the image's owner, or rights on its scene's story
+        "preset",  # generation preset by id or name: the owner's, or a public one
+        "lora",  # LoRA by id or name, to apply: the owner's, or a public one
+        "lora_training",  # the LoRA being (re)trained: its owner only
+        "upload",  # a file the caller uploaded (upload id or storage-relative path under their uploads)
+        "training_source",  # an upload, or for admins and the CLI a folder under ENCHANT_TRAINING_DIRS
+        "model",  # a model named in configs/models.toml
+        "base_model",  # a model to train on: configured, or a folder under ENCHANT_MODELS_DIR (admins: a path)
+        "user",  # a user id: the caller's own (admins: any)
+        "text_model",  # a text model of configs/models.toml (kind = "text"); default when None
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -51,7 +53,9 @@ class Ref:
 
     def __post_init__(self) -> None:
         if self.kind not in REFERENCE_KINDS:
-            raise ValueError(f"unknown reference kind {self.kind!r}; known: {', '.join(sorted(REFERENCE_KINDS))}")
+            raise ValueError(
+                f"unknown reference kind {self.kind!r}; known: {', '.join(sorted(REFERENCE_KINDS))}"
+            )
         if self.right not in (READ, WRITE):
             raise ValueError(f"right must be {READ!r} or {WRITE!r}")
 
@@ -144,8 +148,19 @@ def explain(spec_class: type[BaseModel], error: Any) -> str:
     return f"{where}: {message} (got {_short(got)})"
 
 
-_RANGE_ERRORS = frozenset({"greater_than", "greater_than_equal", "less_than", "less_than_equal", "multiple_of",
-                           "too_short", "too_long", "string_too_short", "string_too_long"})
+_RANGE_ERRORS = frozenset(
+    {
+        "greater_than",
+        "greater_than_equal",
+        "less_than",
+        "less_than_equal",
+        "multiple_of",
+        "too_short",
+        "too_long",
+        "string_too_short",
+        "string_too_long",
+    }
+)
 
 
 def _describe_range(spec_field: Any) -> str:

@@ -48,7 +48,9 @@ class JobLora(JobSpec):
 
     name: Annotated[Name | None, Ref("lora")] = None
     lora_model_id: Annotated[uuid.UUID | None, Ref("lora")] = None
-    strength: float | None = Field(default=None, ge=STRENGTH_RANGE[0], le=STRENGTH_RANGE[1], allow_inf_nan=False)
+    strength: float | None = Field(
+        default=None, ge=STRENGTH_RANGE[0], le=STRENGTH_RANGE[1], allow_inf_nan=False
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -106,7 +108,11 @@ class GenerateImageSpec(JobSpec):
     def _lora_tags(cls, value: Any) -> Any:
         """AUTOMATIC1111's `<lora:NAME:WEIGHT>` tags: taken out of the prompt (the text encoder never sees
         them) and added to `loras`, so that intake checks each name like any other LoRA."""
-        if not isinstance(value, dict) or not isinstance(value.get("prompt"), str) or "<lora" not in value["prompt"]:
+        if (
+            not isinstance(value, dict)
+            or not isinstance(value.get("prompt"), str)
+            or "<lora" not in value["prompt"]
+        ):
             return value
         prompt, tagged = split_lora_tags(value["prompt"])
         loras = list(value.get("loras") or [])
@@ -115,7 +121,9 @@ class GenerateImageSpec(JobSpec):
         named = {lo.get("name") if isinstance(lo, dict) else str(lo).rpartition(":")[0] or lo for lo in loras}
         loras += [{"name": name, "strength": weight} for name, weight in tagged if name not in named]
         if len(loras) > MAX_LORAS:
-            raise InvalidJob(f"prompt: at most {MAX_LORAS} LoRAs per job (tags and loras together), not {len(loras)}")
+            raise InvalidJob(
+                f"prompt: at most {MAX_LORAS} LoRAs per job (tags and loras together), not {len(loras)}"
+            )
         return {**value, "prompt": prompt, "loras": loras}
 
     @field_validator("preset", "provider", "model", mode="after")
@@ -137,12 +145,17 @@ class GenerateImageSpec(JobSpec):
         """(threshold, tries per image) when the job asks for re-generation of weak images."""
         if self.regenerate_below is None:
             if self.max_regenerations is not None:
-                raise InvalidJob("max_regenerations: applies only with regenerate_below (a quality score from "
-                                 f"{QUALITY_THRESHOLD_RANGE[0]} to {QUALITY_THRESHOLD_RANGE[1]}, e.g. 0.5)")
+                raise InvalidJob(
+                    "max_regenerations: applies only with regenerate_below (a quality score from "
+                    f"{QUALITY_THRESHOLD_RANGE[0]} to {QUALITY_THRESHOLD_RANGE[1]}, e.g. 0.5)"
+                )
             return None
         threshold = check_float("regenerate_below", self.regenerate_below, QUALITY_THRESHOLD_RANGE)
-        tries = 1 if self.max_regenerations is None else check_int(
-            "max_regenerations", self.max_regenerations, MAX_REGENERATIONS_RANGE)
+        tries = (
+            1
+            if self.max_regenerations is None
+            else check_int("max_regenerations", self.max_regenerations, MAX_REGENERATIONS_RANGE)
+        )
         return threshold, tries
 
     @property
@@ -226,7 +239,9 @@ def check_size(field_name: str, value: Any) -> int:
     size = check_int(field_name, value, SIZE_RANGE_PX)
     if size % SIZE_MULTIPLE_PX:
         lo, hi = SIZE_RANGE_PX
-        raise InvalidJob(f"{field_name}: must be a multiple of {SIZE_MULTIPLE_PX} from {lo} to {hi}, not {size}")
+        raise InvalidJob(
+            f"{field_name}: must be a multiple of {SIZE_MULTIPLE_PX} from {lo} to {hi}, not {size}"
+        )
     return size
 
 
@@ -260,18 +275,24 @@ def split_lora_tags(prompt: str) -> tuple[str, list[tuple[str, float]]]:
         try:
             weight = float(raw)
         except ValueError:
-            raise InvalidJob(f"prompt: malformed tag {match.group(0)!r}: write <lora:NAME:WEIGHT> with a number "
-                             f"as WEIGHT, not {raw!r}") from None
+            raise InvalidJob(
+                f"prompt: malformed tag {match.group(0)!r}: write <lora:NAME:WEIGHT> with a number "
+                f"as WEIGHT, not {raw!r}"
+            ) from None
         if not name:
             raise InvalidJob(f"prompt: malformed tag {match.group(0)!r}: the LoRA's name is missing")
         if weight != weight or not STRENGTH_RANGE[0] <= weight <= STRENGTH_RANGE[1]:
-            raise InvalidJob(f"prompt: tag {match.group(0)!r}: the weight must be from {STRENGTH_RANGE[0]} "
-                             f"to {STRENGTH_RANGE[1]}, not {raw}")
+            raise InvalidJob(
+                f"prompt: tag {match.group(0)!r}: the weight must be from {STRENGTH_RANGE[0]} "
+                f"to {STRENGTH_RANGE[1]}, not {raw}"
+            )
         tags.append((name, weight))
     rest = _LORA_TAG.sub("", prompt)
     left = _LORA_OPEN.search(rest)
     if left is not None:
-        raise InvalidJob(f"prompt: malformed tag {rest[left.start():left.start() + 40]!r}: a LoRA tag is "
-                         "<lora:NAME:WEIGHT>, closed with '>'")
+        raise InvalidJob(
+            f"prompt: malformed tag {rest[left.start() : left.start() + 40]!r}: a LoRA tag is "
+            "<lora:NAME:WEIGHT>, closed with '>'"
+        )
     cleaned = re.sub(r"[ \t]{2,}", " ", rest).strip().strip(",").strip()
     return cleaned, tags

@@ -42,7 +42,9 @@ def _check(value: Any, path: str, depth: int, max_depth: int = MAX_JSON_DEPTH) -
         check_text(value, field=path, max_chars=MAX_JSON_STRING_CHARS)
     elif isinstance(value, dict | list):
         if depth > max_depth:
-            raise InvalidJob(f"{path}: nested deeper than the limit of {max_depth} levels of objects and arrays")
+            raise InvalidJob(
+                f"{path}: nested deeper than the limit of {max_depth} levels of objects and arrays"
+            )
         if isinstance(value, list):
             for i, item in enumerate(value):
                 _check(item, f"{path}[{i}]", depth + 1, max_depth)
@@ -52,18 +54,24 @@ def _check(value: Any, path: str, depth: int, max_depth: int = MAX_JSON_DEPTH) -
                 raise InvalidJob(f"{path}: object keys must be strings, got {type(key).__name__}")
             where = _child(path, key)
             if len(key) > MAX_JSON_KEY_CHARS:
-                raise InvalidJob(f"{where}: the key has {len(key)} characters, above the limit of {MAX_JSON_KEY_CHARS}")
+                raise InvalidJob(
+                    f"{where}: the key has {len(key)} characters, above the limit of {MAX_JSON_KEY_CHARS}"
+                )
             _check_storable(key, where)
             _check(item, where, depth + 1, max_depth)
 
 
 def _check_storable(text: str, field: str) -> None:
     if "\x00" in text:
-        raise InvalidJob(f"{field}: text may not contain NUL characters (\\u0000); Postgres cannot store them")
+        raise InvalidJob(
+            f"{field}: text may not contain NUL characters (\\u0000); Postgres cannot store them"
+        )
     bad = LONE_SURROGATE.search(text)
     if bad:
-        raise InvalidJob(f"{field}: text contains a lone surrogate ({json.dumps(bad.group())[1:-1]}) at character "
-                         f"{bad.start()}, which is not valid Unicode; send UTF-8 text")
+        raise InvalidJob(
+            f"{field}: text contains a lone surrogate ({json.dumps(bad.group())[1:-1]}) at character "
+            f"{bad.start()}, which is not valid Unicode; send UTF-8 text"
+        )
 
 
 def _child(path: str, key: str) -> str:

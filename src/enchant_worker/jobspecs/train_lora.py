@@ -34,8 +34,9 @@ class LoRATrainingSpec(JobSpec):
     name: str = Field(min_length=1, max_length=100)
     description: str = Field(default="", max_length=2000)
     # Upload ids (or storage paths under the user's uploads); admins and the CLI: ENCHANT_TRAINING_DIRS folders.
-    training_images: Annotated[list[Annotated[str, Field(min_length=1, max_length=1000)]],
-                               Ref("training_source")] = Field(min_length=1, max_length=1000)
+    training_images: Annotated[
+        list[Annotated[str, Field(min_length=1, max_length=1000)]], Ref("training_source")
+    ] = Field(min_length=1, max_length=1000)
     base_model: Annotated[str, Ref("base_model")] = Field(min_length=1, max_length=500)
     trigger_words: list[str] = Field(default_factory=list, max_length=MAX_TRIGGER_WORDS)
     learning_rate: float = Field(default=1e-4, ge=1e-6, le=1e-2)
@@ -104,8 +105,15 @@ class LoRATrainingSpec(JobSpec):
         """A hash of everything that shapes the trained weights; a checkpoint resumes only the same one."""
         shaping = self.model_dump(
             mode="json",
-            exclude={"lora_model_id", "user_id", "name", "description", "checkpoint_every", "training_images",
-                     "captions"},
+            exclude={
+                "lora_model_id",
+                "user_id",
+                "name",
+                "description",
+                "checkpoint_every",
+                "training_images",
+                "captions",
+            },
         )
         return hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()[:16]
 

@@ -54,8 +54,9 @@ def load_providers_config(path: Path | None) -> ProvidersConfig:
             raise ConfigurationError(f"{path} [providers.{name}]: 'local' is the built-in provider's name")
         kind = entry.get("type")
         if kind not in REMOTE_TYPES:
-            raise ConfigurationError(f"{path} [providers.{name}]: type must be one of {', '.join(REMOTE_TYPES)}, "
-                                     f"not {kind!r}")
+            raise ConfigurationError(
+                f"{path} [providers.{name}]: type must be one of {', '.join(REMOTE_TYPES)}, not {kind!r}"
+            )
         if not str(entry.get("url", "")).startswith(("http://", "https://")):
             raise ConfigurationError(f"{path} [providers.{name}]: url must be an http(s) URL")
         providers[name] = dict(entry)
@@ -64,8 +65,10 @@ def load_providers_config(path: Path | None) -> ProvidersConfig:
         if role not in ROLES:
             raise ConfigurationError(f"{path} [roles]: unknown role {role!r}; roles: {', '.join(ROLES)}")
         if target != LOCAL and target not in providers:
-            raise ConfigurationError(f"{path} [roles]: {role} = {target!r} names no provider; configured: "
-                                     f"{', '.join([LOCAL, *providers])}")
+            raise ConfigurationError(
+                f"{path} [roles]: {role} = {target!r} names no provider; configured: "
+                f"{', '.join([LOCAL, *providers])}"
+            )
         roles[role] = target
     return ProvidersConfig(providers, roles)
 

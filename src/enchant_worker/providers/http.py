@@ -35,9 +35,16 @@ class HttpPolicy:
     max_bytes: int = 64 * 2**20
 
 
-def request_json(name: str, method: str, url: str, body: Any | None, headers: dict[str, str], policy: HttpPolicy,
-                 is_cancelled: Callable[[], bool] | None = None,
-                 on_cancel: Callable[[], None] | None = None) -> Any:
+def request_json(
+    name: str,
+    method: str,
+    url: str,
+    body: Any | None,
+    headers: dict[str, str],
+    policy: HttpPolicy,
+    is_cancelled: Callable[[], bool] | None = None,
+    on_cancel: Callable[[], None] | None = None,
+) -> Any:
     """The JSON answer of `url`; ProviderError naming the provider otherwise; JobCancelled when
     `is_cancelled` turns true (then `on_cancel` is called, e.g. to interrupt the remote job)."""
     data = json.dumps(body).encode() if body is not None else None
@@ -46,8 +53,9 @@ def request_json(name: str, method: str, url: str, body: Any | None, headers: di
         if is_cancelled is not None and is_cancelled():
             raise JobCancelled()
         try:
-            status, ctype, raw, retry_after = _send_cancellable(name, method, url, data, headers, policy,
-                                                                is_cancelled, on_cancel)
+            status, ctype, raw, retry_after = _send_cancellable(
+                name, method, url, data, headers, policy, is_cancelled, on_cancel
+            )
         except ProviderTimeout:
             if on_cancel is not None:  # the remote server may still be working on it: stop it
                 try:
@@ -94,21 +102,28 @@ def _send_cancellable(name, method, url, data, headers, policy, is_cancelled, on
 
 
 def _send(name, method, url, data, headers, policy) -> tuple[int, str, bytes, float | None]:
-    req = urllib.request.Request(url, data=data, method=method,
-                                 headers={"Content-Type": "application/json", "Accept": "application/json",
-                                          **headers})
+    req = urllib.request.Request(
+        url,
+        data=data,
+        method=method,
+        headers={"Content-Type": "application/json", "Accept": "application/json", **headers},
+    )
     try:
         response = urllib.request.urlopen(req, timeout=policy.timeout_s)
     except urllib.error.HTTPError as exc:
         response = exc
     except TimeoutError:
-        raise ProviderTimeout(f"provider {name}: no answer from {url} within {policy.timeout_s:g} s "
-                            "(timeout_s in configs/providers.toml)") from None
+        raise ProviderTimeout(
+            f"provider {name}: no answer from {url} within {policy.timeout_s:g} s "
+            "(timeout_s in configs/providers.toml)"
+        ) from None
     except (urllib.error.URLError, ConnectionError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         if isinstance(reason, TimeoutError):
-            raise ProviderTimeout(f"provider {name}: no answer from {url} within {policy.timeout_s:g} s "
-                                "(timeout_s in configs/providers.toml)") from None
+            raise ProviderTimeout(
+                f"provider {name}: no answer from {url} within {policy.timeout_s:g} s "
+                "(timeout_s in configs/providers.toml)"
+            ) from None
         return 599, "", f"cannot connect: {reason}".encode(), None  # retried like a 5xx
     with response:
         status = response.status if hasattr(response, "status") else response.code
@@ -122,11 +137,15 @@ def _send(name, method, url, data, headers, policy) -> tuple[int, str, bytes, fl
                     break
                 size += len(chunk)
                 if size > policy.max_bytes:
-                    raise ProviderError(f"provider {name}: the answer from {url} is larger than "
-                                        f"{policy.max_bytes} bytes (max_response_bytes); refused")
+                    raise ProviderError(
+                        f"provider {name}: the answer from {url} is larger than "
+                        f"{policy.max_bytes} bytes (max_response_bytes); refused"
+                    )
                 chunks.append(chunk)
         except TimeoutError:
-            raise ProviderTimeout(f"provider {name}: the answer from {url} stalled for {policy.timeout_s:g} s") from None
+            raise ProviderTimeout(
+                f"provider {name}: the answer from {url} stalled for {policy.timeout_s:g} s"
+            ) from None
     return status, ctype, b"".join(chunks), retry_after
 
 
@@ -134,13 +153,16 @@ def _decode(name: str, url: str, status: int, ctype: str, raw: bytes) -> Any:
     if status == 599:
         raise ProviderError(f"provider {name}: {raw.decode(errors='replace')} ({url})")
     if "html" in ctype.lower() or raw.lstrip()[:15].lower().startswith((b"<!doctype", b"<html")):
-        raise ProviderError(f"provider {name}: {url} answered an HTML page (status {status}), not the API's JSON; "
-                            "is the URL that of the API?")
+        raise ProviderError(
+            f"provider {name}: {url} answered an HTML page (status {status}), not the API's JSON; "
+            "is the URL that of the API?"
+        )
     try:
         body = json.loads(raw)
     except ValueError:
-        raise ProviderError(f"provider {name}: {url} answered status {status} with something that is not JSON: "
-                            f"{raw[:80]!r}") from None
+        raise ProviderError(
+            f"provider {name}: {url} answered status {status} with something that is not JSON: {raw[:80]!r}"
+        ) from None
     if status >= 400:
         raise ProviderError(f"provider {name}: {url} answered status {status}: {_message(body)}")
     return body

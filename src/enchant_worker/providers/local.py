@@ -55,8 +55,11 @@ class LocalDiffusersProvider:
         self.policy = policy or resolve_device(device, dtype, compile)
         roots = [Path(models_dir), *map(Path, lora_roots)]
         self.pipelines = PipelineCache(
-            self.policy, roots, ResidencyBudget(max_models, max_model_bytes),
-            max_adapters=max_adapters, max_adapter_bytes=max_adapter_bytes,
+            self.policy,
+            roots,
+            ResidencyBudget(max_models, max_model_bytes),
+            max_adapters=max_adapters,
+            max_adapter_bytes=max_adapter_bytes,
         )
         # One job at a time on the resident pipeline: its scheduler and active adapters are per job.
         self._run_lock = threading.Lock()

@@ -37,8 +37,10 @@ def secret_from_env(name: str, variable: str | None) -> str | None:
         return None
     value = os.environ.get(variable)
     if not value:
-        raise ConfigurationError(f"provider {name}: the environment variable {variable} (api_key_env) is not set; "
-                                 "set it to the provider's API key before starting the worker")
+        raise ConfigurationError(
+            f"provider {name}: the environment variable {variable} (api_key_env) is not set; "
+            "set it to the provider's API key before starting the worker"
+        )
     return value
 
 
@@ -55,15 +57,28 @@ def decode_png(name: str, text: Any) -> Any:
     except (binascii.Error, ValueError):
         raise ProviderError(f"provider {name}: an image is not valid base64") from None
     except (UnidentifiedImageError, OSError) as exc:
-        raise ProviderError(f"provider {name}: an image cannot be read ({exc}); truncated or not an image") from None
+        raise ProviderError(
+            f"provider {name}: an image cannot be read ({exc}); truncated or not an image"
+        ) from None
 
 
 class _Remote:
     capabilities = frozenset({CAP_TEXT_TO_IMAGE, CAP_NEGATIVE_PROMPT, CAP_SEED})
 
-    def __init__(self, name: str, url: str, model: str | None = None, api_key_env: str | None = None,
-                 cost_per_image: float = 0.0, timeout_s: float = 120.0, retries: int = 2, backoff_s: float = 0.5,
-                 max_response_bytes: int = 64 * 2**20, capabilities: list[str] | None = None, **unknown: Any):
+    def __init__(
+        self,
+        name: str,
+        url: str,
+        model: str | None = None,
+        api_key_env: str | None = None,
+        cost_per_image: float = 0.0,
+        timeout_s: float = 120.0,
+        retries: int = 2,
+        backoff_s: float = 0.5,
+        max_response_bytes: int = 64 * 2**20,
+        capabilities: list[str] | None = None,
+        **unknown: Any,
+    ):
         if unknown:
             raise ConfigurationError(f"provider {name}: unknown setting(s) {', '.join(sorted(unknown))}")
         self.name = name
@@ -103,8 +118,14 @@ class _Remote:
         if self._available is not None and now - self._available[0] < AVAILABILITY_TTL_S:
             return self._available[1]
         try:
-            request_json(self.name, "GET", self._probe_url(), None, self._headers,
-                         HttpPolicy(AVAILABILITY_TIMEOUT_S, 0, 0.0, 4 * 2**20))
+            request_json(
+                self.name,
+                "GET",
+                self._probe_url(),
+                None,
+                self._headers,
+                HttpPolicy(AVAILABILITY_TIMEOUT_S, 0, 0.0, 4 * 2**20),
+            )
             ok = True
         except ProviderError:
             ok = False
@@ -121,47 +142,89 @@ class A1111Provider(_Remote):
     def _probe_url(self) -> str:
         return f"{self.url}/sdapi/v1/sd-models"
 
-    def generate(self, request: GenerationRequest, on_progress: ProgressFn | None = None,
-                 is_cancelled: CancelledFn | None = None) -> GenerationResult:
+    def generate(
+        self,
+        request: GenerationRequest,
+        on_progress: ProgressFn | None = None,
+        is_cancelled: CancelledFn | None = None,
+    ) -> GenerationResult:
         p = dict(request.parameters)
         count = int(p.get("count", 1))
         seed = int(p["seed"]) if p.get("seed") is not None else -1
         body: dict[str, Any] = {
-            "prompt": request.prompt, "negative_prompt": request.negative_prompt, "seed": seed,
-            "batch_size": count, "n_iter": 1, "send_images": True,
+            "prompt": request.prompt,
+            "negative_prompt": request.negative_prompt,
+            "seed": seed,
+            "batch_size": count,
+            "n_iter": 1,
+            "send_images": True,
         }
-        for ours, theirs in (("steps", "steps"), ("cfg_scale", "cfg_scale"), ("width", "width"),
-                             ("height", "height"), ("sampler", "sampler_name")):
+        for ours, theirs in (
+            ("steps", "steps"),
+            ("cfg_scale", "cfg_scale"),
+            ("width", "width"),
+            ("height", "height"),
+            ("sampler", "sampler_name"),
+        ):
             if p.get(ours) is not None:
                 body[theirs] = p[ours]
         model = request.model or self.model
         if model:
             body["override_settings"] = {"sd_model_checkpoint": model}
         started = time.perf_counter()
-        answer = request_json(self.name, "POST", f"{self.url}/sdapi/v1/txt2img", body, self._headers, self.policy,
-                              is_cancelled, self._interrupt)
+        answer = request_json(
+            self.name,
+            "POST",
+            f"{self.url}/sdapi/v1/txt2img",
+            body,
+            self._headers,
+            self.policy,
+            is_cancelled,
+            self._interrupt,
+        )
         if not isinstance(answer, dict) or not isinstance(answer.get("images"), list):
             raise ProviderError(f"provider {self.name}: the txt2img answer has no list of images")
         images = [decode_png(self.name, x) for x in answer["images"]]
         if not images:
-            raise ProviderError(f"provider {self.name}: the txt2img answer holds no image (interrupted there?)")
+            raise ProviderError(
+                f"provider {self.name}: the txt2img answer holds no image (interrupted there?)"
+            )
         try:
             info = json.loads(answer.get("info") or "{}")
         except ValueError:
             info = {}
-        seeds = info.get("all_seeds") or ([seed + i for i in range(len(images))] if seed >= 0 else [0] * len(images))
-        used = {"width": images[0].width, "height": images[0].height, "steps": info.get("steps", body.get("steps")),
-                "cfg_scale": info.get("cfg_scale", body.get("cfg_scale")),
-                "sampler": info.get("sampler_name", body.get("sampler_name"))}
-        return GenerationResult(images=images, seeds=[int(s) for s in seeds[: len(images)]],
-                                model=info.get("sd_model_name") or model or "remote", parameters=used,
-                                timings_s={"remote_s": time.perf_counter() - started},
-                                details={"model_hash": info.get("sd_model_hash"), "remote": self.url,
-                                         "cost": self.cost_per_image * len(images)})
+        seeds = info.get("all_seeds") or (
+            [seed + i for i in range(len(images))] if seed >= 0 else [0] * len(images)
+        )
+        used = {
+            "width": images[0].width,
+            "height": images[0].height,
+            "steps": info.get("steps", body.get("steps")),
+            "cfg_scale": info.get("cfg_scale", body.get("cfg_scale")),
+            "sampler": info.get("sampler_name", body.get("sampler_name")),
+        }
+        return GenerationResult(
+            images=images,
+            seeds=[int(s) for s in seeds[: len(images)]],
+            model=info.get("sd_model_name") or model or "remote",
+            parameters=used,
+            timings_s={"remote_s": time.perf_counter() - started},
+            details={
+                "model_hash": info.get("sd_model_hash"),
+                "remote": self.url,
+                "cost": self.cost_per_image * len(images),
+            },
+        )
 
     def _interrupt(self) -> None:
-        request_json(self.name, "POST", f"{self.url}/sdapi/v1/interrupt", {}, self._headers,
-                     HttpPolicy(AVAILABILITY_TIMEOUT_S, 0, 0.0, 2**20))
+        request_json(
+            self.name,
+            "POST",
+            f"{self.url}/sdapi/v1/interrupt",
+            {},
+            self._headers,
+            HttpPolicy(AVAILABILITY_TIMEOUT_S, 0, 0.0, 2**20),
+        )
 
 
 class OpenAIProvider(_Remote):
@@ -179,8 +242,10 @@ class OpenAIProvider(_Remote):
         import urllib.request
 
         try:
-            urllib.request.urlopen(urllib.request.Request(self._probe_url(), headers=self._headers),
-                                   timeout=AVAILABILITY_TIMEOUT_S).close()
+            urllib.request.urlopen(
+                urllib.request.Request(self._probe_url(), headers=self._headers),
+                timeout=AVAILABILITY_TIMEOUT_S,
+            ).close()
             ok = True
         except urllib.error.HTTPError:
             ok = True
@@ -189,8 +254,12 @@ class OpenAIProvider(_Remote):
         self._available = (now, ok)
         return ok
 
-    def generate(self, request: GenerationRequest, on_progress: ProgressFn | None = None,
-                 is_cancelled: CancelledFn | None = None) -> GenerationResult:
+    def generate(
+        self,
+        request: GenerationRequest,
+        on_progress: ProgressFn | None = None,
+        is_cancelled: CancelledFn | None = None,
+    ) -> GenerationResult:
         p = dict(request.parameters)
         count = int(p.get("count", 1))
         body: dict[str, Any] = {"prompt": request.prompt, "n": count, "response_format": "b64_json"}
@@ -199,19 +268,38 @@ class OpenAIProvider(_Remote):
         if p.get("width") and p.get("height"):
             body["size"] = f"{p['width']}x{p['height']}"
         started = time.perf_counter()
-        answer = request_json(self.name, "POST", f"{self.url}/images/generations", body, self._headers,
-                              self.policy, is_cancelled)
+        answer = request_json(
+            self.name,
+            "POST",
+            f"{self.url}/images/generations",
+            body,
+            self._headers,
+            self.policy,
+            is_cancelled,
+        )
         data = answer.get("data") if isinstance(answer, dict) else None
         if not isinstance(data, list) or not data:
             raise ProviderError(f"provider {self.name}: the answer has no 'data' list of images")
         images = [decode_png(self.name, d.get("b64_json") if isinstance(d, dict) else None) for d in data]
-        warnings = ["the OpenAI Images API takes no seed, steps, CFG scale or negative prompt; the images "
-                    "cannot be reproduced from their parameters"]
-        return GenerationResult(images=images, seeds=[0] * len(images), model=body.get("model", "remote"),
-                                parameters={"width": images[0].width, "height": images[0].height, "steps": 0,
-                                            "cfg_scale": 0.0, "sampler": "remote"},
-                                timings_s={"remote_s": time.perf_counter() - started}, warnings=warnings,
-                                details={"remote": self.url, "cost": self.cost_per_image * len(images)})
+        warnings = [
+            "the OpenAI Images API takes no seed, steps, CFG scale or negative prompt; the images "
+            "cannot be reproduced from their parameters"
+        ]
+        return GenerationResult(
+            images=images,
+            seeds=[0] * len(images),
+            model=body.get("model", "remote"),
+            parameters={
+                "width": images[0].width,
+                "height": images[0].height,
+                "steps": 0,
+                "cfg_scale": 0.0,
+                "sampler": "remote",
+            },
+            timings_s={"remote_s": time.perf_counter() - started},
+            warnings=warnings,
+            details={"remote": self.url, "cost": self.cost_per_image * len(images)},
+        )
 
 
 REMOTE_TYPES = {"a1111": A1111Provider, "openai": OpenAIProvider}

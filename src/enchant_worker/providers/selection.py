@@ -17,8 +17,12 @@ from dataclasses import dataclass
 from enchant_worker.providers.base import ImageProvider
 from enchant_worker.providers.registry import LOCAL_PROVIDER, ProviderRegistry
 
-DEFAULT_ROLES = {"stability": LOCAL_PROVIDER, "midjourney": LOCAL_PROVIDER, "dalle": LOCAL_PROVIDER,
-                 "custom": LOCAL_PROVIDER}
+DEFAULT_ROLES = {
+    "stability": LOCAL_PROVIDER,
+    "midjourney": LOCAL_PROVIDER,
+    "dalle": LOCAL_PROVIDER,
+    "custom": LOCAL_PROVIDER,
+}
 
 
 @dataclass(frozen=True)
@@ -48,8 +52,12 @@ def seed_role(scene: SceneTraits, prefs: UserPreferences) -> tuple[str, str]:
     return "stability", "default"
 
 
-def select_optimal_provider(registry: ProviderRegistry, scene: SceneTraits, prefs: UserPreferences,
-                            roles: Mapping[str, str] | None = None) -> Selection:
+def select_optimal_provider(
+    registry: ProviderRegistry,
+    scene: SceneTraits,
+    prefs: UserPreferences,
+    roles: Mapping[str, str] | None = None,
+) -> Selection:
     """The provider for a scene and why: the seed's rule, its role's provider, else a fallback."""
     roles = {**DEFAULT_ROLES, **(roles if roles is not None else getattr(registry, "roles", {}))}
     role, why = seed_role(scene, prefs)
@@ -64,8 +72,9 @@ def select_optimal_provider(registry: ProviderRegistry, scene: SceneTraits, pref
     if not available:
         raise LookupError(f"no image provider is available ({wanted}, the {role} role, is down)")
     fallback = _cheapest(available)
-    return Selection(fallback, f"{why}: the {role} role's provider {wanted} is down; fell back to {fallback.name}",
-                     role)
+    return Selection(
+        fallback, f"{why}: the {role} role's provider {wanted} is down; fell back to {fallback.name}", role
+    )
 
 
 def _cheapest(providers: list[ImageProvider]) -> ImageProvider:

@@ -32,7 +32,6 @@ class Warm:
         return {"models": sorted(self.models), "loras": sorted(self.loras)}
 
 
-
 @dataclass(frozen=True)
 class Affinity:
     """max_wait_s: how long a job may be passed over for warm ones; older, it is taken in queue order
@@ -45,7 +44,8 @@ class Affinity:
         if not self.max_wait_s >= 0:  # also refuses NaN
             raise ValueError(
                 f"affinity max_wait_s must be 0 (off) or more seconds, not {self.max_wait_s}: it bounds how "
-                "long a job may wait behind jobs whose model is already loaded")
+                "long a job may wait behind jobs whose model is already loaded"
+            )
         if self.window < 1:
             raise ValueError(f"affinity window must be at least 1 job, not {self.window}")
 

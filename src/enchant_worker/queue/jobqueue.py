@@ -69,14 +69,21 @@ def _metadata_json(metadata: dict[str, Any]) -> str:
 
 def _batch_json(batch: Sequence[tuple[uuid.UUID, NewJob]]) -> str:
     """The batch as one JSON array for enqueue_jobs (one C-level encode instead of ten bound arrays)."""
-    rows = [{
-        "id": str(job_id), "job_type": job.job_type, "metadata": job.metadata, "priority": job.priority,
-        "max_attempts": job.max_attempts, "entity_type": job.entity_type,
-        "entity_id": None if job.entity_id is None else str(job.entity_id),
-        "user_id": None if job.user_id is None else str(job.user_id),
-        "idempotency_key": job.idempotency_key,
-        "run_after": None if job.run_after is None else job.run_after.isoformat(),
-    } for job_id, job in batch]
+    rows = [
+        {
+            "id": str(job_id),
+            "job_type": job.job_type,
+            "metadata": job.metadata,
+            "priority": job.priority,
+            "max_attempts": job.max_attempts,
+            "entity_type": job.entity_type,
+            "entity_id": None if job.entity_id is None else str(job.entity_id),
+            "user_id": None if job.user_id is None else str(job.user_id),
+            "idempotency_key": job.idempotency_key,
+            "run_after": None if job.run_after is None else job.run_after.isoformat(),
+        }
+        for job_id, job in batch
+    ]
     try:
         return json.dumps(rows, allow_nan=False)
     except (TypeError, ValueError):
@@ -95,9 +102,16 @@ def same_request(stored: dict[str, Any], job_type: str, metadata: Any) -> bool:
 
 
 class JobQueue:
-    def __init__(self, conn: Connection, *, lease_s: float = 60.0,
-                 retry_base_s: float = 2.0, retry_max_s: float = 600.0,
-                 fair_share: FairShare | None = DEFAULT_FAIR_SHARE, affinity: Affinity = DEFAULT_AFFINITY):
+    def __init__(
+        self,
+        conn: Connection,
+        *,
+        lease_s: float = 60.0,
+        retry_base_s: float = 2.0,
+        retry_max_s: float = 600.0,
+        fair_share: FairShare | None = DEFAULT_FAIR_SHARE,
+        affinity: Affinity = DEFAULT_AFFINITY,
+    ):
         """fair_share: the weights and caps of the fair lease; None leases strictly by priority, then
         age (ENCHANT_QUEUE_FAIR_SHARE=false). affinity: how the fair lease prefers warm jobs."""
         self.conn = conn
@@ -141,12 +155,19 @@ class JobQueue:
         if not first_of_key:
             return ids
         # A key enqueued before this batch keeps its job: ours was not inserted.
-        holders = {(r["user_id"], r["idempotency_key"]): r for r in self.conn.execute(
-            q("jobs_by_idempotency_key"),
-            {"users": [u for u, _ in first_of_key], "keys": [k for _, k in first_of_key]})}
+        holders = {
+            (r["user_id"], r["idempotency_key"]): r
+            for r in self.conn.execute(
+                q("jobs_by_idempotency_key"),
+                {"users": [u for u, _ in first_of_key], "keys": [k for _, k in first_of_key]},
+            )
+        }
         out = []
         for job_id, job in zip(ids, jobs, strict=True):
-            if job.idempotency_key is None or (holder := holders.get((job.user_id, job.idempotency_key))) is None:
+            if (
+                job.idempotency_key is None
+                or (holder := holders.get((job.user_id, job.idempotency_key))) is None
+            ):
                 out.append(job_id)
                 continue
             if not same_request(holder, job.job_type, job.metadata):
@@ -160,19 +181,41 @@ class JobQueue:
         as for enqueue_jobs (measured: ~15% less server time than an INSERT of the same rows)."""
         with self.conn.cursor().copy(q("enqueue_jobs_copy")) as copy:
             for job_id, job in batch:
-                copy.write_row((job_id, job.job_type, _metadata_json(job.metadata) if job.metadata else "{}",
-                                job.priority, job.max_attempts, job.entity_type, job.entity_id, job.user_id))
+                copy.write_row(
+                    (
+                        job_id,
+                        job.job_type,
+                        _metadata_json(job.metadata) if job.metadata else "{}",
+                        job.priority,
+                        job.max_attempts,
+                        job.entity_type,
+                        job.entity_id,
+                        job.user_id,
+                    )
+                )
 
     # -- the lease and its writes ----------------------------------------------------------------
 
-    def lease(self, worker_id: str, job_types: Iterable[str], limit: int = 1, *, start: bool = True,
-              warm: Warm | None = None) -> list[Job]:
+    def lease(
+        self,
+        worker_id: str,
+        job_types: Iterable[str],
+        limit: int = 1,
+        *,
+        start: bool = True,
+        warm: Warm | None = None,
+    ) -> list[Job]:
         """Leases up to `limit` jobs, each counted as an attempt. With start=False (a prefetched batch)
         they are held, not started: a job the worker never starts goes back without spending its attempt
         if the worker dies (mark_started, or the heartbeat, records that one started). `warm`: what the
         worker has resident; the fair lease prefers jobs that need nothing loaded (README "Affinity")."""
-        params = {"worker": worker_id, "types": list(job_types), "limit": limit, "lease_s": self.lease_s,
-                  "start": start}
+        params = {
+            "worker": worker_id,
+            "types": list(job_types),
+            "limit": limit,
+            "lease_s": self.lease_s,
+            "start": start,
+        }
         if self.fair_share is None:
             rows = self.conn.execute(q("lease_jobs"), params).fetchall()
         else:
@@ -188,35 +231,52 @@ class JobQueue:
         if limit < 1:
             return []
         fair = self.fair_share or DEFAULT_FAIR_SHARE
-        rows = self.conn.execute(q("lease_batch_companions"), {
-            "worker": worker_id, "id": head.job_id, "token": head.token, "limit": limit, "lease_s": self.lease_s,
-            "caps": self.fair_share is not None,
-            **{k: v for k, v in fair.params().items() if k in ("tier_names", "tier_caps")},
-        }).fetchall()
+        rows = self.conn.execute(
+            q("lease_batch_companions"),
+            {
+                "worker": worker_id,
+                "id": head.job_id,
+                "token": head.token,
+                "limit": limit,
+                "lease_s": self.lease_s,
+                "caps": self.fair_share is not None,
+                **{k: v for k, v in fair.params().items() if k in ("tier_names", "tier_caps")},
+            },
+        ).fetchall()
         jobs = [Job.from_row(r) for r in rows]
         jobs.sort(key=lambda j: (j.priority, j.created_at))
         return jobs
 
-    def extend(self, leases: Sequence[Lease], progress: dict[uuid.UUID, dict[str, Any]] | None = None,
-               started: Collection[uuid.UUID] = ()) -> dict[uuid.UUID, bool]:
+    def extend(
+        self,
+        leases: Sequence[Lease],
+        progress: dict[uuid.UUID, dict[str, Any]] | None = None,
+        started: Collection[uuid.UUID] = (),
+    ) -> dict[uuid.UUID, bool]:
         """Renews the leases and marks the jobs in `started` as running; returns {job id: cancel
         requested} for the jobs still held."""
         if not leases:
             return {}
         progress = progress or {}
-        rows = self.conn.execute(q("extend_leases"), {
-            "lease_s": self.lease_s,
-            "ids": [le.job_id for le in leases],
-            "tokens": [le.token for le in leases],
-            "percents": [progress.get(le.job_id, {}).get("percent") for le in leases],
-            "infos": [_jsonb(progress.get(le.job_id, {}).get("info")) for le in leases],
-            "started": [le.job_id in started for le in leases],
-        }).fetchall()
+        rows = self.conn.execute(
+            q("extend_leases"),
+            {
+                "lease_s": self.lease_s,
+                "ids": [le.job_id for le in leases],
+                "tokens": [le.token for le in leases],
+                "percents": [progress.get(le.job_id, {}).get("percent") for le in leases],
+                "infos": [_jsonb(progress.get(le.job_id, {}).get("info")) for le in leases],
+                "started": [le.job_id in started for le in leases],
+            },
+        ).fetchall()
         return {r["id"]: r["cancel_requested"] for r in rows}
 
     def mark_started(self, lease: Lease) -> bool:
         """Records that the job's handler starts now; False when the lease was lost."""
-        return self.conn.execute(q("mark_started"), {"id": lease.job_id, "token": lease.token}).fetchone() is not None
+        return (
+            self.conn.execute(q("mark_started"), {"id": lease.job_id, "token": lease.token}).fetchone()
+            is not None
+        )
 
     def complete(self, lease: Lease, result: dict[str, Any] | None = None) -> bool:
         return bool(self.complete_many([(lease, result)]))
@@ -225,16 +285,24 @@ class JobQueue:
         """Completes jobs in one statement; returns the ids completed (those whose lease still held)."""
         if not done:
             return set()
-        rows = self.conn.execute(q("complete_jobs"), {
-            "ids": [le.job_id for le, _ in done],
-            "tokens": [le.token for le, _ in done],
-            "results": [_jsonb(r) for _, r in done],
-        }).fetchall()
+        rows = self.conn.execute(
+            q("complete_jobs"),
+            {
+                "ids": [le.job_id for le, _ in done],
+                "tokens": [le.token for le, _ in done],
+                "results": [_jsonb(r) for _, r in done],
+            },
+        ).fetchall()
         return {r["id"] for r in rows}
 
-    def complete_and_lease(self, done: Sequence[tuple[Lease, dict[str, Any] | None]], worker_id: str,
-                           job_types: Iterable[str], limit: int, warm: Warm | None = None,
-                           ) -> tuple[set[uuid.UUID], list[Job]]:
+    def complete_and_lease(
+        self,
+        done: Sequence[tuple[Lease, dict[str, Any] | None]],
+        worker_id: str,
+        job_types: Iterable[str],
+        limit: int,
+        warm: Warm | None = None,
+    ) -> tuple[set[uuid.UUID], list[Job]]:
         """Completes finished jobs and leases (prefetches, start=False) the next batch in one
         transaction: for short jobs the commit (a WAL flush) is the main cost, and this pays it once per
         batch instead of twice."""
@@ -242,33 +310,58 @@ class JobQueue:
             completed = self.complete_many(done)
             return completed, self.lease(worker_id, job_types, limit, start=False, warm=warm)
 
-    def fail(self, lease: Lease, error: str, *, attempt: int, retry: bool = True,
-             result: dict[str, Any] | None = None) -> str | None:
+    def fail(
+        self,
+        lease: Lease,
+        error: str,
+        *,
+        attempt: int,
+        retry: bool = True,
+        result: dict[str, Any] | None = None,
+    ) -> str | None:
         """Records a handler error. Returns the new status ('pending' when it will be retried,
         'failed' otherwise), or None when the lease was lost and nothing was written. The error text is
         made storable (no NUL, lone surrogates escaped): a message must never keep a job from failing."""
         delay = retry_delay_s(attempt, self.retry_base_s, self.retry_max_s)
-        row = self.conn.execute(q("fail_job"), {
-            "id": lease.job_id, "token": lease.token, "error": storable_text(error), "retry": retry,
-            "delay_s": delay, "result": _jsonb(result),
-        }).fetchone()
+        row = self.conn.execute(
+            q("fail_job"),
+            {
+                "id": lease.job_id,
+                "token": lease.token,
+                "error": storable_text(error),
+                "retry": retry,
+                "delay_s": delay,
+                "result": _jsonb(result),
+            },
+        ).fetchone()
         return row["status"] if row else None
 
     def finish_cancelled(self, lease: Lease, result: dict[str, Any] | None = None) -> bool:
-        row = self.conn.execute(q("finish_cancelled"), {
-            "id": lease.job_id, "token": lease.token, "result": _jsonb(result),
-        }).fetchone()
+        row = self.conn.execute(
+            q("finish_cancelled"),
+            {
+                "id": lease.job_id,
+                "token": lease.token,
+                "result": _jsonb(result),
+            },
+        ).fetchone()
         return row is not None
 
-    def release(self, leases: Sequence[Lease], results: dict[uuid.UUID, dict[str, Any]] | None = None) -> set[uuid.UUID]:
+    def release(
+        self, leases: Sequence[Lease], results: dict[uuid.UUID, dict[str, Any]] | None = None
+    ) -> set[uuid.UUID]:
         """Hands jobs back to pending without spending an attempt."""
         if not leases:
             return set()
         results = results or {}
-        rows = self.conn.execute(q("release_jobs"), {
-            "ids": [le.job_id for le in leases], "tokens": [le.token for le in leases],
-            "results": [_jsonb(results.get(le.job_id)) for le in leases],
-        }).fetchall()
+        rows = self.conn.execute(
+            q("release_jobs"),
+            {
+                "ids": [le.job_id for le in leases],
+                "tokens": [le.token for le in leases],
+                "results": [_jsonb(results.get(le.job_id)) for le in leases],
+            },
+        ).fetchall()
         return {r["id"] for r in rows}
 
     def reap(self) -> list[dict[str, Any]]:
@@ -293,7 +386,9 @@ class JobQueue:
         row = self.conn.execute(q("cancel_job"), {"id": _uuid(job_id)}).fetchone()
         if row is None:
             job = self.get(job_id)
-            raise InvalidJob(f"job {job_id} is already {job.status}; only pending or running jobs can be cancelled")
+            raise InvalidJob(
+                f"job {job_id} is already {job.status}; only pending or running jobs can be cancelled"
+            )
         return str(row["status"])
 
     def retry(self, job_id: uuid.UUID | str) -> None:
@@ -304,33 +399,76 @@ class JobQueue:
     def set_priority(self, job_id: uuid.UUID | str, priority: int) -> None:
         if not 0 <= priority <= 32767:
             raise InvalidJob(f"priority: must be between 0 and 32767, got {priority}")
-        if self.conn.execute(q("set_priority"), {"id": _uuid(job_id), "priority": priority}).fetchone() is None:
+        if (
+            self.conn.execute(q("set_priority"), {"id": _uuid(job_id), "priority": priority}).fetchone()
+            is None
+        ):
             job = self.get(job_id)
             raise InvalidJob(f"job {job_id} is already {job.status}; its priority can no longer change")
 
     def should_yield(self, job: Job, urgent_types: Sequence[str], wait_s: float, alive_s: float) -> bool:
         """Should this long job hand its worker to urgent work of `urgent_types` (the `should_yield` query of queue.sql)?"""
-        row = one(self.conn.execute(q("should_yield"), {
-            "types": list(urgent_types), "priority": job.priority, "wait_s": wait_s, "alive_s": alive_s,
-            "job_type": job.job_type, "id": job.id, "started_at": job.started_at,
-        }))
+        row = one(
+            self.conn.execute(
+                q("should_yield"),
+                {
+                    "types": list(urgent_types),
+                    "priority": job.priority,
+                    "wait_s": wait_s,
+                    "alive_s": alive_s,
+                    "job_type": job.job_type,
+                    "id": job.id,
+                    "started_at": job.started_at,
+                },
+            )
+        )
         return bool(row["yield"])
 
     # -- workers ---------------------------------------------------------------------------------
 
-    def register_worker(self, worker_id: str, *, host: str, pid: int, job_types: Sequence[str],
-                        device: dict[str, Any], concurrency: int) -> None:
-        self.conn.execute(q("register_worker"), {
-            "id": worker_id, "host": host, "pid": pid, "job_types": list(job_types),
-            "device": Jsonb(device), "concurrency": concurrency,
-        })
+    def register_worker(
+        self,
+        worker_id: str,
+        *,
+        host: str,
+        pid: int,
+        job_types: Sequence[str],
+        device: dict[str, Any],
+        concurrency: int,
+    ) -> None:
+        self.conn.execute(
+            q("register_worker"),
+            {
+                "id": worker_id,
+                "host": host,
+                "pid": pid,
+                "job_types": list(job_types),
+                "device": Jsonb(device),
+                "concurrency": concurrency,
+            },
+        )
 
-    def worker_heartbeat(self, worker_id: str, job_ids: Sequence[uuid.UUID], *, status: str = "running",
-                         completed: int = 0, failed: int = 0, resident: Warm | None = None) -> None:
-        self.conn.execute(q("worker_heartbeat"), {
-            "id": worker_id, "job_ids": list(job_ids), "status": status,
-            "completed": completed, "failed": failed, "resident": Jsonb((resident or Warm()).describe()),
-        })
+    def worker_heartbeat(
+        self,
+        worker_id: str,
+        job_ids: Sequence[uuid.UUID],
+        *,
+        status: str = "running",
+        completed: int = 0,
+        failed: int = 0,
+        resident: Warm | None = None,
+    ) -> None:
+        self.conn.execute(
+            q("worker_heartbeat"),
+            {
+                "id": worker_id,
+                "job_ids": list(job_ids),
+                "status": status,
+                "completed": completed,
+                "failed": failed,
+                "resident": Jsonb((resident or Warm()).describe()),
+            },
+        )
 
 
 def _jsonb(value: Any) -> Jsonb | None:

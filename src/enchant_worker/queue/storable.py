@@ -70,8 +70,10 @@ def _text_problem(text: str, path: str) -> str | None:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as exc:
-        return (f"{path}: text contains a lone surrogate ({text[exc.start]!r} at position {exc.start}), "
-                "which is not valid Unicode; decode bytes with errors='replace' or keep them as base64")
+        return (
+            f"{path}: text contains a lone surrogate ({text[exc.start]!r} at position {exc.start}), "
+            "which is not valid Unicode; decode bytes with errors='replace' or keep them as base64"
+        )
     return None
 
 

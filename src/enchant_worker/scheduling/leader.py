@@ -35,9 +35,16 @@ MIN_LEASE_S = 1.0
 
 
 class LeaderElection:
-    def __init__(self, url: str, identity: str, *, check_s: float = 1.0,
-                 on_elected: Callable[[], None] = lambda: None, on_deposed: Callable[[], None] = lambda: None,
-                 lease_only: bool = False):
+    def __init__(
+        self,
+        url: str,
+        identity: str,
+        *,
+        check_s: float = 1.0,
+        on_elected: Callable[[], None] = lambda: None,
+        on_deposed: Callable[[], None] = lambda: None,
+        lease_only: bool = False,
+    ):
         self.url = url
         self.lease_only = lease_only
         self.lease_s = max(MIN_LEASE_S, LEASE_CHECKS * check_s)
@@ -94,30 +101,46 @@ class LeaderElection:
                     conn.execute(q("release_scheduler_lock"))
         except psycopg.Error as exc:
             if self.is_leader:
-                log.warning("scheduler %s lost its database session (%s); stepping down", self.identity,
-                            str(exc).strip())
+                log.warning(
+                    "scheduler %s lost its database session (%s); stepping down",
+                    self.identity,
+                    str(exc).strip(),
+                )
             else:
-                log.warning("scheduler %s cannot reach the database (%s); will retry", self.identity,
-                            str(exc).strip())
+                log.warning(
+                    "scheduler %s cannot reach the database (%s); will retry", self.identity, str(exc).strip()
+                )
             self._step_down(release=False)
         return self.is_leader
 
     def _take_lease(self, conn: psycopg.Connection) -> bool:
-        row = conn.execute(q("take_scheduler_lease"), {"holder": self.identity, "via_lock": not self.lease_only,
-                                                       "ttl_s": self.lease_s}).fetchone()
+        row = conn.execute(
+            q("take_scheduler_lease"),
+            {"holder": self.identity, "via_lock": not self.lease_only, "ttl_s": self.lease_s},
+        ).fetchone()
         return row is not None
 
     def _connection(self) -> psycopg.Connection:
         if self._conn is None or self._conn.closed:
             if self.lease_only:  # through a pooler: no prepared statements, no session settings
-                self._conn = psycopg.connect(self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S,
-                                             prepare_threshold=None, application_name=self.identity[:63])
+                self._conn = psycopg.connect(
+                    self.url,
+                    autocommit=True,
+                    connect_timeout=CONNECT_TIMEOUT_S,
+                    prepare_threshold=None,
+                    application_name=self.identity[:63],
+                )
                 return self._conn
             self._conn = psycopg.connect(
-                self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S,
+                self.url,
+                autocommit=True,
+                connect_timeout=CONNECT_TIMEOUT_S,
                 application_name=self.identity[:63],
                 # The client notices a dead server (or network) within about 10 s too.
-                keepalives=1, keepalives_idle=5, keepalives_interval=2, keepalives_count=3,
+                keepalives=1,
+                keepalives_idle=5,
+                keepalives_interval=2,
+                keepalives_count=3,
             )
             self._conn.execute(q("set_session_keepalives"))
         return self._conn
@@ -150,7 +173,9 @@ class LeaderElection:
 
 def current_leader(conn: psycopg.Connection[Any]) -> str | None:
     """The identity (application_name) of the scheduler leading now, or None."""
-    row = conn.execute(q("scheduler_lease_holder")).fetchone() or conn.execute(q("scheduler_leader")).fetchone()
+    row = (
+        conn.execute(q("scheduler_lease_holder")).fetchone() or conn.execute(q("scheduler_leader")).fetchone()
+    )
     if row is None:
         return None
     return row["leader"] if isinstance(row, dict) else row[0]

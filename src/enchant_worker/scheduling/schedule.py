@@ -57,7 +57,8 @@ class Every:
 
     def next_after(self, moment: datetime) -> datetime:
         return datetime.fromtimestamp(
-            (math.floor(moment.timestamp() / self.seconds + 1e-9) + 1) * self.seconds, UTC)
+            (math.floor(moment.timestamp() / self.seconds + 1e-9) + 1) * self.seconds, UTC
+        )
 
     def __str__(self) -> str:
         return f"every {self.seconds:g}s"
@@ -69,7 +70,9 @@ class Cron:
     def __init__(self, expression: str, tz: ZoneInfo | None = None):
         fields = expression.split()
         if len(fields) != 5:
-            raise ValueError(f"a cron expression has 5 fields (minute hour day month weekday), got {len(fields)}")
+            raise ValueError(
+                f"a cron expression has 5 fields (minute hour day month weekday), got {len(fields)}"
+            )
         try:
             croniter(expression)
         except (ValueError, KeyError) as exc:  # CroniterBadCronError is a ValueError
@@ -119,11 +122,18 @@ class ScheduleConfig:
     tasks: dict[str, Timing]  # every enabled maintenance task and when it runs
     jobs: list[RecurringJob]
     source: Path | None = None
-    options: dict[str, dict[str, float]] = field(default_factory=dict)  # a task's own settings, defaults filled
+    options: dict[str, dict[str, float]] = field(
+        default_factory=dict
+    )  # a task's own settings, defaults filled
 
 
-def load_schedule(path: Path | None, defaults: dict[str, Timing], *, timezone: str = "UTC",
-                  task_options: dict[str, dict[str, float]] | None = None) -> ScheduleConfig:
+def load_schedule(
+    path: Path | None,
+    defaults: dict[str, Timing],
+    *,
+    timezone: str = "UTC",
+    task_options: dict[str, dict[str, float]] | None = None,
+) -> ScheduleConfig:
     """The default task timings overridden by the file (when it exists); refuses mistakes by line.
     `task_options` names the settings a task takes besides its timing (positive numbers, e.g.
     `retention_days`) with their defaults."""
@@ -141,9 +151,15 @@ def load_schedule(path: Path | None, defaults: dict[str, Timing], *, timezone: s
     return parse_schedule(data, text, defaults, tz=tz, source=path, task_options=task_options)
 
 
-def parse_schedule(data: dict[str, Any], text: str, defaults: dict[str, Timing], *, tz: ZoneInfo,
-                   source: Path | None = None, task_options: dict[str, dict[str, float]] | None = None
-                   ) -> ScheduleConfig:
+def parse_schedule(
+    data: dict[str, Any],
+    text: str,
+    defaults: dict[str, Timing],
+    *,
+    tz: ZoneInfo,
+    source: Path | None = None,
+    task_options: dict[str, dict[str, float]] | None = None,
+) -> ScheduleConfig:
     where = _Locator(text, source)
     options = {k: dict(v) for k, v in (task_options or {}).items()}
     unknown_sections = set(data) - {"tasks", "jobs"}
@@ -154,7 +170,9 @@ def parse_schedule(data: dict[str, Any], text: str, defaults: dict[str, Timing],
     for name, entry in _tables(data, "tasks", where).items():
         section = f"tasks.{name}"
         if name not in defaults:
-            raise where.error(section, None, f"unknown maintenance task {name!r}; known: {', '.join(sorted(defaults))}")
+            raise where.error(
+                section, None, f"unknown maintenance task {name!r}; known: {', '.join(sorted(defaults))}"
+            )
         own = options.get(name, {})
         _check_keys(entry, TASK_KEYS | set(own), section, where)
         for key in set(entry) & set(own):
@@ -176,13 +194,17 @@ def parse_schedule(data: dict[str, Any], text: str, defaults: dict[str, Timing],
         assert timing is not None  # required: _timing raised instead
         job_type = entry.get("job_type")
         if not isinstance(job_type, str) or not job_type:
-            raise where.error(section, "job_type", "job_type: the job type to enqueue is required (e.g. \"noop\")")
+            raise where.error(
+                section, "job_type", 'job_type: the job type to enqueue is required (e.g. "noop")'
+            )
         metadata = entry.get("metadata", {})
         if not isinstance(metadata, dict):
             raise where.error(section, "metadata", "metadata: must be a table (the job's input)")
         priority, attempts = entry.get("priority", 5), entry.get("max_attempts", 3)
         if not isinstance(priority, int) or not 0 <= priority <= 32767:
-            raise where.error(section, "priority", f"priority: must be an integer from 0 to 32767, got {priority!r}")
+            raise where.error(
+                section, "priority", f"priority: must be an integer from 0 to 32767, got {priority!r}"
+            )
         if not isinstance(attempts, int) or attempts < 1:
             raise where.error(section, "max_attempts", f"max_attempts: must be at least 1, got {attempts!r}")
         if entry.get("enabled", True) is not False:
@@ -200,19 +222,23 @@ def _tables(data: dict[str, Any], section: str, where: _Locator) -> dict[str, di
 def _check_keys(entry: dict[str, Any], allowed: set[str], section: str, where: _Locator) -> None:
     for key in entry:
         if key not in allowed:
-            raise where.error(section, key, f"unknown setting {key!r} (allowed: {', '.join(sorted(allowed))})")
+            raise where.error(
+                section, key, f"unknown setting {key!r} (allowed: {', '.join(sorted(allowed))})"
+            )
     if "enabled" in entry and not isinstance(entry["enabled"], bool):
         raise where.error(section, "enabled", "enabled: must be true or false")
 
 
-def _timing(entry: dict[str, Any], section: str, where: _Locator, tz: ZoneInfo, *, required: bool) -> Timing | None:
+def _timing(
+    entry: dict[str, Any], section: str, where: _Locator, tz: ZoneInfo, *, required: bool
+) -> Timing | None:
     if "cron" in entry and "every" in entry:
         raise where.error(section, "every", "give either cron or every, not both")
     if "cron" in entry:
         expression = entry["cron"]
         try:
             if not isinstance(expression, str):
-                raise ValueError("must be a string such as \"*/5 * * * *\"")
+                raise ValueError('must be a string such as "*/5 * * * *"')
             return Cron(expression, tz)
         except ValueError as exc:
             raise where.error(section, "cron", f"invalid cron expression {expression!r}: {exc}") from None
@@ -222,7 +248,9 @@ def _timing(entry: dict[str, Any], section: str, where: _Locator, tz: ZoneInfo, 
         except ValueError as exc:
             raise where.error(section, "every", f"invalid interval: {exc}") from None
     if required:
-        raise where.error(section, None, "needs a cron expression (cron = \"0 3 * * *\") or an interval (every = \"1h\")")
+        raise where.error(
+            section, None, 'needs a cron expression (cron = "0 3 * * *") or an interval (every = "1h")'
+        )
     return None
 
 
@@ -234,8 +262,9 @@ class _Locator:
         self.source = source
 
     def line(self, section: str, key: str | None) -> int | None:
-        header = re.compile(r"^\s*\[\s*" + r"\s*\.\s*".join(_key_pattern(p) for p in section.split(".", 1))
-                            + r"\s*\]")
+        header = re.compile(
+            r"^\s*\[\s*" + r"\s*\.\s*".join(_key_pattern(p) for p in section.split(".", 1)) + r"\s*\]"
+        )
         start = next((i for i, line in enumerate(self.lines) if header.match(line)), None)
         if start is None:
             return None
@@ -258,4 +287,3 @@ class _Locator:
 def _key_pattern(key: str) -> str:
     escaped = re.escape(key)
     return rf"(?:{escaped}|\"{escaped}\"|'{escaped}')"
-

@@ -50,26 +50,44 @@ class TickTrigger(BaseTrigger):
 
 def load_config(settings: Settings) -> ScheduleConfig:
     """The schedule (defaults + the file), refused with the line named if anything in it is wrong."""
-    return load_schedule(settings.schedule_path, tasks.default_timings(settings),
-                         timezone=settings.schedule_timezone, task_options=tasks.task_options())
+    return load_schedule(
+        settings.schedule_path,
+        tasks.default_timings(settings),
+        timezone=settings.schedule_timezone,
+        task_options=tasks.task_options(),
+    )
 
 
 class SchedulerService:
-    def __init__(self, db: Database, settings: Settings, *,
-                 config: ScheduleConfig | None = None, identity: str | None = None):
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        *,
+        config: ScheduleConfig | None = None,
+        identity: str | None = None,
+    ):
         self.db = db
         self.settings = settings
         self.config = config or load_config(settings)
-        self.identity = identity or f"enchant-scheduler:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.identity = (
+            identity or f"enchant-scheduler:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        )
         self._aps = BackgroundScheduler(
-            timezone=UTC, executors={"default": ThreadPoolExecutor(TASK_THREADS)},
+            timezone=UTC,
+            executors={"default": ThreadPoolExecutor(TASK_THREADS)},
             # A late tick runs once (coalesce), however late; one run of a task at a time.
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
         )
         # A session (the server itself) holds the advisory lock; behind a pooler without one, a lease row.
-        self.election = LeaderElection(db.session_url or db.url, self.identity, check_s=settings.leader_check_s,
-                                       on_elected=self._on_elected, on_deposed=self._on_deposed,
-                                       lease_only=db.session_url is None)
+        self.election = LeaderElection(
+            db.session_url or db.url,
+            self.identity,
+            check_s=settings.leader_check_s,
+            on_elected=self._on_elected,
+            on_deposed=self._on_deposed,
+            lease_only=db.session_url is None,
+        )
         self._started = False
 
     @property
@@ -77,9 +95,14 @@ class SchedulerService:
         return self.election.is_leader
 
     def start(self) -> SchedulerService:
-        log.info("scheduler %s starting: %d task(s) (%s), %d recurring job(s)%s", self.identity,
-                 len(self.config.tasks), ", ".join(f"{n} {t}" for n, t in self.config.tasks.items()),
-                 len(self.config.jobs), f" from {self.config.source}" if self.config.source else "")
+        log.info(
+            "scheduler %s starting: %d task(s) (%s), %d recurring job(s)%s",
+            self.identity,
+            len(self.config.tasks),
+            ", ".join(f"{n} {t}" for n, t in self.config.tasks.items()),
+            len(self.config.jobs),
+            f" from {self.config.source}" if self.config.source else "",
+        )
         self._aps.start()
         self.election.start()
         self._started = True
@@ -110,13 +133,27 @@ class SchedulerService:
         now = datetime.now(UTC)
         for name, timing in self.config.tasks.items():
             # Run the current tick at once (it is skipped if the previous leader ran it).
-            self._aps.add_job(self._fire_task, TickTrigger(timing), args=[name, timing], id=f"task:{name}",
-                              name=name, replace_existing=True, next_run_time=now)
+            self._aps.add_job(
+                self._fire_task,
+                TickTrigger(timing),
+                args=[name, timing],
+                id=f"task:{name}",
+                name=name,
+                replace_existing=True,
+                next_run_time=now,
+            )
         for job in self.config.jobs:
             missed = (now - job.timing.latest(now)).total_seconds()
             first = now if missed <= self.settings.recurring_grace_s else job.timing.next_after(now)
-            self._aps.add_job(self._fire_job, TickTrigger(job.timing), args=[job], id=f"job:{job.name}",
-                              name=job.name, replace_existing=True, next_run_time=first)
+            self._aps.add_job(
+                self._fire_job,
+                TickTrigger(job.timing),
+                args=[job],
+                id=f"job:{job.name}",
+                name=job.name,
+                replace_existing=True,
+                next_run_time=first,
+            )
 
     def _on_deposed(self) -> None:
         try:

@@ -56,15 +56,22 @@ def reap_leases(ctx: TaskContext) -> dict[str, Any]:
     ran = [r for r in reaped if r["started"]]
     failed = sum(1 for r in ran if r["status"] == "failed")
     if reaped:
-        log.warning("reaped %d job(s) whose worker stopped heartbeating: %d were running (%d failed for good), "
-                    "%d were held but never started (handed back without spending an attempt)",
-                    len(reaped), len(ran), failed, len(reaped) - len(ran))
+        log.warning(
+            "reaped %d job(s) whose worker stopped heartbeating: %d were running (%d failed for good), "
+            "%d were held but never started (handed back without spending an attempt)",
+            len(reaped),
+            len(ran),
+            failed,
+            len(reaped) - len(ran),
+        )
     return {"reaped": len(reaped), "failed": failed, "unstarted": len(reaped) - len(ran)}
 
 
 def create_partitions(ctx: TaskContext) -> dict[str, Any]:
     with ctx.db.connection() as conn:
-        rows = conn.execute(q("create_images_partitions"), {"ahead": ctx.settings.partitions_ahead}).fetchall()
+        rows = conn.execute(
+            q("create_images_partitions"), {"ahead": ctx.settings.partitions_ahead}
+        ).fetchall()
     return {"partitions": [r["partition"] for r in rows]}
 
 
@@ -79,8 +86,12 @@ def refresh_statistics(ctx: TaskContext) -> dict[str, Any]:
 def archive_jobs(ctx: TaskContext) -> dict[str, Any]:
     older_than_s = ctx.settings.job_retention_days * 86400
     with ctx.db.connection() as conn:
-        moved = archive_finished_jobs(conn, older_than_s=older_than_s, batch_size=ctx.settings.archive_batch_size)
-        pruned = conn.execute(q("prune_runs"), {"keep_s": ctx.settings.maintenance_runs_keep_days * 86400}).rowcount
+        moved = archive_finished_jobs(
+            conn, older_than_s=older_than_s, batch_size=ctx.settings.archive_batch_size
+        )
+        pruned = conn.execute(
+            q("prune_runs"), {"keep_s": ctx.settings.maintenance_runs_keep_days * 86400}
+        ).rowcount
     return {"archived": moved, "runs_pruned": pruned}
 
 
@@ -110,31 +121,63 @@ def expire_events(ctx: TaskContext) -> dict[str, Any]:
     with ctx.db.connection() as conn:
         deleted = rollup.expire_events(conn, before)
         pruned = conn.execute(q("prune_image_ratings")).rowcount
-    return {"retention_days": retention_days, "before": before.isoformat(), "deleted": deleted,
-            "ratings_of_deleted_images": pruned}
+    return {
+        "retention_days": retention_days,
+        "before": before.isoformat(),
+        "deleted": deleted,
+        "ratings_of_deleted_images": pruned,
+    }
 
 
-TASKS: dict[str, Task] = {t.name: t for t in (
-    Task("reap_leases", reap_leases, "return jobs whose worker stopped heartbeating to the queue (or fail them)",
-         lambda s: Every(s.reap_interval_s)),
-    Task("create_partitions", create_partitions,
-         "create the images partitions of this month and the next ENCHANT_PARTITIONS_AHEAD months",
-         lambda s: parse_every("1h")),
-    Task("refresh_statistics", refresh_statistics, "refresh the story_statistics view concurrently",
-         lambda s: parse_every("5m")),
-    Task("archive_jobs", archive_jobs,
-         "move jobs finished more than ENCHANT_JOB_RETENTION_DAYS ago into processing_jobs_history",
-         lambda s: parse_every("1h")),
-    Task("record_metrics", record_metrics,
-         "record today's (and yesterday's) story_metrics: images, GPU seconds, seconds per image, failures",
-         lambda s: parse_every("15m")),
-    Task("rollup_events", rollup_events,
-         "roll today's (and yesterday's) analytics events up into story_metrics (views, reading time, image "
-         "ratings) and images.user_rating", lambda s: parse_every("15m")),
-    Task("expire_events", expire_events,
-         "delete raw analytics events older than retention_days (whole UTC days, never unrolled ones)",
-         lambda s: parse_every("1d"), {"retention_days": rollup.DEFAULT_RETENTION_DAYS}),
-)}
+TASKS: dict[str, Task] = {
+    t.name: t
+    for t in (
+        Task(
+            "reap_leases",
+            reap_leases,
+            "return jobs whose worker stopped heartbeating to the queue (or fail them)",
+            lambda s: Every(s.reap_interval_s),
+        ),
+        Task(
+            "create_partitions",
+            create_partitions,
+            "create the images partitions of this month and the next ENCHANT_PARTITIONS_AHEAD months",
+            lambda s: parse_every("1h"),
+        ),
+        Task(
+            "refresh_statistics",
+            refresh_statistics,
+            "refresh the story_statistics view concurrently",
+            lambda s: parse_every("5m"),
+        ),
+        Task(
+            "archive_jobs",
+            archive_jobs,
+            "move jobs finished more than ENCHANT_JOB_RETENTION_DAYS ago into processing_jobs_history",
+            lambda s: parse_every("1h"),
+        ),
+        Task(
+            "record_metrics",
+            record_metrics,
+            "record today's (and yesterday's) story_metrics: images, GPU seconds, seconds per image, failures",
+            lambda s: parse_every("15m"),
+        ),
+        Task(
+            "rollup_events",
+            rollup_events,
+            "roll today's (and yesterday's) analytics events up into story_metrics (views, reading time, image "
+            "ratings) and images.user_rating",
+            lambda s: parse_every("15m"),
+        ),
+        Task(
+            "expire_events",
+            expire_events,
+            "delete raw analytics events older than retention_days (whole UTC days, never unrolled ones)",
+            lambda s: parse_every("1d"),
+            {"retention_days": rollup.DEFAULT_RETENTION_DAYS},
+        ),
+    )
+}
 
 
 def default_timings(settings: Settings) -> dict[str, Timing]:
@@ -148,8 +191,12 @@ def task_options() -> dict[str, dict[str, float]]:
 
 def schedule_options(settings: Settings, name: str) -> dict[str, float]:
     """A task's settings as configs/schedule.toml (ENCHANT_SCHEDULE_FILE) gives them."""
-    config = load_schedule(settings.schedule_path, default_timings(settings), timezone=settings.schedule_timezone,
-                           task_options=task_options())
+    config = load_schedule(
+        settings.schedule_path,
+        default_timings(settings),
+        timezone=settings.schedule_timezone,
+        task_options=task_options(),
+    )
     return config.options.get(name, {})
 
 
@@ -168,8 +215,15 @@ def enqueue_recurring(db: Database, job: RecurringJob, tick: datetime) -> dict[s
     schedulers, or leaders in turn, enqueue that tick."""
     key = f"schedule:{job.name}:{tick.astimezone(UTC).isoformat()}"
     with db.connection() as conn:
-        job_id = JobQueue(conn).enqueue(NewJob(job.job_type, dict(job.metadata), priority=job.priority,
-                                               max_attempts=job.max_attempts, idempotency_key=key))
+        job_id = JobQueue(conn).enqueue(
+            NewJob(
+                job.job_type,
+                dict(job.metadata),
+                priority=job.priority,
+                max_attempts=job.max_attempts,
+                idempotency_key=key,
+            )
+        )
     return {"job_id": str(job_id), "idempotency_key": key}
 
 
@@ -180,8 +234,9 @@ def runner_identity(role: str = "scheduler") -> str:
     return f"{role}:{socket.gethostname()}:{os.getpid()}"
 
 
-def run_claimed(db: Database, task: str, tick: datetime, action: Callable[[], dict[str, Any]], *,
-                ran_by: str) -> dict[str, Any] | None:
+def run_claimed(
+    db: Database, task: str, tick: datetime, action: Callable[[], dict[str, Any]], *, ran_by: str
+) -> dict[str, Any] | None:
     """Runs `action` if this tick of `task` is not claimed yet; records its outcome. Returns the result,
     or None when the tick was taken (by another scheduler, or run already)."""
     with db.connection() as conn:
@@ -196,11 +251,20 @@ def run_claimed(db: Database, task: str, tick: datetime, action: Callable[[], di
     return result
 
 
-def _finish(db: Database, task: str, tick: datetime, status: str, result: dict | None, error: str | None) -> None:
+def _finish(
+    db: Database, task: str, tick: datetime, status: str, result: dict | None, error: str | None
+) -> None:
     with db.connection() as conn:
-        conn.execute(q("finish_run"), {"task": task, "tick": tick, "status": status,
-                                       "result": Jsonb(result) if result is not None else None,
-                                       "error": error[:4000] if error else None})
+        conn.execute(
+            q("finish_run"),
+            {
+                "task": task,
+                "tick": tick,
+                "status": status,
+                "result": Jsonb(result) if result is not None else None,
+                "error": error[:4000] if error else None,
+            },
+        )
 
 
 def run_now(name: str, db: Database, settings: Settings) -> dict[str, Any]:

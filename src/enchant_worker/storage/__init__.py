@@ -25,8 +25,21 @@ from enchant_worker.storage.base import (
 )
 from enchant_worker.storage.local import LocalStorage
 
-__all__ = ["Storage", "StorageConfigError", "StorageUnavailable", "StoredFileMissing", "check_key", "fetch_folder",
-           "from_url", "local_copy", "parse_storage_url", "remote", "storage_for", "where", "working_folder"]
+__all__ = [
+    "Storage",
+    "StorageConfigError",
+    "StorageUnavailable",
+    "StoredFileMissing",
+    "check_key",
+    "fetch_folder",
+    "from_url",
+    "local_copy",
+    "parse_storage_url",
+    "remote",
+    "storage_for",
+    "where",
+    "working_folder",
+]
 
 VARIABLE = "ENCHANT_STORAGE_URL"
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
@@ -45,11 +58,15 @@ def parse_storage_url(url: str) -> tuple[str, str, str]:
         return "file", unquote(parts.path), ""
     if parts.scheme == "s3":
         if "@" in parts.netloc or ":" in parts.netloc:
-            raise ValueError(f"{VARIABLE}: credentials do not belong in the URL; set AWS_ACCESS_KEY_ID and "
-                             "AWS_SECRET_ACCESS_KEY (and AWS_ENDPOINT_URL for a non-AWS server)")
+            raise ValueError(
+                f"{VARIABLE}: credentials do not belong in the URL; set AWS_ACCESS_KEY_ID and "
+                "AWS_SECRET_ACCESS_KEY (and AWS_ENDPOINT_URL for a non-AWS server)"
+            )
         if not _BUCKET.match(parts.netloc):
-            raise ValueError(f"{VARIABLE}={url!r}: {parts.netloc!r} is not a bucket name (3-63 lowercase "
-                             "letters, digits, '.' or '-'); write s3://bucket/prefix")
+            raise ValueError(
+                f"{VARIABLE}={url!r}: {parts.netloc!r} is not a bucket name (3-63 lowercase "
+                "letters, digits, '.' or '-'); write s3://bucket/prefix"
+            )
         prefix = parts.path.strip("/")
         if prefix:
             try:
@@ -75,14 +92,21 @@ def from_url(url: str) -> Storage:
 
     session = boto3.session.Session()
     if session.get_credentials() is None:
-        raise StorageConfigError(f"{VARIABLE} is {url} but no S3 credentials were found: set "
-                                 "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+        raise StorageConfigError(
+            f"{VARIABLE} is {url} but no S3 credentials were found: set "
+            "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+        )
     endpoint = os.environ.get("ENCHANT_S3_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL") or None
     # Short timeouts and few retries: an outage should fail the job quickly; the queue retries it later.
-    config = Config(connect_timeout=5, read_timeout=60, retries={"max_attempts": 2, "mode": "standard"},
-                    s3={"addressing_style": "path"} if endpoint else None)
-    client = session.client("s3", endpoint_url=endpoint, region_name=session.region_name or "us-east-1",
-                            config=config)
+    config = Config(
+        connect_timeout=5,
+        read_timeout=60,
+        retries={"max_attempts": 2, "mode": "standard"},
+        s3={"addressing_style": "path"} if endpoint else None,
+    )
+    client = session.client(
+        "s3", endpoint_url=endpoint, region_name=session.region_name or "us-east-1", config=config
+    )
     from enchant_worker.storage.s3 import S3Storage
 
     return S3Storage(client, where, prefix)

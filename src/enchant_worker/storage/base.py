@@ -62,8 +62,9 @@ class Storage(Protocol):
     def delete(self, key: str) -> None:
         """Removes the object; nothing happens when there is none."""
 
-    def url_for(self, key: str, expires_s: int, *, content_type: str | None = None,
-                disposition: str | None = None) -> str | None:
+    def url_for(
+        self, key: str, expires_s: int, *, content_type: str | None = None, disposition: str | None = None
+    ) -> str | None:
         """A presigned GET URL valid for `expires_s` seconds whose answer carries these Content-Type and
         Content-Disposition headers, or None (a local folder has none)."""
 

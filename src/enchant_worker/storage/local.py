@@ -42,6 +42,7 @@ class LocalStorage:
         def copy(out):
             with open(path, "rb") as src:
                 shutil.copyfileobj(src, out, 1 << 20)
+
         self._atomic(key, copy)
 
     def get_bytes(self, key: str) -> bytes:
@@ -66,14 +67,18 @@ class LocalStorage:
 
     def list(self, prefix: str) -> list[str]:
         folder = self._path(prefix)
-        return sorted(p.relative_to(self.root).as_posix() for p in folder.rglob("*")
-                      if p.is_file() and not p.name.endswith(".partial"))
+        return sorted(
+            p.relative_to(self.root).as_posix()
+            for p in folder.rglob("*")
+            if p.is_file() and not p.name.endswith(".partial")
+        )
 
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
 
-    def url_for(self, key: str, expires_s: int, *, content_type: str | None = None,
-                disposition: str | None = None) -> str | None:
+    def url_for(
+        self, key: str, expires_s: int, *, content_type: str | None = None, disposition: str | None = None
+    ) -> str | None:
         return None
 
     def local_path(self, key: str) -> Path | None:

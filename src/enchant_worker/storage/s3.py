@@ -20,8 +20,15 @@ _CONFIG = {"NoSuchBucket", "InvalidAccessKeyId", "SignatureDoesNotMatch", "Acces
 
 
 class S3Storage:
-    def __init__(self, client, bucket: str, prefix: str = "", *, multipart_threshold: int = MULTIPART_THRESHOLD,
-                 part_size: int = PART_SIZE):
+    def __init__(
+        self,
+        client,
+        bucket: str,
+        prefix: str = "",
+        *,
+        multipart_threshold: int = MULTIPART_THRESHOLD,
+        part_size: int = PART_SIZE,
+    ):
         self.client, self.bucket, self.prefix = client, bucket, prefix.strip("/")
         self.url = f"s3://{bucket}/{self.prefix}" if self.prefix else f"s3://{bucket}"
         self.multipart_threshold, self.part_size = multipart_threshold, part_size
@@ -38,19 +45,23 @@ class S3Storage:
         try:
             yield
         except NoCredentialsError:
-            raise StorageConfigError(f"no credentials for {self.url}: set AWS_ACCESS_KEY_ID and "
-                                     "AWS_SECRET_ACCESS_KEY") from None
+            raise StorageConfigError(
+                f"no credentials for {self.url}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+            ) from None
         except ClientError as exc:
             code = str(exc.response.get("Error", {}).get("Code", ""))
             if code in _MISSING:
                 raise StoredFileMissing(f"no stored file {key}") from None
             if code in _CONFIG:
-                raise StorageConfigError(f"{self.url}: {code} ({exc}); check the bucket and the credentials "
-                                         "in AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY") from exc
+                raise StorageConfigError(
+                    f"{self.url}: {code} ({exc}); check the bucket and the credentials "
+                    "in AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY"
+                ) from exc
             raise StorageUnavailable(f"object storage {self.url} failed on {key}: {exc}") from exc
         except BotoCoreError as exc:
-            raise StorageUnavailable(f"object storage {self.url} is unreachable ({exc}); the job will be "
-                                     "retried") from exc
+            raise StorageUnavailable(
+                f"object storage {self.url} is unreachable ({exc}); the job will be retried"
+            ) from exc
 
     def put_bytes(self, key: str, data: bytes) -> None:
         with self._errors(key):
@@ -69,11 +80,13 @@ class S3Storage:
                 parts: list[dict[str, Any]] = []
                 while chunk := f.read(self.part_size):
                     number = len(parts) + 1
-                    answer = self.client.upload_part(Bucket=self.bucket, Key=full, UploadId=upload_id,
-                                                     PartNumber=number, Body=chunk)
+                    answer = self.client.upload_part(
+                        Bucket=self.bucket, Key=full, UploadId=upload_id, PartNumber=number, Body=chunk
+                    )
                     parts.append({"PartNumber": number, "ETag": answer["ETag"]})
-                self.client.complete_multipart_upload(Bucket=self.bucket, Key=full, UploadId=upload_id,
-                                                      MultipartUpload={"Parts": parts})
+                self.client.complete_multipart_upload(
+                    Bucket=self.bucket, Key=full, UploadId=upload_id, MultipartUpload={"Parts": parts}
+                )
         except BaseException:
             self._abort(full, upload_id)
             raise
@@ -112,7 +125,9 @@ class S3Storage:
         cut = len(self.prefix) + 1 if self.prefix else 0
         keys: list[str] = []
         with self._errors(prefix):
-            for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=start):
+            for page in self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=start
+            ):
                 keys.extend(item["Key"][cut:] for item in page.get("Contents", []))
         return sorted(keys)
 
@@ -120,8 +135,9 @@ class S3Storage:
         with self._errors(key):
             self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
 
-    def url_for(self, key: str, expires_s: int, *, content_type: str | None = None,
-                disposition: str | None = None) -> str | None:
+    def url_for(
+        self, key: str, expires_s: int, *, content_type: str | None = None, disposition: str | None = None
+    ) -> str | None:
         params = {"Bucket": self.bucket, "Key": self._key(key)}
         if content_type:
             params["ResponseContentType"] = content_type

@@ -46,26 +46,39 @@ _TIME_SHIFT = re.compile(r"^[\"'“‘(]*(?:" + "|".join(lx.TIME_SHIFT_OPENINGS)
 _SENTENCE_END = re.compile(r"(?<=[.!?…])[\"'”’)\]]*\s+(?=[\"'“‘(\[]?[A-Z0-9])|\n+")
 _TITLE_RE = "|".join(lx.TITLES)
 _CAP_WORD = r"[A-Z][a-z]+(?:['’-][A-Za-z]+)?"
-_NAME_RUN = re.compile(rf"\b(?=[A-Z])(?:(?P<title>{_TITLE_RE})\.?\s+)?(?P<name>{_CAP_WORD}(?:\s+{_CAP_WORD}){{0,2}})")
+_NAME_RUN = re.compile(
+    rf"\b(?=[A-Z])(?:(?P<title>{_TITLE_RE})\.?\s+)?(?P<name>{_CAP_WORD}(?:\s+{_CAP_WORD}){{0,2}})"
+)
 _WORD = re.compile(r"[A-Za-z][A-Za-z'’-]*")
 _SPEECH = "|".join(lx.SPEECH_VERBS)
-_ATTRIBUTION = re.compile(rf"(?:\b(?:{_SPEECH})\s+(?P<after>{_CAP_WORD}(?:\s+{_CAP_WORD})?)\b)|"
-                          rf"(?:(?P<before>{_CAP_WORD}(?:\s+{_CAP_WORD})?)\s+(?:{_SPEECH})\b)")
+_ATTRIBUTION = re.compile(
+    rf"(?:\b(?:{_SPEECH})\s+(?P<after>{_CAP_WORD}(?:\s+{_CAP_WORD})?)\b)|"
+    rf"(?:(?P<before>{_CAP_WORD}(?:\s+{_CAP_WORD})?)\s+(?:{_SPEECH})\b)"
+)
 _NICKNAME = re.compile(
     rf"(?P<full>{_CAP_WORD}(?:\s+{_CAP_WORD}){{0,2}}),?\s+(?:whom|who)\s+(?:everyone|everybody|they|people|"
     rf"all|the others|[a-z]+ (?:friends|family))?\s*(?:called|call|knew as|know as)\s+(?P<nick>{_CAP_WORD})"
     rf"|(?P<full2>{_CAP_WORD}(?:\s+{_CAP_WORD}){{0,2}}),?\s+(?:(?:also |better )?known as|nicknamed|"
-    rf"called)\s+(?P<nick2>{_CAP_WORD})")
-_PLACE_PREP = re.compile(rf"\b(?:in|at|into|inside|across|through|near|outside|reached|entered|toward|towards|"
-                         rf"from|to|on)\s+(?:the\s+)?(?P<place>{_CAP_WORD}(?:\s+{_CAP_WORD}){{0,2}})")
-_PLACE_NOUN = re.compile(r"\b(?:in|at|into|inside|to|toward|towards|entered|reached|across|through|on|onto|"
-                         r"outside|near|behind|up|down)\s+(?:the|a|an|her|his|their|our|my|its)\s+"
-                         r"(?:(?P<adj>[a-z]+)\s+)?(?P<noun>" + "|".join(sorted(lx.PLACE_NOUNS, key=len, reverse=True))
-                         + r")\b")
-_TRIGGER = re.compile(r"\b(?:at the (?:sight|sound|news|thought|mention|memory) of|because(?: of)?|when|"
-                      r"after|as soon as|upon (?:seeing|hearing))\s+(?P<what>[^,.;:!?\"”]{3,80})", re.IGNORECASE)
-_VERB_AFTER = re.compile(r"(?:['’]s)?\s+(?:was|had|is|has|did|could|would|felt|looked|said|knew|saw|took|came|went|"
-                         r"sat|stood|ran|made|kept|found|thought|told|got|gave|[a-z]+ed)\b")
+    rf"called)\s+(?P<nick2>{_CAP_WORD})"
+)
+_PLACE_PREP = re.compile(
+    rf"\b(?:in|at|into|inside|across|through|near|outside|reached|entered|toward|towards|"
+    rf"from|to|on)\s+(?:the\s+)?(?P<place>{_CAP_WORD}(?:\s+{_CAP_WORD}){{0,2}})"
+)
+_PLACE_NOUN = re.compile(
+    r"\b(?:in|at|into|inside|to|toward|towards|entered|reached|across|through|on|onto|"
+    r"outside|near|behind|up|down)\s+(?:the|a|an|her|his|their|our|my|its)\s+"
+    r"(?:(?P<adj>[a-z]+)\s+)?(?P<noun>" + "|".join(sorted(lx.PLACE_NOUNS, key=len, reverse=True)) + r")\b"
+)
+_TRIGGER = re.compile(
+    r"\b(?:at the (?:sight|sound|news|thought|mention|memory) of|because(?: of)?|when|"
+    r"after|as soon as|upon (?:seeing|hearing))\s+(?P<what>[^,.;:!?\"”]{3,80})",
+    re.IGNORECASE,
+)
+_VERB_AFTER = re.compile(
+    r"(?:['’]s)?\s+(?:was|had|is|has|did|could|would|felt|looked|said|knew|saw|took|came|went|"
+    r"sat|stood|ran|made|kept|found|thought|told|got|gave|[a-z]+ed)\b"
+)
 _CAP_TOKEN = re.compile(r"\b[A-Z][A-Za-z]*")
 _SPEECH_AFTER = re.compile(r"\s+(?:" + _SPEECH + r")\b")
 _NOTE_WORDS = lx.FACE_WORDS | lx.BODY_WORDS
@@ -103,7 +116,14 @@ class _Scene:
 class BuiltinAnalyzer:
     name = NAME
     version = VERSION
-    capabilities: tuple[str, ...] = ("scene_segmentation", "characters", "aliases", "locations", "emotions", "dialogue")
+    capabilities: tuple[str, ...] = (
+        "scene_segmentation",
+        "characters",
+        "aliases",
+        "locations",
+        "emotions",
+        "dialogue",
+    )
 
     def analyze_chapter(self, text: str, options: ProcessingOptions | None = None) -> ChapterAnalysis:
         options = options or ProcessingOptions()
@@ -111,7 +131,9 @@ class BuiltinAnalyzer:
         # 1-2. Scenes
         scenes = segment(text)
         if len(scenes) > options.max_scenes:
-            notes.append(f"{len(scenes)} scenes found; the last ones were merged to keep {options.max_scenes}")
+            notes.append(
+                f"{len(scenes)} scenes found; the last ones were merged to keep {options.max_scenes}"
+            )
             last = scenes[options.max_scenes - 1]
             last.end = scenes[-1].end
             scenes = scenes[: options.max_scenes]
@@ -122,7 +144,7 @@ class BuiltinAnalyzer:
         locations: dict[str, LocationInfo] = {}
         sentences: list[str] = []
         for number, scene in enumerate(scenes, start=1):
-            body = text[scene.start: scene.end]
+            body = text[scene.start : scene.end]
             analysis, scene_sentences = self._scene(number, scene, body, resolver, locations)
             analyses.append(analysis)
             sentences += scene_sentences
@@ -136,8 +158,14 @@ class BuiltinAnalyzer:
         resolver = NameResolver.from_text(text, (options or ProcessingOptions()).known_characters)
         return self._scene(1, _Scene(0, len(text), "start"), text, resolver, {})[0]
 
-    def _scene(self, number: int, scene: _Scene, body: str, resolver: NameResolver,
-               locations: dict[str, LocationInfo]) -> tuple[SceneAnalysis, list[str]]:
+    def _scene(
+        self,
+        number: int,
+        scene: _Scene,
+        body: str,
+        resolver: NameResolver,
+        locations: dict[str, LocationInfo],
+    ) -> tuple[SceneAnalysis, list[str]]:
         sentences = split_sentences(body)
         mentions = [resolver.mentioned(s) for s in sentences]
         present: list[str] = []
@@ -153,8 +181,19 @@ class BuiltinAnalyzer:
         tone = _tone(sentences, emotions)
         summary = _summary(sentences, mentions)
         title = _title(present, place, summary)
-        return SceneAnalysis(number, scene.start, scene.end, body, title, summary, tone, place, present, emotions,
-                             scene.break_kind), sentences
+        return SceneAnalysis(
+            number,
+            scene.start,
+            scene.end,
+            body,
+            title,
+            summary,
+            tone,
+            place,
+            present,
+            emotions,
+            scene.break_kind,
+        ), sentences
 
 
 # -- 1-2. segmentation ---------------------------------------------------------------------------
@@ -175,7 +214,9 @@ def paragraphs(text: str) -> list[_Paragraph]:
             lead = len(chunk) - len(chunk.lstrip())
             start = position + lead
             stripped = chunk.strip()
-            found.append(_Paragraph(start, start + len(stripped), stripped, bool(_EXPLICIT_BREAK.match(stripped))))
+            found.append(
+                _Paragraph(start, start + len(stripped), stripped, bool(_EXPLICIT_BREAK.match(stripped)))
+            )
         if match:
             position = match.end()
     return found
@@ -198,11 +239,17 @@ def segment(text: str) -> list[_Scene]:
         if current is not None and shift and words >= MIN_SCENE_WORDS_FOR_IMPLICIT_BREAK:
             scenes.append(current)
             current = None
-            pending_break = "place" if shift.group(0).lower().lstrip("\"'“‘(").startswith(
-                ("back", "across", "elsewhere")) else "time"
+            pending_break = (
+                "place"
+                if shift.group(0).lower().lstrip("\"'“‘(").startswith(("back", "across", "elsewhere"))
+                else "time"
+            )
         if current is None:
-            current = _Scene(paragraph.start, paragraph.end, pending_break if scenes or pending_break != "explicit"
-                             else "start")
+            current = _Scene(
+                paragraph.start,
+                paragraph.end,
+                pending_break if scenes or pending_break != "explicit" else "start",
+            )
             if not scenes:
                 current.break_kind = "start"
             words = 0
@@ -238,14 +285,19 @@ class NameResolver:
                 for part in (words[0], words[-1]):
                     if part not in lx.NOT_NAMES and part not in lx.TITLES:
                         parts[part].add(name)
-        self.implicit = {part: next(iter(names)) for part, names in parts.items()
-                         if len(names) == 1 and part not in self.lookup}
+        self.implicit = {
+            part: next(iter(names))
+            for part, names in parts.items()
+            if len(names) == 1 and part not in self.lookup
+        }
         self.lookup.update(self.implicit)
         self.titles = titles
         self.used: Counter[tuple[str, str]] = Counter()
         self.mentions: Counter[str] = Counter()
         forms = sorted(self.lookup, key=len, reverse=True)
-        self._pattern = (re.compile(r"\b(" + "|".join(map(re.escape, forms)) + r")(?:['’]s)?\b") if forms else None)
+        self._pattern = (
+            re.compile(r"\b(" + "|".join(map(re.escape, forms)) + r")(?:['’]s)?\b") if forms else None
+        )
         self._first_words = {m.group(0) for form in forms if (m := _CAP_TOKEN.match(form))}
 
     @classmethod
@@ -255,20 +307,29 @@ class NameResolver:
         accepted = {s: c for s, c in candidates.items() if _is_name(c, s in known_forms)}
         # a name seen at a place ("in Marrow", "at Thornfield Hall") is a place unless attributed speech says otherwise
         places = {m.group("place") for m in _PLACE_PREP.finditer(text)}
-        accepted = {s: c for s, c in accepted.items()
-                    if s in known_forms or not (s in places and c.strong <= text.count(s) // 2)
-                    and not (s.split()[-1] in lx.PLACE_SUFFIXES and c.subject == 0 and c.title is None)}
+        accepted = {
+            s: c
+            for s, c in accepted.items()
+            if s in known_forms
+            or not (s in places and c.strong <= text.count(s) // 2)
+            and not (s.split()[-1] in lx.PLACE_SUFFIXES and c.subject == 0 and c.title is None)
+        }
         canon: dict[str, list[str]] = {k.name: list(k.aliases) for k in known}
         titles: dict[str, str] = {}
         nick_of = {}
         for match in _NICKNAME.finditer(text):
-            full, nick = match.group("full") or match.group("full2"), match.group("nick") or match.group("nick2")
+            full, nick = (
+                match.group("full") or match.group("full2"),
+                match.group("nick") or match.group("nick2"),
+            )
             if full and nick and full != nick:
                 nick_of[nick] = full
         # 1. Multi-word names first: they are canonical unless they extend a known name. A bare title
         #    ("the Queen") waits for step 3.
         bare_titles = [s for s in accepted if s in lx.TITLES]
-        order = sorted((s for s in accepted if s not in lx.TITLES), key=lambda s: (-len(s.split()), accepted[s].first_at))
+        order = sorted(
+            (s for s in accepted if s not in lx.TITLES), key=lambda s: (-len(s.split()), accepted[s].first_at)
+        )
         for surface in order:
             candidate = accepted[surface]
             target = _merge_target(surface, candidate.title, canon, known_forms, nick_of)
@@ -299,8 +360,11 @@ class NameResolver:
         found: list[str] = []
         for match in self._pattern.finditer(sentence):
             surface = match.group(1)
-            if surface in lx.COMMON_WORD_NAMES and not _mid_sentence(sentence, match.start()) and \
-                    not _SPEECH_AFTER.match(sentence, match.end()):
+            if (
+                surface in lx.COMMON_WORD_NAMES
+                and not _mid_sentence(sentence, match.start())
+                and not _SPEECH_AFTER.match(sentence, match.end())
+            ):
                 continue
             name = self.lookup[surface]
             if record:
@@ -321,8 +385,11 @@ class NameResolver:
                 continue  # a known character absent from this chapter
             used = [p for p, n in self.implicit.items() if n == name and self.used[(name, p)]]
             forms = [name, *aliases, *used]
-            infos.append(CharacterInfo(name, sorted(set(aliases) | set(used)), _appearance(described, forms),
-                                       self.mentions[name]))
+            infos.append(
+                CharacterInfo(
+                    name, sorted(set(aliases) | set(used)), _appearance(described, forms), self.mentions[name]
+                )
+            )
         return infos
 
 
@@ -332,8 +399,10 @@ def _candidates(text: str) -> dict[str, _Candidate]:
         words = match.group("name").split()
         offset = match.start("name")
         # drop leading words that are not names ("When Elena" -> "Elena"); cut at the first non-name word
-        while words and (words[0] in lx.NOT_NAMES or (words[0].lower() in lx.CUE_EMOTION
-                                                     and words[0] not in lx.COMMON_WORD_NAMES)):
+        while words and (
+            words[0] in lx.NOT_NAMES
+            or (words[0].lower() in lx.CUE_EMOTION and words[0] not in lx.COMMON_WORD_NAMES)
+        ):
             offset += len(words[0]) + 1
             words = words[1:]
         kept: list[str] = []
@@ -381,13 +450,22 @@ def _is_name(candidate: _Candidate, known: bool) -> bool:
         return candidate.strong >= 1 and (known or candidate.strong >= 2 or candidate.title is not None)
     if known:
         return True
-    return (candidate.strong >= 2 or (candidate.strong >= 1 and candidate.weak >= 1) or candidate.title is not None
-            or (candidate.words >= 2 and candidate.strong + candidate.weak >= 1)
-            or (candidate.subject >= 1 and candidate.strong + candidate.weak >= 2))
+    return (
+        candidate.strong >= 2
+        or (candidate.strong >= 1 and candidate.weak >= 1)
+        or candidate.title is not None
+        or (candidate.words >= 2 and candidate.strong + candidate.weak >= 1)
+        or (candidate.subject >= 1 and candidate.strong + candidate.weak >= 2)
+    )
 
 
-def _merge_target(surface: str, title: str | None, canon: dict[str, list[str]], known_forms: dict[str, str],
-                  nick_of: dict[str, str]) -> str | None:
+def _merge_target(
+    surface: str,
+    title: str | None,
+    canon: dict[str, list[str]],
+    known_forms: dict[str, str],
+    nick_of: dict[str, str],
+) -> str | None:
     if surface in known_forms:
         return known_forms[surface]
     if surface in canon:
@@ -414,7 +492,7 @@ def _merge_target(surface: str, title: str | None, canon: dict[str, list[str]], 
 
 def _mid_sentence(text: str, offset: int) -> bool:
     """Whether the word at `offset` cannot be a sentence's first word."""
-    before = text[max(0, offset - 4): offset]
+    before = text[max(0, offset - 4) : offset]
     stripped = before.rstrip(" \t")
     if not stripped or stripped.endswith(("\n",)):
         return False
@@ -438,8 +516,10 @@ def _appearance(sentences: list[str], forms: list[str]) -> str | None:
     if not sentences:
         return None
     text = "\n".join(sentences)
-    pattern = re.compile(r"\b(?:" + "|".join(map(re.escape, forms)) + r")\b(?:,\s+(?P<appos>an?\s+[^,.;]{4,120}?),|"
-                         r"\s+(?:was|had|wore|has|is|stood)\s+(?P<desc>[^.;!?]{4,160}))")
+    pattern = re.compile(
+        r"\b(?:" + "|".join(map(re.escape, forms)) + r")\b(?:,\s+(?P<appos>an?\s+[^,.;]{4,120}?),|"
+        r"\s+(?:was|had|wore|has|is|stood)\s+(?P<desc>[^.;!?]{4,160}))"
+    )
     found: list[str] = []
     for match in pattern.finditer(text):
         phrase = (match.group("appos") or match.group("desc") or "").strip()
@@ -466,11 +546,23 @@ def _location(body: str, sentences: list[str], resolver: NameResolver) -> tuple[
             while words and words[0] in lx.NOT_NAMES and words[0] not in lx.PLACE_SUFFIXES:
                 words = words[1:]
             place = " ".join(words)
-            if not place or place in names or any(w in lx.NOT_NAMES and w not in lx.PLACE_SUFFIXES for w in words):
+            if (
+                not place
+                or place in names
+                or any(w in lx.NOT_NAMES and w not in lx.PLACE_SUFFIXES for w in words)
+            ):
                 continue
             if place.split()[-1] in lx.PLACE_SUFFIXES:
                 counts[place] += 3
-            elif match.group(0).split()[0] in ("in", "at", "inside", "reached", "entered", "across", "through"):
+            elif match.group(0).split()[0] in (
+                "in",
+                "at",
+                "inside",
+                "reached",
+                "entered",
+                "across",
+                "through",
+            ):
                 counts[place] += 2
             else:
                 continue
@@ -478,8 +570,14 @@ def _location(body: str, sentences: list[str], resolver: NameResolver) -> tuple[
         for match in _PLACE_NOUN.finditer(sentence):
             adj = match.group("adj")
             noun = match.group("noun")
-            place = f"the {adj} {noun}" if adj and adj not in ("old", "other", "same", "whole", "very") and \
-                adj.isalpha() and adj not in lx.CUE_EMOTION else f"the {noun}"
+            place = (
+                f"the {adj} {noun}"
+                if adj
+                and adj not in ("old", "other", "same", "whole", "very")
+                and adj.isalpha()
+                and adj not in lx.CUE_EMOTION
+                else f"the {noun}"
+            )
             counts[place] += 1
             first_sentence.setdefault(place, sentence)
     if not counts:
@@ -533,9 +631,17 @@ def _emotions(sentences: list[str], mentions: list[list[str]], present: list[str
         intensity = round(min(1.0, max(0.05, intensity)), 2)
         secondary = {e: round(min(1.0, s / total), 2) for e, s in counter.most_common() if e != primary}
         trigger = _TRIGGER.search(strongest[name][1])
-        readings.append(EmotionReading(name, primary, intensity, secondary,
-                                       [_short(trigger.group("what"), NOTE_MAX_WORDS)] if trigger else [],
-                                       face.get(name), body.get(name)))
+        readings.append(
+            EmotionReading(
+                name,
+                primary,
+                intensity,
+                secondary,
+                [_short(trigger.group("what"), NOTE_MAX_WORDS)] if trigger else [],
+                face.get(name),
+                body.get(name),
+            )
+        )
     return readings
 
 

@@ -57,7 +57,7 @@ def read_epub(data: bytes, name: str = "the EPUB"):
                 notes.append(f"skipped spine item {item.get_name()} ({words} words, no heading)")
             continue
         if heading is not None and text.startswith(heading):
-            text = text[len(heading):].lstrip("\n")
+            text = text[len(heading) :].lstrip("\n")
         chapter_title = heading or toc_titles.get(item.get_name().split("#")[0])
         chapters.append(Chapter(len(chapters) + 1, chapter_title, text, f"spine item {item.get_name()}"))
     if not chapters:
@@ -77,13 +77,17 @@ def _check_container(data: bytes, name: str) -> None:
     if "META-INF/container.xml" not in names:
         raise UnreadableBook(f"{name} is a zip but not an EPUB: it has no META-INF/container.xml")
     if "META-INF/rights.xml" in names:
-        raise UnreadableBook(f"{name} is DRM-protected (META-INF/rights.xml); only DRM-free EPUBs can be read")
+        raise UnreadableBook(
+            f"{name} is DRM-protected (META-INF/rights.xml); only DRM-free EPUBs can be read"
+        )
     if "META-INF/encryption.xml" in names:
         encrypted = _encrypted_uris(archive.read("META-INF/encryption.xml"))
         content = [u for u in encrypted if not u.lower().endswith(_FONT_SUFFIXES)]
         if content:
-            raise UnreadableBook(f"{name} is DRM-protected: {len(content)} content file(s) are encrypted "
-                                 f"(e.g. {content[0]}); only DRM-free EPUBs can be read")
+            raise UnreadableBook(
+                f"{name} is DRM-protected: {len(content)} content file(s) are encrypted "
+                f"(e.g. {content[0]}); only DRM-free EPUBs can be read"
+            )
 
 
 def _encrypted_uris(xml: bytes) -> list[str]:

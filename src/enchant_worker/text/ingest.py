@@ -35,16 +35,28 @@ TITLE_PREAMBLE_MAX_CHARS = 120
 MIN_EPUB_ITEM_WORDS = 20  # spine items shorter than this without a heading (cover, title page) are skipped
 FORMATS = ("text", "markdown", "epub")
 
-_NUMBER_WORDS = ("one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|"
-                 "sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty")
+_NUMBER_WORDS = (
+    "one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|"
+    "sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty"
+)
 _CHAPTER_HEADING = re.compile(
     rf"^[ \t]*(?:chapter|chap\.)[ \t]+(?P<num>\d+|[ivxlcdm]+|(?:{_NUMBER_WORDS})(?:[- ](?:{_NUMBER_WORDS}))?)\b"
     r"[ \t]*[.:\-–—]?[ \t]*(?P<rest>.*?)[ \t]*$",
-    re.IGNORECASE)
-_NAMED_HEADING = re.compile(r"^[ \t]*(?P<name>prologue|epilogue|interlude|afterword|foreword)\b[ \t]*[.:\-–—]?"
-                            r"[ \t]*(?P<rest>.*?)[ \t]*$", re.IGNORECASE)
+    re.IGNORECASE,
+)
+_NAMED_HEADING = re.compile(
+    r"^[ \t]*(?P<name>prologue|epilogue|interlude|afterword|foreword)\b[ \t]*[.:\-–—]?"
+    r"[ \t]*(?P<rest>.*?)[ \t]*$",
+    re.IGNORECASE,
+)
 _MARKDOWN_HEADING = re.compile(r"^(?P<level>#{1,6})[ \t]+(?P<title>.+?)[ \t#]*$")
-_SUFFIX_FORMATS = {".md": "markdown", ".markdown": "markdown", ".epub": "epub", ".txt": "text", ".text": "text"}
+_SUFFIX_FORMATS = {
+    ".md": "markdown",
+    ".markdown": "markdown",
+    ".epub": "epub",
+    ".txt": "text",
+    ".text": "text",
+}
 
 
 @dataclass(frozen=True)
@@ -73,10 +85,17 @@ class Book:
     notes: list[str] = field(default_factory=list)  # what the reader decided (encodings, skipped items)
 
     def report(self) -> dict:
-        return {"title": self.title, "format": self.format, "encoding": self.encoding,
-                "source_hash": self.source_hash, "notes": list(self.notes),
-                "chapters": [{"number": c.number, "title": c.title, "words": c.words, "source": c.source}
-                             for c in self.chapters]}
+        return {
+            "title": self.title,
+            "format": self.format,
+            "encoding": self.encoding,
+            "source_hash": self.source_hash,
+            "notes": list(self.notes),
+            "chapters": [
+                {"number": c.number, "title": c.title, "words": c.words, "source": c.source}
+                for c in self.chapters
+            ],
+        }
 
 
 def read_file(path: Path | str, *, max_bytes: int = DEFAULT_MAX_BYTES, fmt: str | None = None) -> Book:
@@ -86,8 +105,10 @@ def read_file(path: Path | str, *, max_bytes: int = DEFAULT_MAX_BYTES, fmt: str 
         raise UnreadableBook(f"{path}: no such file")
     size = path.stat().st_size
     if size > max_bytes:
-        raise BookTooLarge(f"{path.name} is {size:,} bytes; the ingest limit is {max_bytes:,} bytes "
-                           "(ENCHANT_INGEST_MAX_BYTES); split the book or raise the limit")
+        raise BookTooLarge(
+            f"{path.name} is {size:,} bytes; the ingest limit is {max_bytes:,} bytes "
+            "(ENCHANT_INGEST_MAX_BYTES); split the book or raise the limit"
+        )
     return read_book(path.read_bytes(), filename=path.name, max_bytes=max_bytes, fmt=fmt)
 
 
@@ -97,19 +118,25 @@ def read_limited(stream: IO[bytes], max_bytes: int, name: str = "the upload") ->
     while chunk := stream.read(1 << 20):
         total += len(chunk)
         if total > max_bytes:
-            raise BookTooLarge(f"{name} is larger than the ingest limit of {max_bytes:,} bytes "
-                               "(ENCHANT_INGEST_MAX_BYTES); split the book or raise the limit")
+            raise BookTooLarge(
+                f"{name} is larger than the ingest limit of {max_bytes:,} bytes "
+                "(ENCHANT_INGEST_MAX_BYTES); split the book or raise the limit"
+            )
         chunks.append(chunk)
     return b"".join(chunks)
 
 
-def read_book(data: bytes, *, filename: str = "", max_bytes: int = DEFAULT_MAX_BYTES, fmt: str | None = None) -> Book:
+def read_book(
+    data: bytes, *, filename: str = "", max_bytes: int = DEFAULT_MAX_BYTES, fmt: str | None = None
+) -> Book:
     """A book from bytes. `fmt` ('text', 'markdown', 'epub') overrides the detection."""
     name = filename or "the file"
     # 1. Size
     if len(data) > max_bytes:
-        raise BookTooLarge(f"{name} is {len(data):,} bytes; the ingest limit is {max_bytes:,} bytes "
-                           "(ENCHANT_INGEST_MAX_BYTES); split the book or raise the limit")
+        raise BookTooLarge(
+            f"{name} is {len(data):,} bytes; the ingest limit is {max_bytes:,} bytes "
+            "(ENCHANT_INGEST_MAX_BYTES); split the book or raise the limit"
+        )
     if not data.strip():
         raise UnreadableBook(f"{name} is empty: there is no text to ingest")
     # 2. Format
@@ -130,21 +157,32 @@ def read_book(data: bytes, *, filename: str = "", max_bytes: int = DEFAULT_MAX_B
     fmt = fmt or ("markdown" if _looks_markdown(text) else "text")
     # 4. Chapters
     title, chapters, more = split_chapters(text, markdown=fmt == "markdown")
-    return Book(title or (Path(filename).stem.replace("_", " ").strip() or None), fmt, encoding, chapters,
-                source_hash, notes + more)
+    return Book(
+        title or (Path(filename).stem.replace("_", " ").strip() or None),
+        fmt,
+        encoding,
+        chapters,
+        source_hash,
+        notes + more,
+    )
 
 
 def decode(data: bytes, name: str = "the file") -> tuple[str, str, list[str]]:
     """(text, encoding, notes): `data` as NFC text with `\\n` line ends; UnreadableBook for binary data."""
-    for bom, codec in ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF32_LE, "utf-32"),
-                       (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF16_LE, "utf-16"),
-                       (codecs.BOM_UTF16_BE, "utf-16")):
+    for bom, codec in (
+        (codecs.BOM_UTF8, "utf-8-sig"),
+        (codecs.BOM_UTF32_LE, "utf-32"),
+        (codecs.BOM_UTF32_BE, "utf-32"),
+        (codecs.BOM_UTF16_LE, "utf-16"),
+        (codecs.BOM_UTF16_BE, "utf-16"),
+    ):
         if data.startswith(bom):
             try:
                 return _normal(data.decode(codec)), codec, []
             except UnicodeDecodeError as exc:
-                raise UnreadableBook(f"{name} starts with a {codec} byte-order mark but is not {codec} "
-                                     f"(byte {exc.start})") from None
+                raise UnreadableBook(
+                    f"{name} starts with a {codec} byte-order mark but is not {codec} (byte {exc.start})"
+                ) from None
     _refuse_binary(data, name)
     try:
         return _normal(data.decode("utf-8")), "utf-8", []
@@ -155,8 +193,11 @@ def decode(data: bytes, name: str = "the file") -> tuple[str, str, list[str]]:
     bad = [line for line in lines if not _is_utf8(line)]
     legacy = _guess_legacy(b"".join(bad))
     out = [line.decode("utf-8") if _is_utf8(line) else line.decode(legacy) for line in lines]
-    note = (f"{len(bad)} of {len(lines)} lines were not UTF-8 and were read as {legacy}"
-            if len(bad) < len(lines) else f"the file is not UTF-8; read as {legacy}")
+    note = (
+        f"{len(bad)} of {len(lines)} lines were not UTF-8 and were read as {legacy}"
+        if len(bad) < len(lines)
+        else f"the file is not UTF-8; read as {legacy}"
+    )
     return _normal("".join(out)), legacy if len(bad) == len(lines) else f"utf-8+{legacy}", [note]
 
 
@@ -194,12 +235,16 @@ def _refuse_binary(data: bytes, name: str) -> None:
     sample = data[:BINARY_SAMPLE_BYTES]
     nul = sample.find(b"\x00")
     if nul >= 0:
-        raise UnreadableBook(f"{name} looks binary (a NUL byte at offset {nul}), not a book; "
-                             "give plain text, Markdown or an EPUB")
+        raise UnreadableBook(
+            f"{name} looks binary (a NUL byte at offset {nul}), not a book; "
+            "give plain text, Markdown or an EPUB"
+        )
     controls = sum(1 for b in sample if b < 32 and b not in (9, 10, 12, 13))
     if controls > BINARY_CONTROL_RATIO * len(sample):
-        raise UnreadableBook(f"{name} looks binary ({controls} control bytes in its first {len(sample):,}), "
-                             "not a book; give plain text, Markdown or an EPUB")
+        raise UnreadableBook(
+            f"{name} looks binary ({controls} control bytes in its first {len(sample):,}), "
+            "not a book; give plain text, Markdown or an EPUB"
+        )
 
 
 def _normal(text: str) -> str:
@@ -208,7 +253,8 @@ def _normal(text: str) -> str:
 
 def _looks_markdown(text: str) -> bool:
     return sum(1 for line in text.split("\n") if _MARKDOWN_HEADING.match(line)) >= 1 and not any(
-        _CHAPTER_HEADING.match(line) for line in text.split("\n")[:2000] if len(line) <= MAX_HEADING_CHARS)
+        _CHAPTER_HEADING.match(line) for line in text.split("\n")[:2000] if len(line) <= MAX_HEADING_CHARS
+    )
 
 
 def split_chapters(text: str, *, markdown: bool = False) -> tuple[str | None, list[Chapter], list[str]]:
@@ -220,22 +266,35 @@ def split_chapters(text: str, *, markdown: bool = False) -> tuple[str | None, li
     notes: list[str] = []
     if not headings:
         body = text.strip("\n")
-        return None, [Chapter(1, None, body, "whole file (no chapter headings found)")], [
-            "no chapter headings found: the whole text is one chapter"]
+        return (
+            None,
+            [Chapter(1, None, body, "whole file (no chapter headings found)")],
+            ["no chapter headings found: the whole text is one chapter"],
+        )
     title = None
     preamble = [line for line in lines[: headings[0][0]] if line.strip()]
     chapters: list[Chapter] = []
     if preamble:
-        if len(preamble) <= TITLE_PREAMBLE_MAX_LINES and all(len(p) <= TITLE_PREAMBLE_MAX_CHARS for p in preamble):
+        if len(preamble) <= TITLE_PREAMBLE_MAX_LINES and all(
+            len(p) <= TITLE_PREAMBLE_MAX_CHARS for p in preamble
+        ):
             title = _strip_markdown(preamble[0].strip())
-            notes.append(f"the lines before the first heading were taken as the title: {' / '.join(preamble)}")
+            notes.append(
+                f"the lines before the first heading were taken as the title: {' / '.join(preamble)}"
+            )
         else:
-            chapters.append(Chapter(1, "Opening", "\n".join(lines[: headings[0][0]]).strip("\n"),
-                                    "text before the first heading"))
+            chapters.append(
+                Chapter(
+                    1,
+                    "Opening",
+                    "\n".join(lines[: headings[0][0]]).strip("\n"),
+                    "text before the first heading",
+                )
+            )
             notes.append("the text before the first heading became the chapter 'Opening'")
     for k, (start, heading) in enumerate(headings):
         end = headings[k + 1][0] if k + 1 < len(headings) else len(lines)
-        body = "\n".join(lines[start + 1: end]).strip("\n")
+        body = "\n".join(lines[start + 1 : end]).strip("\n")
         chapters.append(Chapter(len(chapters) + 1, heading, body, f"heading at line {start + 1}"))
     empty = [c.number for c in chapters if not c.text.strip()]
     if empty:

@@ -41,8 +41,10 @@ MAX_CHARACTERS = 8
 PROMPT_RESERVE_TOKENS = 400  # instructions and the answer's description around the scene text
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 INTENSITY = {"low": 0.25, "medium": 0.55, "high": 0.85}
-SYSTEM = ("You read a scene of a novel and answer with JSON only: a one-sentence visual summary, the "
-          "scene's emotional tone, and for each character present their dominant emotion and its intensity.")
+SYSTEM = (
+    "You read a scene of a novel and answer with JSON only: a one-sentence visual summary, the "
+    "scene's emotional tone, and for each character present their dominant emotion and its intensity."
+)
 
 
 @dataclass
@@ -70,8 +72,15 @@ _lock = threading.Lock()
 class LlmAnalyzer:
     name = NAME
     version = "1"
-    capabilities: tuple[str, ...] = ("scene_segmentation", "characters", "aliases", "locations", "emotions", "summaries",
-                    "custom_fields")
+    capabilities: tuple[str, ...] = (
+        "scene_segmentation",
+        "characters",
+        "aliases",
+        "locations",
+        "emotions",
+        "summaries",
+        "custom_fields",
+    )
 
     def __init__(self, spec: TextModelSpec, device: str = "auto"):
         self.spec = spec
@@ -108,13 +117,16 @@ class LlmAnalyzer:
             import torch
             from transformers import AutoModelForCausalLM, AutoTokenizer
 
-            device = self.device if self.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+            device = (
+                self.device if self.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+            )
             try:
                 tokenizer = AutoTokenizer.from_pretrained(self.spec.path, local_files_only=True)
                 model = AutoModelForCausalLM.from_pretrained(self.spec.path, local_files_only=True)
             except (OSError, ValueError) as exc:
-                raise AnalyzerUnavailable(f"text model {self.spec.name!r} cannot be loaded from {self.spec.path}: "
-                                          f"{exc}") from None
+                raise AnalyzerUnavailable(
+                    f"text model {self.spec.name!r} cannot be loaded from {self.spec.path}: {exc}"
+                ) from None
             model.to(device).eval()  # type: ignore[arg-type]
             context = int(getattr(model.config, "max_position_embeddings", 2048) or 2048)
             loaded = _Loaded(tokenizer, model, enforcer_tokenizer_data(tokenizer), device, context)
@@ -123,16 +135,19 @@ class LlmAnalyzer:
 
     # -- one scene -------------------------------------------------------------------------------
 
-    def _analyse_scene(self, loaded: _Loaded, scene: SceneAnalysis, options: ProcessingOptions,
-                       notes: list[str]) -> None:
+    def _analyse_scene(
+        self, loaded: _Loaded, scene: SceneAnalysis, options: ProcessingOptions, notes: list[str]
+    ) -> None:
         schema = scene_schema(scene.characters, options.custom_fields)
         budget = max(64, loaded.context - token_budget(schema) - PROMPT_RESERVE_TOKENS)
         answers = []
         for chunk in _chunks(loaded.tokenizer, scene.text, budget):
             answer = self._generate(loaded, chunk, schema)
             if answer is None:
-                notes.append(f"scene {scene.number}: the model's output was cut at {token_budget(schema)} tokens; "
-                             "builtin's reading kept for that part")
+                notes.append(
+                    f"scene {scene.number}: the model's output was cut at {token_budget(schema)} tokens; "
+                    "builtin's reading kept for that part"
+                )
             else:
                 answers.append(answer)
         if answers:
@@ -142,7 +157,9 @@ class LlmAnalyzer:
         return json_completion(self, loaded, SYSTEM, f"{_describe(schema)}\n\nScene:\n{text}", schema)
 
 
-def json_completion(analyzer: LlmAnalyzer, loaded: _Loaded, system: str, user: str, schema: dict) -> dict | None:
+def json_completion(
+    analyzer: LlmAnalyzer, loaded: _Loaded, system: str, user: str, schema: dict
+) -> dict | None:
     """The model's answer to a chat (system, user) as a JSON object of `schema` (constrained decoding), or
     None when it is cut at the token limit. Counts tokens and time in `analyzer.stats`."""
     import torch
@@ -152,19 +169,25 @@ def json_completion(analyzer: LlmAnalyzer, loaded: _Loaded, system: str, user: s
     messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
     prompt = loaded.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     inputs = loaded.tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(loaded.device)
-    config = CharacterLevelParserConfig(max_consecutive_whitespaces=MAX_WHITESPACE, force_json_field_order=True)
+    config = CharacterLevelParserConfig(
+        max_consecutive_whitespaces=MAX_WHITESPACE, force_json_field_order=True
+    )
     enforcer = TokenEnforcer(loaded.tokenizer_data, JsonSchemaParser(schema, config=config))
 
     def allowed(batch_id: int, sequence) -> list[int]:
         return enforcer.get_allowed_tokens(sequence.tolist()).allowed_tokens
+
     room = loaded.context - int(inputs["input_ids"].shape[1])
     started = time.perf_counter()
     with torch.inference_mode():
-        out = loaded.model.generate(**inputs, max_new_tokens=max(1, min(token_budget(schema), room)),
-                                    do_sample=False,
-                                    prefix_allowed_tokens_fn=allowed,
-                                    pad_token_id=loaded.tokenizer.pad_token_id or loaded.tokenizer.eos_token_id)
-    new = out[0, inputs["input_ids"].shape[1]:]
+        out = loaded.model.generate(
+            **inputs,
+            max_new_tokens=max(1, min(token_budget(schema), room)),
+            do_sample=False,
+            prefix_allowed_tokens_fn=allowed,
+            pad_token_id=loaded.tokenizer.pad_token_id or loaded.tokenizer.eos_token_id,
+        )
+    new = out[0, inputs["input_ids"].shape[1] :]
     analyzer.stats.seconds += time.perf_counter() - started
     analyzer.stats.tokens += int(new.shape[0])
     analyzer.stats.outputs += 1
@@ -205,11 +228,15 @@ def _describe(schema: dict[str, Any]) -> str:
     """The answer's shape in a few words (the constraint enforces the details)."""
     props = schema["properties"]
     names = props["characters"].get("items", {}).get("properties", {}).get("name", {}).get("enum", [])
-    parts = ["Answer with a JSON object: summary (one sentence), emotional_tone "
-             f"({', '.join(props['emotional_tone']['enum'])})"]
+    parts = [
+        "Answer with a JSON object: summary (one sentence), emotional_tone "
+        f"({', '.join(props['emotional_tone']['enum'])})"
+    ]
     if names:
-        parts.append(f"characters: for each of {', '.join(names)}: name, emotion "
-                     f"({', '.join(lx.EMOTION_CUES)}), intensity (low, medium, high)")
+        parts.append(
+            f"characters: for each of {', '.join(names)}: name, emotion "
+            f"({', '.join(lx.EMOTION_CUES)}), intensity (low, medium, high)"
+        )
     if "custom_fields" in props:
         parts.append(f"custom_fields: {', '.join(props['custom_fields']['properties'])}")
     return "; ".join(parts) + "."
@@ -261,8 +288,11 @@ def _field_schemas(custom_fields, applies_to: str) -> dict[str, Any] | None:
         elif kind == "boolean":
             fields[custom["name"]] = {"type": "boolean"}
         elif kind == "array":
-            fields[custom["name"]] = {"type": "array", "maxItems": 3,
-                                      "items": {"type": "string", "maxLength": TEXT_VALUE_MAX_CHARS}}
+            fields[custom["name"]] = {
+                "type": "array",
+                "maxItems": 3,
+                "items": {"type": "string", "maxLength": TEXT_VALUE_MAX_CHARS},
+            }
     if not fields:
         return None
     return {"type": "object", "properties": fields, "required": sorted(fields), "additionalProperties": False}
@@ -274,7 +304,8 @@ def scene_schema(characters: list[str], custom_fields=()) -> dict[str, Any]:
     item: dict[str, Any] = {
         "name": {"type": "string", "enum": list(characters)},
         "emotion": {"type": "string", "enum": list(lx.EMOTION_CUES)},
-        "intensity": {"type": "string", "enum": list(INTENSITY)}}
+        "intensity": {"type": "string", "enum": list(INTENSITY)},
+    }
     character_fields = _field_schemas(custom_fields, "characters")
     if character_fields:
         item["custom_fields"] = character_fields
@@ -282,16 +313,29 @@ def scene_schema(characters: list[str], custom_fields=()) -> dict[str, Any]:
     properties: dict[str, Any] = {
         "summary": {"type": "string", "minLength": 1, "maxLength": SUMMARY_MAX_CHARS},
         "emotional_tone": {"type": "string", "enum": sorted({*lx.TONES.values(), lx.NEUTRAL_TONE})},
-        "characters": {"type": "array", "minItems": count, "maxItems": count,
-                       "items": {"type": "object", "properties": item, "required": list(item),
-                                 "additionalProperties": False}}
-        if characters else {"type": "array", "maxItems": 0},
+        "characters": {
+            "type": "array",
+            "minItems": count,
+            "maxItems": count,
+            "items": {
+                "type": "object",
+                "properties": item,
+                "required": list(item),
+                "additionalProperties": False,
+            },
+        }
+        if characters
+        else {"type": "array", "maxItems": 0},
     }
     scene_fields = _field_schemas(custom_fields, "scenes")
     if scene_fields:
         properties["custom_fields"] = scene_fields
-    return {"type": "object", "properties": properties, "required": list(properties),
-            "additionalProperties": False}
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties),
+        "additionalProperties": False,
+    }
 
 
 def merge_answers(scene: SceneAnalysis, answers: list[dict]) -> None:
@@ -314,9 +358,14 @@ def merge_answers(scene: SceneAnalysis, answers: list[dict]) -> None:
             if old is None or intensity > old.intensity:
                 builtin = next((e for e in scene.emotions if e.character == name), None)
                 readings[name] = EmotionReading(
-                    name, emotion, intensity, {}, builtin.triggers if builtin else [],
+                    name,
+                    emotion,
+                    intensity,
+                    {},
+                    builtin.triggers if builtin else [],
                     builtin.facial_expression_notes if builtin else None,
-                    builtin.body_language_notes if builtin else None)
+                    builtin.body_language_notes if builtin else None,
+                )
     if readings:
         scene.emotions = [readings[n] for n in scene.characters if n in readings]
     values = first.get("custom_fields")
@@ -341,7 +390,7 @@ def _chunks(tokenizer, text: str, budget_tokens: int) -> list[str]:
     out = []
     for piece in pieces:  # a paragraph alone may still be too long: cut by tokens
         ids = tokenizer(piece, add_special_tokens=False)["input_ids"]
-        out += [tokenizer.decode(ids[i:i + budget_tokens]) for i in range(0, len(ids), budget_tokens)]
+        out += [tokenizer.decode(ids[i : i + budget_tokens]) for i in range(0, len(ids), budget_tokens)]
     return out
 
 

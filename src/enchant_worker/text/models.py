@@ -39,16 +39,20 @@ def check_text_model(spec: TextModelSpec) -> None:
         return  # built on first use
     config = spec.path / "config.json"
     if not config.is_file():
-        raise AnalyzerUnavailable(f"text model {spec.name!r}: no transformers model at {spec.path} (config.json "
-                                  "missing); place the model folder there or fix its path in configs/models.toml")
+        raise AnalyzerUnavailable(
+            f"text model {spec.name!r}: no transformers model at {spec.path} (config.json "
+            "missing); place the model folder there or fix its path in configs/models.toml"
+        )
     try:
         architectures = json.loads(config.read_text()).get("architectures") or []
     except (OSError, ValueError) as exc:
         raise AnalyzerUnavailable(f"text model {spec.name!r}: {config} is unreadable ({exc})") from None
     if not any(a.endswith(("ForCausalLM", "LMHeadModel", "ForConditionalGeneration")) for a in architectures):
-        raise AnalyzerUnavailable(f"text model {spec.name!r} at {spec.path} is not a causal language model "
-                                  f"(architectures: {', '.join(architectures) or 'none'}); the llm analyzer "
-                                  "needs one (e.g. *ForCausalLM)")
+        raise AnalyzerUnavailable(
+            f"text model {spec.name!r} at {spec.path} is not a causal language model "
+            f"(architectures: {', '.join(architectures) or 'none'}); the llm analyzer "
+            "needs one (e.g. *ForCausalLM)"
+        )
 
 
 def resolve_text_model(models_dir: Path, config_file: Path | None, name: str | None) -> TextModelSpec:
@@ -59,7 +63,9 @@ def resolve_text_model(models_dir: Path, config_file: Path | None, name: str | N
             name = tomllib.load(f).get("default_text")
     name = name or TINY_TEXT_NAME
     if name not in models:
-        raise AnalyzerUnavailable(f"text_model: unknown text model {name!r}; known: {', '.join(models)} "
-                                  "(add it to configs/models.toml with kind = \"text\")")
+        raise AnalyzerUnavailable(
+            f"text_model: unknown text model {name!r}; known: {', '.join(models)} "
+            '(add it to configs/models.toml with kind = "text")'
+        )
     check_text_model(models[name])
     return models[name]

@@ -14,8 +14,19 @@ from enchant_worker.text.story_input import StoryInput
 
 UNEVEN_RATIO = 2.5  # a chapter this many times longer (or shorter) than the median breaks the rhythm
 FLAT_TENSION_RANGE = 0.15  # a tension curve whose range is under this is flat
-TENSE = {"fear": 1.0, "anger": 0.9, "surprise": 0.7, "disgust": 0.6, "sadness": 0.5, "determination": 0.5,
-         "love": 0.25, "hope": 0.2, "joy": 0.15, "relief": 0.1, "calm": 0.0}
+TENSE = {
+    "fear": 1.0,
+    "anger": 0.9,
+    "surprise": 0.7,
+    "disgust": 0.6,
+    "sadness": 0.5,
+    "determination": 0.5,
+    "love": 0.25,
+    "hope": 0.2,
+    "joy": 0.15,
+    "relief": 0.1,
+    "calm": 0.0,
+}
 
 
 @dataclass
@@ -35,7 +46,9 @@ class PacingAnalysis:
         return asdict(self)
 
 
-def scene_tension(emotions: dict[str, int], strongest: float, cue_count: int, words: int) -> tuple[float, str | None]:
+def scene_tension(
+    emotions: dict[str, int], strongest: float, cue_count: int, words: int
+) -> tuple[float, str | None]:
     """0-1: how tense the scene reads: the tenseness of its emotions weighted by their cues, scaled by how
     dense and strong they are."""
     if not emotions:
@@ -49,8 +62,9 @@ def scene_tension(emotions: dict[str, int], strongest: float, cue_count: int, wo
 
 def analyze_pacing(story: StoryInput, scene_features: list[SceneFeatures]) -> PacingAnalysis:
     notes: list[str] = []
-    chapter_words: list[dict[str, Any]] = [{"chapter": c.number, "words": sum(1 for _ in c.text.split())}
-                                           for c in story.chapters]
+    chapter_words: list[dict[str, Any]] = [
+        {"chapter": c.number, "words": sum(1 for _ in c.text.split())} for c in story.chapters
+    ]
     median: float = statistics.median([c["words"] for c in chapter_words]) if chapter_words else 0.0
     inconsistencies = []
     deviations = []
@@ -59,21 +73,29 @@ def analyze_pacing(story: StoryInput, scene_features: list[SceneFeatures]) -> Pa
         row["ratio"] = round(ratio, 2)
         deviations.append(abs(math.log(max(ratio, 1e-3))))
         if len(chapter_words) > 1 and (ratio > UNEVEN_RATIO or ratio < 1 / UNEVEN_RATIO):
-            reason = (f"{row['words']} words: {ratio:.1f}x the median chapter ({median:.0f})" if ratio > 1 else
-                      f"{row['words']} words: only {ratio:.2f}x the median chapter ({median:.0f})")
-            inconsistencies.append({"chapter": row["chapter"], "words": row["words"], "ratio": row["ratio"],
-                                    "reason": reason})
+            reason = (
+                f"{row['words']} words: {ratio:.1f}x the median chapter ({median:.0f})"
+                if ratio > 1
+                else f"{row['words']} words: only {ratio:.2f}x the median chapter ({median:.0f})"
+            )
+            inconsistencies.append(
+                {"chapter": row["chapter"], "words": row["words"], "ratio": row["ratio"], "reason": reason}
+            )
     balance = round(math.exp(-statistics.fmean(deviations)), 3) if deviations else 0.0
     if len(chapter_words) < 2:
         notes.append("one chapter or none: chapter lengths cannot be compared")
     scenes = story.scenes
-    scene_words = [{"chapter": s.chapter, "scene": s.number, "words": f.words}
-                   for s, f in zip(scenes, scene_features, strict=True)]
+    scene_words = [
+        {"chapter": s.chapter, "scene": s.number, "words": f.words}
+        for s, f in zip(scenes, scene_features, strict=True)
+    ]
     curve: list[dict[str, Any]] = []
     for scene, feats in zip(scenes, scene_features, strict=True):
         strongest = max((e.intensity for e in scene.emotions), default=0.0)
         tension, emotion = scene_tension(feats.cue_emotions, strongest, feats.emotion_cues, feats.words)
-        curve.append({"chapter": scene.chapter, "scene": scene.number, "tension": tension, "emotion": emotion})
+        curve.append(
+            {"chapter": scene.chapter, "scene": scene.number, "tension": tension, "emotion": emotion}
+        )
     values = [p["tension"] for p in curve]
     spread = round(max(values) - min(values), 3) if values else 0.0
     climax = max(curve, key=lambda p: p["tension"]) if curve and max(values) > 0 else None
@@ -81,6 +103,15 @@ def analyze_pacing(story: StoryInput, scene_features: list[SceneFeatures]) -> Pa
         climax = {**climax, "position": round(curve.index(climax) / max(1, len(curve) - 1), 2)}
     if not scenes:
         notes.append("no scenes: no tension curve")
-    return PacingAnalysis(chapter_words, scene_words, curve, inconsistencies, float(median), balance, spread,
-                          bool(len(curve) > 1 and spread < FLAT_TENSION_RANGE), climax, notes)
-
+    return PacingAnalysis(
+        chapter_words,
+        scene_words,
+        curve,
+        inconsistencies,
+        float(median),
+        balance,
+        spread,
+        bool(len(curve) > 1 and spread < FLAT_TENSION_RANGE),
+        climax,
+        notes,
+    )

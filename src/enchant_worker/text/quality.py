@@ -28,40 +28,208 @@ from enchant_worker.text import lexicon as lx
 from enchant_worker.text.builtin import split_sentences
 from enchant_worker.text.story_input import SceneInput, StoryInput
 
-SCORE_FIELDS = ("narrative_coherence", "visual_potential", "character_development", "pacing", "emotional_impact")
+SCORE_FIELDS = (
+    "narrative_coherence",
+    "visual_potential",
+    "character_development",
+    "pacing",
+    "emotional_impact",
+)
 MIN_WORDS_TO_JUDGE = 20
 READABLE_SENTENCE_WORDS = (8.0, 28.0)  # mean sentence length that reads well
 VISUAL_WORDS_PER_100_FULL = 6.0  # visual words per 100 words that earn a full visual score
 CUES_PER_100_FULL = 2.0  # emotion cues per 100 words that earn a full density score
-SCENE_RHYTHM_TOLERANCE = 1.2  # log-ratio to the chapter's median scene length at which the length score is 1/e
+SCENE_RHYTHM_TOLERANCE = (
+    1.2  # log-ratio to the chapter's median scene length at which the length score is 1/e
+)
 CHANGE_EMOTIONS_FULL = 3  # distinct emotions of a character that earn full variety
 INTENSITY_SHIFT = 0.25  # the same emotion this much stronger or weaker counts as half a change
 ARC_WEIGHT, VARIETY_WEIGHT, INTROSPECTION_WEIGHT = 0.45, 0.25, 0.3
 
 _WORD = re.compile(r"[A-Za-z][A-Za-z'’-]*")
 _QUOTED = re.compile(r"[\"“][^\"”]*[\"”]")
-_PRONOUN = frozenset({"he", "she", "him", "her", "his", "hers", "they", "them", "their", "i", "me", "my", "we",
-                      "us", "our", "it", "its", "this", "that", "there", "then"})
+_PRONOUN = frozenset(
+    {
+        "he",
+        "she",
+        "him",
+        "her",
+        "his",
+        "hers",
+        "they",
+        "them",
+        "their",
+        "i",
+        "me",
+        "my",
+        "we",
+        "us",
+        "our",
+        "it",
+        "its",
+        "this",
+        "that",
+        "there",
+        "then",
+    }
+)
 _THIRD_PERSON = frozenset({"he", "she", "him", "her", "his", "himself", "herself"})
-INTROSPECTION = frozenset({
-    "thought", "think", "thinking", "wondered", "wonder", "wondering", "realized", "realised", "remembered",
-    "remember", "knew", "understood", "decided", "wished", "regretted", "imagined", "considered", "doubted",
-    "felt", "feel", "feeling", "believed", "hoped", "feared", "recalled", "reflected", "admitted", "promised",
-    "memory", "memories", "mind", "heart", "himself", "herself", "myself", "ashamed", "guilt", "longed"})
-VISUAL = frozenset({
-    # colour and light
-    "red", "blue", "green", "yellow", "gold", "golden", "silver", "black", "white", "grey", "gray", "crimson",
-    "scarlet", "amber", "pale", "dark", "darkness", "bright", "brilliant", "dim", "light", "lamp", "lantern",
-    "candle", "candles", "shadow", "shadows", "glow", "glowed", "gleamed", "glittered", "shone", "shining", "sun",
-    "sunlight", "moon", "moonlight", "stars", "fire", "flame", "flames", "smoke", "beam", "flash", "flashed",
-    # weather, water, land
-    "mist", "fog", "rain", "snow", "storm", "wind", "clouds", "cloud", "sky", "sea", "waves", "wave", "water",
-    "river", "hill", "hills", "rocks", "rock", "cliff", "cliffs", "trees", "tree", "leaves", "grass", "field",
-    "mud", "ice", "sand", "shore", "roof", "wall", "walls", "window", "windows", "door", "stairs", "tower",
-    # material and texture
-    "stone", "wood", "wooden", "iron", "brass", "glass", "velvet", "silk", "wool", "rusted", "cracked", "wet",
-    "soaked", "dust", "dusty", "rough", "smooth", "glistening", "polished",
-}) | frozenset(lx.PLACE_NOUNS) | lx.APPEARANCE_WORDS | lx.FACE_WORDS | lx.BODY_WORDS
+INTROSPECTION = frozenset(
+    {
+        "thought",
+        "think",
+        "thinking",
+        "wondered",
+        "wonder",
+        "wondering",
+        "realized",
+        "realised",
+        "remembered",
+        "remember",
+        "knew",
+        "understood",
+        "decided",
+        "wished",
+        "regretted",
+        "imagined",
+        "considered",
+        "doubted",
+        "felt",
+        "feel",
+        "feeling",
+        "believed",
+        "hoped",
+        "feared",
+        "recalled",
+        "reflected",
+        "admitted",
+        "promised",
+        "memory",
+        "memories",
+        "mind",
+        "heart",
+        "himself",
+        "herself",
+        "myself",
+        "ashamed",
+        "guilt",
+        "longed",
+    }
+)
+VISUAL = (
+    frozenset(
+        {
+            # colour and light
+            "red",
+            "blue",
+            "green",
+            "yellow",
+            "gold",
+            "golden",
+            "silver",
+            "black",
+            "white",
+            "grey",
+            "gray",
+            "crimson",
+            "scarlet",
+            "amber",
+            "pale",
+            "dark",
+            "darkness",
+            "bright",
+            "brilliant",
+            "dim",
+            "light",
+            "lamp",
+            "lantern",
+            "candle",
+            "candles",
+            "shadow",
+            "shadows",
+            "glow",
+            "glowed",
+            "gleamed",
+            "glittered",
+            "shone",
+            "shining",
+            "sun",
+            "sunlight",
+            "moon",
+            "moonlight",
+            "stars",
+            "fire",
+            "flame",
+            "flames",
+            "smoke",
+            "beam",
+            "flash",
+            "flashed",
+            # weather, water, land
+            "mist",
+            "fog",
+            "rain",
+            "snow",
+            "storm",
+            "wind",
+            "clouds",
+            "cloud",
+            "sky",
+            "sea",
+            "waves",
+            "wave",
+            "water",
+            "river",
+            "hill",
+            "hills",
+            "rocks",
+            "rock",
+            "cliff",
+            "cliffs",
+            "trees",
+            "tree",
+            "leaves",
+            "grass",
+            "field",
+            "mud",
+            "ice",
+            "sand",
+            "shore",
+            "roof",
+            "wall",
+            "walls",
+            "window",
+            "windows",
+            "door",
+            "stairs",
+            "tower",
+            # material and texture
+            "stone",
+            "wood",
+            "wooden",
+            "iron",
+            "brass",
+            "glass",
+            "velvet",
+            "silk",
+            "wool",
+            "rusted",
+            "cracked",
+            "wet",
+            "soaked",
+            "dust",
+            "dusty",
+            "rough",
+            "smooth",
+            "glistening",
+            "polished",
+        }
+    )
+    | frozenset(lx.PLACE_NOUNS)
+    | lx.APPEARANCE_WORDS
+    | lx.FACE_WORDS
+    | lx.BODY_WORDS
+)
 
 
 @dataclass
@@ -86,7 +254,9 @@ class QualityScore:
         return asdict(self)
 
     @classmethod
-    def from_parts(cls, scores: dict[str, float], evidence: dict[str, dict[str, Any]], **extra) -> QualityScore:
+    def from_parts(
+        cls, scores: dict[str, float], evidence: dict[str, dict[str, Any]], **extra
+    ) -> QualityScore:
         overall = round(sum(scores[f] for f in SCORE_FIELDS) / len(SCORE_FIELDS), 3)
         rounded: dict[str, Any] = {f: round(scores[f], 3) for f in SCORE_FIELDS}
         return cls(overall=overall, **rounded, evidence=evidence, **extra)
@@ -139,11 +309,17 @@ def features(text: str) -> SceneFeatures:
     cues = Counter(lx.CUE_EMOTION[w] for w in words if w in lx.CUE_EMOTION)
     quoted = sum(len(m.group(0)) for m in _QUOTED.finditer(text))
     return SceneFeatures(
-        words=len(words), sentences=len(sentences), mean_sentence_words=round(mean, 2),
-        sentence_words_cv=round(cv, 3), continuity=round(carried / (len(sentences) - 1), 3) if len(sentences) > 1
-        else 0.0, dialogue_share=round(quoted / len(text), 3) if text else 0.0,
-        visual_words=sum(1 for w in words if w in VISUAL), emotion_cues=sum(cues.values()), cue_emotions=dict(cues),
-        introspection=sum(1 for w in words if w in INTROSPECTION))
+        words=len(words),
+        sentences=len(sentences),
+        mean_sentence_words=round(mean, 2),
+        sentence_words_cv=round(cv, 3),
+        continuity=round(carried / (len(sentences) - 1), 3) if len(sentences) > 1 else 0.0,
+        dialogue_share=round(quoted / len(text), 3) if text else 0.0,
+        visual_words=sum(1 for w in words if w in VISUAL),
+        emotion_cues=sum(cues.values()),
+        cue_emotions=dict(cues),
+        introspection=sum(1 for w in words if w in INTROSPECTION),
+    )
 
 
 def _band(value: float, low: float, high: float, softness: float) -> float:
@@ -180,25 +356,47 @@ def character_profiles(story: StoryInput) -> dict[str, CharacterProfile]:
                 readings.append(reading)
             inner += _introspective_sentences(scene, name, forms)
         # a change: another emotion (1), or the same one much stronger or weaker (0.5)
-        changes = sum(1.0 if a.emotion != b.emotion else 0.5 if abs(a.intensity - b.intensity) >= INTENSITY_SHIFT
-                      else 0.0 for a, b in zip(readings, readings[1:], strict=False))
+        changes = sum(
+            1.0
+            if a.emotion != b.emotion
+            else 0.5
+            if abs(a.intensity - b.intensity) >= INTENSITY_SHIFT
+            else 0.0
+            for a, b in zip(readings, readings[1:], strict=False)
+        )
         distinct = len({r.emotion for r in readings})
         variety = min(1.0, max(0, distinct - 1) / (CHANGE_EMOTIONS_FULL - 1))
         introspection = min(1.0, 2 * inner / len(scenes))
         if len(scenes) > 1:
             # one reading only: the arc cannot be seen, neither credited nor blamed
             arc = changes / (len(readings) - 1) if len(readings) > 1 else (0.5 if readings else 0.0)
-            score = ARC_WEIGHT * min(1.0, arc) + VARIETY_WEIGHT * variety + INTROSPECTION_WEIGHT * introspection
-            why = (f"{changes:g} emotion change(s) over {len(scenes)} appearances, {distinct} distinct emotion(s), "
-                   f"{inner} introspective sentence(s)")
+            score = (
+                ARC_WEIGHT * min(1.0, arc) + VARIETY_WEIGHT * variety + INTROSPECTION_WEIGHT * introspection
+            )
+            why = (
+                f"{changes:g} emotion change(s) over {len(scenes)} appearances, {distinct} distinct emotion(s), "
+                f"{inner} introspective sentence(s)"
+            )
         else:
             arc = None
             score = 0.5 * variety + 0.5 * introspection
             why = f"one appearance: no arc to see; {distinct} emotion(s), {inner} introspective sentence(s)"
         profiles[name] = CharacterProfile(
-            name, [(s.chapter, s.number) for s in scenes], [s.id for s in scenes], emotions, changes, distinct, inner,
-            round(score, 3), {"arc": None if arc is None else round(arc, 3), "variety": round(variety, 3),
-                              "introspection": round(introspection, 3), "why": why})
+            name,
+            [(s.chapter, s.number) for s in scenes],
+            [s.id for s in scenes],
+            emotions,
+            changes,
+            distinct,
+            inner,
+            round(score, 3),
+            {
+                "arc": None if arc is None else round(arc, 3),
+                "variety": round(variety, 3),
+                "introspection": round(introspection, 3),
+                "why": why,
+            },
+        )
     return profiles
 
 
@@ -216,8 +414,9 @@ def _introspective_sentences(scene: SceneInput, name: str, forms: set[str]) -> i
             about = True
         elif any(t[0].isupper() and t != "I" for t in tokens[1:]):
             about = False  # someone else is named: a pronoun now means them
-        if (named or about and lowered & _THIRD_PERSON or first_person and "I" in tokens) and \
-                not INTROSPECTION.isdisjoint(lowered):
+        if (
+            named or about and lowered & _THIRD_PERSON or first_person and "I" in tokens
+        ) and not INTROSPECTION.isdisjoint(lowered):
             count += 1
     return count
 
@@ -240,71 +439,114 @@ def dominant_emotion(scene: SceneInput, feats: SceneFeatures) -> str | None:
     return None
 
 
-def score_scene(scene: SceneInput, feats: SceneFeatures, *, chapter_median_words: float,
-                previous_emotion: str | None, profiles: dict[str, CharacterProfile]) -> QualityScore:
+def score_scene(
+    scene: SceneInput,
+    feats: SceneFeatures,
+    *,
+    chapter_median_words: float,
+    previous_emotion: str | None,
+    profiles: dict[str, CharacterProfile],
+) -> QualityScore:
     """calculateSceneQuality for one scene, given its chapter's rhythm and the story's character profiles."""
     evidence: dict[str, dict[str, Any]] = {}
     notes = []
     short = feats.words < MIN_WORDS_TO_JUDGE
     judged = 0.3 if short else 1.0  # too little text to judge: scores held low, and said so
     if short:
-        notes.append(f"the scene has {feats.words} word(s), under {MIN_WORDS_TO_JUDGE}: too short to judge; "
-                     "scores are held low")
+        notes.append(
+            f"the scene has {feats.words} word(s), under {MIN_WORDS_TO_JUDGE}: too short to judge; "
+            "scores are held low"
+        )
     # narrative coherence
     band = _band(feats.mean_sentence_words, *READABLE_SENTENCE_WORDS, softness=15.0)
     has_characters = 1.0 if scene.characters else 0.5
     coherence = judged * (0.4 * band + 0.4 * feats.continuity + 0.2 * has_characters)
     evidence["narrative_coherence"] = {
-        "mean_sentence_words": feats.mean_sentence_words, "readable_band": list(READABLE_SENTENCE_WORDS),
-        "continuity": feats.continuity, "characters": len(scene.characters),
+        "mean_sentence_words": feats.mean_sentence_words,
+        "readable_band": list(READABLE_SENTENCE_WORDS),
+        "continuity": feats.continuity,
+        "characters": len(scene.characters),
         "why": f"sentences average {feats.mean_sentence_words} words; {round(100 * feats.continuity)}% carry a "
-               f"name or pronoun over; {len(scene.characters)} named character(s)"}
+        f"name or pronoun over; {len(scene.characters)} named character(s)",
+    }
     # visual potential
     per_100 = 100.0 * feats.visual_words / max(1, feats.words)
-    visual = judged * (0.75 * min(1.0, per_100 / VISUAL_WORDS_PER_100_FULL) + 0.25 * (1.0 if scene.location else 0.0))
+    visual = judged * (
+        0.75 * min(1.0, per_100 / VISUAL_WORDS_PER_100_FULL) + 0.25 * (1.0 if scene.location else 0.0)
+    )
     evidence["visual_potential"] = {
-        "visual_words": feats.visual_words, "per_100_words": round(per_100, 2), "location": scene.location,
+        "visual_words": feats.visual_words,
+        "per_100_words": round(per_100, 2),
+        "location": scene.location,
         "why": f"{feats.visual_words} concrete visual word(s) ({per_100:.1f} per 100 words); "
-               + (f"set at {scene.location}" if scene.location else "no location named")}
+        + (f"set at {scene.location}" if scene.location else "no location named"),
+    }
     # character development
     present = [profiles[n] for n in scene.characters if n in profiles]
     development = judged * (statistics.fmean(p.score for p in present) if present else 0.0)
     evidence["character_development"] = {
         "characters": {p.name: p.score for p in present},
-        "why": "; ".join(f"{p.name}: {p.evidence['why']}" for p in present) or "no named character present"}
+        "why": "; ".join(f"{p.name}: {p.evidence['why']}" for p in present) or "no named character present",
+    }
     # pacing
     ratio = feats.words / chapter_median_words if chapter_median_words else 1.0
     rhythm = math.exp(-abs(math.log(max(ratio, 1e-6))) / SCENE_RHYTHM_TOLERANCE)
     variety = _band(feats.sentence_words_cv, 0.25, 0.9, softness=0.5)
     pacing = judged * (0.7 * rhythm + 0.3 * variety)
     evidence["pacing"] = {
-        "words": feats.words, "chapter_median_scene_words": round(chapter_median_words, 1),
-        "length_ratio": round(ratio, 2), "sentence_length_cv": feats.sentence_words_cv,
+        "words": feats.words,
+        "chapter_median_scene_words": round(chapter_median_words, 1),
+        "length_ratio": round(ratio, 2),
+        "sentence_length_cv": feats.sentence_words_cv,
         "dialogue_share": feats.dialogue_share,
         "why": f"{feats.words} words, {ratio:.2f}x the chapter's median scene; sentence length varies by "
-               f"{round(100 * feats.sentence_words_cv)}%"}
+        f"{round(100 * feats.sentence_words_cv)}%",
+    }
     # emotional impact
     cue_rate = 100.0 * feats.emotion_cues / max(1, feats.words)
     strongest = max((e.intensity for e in scene.emotions), default=0.0)
     kinds = len(feats.cue_emotions)
     emotion = dominant_emotion(scene, feats)
-    turn = 1.0 if emotion and previous_emotion and emotion != previous_emotion else (0.5 if emotion and
-                                                                                     not previous_emotion else 0.0)
-    impact = judged * (0.35 * min(1.0, cue_rate / CUES_PER_100_FULL) + 0.25 * strongest
-                       + 0.2 * min(1.0, kinds / 3) + 0.2 * turn)
+    turn = (
+        1.0
+        if emotion and previous_emotion and emotion != previous_emotion
+        else (0.5 if emotion and not previous_emotion else 0.0)
+    )
+    impact = judged * (
+        0.35 * min(1.0, cue_rate / CUES_PER_100_FULL)
+        + 0.25 * strongest
+        + 0.2 * min(1.0, kinds / 3)
+        + 0.2 * turn
+    )
     evidence["emotional_impact"] = {
-        "emotion_cues": feats.emotion_cues, "per_100_words": round(cue_rate, 2), "strongest_intensity": strongest,
-        "emotions": feats.cue_emotions, "dominant": emotion, "previous_dominant": previous_emotion,
+        "emotion_cues": feats.emotion_cues,
+        "per_100_words": round(cue_rate, 2),
+        "strongest_intensity": strongest,
+        "emotions": feats.cue_emotions,
+        "dominant": emotion,
+        "previous_dominant": previous_emotion,
         "why": f"{feats.emotion_cues} emotion cue(s) ({cue_rate:.1f} per 100 words) of {kinds} kind(s); "
-               + (f"turns from {previous_emotion} to {emotion}" if turn == 1.0 else
-                  f"stays {emotion}" if emotion else "no emotion read")}
-    scores = {"narrative_coherence": coherence, "visual_potential": visual, "character_development": development,
-              "pacing": pacing, "emotional_impact": impact}
+        + (
+            f"turns from {previous_emotion} to {emotion}"
+            if turn == 1.0
+            else f"stays {emotion}"
+            if emotion
+            else "no emotion read"
+        ),
+    }
+    scores = {
+        "narrative_coherence": coherence,
+        "visual_potential": visual,
+        "character_development": development,
+        "pacing": pacing,
+        "emotional_impact": impact,
+    }
     return QualityScore.from_parts(scores, evidence, notes=notes)
 
 
-def score_story_scenes(story: StoryInput) -> tuple[list[QualityScore], dict[str, CharacterProfile],
-                                                    list[SceneFeatures]]:
+def score_story_scenes(
+    story: StoryInput,
+) -> tuple[list[QualityScore], dict[str, CharacterProfile], list[SceneFeatures]]:
     """Every scene's QualityScore, in story order, with the character profiles and the features."""
     profiles = character_profiles(story)
     results, all_features = [], []
@@ -313,8 +555,11 @@ def score_story_scenes(story: StoryInput) -> tuple[list[QualityScore], dict[str,
         feats = [features(s.text) for s in chapter.scenes]
         median = statistics.median([f.words for f in feats]) if feats else 0.0
         for scene, feat in zip(chapter.scenes, feats, strict=True):
-            results.append(score_scene(scene, feat, chapter_median_words=median, previous_emotion=previous,
-                                       profiles=profiles))
+            results.append(
+                score_scene(
+                    scene, feat, chapter_median_words=median, previous_emotion=previous, profiles=profiles
+                )
+            )
             previous = dominant_emotion(scene, feat) or previous
             all_features.append(feat)
     return results, profiles, all_features

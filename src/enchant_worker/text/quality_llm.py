@@ -24,28 +24,47 @@ REASON_MAX_CHARS = 60
 EDIT_MAX_CHARS = 160
 SCENE_PROMPT_MAX_CHARS = 6000  # the scene text given to the model (its start)
 MAX_AUTO_FIXES = 3
-SCORE_SYSTEM = ("You judge one scene of a novel. Answer with JSON only: for each of narrative_coherence, "
-                "visual_potential, character_development, pacing and emotional_impact a score from 0 to 10 and "
-                "a short reason; then your confidence (low, medium, high).")
-FIX_SYSTEM = ("You are an editor. Propose one concrete sentence to add to the scene so that it meets the "
-              "suggestion. Answer with JSON only: the sentence to insert and your confidence (low, medium, high).")
+SCORE_SYSTEM = (
+    "You judge one scene of a novel. Answer with JSON only: for each of narrative_coherence, "
+    "visual_potential, character_development, pacing and emotional_impact a score from 0 to 10 and "
+    "a short reason; then your confidence (low, medium, high)."
+)
+FIX_SYSTEM = (
+    "You are an editor. Propose one concrete sentence to add to the scene so that it meets the "
+    "suggestion. Answer with JSON only: the sentence to insert and your confidence (low, medium, high)."
+)
 
 
 def score_schema() -> dict[str, Any]:
-    item = {"type": "object", "properties": {
-        "score": {"type": "string", "enum": [str(i) for i in range(11)]},
-        "reason": {"type": "string", "minLength": 1, "maxLength": REASON_MAX_CHARS}},
-        "required": ["score", "reason"], "additionalProperties": False}
+    item = {
+        "type": "object",
+        "properties": {
+            "score": {"type": "string", "enum": [str(i) for i in range(11)]},
+            "reason": {"type": "string", "minLength": 1, "maxLength": REASON_MAX_CHARS},
+        },
+        "required": ["score", "reason"],
+        "additionalProperties": False,
+    }
     properties: dict[str, Any] = {f: item for f in SCORE_FIELDS}
     properties["confidence"] = {"type": "string", "enum": list(CONFIDENCE)}
-    return {"type": "object", "properties": properties, "required": list(properties), "additionalProperties": False}
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties),
+        "additionalProperties": False,
+    }
 
 
 def fix_schema() -> dict[str, Any]:
-    return {"type": "object", "properties": {
-        "insert": {"type": "string", "minLength": 1, "maxLength": EDIT_MAX_CHARS},
-        "confidence": {"type": "string", "enum": list(CONFIDENCE)}},
-        "required": ["insert", "confidence"], "additionalProperties": False}
+    return {
+        "type": "object",
+        "properties": {
+            "insert": {"type": "string", "minLength": 1, "maxLength": EDIT_MAX_CHARS},
+            "confidence": {"type": "string", "enum": list(CONFIDENCE)},
+        },
+        "required": ["insert", "confidence"],
+        "additionalProperties": False,
+    }
 
 
 class LlmSceneScorer:
@@ -67,15 +86,26 @@ class LlmSceneScorer:
             builtin.notes.append(f"the llm's answer ({self.model_name}) was unusable: builtin's scores kept")
             return None
         scores, reasons, confidence = parsed
-        evidence = {f: {**builtin.evidence[f], "builtin_score": getattr(builtin, f), "llm_reason": reasons[f]}
-                    for f in SCORE_FIELDS}
+        evidence = {
+            f: {**builtin.evidence[f], "builtin_score": getattr(builtin, f), "llm_reason": reasons[f]}
+            for f in SCORE_FIELDS
+        }
         notes = list(builtin.notes)
         tentative = confidence < LOW_CONFIDENCE
         if tentative:
-            notes.append(f"tentative: the llm ({self.model_name}) gave these scores with low confidence "
-                         f"({confidence}); builtin's measured scores are in the evidence")
-        return QualityScore.from_parts(scores, evidence, source="llm", confidence=confidence, certain=False,
-                                       tentative=tentative, notes=notes)
+            notes.append(
+                f"tentative: the llm ({self.model_name}) gave these scores with low confidence "
+                f"({confidence}); builtin's measured scores are in the evidence"
+            )
+        return QualityScore.from_parts(
+            scores,
+            evidence,
+            source="llm",
+            confidence=confidence,
+            certain=False,
+            tentative=tentative,
+            notes=notes,
+        )
 
 
 def parse_scores(answer: dict[str, Any] | None) -> tuple[dict[str, float], dict[str, str], float] | None:
@@ -111,22 +141,40 @@ class LlmAutoFixer:
         fixes: list[dict[str, Any]] = []
         for suggestion in suggestions:
             targets = [by_key.get((t["chapter"], t["scene"])) for t in suggestion.get("specific_scenes", [])]
-            targets += [next((s for s in story.scenes if s.chapter == c["chapter"]), None)
-                        for c in suggestion.get("specific_chapters", [])]
+            targets += [
+                next((s for s in story.scenes if s.chapter == c["chapter"]), None)
+                for c in suggestion.get("specific_chapters", [])
+            ]
             for scene in [t for t in targets if t is not None]:
                 if len(fixes) >= MAX_AUTO_FIXES:
                     return fixes
-                answer = self.complete(FIX_SYSTEM, f"Suggestion: {suggestion['suggestion']}\n\nScene:\n"
-                                       f"{scene.text[:SCENE_PROMPT_MAX_CHARS]}", fix_schema())
-                if not isinstance(answer, dict) or not str(answer.get("insert", "")).strip() or \
-                        answer.get("confidence") not in CONFIDENCE:
+                answer = self.complete(
+                    FIX_SYSTEM,
+                    f"Suggestion: {suggestion['suggestion']}\n\nScene:\n"
+                    f"{scene.text[:SCENE_PROMPT_MAX_CHARS]}",
+                    fix_schema(),
+                )
+                if (
+                    not isinstance(answer, dict)
+                    or not str(answer.get("insert", "")).strip()
+                    or answer.get("confidence") not in CONFIDENCE
+                ):
                     continue
                 confidence = CONFIDENCE[answer["confidence"]]
-                fixes.append({"type": suggestion["type"], "chapter": scene.chapter, "scene": scene.number,
-                              "scene_id": scene.id, "operation": "insert_at_end",
-                              "text": " ".join(str(answer["insert"]).split()), "confidence": confidence,
-                              "certain": False, "tentative": confidence < LOW_CONFIDENCE,
-                              "source": f"llm:{self.model_name}"})
+                fixes.append(
+                    {
+                        "type": suggestion["type"],
+                        "chapter": scene.chapter,
+                        "scene": scene.number,
+                        "scene_id": scene.id,
+                        "operation": "insert_at_end",
+                        "text": " ".join(str(answer["insert"]).split()),
+                        "confidence": confidence,
+                        "certain": False,
+                        "tentative": confidence < LOW_CONFIDENCE,
+                        "source": f"llm:{self.model_name}",
+                    }
+                )
         return fixes
 
 

@@ -34,8 +34,12 @@ class AnalyzerRegistry:
         if name in self._analyzers:
             return self._analyzers[name]
         if name == LLM_ANALYZER:
-            raise AnalyzerUnavailable("analyzer: the llm analyzer needs a text model: use text.llm.llm_analyzer")
-        raise AnalyzerUnavailable(f"analyzer: unknown text analyzer {name!r}; available: {', '.join(self.names)}")
+            raise AnalyzerUnavailable(
+                "analyzer: the llm analyzer needs a text model: use text.llm.llm_analyzer"
+            )
+        raise AnalyzerUnavailable(
+            f"analyzer: unknown text analyzer {name!r}; available: {', '.join(self.names)}"
+        )
 
     def load_entry_points(self) -> None:
         for ep in entry_points(group=ENTRY_POINT_GROUP):
@@ -69,4 +73,3 @@ def known_analyzer_names() -> list[str]:
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         names.add(ep.name)
     return sorted(names)
-

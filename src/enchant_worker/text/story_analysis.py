@@ -42,8 +42,10 @@ from enchant_worker.text.suggestions import (
 )
 
 CHARACTER_DEVELOPMENT_THRESHOLD = 0.6  # the seed's rule: under it, suggest introspection scenes
-BUILTIN_AUTO_FIXES_NOTE = ("the builtin analyzer proposes no text edits (auto_fixes is empty); run the analysis "
-                           "with analyzer \"llm\" for concrete proposed edits")
+BUILTIN_AUTO_FIXES_NOTE = (
+    "the builtin analyzer proposes no text edits (auto_fixes is empty); run the analysis "
+    'with analyzer "llm" for concrete proposed edits'
+)
 STORY_PACING_BALANCE_WEIGHT = 0.5  # story pacing: half scene rhythm, half chapter balance
 
 # scene, its builtin score -> a replacement score (the llm scorer), or None to keep builtin's
@@ -66,11 +68,18 @@ class StoryAnalysis:
         return self.insights["scores"]
 
 
-def analyze_story(story: StoryInput, *, analyzer: str = "builtin", scorer: SceneScorer | None = None,
-                  auto_fixer: AutoFixer | None = None) -> StoryAnalysis:
+def analyze_story(
+    story: StoryInput,
+    *,
+    analyzer: str = "builtin",
+    scorer: SceneScorer | None = None,
+    auto_fixer: AutoFixer | None = None,
+) -> StoryAnalysis:
     notes: list[str] = []
     if not story.chapters:
-        notes.append("the story has no chapters: add chapters (POST /stories/{id}/chapters) and analyse again")
+        notes.append(
+            "the story has no chapters: add chapters (POST /stories/{id}/chapters) and analyse again"
+        )
     elif not story.scenes:
         notes.append("the story has no scenes: its chapters have no text to analyse")
     # 1. Scenes
@@ -88,7 +97,7 @@ def analyze_story(story: StoryInput, *, analyzer: str = "builtin", scorer: Scene
     by_chapter: list[dict[str, Any]] = []
     index = 0
     for chapter in story.chapters:
-        chapter_scores = scores[index: index + len(chapter.scenes)]
+        chapter_scores = scores[index : index + len(chapter.scenes)]
         index += len(chapter.scenes)
         by_chapter += as_dicts(suggest_scenes(chapter, chapter_scores, profiles))
     suggestions = {
@@ -100,24 +109,42 @@ def analyze_story(story: StoryInput, *, analyzer: str = "builtin", scorer: Scene
     enhancement = enhance_story_content(insights, pacing, profiles)
     if auto_fixer is not None:
         enhancement["auto_fixes"] = auto_fixer(enhancement["suggestions"], story)
-        enhancement["auto_fixes_note"] = ("proposed by the llm analyzer: review each before applying; none is "
-                                          "certain") if enhancement["auto_fixes"] else \
-            "the llm analyzer proposed no edit for these suggestions"
-    return StoryAnalysis(analyzer, list(zip(story.scenes, scores, strict=True)), insights, pacing, suggestions,
-                         enhancement, notes)
+        enhancement["auto_fixes_note"] = (
+            ("proposed by the llm analyzer: review each before applying; none is certain")
+            if enhancement["auto_fixes"]
+            else "the llm analyzer proposed no edit for these suggestions"
+        )
+    return StoryAnalysis(
+        analyzer,
+        list(zip(story.scenes, scores, strict=True)),
+        insights,
+        pacing,
+        suggestions,
+        enhancement,
+        notes,
+    )
 
 
-def content_insights(story: StoryInput, scores: list[QualityScore], profiles: dict[str, CharacterProfile],
-                     pacing: PacingAnalysis, feats) -> dict[str, Any]:
+def content_insights(
+    story: StoryInput,
+    scores: list[QualityScore],
+    profiles: dict[str, CharacterProfile],
+    pacing: PacingAnalysis,
+    feats,
+) -> dict[str, Any]:
     """generateContentInsights(story) -> StoryInsights."""
     scenes = story.scenes
-    story_scores = {f: round(statistics.fmean(getattr(s, f) for s in scores), 3) if scores else 0.0
-                    for f in SCORE_FIELDS}
+    story_scores = {
+        f: round(statistics.fmean(getattr(s, f) for s in scores), 3) if scores else 0.0 for f in SCORE_FIELDS
+    }
     story_scores["character_development"] = story_character_development(profiles)
     if scores:
         rhythm = story_scores["pacing"]
-        story_scores["pacing"] = round((1 - STORY_PACING_BALANCE_WEIGHT) * rhythm
-                                       + STORY_PACING_BALANCE_WEIGHT * rhythm * pacing.chapter_balance, 3)
+        story_scores["pacing"] = round(
+            (1 - STORY_PACING_BALANCE_WEIGHT) * rhythm
+            + STORY_PACING_BALANCE_WEIGHT * rhythm * pacing.chapter_balance,
+            3,
+        )
     story_scores["overall"] = round(statistics.fmean(story_scores[f] for f in SCORE_FIELDS), 3)
     emotions: Counter[str] = Counter()
     for scene, feat in zip(scenes, feats, strict=True):
@@ -129,18 +156,34 @@ def content_insights(story: StoryInput, scores: list[QualityScore], profiles: di
 
     def ref(pair) -> dict[str, Any]:
         scene, score = pair
-        return {"chapter": scene.chapter, "scene": scene.number, "scene_id": scene.id, "overall": score.overall}
+        return {
+            "chapter": scene.chapter,
+            "scene": scene.number,
+            "scene_id": scene.id,
+            "overall": score.overall,
+        }
 
     return {
         "title": story.title,
         "scores": story_scores,
         "character_development_score": story_scores["character_development"],
         "overall_quality": story_scores["overall"],
-        "counts": {"chapters": len(story.chapters), "scenes": len(scenes), "words": sum(f.words for f in feats),
-                   "characters": len(profiles)},
-        "characters": [{"name": p.name, "appearances": len(p.scenes), "development": p.score,
-                        "emotions": p.emotions, "evidence": p.evidence}
-                       for p in sorted(profiles.values(), key=lambda p: -len(p.scenes))],
+        "counts": {
+            "chapters": len(story.chapters),
+            "scenes": len(scenes),
+            "words": sum(f.words for f in feats),
+            "characters": len(profiles),
+        },
+        "characters": [
+            {
+                "name": p.name,
+                "appearances": len(p.scenes),
+                "development": p.score,
+                "emotions": p.emotions,
+                "evidence": p.evidence,
+            }
+            for p in sorted(profiles.values(), key=lambda p: -len(p.scenes))
+        ],
         "emotions": dict(emotions.most_common()),
         "strongest_scenes": [ref(p) for p in reversed(ranked[-3:])],
         "weakest_scenes": [ref(p) for p in ranked[:3]],
@@ -149,8 +192,9 @@ def content_insights(story: StoryInput, scores: list[QualityScore], profiles: di
     }
 
 
-def enhance_story_content(insights: dict[str, Any], pacing: PacingAnalysis,
-                          profiles: dict[str, CharacterProfile]) -> dict[str, Any]:
+def enhance_story_content(
+    insights: dict[str, Any], pacing: PacingAnalysis, profiles: dict[str, CharacterProfile]
+) -> dict[str, Any]:
     """enhanceStoryContent(storyId) -> EnhancementResult, with the seed's two rules at their exact thresholds."""
     suggestions: list[dict[str, Any]] = []
     score = insights["character_development_score"]
@@ -162,20 +206,33 @@ def enhance_story_content(insights: dict[str, Any], pacing: PacingAnalysis,
                 entry = {"chapter": chapter, "scene": number, "scene_id": scene_id}
                 if entry not in specific:
                     specific.append(entry)
-        suggestions.append({
-            "type": "character_development", "priority": "high",
-            "suggestion": "Add more character introspection scenes",
-            "specific_scenes": specific,
-            "characters": [p.name for p in under],
-            "reasoning": [f"character_development_score {score:.3f} < {CHARACTER_DEVELOPMENT_THRESHOLD}"]
-            + [f"{p.name} ({p.score:.2f}): {p.evidence['why']}" for p in under]})
+        suggestions.append(
+            {
+                "type": "character_development",
+                "priority": "high",
+                "suggestion": "Add more character introspection scenes",
+                "specific_scenes": specific,
+                "characters": [p.name for p in under],
+                "reasoning": [f"character_development_score {score:.3f} < {CHARACTER_DEVELOPMENT_THRESHOLD}"]
+                + [f"{p.name} ({p.score:.2f}): {p.evidence['why']}" for p in under],
+            }
+        )
     if pacing.pacing_inconsistencies:
-        suggestions.append({
-            "type": "pacing", "priority": "medium", "suggestion": "Rebalance chapter lengths",
-            "specific_chapters": pacing.pacing_inconsistencies,
-            "reasoning": [i["reason"] for i in pacing.pacing_inconsistencies]})
-    return {"overall_score": insights["overall_quality"], "suggestions": suggestions, "auto_fixes": [],
-            "auto_fixes_note": BUILTIN_AUTO_FIXES_NOTE}
+        suggestions.append(
+            {
+                "type": "pacing",
+                "priority": "medium",
+                "suggestion": "Rebalance chapter lengths",
+                "specific_chapters": pacing.pacing_inconsistencies,
+                "reasoning": [i["reason"] for i in pacing.pacing_inconsistencies],
+            }
+        )
+    return {
+        "overall_score": insights["overall_quality"],
+        "suggestions": suggestions,
+        "auto_fixes": [],
+        "auto_fixes_note": BUILTIN_AUTO_FIXES_NOTE,
+    }
 
 
 def scene_result(scene: SceneInput, score: QualityScore) -> dict[str, Any]:

@@ -67,9 +67,17 @@ def chapter_from_text(number: int, text: str, title: str | None = None, known=()
     from enchant_worker.text.builtin import BuiltinAnalyzer
 
     analysis = BuiltinAnalyzer().analyze_chapter(text, ProcessingOptions(known_characters=tuple(known)))
-    scenes = [SceneInput(number, s.number, s.text, list(s.characters),
-                         [Feeling(e.character, e.primary_emotion, float(e.intensity)) for e in s.emotions], s.location)
-              for s in analysis.scenes]
+    scenes = [
+        SceneInput(
+            number,
+            s.number,
+            s.text,
+            list(s.characters),
+            [Feeling(e.character, e.primary_emotion, float(e.intensity)) for e in s.emotions],
+            s.location,
+        )
+        for s in analysis.scenes
+    ]
     return ChapterInput(number, text, title, scenes, extracted=False)
 
 

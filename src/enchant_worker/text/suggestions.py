@@ -66,8 +66,9 @@ def as_dicts(items) -> list[dict[str, Any]]:
     return [asdict(i) for i in items]
 
 
-def suggest_scenes(chapter: ChapterInput, scores: list[QualityScore], profiles: dict[str, CharacterProfile]
-                   ) -> list[SceneSuggestion]:
+def suggest_scenes(
+    chapter: ChapterInput, scores: list[QualityScore], profiles: dict[str, CharacterProfile]
+) -> list[SceneSuggestion]:
     """suggestScenes(chapter): `scores` are the chapter's scenes' QualityScores, in order."""
     out: list[SceneSuggestion] = []
     for index, (scene, score) in enumerate(zip(chapter.scenes, scores, strict=True)):
@@ -77,31 +78,61 @@ def suggest_scenes(chapter: ChapterInput, scores: list[QualityScore], profiles: 
         if index > 0:
             before = chapter.scenes[index - 1]
             first = (split_sentences(scene.text) or [""])[0]
-            if before.location and scene.location and before.location != scene.location and \
-                    not _TRANSITION_OPENING.match(first) and scene.location.removeprefix("the ") not in first:
-                out.append(SceneSuggestion(
-                    "missing_transition", f"Scene {scene.number} moves from {before.location} to {scene.location} "
-                    "without saying how or when", f"Open with a line that carries the reader over, e.g. \"Later, at "
-                    f"{scene.location.removeprefix('the ')}, …\"", 0.6,
-                    [f"scene {before.number} is set at {before.location}, scene {scene.number} at {scene.location}",
-                     f"scene {scene.number} opens: {first[:80]!r}"], **where))
+            if (
+                before.location
+                and scene.location
+                and before.location != scene.location
+                and not _TRANSITION_OPENING.match(first)
+                and scene.location.removeprefix("the ") not in first
+            ):
+                out.append(
+                    SceneSuggestion(
+                        "missing_transition",
+                        f"Scene {scene.number} moves from {before.location} to {scene.location} "
+                        "without saying how or when",
+                        f'Open with a line that carries the reader over, e.g. "Later, at '
+                        f'{scene.location.removeprefix("the ")}, …"',
+                        0.6,
+                        [
+                            f"scene {before.number} is set at {before.location}, scene {scene.number} at {scene.location}",
+                            f"scene {scene.number} opens: {first[:80]!r}",
+                        ],
+                        **where,
+                    )
+                )
         if words < MIN_WORDS_FOR_SUGGESTION:
             continue
         impact = score.emotional_impact
         if impact < LOW_IMPACT:
-            out.append(SceneSuggestion(
-                "emotional_beat", f"Scene {scene.number} carries little emotion", f"Show how {lead} reacts: a "
-                "physical sign (hands, breath, voice) and a thought that names what is at stake for them",
-                round(min(0.9, 0.5 + (LOW_IMPACT - impact)), 2),
-                [f"emotional_impact {impact:.2f} < {LOW_IMPACT}", score.evidence["emotional_impact"]["why"]], **where))
+            out.append(
+                SceneSuggestion(
+                    "emotional_beat",
+                    f"Scene {scene.number} carries little emotion",
+                    f"Show how {lead} reacts: a "
+                    "physical sign (hands, breath, voice) and a thought that names what is at stake for them",
+                    round(min(0.9, 0.5 + (LOW_IMPACT - impact)), 2),
+                    [
+                        f"emotional_impact {impact:.2f} < {LOW_IMPACT}",
+                        score.evidence["emotional_impact"]["why"],
+                    ],
+                    **where,
+                )
+            )
         if score.visual_potential < LOW_VISUAL:
             setting = scene.location or "the setting"
-            out.append(SceneSuggestion(
-                "world_building", f"Scene {scene.number} gives the eye little to see",
-                f"Describe {setting}: the light, one colour, one texture, one sound",
-                round(min(0.9, 0.5 + (LOW_VISUAL - score.visual_potential)), 2),
-                [f"visual_potential {score.visual_potential:.2f} < {LOW_VISUAL}",
-                 score.evidence["visual_potential"]["why"]], **where))
+            out.append(
+                SceneSuggestion(
+                    "world_building",
+                    f"Scene {scene.number} gives the eye little to see",
+                    f"Describe {setting}: the light, one colour, one texture, one sound",
+                    round(min(0.9, 0.5 + (LOW_VISUAL - score.visual_potential)), 2),
+                    [
+                        f"visual_potential {score.visual_potential:.2f} < {LOW_VISUAL}",
+                        score.evidence["visual_potential"]["why"],
+                    ],
+                    **where,
+                )
+            )
     # character_moment: a character seen in several of the chapter's scenes whose feelings are never read
     seen: dict[str, list] = {}
     for scene in chapter.scenes:
@@ -111,38 +142,70 @@ def suggest_scenes(chapter: ChapterInput, scores: list[QualityScore], profiles: 
         read = [s for s in scenes if any(e.character == name for e in s.emotions)]
         if len(scenes) >= 2 and not read:
             profile = profiles.get(name)
-            out.append(SceneSuggestion(
-                "character_moment", f"{name} appears in {len(scenes)} scenes but we never learn how they feel",
-                f"Give {name} a moment alone in scene {scenes[-1].number}: what they notice, what they want, what "
-                "they fear", 0.55,
-                [f"{name} is in scenes {', '.join(str(s.number) for s in scenes)}; no emotion read for them",
-                 *([profile.evidence["why"]] if profile else [])],
-                chapter=chapter.number, scene=scenes[-1].number, scene_id=scenes[-1].id))
+            out.append(
+                SceneSuggestion(
+                    "character_moment",
+                    f"{name} appears in {len(scenes)} scenes but we never learn how they feel",
+                    f"Give {name} a moment alone in scene {scenes[-1].number}: what they notice, what they want, what "
+                    "they fear",
+                    0.55,
+                    [
+                        f"{name} is in scenes {', '.join(str(s.number) for s in scenes)}; no emotion read for them",
+                        *([profile.evidence["why"]] if profile else []),
+                    ],
+                    chapter=chapter.number,
+                    scene=scenes[-1].number,
+                    scene_id=scenes[-1].id,
+                )
+            )
     return out
 
 
 def suggest_character_development(profile: CharacterProfile) -> list[CharacterSuggestion]:
     """suggestCharacterDevelopment(character)."""
-    scenes = [{"chapter": c, "scene": n, "scene_id": i} for (c, n), i in zip(profile.scenes, profile.scene_ids,
-                                                                            strict=True)]
+    scenes = [
+        {"chapter": c, "scene": n, "scene_id": i}
+        for (c, n), i in zip(profile.scenes, profile.scene_ids, strict=True)
+    ]
     out = []
     read = [e for e in profile.emotions if e]
     if len(profile.scenes) > 1 and profile.changes == 0:
         feeling = read[0] if read else "no readable emotion"
-        out.append(CharacterSuggestion(
-            profile.name, "emotional_arc", f"{profile.name} feels the same in every scene ({feeling})",
-            f"Let an event change {profile.name}: a scene where {feeling} gives way to something else, and why",
-            0.7, [profile.evidence["why"]], scenes))
+        out.append(
+            CharacterSuggestion(
+                profile.name,
+                "emotional_arc",
+                f"{profile.name} feels the same in every scene ({feeling})",
+                f"Let an event change {profile.name}: a scene where {feeling} gives way to something else, and why",
+                0.7,
+                [profile.evidence["why"]],
+                scenes,
+            )
+        )
     if profile.introspection == 0:
-        out.append(CharacterSuggestion(
-            profile.name, "introspection", f"We never hear {profile.name} think",
-            f"Add a passage of {profile.name}'s thoughts: a memory, a doubt, a decision", 0.6,
-            [profile.evidence["why"]], scenes))
+        out.append(
+            CharacterSuggestion(
+                profile.name,
+                "introspection",
+                f"We never hear {profile.name} think",
+                f"Add a passage of {profile.name}'s thoughts: a memory, a doubt, a decision",
+                0.6,
+                [profile.evidence["why"]],
+                scenes,
+            )
+        )
     if len(profile.scenes) == 1:
-        out.append(CharacterSuggestion(
-            profile.name, "recurrence", f"{profile.name} appears once",
-            f"Bring {profile.name} back later, changed by what happened, or fold them into another character",
-            0.4, [profile.evidence["why"]], scenes))
+        out.append(
+            CharacterSuggestion(
+                profile.name,
+                "recurrence",
+                f"{profile.name} appears once",
+                f"Bring {profile.name} back later, changed by what happened, or fold them into another character",
+                0.4,
+                [profile.evidence["why"]],
+                scenes,
+            )
+        )
     return out
 
 
@@ -150,22 +213,42 @@ def suggest_plot_enhancements(pacing: PacingAnalysis) -> list[PlotSuggestion]:
     """suggestPlotEnhancements(story), from its pacing analysis."""
     out = []
     if pacing.flat_tension:
-        out.append(PlotSuggestion(
-            "raise_stakes", "The tension hardly moves from scene to scene",
-            "Add a turning point: a threat, a loss or a discovery that raises the stakes before the end", 0.7,
-            [f"tension range {pacing.tension_range:.2f} < flat threshold"]))
-    if pacing.climax is not None and len(pacing.tension_curve) >= 4 and \
-            pacing.climax["position"] < LATE_CLIMAX_POSITION:
-        out.append(PlotSuggestion(
-            "late_climax", "The most tense scene comes early and the rest falls away",
-            "Build towards a later peak: hold back a revelation or a confrontation for the last third", 0.5,
-            [f"peak tension {pacing.climax['tension']:.2f} at chapter {pacing.climax['chapter']} scene "
-             f"{pacing.climax['scene']} ({round(100 * pacing.climax['position'])}% through)"],
-            [pacing.climax["chapter"]]))
+        out.append(
+            PlotSuggestion(
+                "raise_stakes",
+                "The tension hardly moves from scene to scene",
+                "Add a turning point: a threat, a loss or a discovery that raises the stakes before the end",
+                0.7,
+                [f"tension range {pacing.tension_range:.2f} < flat threshold"],
+            )
+        )
+    if (
+        pacing.climax is not None
+        and len(pacing.tension_curve) >= 4
+        and pacing.climax["position"] < LATE_CLIMAX_POSITION
+    ):
+        out.append(
+            PlotSuggestion(
+                "late_climax",
+                "The most tense scene comes early and the rest falls away",
+                "Build towards a later peak: hold back a revelation or a confrontation for the last third",
+                0.5,
+                [
+                    f"peak tension {pacing.climax['tension']:.2f} at chapter {pacing.climax['chapter']} scene "
+                    f"{pacing.climax['scene']} ({round(100 * pacing.climax['position'])}% through)"
+                ],
+                [pacing.climax["chapter"]],
+            )
+        )
     if pacing.pacing_inconsistencies:
-        out.append(PlotSuggestion(
-            "rebalance_chapters", "Chapter lengths break the story's rhythm",
-            "Split the long chapters at a scene break, or merge the short ones into their neighbours", 0.75,
-            [i["reason"] for i in pacing.pacing_inconsistencies],
-            [i["chapter"] for i in pacing.pacing_inconsistencies]))
+        out.append(
+            PlotSuggestion(
+                "rebalance_chapters",
+                "Chapter lengths break the story's rhythm",
+                "Split the long chapters at a scene break, or merge the short ones into their neighbours",
+                0.75,
+                [i["reason"] for i in pacing.pacing_inconsistencies],
+                [i["chapter"] for i in pacing.pacing_inconsistencies],
+            )
+        )
     return out

@@ -29,7 +29,9 @@ CAPTION_SUFFIX = ".txt"
 # The limits' one definition is the settings' (ENCHANT_MIN_TRAINING_IMAGES...); these are their defaults.
 MIN_TRAINING_IMAGES: int = Settings.model_fields["min_training_images"].default
 MAX_TRAINING_IMAGES: int = Settings.model_fields["max_training_images"].default
-MAX_IMAGE_PIXELS: int = Settings.model_fields["max_training_image_pixels"].default  # a decompression bomb above
+MAX_IMAGE_PIXELS: int = Settings.model_fields[
+    "max_training_image_pixels"
+].default  # a decompression bomb above
 MAX_IMAGE_FILE_BYTES = 50 * 1024 * 1024
 MIN_IMAGE_SIDE_PX = 16  # below this there is nothing to learn from
 MANIFEST = "dataset.json"

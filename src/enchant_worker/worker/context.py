@@ -66,8 +66,10 @@ class JobContext(Generic[Spec]):
         percent = float(percent)
         details = _storable(info, self.log) if info else None
         with self._progress_lock:
-            self._progress = {"percent": max(0, min(100, int(percent))) if math.isfinite(percent) else 0,
-                              "info": details}
+            self._progress = {
+                "percent": max(0, min(100, int(percent))) if math.isfinite(percent) else 0,
+                "info": details,
+            }
         self.on_progress()
 
     def take_progress(self) -> dict[str, Any] | None:
@@ -95,6 +97,7 @@ class JobContext(Generic[Spec]):
 
 def _storable(info: dict[str, Any], log: logging.Logger) -> dict[str, Any] | None:
     """`info` as plain JSON values (numpy/torch scalars become numbers), or None when it cannot be."""
+
     def plain(value: Any) -> Any:
         item = getattr(value, "item", None)  # numpy and torch scalars
         if callable(item):

@@ -13,8 +13,12 @@ def describe(needs_gpu: bool) -> dict[str, Any]:
 
             if torch.cuda.is_available():
                 props = torch.cuda.get_device_properties(0)
-                return {"kind": "cuda", "name": props.name, "memory_total_mb": props.total_memory // 2**20,
-                        "count": torch.cuda.device_count()}
+                return {
+                    "kind": "cuda",
+                    "name": props.name,
+                    "memory_total_mb": props.total_memory // 2**20,
+                    "count": torch.cuda.device_count(),
+                }
         except ImportError:
             pass
     return {"kind": "cpu", "name": platform.processor() or platform.machine()}

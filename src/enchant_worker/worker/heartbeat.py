@@ -25,10 +25,16 @@ MIN_INTERVAL_S = 0.5  # progress may wake the heartbeat early, but not more ofte
 
 
 class Heartbeat:
-    def __init__(self, db: Database, settings: Settings, worker_id: str,
-                 held: Callable[[], dict[Lease, JobContext[Any]]],
-                 counters: Callable[[], tuple[int, int]], status: Callable[[], str],
-                 resident: Callable[[], Warm] = Warm):
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        worker_id: str,
+        held: Callable[[], dict[Lease, JobContext[Any]]],
+        counters: Callable[[], tuple[int, int]],
+        status: Callable[[], str],
+        resident: Callable[[], Warm] = Warm,
+    ):
         self.db = db
         self.settings = settings
         self.worker_id = worker_id
@@ -79,12 +85,20 @@ class Heartbeat:
         renewed = self.beat(queue, held)
         watchdog.stop_cancelled(renewed, held, self.held())  # a job finished meanwhile is gone, not lost
         completed, failed = self.counters()
-        queue.worker_heartbeat(self.worker_id, [le.job_id for le in held], status=self.status(),
-                               completed=completed, failed=failed, resident=self.resident())
+        queue.worker_heartbeat(
+            self.worker_id,
+            [le.job_id for le in held],
+            status=self.status(),
+            completed=completed,
+            failed=failed,
+            resident=self.resident(),
+        )
 
     @staticmethod
     def beat(queue: JobQueue, held: dict[Lease, JobContext[Any]]) -> dict[uuid.UUID, bool]:
         """Renews the leases of `held`, storing progress and marking started jobs as running; returns
         {job id: cancel requested} for the leases still this worker's."""
         progress = {lease.job_id: p for lease, ctx in held.items() if (p := ctx.take_progress())}
-        return queue.extend(list(held), progress, started={le.job_id for le, ctx in held.items() if ctx.started})
+        return queue.extend(
+            list(held), progress, started={le.job_id for le, ctx in held.items() if ctx.started}
+        )

@@ -22,8 +22,13 @@ STOP_CHECK_S = 0.1  # how often the listener looks up from the socket to see whe
 
 
 class Listener:
-    def __init__(self, db: Database, job_types: Collection[str], on_work: Callable[[], None],
-                 on_cancel: Callable[[uuid.UUID], None]):
+    def __init__(
+        self,
+        db: Database,
+        job_types: Collection[str],
+        on_work: Callable[[], None],
+        on_cancel: Callable[[uuid.UUID], None],
+    ):
         self.db = db
         self.job_types = set(job_types)
         self.on_work = on_work
@@ -55,8 +60,10 @@ class Listener:
                             self._dispatch(note.channel, note.payload)
             except Exception as exc:  # the database away, or anything else: never let this thread die
                 self.ready.clear()
-                log.warning("listener lost its connection (%s); polling until it is back",
-                            str(exc).strip() or type(exc).__name__)
+                log.warning(
+                    "listener lost its connection (%s); polling until it is back",
+                    str(exc).strip() or type(exc).__name__,
+                )
                 time.sleep(delay)
                 delay = min(delay * 2, 10.0)
 

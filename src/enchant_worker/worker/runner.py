@@ -65,8 +65,17 @@ class Outcome:
 
 
 class Worker:
-    def __init__(self, db: Database, settings: Settings, registry: Registry, *, job_types: Iterable[str] | None = None,
-                 concurrency: int = 1, burst: bool = False, worker_id: str | None = None):
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        registry: Registry,
+        *,
+        job_types: Iterable[str] | None = None,
+        concurrency: int = 1,
+        burst: bool = False,
+        worker_id: str | None = None,
+    ):
         if concurrency < 1:
             raise InvalidJob(f"concurrency: must be at least 1, got {concurrency}")
         self.db = db
@@ -91,28 +100,57 @@ class Worker:
         self._affinity = Affinity(getattr(settings, "affinity_max_wait_s", 30.0))
         self._resident_hooks = [h.resident for h in self.handlers.values() if h.resident is not None]
         # Cross-job batching: jobs per GPU call, for the handlers that can run several jobs at once.
-        self._batch_size = (device.generation_batch_size(getattr(settings, "generation_batch_size", None),
-                                                         getattr(settings, "device", "auto"))
-                            if any(h.run_batch for h in self.handlers.values()) else 1)
+        self._batch_size = (
+            device.generation_batch_size(
+                getattr(settings, "generation_batch_size", None), getattr(settings, "device", "auto")
+            )
+            if any(h.run_batch for h in self.handlers.values())
+            else 1
+        )
 
     # -- public ----------------------------------------------------------------------------------
 
     def run(self) -> None:
         """Runs until stop() (or, with burst, until nothing is runnable)."""
-        self._with_db(lambda q: q.register_worker(
-            self.worker_id, host=socket.gethostname(), pid=os.getpid(), job_types=list(self.handlers),
-            device=device.describe(any(h.gpu for h in self.handlers.values())), concurrency=self.concurrency))
-        log.info("worker %s serving %s with %d slot(s)%s", self.worker_id, ", ".join(self.handlers), self.concurrency,
-                 f", up to {self._batch_size} jobs per generation call" if self._batch_size > 1 else "")
-        slots = [threading.Thread(target=self._slot, name=f"slot-{i}", daemon=True) for i in range(self.concurrency)]
+        self._with_db(
+            lambda q: q.register_worker(
+                self.worker_id,
+                host=socket.gethostname(),
+                pid=os.getpid(),
+                job_types=list(self.handlers),
+                device=device.describe(any(h.gpu for h in self.handlers.values())),
+                concurrency=self.concurrency,
+            )
+        )
+        log.info(
+            "worker %s serving %s with %d slot(s)%s",
+            self.worker_id,
+            ", ".join(self.handlers),
+            self.concurrency,
+            f", up to {self._batch_size} jobs per generation call" if self._batch_size > 1 else "",
+        )
+        slots = [
+            threading.Thread(target=self._slot, name=f"slot-{i}", daemon=True)
+            for i in range(self.concurrency)
+        ]
         for slot in slots:
             slot.start()
         # Behind a pooler without a direct URL nobody can LISTEN: the loop polls (cancellations reach a
         # running job through the heartbeat's answer instead).
-        listener = (Listener(self.db, self.handlers, on_work=self._wake.set, on_cancel=self._cancel_requested)
-                    if self.db.session_url else contextlib.nullcontext())
-        heartbeat = Heartbeat(self.db, self.settings, self.worker_id, held=self._snapshot,
-                              counters=self._take_counts, status=self._status, resident=self._warm)
+        listener = (
+            Listener(self.db, self.handlers, on_work=self._wake.set, on_cancel=self._cancel_requested)
+            if self.db.session_url
+            else contextlib.nullcontext()
+        )
+        heartbeat = Heartbeat(
+            self.db,
+            self.settings,
+            self.worker_id,
+            held=self._snapshot,
+            counters=self._take_counts,
+            status=self._status,
+            resident=self._warm,
+        )
         self._progress_reported = heartbeat.wake.set  # progress reaches the job row within a beat
         with listener, heartbeat:
             self._loop()
@@ -120,8 +158,11 @@ class Worker:
             for _ in slots:
                 self._chunks.put(None)
         try:
-            self._with_db(lambda q: q.worker_heartbeat(self.worker_id, [], status="stopped",
-                                                       completed=self._counts[0], failed=self._counts[1]))
+            self._with_db(
+                lambda q: q.worker_heartbeat(
+                    self.worker_id, [], status="stopped", completed=self._counts[0], failed=self._counts[1]
+                )
+            )
         except DatabaseUnavailable as exc:
             log.warning("could not mark the worker stopped: %s", exc)
         log.info("worker %s stopped", self.worker_id)
@@ -154,7 +195,8 @@ class Worker:
             limit, start = free * prefetch, prefetch == 1
             warm = self._warm()
             jobs = self._with_db(
-                lambda q: q.lease(self.worker_id, self.handlers, limit, start=start, warm=warm))  # noqa: B023
+                lambda q: q.lease(self.worker_id, self.handlers, limit, start=start, warm=warm)  # noqa: B023
+            )
             if not jobs:
                 if self.burst and self._busy == 0:
                     return
@@ -166,7 +208,9 @@ class Worker:
             self._dispatch(jobs, free)
 
     def _runnable(self, queue: JobQueue) -> bool:
-        return bool(one(queue.conn.execute(q_sql("runnable_probe"), {"types": list(self.handlers)}))["runnable"])
+        return bool(
+            one(queue.conn.execute(q_sql("runnable_probe"), {"types": list(self.handlers)}))["runnable"]
+        )
 
     def _warm(self) -> Warm:
         """What the handlers have loaded now, as job keys: the lease prefers jobs that need nothing more."""
@@ -197,13 +241,17 @@ class Worker:
         for i in range(slots):
             with self._lock:
                 self._busy += 1
-            self._chunks.put(pairs[i * size:(i + 1) * size])
+            self._chunks.put(pairs[i * size : (i + 1) * size])
 
     def _context(self, job: Job) -> JobContext[Any]:
         handler = self.handlers[job.job_type]
-        ctx: JobContext[Any] = JobContext[Any](job=job, log=logging.getLogger(f"enchant_worker.job.{job.job_type}"),
-                         connect=self._handler_connection, settings=self.settings,
-                         on_progress=self._progress_reported)
+        ctx: JobContext[Any] = JobContext[Any](
+            job=job,
+            log=logging.getLogger(f"enchant_worker.job.{job.job_type}"),
+            connect=self._handler_connection,
+            settings=self.settings,
+            on_progress=self._progress_reported,
+        )
         if handler.gpu:
             ctx.preempt_check = _every(PREEMPT_CHECK_S, lambda: self._should_yield(job))
         return ctx
@@ -229,7 +277,9 @@ class Worker:
         every job the slot holds (it is updated in place on a refill), for _settle."""
         chunk = list(mine)
         while chunk:
-            self._local.rechecks = Rechecks(self._handler_connection, self.settings)  # each user read once a lease
+            self._local.rechecks = Rechecks(
+                self._handler_connection, self.settings
+            )  # each user read once a lease
             done: list[tuple[Lease, dict[str, Any] | None]] = []
             first_done = 0.0
             for i, (lease, job) in enumerate(chunk):
@@ -264,7 +314,8 @@ class Worker:
             return []
         try:
             written, jobs = self._with_db(
-                lambda q: q.complete_and_lease(done, self.worker_id, self.handlers, prefetch, self._warm()))
+                lambda q: q.complete_and_lease(done, self.worker_id, self.handlers, prefetch, self._warm())
+            )
         except Exception as exc:
             if not _unstorable(exc):
                 raise
@@ -277,35 +328,66 @@ class Worker:
     def _execute(self, lease: Lease, job: Job, ctx: JobContext[Any]) -> Outcome:
         """Runs the job's handler, with one INFO line when it starts and one when it ends."""
         started = time.monotonic()
-        log.info("job %s started: %s, user %s, attempt %d of %d", job.id, job.job_type, job.user_id or "-",
-                 job.attempts, job.max_attempts)
+        log.info(
+            "job %s started: %s, user %s, attempt %d of %d",
+            job.id,
+            job.job_type,
+            job.user_id or "-",
+            job.attempts,
+            job.max_attempts,
+        )
         outcome = self._run_handler(lease, job, ctx)
-        log.info("job %s ended: %s, user %s, attempt %d, %.3fs, %s%s", job.id, job.job_type, job.user_id or "-",
-                 job.attempts, time.monotonic() - started, outcome.kind,
-                 f" ({outcome.error.splitlines()[0][:200]})" if outcome.error else "")
+        log.info(
+            "job %s ended: %s, user %s, attempt %d, %.3fs, %s%s",
+            job.id,
+            job.job_type,
+            job.user_id or "-",
+            job.attempts,
+            time.monotonic() - started,
+            outcome.kind,
+            f" ({outcome.error.splitlines()[0][:200]})" if outcome.error else "",
+        )
         return outcome
 
-    def _execute_batch(self, head: Lease, job: Job, mine: list[tuple[Lease, Job]]
-                       ) -> list[tuple[Lease, Job, JobContext[Any], Outcome]]:
+    def _execute_batch(
+        self, head: Lease, job: Job, mine: list[tuple[Lease, Job]]
+    ) -> list[tuple[Lease, Job, JobContext[Any], Outcome]]:
         """Cross-job batching: leases up to batch size - 1 companions of the head job (same batch key) in
         one statement, and runs them all through the handler's run_batch. Returns (lease, job, context,
         outcome) for each; every job's outcome is its own."""
-        companions = self._hold(self._with_db(
-            lambda q: q.lease_companions(self.worker_id, head, self._batch_size - 1)))
+        companions = self._hold(
+            self._with_db(lambda q: q.lease_companions(self.worker_id, head, self._batch_size - 1))
+        )
         mine.extend(companions)  # held by this slot from now on (a failed slot settles them too)
         members = [(head, job), *companions]
         started = time.monotonic()
         for _, member in members:
-            log.info("job %s started: %s, user %s, attempt %d of %d, batch of %d with job %s", member.id,
-                     member.job_type, member.user_id or "-", member.attempts, member.max_attempts,
-                     len(members), job.id)
+            log.info(
+                "job %s started: %s, user %s, attempt %d of %d, batch of %d with job %s",
+                member.id,
+                member.job_type,
+                member.user_id or "-",
+                member.attempts,
+                member.max_attempts,
+                len(members),
+                job.id,
+            )
         outcomes = self._run_batch(members)
         for (_, member), outcome in zip(members, outcomes, strict=True):
-            log.info("job %s ended: %s, user %s, attempt %d, %.3fs, %s%s", member.id, member.job_type,
-                     member.user_id or "-", member.attempts, time.monotonic() - started, outcome.kind,
-                     f" ({outcome.error.splitlines()[0][:200]})" if outcome.error else "")
-        return [(lease, member, self._held[lease], outcome)
-                for (lease, member), outcome in zip(members, outcomes, strict=True)]
+            log.info(
+                "job %s ended: %s, user %s, attempt %d, %.3fs, %s%s",
+                member.id,
+                member.job_type,
+                member.user_id or "-",
+                member.attempts,
+                time.monotonic() - started,
+                outcome.kind,
+                f" ({outcome.error.splitlines()[0][:200]})" if outcome.error else "",
+            )
+        return [
+            (lease, member, self._held[lease], outcome)
+            for (lease, member), outcome in zip(members, outcomes, strict=True)
+        ]
 
     def _run_batch(self, members: list[tuple[Lease, Job]]) -> list[Outcome]:
         """Each job is checked on its own (validation, rights): one refused fails alone, and the others
@@ -327,8 +409,11 @@ class Worker:
         except Exception as exc:  # the batch itself broke: each job that was in it failed with it
             answers = [exc] * len(ready)
         for (lease, job, ctx), answer in zip(ready, answers, strict=True):
-            outcomes[lease] = (self._error_outcome(job, ctx, answer) if isinstance(answer, Exception)
-                               else self._completed(ctx, answer or {}))
+            outcomes[lease] = (
+                self._error_outcome(job, ctx, answer)
+                if isinstance(answer, Exception)
+                else self._completed(ctx, answer or {})
+            )
         for lease, _ in members:
             self._held[lease].finishing = True
         return [outcomes[lease] for lease, _ in members]
@@ -431,7 +516,9 @@ class Worker:
                 log.error("job %s: could not store its failure (%s)", lease.job_id, exc)
                 continue
             if status is None:
-                log.warning("job %s failed (%s) but its lease was lost; nothing was recorded", lease.job_id, error)
+                log.warning(
+                    "job %s failed (%s) but its lease was lost; nothing was recorded", lease.job_id, error
+                )
             self._forget([lease], failed=1)
             return status
         log.error("job %s: nothing could be recorded; its lease will expire", lease.job_id)
@@ -442,13 +529,16 @@ class Worker:
     def _report_unwritten(done: list[tuple[Lease, Any]], written: set[uuid.UUID]) -> None:
         for lease, _ in done:
             if lease.job_id not in written:
-                log.warning("job %s finished but its lease was lost; the result was not recorded", lease.job_id)
+                log.warning(
+                    "job %s finished but its lease was lost; the result was not recorded", lease.job_id
+                )
 
     def _finish_other(self, lease: Lease, job: Job, ctx: JobContext[Any], outcome: Outcome) -> None:
         if outcome.kind == "failed":
             try:
-                status = self._with_db(lambda q: q.fail(lease, outcome.error or "", attempt=job.attempts,
-                                                        retry=outcome.retry))
+                status = self._with_db(
+                    lambda q: q.fail(lease, outcome.error or "", attempt=job.attempts, retry=outcome.retry)
+                )
             except Exception as exc:
                 if not _unstorable(exc):
                     raise
@@ -456,16 +546,25 @@ class Worker:
                 self._fail_for_good(lease, UNSTORED_OUTCOME, job.attempts)
                 return
             if status is None:
-                log.warning("job %s failed (%s) but its lease was lost; nothing was recorded", job.id, outcome.error)
+                log.warning(
+                    "job %s failed (%s) but its lease was lost; nothing was recorded", job.id, outcome.error
+                )
             else:
-                log.warning("job %s (%s) failed: %s%s", job.id, job.job_type, outcome.error,
-                            "; will retry" if status == "pending" else "")
+                log.warning(
+                    "job %s (%s) failed: %s%s",
+                    job.id,
+                    job.job_type,
+                    outcome.error,
+                    "; will retry" if status == "pending" else "",
+                )
             self._forget([lease], failed=1)
         elif outcome.kind == "cancelled":
             self._with_db(lambda q: q.finish_cancelled(lease))
             self._forget([lease])
         elif outcome.kind == "release":
-            self._with_db(lambda q: q.release([lease], {lease.job_id: outcome.result} if outcome.result else None))
+            self._with_db(
+                lambda q: q.release([lease], {lease.job_id: outcome.result} if outcome.result else None)
+            )
             self._forget([lease])
         else:  # lost: another worker owns the job now; write nothing
             log.warning("job %s stopped after losing its lease", job.id)
@@ -485,8 +584,11 @@ class Worker:
         go back. No job is left held, renewed by the heartbeat but run by nobody."""
         held = self._snapshot()
         leases = [le for le in leases if le in held]
-        done = [(le, outcome.result) for le in leases
-                if (outcome := held[le].outcome) is not None and outcome.kind == "completed"]
+        done = [
+            (le, outcome.result)
+            for le in leases
+            if (outcome := held[le].outcome) is not None and outcome.kind == "completed"
+        ]
         started = [le for le in leases if held[le].started and le not in dict(done)]
         unstarted = [le for le in leases if not held[le].started]
         try:
@@ -565,8 +667,9 @@ class Worker:
         if not others:
             return False
         # a worker whose heartbeat is older than a lease is not counted as idle
-        return self._with_db(lambda q: q.should_yield(job, others, self.settings.preempt_after_s,
-                                                      self.settings.lease_seconds))
+        return self._with_db(
+            lambda q: q.should_yield(job, others, self.settings.preempt_after_s, self.settings.lease_seconds)
+        )
 
     @contextmanager
     def _handler_connection(self) -> Iterator[Connection]:
@@ -588,9 +691,14 @@ class Worker:
             conn = self.db.open()
             if not self.db.pooled:  # a session SET would leak to other clients through a pooler
                 conn.execute(q_sql("worker_session"))
-            q = JobQueue(conn, lease_s=self.settings.lease_seconds,
-                         retry_base_s=self.settings.retry_base_s, retry_max_s=self.settings.retry_max_s,
-                         fair_share=self._fair_share, affinity=self._affinity)
+            q = JobQueue(
+                conn,
+                lease_s=self.settings.lease_seconds,
+                retry_base_s=self.settings.retry_base_s,
+                retry_max_s=self.settings.retry_max_s,
+                fair_share=self._fair_share,
+                affinity=self._affinity,
+            )
             self._local.queue = q
         return q
 
@@ -626,7 +734,11 @@ def _fair_share(settings: Settings) -> FairShare | None:
         return None
     path = getattr(settings, "tiers_path", None)
     max_wait_s = getattr(settings, "queue_fair_share_max_wait_s", 60.0)
-    return FairShare.from_tiers(load_tiers(path), max_wait_s) if path is not None else FairShare(max_wait_s=max_wait_s)
+    return (
+        FairShare.from_tiers(load_tiers(path), max_wait_s)
+        if path is not None
+        else FairShare(max_wait_s=max_wait_s)
+    )
 
 
 def _text_of(exc: BaseException) -> str:

@@ -31,8 +31,11 @@ def stop_hung(queue: JobQueue, held: dict[Lease, JobContext[Any]]) -> None:
             del held[lease]
 
 
-def stop_cancelled(renewed: Mapping[uuid.UUID, bool], held: Mapping[Lease, JobContext[Any]],
-                   still_held: Mapping[Lease, JobContext[Any]]) -> None:
+def stop_cancelled(
+    renewed: Mapping[uuid.UUID, bool],
+    held: Mapping[Lease, JobContext[Any]],
+    still_held: Mapping[Lease, JobContext[Any]],
+) -> None:
     """`renewed`: the heartbeat's answer for `held` (job id → cancel requested, for the leases still
     ours). A job finished by this worker meanwhile (no longer in `still_held`, or finishing) is left
     alone: its lease is gone because its slot completed it, not because it was lost."""

@@ -12,35 +12,62 @@ from enchant_worker.api.auth import hash_key
 # (method, path template, body): every route but health. {job}, {preset}, {lora}, {image}, {story}
 # are resources owned by alice (see `owned` for the collaboration ones).
 ROUTES = [
-    ("GET", "/versions", None), ("GET", "/metrics", None), ("GET", "/dashboard/panels", None),
-    ("POST", "/v1/jobs", {"job_type": "generate_image", "metadata": {"prompt": "a castle"}}), ("GET", "/v1/jobs", None), ("GET", "/v1/jobs/{job}", None),
-    ("POST", "/v1/jobs/{job}/cancel", None), ("POST", "/v1/jobs/{job}/retry", None),
+    ("GET", "/versions", None),
+    ("GET", "/metrics", None),
+    ("GET", "/dashboard/panels", None),
+    ("POST", "/v1/jobs", {"job_type": "generate_image", "metadata": {"prompt": "a castle"}}),
+    ("GET", "/v1/jobs", None),
+    ("GET", "/v1/jobs/{job}", None),
+    ("POST", "/v1/jobs/{job}/cancel", None),
+    ("POST", "/v1/jobs/{job}/retry", None),
     ("PATCH", "/v1/jobs/{job}", {"priority": 3}),
-    ("GET", "/v1/queue/stats", None), ("GET", "/v1/workers", None),
-    ("GET", "/v1/models", None), ("GET", "/v1/providers", None),
-    ("POST", "/v1/presets", {"name": "p", "model_name": "tiny-sd"}), ("GET", "/v1/presets", None),
-    ("GET", "/v1/presets/{preset}", None), ("PATCH", "/v1/presets/{preset}", {"name": "q"}),
+    ("GET", "/v1/queue/stats", None),
+    ("GET", "/v1/workers", None),
+    ("GET", "/v1/models", None),
+    ("GET", "/v1/providers", None),
+    ("POST", "/v1/presets", {"name": "p", "model_name": "tiny-sd"}),
+    ("GET", "/v1/presets", None),
+    ("GET", "/v1/presets/{preset}", None),
+    ("PATCH", "/v1/presets/{preset}", {"name": "q"}),
     ("DELETE", "/v1/presets/{preset}", None),
-    ("GET", "/v1/images", None), ("GET", "/v1/images/{image}", None), ("GET", "/v1/images/{image}/file", None),
-    ("GET", "/v2/loras", None), ("GET", "/v2/loras/{lora}", None), ("GET", "/v2/loras/{lora}/download", None),
-    ("POST", "/v2/loras/{lora}/publish", None), ("POST", "/v2/loras/{lora}/unpublish", None),
+    ("GET", "/v1/images", None),
+    ("GET", "/v1/images/{image}", None),
+    ("GET", "/v1/images/{image}/file", None),
+    ("GET", "/v2/loras", None),
+    ("GET", "/v2/loras/{lora}", None),
+    ("GET", "/v2/loras/{lora}/download", None),
+    ("POST", "/v2/loras/{lora}/publish", None),
+    ("POST", "/v2/loras/{lora}/unpublish", None),
     ("GET", "/v2/stories/{story}/collaborators", None),
-    ("GET", "/v2/stories/{story}", None), ("PATCH", "/v2/stories/{story}", {"genre": "fantasy"}),
+    ("GET", "/v2/stories/{story}", None),
+    ("PATCH", "/v2/stories/{story}", {"genre": "fantasy"}),
     ("POST", "/v2/stories/{story}/collaborators", {"email": "dave@example.org", "role": "viewer"}),
     ("PATCH", "/v2/stories/{story}/collaborators/{collaborator}", {"role": "editor"}),
     ("DELETE", "/v2/stories/{story}/collaborators/{collaborator}", None),
     ("POST", "/v2/stories/{their_story}/collaborators/{invitation}/accept", None),
     ("POST", "/v2/stories/{their_story}/collaborators/{invitation}/decline", None),
-    ("GET", "/v2/users/me/preferences", None), ("PUT", "/v2/users/me/preferences", {"theme": "dark"}),
+    ("GET", "/v2/users/me/preferences", None),
+    ("PUT", "/v2/users/me/preferences", {"theme": "dark"}),
 ]
 ADMIN_ONLY = {"/metrics", "/dashboard/panels", "/v1/workers"}
 # Answered by the invitee only ({invitation} invites alice to carol's story): not even an admin key.
-INVITEE_ONLY = {"/v2/stories/{their_story}/collaborators/{invitation}/accept",
-                "/v2/stories/{their_story}/collaborators/{invitation}/decline"}
+INVITEE_ONLY = {
+    "/v2/stories/{their_story}/collaborators/{invitation}/accept",
+    "/v2/stories/{their_story}/collaborators/{invitation}/decline",
+}
 # What a stranger (bob, no rights on alice's things) gets: 403 on alice's resources, 2xx on lists and
 # on his own creations; admin-only routes 403.
-BOB_OK = {"/versions", "/v1/jobs", "/v1/queue/stats", "/v1/models", "/v1/providers", "/v1/presets", "/v1/images",
-          "/v2/loras", "/v2/users/me/preferences"}
+BOB_OK = {
+    "/versions",
+    "/v1/jobs",
+    "/v1/queue/stats",
+    "/v1/models",
+    "/v1/providers",
+    "/v1/presets",
+    "/v1/images",
+    "/v2/loras",
+    "/v2/users/me/preferences",
+}
 
 
 @pytest.fixture
@@ -50,37 +77,64 @@ def owned(store, alice, png, settings, make_user) -> dict[str, str]:
     conn = store.conn
     carol = make_user("carol@example.org")
     make_user("dave@example.org")
-    story = conn.execute("INSERT INTO stories (user_id, title) VALUES (%s, 'Tale') RETURNING id",
-                         [alice.user_id]).fetchone()["id"]
-    chapter = conn.execute("INSERT INTO chapters (story_id, chapter_number) VALUES (%s, 1) RETURNING id",
-                           [story]).fetchone()["id"]
-    scene = conn.execute("INSERT INTO scenes (chapter_id) VALUES (%s) RETURNING id", [chapter]).fetchone()["id"]
-    job = conn.execute("INSERT INTO processing_jobs (job_type, user_id, status, completed_at) "
-                       "VALUES ('noop', %s, 'failed', NOW()) RETURNING id", [alice.user_id]).fetchone()["id"]
-    preset = conn.execute("INSERT INTO generation_presets (user_id, name, provider, model_name, parameters) "
-                          "VALUES (%s, 'mine', 'local', 'tiny-sd', %s) RETURNING id",
-                          [alice.user_id, Jsonb({"steps": 4})]).fetchone()["id"]
+    story = conn.execute(
+        "INSERT INTO stories (user_id, title) VALUES (%s, 'Tale') RETURNING id", [alice.user_id]
+    ).fetchone()["id"]
+    chapter = conn.execute(
+        "INSERT INTO chapters (story_id, chapter_number) VALUES (%s, 1) RETURNING id", [story]
+    ).fetchone()["id"]
+    scene = conn.execute("INSERT INTO scenes (chapter_id) VALUES (%s) RETURNING id", [chapter]).fetchone()[
+        "id"
+    ]
+    job = conn.execute(
+        "INSERT INTO processing_jobs (job_type, user_id, status, completed_at) "
+        "VALUES ('noop', %s, 'failed', NOW()) RETURNING id",
+        [alice.user_id],
+    ).fetchone()["id"]
+    preset = conn.execute(
+        "INSERT INTO generation_presets (user_id, name, provider, model_name, parameters) "
+        "VALUES (%s, 'mine', 'local', 'tiny-sd', %s) RETURNING id",
+        [alice.user_id, Jsonb({"steps": 4})],
+    ).fetchone()["id"]
     (settings.storage / "loras").mkdir(parents=True, exist_ok=True)
     (settings.storage / "loras" / "style.safetensors").write_bytes(b"weights")
-    lora = conn.execute("INSERT INTO lora_models (user_id, name, model_file_url, status) "
-                        "VALUES (%s, 'style', 'loras/style.safetensors', 'ready') RETURNING id",
-                        [alice.user_id]).fetchone()["id"]
+    lora = conn.execute(
+        "INSERT INTO lora_models (user_id, name, model_file_url, status) "
+        "VALUES (%s, 'style', 'loras/style.safetensors', 'ready') RETURNING id",
+        [alice.user_id],
+    ).fetchone()["id"]
     (settings.storage / "images").mkdir(parents=True, exist_ok=True)
     image_path = settings.storage / "images" / "a.png"
     image_path.write_bytes(png())
-    image = conn.execute("INSERT INTO images (scene_id, user_id, file_path, prompt) VALUES (%s, %s, %s, 'a castle') "
-                         "RETURNING id", [scene, alice.user_id, str(image_path)]).fetchone()["id"]
-    collaborator = conn.execute("INSERT INTO story_collaborators (story_id, user_id, role, invited_by) "
-                                "VALUES (%s, %s, 'contributor', %s) RETURNING id",
-                                [story, carol.user_id, alice.user_id]).fetchone()["id"]
-    their_story = conn.execute("INSERT INTO stories (user_id, title) VALUES (%s, 'Theirs') RETURNING id",
-                               [carol.user_id]).fetchone()["id"]
-    invitation = conn.execute("INSERT INTO story_collaborators (story_id, user_id, role, invited_by) "
-                              "VALUES (%s, %s, 'viewer', %s) RETURNING id",
-                              [their_story, alice.user_id, carol.user_id]).fetchone()["id"]
-    return {"collaborator": str(collaborator), "their_story": str(their_story), "invitation": str(invitation),
-            "story": str(story), "job": str(job), "preset": str(preset), "lora": str(lora), "image": str(image),
-            "scene": str(scene)}
+    image = conn.execute(
+        "INSERT INTO images (scene_id, user_id, file_path, prompt) VALUES (%s, %s, %s, 'a castle') "
+        "RETURNING id",
+        [scene, alice.user_id, str(image_path)],
+    ).fetchone()["id"]
+    collaborator = conn.execute(
+        "INSERT INTO story_collaborators (story_id, user_id, role, invited_by) "
+        "VALUES (%s, %s, 'contributor', %s) RETURNING id",
+        [story, carol.user_id, alice.user_id],
+    ).fetchone()["id"]
+    their_story = conn.execute(
+        "INSERT INTO stories (user_id, title) VALUES (%s, 'Theirs') RETURNING id", [carol.user_id]
+    ).fetchone()["id"]
+    invitation = conn.execute(
+        "INSERT INTO story_collaborators (story_id, user_id, role, invited_by) "
+        "VALUES (%s, %s, 'viewer', %s) RETURNING id",
+        [their_story, alice.user_id, carol.user_id],
+    ).fetchone()["id"]
+    return {
+        "collaborator": str(collaborator),
+        "their_story": str(their_story),
+        "invitation": str(invitation),
+        "story": str(story),
+        "job": str(job),
+        "preset": str(preset),
+        "lora": str(lora),
+        "image": str(image),
+        "scene": str(scene),
+    }
 
 
 def _call(client, method, template, body, headers, owned):
@@ -139,8 +193,9 @@ def test_keys_are_stored_only_as_hashes(store, alice):
 def _collaborate(store, story, user, role, permissions=None, status="accepted"):
     store.conn.execute(
         "INSERT INTO story_collaborators (story_id, user_id, role, status, permissions) VALUES (%s, %s, %s, %s, "
-        "COALESCE(%s, '{\"read\": true, \"write\": false, \"admin\": false}'::jsonb))",
-        [story, user, role, status, Jsonb(permissions) if permissions else None])
+        'COALESCE(%s, \'{"read": true, "write": false, "admin": false}\'::jsonb))',
+        [story, user, role, status, Jsonb(permissions) if permissions else None],
+    )
 
 
 def test_collaborator_rights(client, store, owned, alice, make_user):
@@ -155,15 +210,24 @@ def test_collaborator_rights(client, store, owned, alice, make_user):
     assert client.get(f"/v1/jobs/{story_job}", headers=viewer.headers).status_code == 200
     assert client.get(f"/v1/images/{owned['image']}", headers=viewer.headers).status_code == 200
     assert client.post("/v1/jobs", json=body, headers=viewer.headers).status_code == 403
-    assert client.patch(f"/v1/jobs/{story_job}", json={"priority": 1}, headers=viewer.headers).status_code == 403
-    assert client.get(f"/v2/stories/{owned['story']}/collaborators", headers=viewer.headers).status_code == 200
+    assert (
+        client.patch(f"/v1/jobs/{story_job}", json={"priority": 1}, headers=viewer.headers).status_code == 403
+    )
+    assert (
+        client.get(f"/v2/stories/{owned['story']}/collaborators", headers=viewer.headers).status_code == 200
+    )
     # Contributors write; the permissions JSON can grant write to a viewer.
     for caller in (contributor, granted):
         assert client.post("/v1/jobs", json=body, headers=caller.headers).status_code == 201
-        assert client.patch(f"/v1/jobs/{story_job}", json={"priority": 2}, headers=caller.headers).status_code == 200
+        assert (
+            client.patch(f"/v1/jobs/{story_job}", json={"priority": 2}, headers=caller.headers).status_code
+            == 200
+        )
     # An invitation not accepted yet gives nothing.
     assert client.get(f"/v1/jobs/{story_job}", headers=pending.headers).status_code == 403
-    assert client.get(f"/v2/stories/{owned['story']}/collaborators", headers=pending.headers).status_code == 403
+    assert (
+        client.get(f"/v2/stories/{owned['story']}/collaborators", headers=pending.headers).status_code == 403
+    )
     listed = client.get("/v1/jobs", params={"entity_type": "scene"}, headers=viewer.headers).json()["items"]
     assert story_job in [j["id"] for j in listed]
     assert client.get(f"/v2/stories/{uuid.uuid4()}/collaborators", headers=alice.headers).status_code == 404

@@ -18,8 +18,9 @@ MISSING = "00000000-0000-0000-0000-000000000009"
 
 @pytest.fixture
 def story(client, alice) -> dict:
-    response = client.post("/v1/stories", headers=alice.headers,
-                           json={"text": SAMPLE.read_text(), "format": "markdown"})
+    response = client.post(
+        "/v1/stories", headers=alice.headers, json={"text": SAMPLE.read_text(), "format": "markdown"}
+    )
     assert response.status_code == 201, response.text
     return response.json()
 
@@ -38,8 +39,14 @@ def extracted(client, alice, story, db, settings) -> dict:
 def test_create_story_from_text_is_idempotent(client, alice, bob, story):
     assert story["created"] and story["title"] == "The Lamp at Marrow Point"
     assert [c["status"] for c in story["chapters"]] == ["added"] * 3
-    again = client.post("/v1/stories", headers=alice.headers, json={"text": SAMPLE.read_text(), "format": "markdown"})
-    assert again.status_code == 200 and again.json()["unchanged"] and again.json()["story_id"] == story["story_id"]
+    again = client.post(
+        "/v1/stories", headers=alice.headers, json={"text": SAMPLE.read_text(), "format": "markdown"}
+    )
+    assert (
+        again.status_code == 200
+        and again.json()["unchanged"]
+        and again.json()["story_id"] == story["story_id"]
+    )
     listed = client.get(f"/v1/stories/{story['story_id']}/chapters", headers=alice.headers).json()
     assert [c["chapter_number"] for c in listed] == [1, 2, 3]
     assert client.get(f"/v1/stories/{story['story_id']}/chapters", headers=bob.headers).status_code == 403
@@ -51,17 +58,30 @@ def test_create_story_from_text_is_idempotent(client, alice, bob, story):
 
 
 def test_upload_epub_and_bad_files(client, alice, tmp_path, app):
-    epub = make_epub(tmp_path / "b.epub", [("The Storm", "Mara climbed the stairs of the tower as the wind rose "
-                                                         "and the great lamp flickered above the black sea.")])
-    r = client.post("/v1/stories/upload", headers=alice.headers,
-                    files={"file": ("b.epub", epub.read_bytes(), "application/epub+zip")})
+    epub = make_epub(
+        tmp_path / "b.epub",
+        [
+            (
+                "The Storm",
+                "Mara climbed the stairs of the tower as the wind rose "
+                "and the great lamp flickered above the black sea.",
+            )
+        ],
+    )
+    r = client.post(
+        "/v1/stories/upload",
+        headers=alice.headers,
+        files={"file": ("b.epub", epub.read_bytes(), "application/epub+zip")},
+    )
     assert r.status_code == 201, r.text
     assert r.json()["book"]["format"] == "epub" and r.json()["chapters"][0]["title"] == "The Storm"
     drm = with_drm(epub, tmp_path / "drm.epub")
-    for name, data, message in (("drm.epub", drm.read_bytes(), "DRM-protected"),
-                                ("cut.epub", epub.read_bytes()[:300], "broken"),
-                                ("empty.txt", b"", "empty"),
-                                ("x.bin", b"\x00\x01\x02binary", "looks binary")):
+    for name, data, message in (
+        ("drm.epub", drm.read_bytes(), "DRM-protected"),
+        ("cut.epub", epub.read_bytes()[:300], "broken"),
+        ("empty.txt", b"", "empty"),
+        ("x.bin", b"\x00\x01\x02binary", "looks binary"),
+    ):
         r = client.post("/v1/stories/upload", headers=alice.headers, files={"file": (name, data)})
         assert r.status_code == 422 and message in r.json()["detail"][0]["msg"], (name, r.text)
     app.state.api.settings = app.state.api.settings.model_copy(update={"ingest_max_bytes": 2048})
@@ -71,26 +91,47 @@ def test_upload_epub_and_bad_files(client, alice, tmp_path, app):
 
 def test_add_chapters(client, alice, bob, story):
     sid = story["story_id"]
-    r = client.post(f"/v1/stories/{sid}/chapters", headers=alice.headers, json={"text": "Tobin slept.", "title": "Four"})
+    r = client.post(
+        f"/v1/stories/{sid}/chapters", headers=alice.headers, json={"text": "Tobin slept.", "title": "Four"}
+    )
     assert r.status_code == 201 and r.json()["number"] == 4
     again = client.post(f"/v1/stories/{sid}/chapters", headers=alice.headers, json={"text": "Tobin slept."})
     assert again.status_code == 200 and again.json()["status"] == "unchanged"
-    assert client.post(f"/v1/stories/{sid}/chapters", headers=bob.headers, json={"text": "x"}).status_code == 403
-    r = client.post(f"/v1/stories/{sid}/chapters/upload", headers=alice.headers,
-                    files={"file": ("more.txt", b"Chapter 1\n\nPeg baked bread.\n\nChapter 2\n\nTobin ate it.")})
+    assert (
+        client.post(f"/v1/stories/{sid}/chapters", headers=bob.headers, json={"text": "x"}).status_code == 403
+    )
+    r = client.post(
+        f"/v1/stories/{sid}/chapters/upload",
+        headers=alice.headers,
+        files={"file": ("more.txt", b"Chapter 1\n\nPeg baked bread.\n\nChapter 2\n\nTobin ate it.")},
+    )
     assert r.status_code == 201 and [c["number"] for c in r.json()["chapters"]] == [5, 6]
-    assert client.post(f"/v1/stories/{sid}/chapters/upload", headers=bob.headers,
-                       files={"file": ("x.txt", b"hello")}).status_code == 403
+    assert (
+        client.post(
+            f"/v1/stories/{sid}/chapters/upload", headers=bob.headers, files={"file": ("x.txt", b"hello")}
+        ).status_code
+        == 403
+    )
 
 
 def test_extract_and_read_scenes(client, alice, bob, extracted):
     chapter = extracted["chapters"][2]["id"]
-    assert client.post(f"/v1/chapters/{chapter}/extract-scenes", headers=bob.headers, json={}).status_code == 403
-    assert client.post(f"/v1/chapters/{MISSING}/extract-scenes", headers=alice.headers, json={}).status_code == 404
-    r = client.post(f"/v1/chapters/{chapter}/extract-scenes", headers=alice.headers,
-                    json={"analyzer": "llm", "text_model": "nope"})
+    assert (
+        client.post(f"/v1/chapters/{chapter}/extract-scenes", headers=bob.headers, json={}).status_code == 403
+    )
+    assert (
+        client.post(f"/v1/chapters/{MISSING}/extract-scenes", headers=alice.headers, json={}).status_code
+        == 404
+    )
+    r = client.post(
+        f"/v1/chapters/{chapter}/extract-scenes",
+        headers=alice.headers,
+        json={"analyzer": "llm", "text_model": "nope"},
+    )
     assert r.status_code == 422 and "unknown text model 'nope'" in r.text
-    r = client.post(f"/v1/chapters/{chapter}/extract-scenes", headers=alice.headers, json={"analyzer": "gpt9"})
+    r = client.post(
+        f"/v1/chapters/{chapter}/extract-scenes", headers=alice.headers, json={"analyzer": "gpt9"}
+    )
     assert r.status_code == 422 and "unknown text analyzer" in r.text
     info = client.get(f"/v1/chapters/{chapter}", headers=alice.headers).json()
     assert info["extraction"]["revision"] == 1 and info["content"].startswith("That afternoon")
@@ -125,24 +166,48 @@ def test_characters_list_and_correct(client, alice, bob, extracted):
 
 def test_branches(client, alice, bob, extracted, conn):
     sid = extracted["story_id"]
-    r = client.post(f"/v1/stories/{sid}/branches", headers=alice.headers,
-                    json={"branch_name": "The lighthouse stays", "branch_point_chapter": 3})
+    r = client.post(
+        f"/v1/stories/{sid}/branches",
+        headers=alice.headers,
+        json={"branch_name": "The lighthouse stays", "branch_point_chapter": 3},
+    )
     assert r.status_code == 201
     branch = r.json()["id"]
-    assert client.post(f"/v1/stories/{sid}/branches", headers=bob.headers,
-                       json={"branch_name": "x", "branch_point_chapter": 1}).status_code == 403
-    assert [b["id"] for b in client.get(f"/v1/stories/{sid}/branches", headers=alice.headers).json()] == [branch]
+    assert (
+        client.post(
+            f"/v1/stories/{sid}/branches",
+            headers=bob.headers,
+            json={"branch_name": "x", "branch_point_chapter": 1},
+        ).status_code
+        == 403
+    )
+    assert [b["id"] for b in client.get(f"/v1/stories/{sid}/branches", headers=alice.headers).json()] == [
+        branch
+    ]
     assert client.get(f"/v1/stories/{sid}/branches", headers=bob.headers).status_code == 403
     r = client.patch(f"/v1/branches/{branch}", headers=alice.headers, json={"is_active": False})
     assert r.status_code == 200 and r.json()["is_active"] is False
-    assert client.patch(f"/v1/branches/{branch}", headers=bob.headers, json={"is_active": True}).status_code == 403
+    assert (
+        client.patch(f"/v1/branches/{branch}", headers=bob.headers, json={"is_active": True}).status_code
+        == 403
+    )
     elena = conn.execute("SELECT id FROM characters WHERE name = 'Elena Marsh'").fetchone()["id"]
-    early = client.post(f"/v1/branches/{branch}/character-states", headers=alice.headers,
-                        json={"character_id": str(elena), "chapter_number": 2, "appearance_description": "young"})
+    early = client.post(
+        f"/v1/branches/{branch}/character-states",
+        headers=alice.headers,
+        json={"character_id": str(elena), "chapter_number": 2, "appearance_description": "young"},
+    )
     assert early.status_code == 422 and "the branch starts at chapter 3" in early.text
-    r = client.post(f"/v1/branches/{branch}/character-states", headers=alice.headers,
-                    json={"character_id": str(elena), "chapter_number": 3, "appearance_description": "in a red coat",
-                          "emotional_state": "defiant"})
+    r = client.post(
+        f"/v1/branches/{branch}/character-states",
+        headers=alice.headers,
+        json={
+            "character_id": str(elena),
+            "chapter_number": 3,
+            "appearance_description": "in a red coat",
+            "emotional_state": "defiant",
+        },
+    )
     assert r.status_code == 201 and r.json()["character_name"] == "Elena Marsh"
     assert client.get(f"/v1/branches/{branch}/character-states", headers=bob.headers).status_code == 403
     assert len(client.get(f"/v1/branches/{branch}/character-states", headers=alice.headers).json()) == 1
@@ -151,24 +216,44 @@ def test_branches(client, alice, bob, extracted, conn):
 
 def test_story_lora_styles(client, alice, bob, extracted, conn):
     sid = extracted["story_id"]
-    lora = conn.execute("INSERT INTO lora_models (user_id, name, model_file_url, status, strength_range) "
-                        "VALUES (%s, 'ink', 'loras/ink.safetensors', 'ready', '{\"min\": 0.2, \"max\": 0.9}') "
-                        "RETURNING id", (alice.user_id,)).fetchone()["id"]
+    lora = conn.execute(
+        "INSERT INTO lora_models (user_id, name, model_file_url, status, strength_range) "
+        "VALUES (%s, 'ink', 'loras/ink.safetensors', 'ready', '{\"min\": 0.2, \"max\": 0.9}') "
+        "RETURNING id",
+        (alice.user_id,),
+    ).fetchone()["id"]
     scene = conn.execute("SELECT id FROM scenes LIMIT 1").fetchone()["id"]
-    r = client.post(f"/v1/stories/{sid}/loras", headers=alice.headers,
-                    json={"lora_model_id": str(lora), "strength": 0.7, "apply_to_scenes": [str(scene)]})
-    assert r.status_code == 201 and r.json()["lora_name"] == "ink" and r.json()["apply_to_scenes"] == [str(scene)]
+    r = client.post(
+        f"/v1/stories/{sid}/loras",
+        headers=alice.headers,
+        json={"lora_model_id": str(lora), "strength": 0.7, "apply_to_scenes": [str(scene)]},
+    )
+    assert (
+        r.status_code == 201
+        and r.json()["lora_name"] == "ink"
+        and r.json()["apply_to_scenes"] == [str(scene)]
+    )
     setting = r.json()["id"]
-    too_strong = client.post(f"/v1/stories/{sid}/loras", headers=alice.headers,
-                             json={"lora_model_id": str(lora), "strength": 1.0})
+    too_strong = client.post(
+        f"/v1/stories/{sid}/loras", headers=alice.headers, json={"lora_model_id": str(lora), "strength": 1.0}
+    )
     assert too_strong.status_code == 422 and "from 0.2 to 0.9" in too_strong.text
-    bad_scene = client.post(f"/v1/stories/{sid}/loras", headers=alice.headers,
-                            json={"lora_model_id": str(lora), "apply_to_scenes": [MISSING]})
+    bad_scene = client.post(
+        f"/v1/stories/{sid}/loras",
+        headers=alice.headers,
+        json={"lora_model_id": str(lora), "apply_to_scenes": [MISSING]},
+    )
     assert bad_scene.status_code == 422 and "not scenes of this story" in bad_scene.text
-    assert client.post(f"/v1/stories/{sid}/loras", headers=bob.headers,
-                       json={"lora_model_id": str(lora)}).status_code == 403
+    assert (
+        client.post(
+            f"/v1/stories/{sid}/loras", headers=bob.headers, json={"lora_model_id": str(lora)}
+        ).status_code
+        == 403
+    )
     assert client.get(f"/v1/stories/{sid}/loras", headers=bob.headers).status_code == 403
-    r = client.patch(f"/v1/stories/{sid}/loras/{setting}", headers=alice.headers, json={"apply_to_scenes": ["all"]})
+    r = client.patch(
+        f"/v1/stories/{sid}/loras/{setting}", headers=alice.headers, json={"apply_to_scenes": ["all"]}
+    )
     assert r.status_code == 200 and r.json()["apply_to_scenes"] == ["all"]
     assert client.patch(f"/v1/stories/{sid}/loras/{setting}", headers=bob.headers, json={}).status_code == 403
     assert client.delete(f"/v1/stories/{sid}/loras/{setting}", headers=bob.headers).status_code == 403
@@ -178,53 +263,103 @@ def test_story_lora_styles(client, alice, bob, extracted, conn):
 
 def test_custom_fields_and_values(client, alice, bob, extracted, conn):
     sid = extracted["story_id"]
-    body = {"field_name": "cloak colour", "field_type": "text", "applies_to": ["characters"],
-            "metadata": {"prompt": True}}
+    body = {
+        "field_name": "cloak colour",
+        "field_type": "text",
+        "applies_to": ["characters"],
+        "metadata": {"prompt": True},
+    }
     r = client.post(f"/v1/stories/{sid}/custom-fields", headers=alice.headers, json=body)
     assert r.status_code == 201
     field = r.json()["id"]
-    assert client.post(f"/v1/stories/{sid}/custom-fields", headers=alice.headers, json=body).status_code == 409
-    assert client.post(f"/v1/stories/{sid}/custom-fields", headers=bob.headers,
-                       json={**body, "field_name": "x"}).status_code == 403
-    bad_default = client.post(f"/v1/stories/{sid}/custom-fields", headers=alice.headers,
-                              json={"field_name": "age", "field_type": "number", "applies_to": ["characters"],
-                                    "default_value": "old"})
+    assert (
+        client.post(f"/v1/stories/{sid}/custom-fields", headers=alice.headers, json=body).status_code == 409
+    )
+    assert (
+        client.post(
+            f"/v1/stories/{sid}/custom-fields", headers=bob.headers, json={**body, "field_name": "x"}
+        ).status_code
+        == 403
+    )
+    bad_default = client.post(
+        f"/v1/stories/{sid}/custom-fields",
+        headers=alice.headers,
+        json={
+            "field_name": "age",
+            "field_type": "number",
+            "applies_to": ["characters"],
+            "default_value": "old",
+        },
+    )
     assert bad_default.status_code == 422 and "custom field 'age' is of type number" in bad_default.text
     elena = conn.execute("SELECT id FROM characters WHERE name = 'Elena Marsh'").fetchone()["id"]
-    wrong = client.put(f"/v1/custom-fields/{field}/values", headers=alice.headers,
-                       json={"entity_type": "character", "entity_id": str(elena), "value": 42})
+    wrong = client.put(
+        f"/v1/custom-fields/{field}/values",
+        headers=alice.headers,
+        json={"entity_type": "character", "entity_id": str(elena), "value": 42},
+    )
     assert wrong.status_code == 422
-    assert wrong.json()["detail"][0]["msg"] == "value: custom field 'cloak colour' is of type text; got int '42'"
+    assert (
+        wrong.json()["detail"][0]["msg"] == "value: custom field 'cloak colour' is of type text; got int '42'"
+    )
     scene = conn.execute("SELECT id FROM scenes LIMIT 1").fetchone()["id"]
-    not_applied = client.put(f"/v1/custom-fields/{field}/values", headers=alice.headers,
-                             json={"entity_type": "scene", "entity_id": str(scene), "value": "red"})
+    not_applied = client.put(
+        f"/v1/custom-fields/{field}/values",
+        headers=alice.headers,
+        json={"entity_type": "scene", "entity_id": str(scene), "value": "red"},
+    )
     assert not_applied.status_code == 422 and "applies to characters" in not_applied.text
-    ok = client.put(f"/v1/custom-fields/{field}/values", headers=alice.headers,
-                    json={"entity_type": "character", "entity_id": str(elena), "value": "crimson"})
+    ok = client.put(
+        f"/v1/custom-fields/{field}/values",
+        headers=alice.headers,
+        json={"entity_type": "character", "entity_id": str(elena), "value": "crimson"},
+    )
     assert ok.status_code == 200
-    assert client.put(f"/v1/custom-fields/{field}/values", headers=bob.headers,
-                      json={"entity_type": "character", "entity_id": str(elena), "value": "x"}).status_code == 403
+    assert (
+        client.put(
+            f"/v1/custom-fields/{field}/values",
+            headers=bob.headers,
+            json={"entity_type": "character", "entity_id": str(elena), "value": "x"},
+        ).status_code
+        == 403
+    )
     people = {c["name"]: c for c in client.get(f"/v1/stories/{sid}/characters", headers=alice.headers).json()}
     assert people["Elena Marsh"]["custom_fields"][0]["value"] == "crimson"
     assert client.get(f"/v1/stories/{sid}/custom-fields", headers=bob.headers).status_code == 403
     assert client.patch(f"/v1/custom-fields/{field}", headers=bob.headers, json={}).status_code == 403
-    assert client.delete(f"/v1/custom-fields/{field}/values/character/{elena}", headers=alice.headers).status_code == 204
+    assert (
+        client.delete(
+            f"/v1/custom-fields/{field}/values/character/{elena}", headers=alice.headers
+        ).status_code
+        == 204
+    )
     assert client.delete(f"/v1/custom-fields/{field}", headers=bob.headers).status_code == 403
     assert client.delete(f"/v1/custom-fields/{field}", headers=alice.headers).status_code == 204
 
 
 def test_templates_validate_metadata(client, alice, bob, extracted, conn):
     sid = extracted["story_id"]
-    invalid = client.post(f"/v1/stories/{sid}/templates", headers=alice.headers,
-                          json={"entity_type": "character", "template_name": "bad",
-                                "template_schema": {"type": "person"}})
+    invalid = client.post(
+        f"/v1/stories/{sid}/templates",
+        headers=alice.headers,
+        json={"entity_type": "character", "template_name": "bad", "template_schema": {"type": "person"}},
+    )
     assert invalid.status_code == 422 and "not a valid JSON Schema" in invalid.text
     schema = {"type": "object", "properties": {"age": {"type": "integer", "minimum": 0}}, "required": ["age"]}
-    r = client.post(f"/v1/stories/{sid}/templates", headers=alice.headers,
-                    json={"entity_type": "character", "template_name": "person", "template_schema": schema})
+    r = client.post(
+        f"/v1/stories/{sid}/templates",
+        headers=alice.headers,
+        json={"entity_type": "character", "template_name": "person", "template_schema": schema},
+    )
     assert r.status_code == 201
-    assert client.post(f"/v1/stories/{sid}/templates", headers=bob.headers,
-                       json={"entity_type": "character", "template_name": "x", "template_schema": {}}).status_code == 403
+    assert (
+        client.post(
+            f"/v1/stories/{sid}/templates",
+            headers=bob.headers,
+            json={"entity_type": "character", "template_name": "x", "template_schema": {}},
+        ).status_code
+        == 403
+    )
     elena = conn.execute("SELECT id FROM characters WHERE name = 'Elena Marsh'").fetchone()["id"]
     url = f"/v1/entities/character/{elena}/metadata"
     wrong = client.put(f"{url}/age", headers=alice.headers, json={"value": "sixty"})
@@ -244,17 +379,28 @@ def test_templates_validate_metadata(client, alice, bob, extracted, conn):
 
 def test_a_viewer_reads_but_does_not_write(client, alice, make_user, story, conn):
     carol = make_user("carol@example.org")
-    conn.execute("INSERT INTO story_collaborators (story_id, user_id, role, status) VALUES (%s, %s, 'viewer', "
-                 "'accepted')", (story["story_id"], carol.user_id))
+    conn.execute(
+        "INSERT INTO story_collaborators (story_id, user_id, role, status) VALUES (%s, %s, 'viewer', "
+        "'accepted')",
+        (story["story_id"], carol.user_id),
+    )
     sid = story["story_id"]
     assert client.get(f"/v1/stories/{sid}/chapters", headers=carol.headers).status_code == 200
-    assert client.post(f"/v1/stories/{sid}/chapters", headers=carol.headers, json={"text": "x"}).status_code == 403
+    assert (
+        client.post(f"/v1/stories/{sid}/chapters", headers=carol.headers, json={"text": "x"}).status_code
+        == 403
+    )
     chapter = story["chapters"][0]["id"]
-    assert client.post(f"/v1/chapters/{chapter}/extract-scenes", headers=carol.headers, json={}).status_code == 403
+    assert (
+        client.post(f"/v1/chapters/{chapter}/extract-scenes", headers=carol.headers, json={}).status_code
+        == 403
+    )
 
 
 def test_story_upload_with_extract_queues_jobs(client, alice):
-    r = client.post("/v1/stories?extract=true", headers=alice.headers, json={"text": "Chapter 1\n\nMara smiled."})
+    r = client.post(
+        "/v1/stories?extract=true", headers=alice.headers, json={"text": "Chapter 1\n\nMara smiled."}
+    )
     assert r.status_code == 201 and len(r.json()["jobs"]) == 1
     job = client.get(f"/v1/jobs/{r.json()['jobs'][0]}", headers=alice.headers).json()
     assert job["job_type"] == "extract_scenes" and job["entity_type"] == "chapter"
@@ -279,15 +425,25 @@ def test_locations_and_global_templates(client, alice, bob, admin, extracted):
 def test_an_edited_scene_survives_re_extraction(client, alice, bob, extracted, db, settings):
     chapter = extracted["chapters"][0]["id"]
     scene = client.get(f"/v1/chapters/{chapter}/scenes", headers=alice.headers).json()[0]
-    assert client.patch(f"/v1/scenes/{scene['id']}", headers=bob.headers, json={"title": "x"}).status_code == 403
-    r = client.patch(f"/v1/scenes/{scene['id']}", headers=alice.headers,
-                     json={"title": "The lamp fails", "comment": "better title"})
+    assert (
+        client.patch(f"/v1/scenes/{scene['id']}", headers=bob.headers, json={"title": "x"}).status_code == 403
+    )
+    r = client.patch(
+        f"/v1/scenes/{scene['id']}",
+        headers=alice.headers,
+        json={"title": "The lamp fails", "comment": "better title"},
+    )
     assert r.status_code == 200 and r.json()["title"] == "The lamp fails"
     # the chapter is replaced by text without that scene: the edited scene is retired, not deleted
     sid = extracted["story_id"]
-    client.post(f"/v1/stories/{sid}/chapters", headers=alice.headers,
-                json={"text": "Tobin ran home through the rain, laughing.", "number": 1})
-    job = client.post(f"/v1/chapters/{chapter}/extract-scenes", headers=alice.headers, json={}).json()["job_id"]
+    client.post(
+        f"/v1/stories/{sid}/chapters",
+        headers=alice.headers,
+        json={"text": "Tobin ran home through the rain, laughing.", "number": 1},
+    )
+    job = client.post(f"/v1/chapters/{chapter}/extract-scenes", headers=alice.headers, json={}).json()[
+        "job_id"
+    ]
     workers = WorkerThreads(db, settings)
     _, thread = workers.start(types=["extract_scenes"], burst=True)
     thread.join(60)

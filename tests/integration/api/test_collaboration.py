@@ -13,8 +13,11 @@ COLLAB = "/v2/stories/{story}/collaborators"
 
 @pytest.fixture
 def story(store, alice) -> str:
-    return str(store.conn.execute("INSERT INTO stories (user_id, title) VALUES (%s, 'Tale') RETURNING id",
-                                  [alice.user_id]).fetchone()["id"])
+    return str(
+        store.conn.execute(
+            "INSERT INTO stories (user_id, title) VALUES (%s, 'Tale') RETURNING id", [alice.user_id]
+        ).fetchone()["id"]
+    )
 
 
 def _url(story: str, collaborator: str | None = None, action: str | None = None) -> str:
@@ -27,14 +30,17 @@ def _url(story: str, collaborator: str | None = None, action: str | None = None)
 
 
 def _invite(client, caller, story, invitee, role="contributor", **extra):
-    return client.post(_url(story), json={"user_id": str(invitee.user_id), "role": role, **extra},
-                       headers=caller.headers)
+    return client.post(
+        _url(story), json={"user_id": str(invitee.user_id), "role": role, **extra}, headers=caller.headers
+    )
 
 
 def _history(store, collaborator_id) -> list[dict]:
     return store.conn.execute(
         "SELECT entity_type, user_id, action_type, changes, comment FROM edit_history WHERE entity_id = %s "
-        "ORDER BY created_at, id", [collaborator_id]).fetchall()
+        "ORDER BY created_at, id",
+        [collaborator_id],
+    ).fetchall()
 
 
 def _loc(response) -> list:
@@ -50,7 +56,9 @@ def test_the_whole_flow(client, store, story, alice, bob):
     assert invitation["status"] == "pending" and invitation["accepted_at"] is None
     assert invitation["invited_by"] == str(alice.user_id) and invitation["user_id"] == str(bob.user_id)
     assert invitation["permissions"] == {"read": True, "write": True, "admin": False}
-    assert client.patch(f"/v2/stories/{story}", json={"genre": "noir"}, headers=bob.headers).status_code == 403
+    assert (
+        client.patch(f"/v2/stories/{story}", json={"genre": "noir"}, headers=bob.headers).status_code == 403
+    )
     assert client.get(f"/v2/stories/{story}", headers=bob.headers).status_code == 403
     # Alice sees the invitation in the list.
     listed = client.get(_url(story), headers=alice.headers).json()
@@ -68,7 +76,11 @@ def test_the_whole_flow(client, store, story, alice, bob):
     # Demoted to viewer: reads, no longer writes.
     r = client.patch(_url(story, cid), json={"role": "viewer"}, headers=alice.headers)
     assert r.status_code == 200, r.text
-    assert r.json()["role"] == "viewer" and r.json()["permissions"] == {"read": True, "write": False, "admin": False}
+    assert r.json()["role"] == "viewer" and r.json()["permissions"] == {
+        "read": True,
+        "write": False,
+        "admin": False,
+    }
     assert client.get(f"/v2/stories/{story}", headers=bob.headers).status_code == 200
     assert client.patch(f"/v2/stories/{story}", json={"genre": "x"}, headers=bob.headers).status_code == 403
     # A grant of write on top of the viewer role lets him write again.
@@ -85,15 +97,26 @@ def test_the_whole_flow(client, store, story, alice, bob):
     # Every write is in the edit history, with who made it.
     history = _history(store, cid)
     assert [(h["entity_type"], h["action_type"]) for h in history] == [
-        ("story_collaborator", "create"), ("story_collaborator", "update"), ("story_collaborator", "update"),
-        ("story_collaborator", "update"), ("story_collaborator", "delete")]
+        ("story_collaborator", "create"),
+        ("story_collaborator", "update"),
+        ("story_collaborator", "update"),
+        ("story_collaborator", "update"),
+        ("story_collaborator", "delete"),
+    ]
     create, accept, demote, grant, delete = history
     assert create["user_id"] == alice.user_id and create["comment"] == "welcome"
     assert create["changes"]["role"] == "editor" and create["changes"]["status"] == "pending"
-    assert accept["user_id"] == bob.user_id and accept["changes"]["status"] == {"old": "pending", "new": "accepted"}
+    assert accept["user_id"] == bob.user_id and accept["changes"]["status"] == {
+        "old": "pending",
+        "new": "accepted",
+    }
     assert demote["changes"]["role"] == {"old": "editor", "new": "viewer"}
-    assert grant["changes"] == {"permissions": {"old": {"read": True, "write": False, "admin": False},
-                                                "new": {"read": True, "write": True, "admin": False}}}
+    assert grant["changes"] == {
+        "permissions": {
+            "old": {"read": True, "write": False, "admin": False},
+            "new": {"read": True, "write": True, "admin": False},
+        }
+    }
     assert delete["user_id"] == alice.user_id and delete["changes"]["user_id"] == str(bob.user_id)
 
 
@@ -107,7 +130,10 @@ def test_invite_by_email_decline_and_leave(client, store, story, alice, bob, mak
     r = client.post(_url(story, cid, "accept"), headers=bob.headers)
     assert r.status_code == 409 and "declined" in r.json()["detail"]
     assert client.get(f"/v2/stories/{story}", headers=bob.headers).status_code == 403
-    assert [h["action_type"] for h in _history(store, cid)] == ["create", "update"]  # the repeat recorded nothing
+    assert [h["action_type"] for h in _history(store, cid)] == [
+        "create",
+        "update",
+    ]  # the repeat recorded nothing
 
     # A collaborator leaves on their own.
     carol = make_user()
@@ -141,7 +167,9 @@ def test_admin_collaborators_and_the_owner_role(client, story, alice, bob, make_
     r = _invite(client, bob, story, carol, role="viewer")
     assert r.status_code == 201 and r.json()["invited_by"] == str(bob.user_id)
     carol_id = r.json()["id"]
-    assert client.patch(_url(story, carol_id), json={"role": "editor"}, headers=bob.headers).status_code == 200
+    assert (
+        client.patch(_url(story, carol_id), json={"role": "editor"}, headers=bob.headers).status_code == 200
+    )
     r = _invite(client, bob, story, dave, role="owner")
     assert r.status_code == 403 and "owner role" in r.json()["detail"]
     r = client.patch(_url(story, carol_id), json={"role": "owner"}, headers=bob.headers)
@@ -173,7 +201,9 @@ def test_who_may_not(client, story, alice, bob, make_user, admin):
     # A pending invitee administers nothing; a stranger neither; an accepted contributor neither.
     for caller in (bob, stranger):
         assert _invite(client, caller, story, carol).status_code == 403
-        assert client.patch(_url(story, cid), json={"role": "viewer"}, headers=caller.headers).status_code == 403
+        assert (
+            client.patch(_url(story, cid), json={"role": "viewer"}, headers=caller.headers).status_code == 403
+        )
     assert client.post(_url(story, cid, "accept"), headers=bob.headers).status_code == 200
     assert _invite(client, bob, story, carol).status_code == 403
     assert client.patch(_url(story, cid), json={"role": "editor"}, headers=bob.headers).status_code == 403
@@ -181,9 +211,13 @@ def test_who_may_not(client, story, alice, bob, make_user, admin):
     assert client.delete(_url(story, carol_id), headers=bob.headers).status_code == 403
     assert client.delete(_url(story, carol_id), headers=stranger.headers).status_code == 403
     # Without a key: 401 everywhere.
-    for method, url in (("POST", _url(story)), ("POST", _url(story, cid, "accept")),
-                        ("POST", _url(story, cid, "decline")), ("PATCH", _url(story, cid)),
-                        ("DELETE", _url(story, cid))):
+    for method, url in (
+        ("POST", _url(story)),
+        ("POST", _url(story, cid, "accept")),
+        ("POST", _url(story, cid, "decline")),
+        ("PATCH", _url(story, cid)),
+        ("DELETE", _url(story, cid)),
+    ):
         assert client.request(method, url, json={"role": "viewer"}).status_code == 401
 
 
@@ -201,32 +235,51 @@ def test_unknown_ids_are_404(client, store, story, alice, bob):
             r = client.request(method, url, json=body, headers=bob.headers if path else alice.headers)
             assert r.status_code == 404, (method, url, r.text)
     # A collaborator id of another story is unknown on this one.
-    second = str(store.conn.execute("INSERT INTO stories (user_id, title) VALUES (%s, 'Other') RETURNING id",
-                                    [alice.user_id]).fetchone()["id"])
+    second = str(
+        store.conn.execute(
+            "INSERT INTO stories (user_id, title) VALUES (%s, 'Other') RETURNING id", [alice.user_id]
+        ).fetchone()["id"]
+    )
     r = client.patch(_url(second, cid), json={"role": "viewer"}, headers=alice.headers)
     assert r.status_code == 404 and cid in r.json()["detail"]
     # v1 has no collaboration: a 404 naming v2.
-    r = client.post(f"/v1/stories/{story}/collaborators", json={"user_id": str(bob.user_id)}, headers=alice.headers)
+    r = client.post(
+        f"/v1/stories/{story}/collaborators", json={"user_id": str(bob.user_id)}, headers=alice.headers
+    )
     assert r.status_code == 404 and "v2" in r.json()["detail"]
 
 
-@pytest.mark.parametrize(("body", "field"), [
-    ({}, ["body", "user_id"]),
-    ({"user_id": "00000000-0000-0000-0000-000000000001", "email": "bob@example.org"}, ["body", "user_id"]),
-    ({"user_id": "not-a-uuid"}, ["body", "user_id"]),
-    ({"email": ""}, ["body", "email"]),
-    ({"email": "a\x00b@example.org"}, ["body", "email"]),
-    ({"email": "bob@example.org", "role": "boss"}, ["body", "role"]),
-    ({"email": "bob@example.org", "role": None}, ["body", "role"]),
-    ({"email": "bob@example.org", "permissions": {"fly": True}}, ["body", "permissions", "fly"]),
-    ({"email": "bob@example.org", "permissions": {"write": "yes please"}}, ["body", "permissions", "write"]),
-    ({"email": "bob@example.org", "permissions": []}, ["body", "permissions"]),
-    ({"email": "bob@example.org", "role": "editor", "permissions": {"write": False}},
-     ["body", "permissions", "write"]),
-    ({"email": "bob@example.org", "comment": "x" * 2001}, ["body", "comment"]),
-    ({"email": "bob@example.org", "status": "accepted"}, ["body", "status"]),
-    ({"email": "bob@example.org", "invited_by": "00000000-0000-0000-0000-000000000001"}, ["body", "invited_by"]),
-])
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({}, ["body", "user_id"]),
+        (
+            {"user_id": "00000000-0000-0000-0000-000000000001", "email": "bob@example.org"},
+            ["body", "user_id"],
+        ),
+        ({"user_id": "not-a-uuid"}, ["body", "user_id"]),
+        ({"email": ""}, ["body", "email"]),
+        ({"email": "a\x00b@example.org"}, ["body", "email"]),
+        ({"email": "bob@example.org", "role": "boss"}, ["body", "role"]),
+        ({"email": "bob@example.org", "role": None}, ["body", "role"]),
+        ({"email": "bob@example.org", "permissions": {"fly": True}}, ["body", "permissions", "fly"]),
+        (
+            {"email": "bob@example.org", "permissions": {"write": "yes please"}},
+            ["body", "permissions", "write"],
+        ),
+        ({"email": "bob@example.org", "permissions": []}, ["body", "permissions"]),
+        (
+            {"email": "bob@example.org", "role": "editor", "permissions": {"write": False}},
+            ["body", "permissions", "write"],
+        ),
+        ({"email": "bob@example.org", "comment": "x" * 2001}, ["body", "comment"]),
+        ({"email": "bob@example.org", "status": "accepted"}, ["body", "status"]),
+        (
+            {"email": "bob@example.org", "invited_by": "00000000-0000-0000-0000-000000000001"},
+            ["body", "invited_by"],
+        ),
+    ],
+)
 def test_bad_invitations_are_422_naming_the_field(client, story, alice, bob, body, field):
     r = client.post(_url(story), json=body, headers=alice.headers)
     assert r.status_code == 422, r.text
@@ -235,34 +288,52 @@ def test_bad_invitations_are_422_naming_the_field(client, story, alice, bob, bod
 
 def test_bad_bodies_and_ids(client, story, alice, bob):
     cid = _invite(client, alice, story, bob).json()["id"]
-    for body, field in (({"role": "boss"}, ["body", "role"]), ({"role": None}, ["body", "role"]),
-                        ({"permissions": {"admin": 1.5}}, ["body", "permissions", "admin"]),
-                        ({"permissions": {"read": False}}, ["body", "permissions", "read"]),
-                        ({"user_id": str(bob.user_id)}, ["body", "user_id"]),
-                        ({"comment": "\x00"}, ["body", "comment"])):
+    for body, field in (
+        ({"role": "boss"}, ["body", "role"]),
+        ({"role": None}, ["body", "role"]),
+        ({"permissions": {"admin": 1.5}}, ["body", "permissions", "admin"]),
+        ({"permissions": {"read": False}}, ["body", "permissions", "read"]),
+        ({"user_id": str(bob.user_id)}, ["body", "user_id"]),
+        ({"comment": "\x00"}, ["body", "comment"]),
+    ):
         r = client.patch(_url(story, cid), json=body, headers=alice.headers)
         assert r.status_code == 422, (body, r.text)
         assert _loc(r) == field, r.json()
     for method, path in (("POST", "accept"), ("PATCH", None), ("DELETE", None)):
         r = client.request(method, _url(story, "not-a-uuid", path), json={}, headers=alice.headers)
         assert r.status_code == 422 and _loc(r) == ["path", "collaborator_id"], r.text
-    r = client.post("/v2/stories/not-a-uuid/collaborators", json={"email": "bob@example.org"}, headers=alice.headers)
+    r = client.post(
+        "/v2/stories/not-a-uuid/collaborators", json={"email": "bob@example.org"}, headers=alice.headers
+    )
     assert r.status_code == 422 and _loc(r) == ["path", "story_id"]
-    r = client.post(_url(story), content=b"{not json", headers={**alice.headers, "Content-Type": "application/json"})
+    r = client.post(
+        _url(story), content=b"{not json", headers={**alice.headers, "Content-Type": "application/json"}
+    )
     assert r.status_code == 422
     # A body that changes nothing records nothing.
     assert client.patch(_url(story, cid), json={}, headers=alice.headers).status_code == 200
-    assert client.patch(_url(story, cid), json={"role": "contributor", "permissions": {"write": True}},
-                        headers=alice.headers).status_code == 200
+    assert (
+        client.patch(
+            _url(story, cid),
+            json={"role": "contributor", "permissions": {"write": True}},
+            headers=alice.headers,
+        ).status_code
+        == 200
+    )
 
 
 def test_a_grant_survives_role_changes_and_can_be_withdrawn(client, store, story, alice, bob):
     cid = _invite(client, alice, story, bob, role="viewer", permissions={"admin": True}).json()["id"]
-    assert client.get(_url(story), headers=alice.headers).json()[0]["permissions"] == \
-        {"read": True, "write": False, "admin": True}
+    assert client.get(_url(story), headers=alice.headers).json()[0]["permissions"] == {
+        "read": True,
+        "write": False,
+        "admin": True,
+    }
     r = client.patch(_url(story, cid), json={"role": "editor"}, headers=alice.headers)
     assert r.json()["permissions"] == {"read": True, "write": True, "admin": True}
-    r = client.patch(_url(story, cid), json={"role": "viewer", "permissions": {"admin": False}}, headers=alice.headers)
+    r = client.patch(
+        _url(story, cid), json={"role": "viewer", "permissions": {"admin": False}}, headers=alice.headers
+    )
     assert r.json()["permissions"] == {"read": True, "write": False, "admin": False}
     # Nothing changed: no history entry for it.
     before = len(_history(store, cid))
@@ -274,8 +345,12 @@ def test_concurrent_invitations_of_one_user_make_one_row(client, store, story, a
     with ThreadPoolExecutor(8) as pool:
         codes = sorted(pool.map(lambda _: _invite(client, alice, story, bob).status_code, range(8)))
     assert codes == [201] + [409] * 7
-    assert store.conn.execute("SELECT count(*) AS n FROM story_collaborators WHERE story_id = %s",
-                              [story]).fetchone()["n"] == 1
+    assert (
+        store.conn.execute(
+            "SELECT count(*) AS n FROM story_collaborators WHERE story_id = %s", [story]
+        ).fetchone()["n"]
+        == 1
+    )
 
 
 def test_openapi_documents_the_routes(client, admin):
@@ -284,6 +359,9 @@ def test_openapi_documents_the_routes(client, admin):
     assert set(paths[base]) == {"get", "post"}
     assert "409" in paths[base]["post"]["responses"] and "422" in paths[base]["post"]["responses"]
     assert set(paths[base + "/{collaborator_id}"]) == {"patch", "delete"}
-    assert "post" in paths[base + "/{collaborator_id}/accept"] and "post" in paths[base + "/{collaborator_id}/decline"]
+    assert (
+        "post" in paths[base + "/{collaborator_id}/accept"]
+        and "post" in paths[base + "/{collaborator_id}/decline"]
+    )
     # v1 has no collaboration (its story routes are ingest, settings and exports).
     assert not any(p.startswith("/v1/stories") and "collaborators" in p for p in paths)

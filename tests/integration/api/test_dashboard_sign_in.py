@@ -19,14 +19,21 @@ def test_the_sign_in_form_posts_the_key(client):
     assert 'type="password" name="key"' in r.text and 'name="refresh" value="7"' in r.text
 
 
-@pytest.mark.parametrize("key, status, message", [
-    ("ew_wrong", 401, "That key is unknown or revoked."),
-    ("", 401, "Enter an admin API key."),
-    ("caf\udce9", 401, "That key is unknown or revoked."),
-])
+@pytest.mark.parametrize(
+    "key, status, message",
+    [
+        ("ew_wrong", 401, "That key is unknown or revoked."),
+        ("", 401, "Enter an admin API key."),
+        ("caf\udce9", 401, "That key is unknown or revoked."),
+    ],
+)
 def test_an_unknown_key_is_refused_with_the_form_again(client, key, status, message):
-    r = client.post("/dashboard", content=f"key={key}".encode("utf-8", "surrogateescape"),
-                    headers={"Content-Type": "application/x-www-form-urlencoded"}, follow_redirects=False)
+    r = client.post(
+        "/dashboard",
+        content=f"key={key}".encode("utf-8", "surrogateescape"),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+        follow_redirects=False,
+    )
     assert r.status_code == status and message in r.text and "<form" in r.text
     assert "set-cookie" not in r.headers
 

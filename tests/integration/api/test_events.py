@@ -19,18 +19,27 @@ PROXY = "10.1.2.3"
 
 
 def _story(conn, owner: uuid.UUID) -> dict:
-    story = conn.execute("INSERT INTO stories (user_id, title) VALUES (%s, 'A story') RETURNING id", (owner,)).fetchone()["id"]
-    chapter = conn.execute("INSERT INTO chapters (story_id, chapter_number) VALUES (%s, 1) RETURNING id",
-                           (story,)).fetchone()["id"]
-    scene = conn.execute("INSERT INTO scenes (chapter_id) VALUES (%s) RETURNING id", (chapter,)).fetchone()["id"]
-    image = conn.execute("INSERT INTO images (scene_id, user_id, file_path) VALUES (%s, %s, 'x.png') RETURNING id",
-                         (scene, owner)).fetchone()["id"]
+    story = conn.execute(
+        "INSERT INTO stories (user_id, title) VALUES (%s, 'A story') RETURNING id", (owner,)
+    ).fetchone()["id"]
+    chapter = conn.execute(
+        "INSERT INTO chapters (story_id, chapter_number) VALUES (%s, 1) RETURNING id", (story,)
+    ).fetchone()["id"]
+    scene = conn.execute("INSERT INTO scenes (chapter_id) VALUES (%s) RETURNING id", (chapter,)).fetchone()[
+        "id"
+    ]
+    image = conn.execute(
+        "INSERT INTO images (scene_id, user_id, file_path) VALUES (%s, %s, 'x.png') RETURNING id",
+        (scene, owner),
+    ).fetchone()["id"]
     return {"story": str(story), "chapter": str(chapter), "scene": str(scene), "image": str(image)}
 
 
 def _events(conn) -> list[dict]:
-    return conn.execute("SELECT user_id, event_type, event_data, session_id, host(ip_address) AS ip, user_agent "
-                        "FROM user_analytics_events ORDER BY created_at, id").fetchall()
+    return conn.execute(
+        "SELECT user_id, event_type, event_data, session_id, host(ip_address) AS ip, user_agent "
+        "FROM user_analytics_events ORDER BY created_at, id"
+    ).fetchall()
 
 
 def _view(story: str, **extra) -> dict:
@@ -46,35 +55,51 @@ def peer_client(app) -> Iterator[TestClient]:
 @pytest.fixture
 def proxied_client(settings, db_url) -> Iterator[TestClient]:
     """An app behind a trusted proxy (10.0.0.0/8), reached through it."""
-    app = create_app(settings.model_copy(update={"trusted_proxies": ["10.0.0.0/8"]}), database_url=db_url,
-                     job_types=default_registry(plugins=False))
+    app = create_app(
+        settings.model_copy(update={"trusted_proxies": ["10.0.0.0/8"]}),
+        database_url=db_url,
+        job_types=default_registry(plugins=False),
+    )
     with TestClient(app, client=(PROXY, 40000)) as c:
         yield c
 
 
 def test_a_batch_is_stored_with_the_peer_address_and_user_agent(peer_client, conn, alice):
     st = _story(conn, alice.user_id)
-    batch = [_view(st["story"], chapter_id=st["chapter"], scene_id=st["scene"], source="library"),
-             {"event_type": "reading_progress", "event_data": {"story_id": st["story"], "seconds": 42.5,
-                                                               "progress_percent": 10}},
-             {"event_type": "image_rating", "event_data": {"image_id": st["image"], "rating": 4}},
-             {"event_type": "search", "event_data": {"query": "dragons", "results": 3}},
-             {"event_type": "custom.bookmark", "event_data": {"story_id": st["story"], "page": 3}}]
-    r = peer_client.post("/v1/events", json={"events": batch},
-                         headers={**alice.headers, "User-Agent": "reader/1.0"})
+    batch = [
+        _view(st["story"], chapter_id=st["chapter"], scene_id=st["scene"], source="library"),
+        {
+            "event_type": "reading_progress",
+            "event_data": {"story_id": st["story"], "seconds": 42.5, "progress_percent": 10},
+        },
+        {"event_type": "image_rating", "event_data": {"image_id": st["image"], "rating": 4}},
+        {"event_type": "search", "event_data": {"query": "dragons", "results": 3}},
+        {"event_type": "custom.bookmark", "event_data": {"story_id": st["story"], "page": 3}},
+    ]
+    r = peer_client.post(
+        "/v1/events", json={"events": batch}, headers={**alice.headers, "User-Agent": "reader/1.0"}
+    )
     assert r.status_code == 202, r.text
     assert r.json() == {"accepted": 5}
     rows = {e["event_type"]: e for e in _events(conn)}
     assert sorted(rows) == sorted(e["event_type"] for e in batch)
-    assert {e["ip"] for e in rows.values()} == {PEER} and {e["user_agent"] for e in rows.values()} == {"reader/1.0"}
+    assert {e["ip"] for e in rows.values()} == {PEER} and {e["user_agent"] for e in rows.values()} == {
+        "reader/1.0"
+    }
     assert {e["user_id"] for e in rows.values()} == {alice.user_id}
-    assert rows["story_view"]["event_data"] == batch[0]["event_data"] and rows["story_view"]["session_id"] == "s-1"
+    assert (
+        rows["story_view"]["event_data"] == batch[0]["event_data"]
+        and rows["story_view"]["session_id"] == "s-1"
+    )
 
 
 def test_a_forged_forwarded_for_from_an_untrusted_client_is_ignored(peer_client, conn, alice):
     st = _story(conn, alice.user_id)
-    r = peer_client.post("/v1/events", json={"events": [_view(st["story"])]},
-                         headers={**alice.headers, "X-Forwarded-For": "198.51.100.77", "X-Real-IP": "198.51.100.78"})
+    r = peer_client.post(
+        "/v1/events",
+        json={"events": [_view(st["story"])]},
+        headers={**alice.headers, "X-Forwarded-For": "198.51.100.77", "X-Real-IP": "198.51.100.78"},
+    )
     assert r.status_code == 202, r.text
     assert _events(conn)[0]["ip"] == PEER
 
@@ -83,39 +108,60 @@ def test_a_trusted_proxys_header_names_the_client(proxied_client, conn, alice):
     st = _story(conn, alice.user_id)
     # The client wrote a forged address itself; the proxy appended the address it saw, then another
     # trusted hop its own: the right-most untrusted address is the client.
-    r = proxied_client.post("/v1/events", json={"events": [_view(st["story"])]},
-                            headers={**alice.headers, "X-Forwarded-For": "6.6.6.6, 198.51.100.7, 10.9.9.9"})
+    r = proxied_client.post(
+        "/v1/events",
+        json={"events": [_view(st["story"])]},
+        headers={**alice.headers, "X-Forwarded-For": "6.6.6.6, 198.51.100.7, 10.9.9.9"},
+    )
     assert r.status_code == 202, r.text
     r = proxied_client.post("/v1/events", json={"events": [_view(st["story"])]}, headers=alice.headers)
     assert r.status_code == 202, r.text  # no header: the proxy itself is all we know
-    r = proxied_client.post("/v1/events", json={"events": [_view(st["story"])]},
-                            headers={**alice.headers, "X-Forwarded-For": "not-an-address"})
+    r = proxied_client.post(
+        "/v1/events",
+        json={"events": [_view(st["story"])]},
+        headers={**alice.headers, "X-Forwarded-For": "not-an-address"},
+    )
     assert r.status_code == 202, r.text
-    assert [e["ip"] for e in _events(conn)] == ["198.51.100.7", PROXY, PROXY]  # one event per request: in order
+    assert [e["ip"] for e in _events(conn)] == [
+        "198.51.100.7",
+        PROXY,
+        PROXY,
+    ]  # one event per request: in order
 
 
 def test_unknown_fields_are_refused_with_the_field_named(peer_client, conn, alice):
     st = _story(conn, alice.user_id)
-    r = peer_client.post("/v1/events", json={"events": [_view(st["story"], colour="red")]}, headers=alice.headers)
+    r = peer_client.post(
+        "/v1/events", json={"events": [_view(st["story"], colour="red")]}, headers=alice.headers
+    )
     assert r.status_code == 422
     error = r.json()["detail"][0]
     assert error["loc"] == ["body", "events", 0, "event_data", "colour"]
     assert "unknown field" in error["msg"] and "story_id" in error["msg"]
-    r = peer_client.post("/v1/events", json={"events": [{**_view(st["story"]), "when": "now"}]}, headers=alice.headers)
+    r = peer_client.post(
+        "/v1/events", json={"events": [{**_view(st["story"]), "when": "now"}]}, headers=alice.headers
+    )
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "events", 0, "when"]
-    r = peer_client.post("/v1/events", json={"events": [_view(st["story"])], "extra": 1}, headers=alice.headers)
+    r = peer_client.post(
+        "/v1/events", json={"events": [_view(st["story"])], "extra": 1}, headers=alice.headers
+    )
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "extra"]
-    r = peer_client.post("/v1/events", json={"events": [{"event_type": "page_flip", "event_data": {}}]},
-                         headers=alice.headers)
+    r = peer_client.post(
+        "/v1/events", json={"events": [{"event_type": "page_flip", "event_data": {}}]}, headers=alice.headers
+    )
     assert r.status_code == 422
     assert r.json()["detail"][0]["loc"] == ["body", "events", 0, "event_type"]
     assert "story_view" in r.json()["detail"][0]["msg"] and "custom.NAME" in r.json()["detail"][0]["msg"]
-    bad = [{"event_type": "image_rating", "event_data": {"image_id": st["image"], "rating": 6}},
-           {"event_type": "reading_progress", "event_data": {"story_id": st["story"], "seconds": 99999}},
-           {"event_type": "story_view", "event_data": {"story_id": "not-a-uuid"}},
-           {"event_type": "story_view", "event_data": {"story_id": st["story"]}, "session_id": "has space"}]
+    bad = [
+        {"event_type": "image_rating", "event_data": {"image_id": st["image"], "rating": 6}},
+        {"event_type": "reading_progress", "event_data": {"story_id": st["story"], "seconds": 99999}},
+        {"event_type": "story_view", "event_data": {"story_id": "not-a-uuid"}},
+        {"event_type": "story_view", "event_data": {"story_id": st["story"]}, "session_id": "has space"},
+    ]
     for i, event in enumerate(bad):
-        r = peer_client.post("/v1/events", json={"events": [_view(st["story"]), event]}, headers=alice.headers)
+        r = peer_client.post(
+            "/v1/events", json={"events": [_view(st["story"]), event]}, headers=alice.headers
+        )
         assert r.status_code == 422, (i, r.text)
         assert r.json()["detail"][0]["loc"][:3] == ["body", "events", 1], r.text
     assert _events(conn) == []
@@ -132,8 +178,11 @@ def test_oversized_and_too_deep_event_data_are_refused_with_the_limit(peer_clien
     deep = {"event_type": "custom.note", "event_data": {"a": {"b": {"c": {"d": {"e": 1}}}}}}
     r = peer_client.post("/v1/events", json={"events": [deep]}, headers=alice.headers)
     assert r.status_code == 422 and "limit of 4 levels" in r.json()["detail"][0]["msg"]
-    r = peer_client.post("/v1/events", content=b'{"events": [{"event_type": "custom.x", "event_data": {"n": NaN}}]}',
-                         headers={**alice.headers, "Content-Type": "application/json"})
+    r = peer_client.post(
+        "/v1/events",
+        content=b'{"events": [{"event_type": "custom.x", "event_data": {"n": NaN}}]}',
+        headers={**alice.headers, "Content-Type": "application/json"},
+    )
     assert r.status_code == 422 and "finite" in r.json()["detail"][0]["msg"], r.text
     nul = {"event_type": "custom.note", "event_data": {"text": "a\u0000b"}}
     r = peer_client.post("/v1/events", json={"events": [nul]}, headers=alice.headers)
@@ -159,13 +208,19 @@ def test_events_about_someone_elses_story_or_image_are_403_naming_the_field(peer
     cases = [
         (_view(theirs["story"]), "events[1].event_data.story_id"),
         (_view(mine["story"], scene_id=theirs["scene"]), "events[1].event_data.scene_id"),
-        ({"event_type": "image_rating", "event_data": {"image_id": theirs["image"], "rating": 5}},
-         "events[1].event_data.image_id"),
-        ({"event_type": "custom.bookmark", "event_data": {"chapter_id": theirs["chapter"]}},
-         "events[1].event_data.chapter_id"),
+        (
+            {"event_type": "image_rating", "event_data": {"image_id": theirs["image"], "rating": 5}},
+            "events[1].event_data.image_id",
+        ),
+        (
+            {"event_type": "custom.bookmark", "event_data": {"chapter_id": theirs["chapter"]}},
+            "events[1].event_data.chapter_id",
+        ),
     ]
     for event, field in cases:
-        r = peer_client.post("/v1/events", json={"events": [_view(mine["story"]), event]}, headers=alice.headers)
+        r = peer_client.post(
+            "/v1/events", json={"events": [_view(mine["story"]), event]}, headers=alice.headers
+        )
         assert r.status_code == 403, r.text
         assert r.json()["field"] == field and r.json()["detail"].startswith(field)
     # An id that names nothing is a 422 at that field.
@@ -180,14 +235,19 @@ def test_events_about_someone_elses_story_or_image_are_403_naming_the_field(peer
 
 def test_past_the_rate_limit_the_whole_batch_is_429_with_retry_after(peer_client, conn, alice, bob):
     st = _story(conn, alice.user_id)
-    conn.execute("UPDATE users SET quota_overrides = %s WHERE id = %s",
-                 (json.dumps({"events_per_minute": 5}), alice.user_id))
+    conn.execute(
+        "UPDATE users SET quota_overrides = %s WHERE id = %s",
+        (json.dumps({"events_per_minute": 5}), alice.user_id),
+    )
     r = peer_client.post("/v1/events", json={"events": [_view(st["story"])] * 3}, headers=alice.headers)
     assert r.status_code == 202
     r = peer_client.post("/v1/events", json={"events": [_view(st["story"])] * 3}, headers=alice.headers)
     assert r.status_code == 429
     assert 1 <= int(r.headers["Retry-After"]) <= 60
-    assert "limit of 5 per minute" in r.json()["detail"] and "nothing of this batch was stored" in r.json()["detail"]
+    assert (
+        "limit of 5 per minute" in r.json()["detail"]
+        and "nothing of this batch was stored" in r.json()["detail"]
+    )
     assert len(_events(conn)) == 3  # nothing of the refused batch
     r = peer_client.post("/v1/events", json={"events": [_view(st["story"])] * 6}, headers=alice.headers)
     assert r.status_code == 429 and "send smaller batches" in r.json()["detail"]
@@ -196,8 +256,12 @@ def test_past_the_rate_limit_the_whole_batch_is_429_with_retry_after(peer_client
     assert len(_events(conn)) == 5
     # The limit is per user: bob is not held back by alice.
     theirs = _story(conn, bob.user_id)
-    assert peer_client.post("/v1/events", json={"events": [_view(theirs["story"])] * 10},
-                            headers=bob.headers).status_code == 202
+    assert (
+        peer_client.post(
+            "/v1/events", json={"events": [_view(theirs["story"])] * 10}, headers=bob.headers
+        ).status_code
+        == 202
+    )
 
 
 def test_aggregates_are_for_admins_only(peer_client, conn, alice, admin):
@@ -213,9 +277,13 @@ def test_aggregates_are_for_admins_only(peer_client, conn, alice, admin):
     assert r.json()["oldest_event_at"] is not None
     r = peer_client.get("/v2/analytics/events", params={"event_type": "search"}, headers=admin.headers)
     assert [i["event_type"] for i in r.json()["items"]] == ["search"]
-    r = peer_client.get("/v2/analytics/events", params={"from": "2000-01-01", "to": "2000-01-02"}, headers=admin.headers)
+    r = peer_client.get(
+        "/v2/analytics/events", params={"from": "2000-01-01", "to": "2000-01-02"}, headers=admin.headers
+    )
     assert r.json()["items"] == []
-    r = peer_client.get("/v2/analytics/events", params={"from": "2001-01-01", "to": "2000-01-02"}, headers=admin.headers)
+    r = peer_client.get(
+        "/v2/analytics/events", params={"from": "2001-01-01", "to": "2000-01-02"}, headers=admin.headers
+    )
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", "from"]
 
 
@@ -234,8 +302,10 @@ def test_concurrent_batches_cannot_both_slip_under_the_limit(db, settings, conn,
     from enchant_worker.sql import q
 
     st = _story(conn, alice.user_id)
-    conn.execute("UPDATE users SET quota_overrides = %s WHERE id = %s",
-                 (json.dumps({"events_per_minute": 5}), alice.user_id))
+    conn.execute(
+        "UPDATE users SET quota_overrides = %s WHERE id = %s",
+        (json.dumps({"events_per_minute": 5}), alice.user_id),
+    )
     events = [parse_event(i, _view(st["story"])) for i in range(3)]
     actor = Actor(alice.user_id, USER)
     outcome: list[object] = []
@@ -260,17 +330,21 @@ def test_concurrent_batches_cannot_both_slip_under_the_limit(db, settings, conn,
     assert len(_events(conn)) == 3
 
 
-def test_rolled_up_metrics_are_read_by_the_story_metrics_route_for_its_readers_only(peer_client, db, settings,
-                                                                                   conn, alice, bob):
+def test_rolled_up_metrics_are_read_by_the_story_metrics_route_for_its_readers_only(
+    peer_client, db, settings, conn, alice, bob
+):
     """Events in, the scheduler's roll-up, and out through GET /v1/stories/{id}/metrics (story analysis)."""
     from datetime import UTC, datetime
 
     from enchant_worker.scheduling import tasks
 
     st = _story(conn, alice.user_id)
-    batch = [_view(st["story"]), _view(st["story"]),
-             {"event_type": "reading_progress", "event_data": {"story_id": st["story"], "seconds": 90}},
-             {"event_type": "image_rating", "event_data": {"image_id": st["image"], "rating": 3}}]
+    batch = [
+        _view(st["story"]),
+        _view(st["story"]),
+        {"event_type": "reading_progress", "event_data": {"story_id": st["story"], "seconds": 90}},
+        {"event_type": "image_rating", "event_data": {"image_id": st["image"], "rating": 3}},
+    ]
     assert peer_client.post("/v1/events", json={"events": batch}, headers=alice.headers).status_code == 202
     tasks.rollup_events(tasks.TaskContext(db, settings, datetime.now(UTC)))
     r = peer_client.get(f"/v1/stories/{st['story']}/metrics", headers=alice.headers)
@@ -278,6 +352,11 @@ def test_rolled_up_metrics_are_read_by_the_story_metrics_route_for_its_readers_o
     values = {m["metric_type"]: m["metric_value"] for m in r.json()}
     assert values["views"] == 2 and values["unique_viewers"] == 1 and values["reading_seconds"] == 90
     assert values["image_ratings"] == 1 and values["mean_image_rating"] == 3
-    r = peer_client.get(f"/v1/stories/{st['story']}/metrics", params={"metric_type": "views"}, headers=alice.headers)
+    r = peer_client.get(
+        f"/v1/stories/{st['story']}/metrics", params={"metric_type": "views"}, headers=alice.headers
+    )
     assert [m["metric_type"] for m in r.json()] == ["views"] and r.json()[0]["metadata"]["source"] == "events"
-    assert peer_client.get(f"/v1/stories/{st['story']}/metrics", headers=bob.headers).status_code in (403, 404)
+    assert peer_client.get(f"/v1/stories/{st['story']}/metrics", headers=bob.headers).status_code in (
+        403,
+        404,
+    )

@@ -30,8 +30,14 @@ def workers(db, settings):
 @pytest.fixture
 def alice_story(conn, settings, alice):
     settings.storage.mkdir(parents=True, exist_ok=True)
-    return make_story(conn, settings.storage, user_id=alice.user_id, title='Fox/Heron: "Night" <1>?',
-                      chapters=2, scenes_per_chapter=2)
+    return make_story(
+        conn,
+        settings.storage,
+        user_id=alice.user_id,
+        title='Fox/Heron: "Night" <1>?',
+        chapters=2,
+        scenes_per_chapter=2,
+    )
 
 
 def finished(client, caller, export_id):
@@ -40,12 +46,20 @@ def finished(client, caller, export_id):
 
 
 def test_the_sample_book_in_all_five_formats_through_the_queue(client, alice, alice_story, workers, tmp_path):
-    options = {"pdf": {}, "epub": {}, "html": {"layout": "gallery"}, "json": {"includeImages": True},
-               "video": {"video_resolution": "480p", "scene_seconds": 1.0, "image_quality": "thumbnail"}}
+    options = {
+        "pdf": {},
+        "epub": {},
+        "html": {"layout": "gallery"},
+        "json": {"includeImages": True},
+        "video": {"video_resolution": "480p", "scene_seconds": 1.0, "image_quality": "thumbnail"},
+    }
     ids = {}
     for fmt, extra in options.items():
-        r = client.post(f"/v1/stories/{alice_story.story_id}/exports", headers=alice.headers,
-                        json={"format": fmt, **extra})
+        r = client.post(
+            f"/v1/stories/{alice_story.story_id}/exports",
+            headers=alice.headers,
+            json={"format": fmt, **extra},
+        )
         assert r.status_code == 202, r.text
         assert r.json()["status"] == "pending" and r.json()["file_url"] is None
         ids[fmt] = r.json()["id"]
@@ -60,7 +74,10 @@ def test_the_sample_book_in_all_five_formats_through_the_queue(client, alice, al
         assert r.headers["cache-control"] == "private, max-age=31536000, immutable"
         assert r.headers["etag"] == f'"{body["sha256"]}"'
         disposition = r.headers["content-disposition"]
-        assert disposition.startswith('attachment; filename="Fox_Heron_ _Night_ _1.') and "filename*=UTF-8''" in disposition
+        assert (
+            disposition.startswith('attachment; filename="Fox_Heron_ _Night_ _1.')
+            and "filename*=UTF-8''" in disposition
+        )
         again = client.get(body["file_url"], headers={**alice.headers, "If-None-Match": r.headers["etag"]})
         assert again.status_code == 304 and again.content == b""
         path = tmp_path / f"book.{fmt}"
@@ -81,8 +98,11 @@ def test_the_sample_book_in_all_five_formats_through_the_queue(client, alice, al
     listed = client.get(f"/v1/stories/{alice_story.story_id}/exports", headers=alice.headers).json()
     assert sorted(e["format"] for e in listed["items"]) == sorted(options) and listed["next_cursor"] is None
     first = client.get(f"/v1/stories/{alice_story.story_id}/exports?limit=1", headers=alice.headers).json()
-    rest = client.get(f"/v1/stories/{alice_story.story_id}/exports", headers=alice.headers,
-                      params={"cursor": first["next_cursor"]}).json()
+    rest = client.get(
+        f"/v1/stories/{alice_story.story_id}/exports",
+        headers=alice.headers,
+        params={"cursor": first["next_cursor"]},
+    ).json()
     assert [e["id"] for e in first["items"] + rest["items"]] == [e["id"] for e in listed["items"]]
 
 
@@ -91,20 +111,34 @@ def test_every_export_route_refuses_another_users_story(client, alice, bob, alic
     r = client.post(f"/v1/stories/{story}/exports", headers=bob.headers, json={"format": "json"})
     assert r.status_code == 403 and "another user" in r.json()["detail"]
     assert client.get(f"/v1/stories/{story}/exports", headers=bob.headers).status_code == 403
-    r = client.post("/v1/stories/00000000-0000-0000-0000-000000000000/exports", headers=alice.headers,
-                    json={"format": "json"})
+    r = client.post(
+        "/v1/stories/00000000-0000-0000-0000-000000000000/exports",
+        headers=alice.headers,
+        json={"format": "json"},
+    )
     assert r.status_code == 404
-    export_id = client.post(f"/v1/stories/{story}/exports", headers=alice.headers, json={"format": "json"}).json()["id"]
+    export_id = client.post(
+        f"/v1/stories/{story}/exports", headers=alice.headers, json={"format": "json"}
+    ).json()["id"]
     workers.start(types=["export_story"])
     assert wait_for(lambda: finished(client, alice, export_id), timeout=60)["status"] == "completed"
-    for path in (f"/v1/exports/{export_id}", f"/v1/exports/{export_id}/file", f"/v1/exports/{export_id}/link"):
+    for path in (
+        f"/v1/exports/{export_id}",
+        f"/v1/exports/{export_id}/file",
+        f"/v1/exports/{export_id}/link",
+    ):
         assert client.get(path, headers=bob.headers).status_code == 403, path
         assert client.get(path).status_code == 401
     # A collaborator (viewer) of the story may export it and download the owner's export.
-    conn.execute("INSERT INTO story_collaborators (story_id, user_id, role, status) VALUES (%s, %s, 'viewer', 'accepted')",
-                 (story, bob.user_id))
+    conn.execute(
+        "INSERT INTO story_collaborators (story_id, user_id, role, status) VALUES (%s, %s, 'viewer', 'accepted')",
+        (story, bob.user_id),
+    )
     assert client.get(f"/v1/exports/{export_id}/file", headers=bob.headers).status_code == 200
-    assert client.post(f"/v1/stories/{story}/exports", headers=bob.headers, json={"format": "epub"}).status_code == 202
+    assert (
+        client.post(f"/v1/stories/{story}/exports", headers=bob.headers, json={"format": "epub"}).status_code
+        == 202
+    )
     # Not an export: a job of another type is not reachable here.
     noop = client.post("/v1/jobs", headers=alice.headers, json={"job_type": "noop", "metadata": {}})
     if noop.status_code == 201:
@@ -126,15 +160,19 @@ def test_unknown_format_or_layout_is_a_422_naming_the_allowed_values(client, ali
 
 
 def test_a_file_before_the_export_is_done_is_a_409(client, alice, alice_story):
-    export_id = client.post(f"/v1/stories/{alice_story.story_id}/exports", headers=alice.headers,
-                            json={"format": "pdf"}).json()["id"]
+    export_id = client.post(
+        f"/v1/stories/{alice_story.story_id}/exports", headers=alice.headers, json={"format": "pdf"}
+    ).json()["id"]
     r = client.get(f"/v1/exports/{export_id}/file", headers=alice.headers)
     assert r.status_code == 409 and "pending" in r.json()["detail"]
 
 
-def test_signed_links_work_without_a_key_until_they_expire(app, client, alice, bob, alice_story, workers, store):
-    export_id = client.post(f"/v1/stories/{alice_story.story_id}/exports", headers=alice.headers,
-                            json={"format": "json"}).json()["id"]
+def test_signed_links_work_without_a_key_until_they_expire(
+    app, client, alice, bob, alice_story, workers, store
+):
+    export_id = client.post(
+        f"/v1/stories/{alice_story.story_id}/exports", headers=alice.headers, json={"format": "json"}
+    ).json()["id"]
     workers.start(types=["export_story"])
     body = wait_for(lambda: finished(client, alice, export_id), timeout=60)
     link = client.get(f"/v1/exports/{export_id}/link?expires_in=600", headers=alice.headers).json()
@@ -159,8 +197,12 @@ def test_signed_links_work_without_a_key_until_they_expire(app, client, alice, b
     r = client.get(f"/v1/images/{image_id}/file", headers=alice.headers)
     assert r.status_code == 200 and r.headers["cache-control"] == "private, max-age=31536000, immutable"
     assert r.headers["etag"].strip('"') in str(alice_story.image_paths[0])
-    assert client.get(f"/v1/images/{image_id}/file", headers={**alice.headers, "If-None-Match": r.headers["etag"]}
-                      ).status_code == 304
+    assert (
+        client.get(
+            f"/v1/images/{image_id}/file", headers={**alice.headers, "If-None-Match": r.headers["etag"]}
+        ).status_code
+        == 304
+    )
     assert client.get(f"/v1/images/{image_id}/link", headers=bob.headers).status_code == 403
     url = client.get(f"/v1/images/{image_id}/link", headers=alice.headers).json()["url"]
     assert client.get(url).content == r.content
@@ -171,8 +213,11 @@ def test_public_base_url_prefixes_links(settings, db_url, limits, store, alice, 
 
     from enchant_worker.api import create_app
 
-    app = create_app(settings.model_copy(update={"public_base_url": "https://cdn.example.org/enchant"}),
-                     database_url=db_url, limits=limits)
+    app = create_app(
+        settings.model_copy(update={"public_base_url": "https://cdn.example.org/enchant"}),
+        database_url=db_url,
+        limits=limits,
+    )
     with TestClient(app) as client:
         url = client.get(f"/v1/images/{alice_story.image_ids[0]}/link", headers=alice.headers).json()["url"]
     assert url.startswith("https://cdn.example.org/enchant/media/images/")

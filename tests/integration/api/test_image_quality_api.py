@@ -8,25 +8,43 @@ import uuid
 import pytest
 from psycopg.types.json import Jsonb
 
-ALIGNMENT_SKIPPED = {"status": "skipped", "reason": 'no CLIP model (text and vision) for \'tiny-sd\': add a '
-                                                      '[models.NAME] entry with kind = "clip"'}
+ALIGNMENT_SKIPPED = {
+    "status": "skipped",
+    "reason": "no CLIP model (text and vision) for 'tiny-sd': add a [models.NAME] entry with kind = \"clip\"",
+}
 
 
 def add_image(conn, user_id, score: float | None, prompt: str = "a fox", **quality) -> uuid.UUID:
     body = None
     if score is not None or quality:
-        body = {"version": 1, "status": "ok", "score": score, "exposure": 0.5, "contrast": 0.2, "sharpness": 0.01,
-                "clipped_dark": 0.0, "clipped_bright": 0.0, "flags": [], "alignment": ALIGNMENT_SKIPPED, **quality}
-    return conn.execute("INSERT INTO images (user_id, file_path, prompt, quality, quality_score) "
-                        "VALUES (%s, 'images/x.png', %s, %s, %s) RETURNING id",
-                        (user_id, prompt, Jsonb(body) if body else None, score)).fetchone()["id"]
+        body = {
+            "version": 1,
+            "status": "ok",
+            "score": score,
+            "exposure": 0.5,
+            "contrast": 0.2,
+            "sharpness": 0.01,
+            "clipped_dark": 0.0,
+            "clipped_bright": 0.0,
+            "flags": [],
+            "alignment": ALIGNMENT_SKIPPED,
+            **quality,
+        }
+    return conn.execute(
+        "INSERT INTO images (user_id, file_path, prompt, quality, quality_score) "
+        "VALUES (%s, 'images/x.png', %s, %s, %s) RETURNING id",
+        (user_id, prompt, Jsonb(body) if body else None, score),
+    ).fetchone()["id"]
 
 
 @pytest.fixture
 def scored(conn, alice):
-    return {"high": add_image(conn, alice.user_id, 0.9), "middle": add_image(conn, alice.user_id, 0.5),
-            "low": add_image(conn, alice.user_id, 0.1, flags=["blurry"]),
-            "unknown": add_image(conn, alice.user_id, None)}
+    return {
+        "high": add_image(conn, alice.user_id, 0.9),
+        "middle": add_image(conn, alice.user_id, 0.5),
+        "low": add_image(conn, alice.user_id, 0.1, flags=["blurry"]),
+        "unknown": add_image(conn, alice.user_id, None),
+    }
 
 
 @pytest.mark.parametrize("version", ["v1", "v2"])
@@ -52,8 +70,11 @@ def test_min_quality_pages_with_its_cursor(client, alice, conn):
         add_image(conn, alice.user_id, 0.8)
     add_image(conn, alice.user_id, 0.2)
     first = client.get("/v1/images", params={"min_quality": 0.7, "limit": 2}, headers=alice.headers).json()
-    second = client.get("/v1/images", params={"min_quality": 0.7, "limit": 2, "cursor": first["next_cursor"]},
-                        headers=alice.headers).json()
+    second = client.get(
+        "/v1/images",
+        params={"min_quality": 0.7, "limit": 2, "cursor": first["next_cursor"]},
+        headers=alice.headers,
+    ).json()
     assert len(first["items"]) == 2 and len(second["items"]) == 1 and second["next_cursor"] is None
     # the cursor belongs to its filters: reused without min_quality it is refused
     r = client.get("/v1/images", params={"limit": 2, "cursor": first["next_cursor"]}, headers=alice.headers)
@@ -69,15 +90,30 @@ def test_a_bad_min_quality_is_a_422_naming_the_field(client, alice, value):
     assert detail["msg"]  # pydantic's words: "less than or equal to 1", "a valid number", "finite number"
 
 
-@pytest.mark.parametrize(("metadata", "field", "words"), [
-    ({"regenerate_below": 1.5}, "regenerate_below", "must be from 0.0 to 1.0, not 1.5"),
-    ({"regenerate_below": -0.2}, "regenerate_below", "must be from 0.0 to 1.0"),
-    ({"regenerate_below": True}, "regenerate_below", "must be a number from 0.0 to 1.0"),
-    ({"regenerate_below": 0.5, "max_regenerations": 0}, "max_regenerations", "must be from 1 to 3, not 0"),
-    ({"regenerate_below": 0.5, "max_regenerations": 10}, "max_regenerations", "must be from 1 to 3, not 10"),
-    ({"regenerate_below": 0.5, "max_regenerations": 1.5}, "max_regenerations", "must be an integer from 1 to 3"),
-    ({"max_regenerations": 2}, "max_regenerations", "applies only with regenerate_below"),
-])
+@pytest.mark.parametrize(
+    ("metadata", "field", "words"),
+    [
+        ({"regenerate_below": 1.5}, "regenerate_below", "must be from 0.0 to 1.0, not 1.5"),
+        ({"regenerate_below": -0.2}, "regenerate_below", "must be from 0.0 to 1.0"),
+        ({"regenerate_below": True}, "regenerate_below", "must be a number from 0.0 to 1.0"),
+        (
+            {"regenerate_below": 0.5, "max_regenerations": 0},
+            "max_regenerations",
+            "must be from 1 to 3, not 0",
+        ),
+        (
+            {"regenerate_below": 0.5, "max_regenerations": 10},
+            "max_regenerations",
+            "must be from 1 to 3, not 10",
+        ),
+        (
+            {"regenerate_below": 0.5, "max_regenerations": 1.5},
+            "max_regenerations",
+            "must be an integer from 1 to 3",
+        ),
+        ({"max_regenerations": 2}, "max_regenerations", "applies only with regenerate_below"),
+    ],
+)
 def test_bad_regeneration_settings_are_a_422_with_what_to_send(client, alice, conn, metadata, field, words):
     body = {"job_type": "generate_image", "metadata": {"prompt": "a castle", **metadata}}
     r = client.post("/v1/jobs", json=body, headers=alice.headers)
@@ -88,8 +124,10 @@ def test_bad_regeneration_settings_are_a_422_with_what_to_send(client, alice, co
 
 
 def test_good_regeneration_settings_are_accepted(client, alice):
-    body = {"job_type": "generate_image", "metadata": {"prompt": "a castle", "regenerate_below": 0.4,
-                                                       "max_regenerations": 3}}
+    body = {
+        "job_type": "generate_image",
+        "metadata": {"prompt": "a castle", "regenerate_below": 0.4, "max_regenerations": 3},
+    }
     r = client.post("/v2/jobs", json=body, headers=alice.headers)
     assert r.status_code in (200, 201, 202), r.text
     assert r.json()["metadata"]["regenerate_below"] == 0.4
@@ -109,7 +147,10 @@ def test_gallery_shows_scores_and_filters_by_min_quality(console, scored):
     page = console.get("/dashboard/images").text
     assert "q 0.90" in page and "q 0.10" in page and "q ?" in page and 'name="min_quality"' in page
     filtered = console.get("/dashboard/images", params={"min_quality": "0.5"}).text
-    assert f"/dashboard/images/{scored['high']}" in filtered and f"/dashboard/images/{scored['middle']}" in filtered
+    assert (
+        f"/dashboard/images/{scored['high']}" in filtered
+        and f"/dashboard/images/{scored['middle']}" in filtered
+    )
     assert f"/dashboard/images/{scored['low']}" not in filtered
     assert f"/dashboard/images/{scored['unknown']}" not in filtered
     assert 'value="0.5"' in filtered  # the form keeps the filter
@@ -125,13 +166,27 @@ def test_image_page_shows_the_quality_analysis(console, conn, scored):
     page = console.get(f"/dashboard/images/{scored['low']}").text
     assert "<h2>Quality</h2>" in page and "blurry" in page and "q 0.10" in page
     assert "Laplacian variance" in page and "kind = &quot;clip&quot;" in page  # why alignment was skipped
-    tried = add_image(conn, None, 0.6, alignment={"status": "ok", "model": "tiny-clip", "similarity": 0.25,
-                                                  "clip_score": 25.0, "prompt_truncated": False},
-                      regenerations=[{"seed": 1, "score": 0.2, "flags": ["blurry"], "kept": False},
-                                     {"seed": 1000004, "score": 0.6, "flags": [], "kept": True}])
+    tried = add_image(
+        conn,
+        None,
+        0.6,
+        alignment={
+            "status": "ok",
+            "model": "tiny-clip",
+            "similarity": 0.25,
+            "clip_score": 25.0,
+            "prompt_truncated": False,
+        },
+        regenerations=[
+            {"seed": 1, "score": 0.2, "flags": ["blurry"], "kept": False},
+            {"seed": 1000004, "score": 0.6, "flags": [], "kept": True},
+        ],
+    )
     page = console.get(f"/dashboard/images/{tried}").text
     assert "CLIPScore 25.0" in page and "seed 1000004: 0.6 (kept)" in page and "seed 1: 0.2" in page
     unreadable = add_image(conn, None, None, status="unreadable", reason="the image file x.png is missing")
-    assert "could not be analysed: the image file x.png is missing" in console.get(
-        f"/dashboard/images/{unreadable}").text
+    assert (
+        "could not be analysed: the image file x.png is missing"
+        in console.get(f"/dashboard/images/{unreadable}").text
+    )
     assert "not analysed" in console.get(f"/dashboard/images/{scored['unknown']}").text

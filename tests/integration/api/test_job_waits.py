@@ -117,8 +117,10 @@ def test_the_listener_comes_back_after_its_connection_drops(listening, conn, db_
     monkeypatch.setattr(jw, "FALLBACK_S", 600.0)
     with listening.job_waits.watch(uuid.uuid4()):
         wait_for(lambda: listening.job_waits.listening, 30, "the API's listener")
-    dropped = conn.execute("SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity "
-                           "WHERE datname = current_database() AND query LIKE '%LISTEN enchant_done'").fetchall()
+    dropped = conn.execute(
+        "SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity "
+        "WHERE datname = current_database() AND query LIKE '%LISTEN enchant_done'"
+    ).fetchall()
     assert [r["ok"] for r in dropped] == [True]
     queue, job_id, lease = _leased(conn)
     waiter = Waiter(listening, job_id, monkeypatch)  # polls while the listener is away, then listens
@@ -133,5 +135,10 @@ def test_without_a_session_waiters_poll(polling, conn, monkeypatch):
     assert not polling.job_waits.listening
     queue.complete(lease)
     assert waiter.result()["status"] == "completed"
-    assert conn.execute("SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() "
-                        "AND query LIKE '%LISTEN enchant_done'").fetchone()["n"] == 0
+    assert (
+        conn.execute(
+            "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() "
+            "AND query LIKE '%LISTEN enchant_done'"
+        ).fetchone()["n"]
+        == 0
+    )

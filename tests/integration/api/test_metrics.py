@@ -49,7 +49,9 @@ def test_counters_never_decrease_across_retry_and_archive(client, admin, conn):
 
     # A retry turns the failed row back into a pending one; archiving moves the finished rows away.
     queue.retry(failed)
-    conn.execute("UPDATE processing_jobs SET completed_at = NOW() - INTERVAL '2 days' WHERE status = 'completed'")
+    conn.execute(
+        "UPDATE processing_jobs SET completed_at = NOW() - INTERVAL '2 days' WHERE status = 'completed'"
+    )
     assert archive_finished_jobs(conn, older_than_s=86400) == 1
     after = scrape(client, admin.headers)
 

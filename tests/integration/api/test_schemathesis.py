@@ -16,8 +16,14 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-FUZZ = settings(max_examples=8, deadline=None, derandomize=True, phases=[Phase.explicit, Phase.generate],
-                suppress_health_check=list(HealthCheck), database=None)
+FUZZ = settings(
+    max_examples=8,
+    deadline=None,
+    derandomize=True,
+    phases=[Phase.explicit, Phase.generate],
+    suppress_health_check=list(HealthCheck),
+    database=None,
+)
 
 
 def _fuzz(app, headers_list, checks) -> list[str]:
@@ -26,6 +32,7 @@ def _fuzz(app, headers_list, checks) -> list[str]:
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) > 25
     for operation in operations:
+
         @FUZZ
         @given(case=operation.as_strategy())
         def run(case):
@@ -41,8 +48,11 @@ def _fuzz(app, headers_list, checks) -> list[str]:
 
 
 def test_every_operation_as_admin(app, admin):
-    failures = _fuzz(app, [admin.headers], [not_a_server_error, status_code_conformance, content_type_conformance,
-                                            response_schema_conformance])
+    failures = _fuzz(
+        app,
+        [admin.headers],
+        [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance],
+    )
     assert not failures, "\n\n".join(failures)
 
 

@@ -43,8 +43,15 @@ def cache(request):
 
 
 def _client(settings, db_url, limits, cache) -> TestClient:
-    return TestClient(create_app(settings, database_url=db_url, job_types=default_registry(plugins=False),
-                                 limits=limits, cache=cache))
+    return TestClient(
+        create_app(
+            settings,
+            database_url=db_url,
+            job_types=default_registry(plugins=False),
+            limits=limits,
+            cache=cache,
+        )
+    )
 
 
 @pytest.fixture
@@ -55,17 +62,24 @@ def cached_client(settings, db_url, limits, cache):
 
 @pytest.fixture
 def story(store, alice) -> str:
-    return str(store.conn.execute(
-        "INSERT INTO stories (user_id, title, description, style_preference) "
-        "VALUES (%s, 'Tale', 'A long tale', 'realistic') RETURNING id", [alice.user_id]).fetchone()["id"])
+    return str(
+        store.conn.execute(
+            "INSERT INTO stories (user_id, title, description, style_preference) "
+            "VALUES (%s, 'Tale', 'A long tale', 'realistic') RETURNING id",
+            [alice.user_id],
+        ).fetchone()["id"]
+    )
 
 
 def _collaborate(store, story, user, role, status="accepted"):
-    store.conn.execute("INSERT INTO story_collaborators (story_id, user_id, role, status) VALUES (%s, %s, %s, %s)",
-                       [story, user, role, status])
+    store.conn.execute(
+        "INSERT INTO story_collaborators (story_id, user_id, role, status) VALUES (%s, %s, %s, %s)",
+        [story, user, role, status],
+    )
 
 
 # -- caching ------------------------------------------------------------------------------------------
+
 
 def test_story_metadata_is_cached_and_a_patch_shows_at_once(cached_client, cache, store, story, alice):
     r = cached_client.get(f"/v2/stories/{story}", headers=alice.headers)
@@ -78,9 +92,16 @@ def test_story_metadata_is_cached_and_a_patch_shows_at_once(cached_client, cache
     assert cached_client.get(f"/v2/stories/{story}", headers=alice.headers).json()["title"] == "Tale"
     assert cache.story_metadata.get(story)["title"] == "Tale"
     # A write through the API: the next read shows it at once.
-    r = cached_client.patch(f"/v2/stories/{story}", headers=alice.headers,
-                            json={"title": "New title", "genre": "fantasy", "style_preference": "artistic",
-                                  "comment": "retitled"})
+    r = cached_client.patch(
+        f"/v2/stories/{story}",
+        headers=alice.headers,
+        json={
+            "title": "New title",
+            "genre": "fantasy",
+            "style_preference": "artistic",
+            "comment": "retitled",
+        },
+    )
     assert r.status_code == 200, r.text
     assert r.json()["title"] == "New title" and r.json()["description"] == "A long tale"
     got = cached_client.get(f"/v2/stories/{story}", headers=alice.headers).json()
@@ -91,9 +112,11 @@ def test_story_metadata_is_cached_and_a_patch_shows_at_once(cached_client, cache
     assert len(rows) == 1
     assert rows[0]["entity_type"] == "story" and rows[0]["action_type"] == "update"
     assert rows[0]["user_id"] == alice.user_id and rows[0]["comment"] == "retitled"
-    assert rows[0]["changes"] == {"title": {"old": "Behind the back", "new": "New title"},
-                                  "genre": {"old": None, "new": "fantasy"},
-                                  "style_preference": {"old": "realistic", "new": "artistic"}}
+    assert rows[0]["changes"] == {
+        "title": {"old": "Behind the back", "new": "New title"},
+        "genre": {"old": None, "new": "fantasy"},
+        "style_preference": {"old": "realistic", "new": "artistic"},
+    }
 
 
 def test_patch_clears_fields_and_a_no_op_records_nothing(cached_client, store, story, alice):
@@ -108,7 +131,9 @@ def test_patch_clears_fields_and_a_no_op_records_nothing(cached_client, store, s
 
 def test_preferences_are_cached_and_a_put_shows_at_once(cached_client, cache, store, alice, bob):
     assert cached_client.get("/v2/users/me/preferences", headers=alice.headers).json() == {}
-    store.conn.execute("UPDATE users SET preferences = %s WHERE id = %s", [Jsonb({"theme": "sneaky"}), alice.user_id])
+    store.conn.execute(
+        "UPDATE users SET preferences = %s WHERE id = %s", [Jsonb({"theme": "sneaky"}), alice.user_id]
+    )
     assert cached_client.get("/v2/users/me/preferences", headers=alice.headers).json() == {}
     assert cache.user_preferences.get(str(alice.user_id)) == {}
     body = {"style_preference": "artistic", "theme": "dark", "nested": {"a": [1, 2.5, None, True]}}
@@ -128,7 +153,7 @@ def test_cached_values_expire_after_their_ttl(settings, db_url, limits, store, s
         assert client.get(f"/v2/stories/{story}", headers=alice.headers).json()["title"] == "Tale"
         assert client.get("/v2/users/me/preferences", headers=alice.headers).json() == {}
         store.conn.execute("UPDATE stories SET title = 'Later' WHERE id = %s", [story])
-        store.conn.execute("UPDATE users SET preferences = '{\"theme\": \"x\"}' WHERE id = %s", [alice.user_id])
+        store.conn.execute('UPDATE users SET preferences = \'{"theme": "x"}\' WHERE id = %s', [alice.user_id])
         assert client.get(f"/v2/stories/{story}", headers=alice.headers).json()["title"] == "Tale"
         assert client.get("/v2/users/me/preferences", headers=alice.headers).json() == {}
         time.sleep(0.4)
@@ -148,6 +173,7 @@ def test_the_app_uses_the_process_shared_cache_by_default(client, settings, stor
 
 # -- rights -------------------------------------------------------------------------------------------
 
+
 def test_rights(client, store, story, alice, bob, admin, make_user):
     viewer, contributor, editor, pending = (make_user() for _ in range(4))
     _collaborate(store, story, viewer.user_id, "viewer")
@@ -166,8 +192,12 @@ def test_rights(client, store, story, alice, bob, admin, make_user):
         r = client.patch(url, json={"title": title}, headers=caller.headers)
         assert r.status_code == 200 and r.json()["title"] == title, r.text
         assert client.get(url, headers=viewer.headers).json()["title"] == title
-    users = [r["user_id"] for r in store.conn.execute(
-        "SELECT user_id FROM edit_history WHERE entity_id = %s ORDER BY created_at, id", [story]).fetchall()]
+    users = [
+        r["user_id"]
+        for r in store.conn.execute(
+            "SELECT user_id FROM edit_history WHERE entity_id = %s ORDER BY created_at, id", [story]
+        ).fetchall()
+    ]
     assert users == [contributor.user_id, editor.user_id, alice.user_id, None]
     # No key, or an unknown one: 401 on every route.
     for headers in ({}, {"Authorization": "Bearer ew_nope"}):
@@ -183,16 +213,20 @@ def test_rights(client, store, story, alice, bob, admin, make_user):
 
 # -- bad input ----------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("body", "loc"), [
-    ({"title": None}, ["body", "title"]),
-    ({"title": ""}, ["body", "title"]),
-    ({"title": "x" * 501}, ["body", "title"]),
-    ({"genre": "g" * 101}, ["body", "genre"]),
-    ({"style_preference": 3}, ["body", "style_preference"]),
-    ({"description": "nul\u0000"}, ["body", "description"]),
-    ({"owner": "me"}, ["body", "owner"]),
-    (["title"], ["body"]),
-])
+
+@pytest.mark.parametrize(
+    ("body", "loc"),
+    [
+        ({"title": None}, ["body", "title"]),
+        ({"title": ""}, ["body", "title"]),
+        ({"title": "x" * 501}, ["body", "title"]),
+        ({"genre": "g" * 101}, ["body", "genre"]),
+        ({"style_preference": 3}, ["body", "style_preference"]),
+        ({"description": "nul\u0000"}, ["body", "description"]),
+        ({"owner": "me"}, ["body", "owner"]),
+        (["title"], ["body"]),
+    ],
+)
 def test_bad_story_bodies(client, story, alice, body, loc):
     r = client.patch(f"/v2/stories/{story}", json=body, headers=alice.headers)
     assert r.status_code == 422, r.text
@@ -206,17 +240,20 @@ def _deep(levels: int):
     return value
 
 
-@pytest.mark.parametrize(("body", "loc"), [
-    ([1, 2], ["body"]),
-    ("dark", ["body"]),
-    ({"style_preference": 5}, ["body", "style_preference"]),
-    ({"style_preference": "s" * 101}, ["body", "style_preference"]),
-    ({"theme": "nul\u0000"}, ["body", "theme"]),
-    ({"k\u0000": 1}, ["body", "k\u0000"]),
-    ({"deep": _deep(40)}, ["body", "deep"]),
-    ({"blob": "x" * 20_000}, ["body"]),
-    ({f"k{i}": i for i in range(101)}, ["body"]),
-])
+@pytest.mark.parametrize(
+    ("body", "loc"),
+    [
+        ([1, 2], ["body"]),
+        ("dark", ["body"]),
+        ({"style_preference": 5}, ["body", "style_preference"]),
+        ({"style_preference": "s" * 101}, ["body", "style_preference"]),
+        ({"theme": "nul\u0000"}, ["body", "theme"]),
+        ({"k\u0000": 1}, ["body", "k\u0000"]),
+        ({"deep": _deep(40)}, ["body", "deep"]),
+        ({"blob": "x" * 20_000}, ["body"]),
+        ({f"k{i}": i for i in range(101)}, ["body"]),
+    ],
+)
 def test_bad_preference_bodies(client, store, alice, body, loc):
     r = client.put("/v2/users/me/preferences", json=body, headers=alice.headers)
     assert r.status_code == 422, r.text
@@ -230,7 +267,10 @@ def test_unknown_ids(client, alice, admin, story):
         missing = uuid.uuid4()
         r = client.get(f"/v2/stories/{missing}", headers=caller.headers)
         assert r.status_code == 404 and str(missing) in r.json()["detail"]
-        assert client.patch(f"/v2/stories/{missing}", json={"title": "T"}, headers=caller.headers).status_code == 404
+        assert (
+            client.patch(f"/v2/stories/{missing}", json={"title": "T"}, headers=caller.headers).status_code
+            == 404
+        )
     r = client.get("/v2/stories/not-a-uuid", headers=alice.headers)
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["path", "story_id"]
     # Stories are part of collaboration, which v1 does not have: the 404 names v2.

@@ -21,7 +21,9 @@ def test_readyz_reports_pending_migrations(settings, db_url, tmp_path):
     folder = tmp_path / "migrations"
     shutil.copytree(settings.migrations_dir, folder)
     (folder / "9999_later.sql").write_text("SELECT 1;")
-    with TestClient(create_app(settings.model_copy(update={"migrations_dir": folder}), database_url=db_url)) as c:
+    with TestClient(
+        create_app(settings.model_copy(update={"migrations_dir": folder}), database_url=db_url)
+    ) as c:
         r = c.get("/readyz")
         assert r.status_code == 503 and r.json()["pending_migrations"] == ["9999_later"]
 
@@ -37,9 +39,14 @@ def test_readyz_when_the_database_is_unreachable(settings):
 def _run_some_jobs(conn):
     queue = JobQueue(conn)
     queue.enqueue_many([NewJob("noop") for _ in range(4)] + [NewJob("export_story")])
-    queue.register_worker("w1", host="box", pid=42, job_types=["noop"],
-                          device={"kind": "cuda", "name": "H100", "memory_total_mb": 80000, "memory_used_mb": 1234},
-                          concurrency=1)
+    queue.register_worker(
+        "w1",
+        host="box",
+        pid=42,
+        job_types=["noop"],
+        device={"kind": "cuda", "name": "H100", "memory_total_mb": 80000, "memory_used_mb": 1234},
+        concurrency=1,
+    )
     done, failed, running = queue.lease("w1", ["noop"], limit=3)
     queue.complete(Lease(done.id, done.lease_token), {"ok": True})
     queue.fail(Lease(failed.id, failed.lease_token), "CUDA out of memory", attempt=1, retry=False)
@@ -54,10 +61,19 @@ def test_queue_stats(client, alice, conn):
     assert stats["totals"] == {"pending": 2, "processing": 1, "completed": 1, "failed": 1}
     noop = [t for t in stats["by_type"] if t["job_type"] == "noop"][0]
     assert noop["counts"] == {"pending": 1, "processing": 1, "completed": 1, "failed": 1}
-    assert noop["p50_run_s"] is not None and noop["p95_run_s"] >= noop["p50_run_s"] and noop["completed_in_window"] == 1
+    assert (
+        noop["p50_run_s"] is not None
+        and noop["p95_run_s"] >= noop["p50_run_s"]
+        and noop["completed_in_window"] == 1
+    )
     assert stats["oldest_pending_age_s"] >= 0 and len(stats["throughput"]) == 5
-    assert sum(p["completed"] for p in stats["throughput"]) == 1 and sum(p["failed"] for p in stats["throughput"]) == 1
-    assert client.get("/v1/queue/stats", params={"window_minutes": 0}, headers=alice.headers).status_code == 422
+    assert (
+        sum(p["completed"] for p in stats["throughput"]) == 1
+        and sum(p["failed"] for p in stats["throughput"]) == 1
+    )
+    assert (
+        client.get("/v1/queue/stats", params={"window_minutes": 0}, headers=alice.headers).status_code == 422
+    )
 
 
 def test_workers(client, admin, conn):
@@ -78,7 +94,9 @@ def test_metrics(client, admin, conn):
     assert 'enchant_jobs_failed_total{job_type="noop"} 1.0' in text
     assert 'enchant_job_duration_seconds_count{job_type="noop"} 1.0' in text
     assert 'enchant_job_duration_seconds_bucket{job_type="noop",le="+Inf"} 1.0' in text
-    assert 'enchant_worker_gpu_memory_total_bytes{device="H100",worker="w1"} 8.388608e+010' in text.replace('e+10', 'e+010')
+    assert 'enchant_worker_gpu_memory_total_bytes{device="H100",worker="w1"} 8.388608e+010' in text.replace(
+        "e+10", "e+010"
+    )
     assert 'enchant_worker_heartbeat_age_seconds{host="box",worker="w1"}' in text
 
 

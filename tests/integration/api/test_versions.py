@@ -17,13 +17,21 @@ def test_versions_route_matches_the_seed(client, alice):
     body = client.get("/versions", headers=alice.headers).json()
     assert [v["version"] for v in body] == ["v1", "v2"]
     assert body[0]["supported_features"] == ["basic_generation", "scene_extraction"]
-    assert body[1]["supported_features"] == ["basic_generation", "scene_extraction", "lora_training", "collaboration"]
+    assert body[1]["supported_features"] == [
+        "basic_generation",
+        "scene_extraction",
+        "lora_training",
+        "collaboration",
+    ]
     assert all(v["valid"] and not v["deprecated"] and v["sunset_date"] is None for v in body)
 
 
 def test_a_feature_outside_the_version_is_a_404_naming_the_version_that_has_it(client, admin):
-    for method, path in [("GET", "/v1/loras"), ("POST", "/v1/loras/00000000-0000-0000-0000-000000000000/publish"),
-                         ("GET", "/v1/stories/00000000-0000-0000-0000-000000000000/collaborators")]:
+    for method, path in [
+        ("GET", "/v1/loras"),
+        ("POST", "/v1/loras/00000000-0000-0000-0000-000000000000/publish"),
+        ("GET", "/v1/stories/00000000-0000-0000-0000-000000000000/collaborators"),
+    ]:
         r = client.request(method, path, headers=admin.headers)
         assert r.status_code == 404 and "/v2" in r.json()["detail"], r.text
     r = client.post("/v1/jobs", json={"job_type": "train_lora"}, headers=admin.headers)
@@ -44,8 +52,9 @@ def test_validate_api_version_is_the_seeds():
 
 
 def _app_with(settings, db_url, table) -> TestClient:
-    return TestClient(create_app(settings, database_url=db_url, job_types=default_registry(plugins=False),
-                                 versions=table))
+    return TestClient(
+        create_app(settings, database_url=db_url, job_types=default_registry(plugins=False), versions=table)
+    )
 
 
 def test_deprecated_version_adds_deprecation_and_sunset_headers(settings, db_url, admin):
@@ -79,6 +88,7 @@ def test_openapi_lists_each_version_once(client, version):
 
 def test_job_creation_uses_the_registry_given(settings, db_url, admin, make_user):
     """A plugin's job type (admin-only) is validated by its handler's `validate`."""
+
     def validate(metadata):
         from enchant_worker.errors import InvalidJob
 
@@ -90,10 +100,16 @@ def test_job_creation_uses_the_registry_given(settings, db_url, admin, make_user
     with TestClient(create_app(settings, database_url=db_url, job_types=registry)) as client:
         r = client.post("/v1/jobs", json={"job_type": "plugin_report", "metadata": {}}, headers=admin.headers)
         assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "metadata", "story_id"]
-        r = client.post("/v1/jobs", json={"job_type": "plugin_report", "metadata": {"story_id": "x"}},
-                        headers=admin.headers)
+        r = client.post(
+            "/v1/jobs",
+            json={"job_type": "plugin_report", "metadata": {"story_id": "x"}},
+            headers=admin.headers,
+        )
         assert r.status_code == 201
         user = make_user()
-        r = client.post("/v1/jobs", json={"job_type": "plugin_report", "metadata": {"story_id": "x"}},
-                        headers=user.headers)
+        r = client.post(
+            "/v1/jobs",
+            json={"job_type": "plugin_report", "metadata": {"story_id": "x"}},
+            headers=user.headers,
+        )
         assert r.status_code == 403 and r.json()["field"] == "job_type"

@@ -19,8 +19,9 @@ X = Warm.of(["x"])  # a worker with model x resident and no LoRA loaded
 
 
 def _user(conn):
-    return conn.execute("INSERT INTO users (email) VALUES (%s) RETURNING id",
-                        (f"{uuid.uuid4().hex}@example.org",)).fetchone()["id"]
+    return conn.execute(
+        "INSERT INTO users (email) VALUES (%s) RETURNING id", (f"{uuid.uuid4().hex}@example.org",)
+    ).fetchone()["id"]
 
 
 def _image(model=None, loras=(), user=None, priority=5, **extra):
@@ -31,8 +32,11 @@ def _image(model=None, loras=(), user=None, priority=5, **extra):
 
 
 def _backdate(conn, job_id, seconds):
-    conn.execute("UPDATE processing_jobs SET created_at = NOW() - make_interval(secs => %s), "
-                 "run_after = NOW() - make_interval(secs => %s) WHERE id = %s", (seconds, seconds, job_id))
+    conn.execute(
+        "UPDATE processing_jobs SET created_at = NOW() - make_interval(secs => %s), "
+        "run_after = NOW() - make_interval(secs => %s) WHERE id = %s",
+        (seconds, seconds, job_id),
+    )
 
 
 @pytest.fixture
@@ -41,15 +45,22 @@ def queue(conn):
 
 
 def test_the_database_derives_each_jobs_model_and_lora_keys(queue, conn):
-    ids = queue.enqueue_many([
-        _image("x", ["ink:0.7", {"name": "water", "strength": 1}, {"lora_model_id": "L1"}, "ink"]),
-        _image(loras=[{"id": "L2"}]),
-        _image(loras="not a list"),  # refused by its validation later, never at insert
-        NewJob("noop"),
-    ])
-    rows = {r["id"]: r for r in conn.execute(
-        "SELECT id, affinity_model, affinity_loras FROM processing_jobs").fetchall()}
-    assert (rows[ids[0]]["affinity_model"], rows[ids[0]]["affinity_loras"]) == ("x", ["x|L1", "x|ink", "x|water"])
+    ids = queue.enqueue_many(
+        [
+            _image("x", ["ink:0.7", {"name": "water", "strength": 1}, {"lora_model_id": "L1"}, "ink"]),
+            _image(loras=[{"id": "L2"}]),
+            _image(loras="not a list"),  # refused by its validation later, never at insert
+            NewJob("noop"),
+        ]
+    )
+    rows = {
+        r["id"]: r
+        for r in conn.execute("SELECT id, affinity_model, affinity_loras FROM processing_jobs").fetchall()
+    }
+    assert (rows[ids[0]]["affinity_model"], rows[ids[0]]["affinity_loras"]) == (
+        "x",
+        ["x|L1", "x|ink", "x|water"],
+    )
     assert (rows[ids[1]]["affinity_model"], rows[ids[1]]["affinity_loras"]) == ("", ["|L2"])
     assert (rows[ids[2]]["affinity_model"], rows[ids[2]]["affinity_loras"]) == ("", [])
     assert (rows[ids[3]]["affinity_model"], rows[ids[3]]["affinity_loras"]) == (None, None)
@@ -73,7 +84,9 @@ def test_without_anything_resident_the_order_is_the_queues(queue):
 
 
 def test_loaded_loras_come_before_the_model_alone_and_the_model_before_nothing(queue):
-    cold, model_only, all_warm = queue.enqueue_many([_image("y"), _image("x", ["water"]), _image("x", ["ink"])])
+    cold, model_only, all_warm = queue.enqueue_many(
+        [_image("y"), _image("x", ["water"]), _image("x", ["ink"])]
+    )
     warm = Warm.of(["x"], ["x|ink"])
     taken = [queue.lease("w", ["generate_image"], warm=warm)[0].id for _ in range(3)]
     assert taken == [all_warm, model_only, cold]
@@ -119,8 +132,9 @@ def test_fair_share_still_decides_between_users(conn):
 
 
 def test_within_a_user_warm_jobs_go_first_and_the_cap_holds(conn):
-    queue = JobQueue(conn, lease_s=30, fair_share=FairShare({"free": 1}, {"free": 2}),
-                     affinity=Affinity(max_wait_s=600))
+    queue = JobQueue(
+        conn, lease_s=30, fair_share=FairShare({"free": 1}, {"free": 2}), affinity=Affinity(max_wait_s=600)
+    )
     a = _user(conn)
     cold = queue.enqueue_many([_image("y", user=a) for _ in range(3)])
     warm = queue.enqueue_many([_image("x", user=a) for _ in range(3)])
@@ -166,7 +180,14 @@ def test_a_negative_wait_is_refused_with_a_clear_error(tmp_path):
     with pytest.raises(ValidationError, match="affinity_max_wait_s"):
         Settings(affinity_max_wait_s=-5)
     env = {"ENCHANT_AFFINITY_MAX_WAIT_S": "-5", "ENCHANT_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
-    out = subprocess.run([sys.executable, "-m", "enchant_worker.cli", "jobs"], env=env, capture_output=True,
-                         text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "enchant_worker.cli", "jobs"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 2
-    assert "invalid configuration: affinity_max_wait_s: Input should be greater than or equal to 0" in out.stderr
+    assert (
+        "invalid configuration: affinity_max_wait_s: Input should be greater than or equal to 0" in out.stderr
+    )

@@ -21,8 +21,12 @@ def _user(conn, tier="free", overrides=None):
 
 
 def _job(prompt, user=None, priority=5, **settings):
-    return NewJob("generate_image", {"prompt": prompt, "seed": len(prompt), **SHARED, **settings},
-                  user_id=user, priority=priority)
+    return NewJob(
+        "generate_image",
+        {"prompt": prompt, "seed": len(prompt), **SHARED, **settings},
+        user_id=user,
+        priority=priority,
+    )
 
 
 @pytest.fixture
@@ -36,37 +40,50 @@ def _head(queue) -> tuple[Lease, object]:
 
 
 def test_companions_share_the_batch_key_and_nothing_else(queue, conn):
-    ids = queue.enqueue_many([
-        _job("a lighthouse"),
-        _job("a fox", count=2, negative_prompt="blurry"),  # prompts, seeds, counts may differ
-        _job("a ship", steps=3),  # another step count: not in this batch
-        _job("a tower", loras=["ink:0.8"]),  # another LoRA set
-        _job("a cat", size="128x128"),  # another size
-        NewJob("noop", {"prompt": "x", **SHARED}),  # another job type
-        _job("a moon"),
-    ])
+    ids = queue.enqueue_many(
+        [
+            _job("a lighthouse"),
+            _job("a fox", count=2, negative_prompt="blurry"),  # prompts, seeds, counts may differ
+            _job("a ship", steps=3),  # another step count: not in this batch
+            _job("a tower", loras=["ink:0.8"]),  # another LoRA set
+            _job("a cat", size="128x128"),  # another size
+            NewJob("noop", {"prompt": "x", **SHARED}),  # another job type
+            _job("a moon"),
+        ]
+    )
     head, _ = _head(queue)
     companions = queue.lease_companions("gpu-1", head, limit=7)
     assert head.job_id == ids[0]
     assert [j.id for j in companions] == [ids[1], ids[6]]
     assert all(j.status == JobStatus.PROCESSING and j.leased_by == "gpu-1" for j in companions)
     # held like a prefetch: not started, so a crash before the call gives them back unspent
-    started = conn.execute("SELECT run_started FROM processing_jobs WHERE id = ANY(%s)",
-                           ([j.id for j in companions],)).fetchall()
+    started = conn.execute(
+        "SELECT run_started FROM processing_jobs WHERE id = ANY(%s)", ([j.id for j in companions],)
+    ).fetchall()
     assert [r["run_started"] for r in started] == [False, False]
 
 
 def test_companions_go_round_robin_across_users_within_a_priority(queue, conn):
     a, b, c = _user(conn, "pro"), _user(conn, "pro"), _user(conn, "pro")
-    for job in ([_job(f"a{i}", a) for i in range(6)] + [_job(f"b{i}", b) for i in range(2)]
-                + [_job(f"c{i}", c) for i in range(2)] + [_job("urgent", c, priority=1)]):
+    for job in (
+        [_job(f"a{i}", a) for i in range(6)]
+        + [_job(f"b{i}", b) for i in range(2)]
+        + [_job(f"c{i}", c) for i in range(2)]
+        + [_job("urgent", c, priority=1)]
+    ):
         queue.enqueue(job)  # one by one: each its own created_at
     head, job = _head(queue)
     assert job.metadata["prompt"] == "urgent"
     owners = {a: "A", b: "B", c: "C"}
     companions = queue.lease_companions("gpu-1", head, limit=5)
     # priority first (none left at 1), then each user's first job before anyone's second, then age
-    assert sorted(owners[j.user_id] + j.metadata["prompt"][1:] for j in companions) == ["A0", "A1", "B0", "B1", "C0"]
+    assert sorted(owners[j.user_id] + j.metadata["prompt"][1:] for j in companions) == [
+        "A0",
+        "A1",
+        "B0",
+        "B1",
+        "C0",
+    ]
 
 
 def test_a_user_at_their_running_cap_gets_no_companions(queue, conn):
@@ -110,8 +127,14 @@ def test_no_companions_for_a_lost_lease_or_another_job_type(queue, conn):
 
 def test_metadata_the_key_cannot_read_is_still_enqueued_and_never_batched(queue, conn):
     # The web app's plain SQL may write anything: the index must not make an insert fail.
-    odd = [conn.execute("INSERT INTO processing_jobs (job_type, metadata) VALUES ('generate_image', %s::jsonb) "
-                        "RETURNING id", (value,)).fetchone()["id"] for value in ('[1, 2]', '"text"', 'null')]
+    odd = [
+        conn.execute(
+            "INSERT INTO processing_jobs (job_type, metadata) VALUES ('generate_image', %s::jsonb) "
+            "RETURNING id",
+            (value,),
+        ).fetchone()["id"]
+        for value in ("[1, 2]", '"text"', "null")
+    ]
     queue.enqueue_many([_job("a"), _job("b")])
     head, job = _head(queue)  # the oldest: an odd one, which the worker will fail with a message
     assert job.id == odd[0]
@@ -126,7 +149,9 @@ def test_a_crash_before_the_batched_call_costs_the_companions_no_attempt(queue, 
     conn.execute("UPDATE processing_jobs SET lease_expires_at = NOW() - interval '1 second'")
     reaped = {r["id"]: r for r in queue.reap()}
     assert len(reaped) == 4 and all(r["status"] == "pending" for r in reaped.values())
-    rows = {r["id"]: r for r in conn.execute("SELECT id, attempts, crashes, unstarted_reaps FROM processing_jobs")}
+    rows = {
+        r["id"]: r for r in conn.execute("SELECT id, attempts, crashes, unstarted_reaps FROM processing_jobs")
+    }
     assert (rows[head.job_id]["attempts"], rows[head.job_id]["crashes"]) == (1, 1)  # leased to run: spent
     for job in companions:
         assert (rows[job.id]["attempts"], rows[job.id]["unstarted_reaps"]) == (0, 1)

@@ -34,12 +34,15 @@ def test_the_hint_only_when_no_live_worker_serves_the_type(conn, quick, capsys):
 
 
 def test_one_line_for_generation_and_training():
-    line = progress.progress_line("processing", 40, {"stage": "denoising", "step": 8, "total": 20, "eta_s": 3.2})
+    line = progress.progress_line(
+        "processing", 40, {"stage": "denoising", "step": 8, "total": 20, "eta_s": 3.2}
+    )
     assert line.endswith(" 40% denoising step 8/20 ETA 0:03") and line.startswith("[" + "#" * 12 + ".")
     assert progress.progress_line("processing", 0, None).endswith("  0%")
     trained = {"stage": "training", "step": 12, "total": 40, "loss": 0.12345, "s_per_step": 1.2, "eta_s": 34}
     assert progress.progress_line("processing", 27, trained).endswith(
-        " 27% training step 12/40 loss 0.1235 1.20 s/step ETA 0:34")
+        " 27% training step 12/40 loss 0.1235 1.20 s/step ETA 0:34"
+    )
     assert progress.progress_line("pending", 0, {"step": 12, "total": 40}) == "queued (paused at step 12/40)"
     assert progress.progress_line("completed", 100, trained) == "completed"
 
@@ -52,5 +55,10 @@ def test_outside_a_terminal_only_stage_changes_and_quarters_are_printed():
     display.show("processing", 100, {"stage": "decoding"})
     lines = out.getvalue().splitlines()
     assert [line.split("] ")[1] for line in lines] == [
-        "  5% denoising step 1/20", " 25% denoising step 5/20", " 50% denoising step 10/20",
-        " 75% denoising step 15/20", "100% denoising step 20/20", "100% decoding"]
+        "  5% denoising step 1/20",
+        " 25% denoising step 5/20",
+        " 50% denoising step 10/20",
+        " 75% denoising step 15/20",
+        "100% denoising step 20/20",
+        "100% decoding",
+    ]

@@ -25,14 +25,17 @@ def test_the_heartbeat_warns_only_of_leases_really_lost(db, settings, conn, capl
     held[lease_of(finished)].finishing = True
     assert queue.complete(lease_of(finished), {"ok": True})
     # `taken`: its lease expired and another worker has it now.
-    conn.execute("UPDATE processing_jobs SET lease_expires_at = NOW() - INTERVAL '1 s' WHERE id = %s", (taken.id,))
+    conn.execute(
+        "UPDATE processing_jobs SET lease_expires_at = NOW() - INTERVAL '1 s' WHERE id = %s", (taken.id,)
+    )
     queue.reap()
     assert queue.lease("other", ["noop"])[0].id == taken.id
     # `running`: its handler has started.
     held[lease_of(running)].started = True
 
-    heartbeat = Heartbeat(db, settings, "w", held=lambda: dict(held), counters=lambda: (0, 0),
-                          status=lambda: "running")
+    heartbeat = Heartbeat(
+        db, settings, "w", held=lambda: dict(held), counters=lambda: (0, 0), status=lambda: "running"
+    )
     with caplog.at_level(logging.WARNING, logger="enchant_worker.worker.watchdog"):
         heartbeat.tick(queue)
 

@@ -17,7 +17,8 @@ def test_fresh_apply_then_reapply_is_a_noop(empty_db_url):
         assert set(applied(conn)) == set(first)
         # the specification's index, exactly
         indexdef = conn.execute(
-            "SELECT indexdef FROM pg_indexes WHERE indexname = 'idx_processing_jobs_queue'").fetchone()["indexdef"]
+            "SELECT indexdef FROM pg_indexes WHERE indexname = 'idx_processing_jobs_queue'"
+        ).fetchone()["indexdef"]
         assert "(status, priority, created_at)" in indexdef
         assert "status = ANY (ARRAY['pending'::text, 'processing'::text])" in indexdef
 

@@ -30,8 +30,10 @@ from tests.support.counting_handlers import SETUP_SQL
 from tests.support.waiting import free_port, wait_for
 from tests.support.workers import WorkerThreads
 
-pytestmark = pytest.mark.skipif(pgbouncer.binary() is None,
-                                reason="pgbouncer is not installed (apt-get install -y pgbouncer; .ci/run does)")
+pytestmark = pytest.mark.skipif(
+    pgbouncer.binary() is None,
+    reason="pgbouncer is not installed (apt-get install -y pgbouncer; .ci/run does)",
+)
 
 
 @pytest.fixture
@@ -80,7 +82,8 @@ def test_session_mode_works_and_is_explained(db_url, bouncers, settings, caplog)
 
 
 def test_transaction_mode_without_direct_url_refuses_pending_migrations_and_says_how(
-        empty_db_url, bouncers, settings):
+    empty_db_url, bouncers, settings
+):
     url = bouncers("transaction").url(dbname(empty_db_url))
     s = pooled_settings(settings, url)
     db = connect_database(s)
@@ -113,8 +116,11 @@ def test_unreachable_direct_url_one_warning_and_the_worker_polls(db_url, bouncer
         queue = JobQueue(conn)
         ids = queue.enqueue_many([NewJob("noop") for _ in range(5)])
         try:
-            wait_for(lambda: all(queue.get(i).status == JobStatus.COMPLETED for i in ids), timeout=30,
-                     what="the polling worker to run the jobs")
+            wait_for(
+                lambda: all(queue.get(i).status == JobStatus.COMPLETED for i in ids),
+                timeout=30,
+                what="the polling worker to run the jobs",
+            )
         finally:
             workers.stop_all()
     warnings = [r for r in caplog.records if "ENCHANT_DIRECT_DATABASE_URL" in r.message]
@@ -129,7 +135,9 @@ def test_connection_limit_reached_names_the_budget(db_url, settings, bouncers):
     try:
         url = psycopg.conninfo.make_conninfo(db_url, user=role)
         with psycopg.connect(url):  # the only connection the role may have
-            with pytest.raises(DatabaseUnavailable, match=r"too many connections.*connection budget.*PgBouncer"):
+            with pytest.raises(
+                DatabaseUnavailable, match=r"too many connections.*connection budget.*PgBouncer"
+            ):
                 connect_database(settings.model_copy(update={"database_url": url}))
         # The pooler's own limit reads the same way.
         b = bouncers("transaction", max_client_conn=1)
@@ -177,8 +185,10 @@ def test_lease_row_elects_one_leader_and_hands_over(db_url, bouncers, conn):
 
 
 def _count_runs(conn) -> dict:
-    return {r["job_id"]: r["n"] for r in conn.execute(
-        "SELECT job_id, count(*) AS n FROM executions GROUP BY job_id").fetchall()}
+    return {
+        r["job_id"]: r["n"]
+        for r in conn.execute("SELECT job_id, count(*) AS n FROM executions GROUP BY job_id").fetchall()
+    }
 
 
 def test_worker_through_pooler_runs_cancels_and_survives_a_pooler_restart(db_url, bouncers, settings, conn):
@@ -192,8 +202,11 @@ def test_worker_through_pooler_runs_cancels_and_survives_a_pooler_restart(db_url
     queue = JobQueue(conn)
     try:
         first = queue.enqueue_many([NewJob("count") for _ in range(20)])
-        wait_for(lambda: all(queue.get(i).status == JobStatus.COMPLETED for i in first), timeout=30,
-                 what="jobs through the pooler")
+        wait_for(
+            lambda: all(queue.get(i).status == JobStatus.COMPLETED for i in first),
+            timeout=30,
+            what="jobs through the pooler",
+        )
         # Cancel a running job: no LISTEN, the heartbeat's answer carries the request.
         slow = queue.enqueue(NewJob("noop", metadata={"seconds": 30}))
         wait_for(lambda: queue.get(slow).status == JobStatus.PROCESSING, what="the slow job to start")
@@ -203,18 +216,25 @@ def test_worker_through_pooler_runs_cancels_and_survives_a_pooler_restart(db_url
         more = queue.enqueue_many([NewJob("count") for _ in range(200)])
         wait_for(lambda: len(_count_runs(conn)) > len(first) + 20, what="jobs to flow")
         bouncer.restart(down_s=1.0)
-        wait_for(lambda: all(queue.get(i).status == JobStatus.COMPLETED for i in more), timeout=90,
-                 what="every job after the restart")
+        wait_for(
+            lambda: all(queue.get(i).status == JobStatus.COMPLETED for i in more),
+            timeout=90,
+            what="every job after the restart",
+        )
         # No session state was left on the server connections the pool shares: every one of them (the
         # pool holds 4; 4 clients in open transactions hold them all) has no prepared statement and the
         # default planner settings (the worker's session SET is skipped behind a pooler).
-        clients = [psycopg.connect(bouncer.url(dbname(db_url)), autocommit=True, prepare_threshold=None)
-                   for _ in range(4)]
+        clients = [
+            psycopg.connect(bouncer.url(dbname(db_url)), autocommit=True, prepare_threshold=None)
+            for _ in range(4)
+        ]
         try:
             for c in clients:
                 c.execute("BEGIN")
-                state = c.execute("SELECT pg_backend_pid(), current_setting('enable_bitmapscan'), "
-                                  "(SELECT count(*) FROM pg_prepared_statements)").fetchone()
+                state = c.execute(
+                    "SELECT pg_backend_pid(), current_setting('enable_bitmapscan'), "
+                    "(SELECT count(*) FROM pg_prepared_statements)"
+                ).fetchone()
                 assert state[1:] == ("on", 0), state
         finally:
             for c in clients:
@@ -227,8 +247,12 @@ def test_worker_through_pooler_runs_cancels_and_survives_a_pooler_restart(db_url
 
 
 def _spawn(args: list[str], env: dict, log) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "enchant_worker.cli", "--log-level", "WARNING", *args],
-                            env=env, stdout=log, stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        [sys.executable, "-m", "enchant_worker.cli", "--log-level", "WARNING", *args],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
 
 
 def test_worker_scheduler_and_api_through_the_pooler(db_url, bouncers, cli_env, conn, tmp_path):
@@ -237,23 +261,37 @@ def test_worker_scheduler_and_api_through_the_pooler(db_url, bouncers, cli_env, 
     loses nothing and runs nothing twice."""
     conn.execute(SETUP_SQL)
     bouncer = bouncers("transaction", pool_size=6)
-    env = dict(cli_env, ENCHANT_DATABASE_URL=bouncer.url(dbname(db_url)), ENCHANT_LEASE_SECONDS="2",
-               ENCHANT_HEARTBEAT_SECONDS="0.3", ENCHANT_REAP_INTERVAL_S="0.5", ENCHANT_POLL_INTERVAL_S="0.3",
-               ENCHANT_LEADER_CHECK_S="0.2", ENCHANT_SHUTDOWN_GRACE_S="1")
+    env = dict(
+        cli_env,
+        ENCHANT_DATABASE_URL=bouncer.url(dbname(db_url)),
+        ENCHANT_LEASE_SECONDS="2",
+        ENCHANT_HEARTBEAT_SECONDS="0.3",
+        ENCHANT_REAP_INTERVAL_S="0.5",
+        ENCHANT_POLL_INTERVAL_S="0.3",
+        ENCHANT_LEADER_CHECK_S="0.2",
+        ENCHANT_SHUTDOWN_GRACE_S="1",
+    )
     env.pop("ENCHANT_DIRECT_DATABASE_URL", None)
     port = free_port()
     log = (tmp_path / "procs.log").open("w")
-    serve = _spawn(["serve", "--port", str(port), "--types", "count",
-                    "--handlers", "tests.support.counting_handlers"], env, log)
-    victim = _spawn(["worker", "--types", "slow_count", "--handlers", "tests.support.counting_handlers"], env, log)
+    serve = _spawn(
+        ["serve", "--port", str(port), "--types", "count", "--handlers", "tests.support.counting_handlers"],
+        env,
+        log,
+    )
+    victim = _spawn(
+        ["worker", "--types", "slow_count", "--handlers", "tests.support.counting_handlers"], env, log
+    )
     queue = JobQueue(conn)
     rescuer = None
     try:
+
         def healthy():
             try:
                 return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200
             except httpx.HTTPError:
                 return False
+
         wait_for(healthy, timeout=60, what="serve to answer through the pooler")
         wait_for(lambda: current_leader(conn), timeout=30, what="the scheduler to lead through the lease row")
         assert conn.execute("SELECT via_lock FROM scheduler_lease").fetchone()["via_lock"] is False
@@ -262,16 +300,23 @@ def test_worker_scheduler_and_api_through_the_pooler(db_url, bouncers, cli_env, 
         wait_for(lambda: queue.get(job).status == JobStatus.PROCESSING, timeout=30, what="the job to start")
         os.kill(victim.pid, signal.SIGKILL)
         victim.wait(10)
-        rescuer = _spawn(["worker", "--types", "slow_count", "--handlers", "tests.support.counting_handlers"],
-                         env, log)
-        wait_for(lambda: queue.get(job).status == JobStatus.COMPLETED, timeout=60,
-                 what="the killed worker's job to come back and complete")
+        rescuer = _spawn(
+            ["worker", "--types", "slow_count", "--handlers", "tests.support.counting_handlers"], env, log
+        )
+        wait_for(
+            lambda: queue.get(job).status == JobStatus.COMPLETED,
+            timeout=60,
+            what="the killed worker's job to come back and complete",
+        )
         # Jobs through the pooler, restarted in the middle.
         ids = queue.enqueue_many([NewJob("count") for _ in range(100)])
         wait_for(lambda: len(_count_runs(conn)) > 10, what="jobs to flow")
         bouncer.restart(down_s=1.0)
-        wait_for(lambda: all(queue.get(i).status == JobStatus.COMPLETED for i in ids), timeout=90,
-                 what="every job after the pooler restart")
+        wait_for(
+            lambda: all(queue.get(i).status == JobStatus.COMPLETED for i in ids),
+            timeout=90,
+            what="every job after the pooler restart",
+        )
         assert healthy()  # the API's pool reconnected too
         runs = _count_runs(conn)
         assert all(runs[i] == 1 for i in ids), "a job ran twice or not at all"
@@ -296,9 +341,23 @@ def test_worker_scheduler_and_api_through_the_pooler(db_url, bouncers, cli_env, 
 def test_the_queue_tests_pass_through_the_pooler(tmp_path):
     """tests/integration/core/test_queue.py again, every statement through PgBouncer in transaction mode."""
     env = dict(os.environ, ENCHANT_TEST_POOLER="transaction")
-    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
-                           "tests/integration/core/test_queue.py"], env=env, capture_output=True, text=True,
-                          timeout=600, cwd=Path(__file__).resolve().parents[3])
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-x",
+            "-p",
+            "no:cacheprovider",
+            "tests/integration/core/test_queue.py",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=Path(__file__).resolve().parents[3],
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     assert " passed" in done.stdout
 
@@ -306,17 +365,25 @@ def test_the_queue_tests_pass_through_the_pooler(tmp_path):
 def test_the_idle_poll_is_one_index_only_probe(conn):
     from enchant_worker.sql import q
 
-    conn.execute("INSERT INTO processing_jobs (job_type, metadata, status) "
-                 "SELECT 'noop', '{}', 'completed' FROM generate_series(1, 2000)")
+    conn.execute(
+        "INSERT INTO processing_jobs (job_type, metadata, status) "
+        "SELECT 'noop', '{}', 'completed' FROM generate_series(1, 2000)"
+    )
     conn.execute("VACUUM ANALYZE processing_jobs")
-    plan = "\n".join(r["QUERY PLAN"] for r in conn.execute("EXPLAIN " + q("runnable_probe"), {"types": ["noop"]}))
+    plan = "\n".join(
+        r["QUERY PLAN"] for r in conn.execute("EXPLAIN " + q("runnable_probe"), {"types": ["noop"]})
+    )
     assert "Index Only Scan using idx_processing_jobs_runnable" in plan, plan
 
 
 def test_cli_explains_statement_mode_and_pooled_migrations(empty_db_url, db_url, bouncers, cli_env):
     run = lambda *args, url: subprocess.run(  # noqa: E731
-        [sys.executable, "-m", "enchant_worker.cli", *args], env=dict(cli_env, ENCHANT_DATABASE_URL=url),
-        capture_output=True, text=True, timeout=60)
+        [sys.executable, "-m", "enchant_worker.cli", *args],
+        env=dict(cli_env, ENCHANT_DATABASE_URL=url),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     worker = run("worker", "--types", "noop", "--burst", url=bouncers("statement").url(dbname(db_url)))
     assert worker.returncode != 0 and "statement mode" in worker.stderr and "Traceback" not in worker.stderr
     migrate = run("migrate", url=bouncers("transaction").url(dbname(empty_db_url)))

@@ -27,8 +27,14 @@ def drain(db, settings):
     workers = WorkerThreads(db, settings)
 
     def run(**overrides):
-        worker, thread = workers.start(module="tests.support.counting_handlers", types=["poison"], burst=True,
-                                       retry_base_s=0, retry_max_s=0, **overrides)
+        worker, thread = workers.start(
+            module="tests.support.counting_handlers",
+            types=["poison"],
+            burst=True,
+            retry_base_s=0,
+            retry_max_s=0,
+            **overrides,
+        )
         thread.join(timeout=DRAIN_TIMEOUT_S)
         assert not thread.is_alive(), "the worker never ran out of work: a job loops"
         return worker
@@ -40,13 +46,20 @@ def drain(db, settings):
 def enqueue_batch(queue, bad_kind, *, size=50, at=25, max_attempts=3):
     """A warm-up of short jobs (so the worker prefetches), then `size` jobs with a bad one at `at`."""
     queue.enqueue_many([NewJob("poison") for _ in range(30)])
-    ids = queue.enqueue_many([NewJob("poison", {"kind": bad_kind} if i == at else {}, max_attempts=max_attempts)
-                              for i in range(size)])
+    ids = queue.enqueue_many(
+        [
+            NewJob("poison", {"kind": bad_kind} if i == at else {}, max_attempts=max_attempts)
+            for i in range(size)
+        ]
+    )
     return ids[at], [job_id for i, job_id in enumerate(ids) if i != at]
 
 
 def runs(conn):
-    return {r["job_id"]: r["n"] for r in conn.execute("SELECT job_id, count(*) AS n FROM executions GROUP BY job_id")}
+    return {
+        r["job_id"]: r["n"]
+        for r in conn.execute("SELECT job_id, count(*) AS n FROM executions GROUP BY job_id")
+    }
 
 
 def assert_the_others_completed_once(queue, conn, bad):
@@ -69,17 +82,25 @@ def test_an_error_text_with_a_lone_surrogate_fails_the_job_after_its_attempts(qu
     assert_the_others_completed_once(queue, conn, bad)
 
 
-@pytest.mark.parametrize("kind, message", [
-    ("surrogate", "the handler's result cannot be stored: result['text']: text contains a lone surrogate "
-                  "('\\udce9' at position 3)"),
-    ("nul", "the handler's result cannot be stored: result['names'][1]: text contains a NUL character"),
-    ("object", "the handler's result cannot be stored: result['at']: a set is not a JSON value"),
-])
+@pytest.mark.parametrize(
+    "kind, message",
+    [
+        (
+            "surrogate",
+            "the handler's result cannot be stored: result['text']: text contains a lone surrogate "
+            "('\\udce9' at position 3)",
+        ),
+        ("nul", "the handler's result cannot be stored: result['names'][1]: text contains a NUL character"),
+        ("object", "the handler's result cannot be stored: result['at']: a set is not a JSON value"),
+    ],
+)
 def test_a_result_postgres_cannot_store_fails_the_job_at_once(queue, conn, drain, kind, message):
     bad, _ = enqueue_batch(queue, kind)
     drain()
     job = queue.get(bad)
-    assert job.status == JobStatus.FAILED and job.attempts == 1  # the same result again would not store either
+    assert (
+        job.status == JobStatus.FAILED and job.attempts == 1
+    )  # the same result again would not store either
     assert job.error_message.startswith(message)
     assert runs(conn)[bad] == 1
     assert_the_others_completed_once(queue, conn, bad)
@@ -97,10 +118,13 @@ CREATE TRIGGER refuse_boom BEFORE UPDATE ON processing_jobs FOR EACH ROW EXECUTE
 """
 
 
-@pytest.mark.parametrize("code", ["22021", "54000"])  # a DataError; a ProgramLimitExceeded (an OperationalError)
+@pytest.mark.parametrize(
+    "code", ["22021", "54000"]
+)  # a DataError; a ProgramLimitExceeded (an OperationalError)
 @pytest.mark.parametrize("refuse_message", [False, True])
-def test_a_database_error_on_completing_fails_the_job_instead_of_handing_it_back(queue, conn, drain, code,
-                                                                               refuse_message):
+def test_a_database_error_on_completing_fails_the_job_instead_of_handing_it_back(
+    queue, conn, drain, code, refuse_message
+):
     # The database refuses the completion (and, the second time, the error text that quotes it): the job
     # fails with a message, it is never handed back with its attempt refunded, and its batch completes.
     conn.execute(REFUSE_SQL.format(code=code, refuse_message=str(refuse_message).upper()))
@@ -111,7 +135,9 @@ def test_a_database_error_on_completing_fails_the_job_instead_of_handing_it_back
     if refuse_message:
         assert job.error_message == UNSTORED_OUTCOME
     else:
-        assert job.error_message == "the handler's result could not be stored: boom: this value cannot be stored"
+        assert (
+            job.error_message == "the handler's result could not be stored: boom: this value cannot be stored"
+        )
     assert_the_others_completed_once(queue, conn, bad)
 
 
@@ -133,9 +159,14 @@ class BreaksOnce(Worker):
 def test_a_broken_slot_settles_every_job_it_holds_including_after_a_refill(queue, conn, db, settings):
     # 200 short jobs: the slot refills itself several times; the bug hits in the middle of a refilled batch.
     ids = queue.enqueue_many([NewJob("poison", {"explode": True} if i == 150 else {}) for i in range(200)])
-    worker = BreaksOnce(db, settings.model_copy(update={"retry_base_s": 0, "retry_max_s": 0}),
-                        default_registry(plugins=False, module="tests.support.counting_handlers"),
-                        job_types=["poison"], concurrency=1, burst=True)
+    worker = BreaksOnce(
+        db,
+        settings.model_copy(update={"retry_base_s": 0, "retry_max_s": 0}),
+        default_registry(plugins=False, module="tests.support.counting_handlers"),
+        job_types=["poison"],
+        concurrency=1,
+        burst=True,
+    )
     thread = threading.Thread(target=worker.run, daemon=True)
     thread.start()
     thread.join(timeout=DRAIN_TIMEOUT_S)

@@ -20,7 +20,9 @@ def lease_of(job):
 
 def test_idempotency_key_gives_one_job(queue):
     a = queue.enqueue(NewJob("noop", idempotency_key="scene-1"))
-    b, c = queue.enqueue_many([NewJob("noop", idempotency_key="scene-1"), NewJob("noop", idempotency_key="scene-1")])
+    b, c = queue.enqueue_many(
+        [NewJob("noop", idempotency_key="scene-1"), NewJob("noop", idempotency_key="scene-1")]
+    )
     assert a == b == c
     assert len(queue.list()) == 1
 
@@ -48,7 +50,9 @@ def test_run_after_is_respected(queue):
 def test_lease_changes_the_token_and_stale_writes_are_refused(queue, conn):
     job_id = queue.enqueue(NewJob("noop", max_attempts=3))
     first = queue.lease("w1", ["noop"])[0]
-    conn.execute("UPDATE processing_jobs SET lease_expires_at = NOW() - INTERVAL '1 second' WHERE id = %s", (job_id,))
+    conn.execute(
+        "UPDATE processing_jobs SET lease_expires_at = NOW() - INTERVAL '1 second' WHERE id = %s", (job_id,)
+    )
     assert [r["status"] for r in queue.reap()] == ["pending"]
     second = queue.lease("w2", ["noop"])[0]
     assert second.lease_token != first.lease_token and second.attempts == 2
@@ -110,7 +114,9 @@ def test_release_does_not_spend_an_attempt(queue):
 
 
 def expire_leases(conn):
-    conn.execute("UPDATE processing_jobs SET lease_expires_at = NOW() - INTERVAL '1 second' WHERE status = 'processing'")
+    conn.execute(
+        "UPDATE processing_jobs SET lease_expires_at = NOW() - INTERVAL '1 second' WHERE status = 'processing'"
+    )
 
 
 def test_reap_fails_a_job_whose_attempts_are_spent(queue, conn):
@@ -120,7 +126,9 @@ def test_reap_fails_a_job_whose_attempts_are_spent(queue, conn):
     assert queue.reap() == [{"id": job_id, "status": "failed", "started": True, "leased_by": "w"}]
     job = queue.get(job_id)
     # the message is filled in (it once read "stopped heartbeating (attempt %s of %s)" literally)
-    assert job.error_message == "lease expired: worker w stopped heartbeating while running it (attempt 1 of 1)"
+    assert (
+        job.error_message == "lease expired: worker w stopped heartbeating while running it (attempt 1 of 1)"
+    )
     assert job.crashes == 1 and job.unstarted_reaps == 0
 
 
@@ -174,14 +182,17 @@ def test_plain_sql_insert_with_only_type_and_metadata(queue, conn):
     assert job.priority == 5 and job.max_attempts == 3 and job.metadata == {"seconds": 0}
 
 
-@pytest.mark.parametrize("job, message", [
-    (NewJob("noop", priority=-1), "priority: must be between 0"),
-    (NewJob("noop", max_attempts=0), "max_attempts: must be between 1 and 1000"),
-    (NewJob("noop", {"text": "a\x00b"}), "may not contain NUL characters"),
-    (NewJob("noop", {"loss": float("nan")}), "metadata: cannot be stored as JSON"),
-    (NewJob("", {}), "job_type: a non-empty job type name is required"),
-    (NewJob("noop", ["not", "an", "object"]), "metadata: must be a JSON object"),  # type: ignore[arg-type]
-])
+@pytest.mark.parametrize(
+    "job, message",
+    [
+        (NewJob("noop", priority=-1), "priority: must be between 0"),
+        (NewJob("noop", max_attempts=0), "max_attempts: must be between 1 and 1000"),
+        (NewJob("noop", {"text": "a\x00b"}), "may not contain NUL characters"),
+        (NewJob("noop", {"loss": float("nan")}), "metadata: cannot be stored as JSON"),
+        (NewJob("", {}), "job_type: a non-empty job type name is required"),
+        (NewJob("noop", ["not", "an", "object"]), "metadata: must be a JSON object"),  # type: ignore[arg-type]
+    ],
+)
 def test_bad_jobs_are_refused_and_nothing_is_written(queue, job, message):
     with pytest.raises(InvalidJob, match=message):
         queue.enqueue_many([NewJob("noop"), job])

@@ -38,8 +38,10 @@ def test_a_cancel_request_and_a_lost_lease_stop_their_handlers(settings, conn):
     queue = JobQueue(conn)
     queue.enqueue_many([NewJob("noop") for _ in range(3)])
     jobs = queue.lease("w", ["noop"], limit=3)
-    held = {Lease.of(j): JobContext(job=j, log=logging.getLogger("test"), connect=None, settings=settings)
-            for j in jobs}
+    held = {
+        Lease.of(j): JobContext(job=j, log=logging.getLogger("test"), connect=None, settings=settings)
+        for j in jobs
+    }
     cancelled, lost, running = jobs
     renewed = {cancelled.id: True, running.id: False}  # `lost` is no longer this worker's
 

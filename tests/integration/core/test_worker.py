@@ -36,7 +36,8 @@ def test_plain_sql_insert_wakes_an_idle_worker_through_notify(start_worker, conn
     time.sleep(0.3)  # let the loop settle into its 60 s wait
     t0 = time.monotonic()
     job_id = conn.execute(
-        "INSERT INTO processing_jobs (job_type, metadata) VALUES ('noop', '{}') RETURNING id").fetchone()["id"]
+        "INSERT INTO processing_jobs (job_type, metadata) VALUES ('noop', '{}') RETURNING id"
+    ).fetchone()["id"]
     wait_for(lambda: status_of(queue, job_id) == JobStatus.COMPLETED, timeout=20)
     assert time.monotonic() - t0 < 20  # NOTIFY: polling would take 60 s (a margin for a busy machine)
 
@@ -85,7 +86,9 @@ def test_a_hung_handler_is_failed_and_its_late_write_refused(start_worker, queue
     job_id = queue.enqueue(NewJob("hang", {"seconds": 3}, max_attempts=2))
     start_worker(types=["hang"], concurrency=2, retry_base_s=0, retry_max_s=0)
     # the first attempt hangs; the heartbeat fails it; the second slot runs it again under a new token
-    wait_for(lambda: (j := queue.get(job_id)).status == JobStatus.COMPLETED and j.result == {"attempt": 2}, 10)
+    wait_for(
+        lambda: (j := queue.get(job_id)).status == JobStatus.COMPLETED and j.result == {"attempt": 2}, 10
+    )
     assert queue.get(job_id).errors == 1  # the timeout, recorded as an error of attempt 1
     time.sleep(3.0)  # the hung attempt returns now and tries to complete with its stale token: refused
     job = queue.get(job_id)
@@ -106,7 +109,8 @@ def test_a_result_json_cannot_hold_fails_clearly_instead_of_sticking(start_worke
     start_worker(types=["odd"])
     wait_for(lambda: queue.get(job_id).status == JobStatus.FAILED, 10)
     assert queue.get(job_id).error_message == (
-        "the handler's result cannot be stored: result['value']: nan is not a JSON number")
+        "the handler's result cannot be stored: result['value']: nan is not a JSON number"
+    )
 
 
 def test_an_error_message_with_a_nul_character_is_stored(start_worker, queue):
@@ -159,9 +163,15 @@ def test_burst_drains_and_exits_with_prefetch(start_worker, queue, conn):
 def test_worker_row_shows_device_current_job_and_stop(start_worker, queue, conn):
     job_id = queue.enqueue(NewJob("noop", {"seconds": 2}))
     worker, thread = start_worker(types=["noop"])
-    row = wait_for(lambda: conn.execute(
-        "SELECT * FROM workers WHERE id = %s AND %s = ANY(current_job_ids)", (worker.worker_id, job_id)).fetchone())
+    row = wait_for(
+        lambda: conn.execute(
+            "SELECT * FROM workers WHERE id = %s AND %s = ANY(current_job_ids)", (worker.worker_id, job_id)
+        ).fetchone()
+    )
     assert row["device"]["kind"] == "cpu" and row["job_types"] == ["noop"] and row["pid"] > 0
     worker.stop(now=True)
     thread.join(timeout=15)
-    assert conn.execute("SELECT status FROM workers WHERE id = %s", (worker.worker_id,)).fetchone()["status"] == "stopped"
+    assert (
+        conn.execute("SELECT status FROM workers WHERE id = %s", (worker.worker_id,)).fetchone()["status"]
+        == "stopped"
+    )

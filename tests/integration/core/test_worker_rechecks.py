@@ -40,9 +40,11 @@ class Counting:
 
 
 def _admin_key(conn, user_id: uuid.UUID) -> uuid.UUID:
-    return conn.execute("INSERT INTO api_keys (name, prefix, key_hash, role, user_id) "
-                        "VALUES ('k', 'ew_test', %s, 'admin', %s) RETURNING id",
-                        (uuid.uuid4().hex, user_id)).fetchone()["id"]
+    return conn.execute(
+        "INSERT INTO api_keys (name, prefix, key_hash, role, user_id) "
+        "VALUES ('k', 'ew_test', %s, 'admin', %s) RETURNING id",
+        (uuid.uuid4().hex, user_id),
+    ).fetchone()["id"]
 
 
 def _leased(conn, jobs: list[NewJob]):
@@ -69,10 +71,18 @@ def test_a_right_revoked_after_the_enqueue_is_caught(conn, settings):
     same lease checked after the revocation fails, as does one of a later lease."""
     alice, bob = make_user(conn), make_user(conn)
     story = make_story(conn, settings.storage, user_id=alice, images=False)
-    conn.execute("INSERT INTO story_collaborators (story_id, user_id, role, status) "
-                 "VALUES (%s, %s, 'contributor', 'accepted')", (story.story_id, bob))
-    first, second = _leased(conn, [NewJob("generate_image", {"scene_id": str(story.scene_ids[0])}, user_id=bob),
-                                   NewJob("generate_image", {"scene_id": str(story.scene_ids[1])}, user_id=bob)])
+    conn.execute(
+        "INSERT INTO story_collaborators (story_id, user_id, role, status) "
+        "VALUES (%s, %s, 'contributor', 'accepted')",
+        (story.story_id, bob),
+    )
+    first, second = _leased(
+        conn,
+        [
+            NewJob("generate_image", {"scene_id": str(story.scene_ids[0])}, user_id=bob),
+            NewJob("generate_image", {"scene_id": str(story.scene_ids[1])}, user_id=bob),
+        ],
+    )
     rechecks = Rechecks(Counting(conn), settings)
     rechecks.check(first)
     conn.execute("DELETE FROM story_collaborators WHERE user_id = %s", (bob,))
@@ -89,6 +99,7 @@ def test_a_revoked_admin_key_is_caught_by_the_next_lease(conn, db, settings):
     key = _admin_key(conn, bob)
     queue = JobQueue(conn)
     ran = queue.enqueue(NewJob("noop", user_id=bob))
+
     def worker() -> Worker:
         return Worker(db, settings, default_registry(plugins=False), job_types=["noop"], burst=True)
 

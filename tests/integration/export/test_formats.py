@@ -43,26 +43,40 @@ def test_pdf_has_embedded_fonts_bookmarks_text_and_images(story, export, tmp_pat
     fonts = subprocess.run([tool("pdffonts"), str(path)], capture_output=True, text=True, check=True).stdout
     rows = fonts.strip().splitlines()[2:]
     assert rows and all(row.split()[-5] == "yes" for row in rows), fonts  # the 'emb' column
-    text = subprocess.run([tool("pdftotext"), str(path), "-"], capture_output=True, text=True, check=True).stdout
+    text = subprocess.run(
+        [tool("pdftotext"), str(path), "-"], capture_output=True, text=True, check=True
+    ).stdout
     flat = " ".join(text.split())
     for first in story.first_sentences:
         assert first in flat
-    images = subprocess.run([tool("pdfimages"), "-list", str(path)], capture_output=True, text=True,
-                            check=True).stdout
+    images = subprocess.run(
+        [tool("pdfimages"), "-list", str(path)], capture_output=True, text=True, check=True
+    ).stdout
     assert len(images.strip().splitlines()[2:]) == 6
     info = subprocess.run([tool("pdfinfo"), str(path)], capture_output=True, text=True, check=True).stdout
     assert re.search(r"Page size:\s+419\.\d+ x 595\.\d+ pts", info), info  # A5
     assert "Title:           The Lantern River" in info
-    outline = json.loads(subprocess.run([tool("qpdf"), "--json", "--json-key=outlines", str(path)],
-                                        capture_output=True, text=True, check=True).stdout)["outlines"]
-    assert [o["title"] for o in outline] == [f"Chapter {i}: " for i in (1, 2, 3)] or \
-        [o["title"].split(":")[0] for o in outline] == ["Chapter 1", "Chapter 2", "Chapter 3"]
+    outline = json.loads(
+        subprocess.run(
+            [tool("qpdf"), "--json", "--json-key=outlines", str(path)],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )["outlines"]
+    assert [o["title"] for o in outline] == [f"Chapter {i}: " for i in (1, 2, 3)] or [
+        o["title"].split(":")[0] for o in outline
+    ] == ["Chapter 1", "Chapter 2", "Chapter 3"]
 
 
 def test_html_is_valid_and_self_contained(story, export):
-    single, single_path = export(story.story_id, "html", layout="gallery",
-                                 custom_styling="@import url(http://evil.example/x.css); body{background:url(https://t.example/p.png)}"
-                                 " </style><script>alert(1)</script>")
+    single, single_path = export(
+        story.story_id,
+        "html",
+        layout="gallery",
+        custom_styling="@import url(http://evil.example/x.css); body{background:url(https://t.example/p.png)}"
+        " </style><script>alert(1)</script>",
+    )
     folder, folder_path = export(story.story_id, "html", html_mode="folder")
     index = folder_path.with_suffix(".index.html")
     with zipfile.ZipFile(folder_path) as zf:
@@ -105,8 +119,13 @@ def test_video_is_h264_with_subtitles_and_the_planned_duration(conn, storage, ex
     from enchant_worker.export.images import PictureCache
     from enchant_worker.export.story_data import load_story
 
-    book = build_book(load_story(conn, story.story_id), layout="text-with-images", include_images=True,
-                      image_quality="high", pictures=PictureCache(path.parents[3]))
+    book = build_book(
+        load_story(conn, story.story_id),
+        layout="text-with-images",
+        include_images=True,
+        image_quality="high",
+        pictures=PictureCache(path.parents[3]),
+    )
     _, planned_s = plan(book, 1.5)
     assert abs(duration_s - planned_s) <= 0.05 * planned_s, (duration_s, planned_s)
     assert round(planned_s * FPS) > 0

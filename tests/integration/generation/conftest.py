@@ -45,8 +45,14 @@ def lora_sources(models_dir, tmp_path_factory) -> dict[str, Path]:
 def gen_settings(settings, models_dir):
     from enchant_worker.handlers.generate_image import forget_providers
 
-    s = settings.model_copy(update={"models_dir": models_dir, "models_config": REPO / "configs" / "models.toml",
-                                    "device": "cpu", "dtype": "auto"})
+    s = settings.model_copy(
+        update={
+            "models_dir": models_dir,
+            "models_config": REPO / "configs" / "models.toml",
+            "device": "cpu",
+            "dtype": "auto",
+        }
+    )
     yield s
     forget_providers()  # each test has its own storage, hence its own provider set
 

@@ -34,8 +34,12 @@ def service(db, gen_settings, lora_sources):
     loras.mkdir(parents=True, exist_ok=True)
     shutil.copy(lora_sources["ink"], loras / "ink.safetensors")
     # requests wake on the job's end through LISTEN (the OpenAI tests' app polls)
-    app = create_app(gen_settings, database_url=gen_settings.database_url, session_url=db.session_url,
-                     job_types=default_registry(plugins=False))
+    app = create_app(
+        gen_settings,
+        database_url=gen_settings.database_url,
+        session_url=db.session_url,
+        job_types=default_registry(plugins=False),
+    )
     workers = WorkerThreads(db, gen_settings)
     workers.start(types=["generate_image"], poll_interval_s=0.05)
     with ServerThread(app) as server:
@@ -78,7 +82,7 @@ def test_txt2img_with_and_without_a_lora_tag(service, keys):
     tagged = api.txt2img(prompt="a lighthouse at dusk <lora:ink:1>", **SMALL)
     assert (pixels(tagged.image) != pixels(plain.images[0])).any(), "the LoRA changed nothing"
     info = tagged.info["infotexts"][0]
-    assert "<lora:ink:1>" in info and "Lora hashes: \"ink: " in info
+    assert "<lora:ink:1>" in info and 'Lora hashes: "ink: ' in info
     # the tag was applied and taken out of the text: the prompt line holds it once, at the end
     assert info.split("\n")[0] == "a lighthouse at dusk <lora:ink:1>"
 
@@ -90,10 +94,17 @@ def test_png_info_then_txt2img_reproduces_the_pixels(service, keys):
     p = read.info if isinstance(read.info, dict) else read.json["parameters"]
     p = read.json["parameters"]
     assert p["Prompt"] == "a red boat <lora:ink:0.8>" and p["Negative prompt"] == "blurry"
-    again = api.txt2img(prompt=p["Prompt"], negative_prompt=p["Negative prompt"], seed=int(p["Seed"]),
-                        steps=int(p["Steps"]), cfg_scale=float(p["CFG scale"]), sampler_name=p["Sampler"],
-                        width=int(p["Size-1"]), height=int(p["Size-2"]),
-                        override_settings={"sd_model_checkpoint": p["Model"]})
+    again = api.txt2img(
+        prompt=p["Prompt"],
+        negative_prompt=p["Negative prompt"],
+        seed=int(p["Seed"]),
+        steps=int(p["Steps"]),
+        cfg_scale=float(p["CFG scale"]),
+        sampler_name=p["Sampler"],
+        width=int(p["Size-1"]),
+        height=int(p["Size-2"]),
+        override_settings={"sd_model_checkpoint": p["Model"]},
+    )
     assert (pixels(again.image) == pixels(first.image)).all()
     assert again.info["infotexts"][0] == first.info["infotexts"][0]
 
@@ -103,7 +114,9 @@ def test_models_loras_samplers_schedulers_and_options(service, keys):
     models = api.get_sd_models()
     assert [m["model_name"] for m in models] == ["tiny-sd"] or "tiny-sd" in [m["model_name"] for m in models]
     tiny = next(m for m in models if m["model_name"] == "tiny-sd")
-    assert tiny["title"] == f"tiny-sd [{tiny['hash']}]" and len(tiny["hash"]) == 10 and len(tiny["sha256"]) == 64
+    assert (
+        tiny["title"] == f"tiny-sd [{tiny['hash']}]" and len(tiny["hash"]) == 10 and len(tiny["sha256"]) == 64
+    )
     assert "ink" in [lo["name"] for lo in api.get_loras()]
     assert "Euler a" in api.util_get_sampler_names()
     assert {"automatic", "karras"} <= set(api.util_get_scheduler_names())
@@ -111,8 +124,11 @@ def test_models_loras_samplers_schedulers_and_options(service, keys):
     assert api.util_get_current_model() == tiny["title"]
     # another user's options are their own
     assert client(service, keys["bob"][0]).get_options()["sd_model_checkpoint"] == tiny["title"]
-    bad = requests.post(f"{service.url}/sdapi/v1/options", json={"sd_model_checkpoint": "nope"},
-                        headers={"Authorization": f"Bearer {keys['alice'][0]}"})
+    bad = requests.post(
+        f"{service.url}/sdapi/v1/options",
+        json={"sd_model_checkpoint": "nope"},
+        headers={"Authorization": f"Bearer {keys['alice'][0]}"},
+    )
     assert bad.status_code == 422 and "unknown checkpoint 'nope'" in bad.json()["detail"]
 
 
@@ -121,8 +137,14 @@ def test_progress_while_a_job_runs_then_interrupt(service, keys):
     api.txt2img(prompt="warm up", **SMALL)  # the pipeline is resident from here on
     assert api.get_progress()["state"]["job_count"] == 0
     box = {}
-    runner = threading.Thread(target=lambda: box.setdefault("r", api.txt2img(
-        prompt="a long walk", **{**SMALL, "steps": 150, "width": 128, "height": 128, "batch_size": 2})))
+    runner = threading.Thread(
+        target=lambda: box.setdefault(
+            "r",
+            api.txt2img(
+                prompt="a long walk", **{**SMALL, "steps": 150, "width": 128, "height": 128, "batch_size": 2}
+            ),
+        )
+    )
     runner.start()
     seen = None
     deadline = time.monotonic() + 60
@@ -133,7 +155,11 @@ def test_progress_while_a_job_runs_then_interrupt(service, keys):
             break
         time.sleep(0.02)
     assert seen is not None, "no progress was reported"
-    assert seen["state"]["sampling_steps"] == 150 and 0 < seen["progress"] < 1 and seen["state"]["job_count"] == 1
+    assert (
+        seen["state"]["sampling_steps"] == 150
+        and 0 < seen["progress"] < 1
+        and seen["state"]["job_count"] == 1
+    )
     api.interrupt()
     runner.join(20)
     result = box["r"]
@@ -142,25 +168,34 @@ def test_progress_while_a_job_runs_then_interrupt(service, keys):
     assert len(api.txt2img(prompt="after the interrupt", **SMALL).images) == 1
 
 
-@pytest.mark.parametrize("change, field, words", [
-    ({"steps": 0}, "steps", "from 1 to 150"),
-    ({"width": 65}, "width", "multiple of 8"),
-    ({"cfg_scale": 99}, "cfg_scale", "from 0.0 to 30.0"),
-    ({"sampler_name": "Heun++"}, "sampler_name", "unknown sampler 'Heun++'"),
-    ({"scheduler": "exponential"}, "scheduler", "unknown scheduler"),
-    ({"override_settings": {"sd_model_checkpoint": "sdxl-nope"}}, "override_settings.sd_model_checkpoint",
-     "unknown checkpoint"),
-    ({"batch_size": 1000, "n_iter": 1000}, "batch_size", "at most 8"),
-    ({"batch_size": 3, "n_iter": 2}, "count", "free tier allows at most 4 images per job, not 6"),
-    ({"prompt": "a cat <lora:ink:heavy>"}, "prompt", "malformed tag"),
-    ({"prompt": "a cat <lora:ink:1"}, "prompt", "closed with '>'"),
-    ({"prompt": "a cat <lora:nowhere:1>"}, "loras[0].name", "unknown LoRA 'nowhere'"),
-    ({"steps": "many"}, "steps", "valid integer"),
-])
+@pytest.mark.parametrize(
+    "change, field, words",
+    [
+        ({"steps": 0}, "steps", "from 1 to 150"),
+        ({"width": 65}, "width", "multiple of 8"),
+        ({"cfg_scale": 99}, "cfg_scale", "from 0.0 to 30.0"),
+        ({"sampler_name": "Heun++"}, "sampler_name", "unknown sampler 'Heun++'"),
+        ({"scheduler": "exponential"}, "scheduler", "unknown scheduler"),
+        (
+            {"override_settings": {"sd_model_checkpoint": "sdxl-nope"}},
+            "override_settings.sd_model_checkpoint",
+            "unknown checkpoint",
+        ),
+        ({"batch_size": 1000, "n_iter": 1000}, "batch_size", "at most 8"),
+        ({"batch_size": 3, "n_iter": 2}, "count", "free tier allows at most 4 images per job, not 6"),
+        ({"prompt": "a cat <lora:ink:heavy>"}, "prompt", "malformed tag"),
+        ({"prompt": "a cat <lora:ink:1"}, "prompt", "closed with '>'"),
+        ({"prompt": "a cat <lora:nowhere:1>"}, "loras[0].name", "unknown LoRA 'nowhere'"),
+        ({"steps": "many"}, "steps", "valid integer"),
+    ],
+)
 def test_bad_input_is_a_422_in_a1111_shape(service, keys, db, change, field, words):
     key = keys["alice"][0]
-    r = requests.post(f"{service.url}/sdapi/v1/txt2img", json={"prompt": "a cat", **SMALL, **change},
-                      headers={"Authorization": f"Bearer {key}"})
+    r = requests.post(
+        f"{service.url}/sdapi/v1/txt2img",
+        json={"prompt": "a cat", **SMALL, **change},
+        headers={"Authorization": f"Bearer {key}"},
+    )
     assert r.status_code == 422, r.text
     body = r.json()
     assert set(body) >= {"error", "detail", "body", "errors"} and words in body["detail"], body
@@ -172,16 +207,26 @@ def test_bad_input_is_a_422_in_a1111_shape(service, keys, db, change, field, wor
 
 def test_auth_and_another_users_private_lora(service, keys, db, lora_sources, gen_settings):
     r = requests.post(f"{service.url}/sdapi/v1/txt2img", json={"prompt": "x"})
-    assert r.status_code == 401 and r.json()["error"] == "Unauthorized" and "Basic" in r.headers["WWW-Authenticate"]
+    assert (
+        r.status_code == 401
+        and r.json()["error"] == "Unauthorized"
+        and "Basic" in r.headers["WWW-Authenticate"]
+    )
     r = requests.get(f"{service.url}/sdapi/v1/sd-models", auth=("u", "ew_wrong"))
     assert r.status_code == 401 and "unknown or revoked" in r.json()["detail"]
     alice_key, alice_id = keys["alice"]
     shutil.copy(lora_sources["water"], gen_settings.storage / "loras" / "alice-water.safetensors")
     with db.connection() as conn:
-        conn.execute("INSERT INTO lora_models (user_id, name, model_file_url, status) "
-                     "VALUES (%s, 'secret-style', 'loras/alice-water.safetensors', 'ready')", (alice_id,))
-    bob = requests.post(f"{service.url}/sdapi/v1/txt2img", json={"prompt": "x <lora:secret-style:1>", **SMALL},
-                        headers={"Authorization": f"Bearer {keys['bob'][0]}"})
+        conn.execute(
+            "INSERT INTO lora_models (user_id, name, model_file_url, status) "
+            "VALUES (%s, 'secret-style', 'loras/alice-water.safetensors', 'ready')",
+            (alice_id,),
+        )
+    bob = requests.post(
+        f"{service.url}/sdapi/v1/txt2img",
+        json={"prompt": "x <lora:secret-style:1>", **SMALL},
+        headers={"Authorization": f"Bearer {keys['bob'][0]}"},
+    )
     # by name, another user's private LoRA is as unknown as one that does not exist (nothing leaks)
     assert bob.status_code == 422 and "unknown LoRA 'secret-style'" in bob.json()["detail"]
     assert "secret-style" not in [lo["name"] for lo in client(service, keys["bob"][0]).get_loras()]
@@ -195,8 +240,11 @@ def test_png_info_bad_image(service, keys):
     assert r.status_code == 400 and "not base64" in r.json()["detail"]
     truncated = io.BytesIO()
     Image.new("RGB", (64, 64)).save(truncated, format="PNG")
-    r = requests.post(f"{service.url}/sdapi/v1/png-info",
-                      json={"image": base64.b64encode(truncated.getvalue()[:40]).decode()}, headers=headers)
+    r = requests.post(
+        f"{service.url}/sdapi/v1/png-info",
+        json={"image": base64.b64encode(truncated.getvalue()[:40]).decode()},
+        headers=headers,
+    )
     assert r.status_code == 400 and "not a readable image" in r.json()["detail"]
 
 
@@ -205,11 +253,12 @@ def autov3(blob: bytes) -> str:
     import hashlib
 
     header = int.from_bytes(blob[:8], "little")
-    return hashlib.sha256(blob[8 + header:]).hexdigest()[:12]
+    return hashlib.sha256(blob[8 + header :]).hexdigest()[:12]
 
 
 def test_sd_parsers_reads_the_png_and_the_lora_hash_is_that_of_the_downloaded_file(
-        service, keys, db, lora_sources, gen_settings):
+    service, keys, db, lora_sources, gen_settings
+):
     from sd_parsers import ParserManager
     from sd_parsers.data import Generators
 
@@ -219,9 +268,11 @@ def test_sd_parsers_reads_the_png_and_the_lora_hash_is_that_of_the_downloaded_fi
     shutil.copy(lora_sources["ink"], folder / "inkdb.safetensors")  # the diffusers-format file
     shutil.copy(lora_sources["water"], folder / "inkdb.kohya.safetensors")  # stands in for its kohya twin
     with db.connection() as conn:
-        lora_id = conn.execute("INSERT INTO lora_models (user_id, name, model_file_url, status) VALUES "
-                               "(%s, 'Ink & Wash', 'loras/trained/inkdb.safetensors', 'ready') RETURNING id",
-                               (alice_id,)).fetchone()["id"]
+        lora_id = conn.execute(
+            "INSERT INTO lora_models (user_id, name, model_file_url, status) VALUES "
+            "(%s, 'Ink & Wash', 'loras/trained/inkdb.safetensors', 'ready') RETURNING id",
+            (alice_id,),
+        ).fetchone()["id"]
     api = client(service, alice_key)
     # named by its database name, the PNG names it by the downloaded file's stem, as AUTOMATIC1111 would
     result = api.txt2img(prompt="a tower <lora:Ink & Wash:0.7>", **SMALL)
@@ -233,8 +284,10 @@ def test_sd_parsers_reads_the_png_and_the_lora_hash_is_that_of_the_downloaded_fi
     assert "<lora:inkdb:0.7>" in parsed.full_prompt
     headers = {"Authorization": f"Bearer {alice_key}"}
     download = requests.get(f"{service.url}/v2/loras/{lora_id}/download", headers=headers)
-    assert download.status_code == 200 and 'filename="inkdb.kohya.safetensors"' not in download.headers[
-        "content-disposition"]
+    assert (
+        download.status_code == 200
+        and 'filename="inkdb.kohya.safetensors"' not in download.headers["content-disposition"]
+    )
     text = parsed.raw_parameters["parameters"]
     assert f'Lora hashes: "inkdb: {autov3(download.content)}"' in text
     assert download.content == (folder / "inkdb.kohya.safetensors").read_bytes()
@@ -246,5 +299,7 @@ def test_sd_parsers_reads_the_png_and_the_lora_hash_is_that_of_the_downloaded_fi
     assert listed["inkdb"]["alias"] == "Ink & Wash" and listed["inkdb"]["metadata"]["id"] == str(lora_id)
     # the PNG's own parameters, resubmitted, name the same LoRA and give the same pixels
     again = api.txt2img(prompt=parsed.full_prompt, **SMALL)
-    pixels = [Image.open(io.BytesIO(base64.b64decode(r.json["images"][0]))).tobytes() for r in (result, again)]
+    pixels = [
+        Image.open(io.BytesIO(base64.b64decode(r.json["images"][0]))).tobytes() for r in (result, again)
+    ]
     assert pixels[0] == pixels[1]

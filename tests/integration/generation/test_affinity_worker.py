@@ -18,25 +18,34 @@ def two_models(gen_settings, models_dir, tmp_path):
     for name in ("a", "b"):
         shutil.copytree(models_dir / "tiny-sd", folder / name)
     config = tmp_path / "models.toml"
-    config.write_text('default = "a"\n' + "".join(
-        f'[models.{m}]\npath = "{m}"\nfamily = "sd15"\n[models.{m}.defaults]\nwidth = 64\nheight = 64\n'
-        for m in ("a", "b")))
-    return gen_settings.model_copy(update={"models_dir": folder, "models_config": config,
-                                           "model_cache_max_models": 1})
+    config.write_text(
+        'default = "a"\n'
+        + "".join(
+            f'[models.{m}]\npath = "{m}"\nfamily = "sd15"\n[models.{m}.defaults]\nwidth = 64\nheight = 64\n'
+            for m in ("a", "b")
+        )
+    )
+    return gen_settings.model_copy(
+        update={"models_dir": folder, "models_config": config, "model_cache_max_models": 1}
+    )
 
 
 def _drain(db, conn, settings, wait_s):
     settings = settings.model_copy(update={"affinity_max_wait_s": wait_s})
-    ids = JobQueue(conn).enqueue_many([NewJob("generate_image", {"prompt": "a fox", "model": m, "steps": 2})
-                                       for m in ("a", "b") * 3])
+    ids = JobQueue(conn).enqueue_many(
+        [NewJob("generate_image", {"prompt": "a fox", "model": m, "steps": 2}) for m in ("a", "b") * 3]
+    )
     workers = WorkerThreads(db, settings)
     _, thread = workers.start(types=["generate_image"], burst=True)
     thread.join(300)
     if thread.is_alive():
         workers.stop_all(15)
         raise AssertionError("the worker did not finish in time")
-    rows = conn.execute("SELECT status, result->>'model' AS model FROM processing_jobs WHERE id = ANY(%s) "
-                        "ORDER BY started_at", (ids,)).fetchall()
+    rows = conn.execute(
+        "SELECT status, result->>'model' AS model FROM processing_jobs WHERE id = ANY(%s) "
+        "ORDER BY started_at",
+        (ids,),
+    ).fetchall()
     assert [r["status"] for r in rows] == ["completed"] * 6
     return [r["model"] for r in rows], providers_for(settings).get("local").pipelines.loads
 

@@ -26,12 +26,17 @@ def queue(conn):
 
 
 def _user(conn, tier="pro"):
-    return conn.execute("INSERT INTO users (email, subscription_tier) VALUES (%s, %s) RETURNING id",
-                        (f"{uuid.uuid4().hex}@example.org", tier)).fetchone()["id"]
+    return conn.execute(
+        "INSERT INTO users (email, subscription_tier) VALUES (%s, %s) RETURNING id",
+        (f"{uuid.uuid4().hex}@example.org", tier),
+    ).fetchone()["id"]
 
 
 def _enqueue(queue, metas, users):
-    return [queue.enqueue(NewJob("generate_image", {**BASE, **m}, user_id=u)) for m, u in zip(metas, users, strict=True)]
+    return [
+        queue.enqueue(NewJob("generate_image", {**BASE, **m}, user_id=u))
+        for m, u in zip(metas, users, strict=True)
+    ]
 
 
 def _images(storage, job) -> list[np.ndarray]:
@@ -46,12 +51,15 @@ def assert_same_picture(a: np.ndarray, b: np.ndarray) -> None:
 
 
 def test_compatible_jobs_of_different_users_share_a_call_and_draw_what_they_draw_alone(
-        conn, queue, gen_settings, run_worker):
+    conn, queue, gen_settings, run_worker
+):
     users = [_user(conn), _user(conn), _user(conn, "free"), _user(conn)]
-    metas = [{"prompt": "a lighthouse at night", "seed": 1, "count": 2},
-             {"prompt": "a fox in the snow", "seed": 2},
-             {"prompt": "a ship", "seed": 3, "negative_prompt": "blurry"},
-             {"prompt": "a tower", "seed": 4, "steps": STEPS + 1}]  # another step count: its own call
+    metas = [
+        {"prompt": "a lighthouse at night", "seed": 1, "count": 2},
+        {"prompt": "a fox in the snow", "seed": 2},
+        {"prompt": "a ship", "seed": 3, "negative_prompt": "blurry"},
+        {"prompt": "a tower", "seed": 4, "steps": STEPS + 1},
+    ]  # another step count: its own call
     batched = _enqueue(queue, metas, users)
     run_worker(generation_batch_size=8)
     alone = _enqueue(queue, metas, users)
@@ -60,7 +68,10 @@ def test_compatible_jobs_of_different_users_share_a_call_and_draw_what_they_draw
     storage = gen_settings.storage
     for i, (together, single) in enumerate(zip(batched, alone, strict=True)):
         together, single = queue.get(together), queue.get(single)
-        assert together.status == single.status == JobStatus.COMPLETED, (together.error_message, single.error_message)
+        assert together.status == single.status == JobStatus.COMPLETED, (
+            together.error_message,
+            single.error_message,
+        )
         assert together.result["details"]["batched_jobs"] == (1 if i == 3 else 3)
         assert single.result["details"]["batched_jobs"] == 1
         assert together.result["seeds"] == single.result["seeds"]
@@ -72,11 +83,15 @@ def test_compatible_jobs_of_different_users_share_a_call_and_draw_what_they_draw
 
 def test_a_member_refused_late_fails_alone_and_the_others_complete(conn, queue, gen_settings, run_worker):
     user = _user(conn)
-    story = conn.execute("INSERT INTO stories (user_id, title) VALUES (%s, 'S') RETURNING id", (user,)).fetchone()["id"]
-    chapter = conn.execute("INSERT INTO chapters (story_id, chapter_number) VALUES (%s, 1) RETURNING id",
-                           (story,)).fetchone()["id"]
-    scene = conn.execute("INSERT INTO scenes (chapter_id, summary) VALUES (%s, 'a duel at dawn') RETURNING id",
-                         (chapter,)).fetchone()["id"]
+    story = conn.execute(
+        "INSERT INTO stories (user_id, title) VALUES (%s, 'S') RETURNING id", (user,)
+    ).fetchone()["id"]
+    chapter = conn.execute(
+        "INSERT INTO chapters (story_id, chapter_number) VALUES (%s, 1) RETURNING id", (story,)
+    ).fetchone()["id"]
+    scene = conn.execute(
+        "INSERT INTO scenes (chapter_id, summary) VALUES (%s, 'a duel at dawn') RETURNING id", (chapter,)
+    ).fetchone()["id"]
     metas = {
         "good 1": ({"prompt": "a lighthouse", "seed": 1}, None),
         "deleted scene": ({"scene_id": str(scene)}, "scene_id: no scene has id"),  # deleted after enqueue
@@ -85,7 +100,9 @@ def test_a_member_refused_late_fails_alone_and_the_others_complete(conn, queue, 
         "good 2": ({"prompt": "a tower", "seed": 2}, None),
     }
     # all five share the batch key (scene, prompt, seed and branch may differ within a batch)
-    jobs = {k: queue.enqueue(NewJob("generate_image", {**BASE, **m}, user_id=user)) for k, (m, _) in metas.items()}
+    jobs = {
+        k: queue.enqueue(NewJob("generate_image", {**BASE, **m}, user_id=user)) for k, (m, _) in metas.items()
+    }
     conn.execute("DELETE FROM scenes WHERE id = %s", (scene,))
     run_worker(generation_batch_size=8)
 
@@ -96,16 +113,23 @@ def test_a_member_refused_late_fails_alone_and_the_others_complete(conn, queue, 
             assert job.result["details"]["batched_jobs"] == 2  # the two that passed, in one call
         else:
             assert job.status == JobStatus.FAILED and job.attempts == 1, key
-            assert expected in job.error_message and "Traceback" not in job.error_message, (key, job.error_message)
+            assert expected in job.error_message and "Traceback" not in job.error_message, (
+                key,
+                job.error_message,
+            )
     rows = conn.execute("SELECT DISTINCT job_id FROM images").fetchall()
     assert {r["job_id"] for r in rows} == {jobs["good 1"], jobs["good 2"]}
 
 
-def test_a_member_cancelled_mid_run_loses_only_its_images(db, conn, queue, gen_settings, run_worker, monkeypatch):
+def test_a_member_cancelled_mid_run_loses_only_its_images(
+    db, conn, queue, gen_settings, run_worker, monkeypatch
+):
     import enchant_worker.generation.generate as gen
 
     users = [_user(conn) for _ in range(3)]
-    a, b, c = _enqueue(queue, [{"prompt": p, "seed": i} for i, p in enumerate(("a fox", "a ship", "a moon"))], users)
+    a, b, c = _enqueue(
+        queue, [{"prompt": p, "seed": i} for i, p in enumerate(("a fox", "a ship", "a moon"))], users
+    )
     real = gen._denoise
 
     def cancel_b_first(pipe, settings, items, chunk, chunks, on_progress, cancelled):
@@ -139,8 +163,11 @@ def test_out_of_memory_shrinks_the_batch_and_no_job_fails(conn, queue, gen_setti
         return real(pipe, settings, items, *rest)
 
     monkeypatch.setattr(gen, "_denoise", small_gpu)
-    jobs = _enqueue(queue, [{"prompt": p, "seed": i} for i, p in enumerate(("a fox", "a ship", "a moon"))],
-                    [_user(conn) for _ in range(3)])
+    jobs = _enqueue(
+        queue,
+        [{"prompt": p, "seed": i} for i, p in enumerate(("a fox", "a ship", "a moon"))],
+        [_user(conn) for _ in range(3)],
+    )
     run_worker(generation_batch_size=4)
     assert sizes == [3, 1, 1, 1]  # the batch of three ran out of memory, then one image per call
     for job_id in jobs:
@@ -149,15 +176,19 @@ def test_out_of_memory_shrinks_the_batch_and_no_job_fails(conn, queue, gen_setti
         assert job.result["details"]["batch_size"] == 1 and job.result["details"]["batched_jobs"] == 3
 
 
-def test_a_worker_that_crashes_holding_a_batch_gives_each_job_back_once(db, conn, queue, gen_settings, run_worker,
-                                                                        monkeypatch):
+def test_a_worker_that_crashes_holding_a_batch_gives_each_job_back_once(
+    db, conn, queue, gen_settings, run_worker, monkeypatch
+):
     import enchant_worker.generation.generate as gen
     from enchant_worker.handlers import default_registry
     from enchant_worker.worker.heartbeat import Heartbeat
     from enchant_worker.worker.runner import Worker
 
-    jobs = _enqueue(queue, [{"prompt": p, "seed": i} for i, p in enumerate(("a fox", "a ship", "a moon"))],
-                    [_user(conn) for _ in range(3)])
+    jobs = _enqueue(
+        queue,
+        [{"prompt": p, "seed": i} for i, p in enumerate(("a fox", "a ship", "a moon"))],
+        [_user(conn) for _ in range(3)],
+    )
     in_call, never = threading.Event(), threading.Event()
 
     def hang(*args):  # a GPU call that hangs: the worker is dead to the queue once its heartbeats stop
@@ -166,15 +197,23 @@ def test_a_worker_that_crashes_holding_a_batch_gives_each_job_back_once(db, conn
         raise RuntimeError("the process is gone")
 
     monkeypatch.setattr(gen, "_denoise", hang)
-    crashed = Worker(db, gen_settings.model_copy(update={"generation_batch_size": 4}), default_registry(plugins=False),
-                     job_types=["generate_image"])
+    crashed = Worker(
+        db,
+        gen_settings.model_copy(update={"generation_batch_size": 4}),
+        default_registry(plugins=False),
+        job_types=["generate_image"],
+    )
     thread = threading.Thread(target=crashed.run, daemon=True)
     thread.start()
     try:
         assert in_call.wait(60)
         # every member was marked started by a heartbeat, then the heartbeats stop (the process died)
-        wait_for(lambda: conn.execute("SELECT bool_and(run_started) AS ran FROM processing_jobs").fetchone()["ran"],
-                 timeout=30)
+        wait_for(
+            lambda: conn.execute("SELECT bool_and(run_started) AS ran FROM processing_jobs").fetchone()[
+                "ran"
+            ],
+            timeout=30,
+        )
         monkeypatch.setattr(Heartbeat, "beat", lambda self, queue: None)
         conn.execute("UPDATE processing_jobs SET lease_expires_at = NOW() - interval '1 second'")
         reaped = queue.reap()

@@ -24,21 +24,35 @@ def test_book_to_illustrated_scenes(db, conn, gen_settings):
     user = conn.execute("INSERT INTO users (email) VALUES ('a@example.org') RETURNING id").fetchone()["id"]
     story = books.save_book(conn, read_file(SAMPLE), user_id=user)
     # a custom field for the prompts, set on a character once extraction has made it
-    field = conn.execute("INSERT INTO custom_fields (story_id, field_name, field_type, applies_to, metadata) "
-                         "VALUES (%s, 'cloak colour', 'text', ARRAY['characters'], %s) RETURNING id",
-                         (story["story_id"], Jsonb({"prompt": True}))).fetchone()["id"]
+    field = conn.execute(
+        "INSERT INTO custom_fields (story_id, field_name, field_type, applies_to, metadata) "
+        "VALUES (%s, 'cloak colour', 'text', ARRAY['characters'], %s) RETURNING id",
+        (story["story_id"], Jsonb({"prompt": True})),
+    ).fetchone()["id"]
     for chapter in story["chapters"]:
         queue.enqueue(NewJob("extract_scenes", {"chapter_id": str(chapter["id"])}, user_id=user))
     workers = WorkerThreads(db, gen_settings)
     _, thread = workers.start(types=["extract_scenes"], burst=True)
     thread.join(60)
     elena = conn.execute("SELECT id FROM characters WHERE name = 'Elena Marsh'").fetchone()["id"]
-    conn.execute("INSERT INTO custom_field_values (custom_field_id, entity_type, entity_id, field_value) "
-                 "VALUES (%s, 'character', %s, '\"crimson\"')", (field, elena))
-    scene = conn.execute("SELECT s.id FROM scenes s JOIN chapters c ON c.id = s.chapter_id "
-                         "WHERE c.chapter_number = 3 AND s.scene_number = 1").fetchone()["id"]
-    job = queue.enqueue(NewJob("generate_image", {"scene_id": str(scene), "steps": STEPS}, entity_type="scene",
-                               entity_id=scene, user_id=user))
+    conn.execute(
+        "INSERT INTO custom_field_values (custom_field_id, entity_type, entity_id, field_value) "
+        "VALUES (%s, 'character', %s, '\"crimson\"')",
+        (field, elena),
+    )
+    scene = conn.execute(
+        "SELECT s.id FROM scenes s JOIN chapters c ON c.id = s.chapter_id "
+        "WHERE c.chapter_number = 3 AND s.scene_number = 1"
+    ).fetchone()["id"]
+    job = queue.enqueue(
+        NewJob(
+            "generate_image",
+            {"scene_id": str(scene), "steps": STEPS},
+            entity_type="scene",
+            entity_id=scene,
+            user_id=user,
+        )
+    )
     workers = WorkerThreads(db, gen_settings)
     _, thread = workers.start(types=["generate_image"], burst=True)
     thread.join(120)

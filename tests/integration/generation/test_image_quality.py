@@ -27,8 +27,10 @@ def tiny_clip_dir(tmp_path_factory) -> Path:
 def clip_config(tmp_path, tiny_clip_dir) -> Path:
     """The repository's models.toml plus the tiny CLIP as a `kind = "clip"` model."""
     path = tmp_path / "models.toml"
-    path.write_text((REPO / "configs" / "models.toml").read_text() + f'\n[models.tiny-clip]\nkind = "clip"\n'
-                    f'path = {json.dumps(str(tiny_clip_dir))}\nbuiltin = "tiny"\n')
+    path.write_text(
+        (REPO / "configs" / "models.toml").read_text() + f'\n[models.tiny-clip]\nkind = "clip"\n'
+        f'path = {json.dumps(str(tiny_clip_dir))}\nbuiltin = "tiny"\n'
+    )
     return path
 
 
@@ -42,8 +44,10 @@ def _fresh_scorers():
 
 def enqueue(conn, **metadata) -> str:
     body = {"prompt": "a castle at night", "steps": STEPS, **metadata}
-    return conn.execute("INSERT INTO processing_jobs (job_type, metadata) VALUES ('generate_image', %s::jsonb) "
-                        "RETURNING id", (json.dumps(body),)).fetchone()["id"]
+    return conn.execute(
+        "INSERT INTO processing_jobs (job_type, metadata) VALUES ('generate_image', %s::jsonb) RETURNING id",
+        (json.dumps(body),),
+    ).fetchone()["id"]
 
 
 def rows(conn, job_id) -> list[dict]:
@@ -105,7 +109,10 @@ def test_a_missing_or_corrupt_file_is_said_so_and_the_job_completes(conn, run_wo
     good, corrupt, missing = rows(conn, job_id)
     assert good["quality"]["status"] in ("ok", "broken") and good["quality_score"] is not None
     assert corrupt["quality"]["status"] == "unreadable" and corrupt["quality_score"] is None
-    assert "is corrupt: its" in corrupt["quality"]["reason"] and "not those written" in corrupt["quality"]["reason"]
+    assert (
+        "is corrupt: its" in corrupt["quality"]["reason"]
+        and "not those written" in corrupt["quality"]["reason"]
+    )
     assert missing["quality"]["status"] == "unreadable" and "is missing" in missing["quality"]["reason"]
     assert missing["quality"]["alignment"]["reason"] == "the image file could not be read"
     warnings = [w for w in job.result["warnings"] if "quality is unknown" in w]
@@ -140,12 +147,15 @@ def test_a_threshold_every_image_passes_draws_nothing_again(conn, run_worker):
     assert row["seed"] == 5 and "regenerations" not in row["quality"] and job.result["regenerations"] == []
 
 
-@pytest.mark.parametrize(("metadata", "message"), [
-    ({"regenerate_below": 1.5}, "regenerate_below: must be from 0.0 to 1.0, not 1.5"),
-    ({"regenerate_below": "high"}, "regenerate_below: must be a number from 0.0 to 1.0"),
-    ({"regenerate_below": 0.5, "max_regenerations": 4}, "max_regenerations: must be from 1 to 3, not 4"),
-    ({"max_regenerations": 2}, "max_regenerations: applies only with regenerate_below"),
-])
+@pytest.mark.parametrize(
+    ("metadata", "message"),
+    [
+        ({"regenerate_below": 1.5}, "regenerate_below: must be from 0.0 to 1.0, not 1.5"),
+        ({"regenerate_below": "high"}, "regenerate_below: must be a number from 0.0 to 1.0"),
+        ({"regenerate_below": 0.5, "max_regenerations": 4}, "max_regenerations: must be from 1 to 3, not 4"),
+        ({"max_regenerations": 2}, "max_regenerations: applies only with regenerate_below"),
+    ],
+)
 def test_bad_regeneration_settings_fail_at_once_naming_the_field(conn, run_worker, metadata, message):
     job_id = enqueue(conn, **metadata)
     good = enqueue(conn, seed=1)

@@ -22,7 +22,9 @@ from tests.support.workers import WorkerThreads
 
 @pytest.fixture
 def service(db, gen_settings):
-    app = create_app(gen_settings, database_url=gen_settings.database_url, job_types=default_registry(plugins=False))
+    app = create_app(
+        gen_settings, database_url=gen_settings.database_url, job_types=default_registry(plugins=False)
+    )
     workers = WorkerThreads(db, gen_settings)
     workers.start(types=["generate_image"], poll_interval_s=0.05)
     with ServerThread(app) as server:
@@ -44,8 +46,9 @@ def oai(server, key) -> openai.OpenAI:
 
 def test_b64_json_and_url(service, user, db):
     client = oai(service, user[0])
-    out = client.images.generate(model="tiny-sd", prompt="a fox in the snow", n=2, size="64x64",
-                                 response_format="b64_json")
+    out = client.images.generate(
+        model="tiny-sd", prompt="a fox in the snow", n=2, size="64x64", response_format="b64_json"
+    )
     assert len(out.data) == 2
     image = Image.open(io.BytesIO(base64.b64decode(out.data[0].b64_json)))
     assert image.size == (64, 64) and "Model: tiny-sd" in image.text["parameters"]

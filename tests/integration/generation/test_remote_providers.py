@@ -45,7 +45,9 @@ def remote(admin_url, template_db, gen_settings, tmp_path, monkeypatch):
     db = Database(url)
     with db.connection() as conn:
         store = Store(conn)
-        key = create_key(store, name="remote", role="user", user_id=store.ensure_user("remote@example.org"))[0]
+        key = create_key(store, name="remote", role="user", user_id=store.ensure_user("remote@example.org"))[
+            0
+        ]
     monkeypatch.setenv(KEY_ENV, key)
     workers = WorkerThreads(db, settings)
     workers.start(types=["generate_image"], poll_interval_s=0.05)
@@ -101,8 +103,9 @@ midjourney = "studio"
 
 def enqueue(db, settings, metadata, attempts=1):
     with db.connection() as conn:
-        return submit(conn, Actor(None, SYSTEM), JobRequest("generate_image", metadata, max_attempts=attempts),
-                      settings)
+        return submit(
+            conn, Actor(None, SYSTEM), JobRequest("generate_image", metadata, max_attempts=attempts), settings
+        )
 
 
 def finished(db, job_id, timeout=60):
@@ -122,8 +125,12 @@ def png_pixels(settings, job):
 
 
 def test_a1111_and_openai_providers_against_a_second_instance(db, local_side, remote):
-    here = finished(db, enqueue(db, local_side, {"prompt": "a mill by a river", "provider": "local", **SMALL}))
-    there = finished(db, enqueue(db, local_side, {"prompt": "a mill by a river", "provider": "studio", **SMALL}))
+    here = finished(
+        db, enqueue(db, local_side, {"prompt": "a mill by a river", "provider": "local", **SMALL})
+    )
+    there = finished(
+        db, enqueue(db, local_side, {"prompt": "a mill by a river", "provider": "studio", **SMALL})
+    )
     assert there.status == "completed", there.error_message
     assert there.result["provider"] == "studio" and there.result["cost"] == 0.002
     assert there.result["model"] == "tiny-sd" and there.result["seeds"] == [77]
@@ -131,10 +138,19 @@ def test_a1111_and_openai_providers_against_a_second_instance(db, local_side, re
     assert (png_pixels(local_side, here) == png_pixels(local_side, there)).all()
     assert KEY_ENV not in json.dumps(there.result) and "ew_" not in json.dumps(there.result)
     with remote.db.connection() as conn:  # the remote instance ran it as a job of its own
-        assert conn.execute("SELECT count(*) AS n FROM processing_jobs WHERE status = 'completed'").fetchone()["n"] == 1
-    oai = finished(db, enqueue(db, local_side, {"prompt": "a mill", "provider": "compat", "count": 2, **SMALL}))
+        assert (
+            conn.execute("SELECT count(*) AS n FROM processing_jobs WHERE status = 'completed'").fetchone()[
+                "n"
+            ]
+            == 1
+        )
+    oai = finished(
+        db, enqueue(db, local_side, {"prompt": "a mill", "provider": "compat", "count": 2, **SMALL})
+    )
     assert oai.status == "completed", oai.error_message
-    assert oai.result["provider"] == "compat" and len(oai.result["images"]) == 2 and oai.result["cost"] == 0.02
+    assert (
+        oai.result["provider"] == "compat" and len(oai.result["images"]) == 2 and oai.result["cost"] == 0.02
+    )
 
 
 def test_a_provider_that_is_down_falls_back(db, local_side):
@@ -154,18 +170,24 @@ def test_a_slow_provider_times_out_and_a_cancel_reaches_the_remote_job(db, local
 
     def remote_states():
         with remote.db.connection() as conn:
-            return [r["status"] for r in conn.execute("SELECT status FROM processing_jobs ORDER BY created_at")]
+            return [
+                r["status"] for r in conn.execute("SELECT status FROM processing_jobs ORDER BY created_at")
+            ]
 
     deadline = time.monotonic() + 30
-    while remote_states() != ["cancelled"] and time.monotonic() < deadline:  # the timeout interrupted it there
+    while (
+        remote_states() != ["cancelled"] and time.monotonic() < deadline
+    ):  # the timeout interrupted it there
         time.sleep(0.1)
     assert remote_states() == ["cancelled"]
     job_id = enqueue(db, local_side, {**slow, "provider": "studio"})
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:  # wait until the remote instance is denoising
         with remote.db.connection() as conn:
-            row = conn.execute("SELECT progress FROM processing_jobs WHERE status = 'processing' "
-                               "AND (progress->>'step')::int > 0").fetchone()
+            row = conn.execute(
+                "SELECT progress FROM processing_jobs WHERE status = 'processing' "
+                "AND (progress->>'step')::int > 0"
+            ).fetchone()
         if row:
             break
         time.sleep(0.05)
@@ -181,8 +203,9 @@ def test_a_slow_provider_times_out_and_a_cancel_reaches_the_remote_job(db, local
 def test_a_missing_secret_is_an_error_at_start_up(gen_settings, tmp_path, monkeypatch):
     monkeypatch.delenv("ENCHANT_TEST_ABSENT", raising=False)
     config = tmp_path / "providers.toml"
-    config.write_text('[providers.x]\ntype = "openai"\nurl = "http://127.0.0.1:9/v1"\n'
-                      'api_key_env = "ENCHANT_TEST_ABSENT"\n')
+    config.write_text(
+        '[providers.x]\ntype = "openai"\nurl = "http://127.0.0.1:9/v1"\napi_key_env = "ENCHANT_TEST_ABSENT"\n'
+    )
     with pytest.raises(ConfigurationError, match="ENCHANT_TEST_ABSENT .* is not set"):
         check_providers(gen_settings.model_copy(update={"providers_file": config}))
     config.write_text('[roles]\nmidjourney = "nowhere"\n')
@@ -240,16 +263,21 @@ def misbehaving():
     server.shutdown()
 
 
-@pytest.mark.parametrize("mode, words", [
-    ("garbage", "something that is not JSON"),
-    ("html", "answered an HTML page (status 502)"),
-    ("truncated", "cannot be read"),
-    ("endless", "larger than 1048576 bytes"),
-])
+@pytest.mark.parametrize(
+    "mode, words",
+    [
+        ("garbage", "something that is not JSON"),
+        ("html", "answered an HTML page (status 502)"),
+        ("truncated", "cannot be read"),
+        ("endless", "larger than 1048576 bytes"),
+    ],
+)
 def test_bad_answers_are_clear_errors(misbehaving, mode, words):
     Misbehaving.mode = mode
-    for provider in (A1111Provider("bad", misbehaving, retries=0, max_response_bytes=2**20),
-                     OpenAIProvider("bad", f"{misbehaving}/v1", retries=0, max_response_bytes=2**20)):
+    for provider in (
+        A1111Provider("bad", misbehaving, retries=0, max_response_bytes=2**20),
+        OpenAIProvider("bad", f"{misbehaving}/v1", retries=0, max_response_bytes=2**20),
+    ):
         if mode == "truncated" and isinstance(provider, OpenAIProvider):
             continue  # its body has no 'data' (covered by the a1111 shape)
         started = time.monotonic()
@@ -261,12 +289,31 @@ def test_bad_answers_are_clear_errors(misbehaving, mode, words):
 def test_a_remote_providers_images_get_their_quality_and_are_redrawn_one_seed_a_call(db, local_side, remote):
     from enchant_worker.handlers.generate_image import REGENERATION_SEED_STRIDE as STRIDE
 
-    job = finished(db, enqueue(db, local_side, {"prompt": "a mill", "provider": "studio", **SMALL, "count": 2,
-                                                "regenerate_below": 1.0, "max_regenerations": 1}), timeout=120)
+    job = finished(
+        db,
+        enqueue(
+            db,
+            local_side,
+            {
+                "prompt": "a mill",
+                "provider": "studio",
+                **SMALL,
+                "count": 2,
+                "regenerate_below": 1.0,
+                "max_regenerations": 1,
+            },
+        ),
+        timeout=120,
+    )
     assert job.status == "completed", job.error_message
     with db.connection() as conn:
-        rows = conn.execute("SELECT seed, quality, quality_score FROM images WHERE job_id = %s", (job.id,)).fetchall()
+        rows = conn.execute(
+            "SELECT seed, quality, quality_score FROM images WHERE job_id = %s", (job.id,)
+        ).fetchall()
     assert len(rows) == 2 and all(r["quality_score"] is not None for r in rows)
     seed = SMALL["seed"]
     tried = sorted([t["seed"] for t in r["quality"]["regenerations"]] for r in rows)
-    assert tried == [[seed, seed + STRIDE], [seed + 1, seed + 1 + STRIDE]]  # the remote honoured each new seed
+    assert tried == [
+        [seed, seed + STRIDE],
+        [seed + 1, seed + 1 + STRIDE],
+    ]  # the remote honoured each new seed

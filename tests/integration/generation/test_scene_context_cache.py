@@ -15,15 +15,22 @@ from enchant_worker.handlers.scene_context import load_scene, user_preferences
 
 
 def _scene(conn) -> dict[str, uuid.UUID]:
-    user = conn.execute("INSERT INTO users (email, subscription_tier, preferences) "
-                        "VALUES ('w@example.org', 'pro', '{\"style_preference\": \"realistic\"}') RETURNING id"
-                        ).fetchone()["id"]
-    story = conn.execute("INSERT INTO stories (user_id, title, style_preference) VALUES (%s, 'S', 'artistic') "
-                         "RETURNING id", [user]).fetchone()["id"]
-    chapter = conn.execute("INSERT INTO chapters (story_id, chapter_number) VALUES (%s, 3) RETURNING id",
-                           [story]).fetchone()["id"]
-    scene = conn.execute("INSERT INTO scenes (chapter_id, summary, emotional_tone) VALUES (%s, 'A duel', 'tense') "
-                         "RETURNING id", [chapter]).fetchone()["id"]
+    user = conn.execute(
+        "INSERT INTO users (email, subscription_tier, preferences) "
+        "VALUES ('w@example.org', 'pro', '{\"style_preference\": \"realistic\"}') RETURNING id"
+    ).fetchone()["id"]
+    story = conn.execute(
+        "INSERT INTO stories (user_id, title, style_preference) VALUES (%s, 'S', 'artistic') RETURNING id",
+        [user],
+    ).fetchone()["id"]
+    chapter = conn.execute(
+        "INSERT INTO chapters (story_id, chapter_number) VALUES (%s, 3) RETURNING id", [story]
+    ).fetchone()["id"]
+    scene = conn.execute(
+        "INSERT INTO scenes (chapter_id, summary, emotional_tone) VALUES (%s, 'A duel', 'tense') "
+        "RETURNING id",
+        [chapter],
+    ).fetchone()["id"]
     return {"user": user, "story": story, "scene": scene}
 
 

@@ -32,10 +32,15 @@ def _count(conn) -> int:
 
 def _batch(conn, checkpoint, limit):
     after = (checkpoint or {}).get("after_id", 0)
-    ids = [r["id"] for r in conn.execute(
-        """WITH batch AS (SELECT id FROM dm_items WHERE id > %s ORDER BY id LIMIT %s)
+    ids = [
+        r["id"]
+        for r in conn.execute(
+            """WITH batch AS (SELECT id FROM dm_items WHERE id > %s ORDER BY id LIMIT %s)
            UPDATE dm_items d SET doubled = d.value * 2, times_migrated = d.times_migrated + 1
-           FROM batch WHERE d.id = batch.id RETURNING d.id""", (after, limit))]
+           FROM batch WHERE d.id = batch.id RETURNING d.id""",
+            (after, limit),
+        )
+    ]
     fail_at = conn.execute("SELECT fail_at FROM dm_control").fetchone()["fail_at"]
     if fail_at is not None and fail_at in ids:
         raise RuntimeError(f"item {fail_at} cannot be migrated")
@@ -43,7 +48,13 @@ def _batch(conn, checkpoint, limit):
     return len(ids), {"after_id": max(ids) if ids else after}
 
 
-DOUBLE_VALUES = DataMigration(name="double_values", from_version="1", to_version="2", count=_count,
-                              batch=_batch, description="dm_items.doubled = value * 2 (tests)")
+DOUBLE_VALUES = DataMigration(
+    name="double_values",
+    from_version="1",
+    to_version="2",
+    count=_count,
+    batch=_batch,
+    description="dm_items.doubled = value * 2 (tests)",
+)
 
 DATA_MIGRATIONS = [DOUBLE_VALUES]

@@ -73,7 +73,10 @@ def test_get_or_load_caches_until_invalidated(cache):
     # Namespaces are apart; None is not stored.
     assert cache.story_metadata.get("u1") is None
     missing = Loader(None)
-    assert cache.story_metadata.get_or_load("s", missing) is None and cache.story_metadata.get_or_load("s", missing) is None
+    assert (
+        cache.story_metadata.get_or_load("s", missing) is None
+        and cache.story_metadata.get_or_load("s", missing) is None
+    )
     assert missing.calls == 2
 
 
@@ -150,15 +153,25 @@ def test_invalidations_missed_during_an_outage_reach_redis_when_it_is_back(prefi
 
 
 def test_the_short_api_for_the_api_and_the_prompt_builder(cache, conn):
-    user = conn.execute("INSERT INTO users (email, preferences) VALUES ('q@x', '{\"style_preference\": \"ink\"}') "
-                        "RETURNING id").fetchone()["id"]
-    story = conn.execute("INSERT INTO stories (user_id, title, style_preference) VALUES (%s, 'Tale', 'anime') "
-                         "RETURNING id", (user,)).fetchone()["id"]
-    assert cache.story_metadata(story, lambda: load_story_metadata(conn, story))["style_preference"] == "anime"
-    assert cache.user_preferences(user, lambda: load_user_preferences(conn, user)) == {"style_preference": "ink"}
+    user = conn.execute(
+        "INSERT INTO users (email, preferences) VALUES ('q@x', '{\"style_preference\": \"ink\"}') "
+        "RETURNING id"
+    ).fetchone()["id"]
+    story = conn.execute(
+        "INSERT INTO stories (user_id, title, style_preference) VALUES (%s, 'Tale', 'anime') RETURNING id",
+        (user,),
+    ).fetchone()["id"]
+    assert (
+        cache.story_metadata(story, lambda: load_story_metadata(conn, story))["style_preference"] == "anime"
+    )
+    assert cache.user_preferences(user, lambda: load_user_preferences(conn, user)) == {
+        "style_preference": "ink"
+    }
     conn.execute("UPDATE stories SET style_preference = 'oil' WHERE id = %s", (story,))
     conn.execute("UPDATE users SET preferences = '{}' WHERE id = %s", (user,))
-    assert cache.story_metadata(story, lambda: load_story_metadata(conn, story))["style_preference"] == "anime"
+    assert (
+        cache.story_metadata(story, lambda: load_story_metadata(conn, story))["style_preference"] == "anime"
+    )
     cache.invalidate_story(story)
     cache.invalidate_user_preferences(user)
     assert cache.story_metadata(story, lambda: load_story_metadata(conn, story))["style_preference"] == "oil"
@@ -168,7 +181,9 @@ def test_the_short_api_for_the_api_and_the_prompt_builder(cache, conn):
 def test_one_shared_cache_per_process_and_configuration():
     settings = Settings(redis_url=None)
     assert shared_cache(settings) is shared_cache(settings.model_copy())
-    assert shared_cache(settings) is not shared_cache(settings.model_copy(update={"cache_story_metadata_ttl_s": 5}))
+    assert shared_cache(settings) is not shared_cache(
+        settings.model_copy(update={"cache_story_metadata_ttl_s": 5})
+    )
 
 
 def test_content_addressed_paths_and_immutable_headers():
@@ -177,7 +192,10 @@ def test_content_addressed_paths_and_immutable_headers():
     assert path == content_address(b"png bytes") != content_address(b"other bytes")
     digest = address_hash(path)
     assert path == f"images/{digest[:2]}/{digest[2:4]}/{digest}.png"
-    assert immutable_headers(path) == {"Cache-Control": "public, max-age=31536000, immutable", "ETag": f'"{digest}"'}
+    assert immutable_headers(path) == {
+        "Cache-Control": "public, max-age=31536000, immutable",
+        "ETag": f'"{digest}"',
+    }
     assert "immutable" not in immutable_headers("exports/story.pdf")["Cache-Control"]
     assert content_address(b"x", ".WEBP", folder="previews").startswith("previews/")
     with pytest.raises(ValueError):

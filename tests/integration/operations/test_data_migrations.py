@@ -28,7 +28,8 @@ def _migrated_counts(conn) -> dict[int, int]:
 
 
 def test_worker_killed_mid_way_resumes_to_100_percent_with_every_row_migrated_once(
-        tmp_path, ops_env, db, settings, conn):
+    tmp_path, ops_env, db, settings, conn
+):
     sample_migrations.setup(conn, ROWS)
     env = {**ops_env, "DM_BATCH_SLEEP_S": "0.1", "ENCHANT_DATA_MIGRATION_BATCH_SIZE": "500"}
     queued = cli("data-migrations", "run", "double_values", env=env)
@@ -50,11 +51,23 @@ def test_worker_killed_mid_way_resumes_to_100_percent_with_every_row_migrated_on
     assert stopped["checkpoint"] == {"after_id": stopped["rows_done"]}
 
     # The lease expires; the reaper puts the job back; another worker resumes it.
-    wait_for(lambda: reap_leases(TaskContext(db, settings, None))["reaped"], 15, "the lease to expire and be reaped")
+    wait_for(
+        lambda: reap_leases(TaskContext(db, settings, None))["reaped"],
+        15,
+        "the lease to expire and be reaped",
+    )
     worker = spawn("worker", "--types", "data_migration", env=env, log=tmp_path / "w2.log")
     try:
-        wait_for(lambda: conn.execute("SELECT status FROM processing_jobs WHERE id = %s", (job_id,)).fetchone()["status"]
-                 == "completed", 60, "the job to complete")
+        wait_for(
+            lambda: (
+                conn.execute("SELECT status FROM processing_jobs WHERE id = %s", (job_id,)).fetchone()[
+                    "status"
+                ]
+                == "completed"
+            ),
+            60,
+            "the job to complete",
+        )
     finally:
         assert stop(worker) == 0, (tmp_path / "w2.log").read_text()[-3000:]
     done = _state(conn)
@@ -73,7 +86,10 @@ def test_a_migration_that_raises_fails_keeps_its_batches_and_a_rerun_continues(c
     with pytest.raises(RuntimeError, match="item 1234 cannot be migrated"):
         run_data_migration(conn, sample_migrations.DOUBLE_VALUES, batch_size=250, progress=progress.append)
     failed = _state(conn)
-    assert failed["status"] == "failed" and failed["error_message"] == "RuntimeError: item 1234 cannot be migrated"
+    assert (
+        failed["status"] == "failed"
+        and failed["error_message"] == "RuntimeError: item 1234 cannot be migrated"
+    )
     assert failed["rows_done"] == 1000 and failed["progress_percent"] == 50 and progress[-1] == 50
     assert _migrated_counts(conn) == {1: 1000, 0: 1000}  # the failing batch rolled back, the others stayed
 
@@ -110,7 +126,9 @@ def test_concurrent_runners_take_turns_and_cancel_pauses(db, conn):
     conn.execute("UPDATE dm_items SET times_migrated = 0")
     calls = iter(range(100))
     with pytest.raises(JobCancelled):
-        run_data_migration(conn, sample_migrations.DOUBLE_VALUES, batch_size=100, cancelled=lambda: next(calls) >= 3)
+        run_data_migration(
+            conn, sample_migrations.DOUBLE_VALUES, batch_size=100, cancelled=lambda: next(calls) >= 3
+        )
     paused = _state(conn)
     assert paused["status"] == "pending" and paused["rows_done"] == 300
 
@@ -118,27 +136,43 @@ def test_concurrent_runners_take_turns_and_cancel_pauses(db, conn):
 def test_registry_and_cli_refuse_unknown_names(ops_env):
     registry = default_data_migrations("tests.integration.operations.sample_migrations", plugins=False)
     assert registry.names == ["backfill_story_metrics", "double_values"]
-    with pytest.raises(Exception, match="unknown data migration 'nope'; known: backfill_story_metrics, double_values"):
+    with pytest.raises(
+        Exception, match="unknown data migration 'nope'; known: backfill_story_metrics, double_values"
+    ):
         registry.get("nope")
     assert DataMigrationRegistry().names == []
     listed = cli("data-migrations", "list", env=ops_env)
-    assert listed.returncode == 0 and "double_values" in listed.stdout and "backfill_story_metrics" in listed.stdout
+    assert (
+        listed.returncode == 0
+        and "double_values" in listed.stdout
+        and "backfill_story_metrics" in listed.stdout
+    )
     bad = cli("data-migrations", "run", "nope", env=ops_env)
     assert bad.returncode == 2 and "unknown data migration 'nope'" in bad.stderr
 
 
 def test_backfill_story_metrics_runs_inline(ops_env, conn):
     user = conn.execute("INSERT INTO users (email) VALUES ('a@b') RETURNING id").fetchone()["id"]
-    story = conn.execute("INSERT INTO stories (user_id, title) VALUES (%s, 't') RETURNING id", (user,)).fetchone()["id"]
-    chapter = conn.execute("INSERT INTO chapters (story_id, chapter_number) VALUES (%s, 1) RETURNING id", (story,)).fetchone()["id"]
-    scene = conn.execute("INSERT INTO scenes (chapter_id) VALUES (%s) RETURNING id", (chapter,)).fetchone()["id"]
-    conn.execute("INSERT INTO images (scene_id, file_path, timings, created_at) VALUES "
-                 "(%s, 'a.png', '{\"gpu_s\": 1}', NOW() - INTERVAL '40 days'), (%s, 'b.png', '{\"gpu_s\": 3}', NOW())",
-                 (scene, scene))
+    story = conn.execute(
+        "INSERT INTO stories (user_id, title) VALUES (%s, 't') RETURNING id", (user,)
+    ).fetchone()["id"]
+    chapter = conn.execute(
+        "INSERT INTO chapters (story_id, chapter_number) VALUES (%s, 1) RETURNING id", (story,)
+    ).fetchone()["id"]
+    scene = conn.execute("INSERT INTO scenes (chapter_id) VALUES (%s) RETURNING id", (chapter,)).fetchone()[
+        "id"
+    ]
+    conn.execute(
+        "INSERT INTO images (scene_id, file_path, timings, created_at) VALUES "
+        "(%s, 'a.png', '{\"gpu_s\": 1}', NOW() - INTERVAL '40 days'), (%s, 'b.png', '{\"gpu_s\": 3}', NOW())",
+        (scene, scene),
+    )
     ran = cli("data-migrations", "run", "backfill_story_metrics", "--inline", env=ops_env)
     assert ran.returncode == 0, ran.stderr
-    days = conn.execute("SELECT metadata->>'day' AS day, metric_value FROM story_metrics "
-                        "WHERE metric_type = 'images_generated' ORDER BY 1").fetchall()
+    days = conn.execute(
+        "SELECT metadata->>'day' AS day, metric_value FROM story_metrics "
+        "WHERE metric_type = 'images_generated' ORDER BY 1"
+    ).fetchall()
     assert [float(d["metric_value"]) for d in days] == [1, 1]
     state = _state(conn, "backfill_story_metrics")
     assert state["status"] == "completed" and state["rows_done"] == 41

@@ -28,27 +28,40 @@ YESTERDAY_NOON = TODAY_NOON - timedelta(days=1)
 
 
 def _user(conn) -> uuid.UUID:
-    return conn.execute("INSERT INTO users (email) VALUES (%s) RETURNING id", (f"{uuid.uuid4()}@x",)).fetchone()["id"]
+    return conn.execute(
+        "INSERT INTO users (email) VALUES (%s) RETURNING id", (f"{uuid.uuid4()}@x",)
+    ).fetchone()["id"]
 
 
 def _story(conn, owner) -> dict:
-    story = conn.execute("INSERT INTO stories (user_id, title) VALUES (%s, 'S') RETURNING id", (owner,)).fetchone()["id"]
-    chapter = conn.execute("INSERT INTO chapters (story_id, chapter_number) VALUES (%s, 1) RETURNING id",
-                           (story,)).fetchone()["id"]
-    scene = conn.execute("INSERT INTO scenes (chapter_id) VALUES (%s) RETURNING id", (chapter,)).fetchone()["id"]
-    image = conn.execute("INSERT INTO images (scene_id, user_id, file_path) VALUES (%s, %s, 'x.png') RETURNING id",
-                         (scene, owner)).fetchone()["id"]
+    story = conn.execute(
+        "INSERT INTO stories (user_id, title) VALUES (%s, 'S') RETURNING id", (owner,)
+    ).fetchone()["id"]
+    chapter = conn.execute(
+        "INSERT INTO chapters (story_id, chapter_number) VALUES (%s, 1) RETURNING id", (story,)
+    ).fetchone()["id"]
+    scene = conn.execute("INSERT INTO scenes (chapter_id) VALUES (%s) RETURNING id", (chapter,)).fetchone()[
+        "id"
+    ]
+    image = conn.execute(
+        "INSERT INTO images (scene_id, user_id, file_path) VALUES (%s, %s, 'x.png') RETURNING id",
+        (scene, owner),
+    ).fetchone()["id"]
     return {"story": story, "image": image}
 
 
 def _event(conn, user, event_type: str, data: dict, at: datetime, session: str | None = None) -> None:
-    conn.execute("INSERT INTO user_analytics_events (user_id, event_type, event_data, session_id, created_at) "
-                 "VALUES (%s, %s, %s, %s, %s)", (user, event_type, json.dumps(data, default=str), session, at))
+    conn.execute(
+        "INSERT INTO user_analytics_events (user_id, event_type, event_data, session_id, created_at) "
+        "VALUES (%s, %s, %s, %s, %s)",
+        (user, event_type, json.dumps(data, default=str), session, at),
+    )
 
 
 def _metrics(conn, story) -> dict[tuple[str, str], Decimal]:
-    rows = conn.execute("SELECT metric_type, metric_value, metadata FROM story_metrics WHERE story_id = %s",
-                        (story,)).fetchall()
+    rows = conn.execute(
+        "SELECT metric_type, metric_value, metadata FROM story_metrics WHERE story_id = %s", (story,)
+    ).fetchall()
     return {(r["metadata"]["day"], r["metric_type"]): r["metric_value"] for r in rows}
 
 
@@ -85,10 +98,17 @@ def test_rollup_writes_daily_reader_metrics_and_rerunning_never_double_counts(db
     assert first["stories"] == 1 and first["images_rated"] == 1
     today, yesterday = TODAY.isoformat(), (TODAY - timedelta(days=1)).isoformat()
     expected = {
-        (today, "views"): 4, (today, "unique_viewers"): 3, (today, "reading_seconds"): Decimal("42.5"),
-        (today, "readers"): 1, (today, "image_ratings"): 2, (today, "mean_image_rating"): Decimal("4.5"),
-        (yesterday, "views"): 1, (yesterday, "unique_viewers"): 1, (yesterday, "reading_seconds"): 60,
-        (yesterday, "readers"): 1, (yesterday, "image_ratings"): 0,
+        (today, "views"): 4,
+        (today, "unique_viewers"): 3,
+        (today, "reading_seconds"): Decimal("42.5"),
+        (today, "readers"): 1,
+        (today, "image_ratings"): 2,
+        (today, "mean_image_rating"): Decimal("4.5"),
+        (yesterday, "views"): 1,
+        (yesterday, "unique_viewers"): 1,
+        (yesterday, "reading_seconds"): 60,
+        (yesterday, "readers"): 1,
+        (yesterday, "image_ratings"): 0,
     }
     assert _metrics(conn, readers["story"]) == expected
     assert _rating(conn, readers["image"]) == Decimal("4.50")  # mean of alice's latest (4) and bob's (5)
@@ -99,9 +119,16 @@ def test_rollup_writes_daily_reader_metrics_and_rerunning_never_double_counts(db
     assert _rating(conn, readers["image"]) == Decimal("4.50")
     # New events of today update today's rows; an older rating never replaces a newer one.
     _event(conn, _user(conn), "story_view", {"story_id": str(readers["story"])}, NOW)
-    alice = conn.execute("SELECT user_id FROM user_analytics_events WHERE event_data ->> 'rating' = '4'").fetchone()
-    _event(conn, alice["user_id"], "image_rating", {"image_id": str(readers["image"]), "rating": 1},
-           TODAY_NOON - timedelta(hours=2))
+    alice = conn.execute(
+        "SELECT user_id FROM user_analytics_events WHERE event_data ->> 'rating' = '4'"
+    ).fetchone()
+    _event(
+        conn,
+        alice["user_id"],
+        "image_rating",
+        {"image_id": str(readers["image"]), "rating": 1},
+        TODAY_NOON - timedelta(hours=2),
+    )
     tasks.rollup_events(ctx)
     metrics = _metrics(conn, readers["story"])
     assert metrics[(today, "views")] == 5 and metrics[(today, "unique_viewers")] == 4
@@ -118,7 +145,9 @@ def test_rollup_ignores_deleted_stories_and_malformed_rows(db, settings, conn):
     result = tasks.rollup_events(tasks.TaskContext(db, settings, NOW))
     assert result["images_rated"] == 0
     metrics = _metrics(conn, st["story"])
-    assert metrics[(TODAY.isoformat(), "reading_seconds")] == 0 and metrics[(TODAY.isoformat(), "readers")] == 1
+    assert (
+        metrics[(TODAY.isoformat(), "reading_seconds")] == 0 and metrics[(TODAY.isoformat(), "readers")] == 1
+    )
     assert conn.execute("SELECT count(DISTINCT story_id) AS n FROM story_metrics").fetchone()["n"] == 1
 
 
@@ -178,36 +207,62 @@ def test_schedule_file_task_settings_are_checked_by_line():
     defaults = tasks.default_timings(Settings())
     options = tasks.task_options()
     text = '[tasks.expire_events]\nevery = "1d"\nretention_days = 7\n'
-    config = parse_schedule({"tasks": {"expire_events": {"every": "1d", "retention_days": 7}}}, text, defaults,
-                            tz=ZoneInfo("UTC"), task_options=options)
+    config = parse_schedule(
+        {"tasks": {"expire_events": {"every": "1d", "retention_days": 7}}},
+        text,
+        defaults,
+        tz=ZoneInfo("UTC"),
+        task_options=options,
+    )
     assert config.options["expire_events"] == {"retention_days": 7.0}
     config = parse_schedule({}, "", defaults, tz=ZoneInfo("UTC"), task_options=options)
     assert config.options["expire_events"] == {"retention_days": 90.0}
     for bad in ("x", -1, 0, True):
-        text = f'[tasks.expire_events]\nretention_days = {json.dumps(bad)}\n'
-        with pytest.raises(ConfigurationError, match=r"line 2 \[tasks.expire_events\]: retention_days: must be a "
-                                                     "positive number"):
-            parse_schedule({"tasks": {"expire_events": {"retention_days": bad}}}, text, defaults,
-                           tz=ZoneInfo("UTC"), task_options=options)
+        text = f"[tasks.expire_events]\nretention_days = {json.dumps(bad)}\n"
+        with pytest.raises(
+            ConfigurationError,
+            match=r"line 2 \[tasks.expire_events\]: retention_days: must be a "
+            "positive number",
+        ):
+            parse_schedule(
+                {"tasks": {"expire_events": {"retention_days": bad}}},
+                text,
+                defaults,
+                tz=ZoneInfo("UTC"),
+                task_options=options,
+            )
     with pytest.raises(ConfigurationError, match="unknown setting 'retention_days'"):
-        parse_schedule({"tasks": {"rollup_events": {"retention_days": 3}}}, "[tasks.rollup_events]\nretention_days = 3\n",
-                       defaults, tz=ZoneInfo("UTC"), task_options=options)
+        parse_schedule(
+            {"tasks": {"rollup_events": {"retention_days": 3}}},
+            "[tasks.rollup_events]\nretention_days = 3\n",
+            defaults,
+            tz=ZoneInfo("UTC"),
+            task_options=options,
+        )
 
 
 def test_the_scheduler_rolls_up_and_expires_on_schedule(db, settings, conn, readers):
     _event(conn, _user(conn), "story_view", {"story_id": str(readers["story"])}, NOW - timedelta(days=60))
-    config = ScheduleConfig({"rollup_events": parse_every("0.3s"), "expire_events": parse_every("0.3s")}, [], None,
-                            {"expire_events": {"retention_days": 30.0}})
+    config = ScheduleConfig(
+        {"rollup_events": parse_every("0.3s"), "expire_events": parse_every("0.3s")},
+        [],
+        None,
+        {"expire_events": {"retention_days": 30.0}},
+    )
     service = SchedulerService(db, settings, config=config, identity="enchant-scheduler:test:events")
     service.start()
     try:
-        wait_for(lambda: _metrics(conn, readers["story"]).get((TODAY.isoformat(), "views")) == 4, 15,
-                 "the scheduler to roll the events up")
+        wait_for(
+            lambda: _metrics(conn, readers["story"]).get((TODAY.isoformat(), "views")) == 4,
+            15,
+            "the scheduler to roll the events up",
+        )
         wait_for(lambda: _count(conn) == 12, 15, "the scheduler to expire the 60-day-old event")
     finally:
         service.stop()
-    runs = conn.execute("SELECT task, status FROM maintenance_runs WHERE task IN ('rollup_events', 'expire_events')"
-                        ).fetchall()
+    runs = conn.execute(
+        "SELECT task, status FROM maintenance_runs WHERE task IN ('rollup_events', 'expire_events')"
+    ).fetchall()
     assert {r["task"] for r in runs} == {"rollup_events", "expire_events"}
     assert all(r["status"] == "completed" for r in runs)
     assert _rating(conn, readers["image"]) == Decimal("4.50")

@@ -29,16 +29,28 @@ def _partition_name(moment: datetime) -> str:
 
 
 def _partitions(conn) -> set[str]:
-    return {r["name"] for r in conn.execute(
-        "SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-        "WHERE i.inhparent = 'images'::regclass")}
+    return {
+        r["name"]
+        for r in conn.execute(
+            "SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+            "WHERE i.inhparent = 'images'::regclass"
+        )
+    }
 
 
 def _story(conn, title="A story") -> dict:
-    user = conn.execute("INSERT INTO users (email) VALUES (%s) RETURNING id", (f"{uuid.uuid4()}@x",)).fetchone()["id"]
-    story = conn.execute("INSERT INTO stories (user_id, title) VALUES (%s, %s) RETURNING id", (user, title)).fetchone()["id"]
-    chapter = conn.execute("INSERT INTO chapters (story_id, chapter_number) VALUES (%s, 1) RETURNING id", (story,)).fetchone()["id"]
-    scene = conn.execute("INSERT INTO scenes (chapter_id) VALUES (%s) RETURNING id", (chapter,)).fetchone()["id"]
+    user = conn.execute(
+        "INSERT INTO users (email) VALUES (%s) RETURNING id", (f"{uuid.uuid4()}@x",)
+    ).fetchone()["id"]
+    story = conn.execute(
+        "INSERT INTO stories (user_id, title) VALUES (%s, %s) RETURNING id", (user, title)
+    ).fetchone()["id"]
+    chapter = conn.execute(
+        "INSERT INTO chapters (story_id, chapter_number) VALUES (%s, 1) RETURNING id", (story,)
+    ).fetchone()["id"]
+    scene = conn.execute("INSERT INTO scenes (chapter_id) VALUES (%s) RETURNING id", (chapter,)).fetchone()[
+        "id"
+    ]
     return {"user": user, "story": story, "chapter": chapter, "scene": scene}
 
 
@@ -46,7 +58,8 @@ def _image(conn, scene, *, at: datetime | None = None, timings: dict | None = No
     return conn.execute(
         "INSERT INTO images (scene_id, file_path, timings, user_rating, created_at) VALUES (%s, 'x.png', %s, %s, %s) "
         "RETURNING tableoid::regclass::text AS partition",
-        (scene, json.dumps(timings or {}), rating, at or datetime.now(UTC))).fetchone()["partition"]
+        (scene, json.dumps(timings or {}), rating, at or datetime.now(UTC)),
+    ).fetchone()["partition"]
 
 
 def test_partitions_are_created_ahead_and_next_month_lands_in_its_own(db, settings, conn):
@@ -66,7 +79,9 @@ def test_rows_caught_by_the_default_partition_move_into_the_new_one(db, settings
     far = _month(6) + timedelta(days=10)
     assert _image(conn, st["scene"], at=far) == "images_default"
     tasks.run_now("create_partitions", db, settings.model_copy(update={"partitions_ahead": 6}))
-    rows = conn.execute("SELECT tableoid::regclass::text AS p FROM images WHERE created_at = %s", (far,)).fetchall()
+    rows = conn.execute(
+        "SELECT tableoid::regclass::text AS p FROM images WHERE created_at = %s", (far,)
+    ).fetchall()
     assert [r["p"] for r in rows] == [_partition_name(far)]
     assert conn.execute("SELECT count(*) AS n FROM images_default").fetchone()["n"] == 0
 
@@ -78,7 +93,9 @@ def test_statistics_refresh_concurrently_while_readers_read(db, settings, conn):
     # A reader holds the view open in a transaction: a plain REFRESH would wait for it; CONCURRENTLY not.
     reader = db.open(autocommit=False)
     reader.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
-    before = reader.execute("SELECT image_count FROM story_statistics WHERE id = %s", (st["story"],)).fetchone()
+    before = reader.execute(
+        "SELECT image_count FROM story_statistics WHERE id = %s", (st["story"],)
+    ).fetchone()
     assert before is None  # the view was filled when the schema was made, before this story existed
     errors: list[Exception] = []
     reads = [0]
@@ -104,7 +121,12 @@ def test_statistics_refresh_concurrently_while_readers_read(db, settings, conn):
         assert not done.is_alive(), "the refresh waited for the reader"
         took = time.monotonic() - started
         # The open reader still sees its snapshot; new readers see the refreshed view.
-        assert reader.execute("SELECT image_count FROM story_statistics WHERE id = %s", (st["story"],)).fetchone() is None
+        assert (
+            reader.execute(
+                "SELECT image_count FROM story_statistics WHERE id = %s", (st["story"],)
+            ).fetchone()
+            is None
+        )
     finally:
         stop.set()
         for t in readers:
@@ -112,7 +134,9 @@ def test_statistics_refresh_concurrently_while_readers_read(db, settings, conn):
         reader.rollback()
         reader.close()
     assert not errors and reads[0] > 0
-    row = conn.execute("SELECT image_count, avg_rating FROM story_statistics WHERE id = %s", (st["story"],)).fetchone()
+    row = conn.execute(
+        "SELECT image_count, avg_rating FROM story_statistics WHERE id = %s", (st["story"],)
+    ).fetchone()
     assert row["image_count"] == 2 and float(row["avg_rating"]) == 4.5
     assert took < 15
     last = tasks.last_runs(db)["refresh_statistics"]
@@ -123,7 +147,8 @@ def _job(conn, status: str, completed_ago_days: float | None, job_type="noop") -
     completed = None if completed_ago_days is None else datetime.now(UTC) - timedelta(days=completed_ago_days)
     return conn.execute(
         "INSERT INTO processing_jobs (job_type, status, completed_at, result) VALUES (%s, %s, %s, '{\"ok\": 1}') RETURNING id",
-        (job_type, status, completed)).fetchone()["id"]
+        (job_type, status, completed),
+    ).fetchone()["id"]
 
 
 def test_finished_jobs_past_retention_move_to_history(db, settings, conn):
@@ -145,34 +170,61 @@ def test_story_metrics_per_story_per_day(db, settings, conn):
     _image(conn, st["scene"], timings={"gpu_s": 2.0})
     _image(conn, st["scene"], timings={"denoise_s": 3.0, "decode_s": 1.0, "model_load_s": 50})
     _image(conn, st["scene"], at=datetime.now(UTC) - timedelta(days=1), timings={"gpu_s": 5})
-    conn.execute("INSERT INTO processing_jobs (job_type, status, entity_type, entity_id, completed_at) "
-                 "VALUES ('generate_image', 'failed', 'scene', %s, NOW())", (st["scene"],))
-    conn.execute("INSERT INTO processing_jobs (job_type, status, metadata, completed_at) "
-                 "VALUES ('generate_image', 'failed', %s, NOW())", (json.dumps({"scene_id": str(st["scene"])}),))
+    conn.execute(
+        "INSERT INTO processing_jobs (job_type, status, entity_type, entity_id, completed_at) "
+        "VALUES ('generate_image', 'failed', 'scene', %s, NOW())",
+        (st["scene"],),
+    )
+    conn.execute(
+        "INSERT INTO processing_jobs (job_type, status, metadata, completed_at) "
+        "VALUES ('generate_image', 'failed', %s, NOW())",
+        (json.dumps({"scene_id": str(st["scene"])}),),
+    )
     for _ in range(2):  # recorded twice: upserted, not duplicated
         tasks.run_now("record_metrics", db, settings)
-    rows = conn.execute("SELECT story_id, metric_type, metric_value, metadata, recorded_at FROM story_metrics "
-                        "ORDER BY recorded_at, metric_type").fetchall()
+    rows = conn.execute(
+        "SELECT story_id, metric_type, metric_value, metadata, recorded_at FROM story_metrics "
+        "ORDER BY recorded_at, metric_type"
+    ).fetchall()
     assert {r["story_id"] for r in rows} == {st["story"]}
     today = datetime.now(UTC).date().isoformat()
     todays = {r["metric_type"]: float(r["metric_value"]) for r in rows if r["metadata"]["day"] == today}
     assert todays == {"images_generated": 2, "gpu_seconds": 6.0, "mean_seconds_per_image": 3.0, "failures": 2}
     yesterdays = {r["metric_type"]: float(r["metric_value"]) for r in rows if r["metadata"]["day"] != today}
-    assert yesterdays == {"images_generated": 1, "gpu_seconds": 5.0, "mean_seconds_per_image": 5.0, "failures": 0}
+    assert yesterdays == {
+        "images_generated": 1,
+        "gpu_seconds": 5.0,
+        "mean_seconds_per_image": 5.0,
+        "failures": 0,
+    }
     assert len(rows) == 8 and other["story"] not in {r["story_id"] for r in rows}
 
 
 def test_expired_leases_are_reaped(db, settings, conn):
     # A dead worker was running one job (its attempt is spent: the last one) and only held the other.
-    ran, held = (conn.execute(
-        "INSERT INTO processing_jobs (job_type, status, attempts, max_attempts, leased_by, lease_token, "
-        "lease_expires_at, run_started) VALUES ('noop', 'processing', 1, 1, 'gone', gen_random_uuid(), "
-        "NOW() - INTERVAL '1 minute', %s) RETURNING id", (started,)).fetchone()["id"] for started in (True, False))
+    ran, held = (
+        conn.execute(
+            "INSERT INTO processing_jobs (job_type, status, attempts, max_attempts, leased_by, lease_token, "
+            "lease_expires_at, run_started) VALUES ('noop', 'processing', 1, 1, 'gone', gen_random_uuid(), "
+            "NOW() - INTERVAL '1 minute', %s) RETURNING id",
+            (started,),
+        ).fetchone()["id"]
+        for started in (True, False)
+    )
     assert tasks.run_now("reap_leases", db, settings) == {"reaped": 2, "failed": 1, "unstarted": 1}
-    rows = {r["id"]: r for r in conn.execute("SELECT id, status, attempts, error_message FROM processing_jobs")}
+    rows = {
+        r["id"]: r for r in conn.execute("SELECT id, status, attempts, error_message FROM processing_jobs")
+    }
     assert rows[ran]["status"] == "failed"
-    assert rows[ran]["error_message"] == "lease expired: worker gone stopped heartbeating while running it (attempt 1 of 1)"
-    assert rows[held]["status"] == "pending" and rows[held]["attempts"] == 0 and rows[held]["error_message"] is None
+    assert (
+        rows[ran]["error_message"]
+        == "lease expired: worker gone stopped heartbeating while running it (attempt 1 of 1)"
+    )
+    assert (
+        rows[held]["status"] == "pending"
+        and rows[held]["attempts"] == 0
+        and rows[held]["error_message"] is None
+    )
 
 
 def test_a_tick_is_claimed_once_and_a_recurring_job_enqueued_once(db, conn):
@@ -182,10 +234,16 @@ def test_a_tick_is_claimed_once_and_a_recurring_job_enqueued_once(db, conn):
     assert tasks.run_claimed(db, "t", tick, lambda: calls.append(1) or {"n": 1}, ran_by="b") is None
     assert calls == [1]
     with pytest.raises(RuntimeError):
-        tasks.run_claimed(db, "t", tick + timedelta(hours=1), lambda: (_ for _ in ()).throw(RuntimeError("boom")),
-                          ran_by="a")
-    failed = conn.execute("SELECT status, error_message FROM maintenance_runs WHERE tick = %s",
-                          (tick + timedelta(hours=1),)).fetchone()
+        tasks.run_claimed(
+            db,
+            "t",
+            tick + timedelta(hours=1),
+            lambda: (_ for _ in ()).throw(RuntimeError("boom")),
+            ran_by="a",
+        )
+    failed = conn.execute(
+        "SELECT status, error_message FROM maintenance_runs WHERE tick = %s", (tick + timedelta(hours=1),)
+    ).fetchone()
     assert failed == {"status": "failed", "error_message": "RuntimeError: boom"}
     job = RecurringJob("digest", parse_every("1h"), "noop", {"seconds": 0}, priority=8)
     first = tasks.enqueue_recurring(db, job, tick)
@@ -198,10 +256,15 @@ def test_maintenance_cli(cli_env):
     listed = cli("maintenance", "list", "--json", env=cli_env)
     assert listed.returncode == 0, listed.stderr
     data = json.loads(listed.stdout)
-    assert [t["task"] for t in data["tasks"]][:len(tasks.TASKS)] == list(tasks.TASKS) and data["leader"] is None
+    assert [t["task"] for t in data["tasks"]][: len(tasks.TASKS)] == list(tasks.TASKS) and data[
+        "leader"
+    ] is None
     ran = cli("maintenance", "run", "reap_leases", env=cli_env)
     assert ran.returncode == 0, ran.stderr
-    assert json.loads(ran.stdout) == {"task": "reap_leases", "result": {"reaped": 0, "failed": 0, "unstarted": 0}}
+    assert json.loads(ran.stdout) == {
+        "task": "reap_leases",
+        "result": {"reaped": 0, "failed": 0, "unstarted": 0},
+    }
     unknown = cli("maintenance", "run", "defragment", env=cli_env)
     assert unknown.returncode == 2 and "unknown maintenance task 'defragment'" in unknown.stderr
     listed = cli("maintenance", "list", env=cli_env)

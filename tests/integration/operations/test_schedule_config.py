@@ -29,8 +29,14 @@ def test_every_ticks_are_multiples_of_the_interval_since_the_epoch():
     now = datetime(2026, 1, 1, 12, 0, 7, tzinfo=UTC)
     assert every.latest(now) == datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
     assert every.next_after(now) == datetime(2026, 1, 1, 12, 0, 10, tzinfo=UTC)
-    assert every.latest(datetime(2026, 1, 1, 12, 0, 10, tzinfo=UTC)) == datetime(2026, 1, 1, 12, 0, 10, tzinfo=UTC)
-    assert parse_every("500ms").seconds == 0.5 and parse_every("5m").seconds == 300 and parse_every(2).seconds == 2
+    assert every.latest(datetime(2026, 1, 1, 12, 0, 10, tzinfo=UTC)) == datetime(
+        2026, 1, 1, 12, 0, 10, tzinfo=UTC
+    )
+    assert (
+        parse_every("500ms").seconds == 0.5
+        and parse_every("5m").seconds == 300
+        and parse_every(2).seconds == 2
+    )
 
 
 def test_cron_latest_tick_includes_the_present_moment():
@@ -44,7 +50,9 @@ def test_cron_latest_tick_includes_the_present_moment():
 
 def test_missing_file_gives_the_defaults_and_the_file_overrides_them(tmp_path):
     assert load_schedule(tmp_path / "none.toml", DEFAULTS).tasks == DEFAULTS
-    config = _load(tmp_path, """
+    config = _load(
+        tmp_path,
+        """
 [tasks.reap_leases]
 every = "2s"
 [tasks.archive_jobs]
@@ -54,7 +62,8 @@ cron = "0 3 * * *"
 job_type = "noop"
 metadata = { seconds = 1 }
 priority = 9
-""")
+""",
+    )
     assert config.tasks["reap_leases"].seconds == 2
     assert "archive_jobs" not in config.tasks
     assert str(config.tasks["record_metrics"]) == str(DEFAULTS["record_metrics"])
@@ -62,19 +71,28 @@ priority = 9
     assert (job.name, job.job_type, job.metadata, job.priority) == ("nightly", "noop", {"seconds": 1}, 9)
 
 
-@pytest.mark.parametrize("text, line, words", [
-    ('[tasks.reap_leases]\nevery = "1s"\n\n[jobs.x]\njob_type = "noop"\ncron = "61 * * * *"\n', 6,
-     ["invalid cron expression '61 * * * *'"]),
-    ('[tasks.reap_leases]\nevery = "1s"\n[tasks.vacuum_everything]\nevery = "1h"\n', 3,
-     ["unknown maintenance task 'vacuum_everything'", "reap_leases"]),
-    ('[tasks.refresh_statistics]\ncron = "* * * *"\n', 2, ["5 fields"]),
-    ('[tasks.refresh_statistics]\nevery = "fortnightly"\n', 2, ["invalid interval"]),
-    ('[tasks.refresh_statistics]\ncron = "* * * * *"\nevery = "1s"\n', 3, ["either cron or every"]),
-    ('[tasks.refresh_statistics]\ncrn = "* * * * *"\n', 2, ["unknown setting 'crn'"]),
-    ('\n[jobs.digest]\ncron = "0 3 * * *"\n', 2, ["job_type"]),
-    ('[jobs.digest]\njob_type = "noop"\n', 1, ["needs a cron expression"]),
-    ('[jobs.digest]\nevery = "1h"\njob_type = "noop"\npriority = -1\n', 4, ["priority"]),
-])
+@pytest.mark.parametrize(
+    "text, line, words",
+    [
+        (
+            '[tasks.reap_leases]\nevery = "1s"\n\n[jobs.x]\njob_type = "noop"\ncron = "61 * * * *"\n',
+            6,
+            ["invalid cron expression '61 * * * *'"],
+        ),
+        (
+            '[tasks.reap_leases]\nevery = "1s"\n[tasks.vacuum_everything]\nevery = "1h"\n',
+            3,
+            ["unknown maintenance task 'vacuum_everything'", "reap_leases"],
+        ),
+        ('[tasks.refresh_statistics]\ncron = "* * * *"\n', 2, ["5 fields"]),
+        ('[tasks.refresh_statistics]\nevery = "fortnightly"\n', 2, ["invalid interval"]),
+        ('[tasks.refresh_statistics]\ncron = "* * * * *"\nevery = "1s"\n', 3, ["either cron or every"]),
+        ('[tasks.refresh_statistics]\ncrn = "* * * * *"\n', 2, ["unknown setting 'crn'"]),
+        ('\n[jobs.digest]\ncron = "0 3 * * *"\n', 2, ["job_type"]),
+        ('[jobs.digest]\njob_type = "noop"\n', 1, ["needs a cron expression"]),
+        ('[jobs.digest]\nevery = "1h"\njob_type = "noop"\npriority = -1\n', 4, ["priority"]),
+    ],
+)
 def test_mistakes_are_refused_with_the_line(tmp_path, text, line, words):
     with pytest.raises(ConfigurationError) as err:
         _load(tmp_path, text)
@@ -91,7 +109,12 @@ def test_scheduler_refuses_a_bad_schedule_at_start_up(tmp_path, cli_env):
     assert result.returncode == 2
     assert "line 3" in result.stderr and "unknown maintenance task 'frobnicate'" in result.stderr
     path.write_text('[jobs.nightly]\njob_type = "noop"\ncron = "0 25 * * *"\n')
-    result = subprocess.run([*CLI, "scheduler"], env={**cli_env, "ENCHANT_SCHEDULE_FILE": str(path)},
-                            capture_output=True, text=True, timeout=30)
+    result = subprocess.run(
+        [*CLI, "scheduler"],
+        env={**cli_env, "ENCHANT_SCHEDULE_FILE": str(path)},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert result.returncode == 2
     assert "line 3" in result.stderr and "invalid cron expression '0 25 * * *'" in result.stderr

@@ -21,10 +21,20 @@ RAN = re.compile(r"ran (\S+) tick (\S+) by (\S+):")
 
 def test_one_leader_in_process_and_takeover_when_its_session_dies(db, conn):
     events = []
-    a = LeaderElection(db.url, "enchant-scheduler:test:a", check_s=0.1,
-                       on_elected=lambda: events.append("a+"), on_deposed=lambda: events.append("a-"))
-    b = LeaderElection(db.url, "enchant-scheduler:test:b", check_s=0.1,
-                       on_elected=lambda: events.append("b+"), on_deposed=lambda: events.append("b-"))
+    a = LeaderElection(
+        db.url,
+        "enchant-scheduler:test:a",
+        check_s=0.1,
+        on_elected=lambda: events.append("a+"),
+        on_deposed=lambda: events.append("a-"),
+    )
+    b = LeaderElection(
+        db.url,
+        "enchant-scheduler:test:b",
+        check_s=0.1,
+        on_elected=lambda: events.append("b+"),
+        on_deposed=lambda: events.append("b-"),
+    )
     a.start()
     assert a.wait_until_leader(5)
     b.start()
@@ -33,8 +43,10 @@ def test_one_leader_in_process_and_takeover_when_its_session_dies(db, conn):
         assert a.is_leader and not b.is_leader
         assert current_leader(conn) == "enchant-scheduler:test:a"
         # The leader's session is killed (as when its host vanishes): it steps down, b takes over.
-        conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
-                     ("enchant-scheduler:test:a",))
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
+            ("enchant-scheduler:test:a",),
+        )
         assert b.wait_until_leader(5)
         wait_for(lambda: not a.is_leader, 5, "a to notice it lost the lock")
         assert current_leader(conn) == "enchant-scheduler:test:b"
@@ -60,7 +72,9 @@ def test_service_runs_ticks_only_as_leader_and_each_tick_once(db, settings, conn
     try:
         time.sleep(1.5)
         assert not second.is_leader
-        runs = conn.execute("SELECT ran_by, tick FROM maintenance_runs WHERE task = 'reap_leases' ORDER BY tick").fetchall()
+        runs = conn.execute(
+            "SELECT ran_by, tick FROM maintenance_runs WHERE task = 'reap_leases' ORDER BY tick"
+        ).fetchall()
         assert len(runs) >= 3 and {r["ran_by"] for r in runs} == {first.identity}
         first.stop()
         wait_for(lambda: second.is_leader, 5, "the second scheduler to take over")
@@ -68,7 +82,9 @@ def test_service_runs_ticks_only_as_leader_and_each_tick_once(db, settings, conn
     finally:
         first.stop()
         second.stop()
-    runs = conn.execute("SELECT ran_by, tick, status FROM maintenance_runs WHERE task = 'reap_leases' ORDER BY tick").fetchall()
+    runs = conn.execute(
+        "SELECT ran_by, tick, status FROM maintenance_runs WHERE task = 'reap_leases' ORDER BY tick"
+    ).fetchall()
     assert {r["ran_by"] for r in runs} == {first.identity, second.identity}
     assert all(r["status"] == "completed" for r in runs)
     ticks = [r["tick"] for r in runs]
@@ -117,12 +133,20 @@ job_type = "noop"
         leading.send_signal(signal.SIGKILL)
         leading.wait(10)
         killed_at = time.monotonic()
-        new_leader = wait_for(lambda: _identity_pid(current_leader(conn)) == following.pid and current_leader(conn),
-                              10, "the follower to take over")
+        new_leader = wait_for(
+            lambda: _identity_pid(current_leader(conn)) == following.pid and current_leader(conn),
+            10,
+            "the follower to take over",
+        )
         takeover_s = time.monotonic() - killed_at
         assert takeover_s < 3, f"takeover took {takeover_s:.1f}s"
-        wait_for(lambda: conn.execute("SELECT 1 FROM maintenance_runs WHERE ran_by = %s AND task = 'job:tick'",
-                                      (new_leader,)).fetchone(), 10, "the new leader to enqueue a tick")
+        wait_for(
+            lambda: conn.execute(
+                "SELECT 1 FROM maintenance_runs WHERE ran_by = %s AND task = 'job:tick'", (new_leader,)
+            ).fetchone(),
+            10,
+            "the new leader to enqueue a tick",
+        )
         time.sleep(1.5)
     finally:
         for proc in procs:
@@ -137,7 +161,9 @@ job_type = "noop"
     # The hourly task ran once although both processes became leader.
     assert sum(task == "refresh_statistics" for task, _ in a_runs | b_runs) == 1
     # The recurring job: one job per tick, ticks one second apart.
-    jobs = conn.execute("SELECT idempotency_key FROM processing_jobs WHERE job_type = 'noop' ORDER BY created_at").fetchall()
+    jobs = conn.execute(
+        "SELECT idempotency_key FROM processing_jobs WHERE job_type = 'noop' ORDER BY created_at"
+    ).fetchall()
     ticks = sorted(datetime.fromisoformat(j["idempotency_key"].split(":", 2)[2]) for j in jobs)
     assert len(ticks) >= 4 and len(ticks) == len(set(ticks))
     assert all((b - a).total_seconds() >= 1 for a, b in zip(ticks, ticks[1:], strict=False))
@@ -152,8 +178,16 @@ def test_start_in_thread_and_stop_for_serve(db, settings, conn):
     service.start()
     assert time.monotonic() - started < 10  # it returns: the scheduler runs in its thread until stop()
     wait_for(lambda: service.is_leader, 5, "leadership")
-    wait_for(lambda: conn.execute("SELECT count(*) AS n FROM maintenance_runs WHERE status = 'completed'").fetchone()["n"]
-             == len(TASKS), 20, "each task's first run")
+    wait_for(
+        lambda: (
+            conn.execute("SELECT count(*) AS n FROM maintenance_runs WHERE status = 'completed'").fetchone()[
+                "n"
+            ]
+            == len(TASKS)
+        ),
+        20,
+        "each task's first run",
+    )
     stopper = threading.Thread(target=service.stop)
     stopper.start()
     stopper.join(10)

@@ -92,7 +92,9 @@ def test_only_object_storage_has_presigned_urls(storage):
         assert answer.read() == b"%PDF-1.7 book"
 
 
-@pytest.mark.parametrize("key", ["", "/etc/passwd", "../outside", "a/../../b", "a//b", "a/./b", "a\\b", "a\x00b"])
+@pytest.mark.parametrize(
+    "key", ["", "/etc/passwd", "../outside", "a/../../b", "a//b", "a/./b", "a\\b", "a\x00b"]
+)
 def test_a_key_that_is_not_a_plain_relative_path_is_refused(key, tmp_path):
     with pytest.raises(ValueError, match="storage key"):
         check_key(key)
@@ -157,21 +159,27 @@ def test_unreachable_object_storage_is_a_retryable_error(monkeypatch):
     for name, value in s3_env(f"http://127.0.0.1:{free_port()}").items():  # nothing listens there
         monkeypatch.setenv(name, value)
     storage = from_url(f"s3://{BUCKET}")
-    for attempt in (lambda: storage.put_bytes("images/a.png", b"x"), lambda: storage.get_bytes("images/a.png"),
-                    lambda: storage.exists("images/a.png")):
+    for attempt in (
+        lambda: storage.put_bytes("images/a.png", b"x"),
+        lambda: storage.get_bytes("images/a.png"),
+        lambda: storage.exists("images/a.png"),
+    ):
         with pytest.raises(StorageUnavailable, match="unreachable.*retried"):
             attempt()
 
 
-@pytest.mark.parametrize(("url", "says"), [
-    ("ftp://bucket/x", "use file:///abs/path or s3://bucket/prefix"),
-    ("file://relative/path", "absolute folder"),
-    ("file:relative", "absolute folder"),
-    ("s3://Not_A_Bucket/x", "is not a bucket name"),
-    ("s3://key:secret@bucket/x", "credentials do not belong in the URL"),
-    ("s3://bucket/a/../b", "is not a plain path"),
-    ("s3://bucket/x?region=eu", "no query"),
-])
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("ftp://bucket/x", "use file:///abs/path or s3://bucket/prefix"),
+        ("file://relative/path", "absolute folder"),
+        ("file:relative", "absolute folder"),
+        ("s3://Not_A_Bucket/x", "is not a bucket name"),
+        ("s3://key:secret@bucket/x", "credentials do not belong in the URL"),
+        ("s3://bucket/a/../b", "is not a plain path"),
+        ("s3://bucket/x?region=eu", "no query"),
+    ],
+)
 def test_a_bad_storage_url_is_refused_naming_the_variable(url, says):
     with pytest.raises(ValueError, match="ENCHANT_STORAGE_URL") as refused:
         parse_storage_url(url)
@@ -187,7 +195,9 @@ def test_missing_credentials_are_refused_when_the_storage_is_made(monkeypatch):
         monkeypatch.delenv(name, raising=False)
     for name, value in ISOLATED_ENV.items():
         monkeypatch.setenv(name, value)
-    with pytest.raises(StorageConfigError, match="no S3 credentials.*AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"):
+    with pytest.raises(
+        StorageConfigError, match="no S3 credentials.*AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+    ):
         from_url(f"s3://{BUCKET}/x")
 
 

@@ -31,12 +31,14 @@ PREFIX = "site"
 
 
 def job_row(conn, job_id):
-    return conn.execute("SELECT status, attempts, error_message, result FROM processing_jobs WHERE id = %s",
-                        (job_id,)).fetchone()
+    return conn.execute(
+        "SELECT status, attempts, error_message, result FROM processing_jobs WHERE id = %s", (job_id,)
+    ).fetchone()
 
 
-def test_an_export_waits_out_a_storage_outage_and_the_api_serves_it_from_s3(conn, db, db_url, settings, tmp_path,
-                                                                            monkeypatch):
+def test_an_export_waits_out_a_storage_outage_and_the_api_serves_it_from_s3(
+    conn, db, db_url, settings, tmp_path, monkeypatch
+):
     port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
     for name, value in s3_env(endpoint).items():
@@ -44,23 +46,36 @@ def test_an_export_waits_out_a_storage_outage_and_the_api_serves_it_from_s3(conn
     s3_settings = settings.model_copy(update={"storage_url": f"s3://{BUCKET}/{PREFIX}"})
     images = tmp_path / "made-elsewhere"
     story = make_story(conn, images, chapters=1, scenes_per_chapter=2)
-    job_id = JobQueue(conn).enqueue(NewJob(
-        "export_story", {"story_id": str(story.story_id), "format": "json", "include_images": True},
-        entity_type="story", entity_id=story.story_id, user_id=story.user_id, max_attempts=20))
+    job_id = JobQueue(conn).enqueue(
+        NewJob(
+            "export_story",
+            {"story_id": str(story.story_id), "format": "json", "include_images": True},
+            entity_type="story",
+            entity_id=story.story_id,
+            user_id=story.user_id,
+            max_attempts=20,
+        )
+    )
     workers = WorkerThreads(db, s3_settings)
     try:
         workers.start(types=["export_story"])
         # Nothing listens at the endpoint: the job goes back to wait, with the reason, and no result.
-        failed = wait_for(lambda: (r := job_row(conn, job_id))["attempts"] >= 1 and r["status"] == "pending" and r,
-                          timeout=60, what="a retry after the outage")
+        failed = wait_for(
+            lambda: (r := job_row(conn, job_id))["attempts"] >= 1 and r["status"] == "pending" and r,
+            timeout=60,
+            what="a retry after the outage",
+        )
         assert "StorageUnavailable" in failed["error_message"] and "unreachable" in failed["error_message"]
         assert failed["result"] is None
 
         with s3_server(port=port):
             client = make_bucket(endpoint)
             upload_folder(client, images, prefix=PREFIX)  # the story's images, as another host stored them
-            done = wait_for(lambda: (r := job_row(conn, job_id))["status"] == "completed" and r, timeout=60,
-                            what="the export after the storage came back")
+            done = wait_for(
+                lambda: (r := job_row(conn, job_id))["status"] == "completed" and r,
+                timeout=60,
+                what="the export after the storage came back",
+            )
             key = done["result"]["file"]
             stored = client.get_object(Bucket=BUCKET, Key=f"{PREFIX}/{key}")["Body"].read()
             assert hashlib.sha256(stored).hexdigest() == done["result"]["sha256"]
@@ -73,17 +88,24 @@ def test_an_export_waits_out_a_storage_outage_and_the_api_serves_it_from_s3(conn
                 r = api.get(f"/v1/exports/{job_id}/file", headers=headers)
                 assert r.status_code == 200 and r.content == stored
                 assert r.headers["etag"] == f'"{done["result"]["sha256"]}"'
-                again = api.get(f"/v1/exports/{job_id}/file", headers={**headers, "If-None-Match": r.headers["etag"]})
+                again = api.get(
+                    f"/v1/exports/{job_id}/file", headers={**headers, "If-None-Match": r.headers["etag"]}
+                )
                 assert again.status_code == 304
                 image = api.get(f"/v1/images/{story.image_ids[0]}/file", headers=headers)
                 assert image.status_code == 200 and image.content == story.image_paths[0].read_bytes()
                 assert image.headers["content-type"] == "image/png"
-                client.delete_object(Bucket=BUCKET, Key=f"{PREFIX}/{story.image_paths[1].relative_to(images)}")
+                client.delete_object(
+                    Bucket=BUCKET, Key=f"{PREFIX}/{story.image_paths[1].relative_to(images)}"
+                )
                 gone = api.get(f"/v1/images/{story.image_ids[1]}/file", headers=headers)
                 assert gone.status_code == 404 and "missing from storage" in gone.text
             # or, with ENCHANT_STORAGE_PRESIGNED_S, a redirect to the object store after the same checks
-            presigning = create_app(s3_settings.model_copy(update={"storage_presigned_s": 120}),
-                                    database_url=db_url, job_types=default_registry(plugins=False))
+            presigning = create_app(
+                s3_settings.model_copy(update={"storage_presigned_s": 120}),
+                database_url=db_url,
+                job_types=default_registry(plugins=False),
+            )
             with TestClient(presigning, follow_redirects=False) as api:
                 assert api.get(f"/v1/exports/{job_id}/file").status_code == 401
                 moved = api.get(f"/v1/exports/{job_id}/file", headers=headers)
@@ -106,7 +128,9 @@ def second_db(admin_url, template_db):
     yield from another_database(admin_url, template_db)
 
 
-def test_a_json_export_moves_into_an_instance_on_object_storage_exactly(conn, second_db, tmp_path, monkeypatch):
+def test_a_json_export_moves_into_an_instance_on_object_storage_exactly(
+    conn, second_db, tmp_path, monkeypatch
+):
     local = tmp_path / "local"
     story = make_story(conn, local, chapters=2, scenes_per_chapter=2)
     first = export_story(conn, story.story_id, ExportOptions("json", include_images=True), local)
@@ -118,8 +142,13 @@ def test_a_json_export_moves_into_an_instance_on_object_storage_exactly(conn, se
         with Database(second_db).connection() as other:
             data = read_export(local / first.file)
             assert import_story(other, data, tmp_path / "unused", storage=objects) == story.story_id
-            again = export_story(other, story.story_id, ExportOptions("json", include_images=True),
-                                 tmp_path / "work", storage=objects)
+            again = export_story(
+                other,
+                story.story_id,
+                ExportOptions("json", include_images=True),
+                tmp_path / "work",
+                storage=objects,
+            )
         assert objects.get_bytes(again.file) == (local / first.file).read_bytes()
         images = client.list_objects_v2(Bucket=BUCKET, Prefix=f"{PREFIX}/images/")["Contents"]
         assert len(images) == 4

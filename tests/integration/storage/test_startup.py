@@ -15,8 +15,13 @@ pytestmark = pytest.mark.timeout(120)
 
 def start(cli_env, command: str, **env) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in cli_env.items() if not k.startswith("AWS_")}
-    return subprocess.run([sys.executable, "-m", "enchant_worker.cli", *command.split()], capture_output=True,
-                          text=True, timeout=90, env={**clean, **ISOLATED_ENV, **env})
+    return subprocess.run(
+        [sys.executable, "-m", "enchant_worker.cli", *command.split()],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        env={**clean, **ISOLATED_ENV, **env},
+    )
 
 
 @pytest.mark.parametrize("command", ["worker --burst", "api --port 1"])
@@ -33,4 +38,5 @@ def test_missing_s3_credentials_stop_start_up(cli_env, command):
     assert run.returncode == 2, run.stderr
     assert run.stderr.strip().splitlines()[-1] == (
         "error: ENCHANT_STORAGE_URL is s3://enchant-test/prefix but no S3 credentials were found: set "
-        "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+        "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+    )

@@ -30,8 +30,9 @@ def png(seed: int) -> bytes:
     return out.getvalue()
 
 
-def test_an_upload_made_on_the_api_host_is_trained_from_on_another_host(conn, db_url, settings, tmp_path,
-                                                                       monkeypatch):
+def test_an_upload_made_on_the_api_host_is_trained_from_on_another_host(
+    conn, db_url, settings, tmp_path, monkeypatch
+):
     with s3_server() as endpoint:
         for name, value in s3_env(endpoint).items():
             monkeypatch.setenv(name, value)
@@ -45,22 +46,28 @@ def test_an_upload_made_on_the_api_host_is_trained_from_on_another_host(conn, db
         app = create_app(api_host, database_url=db_url, job_types=default_registry(plugins=False))
         images = [png(i) for i in range(5)]
         with TestClient(app) as api:
-            r = api.post("/v2/uploads", files=[("images", (f"cat {i}.png", data, "image/png"))
-                                               for i, data in enumerate(images)],
-                         headers={"Authorization": f"Bearer {key}"})
+            r = api.post(
+                "/v2/uploads",
+                files=[("images", (f"cat {i}.png", data, "image/png")) for i, data in enumerate(images)],
+                headers={"Authorization": f"Bearer {key}"},
+            )
         assert r.status_code == 201, r.text
         upload = r.json()
         stored = client.list_objects_v2(Bucket=BUCKET, Prefix=f"up/{upload['folder']}/")["Contents"]
         assert len(stored) == 5
 
-        folder = training_source_folder(conn, Actor(user, "user"), "training_images[0]", upload["id"], worker_host)
+        folder = training_source_folder(
+            conn, Actor(user, "user"), "training_images[0]", upload["id"], worker_host
+        )
         assert folder.is_relative_to(worker_host.storage)
         assert sorted(p.read_bytes() for p in folder.iterdir()) == sorted(images)
 
         # another user's upload area stays closed, whether the files are here or in object storage
         with pytest.raises(AccessDenied, match="another user"):
-            training_source_folder(conn, Actor(uuid.uuid4(), "user"), "training_images[0]", upload["id"],
-                                   worker_host)
+            training_source_folder(
+                conn, Actor(uuid.uuid4(), "user"), "training_images[0]", upload["id"], worker_host
+            )
         with pytest.raises(AccessDenied, match="another user's upload area"):
-            training_source_folder(conn, Actor(uuid.uuid4(), "user"), "training_images[0]", upload["folder"],
-                                   worker_host)
+            training_source_folder(
+                conn, Actor(uuid.uuid4(), "user"), "training_images[0]", upload["folder"], worker_host
+            )

@@ -22,17 +22,32 @@ def story(conn):
     story = one(conn, "INSERT INTO stories (title) VALUES ('S') RETURNING id")
     ids = {"story": story}
     for n in (1, 3):
-        chapter = one(conn, "INSERT INTO chapters (story_id, chapter_number) VALUES (%s, %s) RETURNING id", story, n)
-        ids[f"scene{n}"] = one(conn, "INSERT INTO scenes (chapter_id, summary) VALUES (%s, 'x') RETURNING id", chapter)
-    ids["mara"] = one(conn, "INSERT INTO characters (story_id, name, appearance_description) "
-                            "VALUES (%s, 'Mara', 'grey braid') RETURNING id", story)
+        chapter = one(
+            conn, "INSERT INTO chapters (story_id, chapter_number) VALUES (%s, %s) RETURNING id", story, n
+        )
+        ids[f"scene{n}"] = one(
+            conn, "INSERT INTO scenes (chapter_id, summary) VALUES (%s, 'x') RETURNING id", chapter
+        )
+    ids["mara"] = one(
+        conn,
+        "INSERT INTO characters (story_id, name, appearance_description) "
+        "VALUES (%s, 'Mara', 'grey braid') RETURNING id",
+        story,
+    )
     for n in (1, 3):
         conn.execute("INSERT INTO scene_characters VALUES (%s, %s)", (ids[f"scene{n}"], ids["mara"]))
-    ids["branch"] = one(conn, "INSERT INTO story_branches (parent_story_id, branch_name, branch_point_chapter) "
-                              "VALUES (%s, 'what if', 2) RETURNING id", story)
+    ids["branch"] = one(
+        conn,
+        "INSERT INTO story_branches (parent_story_id, branch_name, branch_point_chapter) "
+        "VALUES (%s, 'what if', 2) RETURNING id",
+        story,
+    )
     # a state recorded for chapter 1 (before the branch point: must never apply)
-    conn.execute("INSERT INTO branch_character_states (branch_id, character_id, chapter_number, "
-                 "appearance_description) VALUES (%s, %s, 1, 'red cloak')", (ids["branch"], ids["mara"]))
+    conn.execute(
+        "INSERT INTO branch_character_states (branch_id, character_id, chapter_number, "
+        "appearance_description) VALUES (%s, %s, 1, 'red cloak')",
+        (ids["branch"], ids["mara"]),
+    )
     return ids
 
 

@@ -37,19 +37,29 @@ def llm_settings(settings, text_models_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("ENCHANT_MODELS_DIR", str(text_models_dir))
     monkeypatch.setenv("ENCHANT_MODELS_CONFIG", str(config))
     get_settings.cache_clear()
-    yield settings.model_copy(update={"models_dir": text_models_dir, "models_config": config, "device": "cpu"})
+    yield settings.model_copy(
+        update={"models_dir": text_models_dir, "models_config": config, "device": "cpu"}
+    )
     get_settings.cache_clear()
 
 
 @pytest.mark.slow  # ~15-20 s on a quiet CPU: the constraint is checked at every generated token
 def test_llm_extraction_through_the_queue_is_valid_and_stored(db, conn, llm_settings):
     story = books.save_book(conn, read_book(TEXT.encode()), user_id=None)
-    field = conn.execute("INSERT INTO custom_fields (story_id, field_name, field_type, applies_to) VALUES "
-                         "(%s, 'weather', 'text', ARRAY['scenes']) RETURNING id", (story["story_id"],)).fetchone()["id"]
-    cloak = conn.execute("INSERT INTO custom_fields (story_id, field_name, field_type, applies_to) VALUES "
-                         "(%s, 'cloak', 'text', ARRAY['characters']) RETURNING id", (story["story_id"],)).fetchone()["id"]
+    field = conn.execute(
+        "INSERT INTO custom_fields (story_id, field_name, field_type, applies_to) VALUES "
+        "(%s, 'weather', 'text', ARRAY['scenes']) RETURNING id",
+        (story["story_id"],),
+    ).fetchone()["id"]
+    cloak = conn.execute(
+        "INSERT INTO custom_fields (story_id, field_name, field_type, applies_to) VALUES "
+        "(%s, 'cloak', 'text', ARRAY['characters']) RETURNING id",
+        (story["story_id"],),
+    ).fetchone()["id"]
     queue = JobQueue(conn)
-    job = queue.enqueue(NewJob("extract_scenes", {"chapter_id": str(story["chapters"][0]["id"]), "analyzer": "llm"}))
+    job = queue.enqueue(
+        NewJob("extract_scenes", {"chapter_id": str(story["chapters"][0]["id"]), "analyzer": "llm"})
+    )
     workers = WorkerThreads(db, llm_settings)
     _, thread = workers.start(types=["extract_scenes"], burst=True)
     thread.join(120)
@@ -60,13 +70,19 @@ def test_llm_extraction_through_the_queue_is_valid_and_stored(db, conn, llm_sett
 
     stats = llm_analyzer(llm_settings, None).stats
     assert stats.outputs >= 1 and stats.valid == stats.outputs  # constrained: every output parsed
-    scenes = conn.execute("SELECT summary, emotional_tone, analyzer FROM scenes ORDER BY scene_number").fetchall()
+    scenes = conn.execute(
+        "SELECT summary, emotional_tone, analyzer FROM scenes ORDER BY scene_number"
+    ).fetchall()
     assert all(s["analyzer"] == "llm" and s["emotional_tone"] for s in scenes)
-    values = conn.execute("SELECT field_value FROM custom_field_values WHERE custom_field_id = %s",
-                          (field,)).fetchall()
+    values = conn.execute(
+        "SELECT field_value FROM custom_field_values WHERE custom_field_id = %s", (field,)
+    ).fetchall()
     assert len(values) == 1 and all(isinstance(v["field_value"], str) for v in values)  # filled by the model
-    cloaks = conn.execute("SELECT c.name, v.field_value FROM custom_field_values v JOIN characters c "
-                          "ON c.id = v.entity_id WHERE v.custom_field_id = %s", (cloak,)).fetchall()
+    cloaks = conn.execute(
+        "SELECT c.name, v.field_value FROM custom_field_values v JOIN characters c "
+        "ON c.id = v.entity_id WHERE v.custom_field_id = %s",
+        (cloak,),
+    ).fetchall()
     assert {c["name"] for c in cloaks} <= {"Mara Quinn", "Tobin"} and len(cloaks) >= 1
     emotions = conn.execute("SELECT primary_emotion FROM character_emotions").fetchall()
     assert len(emotions) >= 1  # one entry per present character, from the model
@@ -78,15 +94,19 @@ def test_missing_or_wrong_text_model_is_refused_at_enqueue(llm_settings):
     from enchant_worker.jobspecs import references
 
     def check(model: str) -> None:  # what intake runs at enqueue (and the worker again) for the spec's Ref
-        spec = HANDLER.validate({"chapter_id": "00000000-0000-0000-0000-000000000001", "analyzer": "llm",
-                                 "text_model": model})
+        spec = HANDLER.validate(
+            {"chapter_id": "00000000-0000-0000-0000-000000000001", "analyzer": "llm", "text_model": model}
+        )
         [ref] = [r for r in references(spec) if r.kind == "text_model"]
         check_reference(None, SYSTEM_ACTOR, ref, llm_settings)
 
     with pytest.raises(InvalidJob, match="text_model: unknown text model 'nope'; known: tiny-text, bert"):
         check("nope")
-    with pytest.raises(InvalidJob, match=r"text model 'bert' .* is not a causal language model \(architectures: "
-                                         r"BertModel\)"):
+    with pytest.raises(
+        InvalidJob,
+        match=r"text model 'bert' .* is not a causal language model \(architectures: "
+        r"BertModel\)",
+    ):
         check("bert")
     with pytest.raises(InvalidJob, match="only the llm analyzer uses a text model"):
         HANDLER.validate({"chapter_id": "00000000-0000-0000-0000-000000000001", "text_model": "tiny-text"})
@@ -103,7 +123,9 @@ def test_the_default_text_model_is_checked_with_the_callers_settings(llm_setting
     config.write_text('default_text = "bert"\n[models.bert]\npath = "bert"\nkind = "text"\n')
     broken = llm_settings.model_copy(update={"models_config": config})
     for job_type, key in (("extract_scenes", "chapter_id"), ("analyze_story", "story_id")):
-        spec = parse(job_types()[job_type].spec, {key: "00000000-0000-0000-0000-000000000001", "analyzer": "llm"})
+        spec = parse(
+            job_types()[job_type].spec, {key: "00000000-0000-0000-0000-000000000001", "analyzer": "llm"}
+        )
         [implied] = spec.implied_references()
         assert (implied.field, implied.kind, implied.value) == ("text_model", "text_model", None)
         with pytest.raises(InvalidJob, match=r"text_model: .*'bert' .* is not a causal language model"):

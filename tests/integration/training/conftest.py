@@ -54,8 +54,12 @@ def images(tmp_path) -> Path:
 def train_settings(settings, models_dir, tmp_path):
     # The tests' image folders are under tmp_path: the CLI and admins may train from ENCHANT_TRAINING_DIRS.
     return settings.model_copy(
-        update={"models_dir": models_dir, "storage_dir": tmp_path / "storage", "device": "cpu",
-                "training_dirs": [tmp_path]}
+        update={
+            "models_dir": models_dir,
+            "storage_dir": tmp_path / "storage",
+            "device": "cpu",
+            "training_dirs": [tmp_path],
+        }
     )
 
 
@@ -84,8 +88,13 @@ def request_for():
 
 def train_lora_job(lora_id, request: dict) -> NewJob:
     """A train_lora job as a web app inserts it: a row made first, the job about it, no checks."""
-    return NewJob("train_lora", {**request, "lora_model_id": str(lora_id)}, priority=8,
-                  entity_type="lora_model", entity_id=lora_id)
+    return NewJob(
+        "train_lora",
+        {**request, "lora_model_id": str(lora_id)},
+        priority=8,
+        entity_type="lora_model",
+        entity_id=lora_id,
+    )
 
 
 @pytest.fixture

@@ -8,8 +8,9 @@ from .conftest import train_lora_job
 
 
 def _lora(conn) -> uuid.UUID:
-    return conn.execute("INSERT INTO lora_models (name, model_file_url) VALUES ('ink', 'loras/x') RETURNING id"
-                        ).fetchone()["id"]
+    return conn.execute(
+        "INSERT INTO lora_models (name, model_file_url) VALUES ('ink', 'loras/x') RETURNING id"
+    ).fetchone()["id"]
 
 
 def test_cancelled_while_pending_marks_the_lora_failed(conn):
@@ -17,8 +18,9 @@ def test_cancelled_while_pending_marks_the_lora_failed(conn):
     queue = JobQueue(conn)
     job_id = queue.enqueue(train_lora_job(lora, {"name": "ink"}))
     queue.cancel(job_id)
-    row = conn.execute("SELECT status, error_message, training_job_id FROM lora_models WHERE id = %s",
-                       (lora,)).fetchone()
+    row = conn.execute(
+        "SELECT status, error_message, training_job_id FROM lora_models WHERE id = %s", (lora,)
+    ).fetchone()
     assert row == {"status": "failed", "error_message": "training job cancelled", "training_job_id": job_id}
 
 
@@ -42,4 +44,7 @@ def test_a_retry_does_not_touch_the_lora(conn):
     from enchant_worker.queue import Lease
 
     assert queue.fail(Lease(job.id, job.lease_token), "transient", attempt=1) == "pending"
-    assert conn.execute("SELECT status FROM lora_models WHERE id = %s", (lora,)).fetchone()["status"] == "training"
+    assert (
+        conn.execute("SELECT status FROM lora_models WHERE id = %s", (lora,)).fetchone()["status"]
+        == "training"
+    )

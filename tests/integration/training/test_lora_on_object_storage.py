@@ -15,16 +15,22 @@ from tests.support.workers import WorkerThreads
 pytestmark = pytest.mark.timeout(300)
 
 
-def test_a_lora_trained_on_one_host_paints_on_another(conn, db, queue, train_settings, images, request_for,
-                                                       tmp_path, monkeypatch):
+def test_a_lora_trained_on_one_host_paints_on_another(
+    conn, db, queue, train_settings, images, request_for, tmp_path, monkeypatch
+):
     with s3_server() as endpoint:
         for name, value in s3_env(endpoint).items():
             monkeypatch.setenv(name, value)
         make_bucket(endpoint)
         url = f"s3://{BUCKET}/styles"
         trainer_host = train_settings.model_copy(update={"storage_url": url})
-        painter_host = train_settings.model_copy(update={"storage_url": url, "home": tmp_path / "painter",
-                                                         "storage_dir": tmp_path / "painter-storage"})
+        painter_host = train_settings.model_copy(
+            update={
+                "storage_url": url,
+                "home": tmp_path / "painter",
+                "storage_dir": tmp_path / "painter-storage",
+            }
+        )
         lora_id, train_job = initiate_lora_training(conn, SYSTEM_ACTOR, trainer_host, request_for(images))
         workers = WorkerThreads(db, trainer_host)
         try:
@@ -37,9 +43,19 @@ def test_a_lora_trained_on_one_host_paints_on_another(conn, db, queue, train_set
             for key in (row["model_file_url"], trained.result["kohya_file"], trained.result["preview_image"]):
                 assert objects.exists(key), key
 
-            paint = queue.enqueue(NewJob("generate_image", {
-                "prompt": "inkwash harbour", "steps": 2, "seed": 5, "width": 64, "height": 64,
-                "loras": [{"lora_model_id": str(lora_id), "strength": 0.8}]}))
+            paint = queue.enqueue(
+                NewJob(
+                    "generate_image",
+                    {
+                        "prompt": "inkwash harbour",
+                        "steps": 2,
+                        "seed": 5,
+                        "width": 64,
+                        "height": 64,
+                        "loras": [{"lora_model_id": str(lora_id), "strength": 0.8}],
+                    },
+                )
+            )
             painter = WorkerThreads(db, painter_host)
             try:
                 _, thread = painter.start(types=["generate_image"], burst=True)

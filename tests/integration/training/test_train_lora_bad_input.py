@@ -45,7 +45,9 @@ def test_initiating_refuses_bad_fields_and_writes_nothing(
     _nothing_written(conn, train_settings)
 
 
-def test_initiating_refuses_folders_outside_the_training_roots(conn, train_settings, request_for, tmp_path_factory):
+def test_initiating_refuses_folders_outside_the_training_roots(
+    conn, train_settings, request_for, tmp_path_factory
+):
     outside = write_images(tmp_path_factory.mktemp("elsewhere") / "images")
     with pytest.raises(AccessDenied, match="ENCHANT_TRAINING_DIRS") as raised:
         initiate_lora_training(conn, SYSTEM_ACTOR, train_settings, request_for(outside))

@@ -32,7 +32,10 @@ def test_malformed_or_missing_headers_leave_the_peer():
 def test_a_peer_that_is_not_an_ip_is_no_address():
     assert client_address("testclient", {"X-Forwarded-For": "1.2.3.4"}, TRUSTED) is None
     assert client_address(None, {}, TRUSTED) is None
-    assert client_address("::ffff:10.1.2.3", {"X-Forwarded-For": "198.51.100.7"}, ["10.0.0.0/8"]) == "198.51.100.7"
+    assert (
+        client_address("::ffff:10.1.2.3", {"X-Forwarded-For": "198.51.100.7"}, ["10.0.0.0/8"])
+        == "198.51.100.7"
+    )
 
 
 def test_trusted_proxies_are_read_from_the_environment_and_refused_when_wrong(monkeypatch):
@@ -44,7 +47,10 @@ def test_trusted_proxies_are_read_from_the_environment_and_refused_when_wrong(mo
     monkeypatch.setenv("ENCHANT_TRUSTED_PROXIES", '["10.0.0.0/8", "192.0.2.1", "2001:db8::/32"]')
     settings = Settings()
     assert [str(n) for n in settings.trusted_proxies] == ["10.0.0.0/8", "192.0.2.1/32", "2001:db8::/32"]
-    assert client_address("192.0.2.1", {"X-Forwarded-For": "198.51.100.7"}, settings.trusted_proxies) == "198.51.100.7"
+    assert (
+        client_address("192.0.2.1", {"X-Forwarded-For": "198.51.100.7"}, settings.trusted_proxies)
+        == "198.51.100.7"
+    )
     for bad in ('["everyone"]', '["10.1.2.3/8"]'):  # a host address with a network's prefix is a typo
         monkeypatch.setenv("ENCHANT_TRUSTED_PROXIES", bad)
         with pytest.raises(ValidationError, match="trusted_proxies"):

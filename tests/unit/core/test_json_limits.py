@@ -22,22 +22,39 @@ def _nested(levels: int, leaf=1):
 
 
 def test_ordinary_metadata_passes():
-    check_json_limits({"prompt": "a castle at dusk", "loras": [{"name": "ink", "strength": 0.8}], "seed": None,
-                       "ok": True, "x": 1.5, "long": "x" * MAX_JSON_STRING_CHARS, "k" * MAX_JSON_KEY_CHARS: 1})
+    check_json_limits(
+        {
+            "prompt": "a castle at dusk",
+            "loras": [{"name": "ink", "strength": 0.8}],
+            "seed": None,
+            "ok": True,
+            "x": 1.5,
+            "long": "x" * MAX_JSON_STRING_CHARS,
+            "k" * MAX_JSON_KEY_CHARS: 1,
+        }
+    )
     check_json_limits(_nested(MAX_JSON_DEPTH))  # exactly at the limit
 
 
-@pytest.mark.parametrize("value, message", [
-    (_nested(MAX_JSON_DEPTH + 1), f"nested deeper than the limit of {MAX_JSON_DEPTH} levels"),
-    ({"a": "x" * (MAX_JSON_STRING_CHARS + 1)},
-     f"metadata.a: {MAX_JSON_STRING_CHARS + 1} characters, above the limit of {MAX_JSON_STRING_CHARS}"),
-    ({"k" * (MAX_JSON_KEY_CHARS + 1): 1}, f"the key has {MAX_JSON_KEY_CHARS + 1} characters"),
-    ({"a": {"b": ["ok", "caf\udce9"]}}, "metadata.a.b[1]: text contains a lone surrogate (\\udce9) at character 3"),
-    ({"\ud800x": 1}, 'metadata["\\ud800x"]: text contains a lone surrogate (\\ud800) at character 0'),
-    ({"a": "nul\x00"}, "metadata.a: text may not contain NUL characters"),
-    ({"two words": {"b": "\udfff"}}, 'metadata["two words"].b: text contains a lone surrogate'),
-    ({1: 2}, "metadata: object keys must be strings"),
-])
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        (_nested(MAX_JSON_DEPTH + 1), f"nested deeper than the limit of {MAX_JSON_DEPTH} levels"),
+        (
+            {"a": "x" * (MAX_JSON_STRING_CHARS + 1)},
+            f"metadata.a: {MAX_JSON_STRING_CHARS + 1} characters, above the limit of {MAX_JSON_STRING_CHARS}",
+        ),
+        ({"k" * (MAX_JSON_KEY_CHARS + 1): 1}, f"the key has {MAX_JSON_KEY_CHARS + 1} characters"),
+        (
+            {"a": {"b": ["ok", "caf\udce9"]}},
+            "metadata.a.b[1]: text contains a lone surrogate (\\udce9) at character 3",
+        ),
+        ({"\ud800x": 1}, 'metadata["\\ud800x"]: text contains a lone surrogate (\\ud800) at character 0'),
+        ({"a": "nul\x00"}, "metadata.a: text may not contain NUL characters"),
+        ({"two words": {"b": "\udfff"}}, 'metadata["two words"].b: text contains a lone surrogate'),
+        ({1: 2}, "metadata: object keys must be strings"),
+    ],
+)
 def test_each_bound_is_refused_naming_the_path(value, message):
     with pytest.raises(InvalidJob) as caught:
         check_json_limits(value)

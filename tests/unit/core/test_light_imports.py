@@ -14,14 +14,18 @@ print(",".join(heavy))
 """
 
 
-@pytest.mark.parametrize("imports", [
-    "from enchant_worker.handlers import default_registry; default_registry()",
-    "import enchant_worker.cli; enchant_worker.cli._parser()",
-    "from enchant_worker.api import create_app",
-    "import enchant_worker.scheduling",
-])
+@pytest.mark.parametrize(
+    "imports",
+    [
+        "from enchant_worker.handlers import default_registry; default_registry()",
+        "import enchant_worker.cli; enchant_worker.cli._parser()",
+        "from enchant_worker.api import create_app",
+        "import enchant_worker.scheduling",
+    ],
+)
 def test_no_ml_libraries_are_imported(imports):
-    out = subprocess.run([sys.executable, "-c", CHECK.format(imports=imports)], capture_output=True, text=True,
-                         timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-c", CHECK.format(imports=imports)], capture_output=True, text=True, timeout=60
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "", f"{imports!r} imported {out.stdout.strip()}"

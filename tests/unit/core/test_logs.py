@@ -27,7 +27,11 @@ def test_json_lines_for_log_shippers(capsys):
         logging.getLogger("enchant_worker.test").exception("it failed")
     first, second = capsys.readouterr().err.strip().splitlines()
     record = json.loads(first)
-    assert record["message"] == "job abc ended" and record["level"] == "INFO" and record["logger"] == "enchant_worker.test"
+    assert (
+        record["message"] == "job abc ended"
+        and record["level"] == "INFO"
+        and record["logger"] == "enchant_worker.test"
+    )
     assert record["time"].endswith("+00:00")
     assert "ValueError: boom" in json.loads(second)["exception"]
 
@@ -68,10 +72,12 @@ def test_known_library_notices_become_one_project_message(capsys):
             logging.getLogger("diffusers.loaders.lora_base").warning(
                 "No LoRA keys associated to CLIPTextModel found with the prefix='text_encoder'. This is safe to "
                 "ignore if LoRA state dict didn't originally have any CLIPTextModel related params. Otherwise, open "
-                "an issue if you think it's unexpected: https://github.com/huggingface/diffusers/issues/new")
+                "an issue if you think it's unexpected: https://github.com/huggingface/diffusers/issues/new"
+            )
             logging.getLogger("diffusers.pipelines.stable_diffusion").warning(
                 "The following part of your input was truncated because CLIP can only handle sequences up to 77 "
-                "tokens: ['on a quiet evening']")
+                "tokens: ['on a quiet evening']"
+            )
             model = torch.nn.Sequential(torch.nn.Linear(4, 4))
             for name in ("ink", "water"):  # peft's own notice, from its own code
                 inject_adapter_in_model(LoraConfig(r=2, target_modules=["0"]), model, adapter_name=name)
@@ -82,6 +88,8 @@ def test_known_library_notices_become_one_project_message(capsys):
     err = capsys.readouterr().err
     assert "open an issue" not in err and "Already found" not in err, err
     assert "INFO diffusers.loaders.lora_base: LoRA: no weights for the text_encoder (CLIPTextModel)" in err
-    assert "WARNING diffusers.pipelines.stable_diffusion: prompt: longer than the CLIP text encoder's 77 " \
-           "tokens; these words were left out: 'on a quiet evening'" in err
+    assert (
+        "WARNING diffusers.pipelines.stable_diffusion: prompt: longer than the CLIP text encoder's 77 "
+        "tokens; these words were left out: 'on a quiet evening'" in err
+    )
     assert "DEBUG py.warnings: LoRA: another adapter joins the resident model" in err

@@ -14,21 +14,32 @@ from enchant_worker.model_catalog import ModelSpec, model_sha256, model_short_ha
 
 
 def test_tags_are_taken_out_of_the_prompt_and_become_loras():
-    spec = parse(GenerateImageSpec, {"prompt": "ink style, a cat <lora:ink:0.8> <lora:water>",
-                                     "loras": [{"name": "ink", "strength": 0.5}]})
+    spec = parse(
+        GenerateImageSpec,
+        {
+            "prompt": "ink style, a cat <lora:ink:0.8> <lora:water>",
+            "loras": [{"name": "ink", "strength": 0.5}],
+        },
+    )
     assert spec.prompt == "ink style, a cat"
-    assert [(lo.name, lo.strength) for lo in spec.loras] == [("ink", 0.5), ("water", 1.0)]  # the job's own wins
+    assert [(lo.name, lo.strength) for lo in spec.loras] == [
+        ("ink", 0.5),
+        ("water", 1.0),
+    ]  # the job's own wins
     assert split_lora_tags("<lora:a:b:0.3>, a dog") == ("a dog", [("a:b", 0.3)])  # a ':' in a name
 
 
-@pytest.mark.parametrize("prompt, words", [
-    ("a cat <lora:ink:heavy>", "malformed tag '<lora:ink:heavy>'"),
-    ("a cat <lora::1>", "the LoRA's name is missing"),
-    ("a cat <lora:ink:1", "closed with '>'"),
-    ("a cat <lora:ink:7>", "the weight must be from 0.0 to 2.0"),
-    ("a <lora:a> <lora:b> <lora:c> <lora:d> <lora:e> <lora:f>", "at most 5 LoRAs"),
-    ("<lora:ink:1>", "prompt"),  # nothing left to draw
-])
+@pytest.mark.parametrize(
+    "prompt, words",
+    [
+        ("a cat <lora:ink:heavy>", "malformed tag '<lora:ink:heavy>'"),
+        ("a cat <lora::1>", "the LoRA's name is missing"),
+        ("a cat <lora:ink:1", "closed with '>'"),
+        ("a cat <lora:ink:7>", "the weight must be from 0.0 to 2.0"),
+        ("a <lora:a> <lora:b> <lora:c> <lora:d> <lora:e> <lora:f>", "at most 5 LoRAs"),
+        ("<lora:ink:1>", "prompt"),  # nothing left to draw
+    ],
+)
 def test_bad_tags_are_refused_naming_the_prompt(prompt, words):
     with pytest.raises(InvalidJob, match="prompt") as exc:
         parse(GenerateImageSpec, {"prompt": prompt})
@@ -36,8 +47,10 @@ def test_bad_tags_are_refused_naming_the_prompt(prompt, words):
 
 
 def test_a1111_fields_reads_our_parameters_text():
-    text = ('ink style, a cat <lora:ink:0.8>\nNegative prompt: blurry\nSteps: 20, Sampler: Euler, CFG scale: 7, '
-            'Seed: 5, Size: 64x48, Model hash: 0123456789, Model: tiny-sd, Lora hashes: "ink: abcdef012345"')
+    text = (
+        "ink style, a cat <lora:ink:0.8>\nNegative prompt: blurry\nSteps: 20, Sampler: Euler, CFG scale: 7, "
+        'Seed: 5, Size: 64x48, Model hash: 0123456789, Model: tiny-sd, Lora hashes: "ink: abcdef012345"'
+    )
     f = a1111_fields(text)
     assert f["Prompt"] == "ink style, a cat <lora:ink:0.8>" and f["Negative prompt"] == "blurry"
     assert (f["Steps"], f["Seed"], f["Size-1"], f["Size-2"], f["Model"]) == ("20", "5", "64", "48", "tiny-sd")
@@ -54,7 +67,9 @@ def test_model_hashes(tmp_path):
     (folder / "unet").mkdir(parents=True)
     (folder / "unet" / "w.safetensors").write_bytes(b"u")
     (folder / "model_index.json").write_text("{}")
-    expected = hashlib.sha256(f"unet/w.safetensors\n{hashlib.sha256(b'u').hexdigest()}\n".encode()).hexdigest()
+    expected = hashlib.sha256(
+        f"unet/w.safetensors\n{hashlib.sha256(b'u').hexdigest()}\n".encode()
+    ).hexdigest()
     assert model_sha256(ModelSpec("d", folder, "sd15")) == expected
     (folder / "model_index.json").write_text('{"changed": 1}')  # configs do not count
     assert model_sha256(ModelSpec("d", folder, "sd15")) == expected
@@ -64,9 +79,21 @@ def test_model_hashes(tmp_path):
 def test_names_with_colons_and_commas_keep_the_format():
     from enchant_worker.generation.png_metadata import ImageParameters, format_parameters
 
-    text = format_parameters(ImageParameters(
-        prompt="a cat", negative_prompt="", steps=2, sampler="Euler", cfg_scale=7, seed=1, width=64, height=64,
-        model="my: model, v2", model_hash="0123456789", loras=[("ink:v1, final", 0.5, "abcdef012345")]))
+    text = format_parameters(
+        ImageParameters(
+            prompt="a cat",
+            negative_prompt="",
+            steps=2,
+            sampler="Euler",
+            cfg_scale=7,
+            seed=1,
+            width=64,
+            height=64,
+            model="my: model, v2",
+            model_hash="0123456789",
+            loras=[("ink:v1, final", 0.5, "abcdef012345")],
+        )
+    )
     f = a1111_fields(text)
     assert f["Model"] == "my: model, v2" and f["Steps"] == "2" and f["Model hash"] == "0123456789"
     assert f["Lora hashes"] == "inkv1 final: abcdef012345"

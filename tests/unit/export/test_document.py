@@ -23,10 +23,19 @@ def story(tmp_path, images=True):
             (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
             (tmp_path / rel).write_bytes(data)
             rows = [{"id": f"img{n}", "file_path": rel}]
-        scenes.append({"scene_number": n, "title": f"S{n}", "summary": f"Summary {n}.",
-                       "content": f"Scene {n} begins. It goes on.\n\nSecond paragraph {n}.", "images": rows})
-    return {"story": {"id": "5f0e6c1e-0000-4000-8000-000000000000", "title": "T", "author": {"email": "a@b.c"}},
-            "chapters": [{"chapter_number": 1, "title": "One", "content": "Chapter text.", "scenes": scenes}]}
+        scenes.append(
+            {
+                "scene_number": n,
+                "title": f"S{n}",
+                "summary": f"Summary {n}.",
+                "content": f"Scene {n} begins. It goes on.\n\nSecond paragraph {n}.",
+                "images": rows,
+            }
+        )
+    return {
+        "story": {"id": "5f0e6c1e-0000-4000-8000-000000000000", "title": "T", "author": {"email": "a@b.c"}},
+        "chapters": [{"chapter_number": 1, "title": "One", "content": "Chapter text.", "scenes": scenes}],
+    }
 
 
 def kinds(chapter):
@@ -35,26 +44,47 @@ def kinds(chapter):
 
 def test_layouts(tmp_path):
     pictures = PictureCache(tmp_path)
-    text = build_book(story(tmp_path), layout="text-with-images", include_images=True, image_quality="thumbnail",
-                      pictures=pictures).chapters[0]
+    text = build_book(
+        story(tmp_path),
+        layout="text-with-images",
+        include_images=True,
+        image_quality="thumbnail",
+        pictures=pictures,
+    ).chapters[0]
     assert kinds(text) == ["Figure", "Paragraph", "Paragraph", "Figure", "Paragraph", "Paragraph"]
     assert text.blocks[0].caption == "Summary 1." and text.blocks[0].picture.alt == "Summary 1."
-    gallery = build_book(story(tmp_path), layout="gallery", include_images=True, image_quality="thumbnail",
-                         pictures=pictures).chapters[0]
+    gallery = build_book(
+        story(tmp_path), layout="gallery", include_images=True, image_quality="thumbnail", pictures=pictures
+    ).chapters[0]
     assert kinds(gallery) == ["Figure", "Figure"] and {b.style for b in gallery.blocks} == {"gallery"}
-    comic = build_book(story(tmp_path), layout="comic-style", include_images=True, image_quality="thumbnail",
-                       pictures=pictures).chapters[0]
+    comic = build_book(
+        story(tmp_path),
+        layout="comic-style",
+        include_images=True,
+        image_quality="thumbnail",
+        pictures=pictures,
+    ).chapters[0]
     assert {b.style for b in comic.blocks} == {"panel"}
     # Each image resampled once per quality, reused after.
     assert len(list((tmp_path / "derived" / "thumbnail").rglob("*.jpg"))) == 2
 
 
 def test_notes_when_there_is_nothing_to_show(tmp_path):
-    book = build_book(story(tmp_path, images=False), layout="text-with-images", include_images=True,
-                      image_quality="medium", pictures=PictureCache(tmp_path))
+    book = build_book(
+        story(tmp_path, images=False),
+        layout="text-with-images",
+        include_images=True,
+        image_quality="medium",
+        pictures=PictureCache(tmp_path),
+    )
     assert book.figure_count == 0 and "no illustrations yet" in book.notes[0] and book.cover is None
-    book = build_book(story(tmp_path), layout="text-with-images", include_images=False, image_quality="medium",
-                      pictures=PictureCache(tmp_path))
+    book = build_book(
+        story(tmp_path),
+        layout="text-with-images",
+        include_images=False,
+        image_quality="medium",
+        pictures=PictureCache(tmp_path),
+    )
     assert book.figure_count == 0 and "without illustrations" in book.notes[0]
     assert all(isinstance(b, Paragraph) for b in book.chapters[0].blocks)
 
@@ -67,8 +97,14 @@ def test_text_helpers():
 
 def test_the_video_plan_overlaps_shots_by_the_fade():
     figure = SimpleNamespace(scene_text="x", caption="x", picture=None)
-    book = SimpleNamespace(title="T", author="A", chapters=[SimpleNamespace(heading="C1", figures=[figure] * 2),
-                                                             SimpleNamespace(heading="C2", figures=[])])
+    book = SimpleNamespace(
+        title="T",
+        author="A",
+        chapters=[
+            SimpleNamespace(heading="C1", figures=[figure] * 2),
+            SimpleNamespace(heading="C2", figures=[]),
+        ],
+    )
     shots, total = plan(book, 4.0)
     assert [s.kind for s in shots] == ["title", "title", "still", "still"]  # an empty chapter gets no card
     assert total == pytest.approx(TITLE_S * 2 + 8.0 - 3 * FADE_S)

@@ -39,7 +39,9 @@ def assert_same_pictures(one, other) -> None:
 def test_every_image_of_a_batch_is_the_image_of_its_job_run_alone(resident, monkeypatch):
     noise = []
     real = resident.pipe.prepare_latents
-    monkeypatch.setattr(resident.pipe, "prepare_latents", lambda *a, **k: noise.append(real(*a, **k)) or noise[-1])
+    monkeypatch.setattr(
+        resident.pipe, "prepare_latents", lambda *a, **k: noise.append(real(*a, **k)) or noise[-1]
+    )
     alone = [generate(resident, params) for params in members()]
     batched = generate_batch(resident, members())
     assert [outcome.seeds for outcome in batched] == [(11, 12), (99,), (5, 6, 7)]
@@ -58,7 +60,10 @@ def test_every_image_of_a_batch_is_the_image_of_its_job_run_alone(resident, monk
 
 def test_jobs_batched_at_the_shape_they_run_alone_are_bit_identical(resident):
     # Two jobs of two images each against one job of four (the same seeds): the same kernel shapes
-    a, b = make_params("a lighthouse at night", seeds=(11, 12)), make_params("a lighthouse at night", seeds=(13, 14))
+    a, b = (
+        make_params("a lighthouse at night", seeds=(11, 12)),
+        make_params("a lighthouse at night", seeds=(13, 14)),
+    )
     together = generate_batch(resident, [a, b])
     alone = generate(resident, make_params("a lighthouse at night", seeds=(11, 12, 13, 14)))
     assert pixels(together[0]) + pixels(together[1]) == pixels(alone)
@@ -74,8 +79,9 @@ def test_a_member_cancelled_mid_run_loses_only_its_images(resident):
             cancelled["b"] = True  # cancelled after the first step, while the call runs
 
     a, b, c = members()
-    outcomes = generate_batch(resident, [a, b, c], on_progress,
-                              [lambda: False, lambda: cancelled["b"], lambda: False])
+    outcomes = generate_batch(
+        resident, [a, b, c], on_progress, [lambda: False, lambda: cancelled["b"], lambda: False]
+    )
     assert isinstance(outcomes[1], GenerationCancelled)
     assert steps == list(range(1, TEST_STEPS + 1))  # the others ran to the end
     assert_same_pictures(outcomes[0], generate(resident, a))
@@ -87,8 +93,12 @@ def test_the_call_stops_when_every_member_is_cancelled(resident, monkeypatch):
     monkeypatch.setattr(resident.pipe.vae, "decode", lambda *a, **k: decoded.append(1))
     steps = []
     with pytest.raises(GenerationCancelled):
-        generate_batch(resident, members()[:2], lambda done, total: steps.append(done),
-                       [lambda: len(steps) >= 1, lambda: len(steps) >= 1])
+        generate_batch(
+            resident,
+            members()[:2],
+            lambda done, total: steps.append(done),
+            [lambda: len(steps) >= 1, lambda: len(steps) >= 1],
+        )
     assert steps == [1] and decoded == []
 
 

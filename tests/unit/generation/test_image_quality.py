@@ -27,8 +27,8 @@ def picture(seed: int = 0, size: int = 128) -> Image.Image:
     rng = np.random.default_rng(seed)
     y, x = np.mgrid[0:size, 0:size] / size
     base = np.stack([0.3 + 0.4 * x, 0.3 + 0.4 * y, 0.5 - 0.2 * x], axis=2)
-    base[size // 4: size // 2, size // 4: 3 * size // 4] = [0.9, 0.2, 0.1]
-    base[3 * size // 5:, : size // 3] = [0.05, 0.1, 0.3]
+    base[size // 4 : size // 2, size // 4 : 3 * size // 4] = [0.9, 0.2, 0.1]
+    base[3 * size // 5 :, : size // 3] = [0.05, 0.1, 0.3]
     noisy = np.clip(base + rng.normal(0, 0.02, base.shape), 0, 1)
     return Image.fromarray((noisy * 255).astype(np.uint8))
 
@@ -51,12 +51,15 @@ def test_blur_lowers_sharpness_and_dark_images_are_flagged():
     assert bright["status"] == "broken" and "blank" in bright["flags"]
 
 
-@pytest.mark.parametrize(("pixels", "flag"), [
-    (np.zeros((64, 64, 3), np.uint8), "black"),
-    (np.full((64, 64, 3), 1, np.uint8), "black"),  # 1/255: below the black threshold, as generation says
-    (np.full((64, 64, 3), 128, np.uint8), "blank"),
-    (np.full((64, 64, 3), np.nan, np.float32), "nan"),
-])
+@pytest.mark.parametrize(
+    ("pixels", "flag"),
+    [
+        (np.zeros((64, 64, 3), np.uint8), "black"),
+        (np.full((64, 64, 3), 1, np.uint8), "black"),  # 1/255: below the black threshold, as generation says
+        (np.full((64, 64, 3), 128, np.uint8), "blank"),
+        (np.full((64, 64, 3), np.nan, np.float32), "nan"),
+    ],
+)
 def test_black_blank_and_nan_images_are_broken_and_score_zero(pixels, flag):
     quality = analyze_image(pixels if pixels.dtype != np.uint8 else Image.fromarray(pixels))
     assert quality["status"] == "broken" and flag in quality["flags"] and quality["score"] == 0.0
@@ -67,14 +70,19 @@ def test_a_float_array_with_some_nan_is_flagged_with_the_fraction():
     array = np.asarray(picture(), dtype=np.float32) / 255
     array[:8, :8] = np.nan
     quality = analyze_image(array)
-    assert "nan" in quality["flags"] and quality["nan_fraction"] == pytest.approx(64 * 3 / array.size, abs=1e-4)
+    assert "nan" in quality["flags"] and quality["nan_fraction"] == pytest.approx(
+        64 * 3 / array.size, abs=1e-4
+    )
 
 
 def test_large_images_are_analysed_at_a_bounded_size():
     quality = analyze_image(picture(size=1024))
     assert max(quality["analysed_size"]) == ANALYSIS_MAX_SIDE_PX and quality["status"] == "ok"
     small = analyze_image(picture(size=ANALYSIS_MAX_SIDE_PX))  # the same picture, smaller: similar measures
-    assert abs(small["exposure"] - quality["exposure"]) < 0.02 and abs(small["contrast"] - quality["contrast"]) < 0.02
+    assert (
+        abs(small["exposure"] - quality["exposure"]) < 0.02
+        and abs(small["contrast"] - quality["contrast"]) < 0.02
+    )
 
 
 def test_missing_empty_corrupt_and_truncated_files_say_so(tmp_path):
@@ -84,8 +92,12 @@ def test_missing_empty_corrupt_and_truncated_files_say_so(tmp_path):
     (tmp_path / "text.png").write_bytes(b"not a png at all")
     (tmp_path / "truncated.png").write_bytes(good.read_bytes()[:200])
     assert load_image(good)[1] is None
-    for name, words in (("missing.png", "is missing"), ("empty.png", "not an image"), ("text.png", "not an image"),
-                        ("truncated.png", "could not be decoded")):
+    for name, words in (
+        ("missing.png", "is missing"),
+        ("empty.png", "not an image"),
+        ("text.png", "not an image"),
+        ("truncated.png", "could not be decoded"),
+    ):
         quality, image = analyze_file(tmp_path / name)
         assert image is None and quality["status"] == "unreadable" and quality["score"] is None, name
         assert words in quality["reason"] and name in quality["reason"], quality
@@ -104,8 +116,10 @@ def test_a_stored_file_is_checked_against_the_bytes_written(tmp_path):
 
 
 def test_the_analysis_imports_no_torch():
-    code = ("import sys; import enchant_worker.generation.image_quality, enchant_worker.model_catalog; "
-            "print('torch' in sys.modules)")
+    code = (
+        "import sys; import enchant_worker.generation.image_quality, enchant_worker.model_catalog; "
+        "print('torch' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "False", out.stderr
 
@@ -133,14 +147,20 @@ def test_clip_models_are_found_by_name_default_or_alone_and_not_taken_for_base_m
     spec, source = clip_for(tmp_path, config, "tiny-sd")
     assert spec.name == "clip-l" and "only clip model" in source
     assert "clip-l" not in ModelRegistry.load(tmp_path, config).names()  # not an image model
-    config = write_config(tmp_path, '[models.a]\nkind = "clip"\npath = "clip-l"\n[models.b]\nkind = "clip"\n'
-                                    'path = "nowhere"\n')
+    config = write_config(
+        tmp_path, '[models.a]\nkind = "clip"\npath = "clip-l"\n[models.b]\nkind = "clip"\npath = "nowhere"\n'
+    )
     assert "set default_clip" in clip_for(tmp_path, config, None)[1]
-    config.write_text(config.read_text().replace('default = "tiny-sd"', 'default = "tiny-sd"\ndefault_clip = "b"'))
+    config.write_text(
+        config.read_text().replace('default = "tiny-sd"', 'default = "tiny-sd"\ndefault_clip = "b"')
+    )
     spec, reason = clip_for(tmp_path, config, None)
     assert spec is None and "config.json missing" in reason  # named, but not on disk
     config.write_text(config.read_text().replace('default_clip = "b"', 'default_clip = "zzz"'))
-    assert "'zzz'" in clip_for(tmp_path, config, None)[1] and "defined: a, b" in clip_for(tmp_path, config, None)[1]
+    assert (
+        "'zzz'" in clip_for(tmp_path, config, None)[1]
+        and "defined: a, b" in clip_for(tmp_path, config, None)[1]
+    )
 
 
 def test_a_base_model_folder_may_carry_its_own_clip(tmp_path):

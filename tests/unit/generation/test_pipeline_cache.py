@@ -91,6 +91,8 @@ def test_on_cuda_a_model_fits_the_free_memory_less_the_reserve(monkeypatch):
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (10 * gib, 80 * gib))
     cache = PipelineCache(DevicePolicy(torch.device("cuda"), torch.float16), [])
     assert cache._fits(8 * gib) and not cache._fits(8 * gib + 1)  # 2 GiB kept for activations
-    capped = PipelineCache(DevicePolicy(torch.device("cuda"), torch.float16), [], ResidencyBudget(max_models=1))
+    capped = PipelineCache(
+        DevicePolicy(torch.device("cuda"), torch.float16), [], ResidencyBudget(max_models=1)
+    )
     capped._resident["a"] = object()  # one model resident: a configured count applies on CUDA too
     assert not capped._fits(1)

@@ -90,17 +90,24 @@ def test_selection_follows_the_seed_order_through_roles():
         chosen = select_optimal_provider(registry, romantic, UserPreferences("artistic", tier))
         assert chosen.provider.name == "artsy" and chosen.role == "midjourney"
     # 2. free tier: the stability role; 3. default: the stability role too
-    assert select_optimal_provider(registry, other, UserPreferences("artistic", "free")).provider.name == "stability"
+    assert (
+        select_optimal_provider(registry, other, UserPreferences("artistic", "free")).provider.name
+        == "stability"
+    )
     chosen = select_optimal_provider(registry, romantic, UserPreferences(None, "pro"))
     assert chosen.provider.name == "stability" and chosen.reason.startswith("default")
     # roles left unset are the local provider
     registry.roles = {}
-    assert select_optimal_provider(registry, romantic, UserPreferences("artistic", "pro")).provider.name == "local"
+    assert (
+        select_optimal_provider(registry, romantic, UserPreferences("artistic", "pro")).provider.name
+        == "local"
+    )
 
 
 def test_a_provider_that_is_down_falls_back_to_the_cheapest_available():
-    registry = registry_with(FakeProvider("artsy", 0.04, frozenset({CAP_ARTISTIC}), available=False),
-                             FakeProvider("cheap", 0.0))
+    registry = registry_with(
+        FakeProvider("artsy", 0.04, frozenset({CAP_ARTISTIC}), available=False), FakeProvider("cheap", 0.0)
+    )
     registry.roles = {"midjourney": "artsy"}
     selection = select_optimal_provider(registry, SceneTraits("romantic"), UserPreferences("artistic", "pro"))
     assert selection.provider.name == "local" and "artsy is down; fell back to local" in selection.reason

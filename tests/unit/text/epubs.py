@@ -31,9 +31,11 @@ def make_epub(path: Path, chapters: list[tuple[str, str]], title: str = "A Test 
 
 def with_drm(source: Path, target: Path) -> Path:
     """The EPUB with an encryption.xml that encrypts a content document (as DRM does)."""
-    encryption = (b'<?xml version="1.0"?><encryption xmlns="urn:oasis:names:tc:opendocument:xmlns:container" '
-                  b'xmlns:enc="http://www.w3.org/2001/04/xmlenc#"><enc:EncryptedData><enc:CipherData>'
-                  b'<enc:CipherReference URI="EPUB/ch1.xhtml"/></enc:CipherData></enc:EncryptedData></encryption>')
+    encryption = (
+        b'<?xml version="1.0"?><encryption xmlns="urn:oasis:names:tc:opendocument:xmlns:container" '
+        b'xmlns:enc="http://www.w3.org/2001/04/xmlenc#"><enc:EncryptedData><enc:CipherData>'
+        b'<enc:CipherReference URI="EPUB/ch1.xhtml"/></enc:CipherData></enc:EncryptedData></encryption>'
+    )
     out = io.BytesIO()
     with zipfile.ZipFile(source) as zin, zipfile.ZipFile(out, "w") as zout:
         for info in zin.infolist():

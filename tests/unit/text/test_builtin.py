@@ -26,7 +26,7 @@ def test_explicit_and_time_breaks():
     assert [s.break_kind for s in second.scenes] == ["start", "time"]
     assert second.scenes[1].text.startswith("Hours later")
     for scene in first.scenes + second.scenes:  # spans point into the chapter text
-        assert scene.text == (one.text if scene in first.scenes else two.text)[scene.start:scene.end]
+        assert scene.text == (one.text if scene in first.scenes else two.text)[scene.start : scene.end]
 
 
 def test_characters_aliases_titles_and_nicknames_merge():
@@ -38,17 +38,26 @@ def test_characters_aliases_titles_and_nicknames_merge():
     assert {"Captain Reyes", "Reyes"} <= set(names["Abel Reyes"].aliases)
     assert "Will" in names["Will Hartley"].aliases
     assert names["Elena Marsh"].appearance == "a tall woman with a grey braid and an oilskin coat"
-    second = analyzer.analyze_chapter(two.text, ProcessingOptions(
-        known_characters=[KnownCharacter(c.name, tuple(c.aliases)) for c in first.characters]))
+    second = analyzer.analyze_chapter(
+        two.text,
+        ProcessingOptions(
+            known_characters=[KnownCharacter(c.name, tuple(c.aliases)) for c in first.characters]
+        ),
+    )
     peg = next(c for c in second.characters if c.name == "Margaret Hale")
     assert "Peg" in peg.aliases  # "Margaret Hale, whom everyone called Peg"
-    assert second.scenes[0].characters == ["Elena Marsh", "Abel Reyes"]  # "Elena" alone is the known Elena Marsh
+    assert second.scenes[0].characters == [
+        "Elena Marsh",
+        "Abel Reyes",
+    ]  # "Elena" alone is the known Elena Marsh
 
 
 def test_a_name_that_is_a_common_word():
-    text = ("Will you come with me, she asked. Hope was all she had left, and she held on to it.\n\n"
-            "\"Not tonight,\" said Will. Later Will walked to the harbour with Hope Tanner, who smiled.\n\n"
-            "\"I will,\" said Hope. She hoped the boat would wait.")
+    text = (
+        "Will you come with me, she asked. Hope was all she had left, and she held on to it.\n\n"
+        '"Not tonight," said Will. Later Will walked to the harbour with Hope Tanner, who smiled.\n\n'
+        '"I will," said Hope. She hoped the boat would wait.'
+    )
     result = analyzer.analyze_chapter(text)
     names = {c.name for c in result.characters}
     assert "Will" in names and "Hope Tanner" in names
@@ -62,9 +71,16 @@ def test_a_name_that_is_a_common_word():
 
 def test_locations_and_emotions_with_intensity_notes_and_triggers():
     _, _, three = _chapters()
-    result = analyzer.analyze_chapter(three.text, ProcessingOptions(known_characters=[
-        KnownCharacter("Elena Marsh", ("Elena",)), KnownCharacter("Margaret Hale", ("Peg",)),
-        KnownCharacter("Abel Reyes", ("Captain Reyes", "Reyes"))]))
+    result = analyzer.analyze_chapter(
+        three.text,
+        ProcessingOptions(
+            known_characters=[
+                KnownCharacter("Elena Marsh", ("Elena",)),
+                KnownCharacter("Margaret Hale", ("Peg",)),
+                KnownCharacter("Abel Reyes", ("Captain Reyes", "Reyes")),
+            ]
+        ),
+    )
     first, second = result.scenes
     emotions = {e.character: e for e in first.emotions}
     assert emotions["Elena Marsh"].primary_emotion == "sadness"

@@ -14,12 +14,18 @@ PROSE = "Mara climbed the stairs. The lamp flickered and went out.\n\nTobin wait
 
 
 def test_plain_text_chapters_with_numbers_roman_numerals_and_words():
-    text = (f"The Keeper\n\nChapter 1\n\n{PROSE}\n\nCHAPTER II. The Rescue\n\n{PROSE}\n\n"
-            f"Chapter Three: Morning\n\n{PROSE}\n\nEpilogue\n\nIt ended well.")
+    text = (
+        f"The Keeper\n\nChapter 1\n\n{PROSE}\n\nCHAPTER II. The Rescue\n\n{PROSE}\n\n"
+        f"Chapter Three: Morning\n\n{PROSE}\n\nEpilogue\n\nIt ended well."
+    )
     book = read_book(text.encode(), filename="keeper.txt")
     assert book.format == "text" and book.title == "The Keeper"
-    assert [c.title for c in book.chapters] == ["Chapter 1", "CHAPTER II. The Rescue", "Chapter Three: Morning",
-                                                "Epilogue"]
+    assert [c.title for c in book.chapters] == [
+        "Chapter 1",
+        "CHAPTER II. The Rescue",
+        "Chapter Three: Morning",
+        "Epilogue",
+    ]
     assert book.chapters[0].text == PROSE  # kept exactly
     assert [c.number for c in book.chapters] == [1, 2, 3, 4]
 
@@ -63,8 +69,11 @@ def test_fifty_megabytes_refused_before_reading_naming_the_limit(tmp_path):
     big = tmp_path / "huge.txt"
     with big.open("wb") as f:
         f.truncate(50 * 2**20)  # sparse: nothing is written or read
-    with pytest.raises(BookTooLarge, match=r"52,428,800 bytes; the ingest limit is 33,554,432 bytes "
-                                           r"\(ENCHANT_INGEST_MAX_BYTES\)"):
+    with pytest.raises(
+        BookTooLarge,
+        match=r"52,428,800 bytes; the ingest limit is 33,554,432 bytes "
+        r"\(ENCHANT_INGEST_MAX_BYTES\)",
+    ):
         read_file(big)
 
 
@@ -105,10 +114,21 @@ def test_unicode_is_normalised_to_nfc():
 
 
 def test_epub_spine_items_become_chapters(tmp_path):
-    path = make_epub(tmp_path / "book.epub", [("The Storm", "Mara climbed the stairs of the tower, counting each "
-                                                             "one as the wind rose outside.\n\nTobin waited."),
-                                              ("The Rescue", "At dawn they pulled a sailor from the waves and "
-                                                             "carried him up the beach to the warm kitchen.")])
+    path = make_epub(
+        tmp_path / "book.epub",
+        [
+            (
+                "The Storm",
+                "Mara climbed the stairs of the tower, counting each "
+                "one as the wind rose outside.\n\nTobin waited.",
+            ),
+            (
+                "The Rescue",
+                "At dawn they pulled a sailor from the waves and "
+                "carried him up the beach to the warm kitchen.",
+            ),
+        ],
+    )
     book = read_file(path)
     assert book.format == "epub" and book.title == "A Test Book"
     assert [c.title for c in book.chapters] == ["The Storm", "The Rescue"]

@@ -27,8 +27,17 @@ def sample_story() -> StoryInput:
 
 
 def profile(name: str, score: float, scenes=((1, 1), (1, 2))) -> CharacterProfile:
-    return CharacterProfile(name, list(scenes), [f"id-{c}-{n}" for c, n in scenes], ["fear"] * len(scenes), 0, 1, 0,
-                            score, {"why": "measured"})
+    return CharacterProfile(
+        name,
+        list(scenes),
+        [f"id-{c}-{n}" for c, n in scenes],
+        ["fear"] * len(scenes),
+        0,
+        1,
+        0,
+        score,
+        {"why": "measured"},
+    )
 
 
 def pacing(inconsistencies) -> PacingAnalysis:
@@ -50,8 +59,10 @@ def test_character_development_rule_at_its_exact_threshold(score, fires):
         rule = rules[0]
         assert rule["priority"] == "high" and rule["suggestion"] == "Add more character introspection scenes"
         # the under-developed characters' scenes only (Ben, at 0.9, is not one)
-        assert rule["specific_scenes"] == [{"chapter": 1, "scene": 1, "scene_id": "id-1-1"},
-                                           {"chapter": 1, "scene": 2, "scene_id": "id-1-2"}]
+        assert rule["specific_scenes"] == [
+            {"chapter": 1, "scene": 1, "scene_id": "id-1-1"},
+            {"chapter": 1, "scene": 2, "scene_id": "id-1-2"},
+        ]
         assert rule["characters"] == ["Ada"]
     assert result["overall_score"] == 0.7 and result["auto_fixes"] == []
     assert result["auto_fixes_note"] == BUILTIN_AUTO_FIXES_NOTE
@@ -61,13 +72,26 @@ def test_pacing_rule_fires_on_a_non_empty_list_only():
     assert not enhance_story_content(insights(0.9), pacing([]), {})["suggestions"]
     uneven = [{"chapter": 2, "words": 900, "ratio": 3.0, "reason": "long"}]
     [rule] = enhance_story_content(insights(0.9), pacing(uneven), {})["suggestions"]
-    assert rule == {"type": "pacing", "priority": "medium", "suggestion": "Rebalance chapter lengths",
-                    "specific_chapters": uneven, "reasoning": ["long"]}
+    assert rule == {
+        "type": "pacing",
+        "priority": "medium",
+        "suggestion": "Rebalance chapter lengths",
+        "specific_chapters": uneven,
+        "reasoning": ["long"],
+    }
 
 
 def test_pacing_inconsistencies_are_chapters_past_the_ratio():
-    story = story_from_texts("x", ["word " * 100, "word " * 100, "word " * int(100 * UNEVEN_RATIO),
-                                   "word " * (int(100 * UNEVEN_RATIO) + 5), "word " * 30])
+    story = story_from_texts(
+        "x",
+        [
+            "word " * 100,
+            "word " * 100,
+            "word " * int(100 * UNEVEN_RATIO),
+            "word " * (int(100 * UNEVEN_RATIO) + 5),
+            "word " * 30,
+        ],
+    )
     result = analyze_pacing(story, [features(s.text) for s in story.scenes])
     assert [i["chapter"] for i in result.pacing_inconsistencies] == [4, 5]  # exactly 2.5x is not past it
 
@@ -83,12 +107,19 @@ def test_sample_story_scores_with_evidence():
     assert analysis.pacing.pacing_inconsistencies == [] and len(analysis.pacing.tension_curve) == 6
 
 
-@pytest.mark.parametrize(("chapters", "scenes", "note"), [
-    ([], 0, "the story has no chapters"),
-    (["", "\n\n"], 0, "the story has no scenes"),
-    (["Elena climbed the tower, afraid of the storm, and lit the lamp before the boats came home."], 1, None),
-    (["Storm."], 1, None),
-])
+@pytest.mark.parametrize(
+    ("chapters", "scenes", "note"),
+    [
+        ([], 0, "the story has no chapters"),
+        (["", "\n\n"], 0, "the story has no scenes"),
+        (
+            ["Elena climbed the tower, afraid of the storm, and lit the lamp before the boats came home."],
+            1,
+            None,
+        ),
+        (["Storm."], 1, None),
+    ],
+)
 def test_bad_stories(chapters, scenes, note):
     analysis = analyze_story(story_from_texts("x", chapters))
     assert analysis.insights["counts"]["scenes"] == scenes
@@ -98,11 +129,16 @@ def test_bad_stories(chapters, scenes, note):
     if chapters == ["Storm."]:
         [(_, score)] = analysis.scene_scores
         assert "too short to judge" in score.notes[0] and score.overall < 0.35
-    assert not [s for s in analysis.enhancement["suggestions"] if s["type"] == "pacing"]  # one chapter: nothing to rebalance
+    assert not [
+        s for s in analysis.enhancement["suggestions"] if s["type"] == "pacing"
+    ]  # one chapter: nothing to rebalance
 
 
 def llm_answer(confidence: str, score: str = "7") -> dict:
-    return {**{f: {"score": score, "reason": f"{f} reads well"} for f in SCORE_FIELDS}, "confidence": confidence}
+    return {
+        **{f: {"score": score, "reason": f"{f} reads well"} for f in SCORE_FIELDS},
+        "confidence": confidence,
+    }
 
 
 def test_llm_scores_keep_their_confidence_and_are_never_certain():
@@ -113,13 +149,22 @@ def test_llm_scores_keep_their_confidence_and_are_never_certain():
         return llm_answer("low")
 
     scorer = LlmSceneScorer(complete, "tiny-text")
-    analysis = analyze_story(sample_story(), analyzer="llm", scorer=scorer,
-                             auto_fixer=LlmAutoFixer(lambda s, u, schema: {"insert": "She wondered why.",
-                                                                           "confidence": "low"}, "tiny-text"))
+    analysis = analyze_story(
+        sample_story(),
+        analyzer="llm",
+        scorer=scorer,
+        auto_fixer=LlmAutoFixer(
+            lambda s, u, schema: {"insert": "She wondered why.", "confidence": "low"}, "tiny-text"
+        ),
+    )
     assert len(calls) == 6 and calls[0]["properties"]["confidence"]["enum"] == ["low", "medium", "high"]
     for _, score in analysis.scene_scores:
-        assert score.source == "llm" and score.confidence == 0.25 and score.certain is False and score.tentative
-        assert score.narrative_coherence == 0.7 and score.evidence["pacing"]["llm_reason"] == "pacing reads well"
+        assert (
+            score.source == "llm" and score.confidence == 0.25 and score.certain is False and score.tentative
+        )
+        assert (
+            score.narrative_coherence == 0.7 and score.evidence["pacing"]["llm_reason"] == "pacing reads well"
+        )
         assert "builtin_score" in score.evidence["pacing"] and any("low confidence" in n for n in score.notes)
     assert analysis.insights["tentative_scenes"] == 6
     fixes = analysis.enhancement["auto_fixes"]
@@ -129,12 +174,14 @@ def test_llm_scores_keep_their_confidence_and_are_never_certain():
 
 def test_llm_high_confidence_is_still_not_certain_and_unusable_answers_keep_builtin():
     scorer = LlmSceneScorer(lambda s, u, schema: llm_answer("high"), "m")
-    [(_, score)] = analyze_story(story_from_texts("x", ["Ada laughed, delighted, in the red kitchen."]),
-                                 scorer=scorer).scene_scores
+    [(_, score)] = analyze_story(
+        story_from_texts("x", ["Ada laughed, delighted, in the red kitchen."]), scorer=scorer
+    ).scene_scores
     assert score.confidence == 0.9 and not score.tentative and score.certain is False
     broken = LlmSceneScorer(lambda s, u, schema: None, "m")
-    [(_, kept)] = analyze_story(story_from_texts("x", ["Ada laughed, delighted, in the red kitchen."]),
-                                scorer=broken).scene_scores
+    [(_, kept)] = analyze_story(
+        story_from_texts("x", ["Ada laughed, delighted, in the red kitchen."]), scorer=broken
+    ).scene_scores
     assert kept.source == "builtin" and "unusable" in kept.notes[-1] and broken.unusable == 1
     assert parse_scores({**llm_answer("high"), "pacing": {"score": "11", "reason": "x"}}) is None
     assert parse_scores({**llm_answer("sure")}) is None

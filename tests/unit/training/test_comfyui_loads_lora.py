@@ -28,9 +28,19 @@ COMFYUI = Path(os.environ.get("ENCHANT_COMFYUI_DIR", REPO / ".enchant-test" / "c
 RANK, ALPHA = 4, 8.0
 
 SD15_UNET = {
-    "sample_size": 64, "in_channels": 4, "out_channels": 4, "layers_per_block": 2,
-    "block_out_channels": (320, 640, 1280, 1280), "cross_attention_dim": 768, "attention_head_dim": 8,
-    "down_block_types": ("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+    "sample_size": 64,
+    "in_channels": 4,
+    "out_channels": 4,
+    "layers_per_block": 2,
+    "block_out_channels": (320, 640, 1280, 1280),
+    "cross_attention_dim": 768,
+    "attention_head_dim": 8,
+    "down_block_types": (
+        "CrossAttnDownBlock2D",
+        "CrossAttnDownBlock2D",
+        "CrossAttnDownBlock2D",
+        "DownBlock2D",
+    ),
     "up_block_types": ("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
 }
 
@@ -59,7 +69,9 @@ def comfy():
     return comfy
 
 
-def _peft_lora(component: str, model: torch.nn.Module, targets: list[str], seed: int) -> dict[str, torch.Tensor]:
+def _peft_lora(
+    component: str, model: torch.nn.Module, targets: list[str], seed: int
+) -> dict[str, torch.Tensor]:
     """A random LoRA over `targets`, in the keys training saves (the trainer's own `lora_state_dict`)."""
     generator = torch.Generator().manual_seed(seed)
     trainable = {}
@@ -80,8 +92,15 @@ def sd15(comfy):
 
     with torch.device("meta"), torch.no_grad():  # as ComfyUI builds its models
         unet = UNet2DConditionModel(**SD15_UNET)
-        text_encoder = CLIPTextModel(CLIPTextConfig(hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
-                                                    num_attention_heads=12, projection_dim=768))
+        text_encoder = CLIPTextModel(
+            CLIPTextConfig(
+                hidden_size=768,
+                intermediate_size=3072,
+                num_hidden_layers=12,
+                num_attention_heads=12,
+                projection_dim=768,
+            )
+        )
         config = comfy.model_detection.model_config_from_diffusers_unet(unet.state_dict())
         assert type(config).__name__ == "SD15", f"ComfyUI detected {type(config).__name__}, not SD 1.5"
         model = comfy.model_base.BaseModel(config, device=torch.device("meta"))
@@ -92,10 +111,20 @@ def sd15(comfy):
 @pytest.fixture(scope="module")
 def files(sd15, tmp_path_factory):
     unet, text_encoder, _, _ = sd15
-    loras = {"unet": _peft_lora("unet", unet, UNET_TARGETS, 1),
-             "text_encoder": _peft_lora("text_encoder", text_encoder, TEXT_ENCODER_TARGETS, 2)}
-    facts = {"trigger_words": ["inkwash"], "base_model": "sd15", "rank": RANK, "alpha": ALPHA, "steps": 1,
-             "resolution": 512, "image_count": 1, "learning_rate": 1e-4}
+    loras = {
+        "unet": _peft_lora("unet", unet, UNET_TARGETS, 1),
+        "text_encoder": _peft_lora("text_encoder", text_encoder, TEXT_ENCODER_TARGETS, 2),
+    }
+    facts = {
+        "trigger_words": ["inkwash"],
+        "base_model": "sd15",
+        "rank": RANK,
+        "alpha": ALPHA,
+        "steps": 1,
+        "resolution": 512,
+        "image_count": 1,
+        "learning_rate": 1e-4,
+    }
     written = export_lora(tmp_path_factory.mktemp("lora"), "inkwash", loras, facts, dtype=torch.float32)
     return loras, written
 
@@ -117,7 +146,9 @@ def test_comfyui_uses_every_key_and_every_patch_fits(comfy, sd15, files, which, 
     weights = {**model.state_dict(), **clip.state_dict()}
     trained_by_down = {
         sd[k].numpy().tobytes(): (sd[k], sd[k.replace("lora_A", "lora_B")])
-        for sd in loras.values() for k in sd if k.endswith("lora_A.weight")
+        for sd in loras.values()
+        for k in sd
+        if k.endswith("lora_A.weight")
     }
     patcher = comfy.model_patcher.ModelPatcher(model, load_device="cpu", offload_device="cpu")
     for key, patch in patches.items():
@@ -131,4 +162,3 @@ def test_comfyui_uses_every_key_and_every_patch_fits(comfy, sd15, files, which, 
         trained = (ALPHA / RANK) * (b @ a).reshape(zero.shape)
         assert (changed - trained).abs().max() <= 1e-6, f"{key}: ComfyUI's patch is not the trained delta"
         assert alpha == (ALPHA if which == "kohya_path" else None)
-

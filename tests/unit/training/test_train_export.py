@@ -22,7 +22,6 @@ def trained(tmp_path_factory, tiny_model, make_spec, write_images):
     return spec, train_lora(spec, dataset, tiny_model, tmp / "work", tmp / "out")
 
 
-
 def _image(pipe, lora=None):
     if lora is not None:
         pipe.load_lora_weights(str(lora.parent), weight_name=lora.name)
@@ -103,7 +102,10 @@ def test_text_encoder_lora_is_exported_with_lora_te_keys(
         te_keys = [k for k in f.keys() if k.startswith("lora_te_")]
     assert "lora_te_text_model_encoder_layers_0_self_attn_q_proj.lora_down.weight" in te_keys
     with safe_open(str(result.lora_path), "pt") as f:
-        assert "text_encoder.text_model.encoder.layers.0.self_attn.q_proj.lora_linear_layer.down.weight" in f.keys()
+        assert (
+            "text_encoder.text_model.encoder.layers.0.self_attn.q_proj.lora_linear_layer.down.weight"
+            in f.keys()
+        )
     from_diffusers = _image(pipeline_factory(), result.lora_path)
     from_kohya = _image(pipeline_factory(), result.kohya_path)
     np.testing.assert_allclose(from_kohya, from_diffusers, atol=1e-4)

@@ -90,8 +90,13 @@ class ProgressResponse(BaseModel):
 
 def error_body(failure: Failure) -> dict[str, Any]:
     """AUTOMATIC1111's error body (`api.py`'s handler): error, detail, body, errors."""
-    return {"error": failure.kind, "detail": failure.message, "body": "", "errors": failure.message,
-            **({"field": failure.field} if failure.field else {})}
+    return {
+        "error": failure.kind,
+        "detail": failure.message,
+        "body": "",
+        "errors": failure.message,
+        **({"field": failure.field} if failure.field else {}),
+    }
 
 
 def auth_headers(failure: Failure) -> dict[str, str]:
@@ -115,7 +120,7 @@ def a1111_fields(text: str) -> dict[str, Any]:
     for line in lines:
         line = line.strip()
         if line.startswith("Negative prompt:"):
-            in_negative, line = True, line[len("Negative prompt:"):].strip()
+            in_negative, line = True, line[len("Negative prompt:") :].strip()
         (negative if in_negative else prompt).append(line)
     fields: dict[str, Any] = {"Prompt": "\n".join(prompt), "Negative prompt": "\n".join(negative)}
     for key, value in _PARAM.findall(last):

@@ -41,8 +41,10 @@ def caller(request: Request, state: ApiState, *, basic: bool = True) -> Principa
             raise Unauthorized("the HTTP Basic credentials are not base64 of USER:PASSWORD") from None
     key = key or request.headers.get("x-api-key")
     if not key:
-        raise Unauthorized("an API key is required: send it as `Authorization: Bearer KEY`"
-                           + (" or as the password of HTTP Basic authentication" if basic else ""))
+        raise Unauthorized(
+            "an API key is required: send it as `Authorization: Bearer KEY`"
+            + (" or as the password of HTTP Basic authentication" if basic else "")
+        )
     with state.store() as store:
         row = store.authenticate(hash_key(key))
     if row is None:
@@ -70,8 +72,10 @@ def wait_for_job(state: ApiState, job_id: uuid.UUID, timeout_s: float = WAIT_FOR
                 return row
             left = deadline - time.monotonic()
             if left <= 0:
-                raise TimeoutError(f"job {job_id} has not finished after {timeout_s:.0f} s; it is still queued "
-                                   f"(GET /v2/jobs/{job_id} shows it)")
+                raise TimeoutError(
+                    f"job {job_id} has not finished after {timeout_s:.0f} s; it is still queued "
+                    f"(GET /v2/jobs/{job_id} shows it)"
+                )
             waiting.wait(left)
 
 
@@ -96,8 +100,11 @@ def job_images(storage: Storage, result: dict[str, Any] | None) -> list[StoredIm
         data = storage.get_bytes(entry["path"])
         with Image.open(io.BytesIO(data)) as image:
             text = image.text.get("parameters", "")  # type: ignore[attr-defined]
-        images.append(StoredImage(data, int(entry["seed"]), int(entry["width"]), int(entry["height"]), text,
-                                  entry["path"]))
+        images.append(
+            StoredImage(
+                data, int(entry["seed"]), int(entry["width"]), int(entry["height"]), text, entry["path"]
+            )
+        )
     return images
 
 
@@ -132,7 +139,9 @@ def failure_of(exc: Exception) -> Failure | None:
         field = message.split(":", 1)[0] if ":" in message and " " not in message.split(":", 1)[0] else None
         return Failure(422, message, type(exc).__name__, field)
     if isinstance(exc, Unprocessable):
-        return Failure(422, exc.detail, "ValidationError", ".".join(str(x) for x in exc.loc if x != "body") or None)
+        return Failure(
+            422, exc.detail, "ValidationError", ".".join(str(x) for x in exc.loc if x != "body") or None
+        )
     if isinstance(exc, ApiError):
         return Failure(exc.status_code, exc.detail, type(exc).__name__, None, exc.headers)
     if isinstance(exc, JobNotFound):
@@ -142,9 +151,11 @@ def failure_of(exc: Exception) -> Failure | None:
     return None
 
 
-def route_class(shape: Callable[[Failure], dict[str, Any]],
-                headers: Callable[[Failure], dict[str, str]] | None = None,
-                statuses: dict[int, int] | None = None) -> type[APIRoute]:
+def route_class(
+    shape: Callable[[Failure], dict[str, Any]],
+    headers: Callable[[Failure], dict[str, str]] | None = None,
+    statuses: dict[int, int] | None = None,
+) -> type[APIRoute]:
     """An APIRoute whose errors (validation, auth, intake, quotas) come back as `shape(failure)`, with
     the status codes `statuses` maps to others (OpenAI answers invalid requests with 400, not 422)."""
 

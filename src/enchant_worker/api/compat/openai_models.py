@@ -32,12 +32,26 @@ class ImagesResponse(BaseModel):
     data: list[ImageData]
 
 
-_TYPES = {400: "invalid_request_error", 401: "invalid_request_error", 403: "invalid_request_error",
-          404: "invalid_request_error", 422: "invalid_request_error", 429: "insufficient_quota",
-          500: "server_error", 503: "server_error", 504: "server_error"}
+_TYPES = {
+    400: "invalid_request_error",
+    401: "invalid_request_error",
+    403: "invalid_request_error",
+    404: "invalid_request_error",
+    422: "invalid_request_error",
+    429: "insufficient_quota",
+    500: "server_error",
+    503: "server_error",
+    504: "server_error",
+}
 _CODES = {401: "invalid_api_key", 403: "permission_denied", 429: "insufficient_quota", 504: "timeout"}
 
 
 def error_body(failure: Failure) -> dict[str, Any]:
-    return {"error": {"message": failure.message, "type": _TYPES.get(failure.status, "invalid_request_error"),
-                      "param": failure.field, "code": _CODES.get(failure.status)}}
+    return {
+        "error": {
+            "message": failure.message,
+            "type": _TYPES.get(failure.status, "invalid_request_error"),
+            "param": failure.field,
+            "code": _CODES.get(failure.status),
+        }
+    }

@@ -35,7 +35,9 @@ METRICS_MAX = 1000
 class AnalyzeRequest(BaseModel):
     analyzer: Literal["builtin", "llm"] = "builtin"
     text_model: str | None = Field(default=None, min_length=1, max_length=200)
-    force: bool = Field(False, description="recompute even when the text did not change since the last analysis")
+    force: bool = Field(
+        False, description="recompute even when the text did not change since the last analysis"
+    )
 
     model_config = {"extra": "forbid"}
 
@@ -100,13 +102,18 @@ def _stored_story(store: Store, story_id: uuid.UUID) -> tuple[dict[str, Any], bo
     """The story's stored analysis and whether the story changed since (404 when never analysed)."""
     document = analysis_store.stored(store.conn, "story", story_id, analysis_store.STORY_KEY)
     if document is None:
-        raise NotFound(f"story {story_id} has not been analysed yet: POST /stories/{story_id}/analyze queues it")
+        raise NotFound(
+            f"story {story_id} has not been analysed yet: POST /stories/{story_id}/analyze queues it"
+        )
     return document, analysis_store.is_stale(store.conn, story_id, document)
 
 
-@router.post("/stories/{story_id}/analyze", response_model=AnalyzeAccepted, status_code=status.HTTP_202_ACCEPTED)
-def analyze(story_id: uuid.UUID, body: AnalyzeRequest, store: StoreDep, settings: SettingsDep,
-            principal: PrincipalDep) -> AnalyzeAccepted:
+@router.post(
+    "/stories/{story_id}/analyze", response_model=AnalyzeAccepted, status_code=status.HTTP_202_ACCEPTED
+)
+def analyze(
+    story_id: uuid.UUID, body: AnalyzeRequest, store: StoreDep, settings: SettingsDep, principal: PrincipalDep
+) -> AnalyzeAccepted:
     """Queue an analyze_story job (write rights): each scene's quality score with its evidence, the
     story's insights and pacing, suggestions, and the enhancement rules. `builtin` measures; `llm` asks a
     text model for scores with a reason each (never presented as certain) and proposes edits. Unchanged
@@ -118,9 +125,12 @@ def analyze(story_id: uuid.UUID, body: AnalyzeRequest, store: StoreDep, settings
     except InvalidJob as exc:
         raise invalid_job_error(exc, ("body",)) from None
     job_id = submit(store.conn, principal.actor, JobRequest(JOB_TYPE, metadata), settings)
-    return AnalyzeAccepted(job_id=job_id, story_id=story_id, status="pending",
-                           message=f"queued; GET /jobs/{job_id} shows it, GET /stories/{story_id}/insights the "
-                           "result")
+    return AnalyzeAccepted(
+        job_id=job_id,
+        story_id=story_id,
+        status="pending",
+        message=f"queued; GET /jobs/{job_id} shows it, GET /stories/{story_id}/insights the result",
+    )
 
 
 @router.get("/stories/{story_id}/insights", response_model=StoryInsightsPublic)
@@ -131,10 +141,18 @@ def insights(story_id: uuid.UUID, store: StoreDep, principal: PrincipalDep) -> S
     pacing_inconsistencies), and `stale` when the text changed since."""
     require(store, principal, "story", story_id, READ)
     document, stale = _stored_story(store, story_id)
-    return StoryInsightsPublic(story_id=story_id, analyzer=document["analyzer"], text_model=document.get("text_model"),
-                               content_hash=document["content_hash"], computed_at=document["computed_at"],
-                               stale=stale, insights=document["insights"], pacing=document["pacing"],
-                               scenes=document["scenes"], notes=document["notes"])
+    return StoryInsightsPublic(
+        story_id=story_id,
+        analyzer=document["analyzer"],
+        text_model=document.get("text_model"),
+        content_hash=document["content_hash"],
+        computed_at=document["computed_at"],
+        stale=stale,
+        insights=document["insights"],
+        pacing=document["pacing"],
+        scenes=document["scenes"],
+        notes=document["notes"],
+    )
 
 
 @router.get("/stories/{story_id}/suggestions", response_model=SuggestionsPublic)
@@ -145,9 +163,15 @@ def suggestions(story_id: uuid.UUID, store: StoreDep, principal: PrincipalDep) -
     require(store, principal, "story", story_id, READ)
     document, stale = _stored_story(store, story_id)
     found = document["suggestions"]
-    return SuggestionsPublic(story_id=story_id, computed_at=document["computed_at"], stale=stale,
-                             scenes=found["scenes"], characters=found["characters"], plot=found["plot"],
-                             enhancement=document["enhancement"])
+    return SuggestionsPublic(
+        story_id=story_id,
+        computed_at=document["computed_at"],
+        stale=stale,
+        scenes=found["scenes"],
+        characters=found["characters"],
+        plot=found["plot"],
+        enhancement=document["enhancement"],
+    )
 
 
 @router.get("/scenes/{scene_id}/quality", response_model=SceneQualityPublic)
@@ -157,26 +181,41 @@ def scene_quality(scene_id: uuid.UUID, store: StoreDep, principal: PrincipalDep)
     story_id = require(store, principal, "scene", scene_id, READ)
     value = analysis_store.stored(store.conn, "scene", scene_id, analysis_store.SCENE_KEY)
     if value is None:
-        raise NotFound(f"scene {scene_id} has no quality score yet: POST /stories/{story_id}/analyze queues the "
-                       "story's analysis")
-    row = one(store.conn.execute("SELECT coalesce(content, '') AS content FROM scenes WHERE id = %s", (scene_id,)
-                             ))
-    return SceneQualityPublic(scene_id=scene_id, **{k: v for k, v in value.items() if k in SceneQualityPublic.model_fields},
-                              stale=analysis_store.text_sha256(row["content"]) != value.get("text_sha256"))
+        raise NotFound(
+            f"scene {scene_id} has no quality score yet: POST /stories/{story_id}/analyze queues the "
+            "story's analysis"
+        )
+    row = one(
+        store.conn.execute("SELECT coalesce(content, '') AS content FROM scenes WHERE id = %s", (scene_id,))
+    )
+    return SceneQualityPublic(
+        scene_id=scene_id,
+        **{k: v for k, v in value.items() if k in SceneQualityPublic.model_fields},
+        stale=analysis_store.text_sha256(row["content"]) != value.get("text_sha256"),
+    )
 
 
 @router.get("/stories/{story_id}/metrics", response_model=list[MetricPublic])
-def metrics(story_id: uuid.UUID, store: StoreDep, principal: PrincipalDep,
-            metric_type: Annotated[str | None, Query(max_length=100, description="one type, e.g. quality_overall")]
-            = None,
-            since: Annotated[datetime | None, Query(alias="from", description="recorded at or after")] = None,
-            until: Annotated[datetime | None, Query(alias="to", description="recorded before")] = None,
-            limit: Annotated[int, Query(ge=1, le=METRICS_MAX)] = 200) -> list[dict[str, Any]]:
+def metrics(
+    story_id: uuid.UUID,
+    store: StoreDep,
+    principal: PrincipalDep,
+    metric_type: Annotated[
+        str | None, Query(max_length=100, description="one type, e.g. quality_overall")
+    ] = None,
+    since: Annotated[datetime | None, Query(alias="from", description="recorded at or after")] = None,
+    until: Annotated[datetime | None, Query(alias="to", description="recorded before")] = None,
+    limit: Annotated[int, Query(ge=1, le=METRICS_MAX)] = 200,
+) -> list[dict[str, Any]]:
     """The story's metrics, newest first: analysis figures (`quality_*`, `character_development_score`,
     `pacing_inconsistencies`, `words`, `scenes`; metadata names the content hash) and any other kind
     recorded for the story (e.g. analytics rollups), filtered by `metric_type` and `from`/`to`."""
     require(store, principal, "story", story_id, READ)
     if since is not None and until is not None and since >= until:
-        raise Unprocessable(("query", "to"), f"to ({until.isoformat()}) must be after from ({since.isoformat()})")
-    return store.conn.execute(q("analysis_metrics"), {"story_id": story_id, "metric_type": metric_type,
-                                                      "since": since, "until": until, "limit": limit}).fetchall()
+        raise Unprocessable(
+            ("query", "to"), f"to ({until.isoformat()}) must be after from ({since.isoformat()})"
+        )
+    return store.conn.execute(
+        q("analysis_metrics"),
+        {"story_id": story_id, "metric_type": metric_type, "since": since, "until": until, "limit": limit},
+    ).fetchall()

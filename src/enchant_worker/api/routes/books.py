@@ -50,8 +50,12 @@ from enchant_worker.text.errors import BookTooLarge, UnreadableBook
 from enchant_worker.text.ingest import Book, decode, read_book, read_limited
 
 router = APIRouter(tags=["scene extraction"], responses=COMMON)
-SAME_AGAIN: dict[int | str, dict[str, Any]] = {200: {"model": IngestReport, "description": "The same text again: nothing changed"}}
-SAME_CHAPTER: dict[int | str, dict[str, Any]] = {200: {"model": ChapterStatus, "description": "The same text again: nothing changed"}}
+SAME_AGAIN: dict[int | str, dict[str, Any]] = {
+    200: {"model": IngestReport, "description": "The same text again: nothing changed"}
+}
+SAME_CHAPTER: dict[int | str, dict[str, Any]] = {
+    200: {"model": ChapterStatus, "description": "The same text again: nothing changed"}
+}
 FEATURE = SCENE_EXTRACTION
 ENTITY_KINDS = ("story", "chapter", "scene", "character", "location", "branch", "custom_field", "template")
 
@@ -60,7 +64,9 @@ ENTITY_KINDS = ("story", "chapter", "scene", "character", "location", "branch", 
 
 
 def story_of(store: Store, kind: str, entity_id: uuid.UUID) -> uuid.UUID | None:
-    story_id: uuid.UUID | None = one(store.conn.execute(q("sa_entity_story"), {"kind": kind, "id": entity_id}))["story_id"]
+    story_id: uuid.UUID | None = one(
+        store.conn.execute(q("sa_entity_story"), {"kind": kind, "id": entity_id})
+    )["story_id"]
     return story_id
 
 
@@ -71,42 +77,74 @@ def require(store: Store, principal: Principal, kind: str, entity_id: uuid.UUID,
         raise NotFound(f"no {kind.replace('_', ' ')} with id {entity_id}")
     if right not in story_rights(store, principal, story_id):
         verb = "read" if right == READ else "change"
-        raise Forbidden(f"this key may not {verb} {kind.replace('_', ' ')} {entity_id} (story {story_id} belongs "
-                        "to another user)")
+        raise Forbidden(
+            f"this key may not {verb} {kind.replace('_', ' ')} {entity_id} (story {story_id} belongs "
+            "to another user)"
+        )
     return story_id
 
 
-def custom_values(store: Store, story_id: uuid.UUID, entity_type: str, entity_id: uuid.UUID) -> list[dict[str, Any]]:
-    return store.conn.execute(q("sa_custom_values_of"), {"story_id": story_id, "entity_type": entity_type,
-                                                         "entity_id": entity_id}).fetchall()
+def custom_values(
+    store: Store, story_id: uuid.UUID, entity_type: str, entity_id: uuid.UUID
+) -> list[dict[str, Any]]:
+    return store.conn.execute(
+        q("sa_custom_values_of"), {"story_id": story_id, "entity_type": entity_type, "entity_id": entity_id}
+    ).fetchall()
 
 
 # -- stories and chapters in -----------------------------------------------------------------------
 
 
-@router.post("/stories", response_model=IngestReport, status_code=status.HTTP_201_CREATED,
-             responses={**SAME_AGAIN, **responses(413)})
-def create_story(body: StoryIngest, store: StoreDep, principal: PrincipalDep,
-                 settings: SettingsDep, response: Response, extract: bool = False, illustrate: bool = False,
-                 analyzer: Annotated[str, Query(pattern=ANALYZER_PATTERN)] = "builtin") -> dict[str, Any]:
+@router.post(
+    "/stories",
+    response_model=IngestReport,
+    status_code=status.HTTP_201_CREATED,
+    responses={**SAME_AGAIN, **responses(413)},
+)
+def create_story(
+    body: StoryIngest,
+    store: StoreDep,
+    principal: PrincipalDep,
+    settings: SettingsDep,
+    response: Response,
+    extract: bool = False,
+    illustrate: bool = False,
+    analyzer: Annotated[str, Query(pattern=ANALYZER_PATTERN)] = "builtin",
+) -> dict[str, Any]:
     """A new story from plain text or Markdown, split into chapters at headings ("Chapter 12", "CHAPTER
     XII", `#`); the caller owns it. The same text twice is the same story (200, `unchanged`). With
     `extract=true`, an extract_scenes job per chapter is queued (`illustrate=true`: also illustrate)."""
     data = body.text.encode()
     book = _read(data, "text", settings.ingest_max_bytes, body.format)
-    report = books.save_book(store.conn, book, user_id=principal.user_id, title=body.title,
-                             description=body.description, genre=body.genre)
+    report = books.save_book(
+        store.conn,
+        book,
+        user_id=principal.user_id,
+        title=body.title,
+        description=body.description,
+        genre=body.genre,
+    )
     return _finish(report, store, settings, principal, response, extract, illustrate, analyzer)
 
 
-@router.post("/stories/upload", response_model=IngestReport, status_code=status.HTTP_201_CREATED,
-             responses={**SAME_AGAIN, **responses(413)})
-def upload_story(file: Annotated[UploadFile, File(description="a .txt, .md or .epub file")], store: StoreDep,
-                 principal: PrincipalDep, settings: SettingsDep, response: Response,
-                 title: Annotated[str | None, Form(max_length=500)] = None,
-                 format: Annotated[str | None, Form(pattern=r"^(text|markdown|epub)$")] = None,
-                 extract: bool = False, illustrate: bool = False,
-                 analyzer: Annotated[str, Query(pattern=ANALYZER_PATTERN)] = "builtin") -> dict[str, Any]:
+@router.post(
+    "/stories/upload",
+    response_model=IngestReport,
+    status_code=status.HTTP_201_CREATED,
+    responses={**SAME_AGAIN, **responses(413)},
+)
+def upload_story(
+    file: Annotated[UploadFile, File(description="a .txt, .md or .epub file")],
+    store: StoreDep,
+    principal: PrincipalDep,
+    settings: SettingsDep,
+    response: Response,
+    title: Annotated[str | None, Form(max_length=500)] = None,
+    format: Annotated[str | None, Form(pattern=r"^(text|markdown|epub)$")] = None,
+    extract: bool = False,
+    illustrate: bool = False,
+    analyzer: Annotated[str, Query(pattern=ANALYZER_PATTERN)] = "builtin",
+) -> dict[str, Any]:
     """A new story from a file: plain text (encoding detected), Markdown or EPUB (one chapter per spine
     item). Over ENCHANT_INGEST_MAX_BYTES: 413 naming the limit. An unreadable file (empty, binary, broken
     or DRM-protected EPUB): 422 saying why."""
@@ -116,10 +154,15 @@ def upload_story(file: Annotated[UploadFile, File(description="a .txt, .md or .e
     return _finish(report, store, settings, principal, response, extract, illustrate, analyzer)
 
 
-@router.post("/stories/{story_id}/chapters", response_model=ChapterStatus, status_code=status.HTTP_201_CREATED,
-             responses=SAME_CHAPTER)
-def add_chapter(story_id: uuid.UUID, body: ChapterIngest, store: StoreDep, principal: PrincipalDep,
-                response: Response) -> dict[str, Any]:
+@router.post(
+    "/stories/{story_id}/chapters",
+    response_model=ChapterStatus,
+    status_code=status.HTTP_201_CREATED,
+    responses=SAME_CHAPTER,
+)
+def add_chapter(
+    story_id: uuid.UUID, body: ChapterIngest, store: StoreDep, principal: PrincipalDep, response: Response
+) -> dict[str, Any]:
     """One chapter from text: after the last one, or as chapter `number` (its text replaced when it
     differs). The same text added twice is one chapter (200, `unchanged`). Needs write rights."""
     require(store, principal, "story", story_id, WRITE)
@@ -133,13 +176,24 @@ def add_chapter(story_id: uuid.UUID, body: ChapterIngest, store: StoreDep, princ
     return result
 
 
-@router.post("/stories/{story_id}/chapters/upload", response_model=IngestReport, status_code=status.HTTP_201_CREATED,
-             responses={**SAME_AGAIN, **responses(413)})
-def upload_chapters(story_id: uuid.UUID, file: Annotated[UploadFile, File()], store: StoreDep,
-                    principal: PrincipalDep, settings: SettingsDep, response: Response,
-                    format: Annotated[str | None, Form(pattern=r"^(text|markdown|epub)$")] = None,
-                    extract: bool = False, illustrate: bool = False,
-                    analyzer: Annotated[str, Query(pattern=ANALYZER_PATTERN)] = "builtin") -> dict[str, Any]:
+@router.post(
+    "/stories/{story_id}/chapters/upload",
+    response_model=IngestReport,
+    status_code=status.HTTP_201_CREATED,
+    responses={**SAME_AGAIN, **responses(413)},
+)
+def upload_chapters(
+    story_id: uuid.UUID,
+    file: Annotated[UploadFile, File()],
+    store: StoreDep,
+    principal: PrincipalDep,
+    settings: SettingsDep,
+    response: Response,
+    format: Annotated[str | None, Form(pattern=r"^(text|markdown|epub)$")] = None,
+    extract: bool = False,
+    illustrate: bool = False,
+    analyzer: Annotated[str, Query(pattern=ANALYZER_PATTERN)] = "builtin",
+) -> dict[str, Any]:
     """The chapters of a file added after the story's last chapter (a chapter whose text is already
     there is kept as it is). Needs write rights."""
     require(store, principal, "story", story_id, WRITE)
@@ -162,12 +216,21 @@ def _read(data: bytes, filename: str, limit: int, fmt: str | None) -> Book:
     except BookTooLarge as exc:
         raise PayloadTooLarge(str(exc)) from None
     except UnreadableBook as exc:
-        raise Unprocessable(("body", "file" if filename not in ("text",) else "text"), str(exc),
-                            "unreadable_book") from None
+        raise Unprocessable(
+            ("body", "file" if filename not in ("text",) else "text"), str(exc), "unreadable_book"
+        ) from None
 
 
-def _finish(report: dict[str, Any], store: Store, settings: Settings, principal: Principal, response: Response, extract: bool,
-            illustrate: bool, analyzer: str) -> dict[str, Any]:
+def _finish(
+    report: dict[str, Any],
+    store: Store,
+    settings: Settings,
+    principal: Principal,
+    response: Response,
+    extract: bool,
+    illustrate: bool,
+    analyzer: str,
+) -> dict[str, Any]:
     if report["unchanged"]:
         response.status_code = status.HTTP_200_OK
     report["jobs"] = []
@@ -175,8 +238,15 @@ def _finish(report: dict[str, Any], store: Store, settings: Settings, principal:
         metadata = {"analyzer": analyzer, "illustrate": illustrate}
         for chapter in report["chapters"]:
             _validate_extract({"chapter_id": str(chapter["id"]), **metadata})
-        report["jobs"] = [submit(store.conn, principal.actor, JobRequest(
-            "extract_scenes", {"chapter_id": str(c["id"]), **metadata}), settings) for c in report["chapters"]]
+        report["jobs"] = [
+            submit(
+                store.conn,
+                principal.actor,
+                JobRequest("extract_scenes", {"chapter_id": str(c["id"]), **metadata}),
+                settings,
+            )
+            for c in report["chapters"]
+        ]
     return report
 
 
@@ -204,10 +274,18 @@ def get_chapter(chapter_id: uuid.UUID, store: StoreDep, principal: PrincipalDep)
     return one(store.conn.execute(q("sa_chapter"), {"id": chapter_id}))
 
 
-@router.post("/chapters/{chapter_id}/extract-scenes", response_model=ExtractAccepted,
-             status_code=status.HTTP_202_ACCEPTED)
-def extract_scenes(chapter_id: uuid.UUID, body: ExtractRequest, store: StoreDep, settings: SettingsDep,
-                   principal: PrincipalDep) -> ExtractAccepted:
+@router.post(
+    "/chapters/{chapter_id}/extract-scenes",
+    response_model=ExtractAccepted,
+    status_code=status.HTTP_202_ACCEPTED,
+)
+def extract_scenes(
+    chapter_id: uuid.UUID,
+    body: ExtractRequest,
+    store: StoreDep,
+    settings: SettingsDep,
+    principal: PrincipalDep,
+) -> ExtractAccepted:
     """Queue an extract_scenes job for the chapter (write rights). Re-extraction is idempotent: scenes
     that did not change are kept, scenes with images or edits are never deleted (retired instead), and
     the chapter's revision goes up only when something changed. `illustrate`: a generate_image job per
@@ -220,19 +298,24 @@ def extract_scenes(chapter_id: uuid.UUID, body: ExtractRequest, store: StoreDep,
         metadata["text_model"] = body.text_model
     _validate_extract(metadata)
     job_id = submit(store.conn, principal.actor, JobRequest("extract_scenes", metadata), settings)
-    return ExtractAccepted(job_id=job_id, chapter_id=chapter_id, status="pending",
-                           message=f"queued; GET /jobs/{job_id} shows it, GET /chapters/{chapter_id}/scenes "
-                           "the scenes")
+    return ExtractAccepted(
+        job_id=job_id,
+        chapter_id=chapter_id,
+        status="pending",
+        message=f"queued; GET /jobs/{job_id} shows it, GET /chapters/{chapter_id}/scenes the scenes",
+    )
 
 
 @router.get("/chapters/{chapter_id}/scenes", response_model=list[ScenePublic])
-def list_scenes(chapter_id: uuid.UUID, store: StoreDep, principal: PrincipalDep,
-                include_retired: bool = False) -> list[dict[str, Any]]:
+def list_scenes(
+    chapter_id: uuid.UUID, store: StoreDep, principal: PrincipalDep, include_retired: bool = False
+) -> list[dict[str, Any]]:
     """The chapter's scenes in order: characters with their emotion and how it changed coming in
     (transition), location, image count, custom field values."""
     story_id = require(store, principal, "chapter", chapter_id, READ)
-    rows = store.conn.execute(q("sa_scenes"), {"scene_id": None, "chapter_id": chapter_id,
-                                               "retired": include_retired}).fetchall()
+    rows = store.conn.execute(
+        q("sa_scenes"), {"scene_id": None, "chapter_id": chapter_id, "retired": include_retired}
+    ).fetchall()
     for row in rows:
         row["custom_fields"] = custom_values(store, story_id, "scene", row["id"])
     return rows
@@ -248,18 +331,31 @@ def get_scene(scene_id: uuid.UUID, store: StoreDep, principal: PrincipalDep) -> 
 
 
 @router.patch("/scenes/{scene_id}", response_model=ScenePublic)
-def update_scene(scene_id: uuid.UUID, body: SceneUpdate, store: StoreDep, principal: PrincipalDep) -> dict[str, Any]:
+def update_scene(
+    scene_id: uuid.UUID, body: SceneUpdate, store: StoreDep, principal: PrincipalDep
+) -> dict[str, Any]:
     """Correct a scene's title, summary or tone (write rights). Recorded in edit_history: a later
     extraction keeps an edited scene as it is, and never deletes it."""
     story_id = require(store, principal, "scene", scene_id, WRITE)
     changes = body.model_dump(exclude_unset=True)
     comment = changes.pop("comment", None)
     with store.transaction():
-        store.conn.execute(q("sa_scene_update"), {
-            "id": scene_id, **{f"set_{k}": k in changes for k in ("title", "summary", "emotional_tone")},
-            **{k: changes.get(k) for k in ("title", "summary", "emotional_tone")}})
-        store.add_edit_history(entity_type="scene", entity_id=scene_id, user_id=principal.user_id,
-                               action_type="update", changes=changes, comment=comment)
+        store.conn.execute(
+            q("sa_scene_update"),
+            {
+                "id": scene_id,
+                **{f"set_{k}": k in changes for k in ("title", "summary", "emotional_tone")},
+                **{k: changes.get(k) for k in ("title", "summary", "emotional_tone")},
+            },
+        )
+        store.add_edit_history(
+            entity_type="scene",
+            entity_id=scene_id,
+            user_id=principal.user_id,
+            action_type="update",
+            changes=changes,
+            comment=comment,
+        )
     row = one(store.conn.execute(q("sa_scenes"), {"scene_id": scene_id, "chapter_id": None, "retired": True}))
     row["custom_fields"] = custom_values(store, story_id, "scene", scene_id)
     return row
@@ -298,19 +394,34 @@ def list_locations(story_id: uuid.UUID, store: StoreDep, principal: PrincipalDep
 
 
 @router.patch("/characters/{character_id}", response_model=CharacterPublic)
-def update_character(character_id: uuid.UUID, body: CharacterUpdate, store: StoreDep,
-                     principal: PrincipalDep) -> dict[str, Any]:
+def update_character(
+    character_id: uuid.UUID, body: CharacterUpdate, store: StoreDep, principal: PrincipalDep
+) -> dict[str, Any]:
     """Correct a character: name, aliases (later extractions merge these names into it), appearance,
     personality. Needs write rights; recorded in edit_history."""
     story_id = require(store, principal, "character", character_id, WRITE)
     changes = body.model_dump(exclude_unset=True)
     with store.transaction():
-        row = one(store.conn.execute(q("sa_character_update"), {
-            "id": character_id, "name": changes.get("name"), "aliases": changes.get("aliases"),
-            "set_appearance": "appearance_description" in changes,
-            "appearance": changes.get("appearance_description"),
-            "set_personality": "personality" in changes, "personality": changes.get("personality")}))
-        store.add_edit_history(entity_type="character", entity_id=character_id, user_id=principal.user_id,
-                               action_type="update", changes=changes)
+        row = one(
+            store.conn.execute(
+                q("sa_character_update"),
+                {
+                    "id": character_id,
+                    "name": changes.get("name"),
+                    "aliases": changes.get("aliases"),
+                    "set_appearance": "appearance_description" in changes,
+                    "appearance": changes.get("appearance_description"),
+                    "set_personality": "personality" in changes,
+                    "personality": changes.get("personality"),
+                },
+            )
+        )
+        store.add_edit_history(
+            entity_type="character",
+            entity_id=character_id,
+            user_id=principal.user_id,
+            action_type="update",
+            changes=changes,
+        )
     row["custom_fields"] = custom_values(store, story_id, "character", character_id)
     return row

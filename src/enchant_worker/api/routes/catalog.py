@@ -29,10 +29,17 @@ def list_models(settings: SettingsDep, store: StoreDep, principal: PrincipalDep)
     models = []
     for name, spec in sorted(registry.models.items()):
         info = spec.info()
-        models.append(ModelPublic(
-            name=name, family=spec.family, description=spec.description or None,
-            default=name == registry.default, available=info["available"], defaults=dict(spec.defaults),
-            loaded_on=[w["id"] for w in workers if name in _loaded(w["device"])]))
+        models.append(
+            ModelPublic(
+                name=name,
+                family=spec.family,
+                description=spec.description or None,
+                default=name == registry.default,
+                available=info["available"],
+                defaults=dict(spec.defaults),
+                loaded_on=[w["id"] for w in workers if name in _loaded(w["device"])],
+            )
+        )
     return models
 
 
@@ -51,4 +58,6 @@ def list_providers(store: StoreDep, principal: PrincipalDep) -> list[ProviderPub
     """Image providers (built in and plugins), with the live workers serving image generation."""
     names, errors = _provider_names()
     serving = [w["id"] for w in store.workers() if GENERATION_JOB_TYPE in w["job_types"]]
-    return [ProviderPublic(name=n, load_error=errors.get(n), served_by=serving) for n in sorted({*names, *errors})]
+    return [
+        ProviderPublic(name=n, load_error=errors.get(n), served_by=serving) for n in sorted({*names, *errors})
+    ]

@@ -27,10 +27,15 @@ FEATURE = BASIC_GENERATION
 MAX_AGGREGATE_ROWS = 10_000
 
 
-@router.post("/events", status_code=status.HTTP_202_ACCEPTED, response_model=EventsAccepted,
-             responses=responses(413, 429))
-def post_events(body: EventBatch, request: Request, conn: SessionDep, settings: SettingsDep,
-                principal: PrincipalDep) -> EventsAccepted:
+@router.post(
+    "/events",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=EventsAccepted,
+    responses=responses(413, 429),
+)
+def post_events(
+    body: EventBatch, request: Request, conn: SessionDep, settings: SettingsDep, principal: PrincipalDep
+) -> EventsAccepted:
     """Record up to 500 analytics events, all or none. The client's address and User-Agent come from the
     request (a proxy's X-Forwarded-For counts only from ENCHANT_TRUSTED_PROXIES). An id in `event_data`
     the key may not read is a 403 naming the field; past the tier's `events_per_minute` the whole batch
@@ -40,8 +45,10 @@ def post_events(body: EventBatch, request: Request, conn: SessionDep, settings: 
     except InvalidEvent as exc:
         raise Unprocessable(exc.loc, str(exc), "invalid_event") from None
     peer = request.client.host if request.client else None
-    client = Client(client_address(peer, request.headers, settings.trusted_proxies, settings.client_ip_header),
-                    request.headers.get("user-agent"))
+    client = Client(
+        client_address(peer, request.headers, settings.trusted_proxies, settings.client_ip_header),
+        request.headers.get("user-agent"),
+    )
     try:
         stored = record_events(conn, principal.actor, events, client, settings)
     except AccessDenied:
@@ -53,9 +60,12 @@ def post_events(body: EventBatch, request: Request, conn: SessionDep, settings: 
 
 @router.get("/analytics/events", response_model=EventAggregates, responses=responses(400))
 def event_aggregates(
-    conn: SessionDep, principal: AdminDep,
+    conn: SessionDep,
+    principal: AdminDep,
     event_type: Annotated[str | None, Query(max_length=80, description="only this type")] = None,
-    from_: Annotated[datetime | None, Query(alias="from", description="received at or after (ISO 8601)")] = None,
+    from_: Annotated[
+        datetime | None, Query(alias="from", description="received at or after (ISO 8601)")
+    ] = None,
     to: Annotated[datetime | None, Query(description="received before (ISO 8601)")] = None,
 ) -> EventAggregates:
     """Admins: raw events per UTC day and type (events, distinct users, distinct sessions). Raw events
@@ -63,8 +73,10 @@ def event_aggregates(
     from_ts, to_ts = _aware(from_), _aware(to)
     if from_ts and to_ts and from_ts > to_ts:
         raise Unprocessable(("query", "from"), "from: must not be after `to`")
-    rows = conn.execute(q("event_aggregates"), {"event_type": event_type, "from_ts": from_ts, "to_ts": to_ts,
-                                                "limit": MAX_AGGREGATE_ROWS}).fetchall()
+    rows = conn.execute(
+        q("event_aggregates"),
+        {"event_type": event_type, "from_ts": from_ts, "to_ts": to_ts, "limit": MAX_AGGREGATE_ROWS},
+    ).fetchall()
     oldest = one(conn.execute(q("oldest_event")))["at"]
     return EventAggregates(items=[EventCount(**r) for r in rows], oldest_event_at=oldest)
 

@@ -45,7 +45,9 @@ def _status(store: Store, job_id: uuid.UUID) -> str | None:
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=JobPublic, responses=responses(409, 429))
-def create_job(body: JobCreate, request: Request, state: StateDep, store: StoreDep, principal: PrincipalDep) -> Row:
+def create_job(
+    body: JobCreate, request: Request, state: StateDep, store: StoreDep, principal: PrincipalDep
+) -> Row:
     """Enqueue a job. Its metadata is validated by the type's spec (422 naming the field); every row and
     file it names is checked against the caller's rights (403 naming the field; 422 when missing); the
     caller's role and tier set which types, priorities and attempts are allowed, and its daily quotas
@@ -59,27 +61,50 @@ def create_job(body: JobCreate, request: Request, state: StateDep, store: StoreD
     actor = principal.actor
     if body.job_type == TRAIN_LORA:
         if body.entity_type not in (None, LORA_ENTITY):
-            raise Unprocessable(("body", "entity_type"), f"entity_type: a train_lora job is about a {LORA_ENTITY}")
-        _, job_id = initiate_lora_training(store.conn, actor, state.settings, body.metadata,
-                                           entity_id=body.entity_id, idempotency_key=body.idempotency_key,
-                                           priority=body.priority)
+            raise Unprocessable(
+                ("body", "entity_type"), f"entity_type: a train_lora job is about a {LORA_ENTITY}"
+            )
+        _, job_id = initiate_lora_training(
+            store.conn,
+            actor,
+            state.settings,
+            body.metadata,
+            entity_id=body.entity_id,
+            idempotency_key=body.idempotency_key,
+            priority=body.priority,
+        )
     else:
-        job_id = submit(store.conn, actor, JobRequest(
-            body.job_type, body.metadata, priority=body.priority, max_attempts=body.max_attempts,
-            entity_type=body.entity_type, entity_id=body.entity_id, idempotency_key=body.idempotency_key),
-            state.settings, state.plugin_validators())
+        job_id = submit(
+            store.conn,
+            actor,
+            JobRequest(
+                body.job_type,
+                body.metadata,
+                priority=body.priority,
+                max_attempts=body.max_attempts,
+                entity_type=body.entity_type,
+                entity_id=body.entity_id,
+                idempotency_key=body.idempotency_key,
+            ),
+            state.settings,
+            state.plugin_validators(),
+        )
     return found(store.job(job_id), f"job with id {job_id}")
 
 
 @router.get("", response_model=JobPage, responses=responses(400))
 def list_jobs(
-    state: StateDep, store: StoreDep, principal: PrincipalDep,
+    state: StateDep,
+    store: StoreDep,
+    principal: PrincipalDep,
     status_: Annotated[JobStatus | None, Query(alias="status")] = None,
     job_type: Annotated[str | None, Query(max_length=100, pattern=r"^[a-z][a-z0-9_]*$")] = None,
     user_id: Annotated[uuid.UUID | None, Query(description="admin keys only: one user's jobs")] = None,
     entity_type: Annotated[str | None, Query(max_length=50, pattern=r"^[a-z_]+$")] = None,
     entity_id: uuid.UUID | None = None,
-    story_id: Annotated[uuid.UUID | None, Query(description="jobs about the story, its chapters, scenes...")] = None,
+    story_id: Annotated[
+        uuid.UUID | None, Query(description="jobs about the story, its chapters, scenes...")
+    ] = None,
     created_from: Annotated[datetime | None, Query(description="created at or after (ISO 8601)")] = None,
     created_to: Annotated[datetime | None, Query(description="created before (ISO 8601)")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
@@ -89,12 +114,23 @@ def list_jobs(
     Follow `next_cursor` for the next page (a changed cursor is a 400)."""
     if user_id is not None and not principal.is_admin and user_id != principal.user_id:
         raise Forbidden("user_id: only an admin key may list another user's jobs")
-    filters: dict[str, Any] = {"status": status_.value if status_ else None, "job_type": job_type, "user_id": user_id,
-               "entity_type": entity_type, "entity_id": entity_id, "story_id": story_id,
-               "created_from": created_from, "created_to": created_to}
+    filters: dict[str, Any] = {
+        "status": status_.value if status_ else None,
+        "job_type": job_type,
+        "user_id": user_id,
+        "entity_type": entity_type,
+        "entity_id": entity_id,
+        "story_id": story_id,
+        "created_from": created_from,
+        "created_to": created_to,
+    }
     secret = state.secret(store, "cursor")
-    rows = store.jobs(viewer=None if principal.is_admin else principal.user_id, limit=limit + 1,
-                      after=pagination.position(secret, cursor, filters), **filters)
+    rows = store.jobs(
+        viewer=None if principal.is_admin else principal.user_id,
+        limit=limit + 1,
+        after=pagination.position(secret, cursor, filters),
+        **filters,
+    )
     items, next_cursor = pagination.page(secret, rows, limit, filters)
     return JobPage(items=[JobPublic.model_validate(r) for r in items], next_cursor=next_cursor)
 
@@ -112,8 +148,9 @@ def bulk_action(body: JobBulk, store: StoreDep, queue: QueueDep, admin: AdminDep
 BULK_FROM = {"cancel": ("pending", "processing"), "retry": ("failed", "cancelled")}
 
 
-def bulk(store: Store, queue: JobQueue, principal: Principal, action: str, filters: dict[str, Any], limit: int
-         ) -> JobBulkResult:
+def bulk(
+    store: Store, queue: JobQueue, principal: Principal, action: str, filters: dict[str, Any], limit: int
+) -> JobBulkResult:
     """One action on each job matching `filters` (a job that changed state meanwhile is skipped)."""
     rows = store.job_ids_matching(limit=limit, **filters)
     changed, skipped = [], []
@@ -154,15 +191,24 @@ def retry_job(job_id: uuid.UUID, store: StoreDep, queue: QueueDep, principal: Pr
 
 
 @router.patch("/{job_id}", response_model=JobPublic, responses=responses(409))
-def update_job(job_id: uuid.UUID, body: JobUpdate, store: StoreDep, queue: QueueDep,
-               principal: PrincipalDep) -> Row:
+def update_job(
+    job_id: uuid.UUID, body: JobUpdate, store: StoreDep, queue: QueueDep, principal: PrincipalDep
+) -> Row:
     """Change the priority of a job that has not finished (0 is most urgent)."""
     before = _job(store, principal, job_id, WRITE)
     return act(store, queue, principal, before, "priority", priority=body.priority)
 
 
-def act(store: Store, queue: JobQueue, principal: Principal, before: Row, action: str, *,
-        priority: int | None = None, bulk: bool = False) -> Row:
+def act(
+    store: Store,
+    queue: JobQueue,
+    principal: Principal,
+    before: Row,
+    action: str,
+    *,
+    priority: int | None = None,
+    bulk: bool = False,
+) -> Row:
     """Cancel, retry or re-prioritise one job through the queue, record who did it, and return the job
     as it is now. A job in the wrong state is a 409 whose body's `status` names the state."""
     job_id = before["id"]
@@ -180,7 +226,15 @@ def act(store: Store, queue: JobQueue, principal: Principal, before: Row, action
     detail: dict[str, Any] = {"priority": [before["priority"], priority]} if action == "priority" else {}
     if action == "cancel" and after["status"] == "processing":
         detail["note"] = "cancel requested; the running job stops at its next step"
-    store.record_job_action(job_id=job_id, action=action, key_id=principal.key_id, key_name=principal.name,
-                            user_id=principal.user_id, from_status=before["status"], to_status=after["status"],
-                            detail=detail, bulk=bulk)
+    store.record_job_action(
+        job_id=job_id,
+        action=action,
+        key_id=principal.key_id,
+        key_name=principal.name,
+        user_id=principal.user_id,
+        from_status=before["status"],
+        to_status=after["status"],
+        detail=detail,
+        bulk=bulk,
+    )
     return after

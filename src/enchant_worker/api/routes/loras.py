@@ -29,14 +29,18 @@ def _lora(store: Store, principal: Principal, lora_id: uuid.UUID, *, write: bool
     row = found(store.lora(lora_id), f"LoRA with id {lora_id}")
     if principal.owns(row["user_id"]) or (not write and row["is_public"]):
         return row
-    raise Forbidden(f"this key may not {'change' if write else 'read'} LoRA {lora_id} (another user's, not public)")
+    raise Forbidden(
+        f"this key may not {'change' if write else 'read'} LoRA {lora_id} (another user's, not public)"
+    )
 
 
 def _trigger_words(text: str) -> list[str]:
     words = [w.strip() for w in text.split(",") if w.strip()]
     if len(words) > MAX_TRIGGER_WORDS or any(len(w) > 50 or "\x00" in w for w in words):
-        raise Unprocessable(("body", "trigger_words"), f"trigger_words: up to {MAX_TRIGGER_WORDS} comma-separated "
-                            "words of 1 to 50 characters each")
+        raise Unprocessable(
+            ("body", "trigger_words"),
+            f"trigger_words: up to {MAX_TRIGGER_WORDS} comma-separated words of 1 to 50 characters each",
+        )
     return words
 
 
@@ -47,16 +51,24 @@ def lora_public(row: Row, version: str = "v2") -> LoraPublic:
     if status_ == "training" and row.get("job_status") == "pending":
         status_ = "queued"
     preview = row.get("preview_image_id")
-    return LoraPublic(**{k: row.get(k) for k in LoraPublic.model_fields
-                         if k not in ("model_file_url", "status", "training_job_id", "preview_url")},
-                      model_file_url=f"/{version}/loras/{row['id']}/download", status=status_,
-                      training_job_id=row.get("training_job_id") or row.get("job_id"),
-                      preview_url=f"/{version}/images/{preview}/file" if preview else None)
+    return LoraPublic(
+        **{
+            k: row.get(k)
+            for k in LoraPublic.model_fields
+            if k not in ("model_file_url", "status", "training_job_id", "preview_url")
+        },
+        model_file_url=f"/{version}/loras/{row['id']}/download",
+        status=status_,
+        training_job_id=row.get("training_job_id") or row.get("job_id"),
+        preview_url=f"/{version}/images/{preview}/file" if preview else None,
+    )
 
 
 @router.get("", response_model=LoraPage, responses=responses(400))
 def list_loras(
-    state: StateDep, store: StoreDep, principal: PrincipalDep,
+    state: StateDep,
+    store: StoreDep,
+    principal: PrincipalDep,
     scope: Annotated[Literal["visible", "mine", "public"], Query()] = "visible",
     status_: Annotated[Literal["training", "ready", "failed"] | None, Query(alias="status")] = None,
     owner: Annotated[uuid.UUID | None, Query(description="one user's LoRAs")] = None,
@@ -69,17 +81,31 @@ def list_loras(
     public = True if scope == "public" else is_public
     filters = {"scope": scope, "status": status_, "owner": owner, "is_public": public}
     secret = state.secret(store, "cursor")
-    rows = store.loras(viewer=None if principal.is_admin else principal.user_id, me=principal.user_id,
-                       limit=limit + 1, status=status_, owner=owner, is_public=public, mine_only=scope == "mine",
-                       after=pagination.position(secret, cursor, filters))
+    rows = store.loras(
+        viewer=None if principal.is_admin else principal.user_id,
+        me=principal.user_id,
+        limit=limit + 1,
+        status=status_,
+        owner=owner,
+        is_public=public,
+        mine_only=scope == "mine",
+        after=pagination.position(secret, cursor, filters),
+    )
     items, next_cursor = pagination.page(secret, rows, limit, filters)
     return LoraPage(items=[lora_public(r) for r in items], next_cursor=next_cursor)
 
 
-@router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=LoraTrainingStarted,
-             responses=responses(413, 415, 429))
+@router.post(
+    "",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=LoraTrainingStarted,
+    responses=responses(413, 415, 429),
+)
 def train_lora(
-    state: StateDep, store: StoreDep, settings: SettingsDep, principal: PrincipalDep,
+    state: StateDep,
+    store: StoreDep,
+    settings: SettingsDep,
+    principal: PrincipalDep,
     images: Annotated[list[UploadFile], File(description="5 to 50 training images (PNG, JPEG, WebP, BMP)")],
     name: Annotated[str, Form(min_length=1, max_length=100, pattern=r"^[^\x00]+$")],
     description: Annotated[str, Form(max_length=2000, pattern=r"^[^\x00]*$")] = "",
@@ -89,9 +115,12 @@ def train_lora(
     learning_rate: Annotated[float | None, Form(ge=1e-6, le=1e-2, description="default 1e-4")] = None,
     batch_size: Annotated[int | None, Form(ge=1, le=16, description="default 1")] = None,
     epochs: Annotated[int | None, Form(ge=1, le=1000, description="default 10 (unless steps)")] = None,
-    steps: Annotated[int | None, Form(ge=1, le=100_000, description="training steps; wins over epochs")] = None,
-    resolution: Annotated[int | None, Form(ge=16, le=2048, multiple_of=8,
-                                           description="default: the base model's image size")] = None,
+    steps: Annotated[
+        int | None, Form(ge=1, le=100_000, description="training steps; wins over epochs")
+    ] = None,
+    resolution: Annotated[
+        int | None, Form(ge=16, le=2048, multiple_of=8, description="default: the base model's image size")
+    ] = None,
     rank: Annotated[int | None, Form(ge=1, le=256, description="default 16")] = None,
     alpha: Annotated[float | None, Form(gt=0, le=1024, description="default: the rank")] = None,
     seed: Annotated[int | None, Form(ge=0, le=2**32 - 1, description="default 0")] = None,
@@ -103,13 +132,28 @@ def train_lora(
     words = _trigger_words(trigger_words)
     actor = principal.actor
     upload_id, upload = store_upload(store, state, actor, images)
-    knobs = {"base_model": base_model, "learning_rate": learning_rate, "batch_size": batch_size, "epochs": epochs,
-             "max_train_steps": steps, "resolution": resolution, "rank": rank, "alpha": alpha, "seed": seed}
-    request = {"name": name, "description": description, "training_images": [str(upload_id)],
-               "trigger_words": words, **{k: v for k, v in knobs.items() if v is not None}}
-    lora_id, job_id = initiate_lora_training(store.conn, actor, settings, request, image_count=upload["file_count"])
-    return LoraTrainingStarted(lora=lora_public(found(store.lora(lora_id), f"LoRA {lora_id}")),
-                               job_id=job_id)
+    knobs = {
+        "base_model": base_model,
+        "learning_rate": learning_rate,
+        "batch_size": batch_size,
+        "epochs": epochs,
+        "max_train_steps": steps,
+        "resolution": resolution,
+        "rank": rank,
+        "alpha": alpha,
+        "seed": seed,
+    }
+    request = {
+        "name": name,
+        "description": description,
+        "training_images": [str(upload_id)],
+        "trigger_words": words,
+        **{k: v for k, v in knobs.items() if v is not None},
+    }
+    lora_id, job_id = initiate_lora_training(
+        store.conn, actor, settings, request, image_count=upload["file_count"]
+    )
+    return LoraTrainingStarted(lora=lora_public(found(store.lora(lora_id), f"LoRA {lora_id}")), job_id=job_id)
 
 
 @router.get("/{lora_id}", response_model=LoraPublic)
@@ -118,10 +162,22 @@ def get_lora(lora_id: uuid.UUID, store: StoreDep, principal: PrincipalDep) -> Lo
     return lora_public(_lora(store, principal, lora_id, write=False))
 
 
-@router.get("/{lora_id}/download", response_class=Response, responses={
-    **responses(409), 200: {"content": {"application/octet-stream": {}}, "description": "the .safetensors file"}})
-def download_lora(lora_id: uuid.UUID, request: Request, store: StoreDep, settings: SettingsDep, principal: PrincipalDep,
-                  format: Literal["kohya", "diffusers"] = "kohya") -> Response:
+@router.get(
+    "/{lora_id}/download",
+    response_class=Response,
+    responses={
+        **responses(409),
+        200: {"content": {"application/octet-stream": {}}, "description": "the .safetensors file"},
+    },
+)
+def download_lora(
+    lora_id: uuid.UUID,
+    request: Request,
+    store: StoreDep,
+    settings: SettingsDep,
+    principal: PrincipalDep,
+    format: Literal["kohya", "diffusers"] = "kohya",
+) -> Response:
     """The trained `.safetensors` file, in kohya's format by default (what AUTOMATIC1111, ComfyUI and
     Civitai load; its stem is the name for `<lora:NAME:W>` and its hash the one in PNGs' `Lora hashes`),
     or `?format=diffusers` (diffusers/peft keys). Each download is counted in `download_count`."""
@@ -137,8 +193,14 @@ def download_lora(lora_id: uuid.UUID, request: Request, store: StoreDep, setting
     else:
         filename = f"{stem}.diffusers.safetensors"
     store.count_download(lora_id)
-    return file_response(request, file, relative=file.key, media_type="application/octet-stream", public=False,
-                         filename=filename)
+    return file_response(
+        request,
+        file,
+        relative=file.key,
+        media_type="application/octet-stream",
+        public=False,
+        filename=filename,
+    )
 
 
 def _set_public(store: Store, principal: Principal, lora_id: uuid.UUID, public: bool) -> Row:

@@ -23,16 +23,36 @@ from enchant_worker.db.connection import one
 from enchant_worker.sql import q
 
 router = APIRouter(tags=["media"])
-EXPORT_TYPES = {".pdf": "application/pdf", ".epub": "application/epub+zip", ".html": "text/html; charset=utf-8",
-                ".json": "application/json", ".mp4": "video/mp4", ".zip": "application/zip"}
+EXPORT_TYPES = {
+    ".pdf": "application/pdf",
+    ".epub": "application/epub+zip",
+    ".html": "text/html; charset=utf-8",
+    ".json": "application/json",
+    ".mp4": "video/mp4",
+    ".zip": "application/zip",
+}
 
 
-@router.get("/media/{path:path}", response_class=Response, responses={
-    200: {"content": {"image/png": {}, "application/octet-stream": {}}, "description": "the file"},
-    206: {"description": "part of the file (Range)"}, 304: {"description": "not modified"}, **responses(404)})
-def get_media(path: str, request: Request, store: StoreDep, state: StateDep, settings: SettingsDep,
-              expires: Annotated[int | None, Query()] = None, sig: Annotated[str | None, Query(max_length=128)] = None,
-              name: Annotated[str | None, Query(max_length=255)] = None) -> Response:
+@router.get(
+    "/media/{path:path}",
+    response_class=Response,
+    responses={
+        200: {"content": {"image/png": {}, "application/octet-stream": {}}, "description": "the file"},
+        206: {"description": "part of the file (Range)"},
+        304: {"description": "not modified"},
+        **responses(404),
+    },
+)
+def get_media(
+    path: str,
+    request: Request,
+    store: StoreDep,
+    state: StateDep,
+    settings: SettingsDep,
+    expires: Annotated[int | None, Query()] = None,
+    sig: Annotated[str | None, Query(max_length=128)] = None,
+    name: Annotated[str | None, Query(max_length=255)] = None,
+) -> Response:
     """A content-addressed stored file: signed (private) or a published story's image (public)."""
     missing = NotFound("no such file, or the link has expired")
     if address_hash(path) is None:
@@ -42,13 +62,23 @@ def get_media(path: str, request: Request, store: StoreDep, state: StateDep, set
     if check_signature(state.secret(store, "files"), path, expires, sig, name) is None:
         left_s = max(0, int((expires or 0) - time.time()))
         file = stored_file(settings, path, "this link")
-        return file_response(request, file, relative=path, media_type=kind or media_type_of(file.name), public=False,
-                             filename=name, cache=f"private, max-age={left_s}")
+        return file_response(
+            request,
+            file,
+            relative=path,
+            media_type=kind or media_type_of(file.name),
+            public=False,
+            filename=name,
+            cache=f"private, max-age={left_s}",
+        )
     if one(store.conn.execute(q("media_public_image"), {"path": path}))["public"]:
         file = stored_file(settings, path, "this image")
-        return file_response(request, file, relative=path, media_type=media_type_of(file.name), public=True,
-                             disposition="inline")
+        return file_response(
+            request,
+            file,
+            relative=path,
+            media_type=media_type_of(file.name),
+            public=True,
+            disposition="inline",
+        )
     raise missing
-
-
-

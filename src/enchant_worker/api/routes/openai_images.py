@@ -20,7 +20,12 @@ from enchant_worker.jobspecs.generate_image import COUNT_RANGE, parse_size
 from enchant_worker.model_catalog import ModelRegistry
 from enchant_worker.storage import storage_for
 
-router = APIRouter(prefix="/openai/v1", tags=["openai"], include_in_schema=False, route_class=route_class(m.error_body, statuses={422: 400}))
+router = APIRouter(
+    prefix="/openai/v1",
+    tags=["openai"],
+    include_in_schema=False,
+    route_class=route_class(m.error_body, statuses={422: 400}),
+)
 URL_LIFETIME_S = 3600  # OpenAI's image URLs expire after an hour too
 
 
@@ -36,11 +41,17 @@ def create_images(body: m.ImageGenerationRequest, request: Request) -> dict[str,
     principal = caller(request, state, basic=False)
     registry = ModelRegistry.from_settings(state.settings)
     if body.model is not None and body.model not in registry.models:
-        raise InvalidJob(f"model: unknown model {body.model!r}; configured models: {', '.join(registry.names())}")
+        raise InvalidJob(
+            f"model: unknown model {body.model!r}; configured models: {', '.join(registry.names())}"
+        )
     if body.n > COUNT_RANGE[1]:
         raise InvalidJob(f"n: at most {COUNT_RANGE[1]} images per request, not {body.n}")
-    metadata: dict[str, Any] = {"prompt": body.prompt, "count": body.n, "story_styles": False,
-                                "model": registry.get(body.model).name}
+    metadata: dict[str, Any] = {
+        "prompt": body.prompt,
+        "count": body.n,
+        "story_styles": False,
+        "model": registry.get(body.model).name,
+    }
     if body.size is not None:
         width, height = parse_size(body.size)
         metadata.update(width=width, height=height)

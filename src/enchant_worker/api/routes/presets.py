@@ -34,7 +34,9 @@ def create_preset(body: PresetCreate, store: StoreDep, principal: PrincipalDep) 
 
 @router.get("", response_model=PresetPage, responses=responses(400))
 def list_presets(
-    state: StateDep, store: StoreDep, principal: PrincipalDep,
+    state: StateDep,
+    store: StoreDep,
+    principal: PrincipalDep,
     owner: Annotated[uuid.UUID | None, Query(description="one user's presets")] = None,
     is_public: bool | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 100,
@@ -43,8 +45,12 @@ def list_presets(
     """Own presets and public ones, newest first (all for an admin), filtered; follow `next_cursor`."""
     filters: dict[str, Any] = {"owner": owner, "is_public": is_public}
     secret = state.secret(store, "cursor")
-    rows = store.presets(viewer=None if principal.is_admin else principal.user_id, limit=limit + 1,
-                         after=pagination.position(secret, cursor, filters), **filters)
+    rows = store.presets(
+        viewer=None if principal.is_admin else principal.user_id,
+        limit=limit + 1,
+        after=pagination.position(secret, cursor, filters),
+        **filters,
+    )
     items, next_cursor = pagination.page(secret, rows, limit, filters)
     return PresetPage(items=[PresetPublic.model_validate(r) for r in items], next_cursor=next_cursor)
 

@@ -47,8 +47,9 @@ def get_story(story_id: uuid.UUID, store: StoreDep, principal: PrincipalDep, cac
 
 
 @router.patch("/{story_id}", response_model=StoryPublic)
-def update_story(story_id: uuid.UUID, body: StoryUpdate, store: StoreDep, principal: PrincipalDep,
-                 cache: CacheDep) -> Row:
+def update_story(
+    story_id: uuid.UUID, body: StoryUpdate, store: StoreDep, principal: PrincipalDep, cache: CacheDep
+) -> Row:
     """Change the title, description, genre or style preference (a field left out is unchanged). Needs
     write rights: the owner, an accepted contributor or editor (or a collaborator granted `write`), an
     admin. What changed is recorded in `edit_history` (with `comment`); the cached metadata is dropped."""
@@ -71,10 +72,15 @@ def list_collaborators(story_id: uuid.UUID, store: StoreDep, principal: Principa
     return store.collaborators(story_id)
 
 
-@router.post("/{story_id}/collaborators", status_code=status.HTTP_201_CREATED, response_model=CollaboratorPublic,
-             responses=responses(409))
-def invite_collaborator(story_id: uuid.UUID, body: CollaboratorCreate, store: StoreDep,
-                        principal: PrincipalDep) -> Row:
+@router.post(
+    "/{story_id}/collaborators",
+    status_code=status.HTTP_201_CREATED,
+    response_model=CollaboratorPublic,
+    responses=responses(409),
+)
+def invite_collaborator(
+    story_id: uuid.UUID, body: CollaboratorCreate, store: StoreDep, principal: PrincipalDep
+) -> Row:
     """Invite an existing user (by `user_id` or `email`) with a role (`owner` only by the story's owner)
     and optional extra `permissions`. Needs admin rights on the story: its owner, a collaborator with
     admin rights, an admin key. The invitation is pending until the user accepts it; a user invited
@@ -82,36 +88,53 @@ def invite_collaborator(story_id: uuid.UUID, body: CollaboratorCreate, store: St
     return collaboration.invite(store, principal, story_id, body)
 
 
-@router.post("/{story_id}/collaborators/{collaborator_id}/accept", response_model=CollaboratorPublic,
-             responses=responses(409))
-def accept_invitation(story_id: uuid.UUID, collaborator_id: uuid.UUID, store: StoreDep,
-                      principal: PrincipalDep) -> Row:
+@router.post(
+    "/{story_id}/collaborators/{collaborator_id}/accept",
+    response_model=CollaboratorPublic,
+    responses=responses(409),
+)
+def accept_invitation(
+    story_id: uuid.UUID, collaborator_id: uuid.UUID, store: StoreDep, principal: PrincipalDep
+) -> Row:
     """The invited user accepts (only them): the role's rights apply from now on. Accepting again
     changes nothing; a declined invitation cannot be accepted (409)."""
     return collaboration.answer(store, principal, story_id, collaborator_id, accept=True)
 
 
-@router.post("/{story_id}/collaborators/{collaborator_id}/decline", response_model=CollaboratorPublic,
-             responses=responses(409))
-def decline_invitation(story_id: uuid.UUID, collaborator_id: uuid.UUID, store: StoreDep,
-                       principal: PrincipalDep) -> Row:
+@router.post(
+    "/{story_id}/collaborators/{collaborator_id}/decline",
+    response_model=CollaboratorPublic,
+    responses=responses(409),
+)
+def decline_invitation(
+    story_id: uuid.UUID, collaborator_id: uuid.UUID, store: StoreDep, principal: PrincipalDep
+) -> Row:
     """The invited user declines (only them). Declining again changes nothing; an accepted invitation
     is left with DELETE instead (409)."""
     return collaboration.answer(store, principal, story_id, collaborator_id, accept=False)
 
 
 @router.patch("/{story_id}/collaborators/{collaborator_id}", response_model=CollaboratorPublic)
-def update_collaborator(story_id: uuid.UUID, collaborator_id: uuid.UUID, body: CollaboratorUpdate,
-                        store: StoreDep, principal: PrincipalDep) -> Row:
+def update_collaborator(
+    story_id: uuid.UUID,
+    collaborator_id: uuid.UUID,
+    body: CollaboratorUpdate,
+    store: StoreDep,
+    principal: PrincipalDep,
+) -> Row:
     """Change a collaborator's role or permissions (admin rights on the story; the owner role, given or
     taken, only by the story's owner). A right granted in `permissions` stays across role changes."""
     return collaboration.update(store, principal, story_id, collaborator_id, body)
 
 
-@router.delete("/{story_id}/collaborators/{collaborator_id}", status_code=status.HTTP_204_NO_CONTENT,
-               response_class=Response)
-def remove_collaborator(story_id: uuid.UUID, collaborator_id: uuid.UUID, store: StoreDep,
-                        principal: PrincipalDep) -> Response:
+@router.delete(
+    "/{story_id}/collaborators/{collaborator_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+)
+def remove_collaborator(
+    story_id: uuid.UUID, collaborator_id: uuid.UUID, store: StoreDep, principal: PrincipalDep
+) -> Response:
     """Remove a collaborator or an invitation (admin rights on the story; one with the owner role only
     by the story's owner), or leave: a collaborator may always remove themselves."""
     collaboration.remove(store, principal, story_id, collaborator_id)

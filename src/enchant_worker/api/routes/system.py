@@ -18,8 +18,11 @@ from enchant_worker.db.migrate import check
 from enchant_worker.errors import EnchantError
 
 router = APIRouter()
-_scrape_bearer = HTTPBearer(auto_error=False, scheme_name="ScrapeTokenOrAdminKey",
-                            description="Authorization: Bearer <ENCHANT_METRICS_TOKEN or an admin API key>")
+_scrape_bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="ScrapeTokenOrAdminKey",
+    description="Authorization: Bearer <ENCHANT_METRICS_TOKEN or an admin API key>",
+)
 
 
 @router.get("/healthz", response_model=Health, tags=["health"])
@@ -35,12 +38,22 @@ def readyz(state: StateDep) -> Response:
         with state.pool.connection(timeout=5.0) as conn:
             pending = check(conn, state.settings.migrations_dir)
     except Exception as exc:  # any failure to reach or read the database means: not ready
-        message = str(exc).strip() if isinstance(exc, EnchantError) else f"database unreachable: {type(exc).__name__}"
+        message = (
+            str(exc).strip()
+            if isinstance(exc, EnchantError)
+            else f"database unreachable: {type(exc).__name__}"
+        )
         return JSONResponse(Health(status="unavailable", detail=message).model_dump(), status_code=503)
     if pending:
         names = [m.version for m in pending]
-        return JSONResponse(Health(status="unavailable", detail="migrations not applied: run `enchant-worker migrate`",
-                                   pending_migrations=names).model_dump(), status_code=503)
+        return JSONResponse(
+            Health(
+                status="unavailable",
+                detail="migrations not applied: run `enchant-worker migrate`",
+                pending_migrations=names,
+            ).model_dump(),
+            status_code=503,
+        )
     return JSONResponse(Health(status="ready").model_dump())
 
 
@@ -50,10 +63,20 @@ def versions(state: StateDep, principal: PrincipalDep) -> list[dict[str, Any]]:
     return state.versions.describe()
 
 
-@router.get("/metrics", response_class=Response, tags=["metrics"], responses={
-    **responses(401, 403), 200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text format"}})
-def metrics(request: Request, state: StateDep,
-            bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_scrape_bearer)]) -> Response:
+@router.get(
+    "/metrics",
+    response_class=Response,
+    tags=["metrics"],
+    responses={
+        **responses(401, 403),
+        200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text format"},
+    },
+)
+def metrics(
+    request: Request,
+    state: StateDep,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_scrape_bearer)],
+) -> Response:
     """Prometheus metrics: queue depth by status and type, job counters and duration histograms,
     worker heartbeats, GPU memory. Send the scrape token (`ENCHANT_METRICS_TOKEN`) or an admin key as
     `Authorization: Bearer ...` (Prometheus: `authorization: {credentials_file: ...}`)."""

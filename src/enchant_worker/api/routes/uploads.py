@@ -19,10 +19,15 @@ router = APIRouter(prefix="/uploads", tags=["uploads"], responses=COMMON)
 FEATURE = LORA_TRAINING
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=UploadPublic, responses=responses(413, 415))
-def create_upload(state: StateDep, store: StoreDep, principal: PrincipalDep,
-                  images: Annotated[list[UploadFile], File(description="training images (PNG, JPEG, WebP, BMP)")],
-                  ) -> Row:
+@router.post(
+    "", status_code=status.HTTP_201_CREATED, response_model=UploadPublic, responses=responses(413, 415)
+)
+def create_upload(
+    state: StateDep,
+    store: StoreDep,
+    principal: PrincipalDep,
+    images: Annotated[list[UploadFile], File(description="training images (PNG, JPEG, WebP, BMP)")],
+) -> Row:
     """Keep training images for later jobs: name the returned id in a `train_lora` job's
     `training_images` (`POST /v2/jobs`). Only its uploader (and admins) may use an upload."""
     _, row = store_upload(store, state, principal.actor, images)

@@ -48,11 +48,14 @@ def _checked(body: PreferencesUpdate) -> dict[str, Any]:
             storable_json(key)
             storable_json(value, 1)
         except ValueError as exc:
-            raise Unprocessable(("body", key), f"{exc} (at most {MAX_JSON_DEPTH} levels, finite numbers, "
-                                "no NUL characters)") from None
+            raise Unprocessable(
+                ("body", key), f"{exc} (at most {MAX_JSON_DEPTH} levels, finite numbers, no NUL characters)"
+            ) from None
     size = len(json.dumps(preferences, separators=(",", ":")).encode())
     if size > MAX_PREFERENCES_BYTES:
-        raise Unprocessable(("body",), f"preferences are {size} bytes as JSON; at most {MAX_PREFERENCES_BYTES}")
+        raise Unprocessable(
+            ("body",), f"preferences are {size} bytes as JSON; at most {MAX_PREFERENCES_BYTES}"
+        )
     return preferences
 
 
@@ -68,8 +71,9 @@ def get_preferences(store: StoreDep, principal: PrincipalDep, cache: CacheDep) -
 
 
 @router.put("/me/preferences", response_model=dict[str, Any])
-def put_preferences(body: PreferencesUpdate, store: StoreDep, principal: PrincipalDep,
-                    cache: CacheDep) -> dict[str, Any]:
+def put_preferences(
+    body: PreferencesUpdate, store: StoreDep, principal: PrincipalDep, cache: CacheDep
+) -> dict[str, Any]:
     """Replace the preferences of the user the key acts for with the body (a JSON object of at most
     16 KiB and 100 keys; `style_preference`, when given, a string of at most 100 characters or null)."""
     user_id = _user_id(principal)
@@ -86,9 +90,15 @@ def put_preferences(body: PreferencesUpdate, store: StoreDep, principal: Princip
 
 def _tier_view(row: dict[str, Any], settings: Settings) -> UserTier:
     tier = load_tiers(settings.tiers_path)[row["subscription_tier"]].with_overrides(row["quota_overrides"])
-    return UserTier(id=row["id"], email=row.get("email"), subscription_tier=row["subscription_tier"],
-                    quota_overrides=row["quota_overrides"] or {}, effective=tier.limits(),
-                    usage_today=row.get("usage_today") or {}, active_jobs=row.get("active_jobs") or 0)
+    return UserTier(
+        id=row["id"],
+        email=row.get("email"),
+        subscription_tier=row["subscription_tier"],
+        quota_overrides=row["quota_overrides"] or {},
+        effective=tier.limits(),
+        usage_today=row.get("usage_today") or {},
+        active_jobs=row.get("active_jobs") or 0,
+    )
 
 
 @router.get("/me/tier", response_model=UserTier)
@@ -106,9 +116,14 @@ class UserPage(BaseModel):
 
 
 @router.get("", response_model=UserPage, responses=responses(400))
-def list_users(state: StateDep, store: StoreDep, settings: SettingsDep, admin: AdminDep,
-               limit: Annotated[int, Query(ge=1, le=1000)] = 200,
-               cursor: Annotated[str | None, Query(max_length=1000)] = None) -> UserPage:
+def list_users(
+    state: StateDep,
+    store: StoreDep,
+    settings: SettingsDep,
+    admin: AdminDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+    cursor: Annotated[str | None, Query(max_length=1000)] = None,
+) -> UserPage:
     """Admin keys: users with their tier, quota overrides, effective limits and today's usage, newest
     first; follow `next_cursor` for the next page."""
     secret = state.secret(store, "cursor")
@@ -118,8 +133,9 @@ def list_users(state: StateDep, store: StoreDep, settings: SettingsDep, admin: A
 
 
 @router.patch("/{user_id}/tier", response_model=UserTier)
-def set_tier(user_id: uuid.UUID, body: TierUpdate, store: StoreDep, settings: SettingsDep,
-             admin: AdminDep) -> UserTier:
+def set_tier(
+    user_id: uuid.UUID, body: TierUpdate, store: StoreDep, settings: SettingsDep, admin: AdminDep
+) -> UserTier:
     """Admin keys: change a user's subscription tier and/or replace their quota overrides (e.g.
     `{"images_per_day": 500}`; `{}` removes every exception)."""
     overrides = None
