@@ -18,11 +18,11 @@ from enchant_worker.db.migrate import migrate
 REPO = Path(__file__).resolve().parents[1]
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-# The ML tier: tests that build and run tiny models (`scripts/test.sh --quick` leaves them and the slow
-# ones out). Everything else talks to Postgres and the API at most.
+# The tiers: tests/unit (no database, network or model; tests/unit/conftest.py refuses connections),
+# the ML tier (tests/ml and the tests below: they build and run tiny models; `scripts/test.sh --quick`
+# leaves them and the slow ones out), integration (a real Postgres) and acceptance (the CLI and servers).
 ML_TESTS = (
-    "unit/generation/",
-    "unit/training/",
+    "ml/",
     "integration/generation/",
     "integration/training/",
     "gpu/",

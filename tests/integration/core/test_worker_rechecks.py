@@ -11,9 +11,9 @@ import pytest
 
 from enchant_worker.domain.jobs import JobStatus, NewJob
 from enchant_worker.errors import AccessDenied, JobTypeNotAllowed
+from enchant_worker.handlers import default_registry
 from enchant_worker.intake import Rechecks
 from enchant_worker.queue import JobQueue
-from enchant_worker.worker.registry import default_registry
 from enchant_worker.worker.runner import Worker
 from tests.support.stories import make_story, make_user
 
