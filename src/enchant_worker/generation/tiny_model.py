@@ -54,7 +54,7 @@ TINY_TEXT = dict(
     layer_norm_eps=1e-05,
 )
 
-# The real architectures (configs of runwayml SD 1.5 and stabilityai SDXL base 1.0).
+# The real SD 1.5 architecture (runwayml's configs; the defaults of diffusers' classes fill the rest).
 SD15_UNET = dict(
     sample_size=64,
     cross_attention_dim=768,
@@ -77,28 +77,6 @@ CLIP_L_TEXT = dict(
     max_position_embeddings=77,
     hidden_act="quick_gelu",
     projection_dim=768,
-)
-SDXL_UNET = dict(
-    sample_size=128,
-    block_out_channels=(320, 640, 1280),
-    down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
-    up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
-    transformer_layers_per_block=(1, 2, 10),
-    attention_head_dim=(5, 10, 20),
-    cross_attention_dim=2048,
-    use_linear_projection=True,
-    addition_embed_type="text_time",
-    addition_time_embed_dim=256,
-    projection_class_embeddings_input_dim=2816,
-)
-OPENCLIP_BIGG_TEXT = dict(
-    hidden_size=1280,
-    intermediate_size=5120,
-    num_attention_heads=20,
-    num_hidden_layers=32,
-    max_position_embeddings=77,
-    hidden_act="gelu",
-    projection_dim=1280,
 )
 
 
@@ -230,35 +208,6 @@ def build_sd15_random(device: str | torch.device = "cpu", dtype: torch.dtype = t
         safety_checker=None,
         feature_extractor=None,
         requires_safety_checker=False,
-    )
-
-
-def build_sdxl_random(device: str | torch.device = "cpu", dtype: torch.dtype = torch.float16, seed: int = 0):
-    """A StableDiffusionXLPipeline with the real SDXL base architecture and random weights, in memory.
-
-    About 3.5 billion parameters: build it on a GPU.
-    """
-    import tempfile
-
-    from diffusers import AutoencoderKL, StableDiffusionXLPipeline, UNet2DConditionModel
-    from transformers import CLIPTextModel, CLIPTextModelWithProjection
-
-    torch.manual_seed(seed)
-    with torch.device(device):
-        unet = UNet2DConditionModel(**SDXL_UNET).to(dtype)  # type: ignore[attr-defined]
-        vae = AutoencoderKL(**{**SD15_VAE, "sample_size": 1024, "scaling_factor": 0.13025}).to(dtype)  # type: ignore[attr-defined]
-        text_encoder = CLIPTextModel(_text_config(CLIP_L_TEXT)).to(dtype)  # type: ignore[arg-type]
-        text_encoder_2 = CLIPTextModelWithProjection(_text_config(OPENCLIP_BIGG_TEXT)).to(dtype)  # type: ignore[arg-type]
-    with tempfile.TemporaryDirectory() as tmp:
-        tokenizer = _tokenizer(Path(tmp))
-    return StableDiffusionXLPipeline(
-        unet=unet.eval(),
-        vae=vae.eval(),
-        text_encoder=text_encoder.eval(),
-        text_encoder_2=text_encoder_2.eval(),
-        tokenizer=tokenizer,
-        tokenizer_2=tokenizer,
-        scheduler=_scheduler(),
     )
 
 

@@ -20,29 +20,13 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from enchant_worker.generation.tiny_model import CLIP_L_TEXT, SD15_UNET
 from enchant_worker.training.export import export_lora
 from enchant_worker.training.trainer import ADAPTER, TEXT_ENCODER_TARGETS, UNET_TARGETS, lora_state_dict
 
 REPO = Path(__file__).resolve().parents[3]
 COMFYUI = Path(os.environ.get("ENCHANT_COMFYUI_DIR", REPO / ".enchant-test" / "comfyui"))
 RANK, ALPHA = 4, 8.0
-
-SD15_UNET = {
-    "sample_size": 64,
-    "in_channels": 4,
-    "out_channels": 4,
-    "layers_per_block": 2,
-    "block_out_channels": (320, 640, 1280, 1280),
-    "cross_attention_dim": 768,
-    "attention_head_dim": 8,
-    "down_block_types": (
-        "CrossAttnDownBlock2D",
-        "CrossAttnDownBlock2D",
-        "CrossAttnDownBlock2D",
-        "DownBlock2D",
-    ),
-    "up_block_types": ("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
-}
 
 
 @pytest.fixture(scope="module")
@@ -92,15 +76,7 @@ def sd15(comfy):
 
     with torch.device("meta"), torch.no_grad():  # as ComfyUI builds its models
         unet = UNet2DConditionModel(**SD15_UNET)
-        text_encoder = CLIPTextModel(
-            CLIPTextConfig(
-                hidden_size=768,
-                intermediate_size=3072,
-                num_hidden_layers=12,
-                num_attention_heads=12,
-                projection_dim=768,
-            )
-        )
+        text_encoder = CLIPTextModel(CLIPTextConfig(**CLIP_L_TEXT))
         config = comfy.model_detection.model_config_from_diffusers_unet(unet.state_dict())
         assert type(config).__name__ == "SD15", f"ComfyUI detected {type(config).__name__}, not SD 1.5"
         model = comfy.model_base.BaseModel(config, device=torch.device("meta"))
