@@ -24,6 +24,7 @@ from enchant_worker.domain.jobs import NewJob
 from enchant_worker.errors import ConfigurationError
 from enchant_worker.queue import JobQueue
 from enchant_worker.queue.archive import archive_finished_jobs
+from enchant_worker.queue.reaping import reap_expired
 from enchant_worker.scheduling.schedule import Every, RecurringJob, Timing, load_schedule, parse_every
 from enchant_worker.sql import q
 
@@ -52,19 +53,7 @@ class Task:
 
 def reap_leases(ctx: TaskContext) -> dict[str, Any]:
     with ctx.db.connection() as conn:
-        reaped = JobQueue(conn, lease_s=ctx.settings.lease_seconds).reap()
-    ran = [r for r in reaped if r["started"]]
-    failed = sum(1 for r in ran if r["status"] == "failed")
-    if reaped:
-        log.warning(
-            "reaped %d job(s) whose worker stopped heartbeating: %d were running (%d failed for good), "
-            "%d were held but never started (handed back without spending an attempt)",
-            len(reaped),
-            len(ran),
-            failed,
-            len(reaped) - len(ran),
-        )
-    return {"reaped": len(reaped), "failed": failed, "unstarted": len(reaped) - len(ran)}
+        return reap_expired(JobQueue(conn, lease_s=ctx.settings.lease_seconds))
 
 
 def create_partitions(ctx: TaskContext) -> dict[str, Any]:

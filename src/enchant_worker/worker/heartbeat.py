@@ -1,6 +1,6 @@
 """The heartbeat: a thread with its own connection that renews the leases of the jobs a worker holds
 (storing their progress) and records the worker as alive. What it learns goes to the watchdog (timeouts,
-cancels, lost leases); expired leases of dead workers are the scheduler's to reap (reap_leases). It never
+cancels, lost leases), which also reaps the expired leases of dead workers now and then. It never
 waits on the jobs' work, so a job busy on the GPU keeps its lease."""
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ class Heartbeat:
         self.counters = counters
         self.status = status
         self.resident = resident  # recorded on the worker's row for admins
+        self.reaper = watchdog.Reaper(settings.reap_interval_s)
         self.wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
@@ -78,12 +79,13 @@ class Heartbeat:
         return JobQueue(self.db.open(), lease_s=self.settings.lease_seconds)
 
     def tick(self, queue: JobQueue) -> None:
-        """One round: hung jobs failed, the other leases renewed, cancels and lost leases acted on, the
-        worker's row updated."""
+        """One round: hung jobs failed, the other leases renewed, cancels and lost leases acted on, dead
+        workers' jobs taken back (every ENCHANT_REAP_INTERVAL_S), the worker's row updated."""
         held = self.held()
         watchdog.stop_hung(queue, held)
         renewed = self.beat(queue, held)
         watchdog.stop_cancelled(renewed, held, self.held())  # a job finished meanwhile is gone, not lost
+        self.reaper.maybe(queue)
         completed, failed = self.counters()
         queue.worker_heartbeat(
             self.worker_id,

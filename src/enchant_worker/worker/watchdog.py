@@ -1,6 +1,7 @@
 """The watchdog: tells a job's handler to stop when it ran past its time limit, when its cancel was
-requested, or when its lease went to another worker. It acts on what the heartbeat learns; the handler
-sees its context's cancel flag (see JobContext)."""
+requested, or when its lease went to another worker, and now and then takes back the jobs of dead workers
+(`queue.reaping`, the one place that reaps; the scheduler calls it too). It acts on what the heartbeat
+learns; the handler sees its context's cancel flag (see JobContext)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from enchant_worker.queue import JobQueue, Lease
+from enchant_worker.queue.reaping import reap_expired
 from enchant_worker.worker.context import JobContext
 
 log = logging.getLogger(__name__)
@@ -48,3 +50,18 @@ def stop_cancelled(
             ctx.cancel("lease_lost")
         elif renewed[lease.job_id]:
             ctx.cancel("cancel_requested")
+
+
+class Reaper:
+    """Reaps at most every `interval_s` (ENCHANT_REAP_INTERVAL_S): a fleet of workers repairs a dead
+    peer's jobs without a scheduler, at one index probe per worker and interval when nothing expired."""
+
+    def __init__(self, interval_s: float):
+        self.interval_s = interval_s
+        self._last = 0.0
+
+    def maybe(self, queue: JobQueue) -> None:
+        now = time.monotonic()
+        if now - self._last >= self.interval_s:
+            self._last = now
+            reap_expired(queue)
