@@ -37,7 +37,7 @@ from enchant_worker.sql import q as q_sql
 from enchant_worker.worker import device
 from enchant_worker.worker.context import JobContext
 from enchant_worker.worker.heartbeat import Heartbeat
-from enchant_worker.worker.listener import Listener
+from enchant_worker.worker.listener import Listener, host_folder
 from enchant_worker.worker.polling import AdaptivePoll
 from enchant_worker.worker.registry import Handler, Registry
 
@@ -137,9 +137,16 @@ class Worker:
             slot.start()
         # Behind a pooler without a direct URL nobody can LISTEN: the loop polls (cancellations reach a
         # running job through the heartbeat's answer instead).
+        session_url = self.db.session_url
         listener = (
-            Listener(self.db, self.handlers, on_work=self._wake.set, on_cancel=self._cancel_requested)
-            if self.db.session_url
+            Listener(
+                self.db,
+                self.handlers,
+                on_work=self._wake.set,
+                on_cancel=self._cancel_requested,
+                host_dir=host_folder(session_url),
+            )
+            if session_url
             else contextlib.nullcontext()
         )
         heartbeat = Heartbeat(
