@@ -1,5 +1,6 @@
-"""The per-host listener: the workers of a host share one LISTEN session, relayed over Unix datagram
-sockets; when its holder dies another takes over; a folder it cannot trust means the worker's own LISTEN."""
+"""The connection budget on one host: each worker's threads share one bookkeeping connection; the workers
+share one LISTEN session, relayed over Unix datagram sockets; when its holder dies another takes over; a
+folder it cannot trust means the worker's own LISTEN."""
 
 import logging
 import os
@@ -15,8 +16,11 @@ from pathlib import Path
 import pytest
 
 from enchant_worker.db.connection import Database
+from enchant_worker.domain.jobs import NewJob
+from enchant_worker.queue import JobQueue
 from enchant_worker.worker.listener import Listener
 from tests.support.waiting import wait_for
+from tests.support.workers import WorkerThreads
 
 # A holder in a process of its own, so the test can kill it the hard way.
 HOLDER = """
@@ -47,11 +51,31 @@ def host_dir():
         yield Path(top) / "db"
 
 
+def sessions(conn) -> tuple[int, int]:
+    """(all, LISTEN) server connections to this test's database but `conn`'s own."""
+    row = conn.execute(
+        "SELECT count(*) AS n, count(*) FILTER (WHERE query ILIKE '%%LISTEN enchant_jobs%%') AS listen "
+        "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    ).fetchone()
+    return row["n"], row["listen"]
+
+
 def listen_sessions(conn) -> int:
-    return conn.execute(
-        "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() "
-        "AND query ILIKE '%%LISTEN enchant_jobs%%'"
-    ).fetchone()["n"]
+    return sessions(conn)[1]
+
+
+def test_two_workers_of_three_slots_hold_three_connections(db_url, settings, conn):
+    # `noop` handlers never open a connection of their own: what is left is the budget's floor.
+    workers = WorkerThreads(Database(db_url), settings)
+    try:
+        for _ in range(2):
+            workers.start(types=["noop"], concurrency=3)
+        queue = JobQueue(conn)
+        jobs = queue.enqueue_many([NewJob("noop") for _ in range(60)])
+        wait_for(lambda: all(queue.get(j).status == "completed" for j in jobs), timeout=30)
+        assert sessions(conn) == (3, 1)  # one bookkeeping connection each, one LISTEN for the host
+    finally:
+        workers.stop_all()
 
 
 def test_workers_of_a_host_share_one_listen_session_and_all_wake(db_url, conn, host_dir):
