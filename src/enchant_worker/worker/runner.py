@@ -1,7 +1,7 @@
 """The worker loop: lease → run the handler in a slot → heartbeat meanwhile → finish.
 
-One thread leases; `concurrency` slot threads run jobs; a heartbeat thread renews leases; a listener
-thread wakes the loop on NOTIFY. A worker leases one job per free slot, and prefetches a few more per
+One thread leases; `concurrency` slot threads run jobs; a heartbeat thread renews leases; they take
+turns on one connection (worker/bookkeeping.py). A listener thread wakes the loop on NOTIFY. A worker leases one job per free slot, and prefetches a few more per
 slot only while its jobs finish in milliseconds (short jobs pay one round trip per batch, and long jobs
 are never held back from other workers). Completions of short jobs are written in batches.
 """
