@@ -5,8 +5,9 @@ transaction mode (started here on a free port, Debian's `pgbouncer`), on a fresh
     .venv/bin/python scripts/bench_fleet.py --pooled 50 --direct 10 --jobs 5000    # quicker
 
 Workers are forked from this process after the imports (the real Worker loop, a registry holding only
-`noop`, no ML imports), so 200 of them fit on a small machine. Direct workers LISTEN; pooled ones have no
-direct URL, so they poll (adaptive interval, index-only probe) and never hold a session.
+`noop`, no ML imports), so 200 of them fit on a small machine. Direct workers LISTEN (one session for the
+host, worker/listener.py); pooled ones have no direct URL, so they poll (adaptive interval, index-only
+probe) and never hold a session.
 
 For each run it reports:
 conns    server connections of the bench database (pg_stat_activity), idle and at peak during the drain
@@ -190,7 +191,9 @@ def main() -> int:
         default=os.environ.get("ENCHANT_BENCH_SERVER", "postgresql://postgres@127.0.0.1:5432/postgres"),
     )
     p.add_argument(
-        "--direct", default="10", help="comma-separated fleet sizes to run direct (4+ connections each)"
+        "--direct",
+        default="10",
+        help="comma-separated fleet sizes to run direct (1 connection each, + 1 LISTEN)",
     )
     p.add_argument("--pooled", default="10,50,100,200", help="comma-separated fleet sizes through PgBouncer")
     p.add_argument(

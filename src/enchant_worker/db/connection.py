@@ -55,10 +55,10 @@ def _redacted(url: str) -> str:
 
 # What one process holds on the server; quoted when Postgres runs out of connections (README, Running a fleet).
 CONNECTION_BUDGET = (
-    "a worker holds 2 + 2 x --concurrency connections through ENCHANT_DATABASE_URL (lease, heartbeat, and per "
-    "slot one for finishing jobs and one for handlers) plus 1 for LISTEN through ENCHANT_DIRECT_DATABASE_URL "
-    "(or the main URL when there is no pooler); an API process up to 10 plus 1 for LISTEN (once a request waits "
-    "on a job), a scheduler 1 + 4 while tasks run"
+    "a worker holds 1 connection through ENCHANT_DATABASE_URL (leasing, heartbeats, finishing) plus 1 per "
+    "--concurrency slot whose handler reads the database, and the workers of a host share 1 for LISTEN "
+    "through ENCHANT_DIRECT_DATABASE_URL (or the main URL when there is no pooler); an API process up to 10 "
+    "plus 1 for LISTEN (once a request waits on a job), a scheduler 1 + 4 while tasks run"
 )
 
 

@@ -1,7 +1,7 @@
-"""The heartbeat: a thread with its own connection that renews the leases of the jobs a worker holds
-(storing their progress) and records the worker as alive. What it learns goes to the watchdog (timeouts,
-cancels, lost leases), which also reaps the expired leases of dead workers now and then. It never
-waits on the jobs' work, so a job busy on the GPU keeps its lease."""
+"""The heartbeat: a thread that renews the leases of the jobs a worker holds (storing their progress) and
+records the worker as alive, on the worker's bookkeeping connection (worker/bookkeeping.py). What it
+learns goes to the watchdog (timeouts, cancels, lost leases), which also reaps the expired leases of dead
+workers now and then. It never waits on the jobs' work, so a job busy on the GPU keeps its lease."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from enchant_worker.db.connection import Database
 from enchant_worker.queue import JobQueue, Lease
 from enchant_worker.queue.affinity import Warm
 from enchant_worker.worker import watchdog
+from enchant_worker.worker.bookkeeping import SharedQueue
 from enchant_worker.worker.context import JobContext
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,7 @@ class Heartbeat:
         counters: Callable[[], tuple[int, int]],
         status: Callable[[], str],
         resident: Callable[[], Warm] = Warm,
+        shared: SharedQueue | None = None,
     ):
         self.db = db
         self.settings = settings
@@ -43,6 +45,9 @@ class Heartbeat:
         self.status = status
         self.resident = resident  # recorded on the worker's row for admins
         self.reaper = watchdog.Reaper(settings.reap_interval_s)
+        # The worker's bookkeeping connection, shared with leasing and finishing; else one of its own.
+        self._own = shared is None
+        self.shared = shared or SharedQueue(self._open)
         self.wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
@@ -57,23 +62,18 @@ class Heartbeat:
         self._thread.join(timeout=10)
 
     def _run(self) -> None:
-        queue: JobQueue | None = None
         while not self._stop.is_set():
             started = time.monotonic()
             try:
-                if queue is None:
-                    queue = self._open()
-                self.tick(queue)
+                self.shared.run(self.tick)
             except Exception as exc:  # the database away, or anything else: never let this thread die
                 log.warning("heartbeat failed (%s); will retry", str(exc).strip() or type(exc).__name__)
-                if queue is not None:
-                    queue.conn.close()
-                queue = None
+                self.shared.close()
             self.wake.wait(self.settings.heartbeat_seconds)
             self.wake.clear()
             self._stop.wait(max(0.0, MIN_INTERVAL_S - (time.monotonic() - started)))
-        if queue is not None:
-            queue.conn.close()
+        if self._own:
+            self.shared.close()
 
     def _open(self) -> JobQueue:
         return JobQueue(self.db.open(), lease_s=self.settings.lease_seconds)

@@ -1,7 +1,7 @@
 """The worker loop: lease → run the handler in a slot → heartbeat meanwhile → finish.
 
-One thread leases; `concurrency` slot threads run jobs; a heartbeat thread renews leases; a listener
-thread wakes the loop on NOTIFY. A worker leases one job per free slot, and prefetches a few more per
+One thread leases; `concurrency` slot threads run jobs; a heartbeat thread renews leases; they take
+turns on one connection (worker/bookkeeping.py). A listener thread wakes the loop on NOTIFY. A worker leases one job per free slot, and prefetches a few more per
 slot only while its jobs finish in milliseconds (short jobs pay one round trip per batch, and long jobs
 are never held back from other workers). Completions of short jobs are written in batches.
 """
@@ -35,9 +35,10 @@ from enchant_worker.queue.fairness import FairShare
 from enchant_worker.queue.storable import checked_json, storable_text
 from enchant_worker.sql import q as q_sql
 from enchant_worker.worker import device
+from enchant_worker.worker.bookkeeping import SharedQueue
 from enchant_worker.worker.context import JobContext
 from enchant_worker.worker.heartbeat import Heartbeat
-from enchant_worker.worker.listener import Listener
+from enchant_worker.worker.listener import Listener, host_folder
 from enchant_worker.worker.polling import AdaptivePoll
 from enchant_worker.worker.registry import Handler, Registry
 
@@ -98,6 +99,8 @@ class Worker:
         self._poll = AdaptivePoll(settings.poll_min_interval_s, settings.poll_interval_s)
         self._fair_share = _fair_share(settings)  # read once: a tiers file mistake stops the start
         self._affinity = Affinity(getattr(settings, "affinity_max_wait_s", 30.0))
+        # Leasing, finishing and the heartbeat share one connection (the connection budget).
+        self._shared = SharedQueue(self._open_queue)
         self._resident_hooks = [h.resident for h in self.handlers.values() if h.resident is not None]
         # Cross-job batching: jobs per GPU call, for the handlers that can run several jobs at once.
         self._batch_size = (
@@ -137,9 +140,16 @@ class Worker:
             slot.start()
         # Behind a pooler without a direct URL nobody can LISTEN: the loop polls (cancellations reach a
         # running job through the heartbeat's answer instead).
+        session_url = self.db.session_url
         listener = (
-            Listener(self.db, self.handlers, on_work=self._wake.set, on_cancel=self._cancel_requested)
-            if self.db.session_url
+            Listener(
+                self.db,
+                self.handlers,
+                on_work=self._wake.set,
+                on_cancel=self._cancel_requested,
+                host_dir=host_folder(session_url),
+            )
+            if session_url
             else contextlib.nullcontext()
         )
         heartbeat = Heartbeat(
@@ -150,6 +160,7 @@ class Worker:
             counters=self._take_counts,
             status=self._status,
             resident=self._warm,
+            shared=self._shared,
         )
         self._progress_reported = heartbeat.wake.set  # progress reaches the job row within a beat
         with listener, heartbeat:
@@ -165,6 +176,7 @@ class Worker:
             )
         except DatabaseUnavailable as exc:
             log.warning("could not mark the worker stopped: %s", exc)
+        self._shared.close()
         log.info("worker %s stopped", self.worker_id)
 
     def stop(self, *, now: bool = False) -> None:
@@ -684,30 +696,25 @@ class Worker:
             if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
                 conn.close()  # left mid-transaction: start clean next time
 
-    def _queue(self) -> JobQueue:
-        """This thread's queue client (each thread has its own connection)."""
-        q = getattr(self._local, "queue", None)
-        if q is None or q.conn.closed:
-            conn = self.db.open()
-            if not self.db.pooled:  # a session SET would leak to other clients through a pooler
-                conn.execute(q_sql("worker_session"))
-            q = JobQueue(
-                conn,
-                lease_s=self.settings.lease_seconds,
-                retry_base_s=self.settings.retry_base_s,
-                retry_max_s=self.settings.retry_max_s,
-                fair_share=self._fair_share,
-                affinity=self._affinity,
-            )
-            self._local.queue = q
-        return q
+    def _open_queue(self) -> JobQueue:
+        conn = self.db.open()
+        if not self.db.pooled:  # a session SET would leak to other clients through a pooler
+            conn.execute(q_sql("worker_session"))
+        return JobQueue(
+            conn,
+            lease_s=self.settings.lease_seconds,
+            retry_base_s=self.settings.retry_base_s,
+            retry_max_s=self.settings.retry_max_s,
+            fair_share=self._fair_share,
+            affinity=self._affinity,
+        )
 
     def _with_db(self, action: Callable[[JobQueue], T]) -> T:
         """Runs a queue statement, reconnecting while the database is away; once the worker is stopping
         and its grace period is over, it gives up (the leases then expire and are reaped)."""
         while True:
             try:
-                result = action(self._queue())
+                result = self._shared.run(action)
                 self._local.delay = 0.5
                 return result
             except (psycopg.OperationalError, psycopg.InterfaceError, DatabaseUnavailable) as exc:
@@ -718,10 +725,7 @@ class Worker:
                 self._db_trouble(exc)
 
     def _db_trouble(self, exc: Exception) -> None:
-        q = getattr(self._local, "queue", None)
-        if q is not None:
-            q.conn.close()
-            self._local.queue = None
+        self._shared.close()
         delay = getattr(self._local, "delay", 0.5)
         log.warning("database trouble (%s); retrying in %.1fs", str(exc).strip(), delay)
         time.sleep(delay)
