@@ -51,7 +51,7 @@ def training_folders(ctx: JobContext, spec: LoRATrainingSpec) -> LoRATrainingSpe
     with ctx.connect() as conn:
         actor = actor_for_job(conn, ctx.job)
         folders = [
-            training_source_folder(conn, actor, f"training_images[{i}]", value, ctx.settings)
+            training_source_folder(conn, actor, f"training_images[{i}]", value, ctx.settings, fetch=True)
             for i, value in enumerate(spec.training_images)
         ]
     return spec.model_copy(update={"training_images": [str(f) for f in folders]})

@@ -157,13 +157,21 @@ def _lora_training(conn, actor: Actor, ref: Reference) -> None:
 
 
 def training_source_folder(
-    conn, actor: Actor, field: str, value: Any, settings: Any, *, uploads_only: bool = False
+    conn,
+    actor: Actor,
+    field: str,
+    value: Any,
+    settings: Any,
+    *,
+    uploads_only: bool = False,
+    fetch: bool = False,
 ) -> Path:
     """The folder of training images that `value` names, checked for `actor`:
     - an upload id (the user's own upload; an admin's any);
     - a storage-relative path under the user's upload area (`uploads/<user id>/...`);
     - for admins and the CLI only, a folder under one of ENCHANT_TRAINING_DIRS.
-    Nothing else: callers never name server paths."""
+    Nothing else: callers never name server paths. With object storage, an upload made on another host
+    is only looked up (one listing); `fetch` (the training job, which reads the files) copies it here."""
     text = str(value)
     upload_id = _as_uuid(text)
     storage = Path(settings.storage).resolve()
@@ -173,16 +181,17 @@ def training_source_folder(
             raise InvalidJob(f"{field}: no upload has id {upload_id}")
         if not actor.owns(row["user_id"]):
             raise AccessDenied(field, f"upload {upload_id} belongs to another user")
-        return _uploaded(settings, storage, _inside(storage, storage / row["folder"], field))
+        folder = _inside(storage, storage / row["folder"], field)
+        return _uploaded(settings, storage, folder, fetch=fetch) or folder
     relative = PurePosixPath(text)
     if not relative.is_absolute() and relative.parts[:1] == (UPLOADS_DIR,):
         area = UPLOADS_DIR + "/" + (str(actor.user_id) if actor.user_id else "admin")
         if not actor.is_admin and not text.startswith(area + "/"):
             raise AccessDenied(field, "this path is in another user's upload area")
-        folder = _uploaded(settings, storage, _inside(storage, storage / relative, field))
-        if not folder.is_dir():
+        found = _uploaded(settings, storage, _inside(storage, storage / relative, field), fetch=fetch)
+        if found is None:
             raise InvalidJob(f"{field}: no upload folder {text!r} in storage")
-        return folder
+        return found
     if uploads_only or not actor.is_admin:
         raise AccessDenied(
             field,
@@ -202,12 +211,18 @@ def training_source_folder(
     return path
 
 
-def _uploaded(settings: Any, storage: Path, folder: Path) -> Path:
-    """The upload folder; with object storage, an upload made on another host is copied here first
-    (training reads files). Called only on a folder already checked to be inside storage."""
-    if not folder.is_dir() and (objects := remote(settings)) is not None:
-        fetch_folder(objects, folder.relative_to(storage).as_posix(), storage)
-    return folder
+def _uploaded(settings: Any, storage: Path, folder: Path, *, fetch: bool) -> Path | None:
+    """The upload folder, or None when there is no such upload. With object storage, an upload made on
+    another host is looked up (one listing), or copied here with `fetch`. Called only on a folder already
+    checked to be inside storage."""
+    if folder.is_dir():
+        return folder
+    objects = remote(settings)
+    if objects is None:
+        return None
+    prefix = folder.relative_to(storage).as_posix()
+    found = fetch_folder(objects, prefix, storage) if fetch else objects.list(prefix)
+    return folder if found else None
 
 
 def _inside(storage: Path, path: Path, field: str) -> Path:

@@ -26,9 +26,9 @@ def reap_expired(queue: JobQueue) -> dict[str, int]:
             "attempts spent) and %d it held but never started (no attempt spent)",
             worker,
             len(ran),
-            sum(1 for r in ran if r["status"] == "failed"),
+            sum(r["status"] == "failed" for r in ran),
             len(rows) - len(ran),
         )
-    ran = [r for r in reaped if r["started"]]
-    failed = sum(1 for r in ran if r["status"] == "failed")
-    return {"reaped": len(reaped), "failed": failed, "unstarted": len(reaped) - len(ran)}
+    started = sum(bool(r["started"]) for r in reaped)
+    failed = sum(bool(r["started"]) and r["status"] == "failed" for r in reaped)
+    return {"reaped": len(reaped), "failed": failed, "unstarted": len(reaped) - started}

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from enchant_worker.api import create_app
 from enchant_worker.api.auth import create_key
 from enchant_worker.api.store import Store
-from enchant_worker.errors import AccessDenied
+from enchant_worker.errors import AccessDenied, InvalidJob
 from enchant_worker.handlers import default_registry
 from enchant_worker.intake.actor import Actor
 from enchant_worker.intake.references import training_source_folder
@@ -56,8 +56,18 @@ def test_an_upload_made_on_the_api_host_is_trained_from_on_another_host(
         stored = client.list_objects_v2(Bucket=BUCKET, Prefix=f"up/{upload['folder']}/")["Contents"]
         assert len(stored) == 5
 
-        folder = training_source_folder(
+        # the rights check (enqueue, the worker's re-check) only looks the upload up: nothing is copied
+        checked = training_source_folder(
             conn, Actor(user, "user"), "training_images[0]", upload["id"], worker_host
+        )
+        assert checked.is_relative_to(worker_host.storage) and not checked.exists()
+        with pytest.raises(InvalidJob, match="no upload folder"):
+            training_source_folder(
+                conn, Actor(user, "user"), "training_images[0]", f"uploads/{user}/nothing-here", worker_host
+            )
+        # the training job copies it, to read its files
+        folder = training_source_folder(
+            conn, Actor(user, "user"), "training_images[0]", upload["id"], worker_host, fetch=True
         )
         assert folder.is_relative_to(worker_host.storage)
         assert sorted(p.read_bytes() for p in folder.iterdir()) == sorted(images)
