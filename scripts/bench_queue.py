@@ -728,6 +728,11 @@ def main() -> None:
         help="jobs per drain of the peers' sweep (default 2000; 500 with --quick; 0: no sweep, their defaults)",
     )
     parser.add_argument("--fair-workers", type=int, default=2, help="worker processes per system (default 2)")
+    parser.add_argument(
+        "--peers",
+        default="procrastinate,pgqueuer",
+        help="the peers to compare, comma-separated (default procrastinate,pgqueuer)",
+    )
     args = parser.parse_args()
     args.jobs = args.jobs or (1000 if args.quick else 20000)
     args.fair_jobs = args.fair_jobs or (2000 if args.quick else 20000)
@@ -739,6 +744,8 @@ def main() -> None:
 
     systems = [Ours()]
     for cls, modules in ((Procrastinate, ["procrastinate"]), (PgQueuer, ["pgqueuer", "asyncpg"])):
+        if cls.name not in args.peers.split(","):
+            continue
         try:
             for module in modules:
                 __import__(module)

@@ -343,6 +343,7 @@ def _finish(ctx: JobContext, prepared: Prepared, result) -> dict[str, Any]:
     timings["run_s"] = time.perf_counter() - prepared.run_started
     timings = {k: round(v, 4) for k, v in timings.items()}
     with ctx.connect() as conn, conn.transaction():
+        conn.execute(q("defer_commit_flush"))  # the completion's commit flushes it (see the SQL)
         images = _insert_rows(conn, job, inputs, built, result, provider.name, files, timings, qualities)
         if inputs.preset is not None and job.attempts <= 1:
             conn.execute(q("generation_preset_used"), {"id": inputs.preset.preset.id})

@@ -93,6 +93,15 @@ SELECT id, parent_story_id, branch_name, branch_point_chapter, is_active FROM st
 -- A user's tier, for provider selection (their preferences come from the user preferences cache).
 SELECT id, subscription_tier FROM users WHERE id = %(id)s
 
+-- defer_commit_flush --
+-- For the rest of this transaction (the rows of a job's images): its commit does not wait for the WAL
+-- flush. The job's completion, committed after it with a flush, flushes the WAL up to itself, so
+-- a completed job's rows are as durable as before; a server crash before the completion loses at most
+-- rows of a job that is then run again (insert_generated_image finds its file's row or writes it anew).
+-- Saves one disk flush per job on an image request's path (0.1 ms on a quiet local disk, several ms on a
+-- busy or networked one).
+SET LOCAL synchronous_commit = off
+
 -- insert_generated_image --
 -- One generated image with its quality analysis. A retried job that stores the same file again gets
 -- the existing row back.
