@@ -120,9 +120,11 @@ class Ours:
             )
 
     async def enqueue_flood(self, n: int) -> None:
+        """In batches of 1,000, as the peers do: the workers may start on the flood while it arrives."""
         from enchant_worker.domain.jobs import NewJob
 
-        self.queue.enqueue_many([NewJob("noop", user_id=self.users[0]) for _ in range(n)])
+        for i in range(0, n, 1000):
+            self.queue.enqueue_many([NewJob("noop", user_id=self.users[0]) for _ in range(min(1000, n - i))])
 
     async def enqueue_seqs(self, seqs: list[int]) -> None:
         from enchant_worker.domain.jobs import NewJob

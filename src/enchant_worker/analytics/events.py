@@ -18,7 +18,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from enchant_worker.errors import EnchantError, InvalidJob
-from enchant_worker.jobspecs.base import Ref, Reference, references
+from enchant_worker.jobspecs.base import VIEW, Ref, Reference, references
 from enchant_worker.jobspecs.limits import check_json_limits
 
 MAX_BATCH_EVENTS = 500
@@ -47,10 +47,12 @@ class EventData(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
-StoryId = Annotated[uuid.UUID, Ref("story")]
-ChapterId = Annotated[uuid.UUID | None, Ref("chapter")]
-SceneId = Annotated[uuid.UUID | None, Ref("scene")]
-ImageId = Annotated[uuid.UUID, Ref("image")]
+# A reader's events may name what they may read, or what is published in the community (VIEW); custom
+# events may name only what they may read.
+StoryId = Annotated[uuid.UUID, Ref("story", VIEW)]
+ChapterId = Annotated[uuid.UUID | None, Ref("chapter", VIEW)]
+SceneId = Annotated[uuid.UUID | None, Ref("scene", VIEW)]
+ImageId = Annotated[uuid.UUID, Ref("image", VIEW)]
 Label = Annotated[str, Field(min_length=1, max_length=64)]
 
 
@@ -114,8 +116,8 @@ class CustomData(BaseModel):
     model_config = ConfigDict(extra="allow", allow_inf_nan=False)
 
     story_id: Annotated[uuid.UUID | None, Ref("story")] = None
-    chapter_id: ChapterId = None
-    scene_id: SceneId = None
+    chapter_id: Annotated[uuid.UUID | None, Ref("chapter")] = None
+    scene_id: Annotated[uuid.UUID | None, Ref("scene")] = None
     image_id: Annotated[uuid.UUID | None, Ref("image")] = None
 
 

@@ -24,6 +24,9 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from enchant_worker.errors import InvalidJob
 
 READ, WRITE = "read", "write"
+# Seeing a story as a reader: READ on it, or the story is published in the community (analytics events
+# of readers only; a job never gets this right, so nobody works on another's published story).
+VIEW = "view"
 
 # Rows that belong to a story: rights on them are rights on their story.
 STORY_KINDS = frozenset({"story", "chapter", "scene", "character", "location", "branch"})
@@ -56,8 +59,8 @@ class Ref:
             raise ValueError(
                 f"unknown reference kind {self.kind!r}; known: {', '.join(sorted(REFERENCE_KINDS))}"
             )
-        if self.right not in (READ, WRITE):
-            raise ValueError(f"right must be {READ!r} or {WRITE!r}")
+        if self.right not in (READ, WRITE, VIEW):
+            raise ValueError(f"right must be {READ!r}, {WRITE!r} or {VIEW!r}")
 
 
 @dataclass(frozen=True)

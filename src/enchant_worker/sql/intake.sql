@@ -8,6 +8,10 @@ WHERE s.id = %(story_id)s
 ORDER BY c.invited_at DESC NULLS LAST
 LIMIT 1
 
+-- intake_story_published --
+-- A row when the story is published in the community (anyone may view it).
+SELECT 1 FROM community_stories WHERE story_id = %(story_id)s LIMIT 1
+
 -- intake_entity_story --
 -- The story a story-bound row (story, chapter, scene, character, location, branch) belongs to; NULL
 -- when there is no such row of that kind.

@@ -233,6 +233,61 @@ def test_events_about_someone_elses_story_or_image_are_403_naming_the_field(peer
     assert r.status_code == 202
 
 
+def test_readers_may_send_events_about_a_published_story_and_nothing_more(peer_client, conn, alice, bob):
+    """A community reader's views, reading time and image events may name another user's published
+    story (the VIEW right); an unpublished one stays 403, custom events keep to READ, and no job may
+    work on the published story."""
+    published, private = _story(conn, bob.user_id), _story(conn, bob.user_id)
+    conn.execute(
+        "INSERT INTO community_stories (story_id, published_by, title) VALUES (%s, %s, 'Out now')",
+        (published["story"], bob.user_id),
+    )
+    reader_events = [
+        _view(published["story"], chapter_id=published["chapter"], scene_id=published["scene"]),
+        {
+            "event_type": "reading_progress",
+            "event_data": {"story_id": published["story"], "chapter_id": published["chapter"], "seconds": 30},
+        },
+        {"event_type": "image_view", "event_data": {"image_id": published["image"]}},
+        {"event_type": "image_rating", "event_data": {"image_id": published["image"], "rating": 4}},
+        {"event_type": "story_share", "event_data": {"story_id": published["story"]}},
+    ]
+    r = peer_client.post("/v1/events", json={"events": reader_events}, headers=alice.headers)
+    assert r.status_code == 202, r.text
+    assert sorted(e["event_type"] for e in _events(conn)) == sorted(e["event_type"] for e in reader_events)
+
+    refused = [
+        (_view(private["story"]), "events[0].event_data.story_id", "nor published"),
+        (
+            _view(published["story"], scene_id=private["scene"]),
+            "events[0].event_data.scene_id",
+            "nor published",
+        ),
+        (
+            {"event_type": "image_view", "event_data": {"image_id": private["image"]}},
+            "events[0].event_data.image_id",
+            "not in a published story",
+        ),
+        (
+            {"event_type": "custom.bookmark", "event_data": {"chapter_id": published["chapter"]}},
+            "events[0].event_data.chapter_id",
+            "not shared with them",
+        ),
+    ]
+    for event, field, why in refused:
+        r = peer_client.post("/v1/events", json={"events": [event]}, headers=alice.headers)
+        assert r.status_code == 403, r.text
+        assert r.json()["field"] == field and why in r.json()["detail"], r.json()
+    # Reading it is not working on it: a job naming the published scene is refused.
+    r = peer_client.post(
+        "/v2/jobs",
+        json={"job_type": "generate_image", "metadata": {"steps": 2, "scene_id": published["scene"]}},
+        headers=alice.headers,
+    )
+    assert r.status_code == 403, r.text
+    assert len(_events(conn)) == len(reader_events)  # the refused batches stored nothing
+
+
 def test_past_the_rate_limit_the_whole_batch_is_429_with_retry_after(peer_client, conn, alice, bob):
     st = _story(conn, alice.user_id)
     conn.execute(
