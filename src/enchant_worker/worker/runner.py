@@ -93,7 +93,7 @@ class Worker:
         self._busy = 0
         self._chunks: stdqueue.Queue[list[tuple[Lease, Job]] | None] = stdqueue.Queue()
         self._local = threading.local()
-        self._mean_job_s = 1.0  # assume slow until shown otherwise
+        self._mean_job_s: float | None = None  # the mean run time; slow (no prefetch) until one has run
         self._counts = [0, 0]  # completed, failed since the last heartbeat
         self._progress_reported: Callable[[], None] = lambda: None
         self._poll = AdaptivePoll(settings.poll_min_interval_s, settings.poll_interval_s)
@@ -235,7 +235,7 @@ class Worker:
         return warm
 
     def _prefetch(self) -> int:
-        if self._mean_job_s >= FAST_JOB_S:
+        if self._mean_job_s is None or self._mean_job_s >= FAST_JOB_S:
             return 1
         return min(h.batch_size for h in self.handlers.values())
 
@@ -304,7 +304,7 @@ class Worker:
                 else:
                     ctx = self._held[lease]
                     ran = [(lease, job, ctx, self._execute(lease, job, ctx))]
-                self._mean_job_s = 0.5 * self._mean_job_s + 0.5 * (time.monotonic() - started)
+                self._mean_job_s = _mean(self._mean_job_s, time.monotonic() - started)
                 for lease_, job_, ctx, outcome in ran:
                     ctx.outcome = outcome
                     if outcome.kind == "completed":
@@ -780,3 +780,10 @@ def _every(interval_s: float, check: Callable[[], bool]) -> Callable[[], bool]:
         return answer
 
     return ask
+
+
+def _mean(mean: float | None, seconds: float) -> float:
+    """The running mean of job run times (each new one weighs half). The first job sets it: a worker
+    whose first job was short prefetches from its second lease on (a burst of short jobs on an idle
+    queue no longer goes one lease per job while a made-up slow start decays)."""
+    return seconds if mean is None else 0.5 * mean + 0.5 * seconds
