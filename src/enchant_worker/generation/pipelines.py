@@ -136,7 +136,7 @@ class PipelineCache:
                 name = next(iter(self._resident))
                 del self._resident[name]  # the last reference: free_memory() can then give its memory back
             log.info("unloading model %s (least recently used)", name)
-            free_memory()
+            free_memory(host=True)
 
     def _fits(self, need: int) -> bool:
         budget, count = self.budget, len(self._resident)
@@ -176,4 +176,4 @@ class PipelineCache:
     def clear(self) -> None:
         with self._lock, self._state:
             self._resident.clear()
-        free_memory()
+        free_memory(host=True)
