@@ -62,6 +62,25 @@ def make_user(conn: psycopg.Connection, email: str | None = None) -> uuid.UUID:
     ).fetchone()["id"]
 
 
+def story_with_image(conn: psycopg.Connection, owner: uuid.UUID) -> dict[str, uuid.UUID]:
+    """The smallest story with a picture: one chapter, one scene and one image row (no file); their ids
+    by kind (story, chapter, scene, image)."""
+    story = conn.execute(
+        "INSERT INTO stories (user_id, title) VALUES (%s, 'A story') RETURNING id", (owner,)
+    ).fetchone()["id"]
+    chapter = conn.execute(
+        "INSERT INTO chapters (story_id, chapter_number) VALUES (%s, 1) RETURNING id", (story,)
+    ).fetchone()["id"]
+    scene = conn.execute("INSERT INTO scenes (chapter_id) VALUES (%s) RETURNING id", (chapter,)).fetchone()[
+        "id"
+    ]
+    image = conn.execute(
+        "INSERT INTO images (scene_id, user_id, file_path) VALUES (%s, %s, 'x.png') RETURNING id",
+        (scene, owner),
+    ).fetchone()["id"]
+    return {"story": story, "chapter": chapter, "scene": scene, "image": image}
+
+
 def make_story(
     conn: psycopg.Connection,
     storage: Path,

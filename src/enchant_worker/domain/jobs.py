@@ -74,8 +74,7 @@ class Job:
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Job:
         known = cls.__dataclass_fields__
-        # A whole row (RETURNING *, a lease of short jobs: hundreds a second) has only known columns.
-        values = dict(row) if known.keys() >= row.keys() else {k: v for k, v in row.items() if k in known}
+        values = {k: v for k, v in row.items() if k in known}
         values["status"] = JobStatus(values["status"])
         values["metadata"] = values.get("metadata") or {}
         return cls(**values)

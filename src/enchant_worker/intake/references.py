@@ -14,9 +14,9 @@ from typing import Any
 
 from enchant_worker.errors import AccessDenied, InvalidJob
 from enchant_worker.intake.actor import Actor
-from enchant_worker.intake.rights import READ, WRITE, story_rights
+from enchant_worker.intake.rights import READ, VIEW, WRITE, story_rights
 from enchant_worker.jobspecs import Reference, references
-from enchant_worker.jobspecs.base import STORY_KINDS, VIEW
+from enchant_worker.jobspecs.base import STORY_KINDS
 from enchant_worker.model_catalog import ModelRegistry
 from enchant_worker.sql import q
 from enchant_worker.storage import fetch_folder, remote
@@ -25,6 +25,7 @@ UPLOADS_DIR = "uploads"  # under storage: uploads/<user id or "admin">/<upload i
 LORA_SUFFIX = ".safetensors"
 _VERB = {READ: "read", WRITE: "change", VIEW: "view"}
 _ROW_NAMES = {"branch": "story branch"}
+_NOR_PUBLISHED = ", nor published in the community"
 
 
 def check_references(conn, actor: Actor, spec: Any, settings: Any) -> None:
@@ -75,27 +76,12 @@ def _story_bound(conn, actor: Actor, ref: Reference) -> None:
     story_id = conn.execute(q("intake_entity_story"), {"kind": ref.kind, "id": row_id}).fetchone()["story_id"]
     if story_id is None:
         raise InvalidJob(f"{ref.field}: no {_ROW_NAMES.get(ref.kind, ref.kind)} has id {row_id}")
-    if not _may(conn, actor, ref.right, story_id):
+    if ref.right not in story_rights(conn, actor, story_id):
         raise AccessDenied(
             ref.field,
             f"this user may not {_VERB[ref.right]} {ref.kind} {row_id} "
-            + (
-                "(its story is not theirs, not shared with them, nor published)"
-                if ref.right == VIEW
-                else "(its story is not theirs or not shared with them)"
-            ),
+            f"(its story is not theirs or not shared with them{_NOR_PUBLISHED if ref.right == VIEW else ''})",
         )
-
-
-def _may(conn, actor: Actor, right: str, story_id: uuid.UUID | None) -> bool:
-    """Whether `actor` has `right` on the story; VIEW is READ, or the story being published."""
-    rights = story_rights(conn, actor, story_id)
-    if right != VIEW:
-        return right in rights
-    return READ in rights or (
-        story_id is not None
-        and conn.execute(q("intake_story_published"), {"story_id": story_id}).fetchone() is not None
-    )
 
 
 def _image(conn, actor: Actor, ref: Reference) -> None:
@@ -103,13 +89,10 @@ def _image(conn, actor: Actor, ref: Reference) -> None:
     row = conn.execute(q("intake_image"), {"id": row_id}).fetchone()
     if row is None:
         raise InvalidJob(f"{ref.field}: no image has id {row_id}")
-    if actor.owns(row["user_id"]) or _may(conn, actor, ref.right, row["story_id"]):
+    if actor.owns(row["user_id"]) or ref.right in story_rights(conn, actor, row["story_id"]):
         return
-    raise AccessDenied(
-        ref.field,
-        f"image {row_id} belongs to another user"
-        + (" (and is not in a published story)" if ref.right == VIEW else ""),
-    )
+    unpublished = " and is not in a story published in the community" if ref.right == VIEW else ""
+    raise AccessDenied(ref.field, f"image {row_id} belongs to another user{unpublished}")
 
 
 def _named_row(conn, actor: Actor, ref: Reference, settings: Any) -> None:

@@ -1,7 +1,8 @@
 """A user's rights on a story: owner, or accepted collaborator with a role and extra permissions.
 
 Roles give rights (viewer: read; contributor and editor: read and write; owner: read, write and admin)
-and the collaboration's `permissions` JSON grants more: `{"write": true}` lets a viewer write.
+and the collaboration's `permissions` JSON grants more: `{"write": true}` lets a viewer write. `view` (a
+reader's, which only analytics events ask for) comes with read, or with the story being published.
 """
 
 from __future__ import annotations
@@ -10,9 +11,10 @@ import uuid
 from typing import Any
 
 from enchant_worker.intake.actor import Actor
+from enchant_worker.jobspecs.base import READ, VIEW, WRITE
 from enchant_worker.sql import q
 
-READ, WRITE, ADMIN = "read", "write", "admin"
+ADMIN = "admin"
 ALL_RIGHTS = frozenset({READ, WRITE, ADMIN})
 COLLABORATOR_RIGHTS = {
     "viewer": frozenset({READ}),
@@ -33,7 +35,13 @@ def story_rights(conn, actor: Actor, story_id: uuid.UUID | None) -> frozenset[st
 
 
 def rights_from_row(actor: Actor, row: Any) -> frozenset[str]:
-    """Rights from a row with `owner_id`, `collaborator_role` and `permissions` (intake_story_access)."""
+    """Rights from a row of intake_story_access (`owner_id`, `collaborator_role`, `permissions`,
+    `published`)."""
+    rights = _granted(actor, row)
+    return rights | {VIEW} if READ in rights or row["published"] else rights
+
+
+def _granted(actor: Actor, row: Any) -> frozenset[str]:
     if actor.is_admin or (row["owner_id"] is not None and row["owner_id"] == actor.user_id):
         return ALL_RIGHTS
     if row["collaborator_role"] is None:

@@ -1,16 +1,13 @@
 -- intake_story_access --
--- A story's owner and this user's accepted collaboration on it (NULL columns when none); no row when
--- the story does not exist.
-SELECT s.id, s.user_id AS owner_id, c.role AS collaborator_role, c.permissions
+-- A story's owner, this user's accepted collaboration on it (NULL columns when none) and whether it is
+-- published in the community; no row when the story does not exist.
+SELECT s.id, s.user_id AS owner_id, c.role AS collaborator_role, c.permissions,
+       EXISTS (SELECT 1 FROM community_stories p WHERE p.story_id = s.id) AS published
 FROM stories s
 LEFT JOIN story_collaborators c ON c.story_id = s.id AND c.user_id = %(user_id)s AND c.status = 'accepted'
 WHERE s.id = %(story_id)s
 ORDER BY c.invited_at DESC NULLS LAST
 LIMIT 1
-
--- intake_story_published --
--- A row when the story is published in the community (anyone may view it).
-SELECT 1 FROM community_stories WHERE story_id = %(story_id)s LIMIT 1
 
 -- intake_entity_story --
 -- The story a story-bound row (story, chapter, scene, character, location, branch) belongs to; NULL

@@ -13,26 +13,15 @@ from fastapi.testclient import TestClient
 from enchant_worker.analytics.events import MAX_EVENT_DATA_BYTES
 from enchant_worker.api import create_app
 from enchant_worker.handlers import default_registry
+from tests.support.stories import story_with_image
 
 PEER = "203.0.113.9"  # the client's own address as the API sees the TCP connection
 PROXY = "10.1.2.3"
 
 
-def _story(conn, owner: uuid.UUID) -> dict:
-    story = conn.execute(
-        "INSERT INTO stories (user_id, title) VALUES (%s, 'A story') RETURNING id", (owner,)
-    ).fetchone()["id"]
-    chapter = conn.execute(
-        "INSERT INTO chapters (story_id, chapter_number) VALUES (%s, 1) RETURNING id", (story,)
-    ).fetchone()["id"]
-    scene = conn.execute("INSERT INTO scenes (chapter_id) VALUES (%s) RETURNING id", (chapter,)).fetchone()[
-        "id"
-    ]
-    image = conn.execute(
-        "INSERT INTO images (scene_id, user_id, file_path) VALUES (%s, %s, 'x.png') RETURNING id",
-        (scene, owner),
-    ).fetchone()["id"]
-    return {"story": str(story), "chapter": str(chapter), "scene": str(scene), "image": str(image)}
+def _story(conn, owner: uuid.UUID) -> dict[str, str]:
+    """A story with a chapter, a scene and an image, ids as the JSON of an event names them."""
+    return {kind: str(row_id) for kind, row_id in story_with_image(conn, owner).items()}
 
 
 def _events(conn) -> list[dict]:
@@ -257,16 +246,16 @@ def test_readers_may_send_events_about_a_published_story_and_nothing_more(peer_c
     assert sorted(e["event_type"] for e in _events(conn)) == sorted(e["event_type"] for e in reader_events)
 
     refused = [
-        (_view(private["story"]), "events[0].event_data.story_id", "nor published"),
+        (_view(private["story"]), "events[0].event_data.story_id", "nor published in the community"),
         (
             _view(published["story"], scene_id=private["scene"]),
             "events[0].event_data.scene_id",
-            "nor published",
+            "nor published in the community",
         ),
         (
             {"event_type": "image_view", "event_data": {"image_id": private["image"]}},
             "events[0].event_data.image_id",
-            "not in a published story",
+            "not in a story published in the community",
         ),
         (
             {"event_type": "custom.bookmark", "event_data": {"chapter_id": published["chapter"]}},

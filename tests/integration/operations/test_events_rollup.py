@@ -17,6 +17,7 @@ from enchant_worker.errors import ConfigurationError
 from enchant_worker.scheduling import tasks
 from enchant_worker.scheduling.schedule import ScheduleConfig, parse_every, parse_schedule
 from enchant_worker.scheduling.service import SchedulerService
+from tests.support.stories import story_with_image
 from tests.support.waiting import wait_for
 
 from .conftest import cli
@@ -31,23 +32,6 @@ def _user(conn) -> uuid.UUID:
     return conn.execute(
         "INSERT INTO users (email) VALUES (%s) RETURNING id", (f"{uuid.uuid4()}@x",)
     ).fetchone()["id"]
-
-
-def _story(conn, owner) -> dict:
-    story = conn.execute(
-        "INSERT INTO stories (user_id, title) VALUES (%s, 'S') RETURNING id", (owner,)
-    ).fetchone()["id"]
-    chapter = conn.execute(
-        "INSERT INTO chapters (story_id, chapter_number) VALUES (%s, 1) RETURNING id", (story,)
-    ).fetchone()["id"]
-    scene = conn.execute("INSERT INTO scenes (chapter_id) VALUES (%s) RETURNING id", (chapter,)).fetchone()[
-        "id"
-    ]
-    image = conn.execute(
-        "INSERT INTO images (scene_id, user_id, file_path) VALUES (%s, %s, 'x.png') RETURNING id",
-        (scene, owner),
-    ).fetchone()["id"]
-    return {"story": story, "image": image}
 
 
 def _event(conn, user, event_type: str, data: dict, at: datetime, session: str | None = None) -> None:
@@ -77,7 +61,7 @@ def _count(conn) -> int:
 def readers(conn):
     """An author's story read on two days by two readers (alice rates an image twice, bob once)."""
     author, alice, bob = _user(conn), _user(conn), _user(conn)
-    st = _story(conn, author)
+    st = story_with_image(conn, author)
     s, img = str(st["story"]), str(st["image"])
     for user, at in ((alice, YESTERDAY_NOON), (alice, TODAY_NOON), (bob, TODAY_NOON), (alice, TODAY_NOON)):
         _event(conn, user, "story_view", {"story_id": s}, at)
@@ -137,7 +121,7 @@ def test_rollup_writes_daily_reader_metrics_and_rerunning_never_double_counts(db
 
 def test_rollup_ignores_deleted_stories_and_malformed_rows(db, settings, conn):
     user = _user(conn)
-    st = _story(conn, user)
+    st = story_with_image(conn, user)
     _event(conn, user, "story_view", {"story_id": "not-a-uuid"}, NOW)
     _event(conn, user, "story_view", {"story_id": str(uuid.uuid4())}, NOW)  # no such story (any more)
     _event(conn, user, "reading_progress", {"story_id": str(st["story"]), "seconds": "lots"}, NOW)
@@ -153,7 +137,7 @@ def test_rollup_ignores_deleted_stories_and_malformed_rows(db, settings, conn):
 
 def test_expiry_deletes_whole_days_past_retention_and_keeps_the_rollups(db, settings, conn):
     user = _user(conn)
-    st = _story(conn, user)
+    st = story_with_image(conn, user)
     old = NOW - timedelta(days=100)
     _event(conn, user, "story_view", {"story_id": str(st["story"])}, old)
     _event(conn, user, "story_view", {"story_id": str(st["story"])}, NOW - timedelta(days=5))
@@ -192,7 +176,7 @@ def test_expiry_never_deletes_what_the_rollup_still_reads():
 
 def test_retention_days_comes_from_the_schedule_file(db, settings, conn, tmp_path):
     user = _user(conn)
-    st = _story(conn, user)
+    st = story_with_image(conn, user)
     for days in (40, 20, 0):
         _event(conn, user, "story_view", {"story_id": str(st["story"])}, NOW - timedelta(days=days))
     schedule = tmp_path / "schedule.toml"
