@@ -733,9 +733,12 @@ def main() -> None:
     parser.add_argument(
         "--peers",
         default="procrastinate,pgqueuer",
-        help="the peers to compare, comma-separated (default procrastinate,pgqueuer)",
+        help="the peers to compare, comma-separated (default procrastinate,pgqueuer; empty: ours alone)",
     )
     args = parser.parse_args()
+    peers = [p for p in args.peers.split(",") if p]
+    if unknown := set(peers) - set(SYSTEMS[1:]):
+        parser.error(f"--peers: unknown {', '.join(sorted(unknown))}; known: {', '.join(SYSTEMS[1:])}")
     args.jobs = args.jobs or (1000 if args.quick else 20000)
     args.fair_jobs = args.fair_jobs or (2000 if args.quick else 20000)
     args.latency_jobs = args.latency_jobs or (30 if args.quick else 200)
@@ -746,7 +749,7 @@ def main() -> None:
 
     systems = [Ours()]
     for cls, modules in ((Procrastinate, ["procrastinate"]), (PgQueuer, ["pgqueuer", "asyncpg"])):
-        if cls.name not in args.peers.split(","):
+        if cls.name not in peers:
             continue
         try:
             for module in modules:
