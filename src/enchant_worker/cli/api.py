@@ -75,8 +75,6 @@ def register(commands) -> None:
 
 
 def cmd_api(args) -> int:
-    import uvicorn
-
     from enchant_worker.api import create_app
     from enchant_worker.handlers import default_registry
 
@@ -88,15 +86,28 @@ def cmd_api(args) -> int:
         session_url=db.session_url,
         job_types=default_registry(module=args.handlers),
     )
+    api_server(app, args).run()
+    return 0
+
+
+def api_server(app, args, *, finish_own_shutdown: bool = False):
+    """uvicorn serving `app` on --host and --port. Its records go through the project's log handler (text
+    or JSON); the client address comes from ENCHANT_TRUSTED_PROXIES only (uvicorn's proxy headers off);
+    a stop signal ends the open dashboard event streams at once instead of holding the shutdown up.
+    uvicorn re-raises the stop signal once it has shut down, which would kill the process before a worker
+    beside it hands back its job; with finish_own_shutdown (serve) it does not, and the caller finishes."""
+    import uvicorn
+
     from enchant_worker.api.routes.dashboard import stop_streams
 
-    class _Server(uvicorn.Server):
+    class Server(uvicorn.Server):
         def handle_exit(self, sig, frame) -> None:
-            stop_streams()  # open dashboard event streams end now instead of holding the shutdown up
+            stop_streams()
             super().handle_exit(sig, frame)
+            if finish_own_shutdown:
+                self._captured_signals.clear()
 
-    # log_config=None: uvicorn's records go through the project's handler (text or JSON)
-    _Server(
+    return Server(
         uvicorn.Config(
             app,
             host=args.host,
@@ -106,8 +117,7 @@ def cmd_api(args) -> int:
             access_log=logs.access_log_enabled(),
             proxy_headers=False,
         )
-    ).run()  # the client address: ENCHANT_TRUSTED_PROXIES only
-    return 0
+    )
 
 
 def _store():

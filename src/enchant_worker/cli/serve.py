@@ -6,7 +6,7 @@ import logging
 import signal
 import threading
 
-from enchant_worker import logs
+from enchant_worker.cli.api import api_server
 from enchant_worker.cli.common import job_types_arg, open_database
 from enchant_worker.handlers import default_registry
 from enchant_worker.storage import storage_for
@@ -34,19 +34,6 @@ def register(commands) -> None:
 
 
 def cmd_serve(args) -> int:
-    import uvicorn
-
-    class _Server(uvicorn.Server):
-        """uvicorn re-raises the stop signal once it has shut down, which would kill the process before
-        the worker hands back its job; serve finishes its own shutdown instead."""
-
-        def handle_exit(self, sig, frame) -> None:
-            from enchant_worker.api.routes.dashboard import stop_streams
-
-            stop_streams()  # open dashboard event streams end now instead of holding the shutdown up
-            super().handle_exit(sig, frame)
-            self._captured_signals.clear()
-
     from enchant_worker.api import create_app
     from enchant_worker.scheduling import start_scheduler
 
@@ -63,16 +50,7 @@ def cmd_serve(args) -> int:
     worker_thread.start()
     try:
         app = create_app(settings, database_url=db.url, session_url=db.session_url, job_types=registry)
-        config = uvicorn.Config(
-            app,
-            host=args.host,
-            port=args.port,
-            log_level=args.log_level.lower(),
-            log_config=None,
-            access_log=logs.access_log_enabled(),
-            proxy_headers=False,
-        )  # the client address: ENCHANT_TRUSTED_PROXIES only
-        _Server(config).run()  # owns SIGINT/SIGTERM; returns once the API has stopped
+        api_server(app, args, finish_own_shutdown=True).run()  # owns SIGINT/SIGTERM; returns once stopped
     finally:
         log.info("stopping the worker and the scheduler (signal again to hand back running jobs now)")
         for sig in (signal.SIGINT, signal.SIGTERM):  # uvicorn has restored the default handlers
