@@ -9,8 +9,9 @@ with ENCHANT_GENERATION_BATCH_SIZE=N), on the same resident pipeline, in one run
 
 Rounds alternate the two sides (drift in machine load hits both alike); each side is warmed first at
 every N. Prints images/s alone and batched and their ratio per N, and how far the batched images are
-from the same jobs' images alone (largest difference of 255 levels, share of values that differ: float
-rounding of batch-shape-dependent kernels). No database: it runs where no Postgres does (the GPU check).
+from the same jobs' images alone (largest difference of 255 levels, share of values that differ: none
+on the CPU, see generation.batch_invariance; a GPU chooses its kernels by shape). No database: it runs
+where no Postgres does (the GPU check).
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ progress, cancellation within a step, out-of-memory fallback and a guard against
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -16,6 +17,7 @@ from typing import Any
 import torch
 
 from enchant_worker.generation.adapters import ActivationReport
+from enchant_worker.generation.batch_invariance import batch_invariant
 from enchant_worker.generation.device import free_memory
 from enchant_worker.generation.errors import (
     BrokenImage,
@@ -258,7 +260,9 @@ def _denoise(
     # image's noise does not depend on what else is in the batch.
     generators = [torch.Generator("cpu").manual_seed(item.seed) for item in items]
     negative = [item.negative_prompt for item in items]
-    with torch.inference_mode():
+    # On the CPU an image is the same batched or alone; GPUs pick their kernels by shape (no claim there)
+    invariant = batch_invariant() if pipe.device.type == "cpu" else contextlib.nullcontext()
+    with torch.inference_mode(), invariant:
         result = pipe(
             prompt=[item.prompt for item in items],
             negative_prompt=negative if any(negative) else None,
@@ -274,18 +278,24 @@ def _denoise(
 
 
 def _decode(pipe, latents: torch.Tensor) -> torch.Tensor:
-    """Pixels in [0, 1], (N, 3, H, W); one image at a time if the batch does not fit in memory."""
+    """Pixels in [0, 1], (N, 3, H, W). On the CPU one image at a time, so that an image has the same
+    pixels batched or alone (its kernels sum by the batch size; see batch_invariance); elsewhere in one
+    call, and one image at a time if the batch does not fit in memory."""
     vae = pipe.vae
     upcast = vae.dtype == torch.float16 and getattr(vae.config, "force_upcast", False)
     if upcast:  # SDXL's VAE overflows in fp16
         vae.to(torch.float32)
     latents = latents.to(vae.dtype) / vae.config.scaling_factor
+    one_by_one = latents.device.type == "cpu"
     try:
         with torch.inference_mode():
-            try:
-                decoded = vae.decode(latents, return_dict=False)[0]
-            except torch.OutOfMemoryError:
-                free_memory()
+            if not one_by_one:
+                try:
+                    decoded = vae.decode(latents, return_dict=False)[0]
+                except torch.OutOfMemoryError:
+                    free_memory()
+                    one_by_one = True
+            if one_by_one:
                 decoded = torch.cat([vae.decode(x[None], return_dict=False)[0] for x in latents])
     finally:
         if upcast:

@@ -31,9 +31,7 @@ def differing_pixels(a: list, b: list) -> tuple[int, float]:
 
 
 def assert_same_pictures(one, other) -> None:
-    for a, b in zip(pixels(one), pixels(other), strict=True):
-        largest, share = differing_pixels(a, b)
-        assert largest <= 1 and share < 0.001
+    assert pixels(one) == pixels(other)
 
 
 def test_every_image_of_a_batch_is_the_image_of_its_job_run_alone(resident, monkeypatch):
@@ -48,9 +46,7 @@ def test_every_image_of_a_batch_is_the_image_of_its_job_run_alone(resident, monk
     assert all(outcome.batch_size == 6 for outcome in batched)  # one call for the six images
     # Each image starts from exactly the noise it starts from alone (its own generator and seed) ...
     assert torch.equal(torch.cat(noise[:3]), noise[3])
-    # ... and ends as the same picture: bit for bit where the CPU's matrix kernels give the same sums
-    # for every batch shape; where they do not (their blocking depends on the batch size), by at most
-    # one level of 255 in a rare pixel.
+    # ... and ends as the same picture, bit for bit (generation.batch_invariance)
     for single, together in zip(alone, batched, strict=True):
         assert_same_pictures(single, together)
     # a comparison that can fail: another member's image is another picture
@@ -58,15 +54,19 @@ def test_every_image_of_a_batch_is_the_image_of_its_job_run_alone(resident, monk
     assert largest > 50 and share > 0.5
 
 
-def test_jobs_batched_at_the_shape_they_run_alone_are_bit_identical(resident):
-    # Two jobs of two images each against one job of four (the same seeds): the same kernel shapes
-    a, b = (
-        make_params("a lighthouse at night", seeds=(11, 12)),
-        make_params("a lighthouse at night", seeds=(13, 14)),
-    )
-    together = generate_batch(resident, [a, b])
-    alone = generate(resident, make_params("a lighthouse at night", seeds=(11, 12, 13, 14)))
-    assert pixels(together[0]) + pixels(together[1]) == pixels(alone)
+def test_without_guidance_one_image_alone_is_the_same_image_batched(resident, monkeypatch):
+    # No guidance: one image alone is a batch of one, the shape whose convolutions torch runs apart.
+    # Its latents are compared: a difference in the last bits seldom reaches a pixel.
+    import enchant_worker.generation.generate as gen
+
+    decoded, real = [], gen._decode
+    monkeypatch.setattr(gen, "_decode", lambda pipe, latents: decoded.append(latents) or real(pipe, latents))
+    solo = [make_params("a fox in the snow", seeds=(s,), cfg_scale=1.0) for s in (99, 100, 101)]
+    alone = [generate(resident, params) for params in solo]
+    batched = generate_batch(resident, solo)
+    assert torch.equal(torch.cat(decoded[:3]), decoded[3])
+    for single, together in zip(alone, batched, strict=True):
+        assert_same_pictures(single, together)
 
 
 def test_a_member_cancelled_mid_run_loses_only_its_images(resident):
