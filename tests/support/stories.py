@@ -62,11 +62,12 @@ def make_user(conn: psycopg.Connection, email: str | None = None) -> uuid.UUID:
     ).fetchone()["id"]
 
 
-def story_with_image(conn: psycopg.Connection, owner: uuid.UUID) -> dict[str, uuid.UUID]:
-    """The smallest story with a picture: one chapter, one scene and one image row (no file); their ids
-    by kind (story, chapter, scene, image)."""
+def story_with_scene(
+    conn: psycopg.Connection, owner: uuid.UUID, title: str = "A story"
+) -> dict[str, uuid.UUID]:
+    """The smallest story: one chapter with one scene; their ids by kind (story, chapter, scene)."""
     story = conn.execute(
-        "INSERT INTO stories (user_id, title) VALUES (%s, 'A story') RETURNING id", (owner,)
+        "INSERT INTO stories (user_id, title) VALUES (%s, %s) RETURNING id", (owner, title)
     ).fetchone()["id"]
     chapter = conn.execute(
         "INSERT INTO chapters (story_id, chapter_number) VALUES (%s, 1) RETURNING id", (story,)
@@ -74,11 +75,17 @@ def story_with_image(conn: psycopg.Connection, owner: uuid.UUID) -> dict[str, uu
     scene = conn.execute("INSERT INTO scenes (chapter_id) VALUES (%s) RETURNING id", (chapter,)).fetchone()[
         "id"
     ]
-    image = conn.execute(
+    return {"story": story, "chapter": chapter, "scene": scene}
+
+
+def story_with_image(conn: psycopg.Connection, owner: uuid.UUID) -> dict[str, uuid.UUID]:
+    """story_with_scene with one image row (no file) in its scene; ids by kind, the image's too."""
+    ids = story_with_scene(conn, owner)
+    ids["image"] = conn.execute(
         "INSERT INTO images (scene_id, user_id, file_path) VALUES (%s, %s, 'x.png') RETURNING id",
-        (scene, owner),
+        (ids["scene"], owner),
     ).fetchone()["id"]
-    return {"story": story, "chapter": chapter, "scene": scene, "image": image}
+    return ids
 
 
 def make_story(

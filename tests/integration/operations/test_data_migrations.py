@@ -10,6 +10,7 @@ import pytest
 from enchant_worker.data_migrations import DataMigrationRegistry, default_data_migrations, run_data_migration
 from enchant_worker.errors import JobCancelled
 from enchant_worker.scheduling.tasks import TaskContext, reap_leases
+from tests.support.stories import make_user, story_with_scene
 from tests.support.waiting import wait_for
 
 from . import sample_migrations
@@ -152,16 +153,7 @@ def test_registry_and_cli_refuse_unknown_names(ops_env):
 
 
 def test_backfill_story_metrics_runs_inline(ops_env, conn):
-    user = conn.execute("INSERT INTO users (email) VALUES ('a@b') RETURNING id").fetchone()["id"]
-    story = conn.execute(
-        "INSERT INTO stories (user_id, title) VALUES (%s, 't') RETURNING id", (user,)
-    ).fetchone()["id"]
-    chapter = conn.execute(
-        "INSERT INTO chapters (story_id, chapter_number) VALUES (%s, 1) RETURNING id", (story,)
-    ).fetchone()["id"]
-    scene = conn.execute("INSERT INTO scenes (chapter_id) VALUES (%s) RETURNING id", (chapter,)).fetchone()[
-        "id"
-    ]
+    scene = story_with_scene(conn, make_user(conn), "t")["scene"]
     conn.execute(
         "INSERT INTO images (scene_id, file_path, timings, created_at) VALUES "
         "(%s, 'a.png', '{\"gpu_s\": 1}', NOW() - INTERVAL '40 days'), (%s, 'b.png', '{\"gpu_s\": 3}', NOW())",

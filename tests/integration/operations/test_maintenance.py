@@ -14,6 +14,7 @@ import pytest
 
 from enchant_worker.scheduling import tasks
 from enchant_worker.scheduling.schedule import RecurringJob, parse_every
+from tests.support.stories import make_user, story_with_scene
 
 from .conftest import cli
 
@@ -39,19 +40,8 @@ def _partitions(conn) -> set[str]:
 
 
 def _story(conn, title="A story") -> dict:
-    user = conn.execute(
-        "INSERT INTO users (email) VALUES (%s) RETURNING id", (f"{uuid.uuid4()}@x",)
-    ).fetchone()["id"]
-    story = conn.execute(
-        "INSERT INTO stories (user_id, title) VALUES (%s, %s) RETURNING id", (user, title)
-    ).fetchone()["id"]
-    chapter = conn.execute(
-        "INSERT INTO chapters (story_id, chapter_number) VALUES (%s, 1) RETURNING id", (story,)
-    ).fetchone()["id"]
-    scene = conn.execute("INSERT INTO scenes (chapter_id) VALUES (%s) RETURNING id", (chapter,)).fetchone()[
-        "id"
-    ]
-    return {"user": user, "story": story, "chapter": chapter, "scene": scene}
+    user = make_user(conn)
+    return {"user": user, **story_with_scene(conn, user, title)}
 
 
 def _image(conn, scene, *, at: datetime | None = None, timings: dict | None = None, rating=None):
