@@ -40,6 +40,17 @@ def pytest_collection_modifyitems(items) -> None:
             item.add_marker(pytest.mark.ml)
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Captured output as text that UTF-8 can carry: the tests' parallel processes send reports as UTF-8,
+    and the poison-job tests log lone surrogates on purpose (they come out as \\udcXX escapes)."""
+    outcome = yield
+    report = outcome.get_result()
+    report.sections = [
+        (title, text.encode("utf-8", "backslashreplace").decode("utf-8")) for title, text in report.sections
+    ]
+
+
 def _with_dbname(url: str, dbname: str) -> str:
     return psycopg.conninfo.make_conninfo(url, dbname=dbname)
 

@@ -44,7 +44,10 @@ def _ensure_database(admin_url: str) -> None:
 
     with psycopg.connect(admin_url, autocommit=True) as conn:
         if conn.execute(q("embedded_database_exists")).fetchone() is None:
-            conn.execute(q("create_embedded_database"))
+            try:
+                conn.execute(q("create_embedded_database"))
+            except (psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation):
+                pass  # another process started at the same moment made it (e.g. parallel test workers)
 
 
 def status(pgdata: Path) -> dict[str, Any]:
