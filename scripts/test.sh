@@ -4,8 +4,9 @@
 # under .enchant-test/).
 # Extra arguments go to pytest, e.g. `scripts/test.sh tests/unit -x`. `--quick` first: leave out the ML
 # tier (tiny models) and the slow tests, for a fast loop (`scripts/test.sh --quick -x`).
-# The suite runs in ENCHANT_TEST_PROCESSES processes (default 2; each test file in one of them): most of
-# a test's time is spent waiting on servers, workers and subprocesses, so two halve the run on two cores.
+# The suite runs in ENCHANT_TEST_PROCESSES processes (default 2; each test file in one of them, and the ML
+# tier in one, see tests/conftest.py): most of a test's time is spent waiting on servers, workers and
+# subprocesses, so two take about half as long on two cores.
 # `-n 0` among the arguments runs it in this one process.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,4 +21,4 @@ if [ "${1:-}" = "--quick" ]; then
   shift
   set -- -m "not ml and not slow" "$@"
 fi
-.venv/bin/python -m pytest -n "${ENCHANT_TEST_PROCESSES:-2}" --dist loadfile "$@"
+.venv/bin/python -m pytest -n "${ENCHANT_TEST_PROCESSES:-2}" "$@"

@@ -40,6 +40,21 @@ def pytest_collection_modifyitems(items) -> None:
             item.add_marker(pytest.mark.ml)
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """scripts/test.sh runs the suite in two processes: each takes a test file at a time, and the ML tier
+    goes to one process as a whole, so two never run torch at once (in a run where they did, on two cores,
+    a worker thread of an affinity test missed renewing its 5 s lease, and the job went back)."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class FilesWithTheMLTierTogether(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return "ml" if path.removeprefix("tests/").startswith(ML_TESTS) else path
+
+    return FilesWithTheMLTierTogether(config, log)
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     """Captured output as text that UTF-8 can carry: the tests' parallel processes send reports as UTF-8,
