@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 
@@ -51,5 +52,10 @@ def cmd_worker(args) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    # What start-up made (imports, handlers, settings) lives as long as this process: frozen, a full
+    # collection no longer walks it. The first one used to fall in the first burst of jobs after start
+    # and stall every thread for ~50 ms (bench_queue: B's start on an idle queue 72-103 ms, 30-66 ms now).
+    gc.collect()
+    gc.freeze()
     worker.run()
     return 0
