@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import sys
 import uuid
@@ -32,6 +33,15 @@ def open_database(*, wait: bool = False, auto_migrate: bool = True) -> tuple[Set
     if auto_migrate:
         migrate_database(db, settings)
     return settings, db
+
+
+def freeze_start_up() -> None:
+    """For a long-running command, once its parts are built: what start-up made (imports, handlers,
+    settings) lives as long as the process, so it is moved out of the collector's sight and no full
+    collection walks it again. The first one used to fall in a worker's first burst of jobs and stall
+    every thread for ~50 ms (bench_queue: B's start on an idle queue 72-103 ms, 30-66 ms after)."""
+    gc.collect()
+    gc.freeze()
 
 
 def uuid_arg(value: str) -> uuid.UUID:

@@ -7,7 +7,7 @@ import signal
 import threading
 
 from enchant_worker.cli.api import api_server
-from enchant_worker.cli.common import job_types_arg, open_database
+from enchant_worker.cli.common import freeze_start_up, job_types_arg, open_database
 from enchant_worker.handlers import default_registry
 from enchant_worker.storage import storage_for
 from enchant_worker.worker.runner import Worker
@@ -47,6 +47,7 @@ def cmd_serve(args) -> int:
     worker = Worker(db, settings, registry, job_types=types, concurrency=args.concurrency)
     worker_thread = threading.Thread(target=worker.run, name="worker", daemon=True)
     scheduler = start_scheduler(db, settings)
+    freeze_start_up()
     worker_thread.start()
     try:
         app = create_app(settings, database_url=db.url, session_url=db.session_url, job_types=registry)

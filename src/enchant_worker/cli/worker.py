@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 import signal
 
-from enchant_worker.cli.common import job_types_arg, open_database
+from enchant_worker.cli.common import freeze_start_up, job_types_arg, open_database
 from enchant_worker.handlers import default_registry
 from enchant_worker.providers.config import check_providers
 from enchant_worker.storage import storage_for
@@ -52,10 +51,6 @@ def cmd_worker(args) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    # What start-up made (imports, handlers, settings) lives as long as this process: frozen, a full
-    # collection no longer walks it. The first one used to fall in the first burst of jobs after start
-    # and stall every thread for ~50 ms (bench_queue: B's start on an idle queue 72-103 ms, 30-66 ms now).
-    gc.collect()
-    gc.freeze()
+    freeze_start_up()
     worker.run()
     return 0
